@@ -1,0 +1,114 @@
+/* model.h - the model file: item side of an implicit ALS model.
+ *
+ * A model holds, for n items with k factors: item ids, item factors Y
+ * (n x k float32, rows padded to `stride` floats so that each row starts on
+ * a 64-byte boundary), the Gram matrix YtY (k x k), item popularity (for
+ * cold start), item categories, the hyperparameters and training metadata.
+ * User vectors are not stored: they are folded in at request time.
+ *
+ * The byte layout is documented in models/FORMAT.md. model_load() maps the
+ * file read-only and validates all of it (sizes, section bounds, checksum,
+ * ids, categories, finiteness) before returning, so a model_t that exists is
+ * always safe to use; model_write() publishes atomically (temp file, fsync,
+ * rename, fsync of the directory).
+ */
+#ifndef RECD_MODEL_H
+#define RECD_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recd/err.h"
+#include "recd/params.h"
+
+#define MODEL_VERSION 1
+#define MODEL_ALIGN 64         /* bytes; every row and section starts aligned */
+#define MODEL_MAX_ID_LEN 256   /* item ids and category names, bytes */
+#define MODEL_MAX_FACTORS 1024
+#define MODEL_NO_CATEGORY 0u   /* item_category value of an uncategorised item */
+
+/* Ranking quality on held-out interactions, cut off at 10. */
+typedef struct model_metrics {
+  double precision;
+  double recall;
+  double ndcg;
+  double map;
+  double coverage; /* distinct items recommended / catalogue size */
+} model_metrics_t;
+
+/* What the trainer knew when it wrote the model. */
+typedef struct model_meta {
+  int64_t created_at;        /* unix seconds */
+  uint64_t n_users;          /* users in the training data */
+  uint64_t n_interactions;   /* distinct (user, item) pairs trained on */
+  double train_seconds;
+  double holdout_fraction;   /* 0 when no hold-out evaluation was run */
+  uint64_t holdout_users;    /* users evaluated */
+  model_metrics_t model;     /* hold-out metrics of this model */
+  model_metrics_t popularity;/* hold-out metrics of the popularity baseline */
+  float score_scale;         /* typical spread of a user's scores (std. dev.
+                                over items, averaged over training users);
+                                preference adjustments are multiples of it */
+} model_meta_t;
+
+typedef struct model model_t;
+
+/* Everything model_write() needs; the caller owns all of it. */
+typedef struct model_spec {
+  uint32_t n_items;
+  params_t params;           /* params.factors is k */
+  model_meta_t meta;
+  const float *Y;            /* n_items rows of k floats ... */
+  size_t ldy;                /* ... row i starts at Y + i * ldy (ldy >= k) */
+  const float *popularity;   /* n_items values >= 0 (e.g. summed weight) */
+  const char *const *item_ids;     /* n_items ids, unique ... */
+  const uint32_t *item_id_lens;    /* ... of 1..MODEL_MAX_ID_LEN bytes */
+  const uint32_t *item_category;   /* n_items values in 0..n_categories, or NULL */
+  uint32_t n_categories;
+  const char *const *category_names; /* n_categories names (category c is
+                                        category_names[c - 1]), unique */
+  const uint32_t *category_name_lens;
+} model_spec_t;
+
+/* Writes a model file to `path` atomically: the data goes to a temporary file
+ * in the same directory which is fsync()ed and rename()d over `path`, so a
+ * reader sees the old file or the new one, never a mix. YtY is computed here
+ * from Y. Returns 0 or a RECD_E* code with a message in errbuf. */
+int model_write(const model_spec_t *spec, const char *path, char *errbuf);
+
+/* Maps and validates the model file at `path`. On success *out owns the
+ * mapping and must be released with model_free(); on failure *out is NULL and
+ * errbuf says what is wrong (truncated, bad checksum, version, which section
+ * or field is inconsistent). */
+int model_load(model_t **out, const char *path, char *errbuf);
+
+/* Same, from a caller-owned buffer (fuzzing, tests). The buffer is copied. */
+int model_load_buffer(model_t **out, const void *data, size_t len, char *errbuf);
+
+void model_free(model_t *m);
+
+/* Accessors. Pointers stay valid until model_free(). */
+uint32_t model_n_items(const model_t *m);
+uint32_t model_factors(const model_t *m);                /* k */
+uint32_t model_stride(const model_t *m);                 /* floats per Y row */
+const params_t *model_params(const model_t *m);
+const model_meta_t *model_meta(const model_t *m);
+const float *model_item_factors(const model_t *m);       /* n x stride, 64-aligned */
+const float *model_gram(const model_t *m);               /* YtY, k x k row-major */
+const float *model_popularity(const model_t *m);         /* n values */
+const float *model_item_norms(const model_t *m);         /* ||y_i||, n values */
+const uint32_t *model_item_categories(const model_t *m); /* n values, 0 = none */
+uint32_t model_n_categories(const model_t *m);
+uint32_t model_checksum(const model_t *m);               /* as stored in the file */
+size_t model_file_size(const model_t *m);
+
+/* Item id of index i (not NUL-terminated; *len receives its length). */
+const char *model_item_id(const model_t *m, uint32_t i, size_t *len);
+/* Index of an item id, or -1 when the model does not know it. */
+int64_t model_find_item(const model_t *m, const char *id, size_t len);
+/* Name of category c in 1..n_categories (not NUL-terminated). */
+const char *model_category_name(const model_t *m, uint32_t c, size_t *len);
+/* Category number of a name, or 0 when the model does not know it. */
+uint32_t model_find_category(const model_t *m, const char *name, size_t len);
+
+#endif

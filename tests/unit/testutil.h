@@ -1,0 +1,24 @@
+/* testutil.h - helpers shared by the Check suites. */
+#ifndef RECD_TESTUTIL_H
+#define RECD_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed with
+ * everything in it by tu_rmtree(). Aborts the test on failure. */
+char *tu_mkdtemp(void);
+void tu_rmtree(const char *dir);
+
+/* Path `dir`/`name` in a static buffer (valid until the next call). */
+const char *tu_path(const char *dir, const char *name);
+
+/* Writes `len` bytes to path, aborting the test on failure. */
+void tu_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file into a malloc'ed buffer (*len set); aborts on failure. */
+void *tu_read_file(const char *path, size_t *len);
+
+/* Fills n floats with N(0, sd) deviates from a seeded generator. */
+void tu_randn(float *v, size_t n, uint64_t seed, float sd);
+
+#endif
