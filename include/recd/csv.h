@@ -4,7 +4,9 @@
  * quoted fields may not span lines (the data sets recd reads never need it,
  * and refusing it keeps line numbers meaningful in error messages). Lines
  * end in LF or CRLF. A record longer than CSV_MAX_LINE bytes is an error,
- * so a file without newlines cannot exhaust memory.
+ * so a file without newlines cannot exhaust memory. Empty lines are skipped
+ * (but counted in line numbers), a UTF-8 BOM at the start of the input is
+ * skipped, and a CR outside quotes that does not end the line is an error.
  */
 #ifndef RECD_CSV_H
 #define RECD_CSV_H

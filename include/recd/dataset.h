@@ -11,9 +11,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "recd/err.h"
 #include "recd/idmap.h"
+
+/* Longest user id, item id or category name, in bytes (see DESIGN.md). */
+#define DATASET_MAX_ID 256
 
 /* Compressed sparse rows: row r holds ptr[r+1]-ptr[r] entries
  * (idx[j], val[j]) for j in [ptr[r], ptr[r+1]). */
@@ -79,6 +83,10 @@ int dataset_read_csv(dataset_t *ds, const char *path, int skip_bad,
 /* Reads item categories from a CSV with header item,title,category. Items
  * absent from the interactions are ignored (they have no factors). */
 int dataset_read_items_csv(dataset_t *ds, const char *path, char *errbuf);
+/* The same, and *ignored (may be NULL) receives the number of lines that
+ * named items absent from the interactions. */
+int dataset_read_items_csv_ex(dataset_t *ds, const char *path, uint64_t *ignored,
+                              char *errbuf);
 
 /* Sizes. */
 static inline uint32_t dataset_n_users(const dataset_t *ds) {
