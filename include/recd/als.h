@@ -1,0 +1,77 @@
+/* als.h - implicit-feedback alternating least squares.
+ *
+ * Hu, Koren & Volinsky (2008) with the conjugate-gradient row updates of
+ * Takacs, Pilaszy & Tikk (2011): each sweep computes the Gram matrix of the
+ * fixed side once (YtY), then updates every user (then every item) with a
+ * few CG steps warm-started from its current vector, touching only the
+ * row's observed entries. params.cg_steps = 0 selects the exact Cholesky
+ * solve of foldin_solve() instead, which is what the daemon's fold-in does.
+ *
+ * Rows are spread over worker threads in chunks taken from a shared counter;
+ * every row's update reads only the fixed side, so the result does not
+ * depend on which thread did what: the same data and seed give the same
+ * bytes for any thread count.
+ */
+#ifndef RECD_ALS_H
+#define RECD_ALS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "recd/dataset.h"
+#include "recd/params.h"
+
+typedef struct als_factors {
+  uint32_t n_users, n_items, k;
+  uint32_t stride; /* floats per row, multiple of 16 (64-byte rows) */
+  float *X;        /* n_users x stride, 64-byte aligned */
+  float *Y;        /* n_items x stride, 64-byte aligned */
+} als_factors_t;
+
+typedef struct als_opts {
+  params_t params;
+  uint32_t threads;   /* worker threads, >= 1 */
+  int compute_loss;   /* evaluate the objective after every sweep */
+  FILE *progress;     /* per-iteration line (time, loss), or NULL */
+} als_opts_t;
+
+/* Per-sweep observer, e.g. for tests that check the loss decreases. */
+typedef void (*als_iter_cb)(uint32_t iteration, double loss, double seconds,
+                            void *arg);
+
+/* Allocates and randomly initialises factors for a data set's shape
+ * (N(0, 0.01^2) entries from params.seed; padding zero). 0 or RECD_ENOMEM. */
+int als_factors_init(als_factors_t *f, uint32_t n_users, uint32_t n_items,
+                     const params_t *p);
+void als_factors_free(als_factors_t *f);
+
+/* Trains for params.iterations sweeps on the interactions given both ways
+ * (by_user: users x items; by_item: its transpose, as dataset_finalize()
+ * builds them), starting from the factors in f (as initialised by
+ * als_factors_init, with matching shape). `cb` may be
+ * NULL; when compute_loss is off it receives NAN as the loss. Returns 0,
+ * RECD_ENOMEM, RECD_EINVAL (bad parameters, errbuf says which) or
+ * RECD_ENUMERIC (a system that should be positive definite is not). */
+int als_train(const csr_t *by_user, const csr_t *by_item, const als_opts_t *o,
+              als_factors_t *f, als_iter_cb cb, void *cb_arg, char *errbuf);
+
+/* One half-sweep, exposed for tests: recomputes every row of `rows` (with
+ * observations `obs`, row r's entries are columns of the fixed side) from
+ * the fixed side `fixed`. */
+int als_update_side(const csr_t *obs, float *rows, const float *fixed,
+                    uint32_t n_fixed, uint32_t stride, const params_t *p,
+                    uint32_t threads);
+
+/* The training objective:
+ *   sum_{u,i} c_ui (p_ui - x_u.y_i)^2 + sum_u lambda_u |x_u|^2
+ *                                     + sum_i lambda_i |y_i|^2
+ * over ALL user-item pairs (unobserved ones with c = 1, p = 0), computed
+ * in O(nnz k + (U + I) k^2) with the Gram trick. */
+double als_loss(const csr_t *by_user, const csr_t *by_item, const params_t *p,
+                const als_factors_t *f);
+
+/* Gram matrix G = F^T F of n rows (k x k, row-major, full symmetric). */
+void als_gram(const float *F, uint32_t n, uint32_t k, uint32_t stride, float *G);
+
+#endif

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything recd needs to build, test and run its demo on Debian 12.
+# Idempotent: apt-get skips what is already there.
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake pkg-config          # toolchain
+  libuv1-dev libhiredis-dev                 # event loop, Redis client
+  libopenblas-dev liblapacke-dev zlib1g-dev # BLAS/LAPACK, CRC32
+  libsystemd-dev                            # sd_notify
+  check                                     # unit tests
+  redis-server redis-tools                  # tests and demo
+  python3                                   # data conversion scripts
+)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] || [ "${RECD_FORCE_APT:-}" = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+fi

@@ -1,0 +1,293 @@
+/* redis_io.c - see redis_io.h. */
+#include "redis_io.h"
+
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "recd/csv.h"
+#include "recd/err.h"
+
+/* Commands in flight per pipeline batch: enough to hide the round trip,
+ * small enough that replies for one batch stay a few MB at most. */
+#define REDIS_IO_BATCH 512
+
+static double redis_io__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int redis_io__connect(const redis_opts_t *o, redisContext **out, char *errbuf) {
+  struct timeval tv = {.tv_sec = o->timeout_ms / 1000,
+                       .tv_usec = (o->timeout_ms % 1000) * 1000};
+  redisContext *c = o->socket ? redisConnectUnixWithTimeout(o->socket, tv)
+                              : redisConnectWithTimeout(o->host, o->port, tv);
+  if (c == NULL)
+    return recd_errf(errbuf, RECD_ENOMEM, "redis: cannot allocate a context");
+  if (c->err) {
+    if (o->socket)
+      recd_errf(errbuf, RECD_EREDIS, "redis: cannot connect to %s: %s", o->socket, c->errstr);
+    else
+      recd_errf(errbuf, RECD_EREDIS, "redis: cannot connect to %s:%d: %s", o->host, o->port,
+                c->errstr);
+    redisFree(c);
+    return RECD_EREDIS;
+  }
+  redisSetTimeout(c, tv);
+  if (o->password != NULL && *o->password) {
+    redisReply *r = redisCommand(c, "AUTH %s", o->password);
+    int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+    if (bad)
+      recd_errf(errbuf, RECD_EREDIS, "redis: AUTH failed: %s",
+                r ? r->str : c->errstr);
+    freeReplyObject(r);
+    if (bad) {
+      redisFree(c);
+      return RECD_EREDIS;
+    }
+  }
+  *out = c;
+  return 0;
+}
+
+/* Reads one pipelined reply; NULL means the connection failed. */
+static redisReply *redis_io__reply(redisContext *c) {
+  void *r = NULL;
+  if (redisGetReply(c, &r) != REDIS_OK)
+    return NULL;
+  return r;
+}
+
+/* Fetches the histories of a batch of keys (ZRANGE key 0 -1 WITHSCORES). */
+static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n,
+                                    size_t plen, dataset_t *ds, uint64_t *anomalies,
+                                    FILE *log, char *errbuf) {
+  for (size_t j = 0; j < n; j++)
+    redisAppendCommand(c, "ZRANGE %b 0 -1 WITHSCORES", keys[j]->str, keys[j]->len);
+  int rc = 0;
+  for (size_t j = 0; j < n; j++) {
+    redisReply *r = redis_io__reply(c);
+    if (r == NULL)
+      return recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
+    const char *user = keys[j]->str + plen;
+    size_t ulen = keys[j]->len - plen;
+    if (r->type != REDIS_REPLY_ARRAY) {
+      /* SCAN MATCH cannot filter by type: a STRING under hist: is the
+       * storefront's bug, not a reason to stop retraining. */
+      if (log)
+        fprintf(log, "warning: %.*s is not a sorted set (%s), skipped\n", (int)keys[j]->len,
+                keys[j]->str, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+      ++*anomalies;
+      freeReplyObject(r);
+      continue;
+    }
+    for (size_t e = 0; e + 1 < r->elements; e += 2) {
+      redisReply *item = r->element[e], *score = r->element[e + 1];
+      float w;
+      if (item->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING ||
+          csv_parse_float(score->str, score->len, &w) != 0 || !(w > 0.0f)) {
+        ++*anomalies;
+        continue;
+      }
+      int a = dataset_add(ds, user, ulen, item->str, item->len, w);
+      if (a == RECD_ENOMEM) {
+        rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory reading histories");
+        break;
+      }
+      if (a != 0)
+        ++*anomalies; /* over-long or empty id */
+    }
+    freeReplyObject(r);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
+                       FILE *progress, FILE *log, char *errbuf) {
+  redisContext *c;
+  int rc = redis_io__connect(o, &c, errbuf);
+  if (rc != 0)
+    return rc;
+  *anomalies = 0;
+  char pattern[512];
+  snprintf(pattern, sizeof pattern, "%shist:*", o->prefix);
+  const size_t plen = strlen(o->prefix) + 5;
+  char cursor[32] = "0";
+  uint64_t users = 0;
+  double t0 = redis_io__now();
+  do {
+    redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+    if (r == NULL) {
+      rc = recd_errf(errbuf, RECD_EREDIS, "redis: SCAN: %s", c->errstr);
+      break;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->len >= sizeof cursor) {
+      rc = recd_errf(errbuf, RECD_EREDIS, "redis: unexpected SCAN reply%s%s",
+                     r->type == REDIS_REPLY_ERROR ? ": " : "",
+                     r->type == REDIS_REPLY_ERROR ? r->str : "");
+      freeReplyObject(r);
+      break;
+    }
+    memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
+    redisReply *keys = r->element[1];
+    for (size_t b = 0; b < keys->elements && rc == 0; b += REDIS_IO_BATCH) {
+      size_t n = keys->elements - b < REDIS_IO_BATCH ? keys->elements - b : REDIS_IO_BATCH;
+      rc = redis_io__read_histories(c, keys->element + b, n, plen, ds, anomalies, log, errbuf);
+      users += n;
+    }
+    freeReplyObject(r);
+    if (progress != NULL && rc == 0)
+      fprintf(progress, "\rread %llu histories (%.0f/s)", (unsigned long long)users,
+              users / (redis_io__now() - t0 + 1e-9));
+  } while (rc == 0 && strcmp(cursor, "0") != 0);
+  if (progress != NULL)
+    fputc('\n', progress);
+
+  /* Categories, for the items the histories mention. */
+  const uint32_t n_items = dataset_n_items(ds);
+  for (uint32_t b = 0; b < n_items && rc == 0; b += REDIS_IO_BATCH) {
+    uint32_t n = n_items - b < REDIS_IO_BATCH ? n_items - b : REDIS_IO_BATCH;
+    for (uint32_t i = b; i < b + n; i++) {
+      size_t len;
+      const char *id = idmap_key(ds->items, i, &len);
+      redisAppendCommand(c, "HGET %sitem:%b category", o->prefix, id, len);
+    }
+    for (uint32_t i = b; i < b + n; i++) {
+      redisReply *r = redis_io__reply(c);
+      if (r == NULL) {
+        rc = recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
+        break;
+      }
+      if (r->type == REDIS_REPLY_STRING) {
+        size_t len;
+        const char *id = idmap_key(ds->items, i, &len);
+        int s = dataset_set_category(ds, id, len, r->str, r->len);
+        if (s == RECD_ENOMEM)
+          rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory reading categories");
+        else if (s != 0)
+          ++*anomalies;
+      } else if (r->type == REDIS_REPLY_ERROR) {
+        ++*anomalies; /* item key of the wrong type */
+      }
+      freeReplyObject(r);
+    }
+  }
+  redisFree(c);
+  return rc;
+}
+
+/* Sends the pending pipeline and checks every reply. */
+static int redis_io__drain(redisContext *c, size_t pending, const char *what, char *errbuf) {
+  for (size_t j = 0; j < pending; j++) {
+    redisReply *r = redis_io__reply(c);
+    if (r == NULL)
+      return recd_errf(errbuf, RECD_EREDIS, "redis: %s: %s", what, c->errstr);
+    int bad = r->type == REDIS_REPLY_ERROR;
+    if (bad)
+      recd_errf(errbuf, RECD_EREDIS, "redis: %s: %s", what, r->str);
+    freeReplyObject(r);
+    if (bad)
+      return RECD_EREDIS;
+  }
+  return 0;
+}
+
+int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_csv,
+                     int skip_bad, uint64_t *rows, FILE *progress, char *errbuf) {
+  redisContext *c;
+  int rc = redis_io__connect(o, &c, errbuf);
+  if (rc != 0)
+    return rc;
+  /* Parse the whole file first (the data set's reader validates every
+   * line), so a bad file never leaves Redis half-imported. */
+  dataset_t ds;
+  uint64_t skipped = 0;
+  if ((rc = dataset_init(&ds)) != 0 ||
+      (rc = dataset_read_csv(&ds, path, skip_bad, &skipped, progress, errbuf)) != 0 ||
+      (rc = dataset_finalize(&ds)) != 0) {
+    if (rc == RECD_ENOMEM)
+      recd_errf(errbuf, rc, "out of memory reading %s", path);
+    dataset_free(&ds);
+    redisFree(c);
+    return rc;
+  }
+  *rows = 0;
+  size_t pending = 0;
+  const csr_t *m = &ds.by_user;
+  double t0 = redis_io__now();
+  for (uint32_t u = 0; u < m->n_rows && rc == 0; u++) {
+    size_t ulen;
+    const char *user = idmap_key(ds.users, u, &ulen);
+    for (uint64_t j = m->ptr[u]; j < m->ptr[u + 1] && rc == 0; j++) {
+      size_t ilen;
+      const char *item = idmap_key(ds.items, m->idx[j], &ilen);
+      char w[32];
+      snprintf(w, sizeof w, "%.9g", (double)m->val[j]);
+      redisAppendCommand(c, "ZINCRBY %shist:%b %s %b", o->prefix, user, ulen, w, item, ilen);
+      ++*rows;
+      if (++pending == REDIS_IO_BATCH) {
+        rc = redis_io__drain(c, pending, "ZINCRBY", errbuf);
+        pending = 0;
+      }
+    }
+    if (progress != NULL && (u % 1000 == 999 || u + 1 == m->n_rows))
+      fprintf(progress, "\rimported %llu interactions (%.0f/s)", (unsigned long long)*rows,
+              *rows / (redis_io__now() - t0 + 1e-9));
+  }
+  if (rc == 0)
+    rc = redis_io__drain(c, pending, "ZINCRBY", errbuf);
+  if (progress != NULL)
+    fputc('\n', progress);
+  dataset_free(&ds);
+
+  if (rc == 0 && items_csv != NULL) {
+    csv_reader_t *r;
+    if ((rc = csv_open(&r, items_csv, errbuf)) != 0) {
+      redisFree(c);
+      return rc;
+    }
+    csv_record_t rec;
+    int n;
+    pending = 0;
+    int header = 1;
+    while (rc == 0 && (n = csv_next(r, &rec, errbuf)) != 0) {
+      if (n < 0) {
+        rc = n;
+        break;
+      }
+      if (rec.n_fields != 3) {
+        rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: expected 3 fields (item,title,category), got %zu",
+                       items_csv, (unsigned long long)rec.line, rec.n_fields);
+        break;
+      }
+      if (header) {
+        header = 0;
+        continue;
+      }
+      if (rec.len[0] == 0 || rec.len[0] > 256) {
+        rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: bad item id", items_csv,
+                       (unsigned long long)rec.line);
+        break;
+      }
+      redisAppendCommand(c, "HSET %sitem:%b title %b category %b", o->prefix, rec.field[0],
+                         rec.len[0], rec.field[1], rec.len[1], rec.field[2], rec.len[2]);
+      if (++pending == REDIS_IO_BATCH) {
+        rc = redis_io__drain(c, pending, "HSET", errbuf);
+        pending = 0;
+      }
+    }
+    if (rc == 0)
+      rc = redis_io__drain(c, pending, "HSET", errbuf);
+    csv_close(r);
+  }
+  redisFree(c);
+  return rc;
+}

@@ -1,0 +1,39 @@
+/* redis_io.h - recd-train's Redis side: read histories, import a CSV.
+ *
+ * Synchronous hiredis with pipelining: recd-train is a batch job, so
+ * blocking calls are the simple and right tool here (the daemon uses the
+ * async API on its event loop).
+ */
+#ifndef RECD_TRAIN_REDIS_IO_H
+#define RECD_TRAIN_REDIS_IO_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "recd/dataset.h"
+
+typedef struct redis_opts {
+  const char *host;     /* default 127.0.0.1 */
+  int port;             /* default 6379 */
+  const char *socket;   /* Unix socket path; overrides host/port when set */
+  const char *password; /* AUTH before anything else when set */
+  const char *prefix;   /* key prefix, default "recd:" */
+  int timeout_ms;       /* connect and command timeout */
+} redis_opts_t;
+
+/* Reads every <prefix>hist:<user> ZSET (SCAN, then ZRANGE ... WITHSCORES
+ * pipelined in batches) into ds, then each item's category from
+ * <prefix>item:<item> (HGET, pipelined). Keys of the wrong type, scores
+ * that are not finite and > 0, and over-long ids are skipped and counted in
+ * *anomalies with a note on `log`. Progress on `progress` (may be NULL). */
+int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
+                       FILE *progress, FILE *log, char *errbuf);
+
+/* Loads interactions from a CSV (user,item,weight[,timestamp]) into
+ * <prefix>hist:<user> with ZINCRBY, and, when items_csv is not NULL, item
+ * attributes (category, title) into <prefix>item:<item> with HSET; both
+ * pipelined. *rows receives the interactions written. */
+int redis_import_csv(const redis_opts_t *o, const char *csv, const char *items_csv,
+                     int skip_bad, uint64_t *rows, FILE *progress, char *errbuf);
+
+#endif

@@ -1,0 +1,44 @@
+# lib.sh - helpers for the shell-driven integration tests (sourced).
+# Each test gets its own temp dir and, when it asks, its own redis-server on
+# a free loopback port; both are removed on exit, pass or fail.
+set -euo pipefail
+
+BIN="${RECD_BIN_DIR:?RECD_BIN_DIR must point at the build directory}"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/recd-cli-XXXXXX")
+REDIS_PID=""
+cleanup() {
+  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# A free TCP port on 127.0.0.1 (bind to port 0 and read what the kernel gave).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts redis-server on a free loopback port, no persistence; sets REDIS_PORT.
+start_redis() {
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$TMP" --logfile "$TMP/redis.log" &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.05
+  done
+  fail "redis-server did not start on port $REDIS_PORT"
+}
+
+# expect_fail EXPECTED_STATUS PATTERN cmd...: the command must exit with that
+# status and print PATTERN (grep -E) on stderr.
+expect_fail() {
+  local want=$1 pattern=$2; shift 2
+  local status=0
+  "$@" >"$TMP/out" 2>"$TMP/err" || status=$?
+  [ "$status" = "$want" ] || { cat "$TMP/err" >&2; fail "$* exited $status, want $want"; }
+  grep -Eq -- "$pattern" "$TMP/err" || { cat "$TMP/err" >&2; fail "$*: stderr lacks /$pattern/"; }
+}
