@@ -40,8 +40,9 @@ typedef struct topk_filter {
 
 /* Selects the `want` best items of scores[0..n) that pass the filter, after
  * category adjustment, into idx_out/score_out (best first; score_out may be
- * NULL). Items with a NaN score are never returned. Returns the number of
- * items written (< want when fewer pass). Allocation-free. */
+ * NULL). Items with a NaN score are never returned, nor items whose adjusted
+ * score is -INFINITY. Returns the number of items written (< want when fewer
+ * pass). Allocation-free; O(n + n_exclude + r log want) for r insertions. */
 size_t topk_select(const float *scores, uint32_t n, const topk_filter_t *f,
                    size_t want, uint32_t *idx_out, float *score_out);
 

@@ -1,0 +1,45 @@
+/* bench.h - internals of recd-bench shared by its subcommands.
+ *
+ * recd-bench is one binary with subcommands (`recd-bench kernel ...`, later
+ * `recd-bench e2e ...`); each lives in its own file and exposes one
+ * bench_<name>_main(). Timing and option helpers live in stats.c so that
+ * every mode reports latencies the same way.
+ */
+#ifndef RECD_BENCH_H
+#define RECD_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Runs `recd-bench kernel`; argv[0] is "kernel". Returns the exit status. */
+int bench_kernel_main(int argc, char **argv);
+/* Prints the kernel mode's option list. */
+void bench_kernel_usage(FILE *fp);
+
+/* Monotonic clock in microseconds (CLOCK_MONOTONIC: immune to wall-clock
+ * steps, which a benchmark running for minutes may well see). */
+double bench_now_us(void);
+
+/* Latency summary of n samples, in the unit of the samples. */
+typedef struct bench_summary {
+  size_t n;
+  double median, p90, p99, max, mean, total;
+} bench_summary_t;
+
+/* Summarises v[0, n) (n > 0); sorts v in place. Percentiles are nearest
+ * rank: the smallest sample with at least p% of the samples <= it, so that
+ * p99 of 100 samples is the second largest, not an interpolation. */
+void bench_summarize(double *v, size_t n, bench_summary_t *out);
+
+/* One table row: name, then median/p90/p99/max/mean. */
+void bench_print_header(FILE *fp, const char *unit);
+void bench_print_row(FILE *fp, const char *name, const bench_summary_t *s);
+
+/* Strict option values: the whole string, in [lo, hi]. On error prints
+ * "recd-bench CMD: --OPT: ..." naming the option and returns -1. */
+int bench_opt_u32(const char *cmd, const char *opt, const char *v, uint32_t lo, uint32_t hi,
+                  uint32_t *out);
+int bench_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out);
+
+#endif
