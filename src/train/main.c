@@ -305,13 +305,13 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
 
 /* Creation time for the model file: SOURCE_DATE_EPOCH when set (the
  * reproducible-builds convention), so that identical inputs can give
- * byte-identical model files. */
-static int64_t creation_time(void) {
+ * byte-identical model files; *reproducible tells the caller to record no
+ * wall-clock durations either. */
+static int64_t creation_time(int *reproducible) {
   const char *e = getenv("SOURCE_DATE_EPOCH");
   int64_t t;
-  if (e != NULL && csv_parse_i64(e, strlen(e), &t) == 0)
-    return t;
-  return (int64_t)time(NULL);
+  *reproducible = e != NULL && csv_parse_i64(e, strlen(e), &t) == 0;
+  return *reproducible ? t : (int64_t)time(NULL);
 }
 
 static double now_seconds(void) {
@@ -592,11 +592,14 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
     rc = train_model(c, &ds.by_user, &ds.by_item, &f, &rep.train_seconds, errbuf);
     if (rc == 0) {
       rep.seconds_per_iteration = rep.train_seconds / c->params.iterations;
-      model_meta_t meta = {.created_at = creation_time(), .n_users = rep.users,
+      int reproducible;
+      model_meta_t meta = {.created_at = creation_time(&reproducible), .n_users = rep.users,
                            .n_interactions = rep.interactions,
                            .train_seconds = rep.train_seconds, .holdout_fraction = c->holdout,
                            .holdout_users = rep.eval_users, .model = rep.model,
                            .popularity = rep.popularity};
+      if (reproducible)
+        meta.train_seconds = 0;
       meta.score_scale = score_scale(&ds, &f, &c->params, c->history_limit);
       rc = write_model(c, &ds, &f, &meta, errbuf);
       als_factors_free(&f);
@@ -642,7 +645,8 @@ static int cmd_synthetic(const train_cfg_t *c, char *errbuf) {
       clens[j] = (uint32_t)snprintf(cbuf[j], sizeof cbuf[j], "c%u", j);
       cnames[j] = cbuf[j];
     }
-    model_meta_t meta = {.created_at = creation_time(), .score_scale = 1.0f};
+    int reproducible;
+    model_meta_t meta = {.created_at = creation_time(&reproducible), .score_scale = 1.0f};
     model_spec_t spec = {.n_items = n, .params = c->params, .meta = meta, .Y = Y,
                          .ldy = stride, .popularity = pop, .item_ids = ids,
                          .item_id_lens = lens, .item_category = cat, .n_categories = nc,
