@@ -1,0 +1,205 @@
+/* config.h - the daemon's configuration: recd.conf and command-line options.
+ *
+ * One static table in config.c (name, type, default, bounds, offset, help)
+ * drives the defaults, the parsing of recd.conf lines and `--key value`
+ * options, the validation, `recd --help` and the dump, as Redis's
+ * static_configs[] does: adding a key is adding one row and one field here.
+ * The module is a leaf: no event loop, no sockets, no global state, so it can
+ * be tested and fuzzed alone.
+ *
+ * File format (the line format of redis.conf):
+ *  - one `key value` per line; keys are case-insensitive;
+ *  - blank lines and lines whose first non-blank character is '#' are
+ *    ignored; there are no trailing comments (`port 7070 # x` is an error:
+ *    three values for `port`), exactly as in redis.conf;
+ *  - values are split like Redis's sdssplitargs(): on blanks, with "double
+ *    quotes" (escapes \" \\ \n \r \t \a \b \xHH; any other \c is c) and
+ *    'single quotes' (only \' is an escape); a closing quote must be followed
+ *    by a blank or the end of the line;
+ *  - LF or CRLF line ends; a UTF-8 byte-order mark at the start is skipped;
+ *  - a key given twice: the last one wins, like a command-line override;
+ *  - an unknown key is an error (no `include`: one file is the whole truth).
+ *
+ * Value types:
+ *  - integers: decimal digits only, within the key's bounds;
+ *  - sizes: digits with an optional unit as in redis.conf, case-insensitive:
+ *    b, k = 1000, kb = 1024, m = 1000^2, mb = 1024^2, g = 1000^3, gb = 1024^3;
+ *  - booleans: yes or no;
+ *  - octal modes (unixsocketperm): `700`, `0700` and `770` are octal;
+ *  - strings: any bytes but NUL; "" is the empty string (an empty value must
+ *    be written as "", a key with no value is an error);
+ *  - bind: 1 to CONFIG_BIND_MAX IPv4 or IPv6 literals (inet_pton; no host
+ *    names, no zone ids), separated by blanks; 0.0.0.0 or :: for all.
+ *
+ * Errors are a negative RECD_E* code plus a one-line message that names the
+ * culprit: "recd.conf:12: unknown key 'prot'",
+ * "recd.conf:3: port: expected an integer in [0, 65535], got '70x0'",
+ * "--port: expected an integer in [0, 65535], got '70x0'".
+ *
+ * Out of memory: every allocation is checked and reported as RECD_ENOMEM with
+ * the config left valid (every string field is either the old or the new
+ * value) so config_free() is always safe; nothing aborts.
+ */
+#ifndef RECD_CONFIG_H
+#define RECD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "recd/err.h"
+
+#define CONFIG_BIND_MAX 16              /* addresses in `bind` (as Redis) */
+#define CONFIG_FILE_MAX (1u << 20)      /* bytes; a larger recd.conf is refused */
+
+/* Values of config_t.loglevel, least to most severe; a message is logged
+ * when its level is >= the configured one. */
+typedef enum config_loglevel {
+  CONFIG_LOG_DEBUG = 0,
+  CONFIG_LOG_VERBOSE = 1,
+  CONFIG_LOG_NOTICE = 2,
+  CONFIG_LOG_WARNING = 3
+} config_loglevel_t;
+
+/* The `bind` addresses: n >= 1 NUL-terminated literals, owned by the config. */
+typedef struct config_addrs {
+  int n;
+  char *addr[CONFIG_BIND_MAX];
+} config_addrs_t;
+
+/* Every key of recd.conf. Field names are the keys with '-' -> '_'. String
+ * fields are never NULL after config_init() (empty string = unset) and are
+ * owned by the config: release them with config_free(). The defaults and the
+ * meaning of each key are in the table in config.c, `recd --help` and
+ * systemd/recd.conf. */
+typedef struct config {
+  /* clients */
+  int port;                          /* TCP port, 0 = no TCP listener */
+  config_addrs_t bind;               /* addresses the TCP port listens on */
+  char *unixsocket;                  /* Unix socket path, "" = none */
+  unsigned unixsocketperm;           /* mode of the Unix socket, <= 0777 */
+  char *requirepass;                 /* AUTH password, "" = no AUTH */
+  int maxclients;                    /* connected clients at most */
+  int timeout;                       /* idle client timeout, s; 0 = never */
+  size_t max_request_bytes;          /* query buffer per client, bytes */
+  int max_request_args;              /* arguments of one command at most */
+  size_t client_output_buffer_limit; /* pending reply bytes per client */
+  /* model and scoring */
+  char *model;                       /* model file path, "" = not given */
+  char *models_dir;                  /* MODEL RELOAD <path> directory,
+                                        "" = the directory of `model` */
+  int history_limit;                 /* strongest history items used */
+  int max_count;                     /* largest COUNT (and OFFSET+COUNT) */
+  bool exclude_history;              /* never recommend past items */
+  int workers;                       /* scoring threads */
+  /* Redis */
+  char *redis_host;                  /* never empty */
+  int redis_port;
+  char *redis_socket;                /* "" = TCP; else used instead of host */
+  char *redis_password;              /* "" = no AUTH */
+  char *key_prefix;                  /* 1..128 bytes */
+  int redis_timeout_ms;              /* deadline of a request's Redis trip */
+  int redis_reconnect_max_ms;        /* reconnect backoff cap */
+  int unavailable_refresh_ms;        /* period of the recd:unavailable read */
+  /* operations */
+  int metrics_port;                  /* HTTP /metrics port, 0 = off */
+  int loglevel;                      /* a config_loglevel_t */
+  char *pidfile;                     /* "" = none */
+} config_t;
+
+/* Results of config_parse_args() other than errors. */
+typedef enum config_args_result {
+  CONFIG_ARGS_RUN = 0,     /* parsed and valid: start the daemon */
+  CONFIG_ARGS_HELP = 1,    /* --help or -h: print config_usage(), exit 0 */
+  CONFIG_ARGS_VERSION = 2, /* --version: print the version, exit 0 */
+  CONFIG_ARGS_TEST = 3     /* --test-config: parsed and valid; print
+                              config_dump() and exit 0 without starting */
+} config_args_result_t;
+
+/* Flags of config_dump(). */
+#define CONFIG_DUMP_REDACT 1 /* print passwords as "(redacted)", not the secret */
+
+/* Fills *cfg with the defaults of every key. Returns 0, or RECD_ENOMEM with
+ * *cfg zeroed (config_free() is then a no-op). Whatever the result, *cfg must
+ * later be released with config_free(). */
+int config_init(config_t *cfg);
+
+/* Frees the strings of *cfg and zeroes it; a zeroed config is accepted, and
+ * so is NULL. *cfg may be passed to config_init() again afterwards. */
+void config_free(config_t *cfg);
+
+/* Sets one key from its text value, exactly as `--key value` on the command
+ * line does (for `bind` the value is split on blanks; other values are taken
+ * verbatim, with no quote processing). Returns 0, RECD_ENOTFOUND for an
+ * unknown key ("unknown key 'x'"), RECD_EINVAL / RECD_ERANGE for a bad value
+ * ("port: expected an integer in [0, 65535], got '70x0'") or RECD_ENOMEM.
+ * On error the key keeps its old value. No cross-field check: call
+ * config_validate() after the last change. */
+int config_set(config_t *cfg, const char *key, const char *value, char *errbuf);
+
+/* Applies the recd.conf text buf[0, len) (any bytes, NUL included, need not
+ * be NUL-terminated) line by line; `name` prefixes messages
+ * ("name:line: ..."). Returns 0 or the first error; lines before the bad one
+ * stay applied, so on error the caller should config_free() and give up
+ * rather than run with half a file. No cross-field check. */
+int config_load_buffer(config_t *cfg, const char *buf, size_t len,
+                       const char *name, char *errbuf);
+
+/* Reads the file at `path` (at most CONFIG_FILE_MAX bytes) and applies it as
+ * config_load_buffer() does, with `path` as the name in messages. Returns 0,
+ * RECD_EIO ("cannot open config file 'p': No such file or directory"),
+ * RECD_ERANGE for a file that is too large, or an error of
+ * config_load_buffer(). */
+int config_load_file(config_t *cfg, const char *path, char *errbuf);
+
+/* The cross-field rules, run once everything has been applied (a single
+ * key cannot know them): something to listen on (port != 0 or a unixsocket),
+ * metrics-port != port, unixsocket != redis-socket, pidfile != unixsocket;
+ * plus guards for a config_t edited directly rather than through the setters
+ * (1..CONFIG_BIND_MAX bind addresses, no NULL string, non-empty key-prefix).
+ * Whether `model` exists or lies in models-dir is the daemon's business: the
+ * parser only stores paths. Returns 0 or RECD_EINVAL with the reason in
+ * errbuf ("metrics-port and port are both 7070"). */
+int config_validate(const config_t *cfg, char *errbuf);
+
+/* The whole command line: `recd [recd.conf] [--key value ...]`, argv[0]
+ * being the program name. The first argument is the config file unless it
+ * starts with '-'; the file is read first, then every --key value is applied
+ * in order (the last one wins), then config_validate() runs. --help/-h,
+ * --version and --test-config may appear anywhere; --help and --version are
+ * looked for before anything else is read, so they work even with a broken
+ * config file, and --help wins over --version. Option names are
+ * case-insensitive; `--key=value` is not accepted (Redis does not either).
+ * Returns a config_args_result_t (>= 0) or a negative RECD_E* code with the
+ * message in errbuf ("--port: missing value", "unknown option '--prot'").
+ * *cfg must have been through config_init(); on error it is partly updated. */
+int config_parse_args(config_t *cfg, int argc, char *const argv[], char *errbuf);
+
+/* Prints the usage of `progname` and every key, with its value syntax,
+ * default and a one-line help, to fp. */
+void config_usage(FILE *fp, const char *progname);
+
+/* Writes the current value of `key` (case-insensitive) to buf as
+ * snprintf() does: NUL-terminated and truncated to size bytes (buf may be
+ * NULL when size is 0). The text is the raw value, as CONFIG GET shows it:
+ * sizes in bytes, booleans yes/no, the mode as 4 octal digits, strings
+ * unquoted, bind as the addresses separated by one space. Feeding it back to
+ * config_set() gives the same value. Returns the length of the full text
+ * (>= size means it was truncated) or RECD_ENOTFOUND for an unknown key. */
+int config_format(const config_t *cfg, const char *key, char *buf, size_t size);
+
+/* Writes every key as a recd.conf line ("key value", values quoted when they
+ * need it, sizes with units when exact) in table order; loading the output
+ * with config_load_buffer() reproduces *cfg unless CONFIG_DUMP_REDACT hides
+ * the passwords. Returns 0 or RECD_EIO when fp reports a write error. */
+int config_dump(const config_t *cfg, FILE *fp, int flags);
+
+/* Number of keys, and the name of key i (i < config_count(), NULL beyond),
+ * in table order: to iterate for INFO or CONFIG GET-like output. */
+size_t config_count(void);
+const char *config_name(size_t i);
+
+/* Whether the value of key i must not be shown to clients (passwords). */
+bool config_is_secret(size_t i);
+
+#endif

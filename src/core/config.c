@@ -1,0 +1,1106 @@
+/* config.c - recd.conf and command-line options (see config.h).
+ *
+ * Everything is driven by config__defs[], one row per key, in the spirit of
+ * Redis's static_configs[]: the row gives the key's type, its default (as the
+ * text an operator would write in recd.conf, so defaults go through the very
+ * parser that user values go through and cannot be out of range), its bounds
+ * and where it lives in config_t. Parsing, formatting, --help and the dump
+ * all walk the table; only the cross-field rules in config_validate() are
+ * written out by hand.
+ *
+ * Every setter parses into a temporary first and touches the config only
+ * once the new value is known to be good and fully allocated, so a bad value
+ * or an allocation failure leaves the old value in place.
+ */
+#include "recd/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+/* ------------------------------------------------------------------------ */
+/* The table                                                                 */
+
+typedef enum config__type {
+  CONFIG__INT,    /* int field, decimal, in [min, max] */
+  CONFIG__SIZE,   /* size_t field, bytes with optional unit, in [min, max] */
+  CONFIG__BOOL,   /* bool field, yes/no */
+  CONFIG__ENUM,   /* int field, index into names[] */
+  CONFIG__OCTAL,  /* unsigned field, octal digits, in [min, max] */
+  CONFIG__STRING, /* char * field, length in [min, max] bytes */
+  CONFIG__ADDRS   /* config_addrs_t field, [min, max] IP literals */
+} config__type_t;
+
+/* Row flags. */
+#define CONFIG__SECRET 1u   /* a password: redacted in dumps, hidden by INFO */
+#define CONFIG__PATH 2u     /* a file system path (only changes --help) */
+
+typedef struct config__def {
+  const char *name;          /* the key, lower case, as in DESIGN.md */
+  config__type_t type;
+  size_t offset;             /* of the field in config_t */
+  const char *deflt;         /* default, written as in recd.conf */
+  long long min, max;        /* see config__type_t */
+  const char *const *names;  /* CONFIG__ENUM: values, NULL-terminated */
+  unsigned flags;
+  const char *help;          /* one line for --help and systemd/recd.conf */
+} config__def_t;
+
+/* A Unix socket path must fit sun_path with its terminating NUL; checking it
+ * here turns a confusing bind() failure at startup into a message that names
+ * the key. */
+#define CONFIG__SUN_MAX ((long long)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+/* Longest path accepted for files (Linux PATH_MAX less the NUL). */
+#define CONFIG__PATH_MAX 4095LL
+/* Passwords: far more than any real secret, small enough for one AUTH. */
+#define CONFIG__PASS_MAX 1024LL
+
+#define CONFIG__KB 1024LL
+#define CONFIG__MB (1024LL * 1024)
+#define CONFIG__GB (1024LL * 1024 * 1024)
+
+static const char *const config__loglevels[] = {"debug", "verbose", "notice",
+                                                "warning", NULL};
+
+#define CONFIG__ROW(name, type, field, deflt, min, max, names, flags, help) \
+  {name, type, offsetof(config_t, field), deflt, min, max, names, flags, help}
+#define CONFIG__INT_ROW(name, field, deflt, min, max, help) \
+  CONFIG__ROW(name, CONFIG__INT, field, deflt, min, max, NULL, 0, help)
+#define CONFIG__SIZE_ROW(name, field, deflt, min, max, help) \
+  CONFIG__ROW(name, CONFIG__SIZE, field, deflt, min, max, NULL, 0, help)
+#define CONFIG__STR_ROW(name, field, deflt, min, max, flags, help) \
+  CONFIG__ROW(name, CONFIG__STRING, field, deflt, min, max, NULL, flags, help)
+
+/* Bounds policy: every limit has a floor that keeps the daemon usable (a
+ * command must fit in the query buffer, a reply in the output buffer) and a
+ * ceiling that keeps arithmetic on it safe (ms * 1000 in int64, sizes within
+ * a 32-bit size_t). */
+static const config__def_t config__defs[] = {
+  /* clients */
+  CONFIG__INT_ROW("port", port, "7070", 0, 65535,
+                  "TCP port for RESP clients; 0 = no TCP listener"),
+  CONFIG__ROW("bind", CONFIG__ADDRS, bind, "127.0.0.1", 1, CONFIG_BIND_MAX, NULL, 0,
+              "IPv4/IPv6 addresses the TCP port listens on, separated by blanks; "
+              "0.0.0.0 or :: for all"),
+  CONFIG__STR_ROW("unixsocket", unixsocket, "", 0, CONFIG__SUN_MAX, CONFIG__PATH,
+                  "Unix socket for RESP clients; empty = none"),
+  CONFIG__ROW("unixsocketperm", CONFIG__OCTAL, unixsocketperm, "700", 0, 0777, NULL, 0,
+              "permissions of the Unix socket, octal (700 = owner only)"),
+  CONFIG__STR_ROW("requirepass", requirepass, "", 0, CONFIG__PASS_MAX, CONFIG__SECRET,
+                  "password clients must give with AUTH; empty = no AUTH"),
+  CONFIG__INT_ROW("maxclients", maxclients, "10000", 1, 1000000,
+                  "most clients connected at once (keep below the fd limit)"),
+  CONFIG__INT_ROW("timeout", timeout, "0", 0, 31536000,
+                  "close a client idle for this many seconds; 0 = never"),
+  CONFIG__SIZE_ROW("max-request-bytes", max_request_bytes, "1mb", CONFIG__KB,
+                   CONFIG__GB, "query buffer per client; a client sending a "
+                   "longer request is closed"),
+  CONFIG__INT_ROW("max-request-args", max_request_args, "4096", 16, 1048576,
+                  "most arguments in one command"),
+  CONFIG__SIZE_ROW("client-output-buffer-limit", client_output_buffer_limit, "32mb",
+                   64 * CONFIG__KB, 2 * CONFIG__GB,
+                   "pending reply bytes per client before it is closed "
+                   "(one hard limit, not Redis's class/hard/soft triple)"),
+  /* model and scoring */
+  CONFIG__STR_ROW("model", model, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
+                  "model file to serve (the daemon refuses to start without one)"),
+  CONFIG__STR_ROW("models-dir", models_dir, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
+                  "the only directory MODEL RELOAD <path> may load from; "
+                  "empty = the directory of model"),
+  CONFIG__INT_ROW("history-limit", history_limit, "500", 1, 100000,
+                  "strongest history items folded into a customer's vector"),
+  CONFIG__INT_ROW("max-count", max_count, "1000", 1, 100000,
+                  "largest COUNT (and OFFSET + COUNT) a request may ask for"),
+  CONFIG__ROW("exclude-history", CONFIG__BOOL, exclude_history, "yes", 0, 1, NULL, 0,
+              "never recommend items already in the customer's history"),
+  CONFIG__INT_ROW("workers", workers, "2", 1, 256, "scoring threads"),
+  /* Redis */
+  CONFIG__STR_ROW("redis-host", redis_host, "127.0.0.1", 1, 255, 0,
+                  "Redis host name or address"),
+  CONFIG__INT_ROW("redis-port", redis_port, "6379", 1, 65535, "Redis TCP port"),
+  CONFIG__STR_ROW("redis-socket", redis_socket, "", 0, CONFIG__SUN_MAX, CONFIG__PATH,
+                  "Redis Unix socket; when set it is used instead of "
+                  "redis-host and redis-port"),
+  CONFIG__STR_ROW("redis-password", redis_password, "", 0, CONFIG__PASS_MAX,
+                  CONFIG__SECRET, "password recd gives Redis with AUTH; empty = none"),
+  CONFIG__STR_ROW("key-prefix", key_prefix, "recd:", 1, 128, 0,
+                  "prefix of every Redis key recd reads and writes"),
+  CONFIG__INT_ROW("redis-timeout-ms", redis_timeout_ms, "50", 1, 60000,
+                  "a request's deadline for its Redis round trip; after it the "
+                  "answer is degraded (popular items)"),
+  CONFIG__INT_ROW("redis-reconnect-max-ms", redis_reconnect_max_ms, "2000", 10, 600000,
+                  "cap of the exponential backoff between Redis reconnections"),
+  CONFIG__INT_ROW("unavailable-refresh-ms", unavailable_refresh_ms, "2000", 100,
+                  3600000, "how often the unavailable-items set is re-read"),
+  /* operations */
+  CONFIG__INT_ROW("metrics-port", metrics_port, "0", 0, 65535,
+                  "HTTP port for GET /metrics and /healthz; 0 = off"),
+  CONFIG__ROW("loglevel", CONFIG__ENUM, loglevel, "notice", 0, 3, config__loglevels, 0,
+              "least severe level logged"),
+  CONFIG__STR_ROW("pidfile", pidfile, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
+                  "file the daemon writes its pid to; empty = none"),
+};
+
+#define CONFIG__NDEFS (sizeof config__defs / sizeof config__defs[0])
+
+/* Most tokens kept from one line: the key and the most values a key takes.
+ * More are still counted (for the message) but not stored. */
+#define CONFIG__MAX_TOK (1 + CONFIG_BIND_MAX)
+
+/* Longest slice of a bad value quoted back in a message, so that a huge
+ * value cannot push the key name out of the RECD_ERRLEN buffer. */
+#define CONFIG__SHOW_MAX 48
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static int config__isblank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '\n';
+}
+
+static char config__lower(char c) {
+  return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* ASCII case-insensitive equality of s[0, len) with the C string name; the
+ * locale must not decide which keys exist. */
+static int config__name_eq(const char *s, size_t len, const char *name) {
+  size_t n = strlen(name);
+  if (len != n)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (config__lower(s[i]) != name[i])
+      return 0;
+  return 1;
+}
+
+static const config__def_t *config__find(const char *key, size_t len) {
+  for (size_t i = 0; i < CONFIG__NDEFS; i++)
+    if (config__name_eq(key, len, config__defs[i].name))
+      return &config__defs[i];
+  return NULL;
+}
+
+static void *config__field(config_t *cfg, const config__def_t *d) {
+  return (char *)cfg + d->offset;
+}
+
+static const void *config__cfield(const config_t *cfg, const config__def_t *d) {
+  return (const char *)cfg + d->offset;
+}
+
+static int config__hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Printable rendering of s[0, len) for messages: non-printable bytes and the
+ * quote and backslash become escapes, and the text is cut after
+ * CONFIG__SHOW_MAX bytes with "...". out holds at least 4 * CONFIG__SHOW_MAX
+ * + 4 bytes. */
+static void config__show(const char *s, size_t len, char *out) {
+  size_t o = 0;
+  size_t n = len > CONFIG__SHOW_MAX ? CONFIG__SHOW_MAX : len;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\'' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c < 0x20 || c >= 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      out[o++] = '\\';
+      out[o++] = 'x';
+      out[o++] = hex[c >> 4];
+      out[o++] = hex[c & 15];
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  if (n < len) {
+    memcpy(out + o, "...", 3);
+    o += 3;
+  }
+  out[o] = '\0';
+}
+
+#define CONFIG__SHOW_BUF (4 * CONFIG__SHOW_MAX + 4)
+
+/* Writes a size the way an operator would: the largest binary unit that
+ * divides it exactly ("1gb", "64kb"), else plain bytes. */
+static void config__fmt_size(unsigned long long v, char *out, size_t size) {
+  if (v != 0 && v % CONFIG__GB == 0)
+    snprintf(out, size, "%llugb", v / CONFIG__GB);
+  else if (v != 0 && v % CONFIG__MB == 0)
+    snprintf(out, size, "%llumb", v / CONFIG__MB);
+  else if (v != 0 && v % CONFIG__KB == 0)
+    snprintf(out, size, "%llukb", v / CONFIG__KB);
+  else
+    snprintf(out, size, "%llu", v);
+}
+
+/* "an integer in [0, 65535]" etc.: what a valid value of d looks like. */
+static void config__expect(const config__def_t *d, char *out, size_t size) {
+  char lo[32], hi[32];
+  switch (d->type) {
+  case CONFIG__INT:
+    snprintf(out, size, "an integer in [%lld, %lld]", d->min, d->max);
+    break;
+  case CONFIG__SIZE:
+    config__fmt_size((unsigned long long)d->min, lo, sizeof lo);
+    config__fmt_size((unsigned long long)d->max, hi, sizeof hi);
+    snprintf(out, size, "a size in [%s, %s]", lo, hi);
+    break;
+  case CONFIG__BOOL:
+    snprintf(out, size, "yes or no");
+    break;
+  case CONFIG__ENUM: {
+    size_t o = (size_t)snprintf(out, size, "one of");
+    for (size_t i = 0; d->names[i] != NULL && o < size; i++)
+      o += (size_t)snprintf(out + o, size - o, "%s %s", i ? "," : "", d->names[i]);
+    break;
+  }
+  case CONFIG__OCTAL:
+    snprintf(out, size, "an octal mode in [%llo, 0%llo]", (unsigned long long)d->min,
+             (unsigned long long)d->max);
+    break;
+  case CONFIG__STRING:
+    snprintf(out, size, "%lld to %lld bytes", d->min, d->max);
+    break;
+  case CONFIG__ADDRS:
+    snprintf(out, size, "%lld to %lld IPv4 or IPv6 addresses", d->min, d->max);
+    break;
+  }
+}
+
+/* Formats "<where><label>: <message>" into errbuf and returns err. `where` is
+ * "" or "file:line: ", `label` the key as the user spelled its kind ("port"
+ * in a file, "--port" on the command line). */
+static int config__fail(char *errbuf, int err, const char *where, const char *label,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int config__fail(char *errbuf, int err, const char *where, const char *label,
+                        const char *fmt, ...) {
+  char msg[RECD_ERRLEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return recd_errf(errbuf, err, "%s%s: %s", where, label, msg);
+}
+
+/* "expected <expectation>, got '<value>'", the one message of a bad value. */
+static int config__bad_value(char *errbuf, int err, const char *where, const char *label,
+                             const config__def_t *d, const char *v, size_t len) {
+  char expect[128], show[CONFIG__SHOW_BUF];
+  config__expect(d, expect, sizeof expect);
+  config__show(v, len, show);
+  return config__fail(errbuf, err, where, label, "expected %s, got '%s'", expect, show);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Value parsers: 0, RECD_EINVAL (not the syntax) or RECD_ERANGE (too big).  */
+
+/* Decimal digits with an optional leading '-': no blanks, no '+', no hex, so
+ * "70x0" or " 7070" are refused instead of silently read as 70 or 7070. */
+static int config__parse_ll(const char *s, size_t len, long long *out) {
+  size_t i = 0;
+  int neg = 0;
+  if (len > 0 && s[0] == '-') {
+    neg = 1;
+    i = 1;
+  }
+  if (i == len)
+    return RECD_EINVAL;
+  unsigned long long v = 0;
+  int range = 0;
+  for (; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return RECD_EINVAL;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (ULLONG_MAX - d) / 10)
+      range = 1; /* keep scanning: a later non-digit is the better message */
+    else
+      v = v * 10 + d;
+  }
+  if (range || v > (unsigned long long)LLONG_MAX)
+    return RECD_ERANGE;
+  *out = neg ? -(long long)v : (long long)v;
+  return 0;
+}
+
+/* Digits and an optional unit as in redis.conf: b, k (1000), kb (1024),
+ * m, mb, g, gb, case-insensitive, no blank between. */
+static int config__parse_size(const char *s, size_t len, unsigned long long *out) {
+  size_t nd = 0;
+  while (nd < len && s[nd] >= '0' && s[nd] <= '9')
+    nd++;
+  if (nd == 0)
+    return RECD_EINVAL;
+  static const struct { const char *unit; unsigned long long mul; } units[] = {
+    {"", 1}, {"b", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000 * 1000},
+    {"mb", 1024 * 1024}, {"g", 1000ULL * 1000 * 1000}, {"gb", 1024ULL * 1024 * 1024},
+  };
+  unsigned long long mul = 0;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+    if (config__name_eq(s + nd, len - nd, units[i].unit))
+      mul = units[i].mul;
+  if (mul == 0)
+    return RECD_EINVAL;
+  long long n;
+  int err = config__parse_ll(s, nd, &n);
+  if (err != 0)
+    return err;
+  if ((unsigned long long)n > ULLONG_MAX / mul)
+    return RECD_ERANGE;
+  *out = (unsigned long long)n * mul;
+  return 0;
+}
+
+/* Octal digits only: "700", "0700". */
+static int config__parse_octal(const char *s, size_t len, unsigned long long *out) {
+  if (len == 0)
+    return RECD_EINVAL;
+  unsigned long long v = 0;
+  int range = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '7')
+      return RECD_EINVAL;
+    if (v > (ULLONG_MAX >> 3))
+      range = 1;
+    else
+      v = (v << 3) | (unsigned)(s[i] - '0');
+  }
+  if (range)
+    return RECD_ERANGE;
+  *out = v;
+  return 0;
+}
+
+/* Binary form of an IP literal, to find the same address written twice. */
+typedef struct config__ip {
+  int family;
+  unsigned char bytes[16];
+} config__ip_t;
+
+static int config__parse_ip(const char *s, size_t len, config__ip_t *ip) {
+  /* inet_pton wants a C string; a literal is short, and an embedded NUL
+   * must not let "127.0.0.1\0junk" pass. */
+  char tmp[64];
+  if (len == 0 || len >= sizeof tmp || memchr(s, '\0', len) != NULL)
+    return RECD_EINVAL;
+  memcpy(tmp, s, len);
+  tmp[len] = '\0';
+  memset(ip, 0, sizeof *ip);
+  if (inet_pton(AF_INET, tmp, ip->bytes) == 1) {
+    ip->family = AF_INET;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, tmp, ip->bytes) == 1) {
+    ip->family = AF_INET6;
+    return 0;
+  }
+  return RECD_EINVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setting a key                                                             */
+
+static void config__free_addrs(config_addrs_t *a) {
+  for (int i = 0; i < a->n && i < CONFIG_BIND_MAX; i++)
+    free(a->addr[i]);
+  memset(a, 0, sizeof *a);
+}
+
+/* Applies n values v[i] (v[i][0, len[i]), NUL-terminated at len[i]) to key
+ * d. Only `bind` takes several values; every other key takes exactly one.
+ * The field changes only on success. */
+static int config__apply(config_t *cfg, const config__def_t *d, int n,
+                         const char *const *v, const size_t *len, const char *where,
+                         const char *label, char *errbuf) {
+  if (d->type == CONFIG__ADDRS) {
+    if (n < d->min || n > d->max)
+      return config__fail(errbuf, RECD_EINVAL, where, label,
+                          "expected %lld to %lld addresses, got %d", d->min, d->max, n);
+  } else if (n != 1) {
+    return config__fail(errbuf, RECD_EINVAL, where, label, "expected 1 value, got %d%s",
+                        n, n == 0 && d->type == CONFIG__STRING
+                               ? " (write \"\" for an empty value)" : "");
+  }
+  void *field = config__field(cfg, d);
+  long long ll;
+  unsigned long long ull;
+  int err;
+  switch (d->type) {
+  case CONFIG__INT:
+    err = config__parse_ll(v[0], len[0], &ll);
+    if (err == 0 && (ll < d->min || ll > d->max))
+      err = RECD_ERANGE;
+    if (err != 0)
+      return config__bad_value(errbuf, err, where, label, d, v[0], len[0]);
+    *(int *)field = (int)ll;
+    return 0;
+  case CONFIG__SIZE:
+    err = config__parse_size(v[0], len[0], &ull);
+    if (err == 0 && (ull < (unsigned long long)d->min || ull > (unsigned long long)d->max))
+      err = RECD_ERANGE;
+    if (err != 0)
+      return config__bad_value(errbuf, err, where, label, d, v[0], len[0]);
+    *(size_t *)field = (size_t)ull;
+    return 0;
+  case CONFIG__OCTAL:
+    err = config__parse_octal(v[0], len[0], &ull);
+    if (err == 0 && (ull < (unsigned long long)d->min || ull > (unsigned long long)d->max))
+      err = RECD_ERANGE;
+    if (err != 0)
+      return config__bad_value(errbuf, err, where, label, d, v[0], len[0]);
+    *(unsigned *)field = (unsigned)ull;
+    return 0;
+  case CONFIG__BOOL:
+    if (config__name_eq(v[0], len[0], "yes"))
+      *(bool *)field = true;
+    else if (config__name_eq(v[0], len[0], "no"))
+      *(bool *)field = false;
+    else
+      return config__bad_value(errbuf, RECD_EINVAL, where, label, d, v[0], len[0]);
+    return 0;
+  case CONFIG__ENUM:
+    for (int i = 0; d->names[i] != NULL; i++) {
+      if (config__name_eq(v[0], len[0], d->names[i])) {
+        *(int *)field = i;
+        return 0;
+      }
+    }
+    return config__bad_value(errbuf, RECD_EINVAL, where, label, d, v[0], len[0]);
+  case CONFIG__STRING: {
+    /* Strings are handed to C APIs (open, AUTH through hiredis's %s, ...)
+     * where a NUL would silently cut them. */
+    if (memchr(v[0], '\0', len[0]) != NULL)
+      return config__fail(errbuf, RECD_EINVAL, where, label, "contains a NUL byte");
+    if ((long long)len[0] < d->min)
+      return config__fail(errbuf, RECD_EINVAL, where, label, "must not be empty");
+    if ((long long)len[0] > d->max)
+      return config__fail(errbuf, RECD_ERANGE, where, label, "longer than %lld bytes%s",
+                          d->max, d->max == CONFIG__SUN_MAX && (d->flags & CONFIG__PATH)
+                                      ? ", the limit of a Unix socket path" : "");
+    char *copy = malloc(len[0] + 1);
+    if (copy == NULL)
+      return config__fail(errbuf, RECD_ENOMEM, where, label, "out of memory");
+    memcpy(copy, v[0], len[0]);
+    copy[len[0]] = '\0';
+    free(*(char **)field);
+    *(char **)field = copy;
+    return 0;
+  }
+  case CONFIG__ADDRS: {
+    config__ip_t ips[CONFIG_BIND_MAX];
+    for (int i = 0; i < n; i++) {
+      char show[CONFIG__SHOW_BUF];
+      if (config__parse_ip(v[i], len[i], &ips[i]) != 0) {
+        config__show(v[i], len[i], show);
+        return config__fail(errbuf, RECD_EINVAL, where, label,
+                            "expected an IPv4 or IPv6 address, got '%s'", show);
+      }
+      for (int j = 0; j < i; j++) {
+        if (ips[j].family == ips[i].family && memcmp(ips[j].bytes, ips[i].bytes, 16) == 0) {
+          config__show(v[i], len[i], show);
+          return config__fail(errbuf, RECD_EINVAL, where, label,
+                              "address '%s' is listed twice", show);
+        }
+      }
+    }
+    config_addrs_t fresh;
+    memset(&fresh, 0, sizeof fresh);
+    for (int i = 0; i < n; i++) {
+      fresh.addr[i] = malloc(len[i] + 1);
+      if (fresh.addr[i] == NULL) {
+        fresh.n = i;
+        config__free_addrs(&fresh);
+        return config__fail(errbuf, RECD_ENOMEM, where, label, "out of memory");
+      }
+      memcpy(fresh.addr[i], v[i], len[i]);
+      fresh.addr[i][len[i]] = '\0';
+    }
+    fresh.n = n;
+    config__free_addrs((config_addrs_t *)field);
+    *(config_addrs_t *)field = fresh;
+    return 0;
+  }
+  }
+  return RECD_EINVAL; /* not reached: every type is handled above */
+}
+
+/* Applies the text `value` to d the command-line way: verbatim, except that
+ * a multi-value key (bind) is split on blanks. */
+static int config__apply_text(config_t *cfg, const config__def_t *d, const char *value,
+                              const char *label, char *errbuf) {
+  size_t vlen = strlen(value);
+  if (d->type != CONFIG__ADDRS)
+    return config__apply(cfg, d, 1, &value, &vlen, "", label, errbuf);
+  char *copy = malloc(vlen + 1);
+  if (copy == NULL)
+    return config__fail(errbuf, RECD_ENOMEM, "", label, "out of memory");
+  memcpy(copy, value, vlen + 1);
+  const char *tok[CONFIG_BIND_MAX];
+  size_t tlen[CONFIG_BIND_MAX];
+  int n = 0;
+  char *p = copy;
+  for (;;) {
+    while (*p != '\0' && config__isblank(*p))
+      p++;
+    if (*p == '\0')
+      break;
+    char *start = p;
+    while (*p != '\0' && !config__isblank(*p))
+      p++;
+    if (n < CONFIG_BIND_MAX) {
+      tok[n] = start;
+      tlen[n] = (size_t)(p - start);
+    }
+    n++;
+    if (*p != '\0')
+      *p++ = '\0';
+  }
+  int err = n > CONFIG_BIND_MAX
+                ? config__fail(errbuf, RECD_EINVAL, "", label,
+                               "expected %lld to %lld addresses, got %d", d->min, d->max, n)
+                : config__apply(cfg, d, n, tok, tlen, "", label, errbuf);
+  free(copy);
+  return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                                */
+
+int config_init(config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
+    const config__def_t *d = &config__defs[i];
+    /* A default that fails to parse is a bug in the table that the unit
+     * tests catch; ENOMEM is the only error a correct table can produce. */
+    int err = config__apply_text(cfg, d, d->deflt, d->name, NULL);
+    if (err != 0) {
+      config_free(cfg);
+      return err;
+    }
+  }
+  return 0;
+}
+
+void config_free(config_t *cfg) {
+  if (cfg == NULL)
+    return;
+  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
+    const config__def_t *d = &config__defs[i];
+    if (d->type == CONFIG__STRING)
+      free(*(char **)config__field(cfg, d));
+    else if (d->type == CONFIG__ADDRS)
+      config__free_addrs((config_addrs_t *)config__field(cfg, d));
+  }
+  memset(cfg, 0, sizeof *cfg);
+}
+
+int config_set(config_t *cfg, const char *key, const char *value, char *errbuf) {
+  const config__def_t *d = config__find(key, strlen(key));
+  if (d == NULL) {
+    char show[CONFIG__SHOW_BUF];
+    config__show(key, strlen(key), show);
+    return recd_errf(errbuf, RECD_ENOTFOUND, "unknown key '%s'", show);
+  }
+  return config__apply_text(cfg, d, value, d->name, errbuf);
+}
+
+/* Splits one line [p, end) into tokens the way sdssplitargs() does, writing
+ * the unescaped bytes to out (each token NUL-terminated; out needs
+ * end - p + 1 bytes: a token never grows, and every token but the last is
+ * followed by at least one blank that pays for its terminator). The first
+ * CONFIG__MAX_TOK tokens are stored in tok/tlen; *ntok counts them all.
+ * Returns 0 or RECD_EFORMAT with *why set. */
+static int config__split(const char *p, const char *end, char *out, const char **tok,
+                         size_t *tlen, int *ntok, const char **why) {
+  int n = 0;
+  char *o = out;
+  for (;;) {
+    while (p < end && config__isblank(*p))
+      p++;
+    if (p == end)
+      break;
+    char *start = o;
+    int inq = 0, insq = 0;
+    for (;;) {
+      if (inq) {
+        if (p == end) {
+          *why = "unterminated quoted string";
+          return RECD_EFORMAT;
+        }
+        if (*p == '\\' && end - p >= 4 && p[1] == 'x' && config__hexval(p[2]) >= 0 &&
+            config__hexval(p[3]) >= 0) {
+          *o++ = (char)(config__hexval(p[2]) * 16 + config__hexval(p[3]));
+          p += 4;
+        } else if (*p == '\\' && end - p >= 2) {
+          char c = p[1];
+          switch (c) {
+          case 'n': c = '\n'; break;
+          case 'r': c = '\r'; break;
+          case 't': c = '\t'; break;
+          case 'b': c = '\b'; break;
+          case 'a': c = '\a'; break;
+          default: break; /* \" \\ and any other \c stand for c */
+          }
+          *o++ = c;
+          p += 2;
+        } else if (*p == '"') {
+          p++;
+          /* "a"b would be ambiguous; Redis refuses it, and so do we. */
+          if (p < end && !config__isblank(*p)) {
+            *why = "closing quote must be followed by a blank";
+            return RECD_EFORMAT;
+          }
+          break;
+        } else {
+          *o++ = *p++;
+        }
+      } else if (insq) {
+        if (p == end) {
+          *why = "unterminated quoted string";
+          return RECD_EFORMAT;
+        }
+        if (*p == '\\' && end - p >= 2 && p[1] == '\'') {
+          *o++ = '\'';
+          p += 2;
+        } else if (*p == '\'') {
+          p++;
+          if (p < end && !config__isblank(*p)) {
+            *why = "closing quote must be followed by a blank";
+            return RECD_EFORMAT;
+          }
+          break;
+        } else {
+          *o++ = *p++;
+        }
+      } else {
+        if (p == end || config__isblank(*p))
+          break;
+        if (*p == '"') {
+          inq = 1;
+          p++;
+        } else if (*p == '\'') {
+          insq = 1;
+          p++;
+        } else {
+          *o++ = *p++;
+        }
+      }
+    }
+    if (n < CONFIG__MAX_TOK) {
+      tok[n] = start;
+      tlen[n] = (size_t)(o - start);
+    }
+    *o++ = '\0';
+    n++;
+  }
+  *ntok = n;
+  return 0;
+}
+
+int config_load_buffer(config_t *cfg, const char *buf, size_t len, const char *name,
+                       char *errbuf) {
+  if (len == SIZE_MAX)
+    return recd_errf(errbuf, RECD_ERANGE, "%s: too large", name);
+  /* One scratch buffer serves every line: a line's tokens fit in its length
+   * plus one byte (see config__split). */
+  char *scratch = malloc(len + 1);
+  if (scratch == NULL)
+    return recd_errf(errbuf, RECD_ENOMEM, "%s: out of memory", name);
+  size_t pos = 0, lineno = 0;
+  int err = 0;
+  if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+    pos = 3;
+  while (pos < len && err == 0) {
+    const char *line = buf + pos;
+    const char *nl = memchr(line, '\n', len - pos);
+    const char *end = nl != NULL ? nl : buf + len;
+    pos = (size_t)(end - buf) + (nl != NULL);
+    lineno++;
+
+    const char *p = line;
+    while (p < end && config__isblank(*p))
+      p++;
+    if (p == end || *p == '#')
+      continue;
+
+    char where[RECD_ERRLEN];
+    snprintf(where, sizeof where, "%s:%zu: ", name, lineno);
+    const char *tok[CONFIG__MAX_TOK];
+    size_t tlen[CONFIG__MAX_TOK];
+    int n;
+    const char *why;
+    if (config__split(p, end, scratch, tok, tlen, &n, &why) != 0) {
+      err = recd_errf(errbuf, RECD_EFORMAT, "%s%s", where, why);
+      break;
+    }
+    const config__def_t *d = config__find(tok[0], tlen[0]);
+    if (d == NULL) {
+      char show[CONFIG__SHOW_BUF];
+      config__show(tok[0], tlen[0], show);
+      err = recd_errf(errbuf, RECD_ENOTFOUND, "%sunknown key '%s'", where, show);
+      break;
+    }
+    if (n - 1 > CONFIG_BIND_MAX)
+      err = d->type == CONFIG__ADDRS
+                ? config__fail(errbuf, RECD_EINVAL, where, d->name,
+                               "expected %lld to %lld addresses, got %d", d->min, d->max,
+                               n - 1)
+                : config__fail(errbuf, RECD_EINVAL, where, d->name,
+                               "expected 1 value, got %d", n - 1);
+    else
+      err = config__apply(cfg, d, n - 1, tok + 1, tlen + 1, where, d->name, errbuf);
+  }
+  free(scratch);
+  return err;
+}
+
+int config_load_file(config_t *cfg, const char *path, char *errbuf) {
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL)
+    return recd_errf(errbuf, RECD_EIO, "cannot open config file '%s': %s", path,
+                     strerror(errno));
+  /* Read one byte past the cap to tell "exactly the cap" from "too large"
+   * without trusting a size from stat (the file may be a pipe). */
+  char *buf = malloc((size_t)CONFIG_FILE_MAX + 1);
+  if (buf == NULL) {
+    fclose(fp);
+    return recd_errf(errbuf, RECD_ENOMEM, "%s: out of memory", path);
+  }
+  size_t len = fread(buf, 1, (size_t)CONFIG_FILE_MAX + 1, fp);
+  int rerr = ferror(fp) ? errno : 0;
+  fclose(fp);
+  int err;
+  if (rerr != 0)
+    err = recd_errf(errbuf, RECD_EIO, "cannot read config file '%s': %s", path,
+                    strerror(rerr));
+  else if (len > CONFIG_FILE_MAX)
+    err = recd_errf(errbuf, RECD_ERANGE, "config file '%s' is larger than %u bytes", path,
+                    CONFIG_FILE_MAX);
+  else
+    err = config_load_buffer(cfg, buf, len, path, errbuf);
+  free(buf);
+  return err;
+}
+
+int config_validate(const config_t *cfg, char *errbuf) {
+  /* Cheap guards for a config_t edited by hand rather than through the
+   * setters: the daemon indexes bind.addr[] and uses the strings as is. */
+  if (cfg->bind.n < 1 || cfg->bind.n > CONFIG_BIND_MAX)
+    return recd_errf(errbuf, RECD_EINVAL, "bind: expected 1 to %d addresses",
+                     CONFIG_BIND_MAX);
+  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
+    const config__def_t *d = &config__defs[i];
+    if (d->type == CONFIG__STRING && *(char *const *)config__cfield(cfg, d) == NULL)
+      return recd_errf(errbuf, RECD_EINVAL, "%s: not set", d->name);
+  }
+  if (cfg->key_prefix[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "key-prefix: must not be empty");
+  if (cfg->redis_host[0] == '\0' && cfg->redis_socket[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "redis-host: must not be empty");
+
+  /* The cross-field rules. */
+  if (cfg->port == 0 && cfg->unixsocket[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL,
+                     "nothing to listen on: port is 0 and unixsocket is empty");
+  if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->port)
+    return recd_errf(errbuf, RECD_EINVAL, "metrics-port and port are both %d",
+                     cfg->port);
+  if (cfg->unixsocket[0] != '\0' && strcmp(cfg->unixsocket, cfg->redis_socket) == 0)
+    return recd_errf(errbuf, RECD_EINVAL,
+                     "unixsocket and redis-socket are the same path; recd would "
+                     "replace Redis's socket with its own");
+  if (cfg->pidfile[0] != '\0' && strcmp(cfg->pidfile, cfg->unixsocket) == 0)
+    return recd_errf(errbuf, RECD_EINVAL, "pidfile and unixsocket are the same path");
+  return 0;
+}
+
+static int config__is_opt(const char *a, const char *opt) {
+  return config__name_eq(a, strlen(a), opt);
+}
+
+int config_parse_args(config_t *cfg, int argc, char *const argv[], char *errbuf) {
+  int first = 1;
+  const char *file = NULL;
+  if (argc > 1 && argv[1][0] != '-') {
+    file = argv[1];
+    first = 2;
+  }
+  /* Pass 1: --help and --version win over everything, even a broken file
+   * or a bad option, because that is when people reach for them. Every
+   * other --x is taken to have a value, exactly as pass 2 pairs them, so a
+   * password that happens to be "--help" stays a password. */
+  int help = 0, version = 0, test = 0;
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i];
+    if (config__is_opt(a, "--help") || strcmp(a, "-h") == 0)
+      help = 1;
+    else if (config__is_opt(a, "--version"))
+      version = 1;
+    else if (config__is_opt(a, "--test-config"))
+      test = 1;
+    else if (a[0] == '-' && a[1] == '-')
+      i++;
+  }
+  if (help)
+    return CONFIG_ARGS_HELP;
+  if (version)
+    return CONFIG_ARGS_VERSION;
+
+  int err;
+  if (file != NULL && (err = config_load_file(cfg, file, errbuf)) != 0)
+    return err;
+  /* Pass 2: the overrides, in order. */
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i];
+    char show[CONFIG__SHOW_BUF];
+    if (config__is_opt(a, "--test-config"))
+      continue;
+    if (a[0] != '-') {
+      config__show(a, strlen(a), show);
+      return recd_errf(errbuf, RECD_EINVAL,
+                       "unexpected argument '%s' (only the first argument may be "
+                       "the config file)", show);
+    }
+    const config__def_t *d =
+        a[1] == '-' ? config__find(a + 2, strlen(a + 2)) : NULL;
+    if (d == NULL) {
+      config__show(a, strlen(a), show);
+      return recd_errf(errbuf, RECD_ENOTFOUND, "unknown option '%s'", show);
+    }
+    char label[64];
+    snprintf(label, sizeof label, "--%s", d->name);
+    if (i + 1 >= argc)
+      return recd_errf(errbuf, RECD_EINVAL, "%s: missing value", label);
+    err = config__apply_text(cfg, d, argv[++i], label, errbuf);
+    if (err != 0)
+      return err;
+  }
+  err = config_validate(cfg, errbuf);
+  if (err != 0)
+    return err;
+  return test ? CONFIG_ARGS_TEST : CONFIG_ARGS_RUN;
+}
+
+/* "<0..65535>", "<yes|no>", ...: the value syntax of d for --help. */
+static void config__hint(const config__def_t *d, char *out, size_t size) {
+  char lo[32], hi[32];
+  switch (d->type) {
+  case CONFIG__INT:
+    snprintf(out, size, "<%lld..%lld>", d->min, d->max);
+    break;
+  case CONFIG__SIZE:
+    config__fmt_size((unsigned long long)d->min, lo, sizeof lo);
+    config__fmt_size((unsigned long long)d->max, hi, sizeof hi);
+    snprintf(out, size, "<size %s..%s>", lo, hi);
+    break;
+  case CONFIG__BOOL:
+    snprintf(out, size, "<yes|no>");
+    break;
+  case CONFIG__ENUM: {
+    size_t o = (size_t)snprintf(out, size, "<");
+    for (size_t i = 0; d->names[i] != NULL && o < size; i++)
+      o += (size_t)snprintf(out + o, size - o, "%s%s", i ? "|" : "", d->names[i]);
+    if (o < size)
+      snprintf(out + o, size - o, ">");
+    break;
+  }
+  case CONFIG__OCTAL:
+    snprintf(out, size, "<octal mode>");
+    break;
+  case CONFIG__STRING:
+    snprintf(out, size, "%s", (d->flags & CONFIG__PATH) ? "<path>"
+                              : (d->flags & CONFIG__SECRET) ? "<password>" : "<string>");
+    break;
+  case CONFIG__ADDRS:
+    snprintf(out, size, "<\"addr [addr ...]\">");
+    break;
+  }
+}
+
+void config_usage(FILE *fp, const char *progname) {
+  fprintf(fp,
+          "Usage: %s [/path/to/recd.conf] [--key value ...]\n"
+          "       %s --help | --version\n"
+          "\n"
+          "Reads the config file (if the first argument is not an option), then\n"
+          "applies the --key value overrides in order; the last value of a key wins.\n"
+          "--test-config checks the result, prints it and exits without serving.\n"
+          "Every key below is also a 'key value' line of recd.conf. Sizes take the\n"
+          "units of redis.conf: k = 1000, kb = 1024, m, mb, g, gb.\n"
+          "\n",
+          progname, progname);
+  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
+    const config__def_t *d = &config__defs[i];
+    char hint[96];
+    config__hint(d, hint, sizeof hint);
+    fprintf(fp, "  --%s %s  (default: %s)\n      %s\n", d->name, hint,
+            d->deflt[0] != '\0' ? d->deflt : "\"\"", d->help);
+  }
+}
+
+/* Output sink with snprintf semantics: counts everything, stores what fits. */
+typedef struct config__out {
+  char *buf;
+  size_t size;
+  size_t len;
+} config__out_t;
+
+static void config__put(config__out_t *o, const char *s, size_t n) {
+  if (o->len < o->size) {
+    size_t room = o->size - 1 - o->len;
+    memcpy(o->buf + o->len, s, n < room ? n : room);
+    o->buf[o->len + (n < room ? n : room)] = '\0';
+  }
+  o->len += n;
+}
+
+static void config__puts(config__out_t *o, const char *s) {
+  config__put(o, s, strlen(s));
+}
+
+/* The raw value of d in cfg, as config_format() documents it. */
+static void config__format_def(const config_t *cfg, const config__def_t *d,
+                               config__out_t *o) {
+  const void *f = config__cfield(cfg, d);
+  char num[64];
+  switch (d->type) {
+  case CONFIG__INT:
+    snprintf(num, sizeof num, "%d", *(const int *)f);
+    config__puts(o, num);
+    break;
+  case CONFIG__SIZE:
+    snprintf(num, sizeof num, "%zu", *(const size_t *)f);
+    config__puts(o, num);
+    break;
+  case CONFIG__OCTAL:
+    snprintf(num, sizeof num, "%04o", *(const unsigned *)f);
+    config__puts(o, num);
+    break;
+  case CONFIG__BOOL:
+    config__puts(o, *(const bool *)f ? "yes" : "no");
+    break;
+  case CONFIG__ENUM: {
+    int v = *(const int *)f;
+    if (v >= d->min && v <= d->max) {
+      config__puts(o, d->names[v]);
+    } else {
+      snprintf(num, sizeof num, "%d", v);
+      config__puts(o, num);
+    }
+    break;
+  }
+  case CONFIG__STRING: {
+    const char *s = *(char *const *)f;
+    config__puts(o, s != NULL ? s : "");
+    break;
+  }
+  case CONFIG__ADDRS: {
+    const config_addrs_t *a = f;
+    for (int i = 0; i < a->n && i < CONFIG_BIND_MAX; i++) {
+      if (i > 0)
+        config__puts(o, " ");
+      config__puts(o, a->addr[i]);
+    }
+    break;
+  }
+  }
+}
+
+int config_format(const config_t *cfg, const char *key, char *buf, size_t size) {
+  const config__def_t *d = config__find(key, strlen(key));
+  if (d == NULL)
+    return RECD_ENOTFOUND;
+  config__out_t o = {buf, size, 0};
+  if (buf != NULL && size > 0)
+    buf[0] = '\0';
+  config__format_def(cfg, d, &o);
+  return o.len > INT_MAX ? INT_MAX : (int)o.len;
+}
+
+/* Writes s as one recd.conf token: bare when that reads back the same,
+ * otherwise in double quotes with escapes. */
+static void config__write_token(FILE *fp, const char *s) {
+  int bare = s[0] != '\0';
+  for (const char *p = s; *p != '\0' && bare; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (config__isblank(*p) || c == '"' || c == '\'' || c == '\\' || c < 0x20 || c == 0x7f)
+      bare = 0;
+  }
+  if (bare) {
+    fputs(s, fp);
+    return;
+  }
+  fputc('"', fp);
+  for (const char *p = s; *p != '\0'; p++) {
+    unsigned char c = (unsigned char)*p;
+    switch (c) {
+    case '"': fputs("\\\"", fp); break;
+    case '\\': fputs("\\\\", fp); break;
+    case '\n': fputs("\\n", fp); break;
+    case '\r': fputs("\\r", fp); break;
+    case '\t': fputs("\\t", fp); break;
+    default:
+      if (c < 0x20 || c == 0x7f)
+        fprintf(fp, "\\x%02x", c);
+      else
+        fputc(c, fp);
+    }
+  }
+  fputc('"', fp);
+}
+
+int config_dump(const config_t *cfg, FILE *fp, int flags) {
+  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
+    const config__def_t *d = &config__defs[i];
+    const void *f = config__cfield(cfg, d);
+    if (d->type == CONFIG__STRING) {
+      const char *s = *(char *const *)f;
+      if (s == NULL)
+        s = "";
+      /* Commented out rather than replaced by a placeholder, so that a
+       * redacted dump still loads (without the secret). */
+      if ((d->flags & CONFIG__SECRET) && (flags & CONFIG_DUMP_REDACT) && s[0] != '\0') {
+        fprintf(fp, "# %s (redacted)\n", d->name);
+        continue;
+      }
+      fprintf(fp, "%s ", d->name);
+      config__write_token(fp, s);
+      fputc('\n', fp);
+    } else if (d->type == CONFIG__SIZE) {
+      char num[64];
+      config__fmt_size(*(const size_t *)f, num, sizeof num);
+      fprintf(fp, "%s %s\n", d->name, num);
+    } else {
+      /* Numbers, yes/no, enum names and IP literals never need quotes. */
+      char val[CONFIG_BIND_MAX * 64];
+      config__out_t o = {val, sizeof val, 0};
+      val[0] = '\0';
+      config__format_def(cfg, d, &o);
+      fprintf(fp, "%s %s\n", d->name, val);
+    }
+  }
+  return ferror(fp) ? RECD_EIO : 0;
+}
+
+size_t config_count(void) {
+  return CONFIG__NDEFS;
+}
+
+const char *config_name(size_t i) {
+  return i < CONFIG__NDEFS ? config__defs[i].name : NULL;
+}
+
+bool config_is_secret(size_t i) {
+  return i < CONFIG__NDEFS && (config__defs[i].flags & CONFIG__SECRET) != 0;
+}
