@@ -1,0 +1,100 @@
+/* recommend.h - one customer's answer from a model: the business rules on
+ * top of the serving kernel.
+ *
+ * Pure computation (no I/O, no loop): the daemon gathers a request's inputs
+ * (history and preferences from Redis, options from the command) into a
+ * rec_query_t, calls rec_recommend() or rec_rank() on the loop or on a
+ * worker thread, and formats the rec_result_t. Keeping the rules here means
+ * the tests can check them against brute force without a daemon.
+ *
+ * Rules, in order (DESIGN.md "Model semantics"):
+ *  1. personalized when personalize != 0 and the history has at least one
+ *     item the model knows: x = fold-in of the history (capped), score
+ *     s_i = x . y_i; otherwise s_i = popularity_i (not personalized);
+ *  2. preference adjustment: s_i += pref(cat_i) * scale, where scale is the
+ *     model's score_scale (personalized) or the popularity standard
+ *     deviation (popular); pref = -1 removes the category;
+ *  3. filters: history items (when exclude_history), unavailable items,
+ *     EXCLUDE ids, CATEGORY (items of any listed category only);
+ *  4. top offset+count by adjusted score (ties: smaller item index), of
+ *     which the last `count` are returned.
+ */
+#ifndef RECD_RECOMMEND_H
+#define RECD_RECOMMEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recd/foldin.h"
+#include "recd/model.h"
+
+typedef struct rec_query {
+  const uint32_t *hist;        /* model indices of the history items ... */
+  const float *hist_w;         /* ... and their weights (> 0), n_hist each */
+  size_t n_hist;
+  size_t history_limit;        /* fold-in uses the strongest this many */
+  int personalize;             /* 0: the customer opted out */
+  int exclude_history;         /* never return history items */
+  const uint32_t *exclude;     /* EXCLUDE ids, model indices, any order */
+  size_t n_exclude;
+  const uint32_t *categories;  /* CATEGORY filter: category numbers */
+  size_t n_categories;
+  int category_filter;         /* CATEGORY given (an unknown category then
+                                  matches nothing) */
+  const uint32_t *pref_cat;    /* preference: category number ... */
+  const float *pref_val;       /* ... and value in [-1, 1] */
+  size_t n_pref;
+  const uint64_t *unavailable; /* bitmap over items, or NULL */
+  size_t offset, count;
+  int with_reasons;
+} rec_query_t;
+
+typedef struct rec_result {
+  size_t n;          /* items returned (<= count) */
+  uint32_t *items;   /* model indices, best first */
+  float *scores;     /* adjusted scores */
+  int32_t *reasons;  /* WITHREASONS: index into the query's hist of the
+                        past item contributing most, -1 when none */
+  int personalized;  /* 1 when the answer used the customer's vector */
+  size_t n_used;     /* history items folded in */
+} rec_result_t;
+
+/* Scratch for one computation at a time (one per thread), grown on demand;
+ * results point into it and stay valid until its next use. */
+typedef struct rec_ws {
+  foldin_ws_t fw;
+  uint32_t n_items, k;
+  float *scores, *x, *cat_adjust, *tmp;
+  uint32_t *excl, *top;
+  float *top_scores;
+  int32_t *reasons;
+  size_t excl_cap, top_cap, slots_cap;
+} rec_ws_t;
+
+void rec_ws_init(rec_ws_t *ws);
+void rec_ws_free(rec_ws_t *ws);
+
+/* Standard deviation of the model's popularity (the preference scale of
+ * non-personalized answers); computed once per model by the caller. */
+float rec_popularity_scale(const model_t *m);
+
+/* RECOMMEND. pop_scale as from rec_popularity_scale(). Returns 0,
+ * RECD_ENOMEM, or the fold-in's error (then nothing is returned). */
+int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
+                  rec_result_t *out);
+
+/* RANK: orders the candidates cand[0..n) (model indices, -1 = unknown id)
+ * by adjusted score; unknown ids go last, removed categories (pref -1) just
+ * before them, in their given order. order_out receives n positions into
+ * cand, scores_out (may be NULL) their scores (NAN for unknown). Only the
+ * query's history, personalize and preference fields are used. */
+int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int64_t *cand,
+             size_t n, rec_ws_t *ws, uint32_t *order_out, float *scores_out, int *personalized);
+
+/* SIMILAR: the `count` items most similar to `item` by cosine of item
+ * factors, skipping unavailable items (bitmap, may be NULL). Results point
+ * into ws as for rec_recommend(). */
+int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
+                rec_ws_t *ws, rec_result_t *out);
+
+#endif

@@ -1,0 +1,303 @@
+/* recommend.c - business rules over the serving kernel (see recommend.h). */
+#include "recd/recommend.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recd/score.h"
+
+void rec_ws_init(rec_ws_t *ws) {
+  memset(ws, 0, sizeof *ws);
+}
+
+void rec_ws_free(rec_ws_t *ws) {
+  foldin_ws_free(&ws->fw);
+  free(ws->scores);
+  free(ws->x);
+  free(ws->cat_adjust);
+  free(ws->tmp);
+  free(ws->excl);
+  free(ws->top);
+  free(ws->top_scores);
+  free(ws->reasons);
+  memset(ws, 0, sizeof *ws);
+}
+
+/* Grows *p to hold n elements of size sz; 0 or RECD_ENOMEM. */
+static int rec__grow(void **p, size_t *cap, size_t n, size_t sz) {
+  if (n <= *cap && *p != NULL)
+    return 0;
+  size_t c = n < 16 ? 16 : n;
+  void *q = realloc(*p, c * sz);
+  if (q == NULL)
+    return RECD_ENOMEM;
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+/* Per-model buffers: sized by the model, reallocated when it changes. */
+static int rec__ws_for_model(rec_ws_t *ws, const model_t *m) {
+  const uint32_t n = model_n_items(m), k = model_factors(m), nc = model_n_categories(m);
+  if (ws->n_items != n || ws->k != k || ws->slots_cap < (size_t)nc + 1) {
+    free(ws->scores);
+    free(ws->x);
+    free(ws->cat_adjust);
+    free(ws->tmp);
+    ws->scores = malloc((size_t)n * sizeof *ws->scores);
+    ws->x = calloc(model_stride(m), sizeof *ws->x);
+    ws->tmp = calloc(model_stride(m), sizeof *ws->tmp);
+    ws->cat_adjust = malloc(((size_t)nc + 1) * sizeof *ws->cat_adjust);
+    ws->n_items = n;
+    ws->k = k;
+    ws->slots_cap = (size_t)nc + 1;
+    if (ws->scores == NULL || ws->x == NULL || ws->tmp == NULL || ws->cat_adjust == NULL) {
+      ws->n_items = ws->k = 0;
+      ws->slots_cap = 0;
+      return RECD_ENOMEM;
+    }
+  }
+  if (ws->fw.k != k) {
+    foldin_ws_free(&ws->fw);
+    if (foldin_ws_init(&ws->fw, k) != 0)
+      return RECD_ENOMEM;
+  }
+  return 0;
+}
+
+float rec_popularity_scale(const model_t *m) {
+  const float *p = model_popularity(m);
+  const uint32_t n = model_n_items(m);
+  double mean = 0, var = 0;
+  for (uint32_t i = 0; i < n; i++)
+    mean += p[i];
+  mean /= n;
+  for (uint32_t i = 0; i < n; i++)
+    var += (p[i] - mean) * (p[i] - mean);
+  double sd = sqrt(var / n);
+  return sd > 0 ? (float)sd : 1.0f;
+}
+
+/* Fills ws->cat_adjust from the CATEGORY filter and the preferences.
+ * Returns 0 when no category rule applies (the filter can skip it). */
+static int rec__category_rules(const model_t *m, const rec_query_t *q, float scale,
+                               rec_ws_t *ws) {
+  const uint32_t slots = model_n_categories(m) + 1;
+  if (!q->category_filter && q->n_pref == 0)
+    return 0;
+  float *adj = ws->cat_adjust;
+  for (uint32_t s = 0; s < slots; s++)
+    adj[s] = q->category_filter ? -INFINITY : 0.0f;
+  for (size_t j = 0; j < q->n_categories; j++)
+    if (q->categories[j] >= 1 && q->categories[j] < slots)
+      adj[q->categories[j]] = 0.0f;
+  for (size_t j = 0; j < q->n_pref; j++) {
+    uint32_t c = q->pref_cat[j];
+    if (c < 1 || c >= slots || adj[c] == -INFINITY)
+      continue;
+    /* Exactly -1 means "never show"; anything above moves the category. */
+    adj[c] = q->pref_val[j] <= -1.0f ? -INFINITY : adj[c] + q->pref_val[j] * scale;
+  }
+  return 1;
+}
+
+/* The three parallel result arrays, grown together to `want` entries. */
+static int rec__grow_top(rec_ws_t *ws, size_t want) {
+  if (want <= ws->top_cap && ws->top != NULL)
+    return 0;
+  size_t n = want < 16 ? 16 : want;
+  uint32_t *top = realloc(ws->top, n * sizeof *top);
+  if (top != NULL)
+    ws->top = top;
+  float *ts = realloc(ws->top_scores, n * sizeof *ts);
+  if (ts != NULL)
+    ws->top_scores = ts;
+  int32_t *rs = realloc(ws->reasons, n * sizeof *rs);
+  if (rs != NULL)
+    ws->reasons = rs;
+  if (top == NULL || ts == NULL || rs == NULL)
+    return RECD_ENOMEM;
+  ws->top_cap = n;
+  return 0;
+}
+
+static int rec__cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Scores for the query: the customer's vector (personalized) or popularity.
+ * Sets *scores, *scale and *personalized. */
+static int rec__score(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
+                      int all_items, const float **scores, float *scale, int *personalized,
+                      size_t *n_used) {
+  *n_used = 0;
+  if (q->personalize && q->n_hist > 0) {
+    int rc = foldin_solve(model_item_factors(m), model_stride(m), model_gram(m), model_params(m),
+                          q->hist, q->hist_w, q->n_hist, q->history_limit, ws->x, n_used,
+                          &ws->fw);
+    if (rc != 0)
+      return rc;
+    if (all_items)
+      score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
+                  ws->x, ws->scores);
+    *scores = ws->scores;
+    *scale = model_meta(m)->score_scale;
+    *personalized = 1;
+  } else {
+    *scores = model_popularity(m);
+    *scale = pop_scale;
+    *personalized = 0;
+  }
+  return 0;
+}
+
+/* WITHREASONS (Hu, Koren & Volinsky 2008, section 5): the score of item i
+ * decomposes as sum_j c_j y_i^T W y_j over the history, W = A^-1 the
+ * inverse of the fold-in system, so the past item with the largest term
+ * c_j (W y_i) . y_j "explains" the recommendation. ws->fw.A holds the
+ * Cholesky factor L of A from the fold-in just done; W y_i is two
+ * triangular solves. */
+static int32_t rec__reason(const model_t *m, const rec_query_t *q, rec_ws_t *ws, size_t n_used,
+                           uint32_t item) {
+  const uint32_t k = model_factors(m), stride = model_stride(m);
+  const float *Y = model_item_factors(m);
+  float *z = ws->tmp;
+  memcpy(z, Y + (size_t)item * stride, k * sizeof *z);
+  cblas_strsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (int)k, ws->fw.A, (int)k,
+              z, 1);
+  cblas_strsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, (int)k, ws->fw.A, (int)k, z,
+              1);
+  int32_t best = -1;
+  float best_v = -INFINITY;
+  for (size_t j = 0; j < n_used; j++) {
+    uint32_t pos = ws->fw.order[j];
+    float v = ws->fw.conf[j] * cblas_sdot((int)k, z, 1, Y + (size_t)q->hist[pos] * stride, 1);
+    if (v > best_v) {
+      best_v = v;
+      best = (int32_t)pos;
+    }
+  }
+  return best;
+}
+
+int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
+                  rec_result_t *out) {
+  memset(out, 0, sizeof *out);
+  int rc = rec__ws_for_model(ws, m);
+  const size_t want = q->offset + q->count;
+  const size_t n_excl = q->n_exclude + (q->exclude_history ? q->n_hist : 0);
+  if (rc != 0 || rec__grow((void **)&ws->excl, &ws->excl_cap, n_excl, sizeof *ws->excl) != 0)
+    return RECD_ENOMEM;
+  if (rec__grow_top(ws, want) != 0)
+    return RECD_ENOMEM;
+
+  const float *scores;
+  float scale;
+  size_t n_used;
+  rc = rec__score(m, pop_scale, q, ws, 1, &scores, &scale, &out->personalized, &n_used);
+  if (rc != 0)
+    return rc;
+  out->n_used = n_used;
+
+  memcpy(ws->excl, q->exclude, q->n_exclude * sizeof *ws->excl);
+  if (q->exclude_history)
+    memcpy(ws->excl + q->n_exclude, q->hist, q->n_hist * sizeof *ws->excl);
+  qsort(ws->excl, n_excl, sizeof *ws->excl, rec__cmp_u32);
+  topk_filter_t f = {.exclude = ws->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};
+  if (rec__category_rules(m, q, scale, ws)) {
+    f.item_category = model_item_categories(m);
+    f.cat_adjust = ws->cat_adjust;
+    f.n_slots = model_n_categories(m) + 1;
+  }
+  size_t got = topk_select(scores, model_n_items(m), &f, want, ws->top, ws->top_scores);
+  if (got > q->offset) {
+    out->n = got - q->offset;
+    out->items = ws->top + q->offset;
+    out->scores = ws->top_scores + q->offset;
+    if (q->with_reasons) {
+      out->reasons = ws->reasons;
+      for (size_t j = 0; j < out->n; j++)
+        out->reasons[j] = out->personalized ? rec__reason(m, q, ws, n_used, out->items[j]) : -1;
+    }
+  }
+  return 0;
+}
+
+typedef struct rec__ranked {
+  float score;
+  uint32_t pos;
+  int cls; /* 0 scored, 1 removed category, 2 unknown id */
+} rec__ranked_t;
+
+static int rec__cmp_ranked(const void *a, const void *b) {
+  const rec__ranked_t *x = a, *y = b;
+  if (x->cls != y->cls)
+    return x->cls - y->cls;
+  if (x->cls == 0 && x->score != y->score)
+    return x->score > y->score ? -1 : 1;
+  return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int64_t *cand,
+             size_t n, rec_ws_t *ws, uint32_t *order_out, float *scores_out, int *personalized) {
+  int rc = rec__ws_for_model(ws, m);
+  if (rc != 0)
+    return rc;
+  rec__ranked_t *r = malloc((n ? n : 1) * sizeof *r);
+  if (r == NULL)
+    return RECD_ENOMEM;
+  const float *scores;
+  float scale;
+  size_t n_used;
+  /* Only n candidates are needed: score them one by one, not the catalogue. */
+  rc = rec__score(m, pop_scale, q, ws, 0, &scores, &scale, personalized, &n_used);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  rec_query_t rules = *q;
+  rules.category_filter = 0;
+  int have_rules = rec__category_rules(m, &rules, scale, ws);
+  const uint32_t *cats = model_item_categories(m);
+  const float *Y = model_item_factors(m);
+  const uint32_t stride = model_stride(m), k = model_factors(m);
+  for (size_t j = 0; j < n; j++) {
+    r[j].pos = (uint32_t)j;
+    r[j].cls = cand[j] < 0 ? 2 : 0;
+    r[j].score = NAN;
+    if (cand[j] < 0)
+      continue;
+    uint32_t i = (uint32_t)cand[j];
+    float s = *personalized ? cblas_sdot((int)k, ws->x, 1, Y + (size_t)i * stride, 1) : scores[i];
+    if (have_rules)
+      s += ws->cat_adjust[cats[i]];
+    if (s == -INFINITY || isnan(s))
+      r[j].cls = 1;
+    r[j].score = s;
+  }
+  qsort(r, n, sizeof *r, rec__cmp_ranked);
+  for (size_t j = 0; j < n; j++) {
+    order_out[j] = r[j].pos;
+    if (scores_out != NULL)
+      scores_out[j] = r[j].score;
+  }
+  free(r);
+  return 0;
+}
+
+int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
+                rec_ws_t *ws, rec_result_t *out) {
+  memset(out, 0, sizeof *out);
+  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, count) != 0)
+    return RECD_ENOMEM;
+  topk_filter_t f = {.exclude_bits = unavailable};
+  out->n = score_similar(model_item_factors(m), model_stride(m), model_n_items(m),
+                         model_factors(m), model_item_norms(m), item, &f, count, ws->top,
+                         ws->top_scores, ws->scores);
+  out->items = ws->top;
+  out->scores = ws->top_scores;
+  return 0;
+}

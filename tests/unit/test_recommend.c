@@ -1,0 +1,328 @@
+/* test_recommend.c - the business rules of recommend.c against brute force.
+ *
+ * The fold-in itself is checked against a dense solve in test_foldin.c;
+ * here x comes from foldin_solve() and everything after it (scores,
+ * preference adjustment, filters, paging, reasons, RANK order) is recomputed
+ * naively in double and compared. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recd/foldin.h"
+#include "recd/model.h"
+#include "recd/recommend.h"
+#include "recd/rng.h"
+#include "testutil.h"
+
+enum { N = 300, K = 8, NC = 5 };
+
+static model_t *make_model(char **dir_out) {
+  char *dir = tu_mkdtemp();
+  static float Y[N * K], pop[N];
+  static uint32_t cat[N], lens[N], clens[NC];
+  static char idbuf[N][8], cbuf[NC][8];
+  static const char *ids[N], *cnames[NC];
+  tu_randn(Y, N * K, 5, 0.4f);
+  rng_t r;
+  rng_seed(&r, 9);
+  for (int i = 0; i < N; i++) {
+    pop[i] = (float)rng_below(&r, 50); /* many popularity ties */
+    cat[i] = (uint32_t)(i % (NC + 1));  /* 0 = uncategorised */
+    lens[i] = (uint32_t)snprintf(idbuf[i], sizeof idbuf[i], "i%d", i);
+    ids[i] = idbuf[i];
+  }
+  for (int c = 0; c < NC; c++) {
+    clens[c] = (uint32_t)snprintf(cbuf[c], sizeof cbuf[c], "c%d", c + 1);
+    cnames[c] = cbuf[c];
+  }
+  model_spec_t spec = {.n_items = N,
+                       .params = {.factors = K, .iterations = 1, .conf_mode = PARAMS_CONF_LOG,
+                                  .cg_steps = 3, .lambda = 0.5f, .alpha = 2.0f, .eps = 1.0f,
+                                  .reg_exponent = 0.5f},
+                       .meta = {.score_scale = 0.7f},
+                       .Y = Y, .ldy = K, .popularity = pop, .item_ids = ids,
+                       .item_id_lens = lens, .item_category = cat, .n_categories = NC,
+                       .category_names = cnames, .category_name_lens = clens};
+  char err[RECD_ERRLEN];
+  ck_assert_int_eq(model_write(&spec, tu_path(dir, "m.bin"), err), 0);
+  model_t *m;
+  ck_assert_msg(model_load(&m, tu_path(dir, "m.bin"), err) == 0, "%s", err);
+  *dir_out = dir;
+  return m;
+}
+
+typedef struct cand {
+  double s;
+  uint32_t i;
+} cand_t;
+
+static int cmp_cand(const void *a, const void *b) {
+  const cand_t *x = a, *y = b;
+  if (x->s != y->s)
+    return x->s > y->s ? -1 : 1;
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The expected answer of q, from x (NULL = popularity). */
+static size_t brute(const model_t *m, const rec_query_t *q, const float *x, float scale,
+                    uint32_t *out, double *out_s) {
+  static cand_t c[N];
+  size_t n = 0;
+  const float *Y = model_item_factors(m);
+  const uint32_t *cat = model_item_categories(m);
+  for (uint32_t i = 0; i < N; i++) {
+    int drop = 0;
+    for (size_t j = 0; j < q->n_exclude; j++)
+      drop |= q->exclude[j] == i;
+    for (size_t j = 0; q->exclude_history && j < q->n_hist; j++)
+      drop |= q->hist[j] == i;
+    if (q->unavailable && (q->unavailable[i / 64] >> (i % 64) & 1))
+      drop = 1;
+    if (q->category_filter) {
+      int in = 0;
+      for (size_t j = 0; j < q->n_categories; j++)
+        in |= q->categories[j] == cat[i];
+      drop |= !in;
+    }
+    double s;
+    if (x) {
+      s = 0;
+      for (int a = 0; a < K; a++)
+        s += (double)x[a] * Y[(size_t)i * model_stride(m) + a];
+    } else {
+      s = model_popularity(m)[i];
+    }
+    for (size_t j = 0; j < q->n_pref; j++)
+      if (q->pref_cat[j] == cat[i]) {
+        if (q->pref_val[j] <= -1)
+          drop = 1;
+        s += q->pref_val[j] * scale;
+      }
+    if (!drop)
+      c[n++] = (cand_t){(float)s, i};
+  }
+  qsort(c, n, sizeof *c, cmp_cand);
+  size_t got = 0;
+  for (size_t j = q->offset; j < n && got < q->count; j++, got++) {
+    out[got] = c[j].i;
+    out_s[got] = c[j].s;
+  }
+  return got;
+}
+
+static void check_same(const rec_result_t *res, const uint32_t *want, const double *ws,
+                       size_t n) {
+  ck_assert_uint_eq(res->n, n);
+  for (size_t j = 0; j < n; j++) {
+    /* scores agree to float rounding of a K-term dot product */
+    ck_assert_msg(fabs(res->scores[j] - ws[j]) < 1e-4, "pos %zu: %g vs %g", j,
+                  (double)res->scores[j], ws[j]);
+    /* ids agree unless two expected scores are within rounding */
+    if (res->items[j] != want[j])
+      ck_assert_msg(fabs(ws[j] - res->scores[j]) < 1e-4 && j + 1 < n &&
+                        fabs(ws[j] - ws[j + 1]) < 1e-4,
+                    "pos %zu: item %u vs %u", j, res->items[j], want[j]);
+  }
+}
+
+START_TEST(test_rules_match_brute_force) {
+  char *dir;
+  model_t *m = make_model(&dir);
+  float pop_scale = rec_popularity_scale(m);
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  foldin_ws_t fw;
+  ck_assert_int_eq(foldin_ws_init(&fw, K), 0);
+  rng_t r;
+  rng_seed(&r, 77);
+  for (int trial = 0; trial < 300; trial++) {
+    uint32_t hist[20], excl[5], cats[3], pcat[3];
+    float hw[20], pval[3];
+    uint64_t unav[(N + 63) / 64] = {0};
+    size_t nh = rng_below(&r, 20), ne = rng_below(&r, 5), nc = rng_below(&r, 3),
+           np = rng_below(&r, 3);
+    for (size_t j = 0; j < nh; j++) {
+      hist[j] = (uint32_t)rng_below(&r, N);
+      hw[j] = 1.0f + (float)rng_below(&r, 4);
+    }
+    for (size_t j = 0; j < ne; j++)
+      excl[j] = (uint32_t)rng_below(&r, N);
+    for (size_t j = 0; j < nc; j++)
+      cats[j] = 1 + (uint32_t)rng_below(&r, NC);
+    for (size_t j = 0; j < np; j++) {
+      pcat[j] = 1 + (uint32_t)rng_below(&r, NC);
+      pval[j] = rng_below(&r, 4) == 0 ? -1.0f : (float)(rng_uniform(&r) * 2 - 1);
+    }
+    /* one preference per category, as a HASH guarantees */
+    for (size_t j = 1; j < np; j++)
+      if (pcat[j] == pcat[0])
+        np = 1;
+    for (int j = 0; j < 10; j++)
+      unav[rng_below(&r, N / 64)] |= 1ull << rng_below(&r, 64);
+    rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = nh, .history_limit = 15,
+                     .personalize = rng_below(&r, 5) != 0, .exclude_history = 1,
+                     .exclude = excl, .n_exclude = ne, .categories = cats, .n_categories = nc,
+                     .category_filter = nc > 0, .pref_cat = pcat, .pref_val = pval, .n_pref = np,
+                     .unavailable = trial % 2 ? unav : NULL, .offset = rng_below(&r, 6),
+                     .count = rng_below(&r, 25)};
+    rec_result_t res;
+    ck_assert_int_eq(rec_recommend(m, pop_scale, &q, &ws, &res), 0);
+    int personal = q.personalize && nh > 0;
+    ck_assert_int_eq(res.personalized, personal);
+    float x[K];
+    if (personal)
+      ck_assert_int_eq(foldin_solve(model_item_factors(m), model_stride(m), model_gram(m),
+                                    model_params(m), hist, hw, nh, 15, x, NULL, &fw), 0);
+    uint32_t want[32];
+    double want_s[32];
+    size_t n = brute(m, &q, personal ? x : NULL,
+                     personal ? model_meta(m)->score_scale : pop_scale, want, want_s);
+    check_same(&res, want, want_s, n);
+  }
+  foldin_ws_free(&fw);
+  rec_ws_free(&ws);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_reasons_match_dense_formula) {
+  /* Hu, Koren & Volinsky (2008) sec. 5: s_i = sum_j c_j y_i^T W y_j with
+   * W = (Y^T C Y + lambda I)^-1; the reason is the j with the largest term.
+   * W is computed here by Gauss-Jordan inversion in double. */
+  char *dir;
+  model_t *m = make_model(&dir);
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  const float *Y = model_item_factors(m);
+  const params_t *p = model_params(m);
+  const uint32_t st = model_stride(m);
+  uint32_t hist[6] = {3, 50, 77, 120, 200, 299};
+  float hw[6] = {1, 3, 2, 5, 1, 2};
+  rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = 6, .history_limit = 0,
+                   .personalize = 1, .exclude_history = 1, .count = 20, .with_reasons = 1};
+  rec_result_t res;
+  ck_assert_int_eq(rec_recommend(m, 1.0f, &q, &ws, &res), 0);
+  ck_assert_uint_eq(res.n, 20);
+  double A[K][2 * K] = {{0}};
+  for (uint32_t i = 0; i < N; i++)
+    for (int a = 0; a < K; a++)
+      for (int b = 0; b < K; b++)
+        A[a][b] += (double)Y[i * st + a] * Y[i * st + b];
+  double c[6];
+  for (int j = 0; j < 6; j++) {
+    c[j] = params_confidence(p, hw[j]);
+    for (int a = 0; a < K; a++)
+      for (int b = 0; b < K; b++)
+        A[a][b] += (c[j] - 1) * Y[hist[j] * st + a] * Y[hist[j] * st + b];
+  }
+  for (int a = 0; a < K; a++) {
+    A[a][a] += params_lambda(p, 6);
+    A[a][K + a] = 1;
+  }
+  for (int col = 0; col < K; col++)
+    for (int row = 0; row < K; row++) {
+      if (row == col)
+        continue;
+      double f = A[row][col] / A[col][col];
+      for (int b = 0; b < 2 * K; b++)
+        A[row][b] -= f * A[col][b];
+    }
+  for (size_t t = 0; t < res.n; t++) {
+    uint32_t i = res.items[t];
+    double best = -INFINITY, second = -INFINITY;
+    int arg = -1;
+    for (int j = 0; j < 6; j++) {
+      double v = 0;
+      for (int a = 0; a < K; a++)
+        for (int b = 0; b < K; b++)
+          v += Y[i * st + a] * (A[a][K + b] / A[a][a]) * Y[hist[j] * st + b];
+      v *= c[j];
+      if (v > best) {
+        second = best;
+        best = v;
+        arg = j;
+      } else if (v > second) {
+        second = v;
+      }
+    }
+    if (best - second > 1e-4) /* a clear winner must be the one reported */
+      ck_assert_int_eq(res.reasons[t], arg);
+  }
+  /* not personalized: no reasons */
+  q.personalize = 0;
+  ck_assert_int_eq(rec_recommend(m, 1.0f, &q, &ws, &res), 0);
+  for (size_t t = 0; t < res.n; t++)
+    ck_assert_int_eq(res.reasons[t], -1);
+  rec_ws_free(&ws);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_rank_orders_candidates) {
+  char *dir;
+  model_t *m = make_model(&dir);
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  uint32_t hist[3] = {1, 2, 3};
+  float hw[3] = {1, 1, 1};
+  uint32_t pcat[1] = {2};
+  float pval[1] = {-1};
+  rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = 3, .personalize = 1,
+                   .pref_cat = pcat, .pref_val = pval, .n_pref = 1};
+  /* item 2 and 8 are category 2 (i % 6), removed by the preference */
+  int64_t cand[7] = {10, -1, 2, 40, 8, -1, 33};
+  uint32_t order[7];
+  float sc[7];
+  int pers;
+  ck_assert_int_eq(rec_rank(m, 1.0f, &q, cand, 7, &ws, order, sc, &pers), 0);
+  ck_assert_int_eq(pers, 1);
+  /* scored first (descending), then removed (given order), then unknown */
+  float x[K];
+  foldin_ws_t fw;
+  ck_assert_int_eq(foldin_ws_init(&fw, K), 0);
+  ck_assert_int_eq(foldin_solve(model_item_factors(m), model_stride(m), model_gram(m),
+                                model_params(m), hist, hw, 3, 0, x, NULL, &fw), 0);
+  ck_assert_uint_eq(order[3], 2);
+  ck_assert_uint_eq(order[4], 4);
+  ck_assert_uint_eq(order[5], 1);
+  ck_assert_uint_eq(order[6], 5);
+  for (int j = 0; j < 3; j++) {
+    double s = 0;
+    for (int a = 0; a < K; a++)
+      s += (double)x[a] * model_item_factors(m)[cand[order[j]] * model_stride(m) + a];
+    ck_assert_msg(fabs(s - sc[j]) < 1e-4, "%g vs %g", s, (double)sc[j]);
+    if (j > 0)
+      ck_assert(sc[j - 1] >= sc[j]);
+  }
+  foldin_ws_free(&fw);
+  rec_ws_free(&ws);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+static Suite *rec_suite(void) {
+  Suite *s = suite_create("recommend");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_rules_match_brute_force);
+  tcase_add_test(tc, test_reasons_match_dense_formula);
+  tcase_add_test(tc, test_rank_orders_candidates);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(rec_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
