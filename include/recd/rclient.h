@@ -1,0 +1,236 @@
+/* rclient.h - the daemon's asynchronous Redis client.
+ *
+ * One hiredis 0.14 async connection attached to the daemon's libuv loop
+ * through hiredis's libuv adapter. The module owns the connection's whole
+ * life: connect (TCP or Unix socket), AUTH before any other command,
+ * reconnection with exponential backoff and jitter, the periodic refresh of
+ * <prefix>unavailable, and the two request types the daemon needs: a
+ * customer's history + preferences (one pipelined round trip) and FEEDBACK.
+ *
+ * Threading: everything runs on the loop thread; no function is thread-safe.
+ *
+ * Connection states:
+ *
+ *   CONNECTING    a connect(2) or the AUTH reply is outstanding; bounded by
+ *                 connect_timeout_ms
+ *   CONNECTED     commands are sent
+ *   DISCONNECTED  waiting for the backoff timer before the next attempt
+ *
+ * Requests are only sent while CONNECTED. Otherwise they complete with
+ * RCLIENT_UNAVAILABLE on the next loop turn (never synchronously: a caller
+ * may finish setting up its own request state after the call returns).
+ *
+ * Callback guarantee: a request call that returns 0 fires its callback
+ * exactly once: with the parsed reply, with RCLIENT_ERROR (Redis answered
+ * with an error), or with RCLIENT_UNAVAILABLE (not connected, connection
+ * lost, client closed). A call that returns an error code never fires the
+ * callback. No callback is ever fired from inside the call that issued the
+ * request. There is no per-request deadline here: the daemon runs its own
+ * timer and ignores late answers, relying on the exactly-once guarantee to
+ * free its request.
+ *
+ * OOM policy (hiredis's, not Redis's): nothing aborts. A request call whose
+ * allocation fails returns RECD_ENOMEM and has no effect. An allocation that
+ * fails while a reply is being parsed completes that request with
+ * RCLIENT_ERROR "out of memory"; a callback never sees a partial result.
+ * Connection-time allocation failures count as failed attempts and are
+ * retried with backoff.
+ *
+ * SIGPIPE: hiredis writes with write(2), so the process must ignore SIGPIPE
+ * (as every network daemon does); a library must not change signal
+ * dispositions behind the program's back, so rclient does not.
+ */
+#ifndef RECD_RCLIENT_H
+#define RECD_RCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "recd/err.h"
+
+/* Longest user or item id (DESIGN.md: ids are up to 256 bytes). Longer ids
+ * in requests are refused (RECD_EINVAL); longer ids read from Redis are
+ * skipped and counted as anomalies. */
+#define RCLIENT_ID_MAX 256
+/* Longest key prefix accepted by rclient_new() (config key-prefix). */
+#define RCLIENT_PREFIX_MAX 128
+/* Size of the error strings carried in results and stats. */
+#define RCLIENT_ERRLEN 128
+
+typedef struct rclient rclient_t;
+
+/* Log levels; the values equal config_loglevel_t's so the daemon can
+ * compare them with its configured level directly. */
+typedef enum rclient_log_level {
+  RCLIENT_LOG_DEBUG = 0,
+  RCLIENT_LOG_VERBOSE = 1,
+  RCLIENT_LOG_NOTICE = 2,
+  RCLIENT_LOG_WARNING = 3
+} rclient_log_level_t;
+
+/* Called for every connection event (one line, no newline). The message is
+ * valid during the call only. It may be called synchronously from any
+ * rclient function, so it must not call back into rclient. */
+typedef void (*rclient_log_cb)(int level, const char *msg, void *arg);
+
+typedef enum rclient_state {
+  RCLIENT_CONNECTING = 0,
+  RCLIENT_CONNECTED = 1,
+  RCLIENT_DISCONNECTED = 2
+} rclient_state_t;
+
+typedef enum rclient_status {
+  RCLIENT_OK = 0,
+  RCLIENT_UNAVAILABLE = 1, /* not connected, connection lost or closed;
+                              a FEEDBACK's outcome is then unknown */
+  RCLIENT_ERROR = 2        /* Redis answered with an error, or out of memory */
+} rclient_status_t;
+
+typedef struct rclient_opts {
+  const char *host;            /* TCP host, default "127.0.0.1". Resolved by
+                                  hiredis with a blocking getaddrinfo() at
+                                  every attempt: use an address or a name
+                                  from /etc/hosts */
+  int port;                    /* TCP port, default 6379 */
+  const char *socket;          /* Unix socket path; non-NULL and non-empty
+                                  overrides host/port. Default NULL */
+  const char *password;        /* AUTH on every (re)connect before any other
+                                  command; NULL or "" = no AUTH */
+  const char *prefix;          /* key prefix, default "recd:", at most
+                                  RCLIENT_PREFIX_MAX bytes */
+  unsigned connect_timeout_ms; /* connect + AUTH bound, default 1000 */
+  unsigned reconnect_min_ms;   /* first backoff delay, default 100 */
+  unsigned reconnect_max_ms;   /* backoff cap, default 5000 */
+  unsigned unavailable_refresh_ms; /* SMEMBERS period, default 2000 */
+  unsigned max_inflight;       /* requests waiting for Redis at most,
+                                  default 10000, 0 = no limit. hiredis 0.14
+                                  has no command timeout: a Redis that hangs
+                                  while connected would otherwise make the
+                                  queue grow without bound. Requests over the
+                                  limit complete with RCLIENT_UNAVAILABLE */
+  rclient_log_cb log;          /* may be NULL */
+  void *log_arg;
+} rclient_opts_t;
+
+/* Counters for INFO. Copied out by rclient_get_stats(). */
+typedef struct rclient_stats {
+  rclient_state_t state;
+  int connected;                 /* state == RCLIENT_CONNECTED */
+  uint64_t connects;             /* connections that reached CONNECTED */
+  uint64_t disconnects;          /* CONNECTED connections lost */
+  uint64_t reconnect_attempts;   /* attempts started by the backoff timer */
+  uint64_t errors;               /* failed attempts, AUTH failures, error
+                                    replies, OOM while parsing */
+  uint64_t anomalies;            /* bad data skipped (wrong key type, bad
+                                    score or value, oversized id) */
+  uint64_t commands_sent;        /* commands handed to hiredis */
+  uint64_t rejected;             /* requests refused over max_inflight */
+  size_t inflight;               /* requests waiting for Redis now */
+  uint64_t unavailable_refreshes;/* successful SMEMBERS refreshes */
+  int64_t last_refresh_unix_ms;  /* wall clock of the last successful
+                                    refresh, 0 = never */
+  size_t unavailable_count;      /* ids delivered by that refresh */
+  char last_error[RCLIENT_ERRLEN]; /* "" until the first error */
+} rclient_stats_t;
+
+/* The result of rclient_fetch_user(). Every pointer is borrowed (from the
+ * hiredis reply or from rclient's request memory) and valid only during the
+ * callback: copy what must outlive it. Unless status is RCLIENT_OK the
+ * arrays are empty, personalize is 1 and errstr says why. */
+typedef struct rclient_cat {
+  const char *name; /* category name: the field after "cat:", binary-safe */
+  size_t len;
+  float value;      /* finite, in [-1, 1] */
+} rclient_cat_t;
+
+typedef struct rclient_user {
+  rclient_status_t status;
+  const char *errstr;          /* NULL when status is RCLIENT_OK */
+  /* History, strongest first (ZREVRANGE order), at most max_history
+   * entries; parallel arrays so that weights can go to the fold-in as is. */
+  size_t hist_n;
+  const char *const *hist_ids; /* binary-safe, NOT NUL-terminated for use */
+  const size_t *hist_lens;     /* each in [0, RCLIENT_ID_MAX] */
+  const float *hist_weights;   /* each finite and > 0 */
+  /* Preferences. personalize is 0 only for the exact value "0"; the daemon
+   * must then ignore the history (it is fetched anyway: same round trip). */
+  int personalize;
+  size_t cats_n;
+  const rclient_cat_t *cats;
+  /* Entries skipped in this reply (also added to the stats): a key of the
+   * wrong type, a score that is not a number, not finite or <= 0, an id
+   * longer than RCLIENT_ID_MAX, a cat: value that is not a finite number in
+   * [-1, 1], a personalize value other than "0" or "1". */
+  size_t anomalies;
+} rclient_user_t;
+
+typedef void (*rclient_user_cb)(rclient_t *c, const rclient_user_t *res, void *arg);
+/* score is the new accumulated weight when st is RCLIENT_OK; errstr is NULL
+ * then, else a message valid during the call. */
+typedef void (*rclient_feedback_cb)(rclient_t *c, rclient_status_t st, double score,
+                                    const char *errstr, void *arg);
+/* The complete current content of <prefix>unavailable (n may be 0). The
+ * arrays and ids are valid during the call only. */
+typedef void (*rclient_unavailable_cb)(const char *const *ids, const size_t *lens, size_t n,
+                                       void *arg);
+/* Fired once when rclient_close() has finished; the client is freed. */
+typedef void (*rclient_close_cb)(void *arg);
+
+/* Fills o with the defaults documented in rclient_opts_t. */
+void rclient_opts_init(rclient_opts_t *o);
+
+/* Creates a client on loop and starts connecting at once; the strings in o
+ * are copied, o may be discarded afterwards. Returns 0 and sets *out, or
+ * RECD_EINVAL (bad option, message in errbuf), RECD_ENOMEM or RECD_EIO (a
+ * libuv handle could not be initialised; handles already initialised are
+ * then closing and are released by the next loop run). On error *out is
+ * untouched and nothing stays active on the loop. Redis being down is
+ * not an error: the client keeps retrying in the background. May call the
+ * log callback synchronously; fires no other callback. The client must be
+ * released with rclient_close() before the loop is closed. */
+int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char *errbuf);
+
+/* Registers the callback that receives every successful refresh of
+ * <prefix>unavailable (replacing any previous one; NULL disables). The set
+ * is read right after each (re)connect and then every
+ * unavailable_refresh_ms while connected, with at most one read in flight.
+ * A reply of the wrong type is logged and counted and no callback fires, so
+ * the daemon keeps its previous copy. Never fires synchronously. */
+void rclient_on_unavailable(rclient_t *c, rclient_unavailable_cb cb, void *arg);
+
+/* Reads the history (strongest max_history items) and the preferences of
+ * user (ulen bytes, binary-safe) in one pipelined round trip:
+ *   HGETALL <prefix>pref:<user>
+ *   ZREVRANGE <prefix>hist:<user> 0 <max_history-1> WITHSCORES
+ * Bad data is skipped and counted (see rclient_user_t), never fatal: an
+ * unknown user is RCLIENT_OK with empty arrays. Returns 0 (cb fires exactly
+ * once, never before this call returns), RECD_EINVAL (ulen > RCLIENT_ID_MAX,
+ * max_history == 0 or > INT32_MAX, cb NULL, client closing) or RECD_ENOMEM;
+ * on error cb never fires. user is not referenced after the call. */
+int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_history,
+                       rclient_user_cb cb, void *arg);
+
+/* ZINCRBY <prefix>hist:<user> <weight> <item>. Returns 0 (cb fires exactly
+ * once with the new score or an error status, never before this call
+ * returns), RECD_EINVAL (an id longer than RCLIENT_ID_MAX, weight not
+ * finite, cb NULL, client closing) or RECD_ENOMEM (cb never fires). */
+int rclient_feedback(rclient_t *c, const char *user, size_t ulen, const char *item,
+                     size_t ilen, double weight, rclient_feedback_cb cb, void *arg);
+
+/* Copies the counters into *out. */
+void rclient_get_stats(const rclient_t *c, rclient_stats_t *out);
+
+/* Shuts the client down: stops the timers, drops the connection (requests
+ * in flight complete with RCLIENT_UNAVAILABLE: synchronously inside this
+ * call, or right after the current callback returns when called from one of
+ * this client's callbacks, because hiredis defers the free then), then
+ * closes every handle and fires done(arg) once on a later loop turn, after
+ * which c is freed. After it returns no new request may be issued (they are
+ * refused with RECD_EINVAL); on_unavailable never fires again. Calling it
+ * twice is a no-op. Safe from inside any rclient callback except the log
+ * callback. done may be NULL. */
+void rclient_close(rclient_t *c, rclient_close_cb done, void *arg);
+
+#endif

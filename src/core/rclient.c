@@ -1,0 +1,1018 @@
+/* rclient.c - asynchronous Redis client on the daemon's libuv loop.
+ *
+ * Ownership rules that the whole file relies on (hiredis 0.14 async.c):
+ *
+ * - A redisAsyncContext is freed by hiredis itself after an I/O error, EOF
+ *   or failed connect; before the memory goes it fires every pending reply
+ *   callback with a NULL reply, then onDisconnect (only if the connection
+ *   had been established). onConnect(REDIS_ERR) is the last word on a
+ *   connect that failed.
+ * - redisAsyncFree() from inside a reply callback only sets REDIS_FREEING;
+ *   hiredis frees once the callback returns. From inside onConnect or
+ *   onDisconnect it is NOT safe (hiredis keeps using the context), so those
+ *   two callbacks never free: a failure there is turned into a zero-delay
+ *   state timer that drops the connection on the next loop turn.
+ * - c->ac is the connection we own. It is set to NULL as soon as we learn
+ *   the context is going away (first NULL reply, onDisconnect, a failed
+ *   onConnect, or our own drop), before any user callback runs; every later
+ *   notification about that context sees c->ac != ac and is ignored. New
+ *   requests therefore never reach a dying context.
+ * - The rclient_t itself is freed only in the close callback of our last
+ *   libuv handle, which runs on a later loop turn than the redisAsyncFree()
+ *   of rclient_close(): no hiredis callback chain can still reference it.
+ */
+#include "recd/rclient.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libuv.h>
+
+#include "recd/rng.h"
+
+/* Longest key we build: prefix + "unavailable" or "hist:"/"pref:" + id. */
+#define RCLIENT__KEY_MAX (RCLIENT_PREFIX_MAX + 16 + RCLIENT_ID_MAX)
+
+enum { RCLIENT__FETCH = 1, RCLIENT__FEEDBACK = 2 };
+
+/* One request from the daemon, alive from the issuing call until its
+ * callback has returned. */
+typedef struct rclient__req {
+  struct rclient__req *next;  /* link in the deferred-completion queue */
+  rclient_t *c;
+  int kind;                   /* RCLIENT__FETCH or RCLIENT__FEEDBACK */
+  int sent;                   /* commands queued in hiredis (fetch: 2, or 1
+                                 when queueing the second failed) */
+  int got;                    /* hiredis callbacks received so far */
+  rclient_status_t status;    /* worst outcome seen so far */
+  char errstr[RCLIENT_ERRLEN];/* why, when status != RCLIENT_OK */
+  union {
+    rclient_user_cb user;
+    rclient_feedback_cb feedback;
+  } cb;
+  void *arg;
+  /* Fetch only: the preferences, parsed from the HGETALL reply (hiredis
+   * frees each reply when its callback returns, and the history reply comes
+   * second), kept until the history reply completes the request. */
+  int personalize;
+  size_t anomalies;
+  size_t cats_n;
+  rclient_cat_t *cats;        /* one block: array, then the names */
+} rclient__req_t;
+
+struct rclient {
+  uv_loop_t *loop;
+  redisAsyncContext *ac;      /* our connection; NULL when none or dying */
+  rclient_state_t state;
+  int closing;                /* rclient_close() was called */
+  int refresh_inflight;       /* an SMEMBERS is outstanding */
+  int drop_requested;         /* the zero-delay state timer is a drop asked
+                                 for where freeing was unsafe, not a timeout */
+  unsigned attempt;           /* failed attempts since last CONNECTED */
+
+  /* options (strings point into the same allocation as the struct) */
+  const char *host;
+  int port;
+  const char *socket;         /* NULL = TCP */
+  const char *password;       /* NULL = no AUTH */
+  const char *prefix;
+  size_t prefix_len;
+  const char *where;          /* "host:port" or "unix:path", for logs */
+  unsigned connect_timeout_ms, reconnect_min_ms, reconnect_max_ms, refresh_ms;
+  unsigned max_inflight;      /* 0 = no limit */
+  rclient_log_cb log;
+  void *log_arg;
+  rclient_unavailable_cb on_unavail;
+  void *unavail_arg;
+
+  /* handles: one timer serves the connect timeout (CONNECTING) and the
+   * backoff (DISCONNECTED), which never overlap */
+  uv_timer_t state_timer;
+  uv_timer_t refresh_timer;
+  uv_idle_t idle;             /* drains the deferred queue next turn */
+  int handles_open;           /* handles not yet through their close_cb */
+  rclient_close_cb done;
+  void *done_arg;
+
+  rclient__req_t *deferred_head, *deferred_tail;
+  rng_t rng;                  /* backoff jitter */
+  rclient_stats_t stats;
+};
+
+static void rclient__connect(rclient_t *c);
+static void rclient__refresh_send(rclient_t *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4)))
+static void rclient__log(rclient_t *c, int level, const char *fmt, ...) {
+  if (c->log == NULL)
+    return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  c->log(level, buf, c->log_arg);
+}
+
+/* Records msg as the last error and logs it. A message equal to the
+ * previous one (the same refused connect every backoff period) drops to
+ * VERBOSE so that a long outage does not flood the log. */
+__attribute__((format(printf, 2, 3)))
+static void rclient__error(rclient_t *c, const char *fmt, ...) {
+  char buf[RCLIENT_ERRLEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  int repeat = strcmp(buf, c->stats.last_error) == 0;
+  memcpy(c->stats.last_error, buf, sizeof buf);
+  rclient__log(c, repeat ? RCLIENT_LOG_VERBOSE : RCLIENT_LOG_WARNING, "redis: %s", buf);
+}
+
+static void rclient__set_state(rclient_t *c, rclient_state_t s) {
+  c->state = s;
+  c->stats.state = s;
+  c->stats.connected = s == RCLIENT_CONNECTED;
+}
+
+static int rclient__is_wrongtype(const redisReply *r) {
+  return r->type == REDIS_REPLY_ERROR && r->len >= 9 && memcmp(r->str, "WRONGTYPE", 9) == 0;
+}
+
+/* Strict number parser for Redis strings: the whole string must be a
+ * number, no blanks; "inf" and "nan" parse, callers check finiteness.
+ * Redis never sends more than ~30 characters for a score. */
+static int rclient__parse_double(const char *s, size_t len, double *out) {
+  char buf[64];
+  if (len == 0 || len >= sizeof buf || isspace((unsigned char)s[0]))
+    return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  char *end;
+  double d = strtod(buf, &end);
+  if (end != buf + len)
+    return -1;
+  *out = d;
+  return 0;
+}
+
+/* Builds <prefix><mid><id> into buf (RCLIENT__KEY_MAX bytes); returns the
+ * length. Callers have checked idlen <= RCLIENT_ID_MAX. */
+static size_t rclient__key(const rclient_t *c, char *buf, const char *mid, const char *id,
+                           size_t idlen) {
+  size_t ml = strlen(mid);
+  memcpy(buf, c->prefix, c->prefix_len);
+  memcpy(buf + c->prefix_len, mid, ml);
+  if (idlen > 0)
+    memcpy(buf + c->prefix_len + ml, id, idlen);
+  return c->prefix_len + ml + idlen;
+}
+
+static int64_t rclient__now_unix_ms(void) {
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0)
+    return 0;
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- the adapter's poll callback, fixed ------------------------------ */
+
+/* hiredis 0.14's adapters/libuv.h returns from its poll callback when
+ * libuv reports an error status. libuv reports POLLERR that way (status
+ * UV_EBADF, handle stopped), which is how a refused asynchronous connect or
+ * a reset connection shows up, so hiredis never learns about it: a refused
+ * attempt would wait for connect_timeout_ms, and a reset live connection
+ * would keep every request pending forever. Upstream fixed this after 0.14
+ * (redis/hiredis PR #624): on an error, run the handlers for the events
+ * that were asked for, and hiredis's own read/write/getsockopt find the
+ * error. We keep redisLibuvAttach() (allocation, uv_poll_init, cleanup) and
+ * only swap its four add/del hooks for these, which arm the same poll
+ * handle with the fixed callback. */
+static void rclient__poll_cb(uv_poll_t *h, int status, int events) {
+  redisLibuvEvents *p = h->data;
+  int ev = status < 0 ? p->events : events;
+  if (p->context != NULL && (ev & UV_READABLE))
+    redisAsyncHandleRead(p->context);
+  /* p stays valid after a free above: cleanup only uv_close()s the handle
+   * and clears p->context; the memory goes in the close callback. */
+  if (p->context != NULL && (ev & UV_WRITABLE))
+    redisAsyncHandleWrite(p->context);
+}
+
+static void rclient__poll_update(redisLibuvEvents *p) {
+  if (p->events)
+    uv_poll_start(&p->handle, p->events, rclient__poll_cb);
+  else
+    uv_poll_stop(&p->handle);
+}
+
+static void rclient__add_read(void *privdata) {
+  redisLibuvEvents *p = privdata;
+  p->events |= UV_READABLE;
+  rclient__poll_update(p);
+}
+
+static void rclient__del_read(void *privdata) {
+  redisLibuvEvents *p = privdata;
+  p->events &= ~UV_READABLE;
+  rclient__poll_update(p);
+}
+
+static void rclient__add_write(void *privdata) {
+  redisLibuvEvents *p = privdata;
+  p->events |= UV_WRITABLE;
+  rclient__poll_update(p);
+}
+
+static void rclient__del_write(void *privdata) {
+  redisLibuvEvents *p = privdata;
+  p->events &= ~UV_WRITABLE;
+  rclient__poll_update(p);
+}
+
+/* ---- connection state machine ---------------------------------------- */
+
+/* Next backoff delay: exponential from reconnect_min_ms up to
+ * reconnect_max_ms, with "equal jitter" (half fixed, half random) so the
+ * delay still grows while many daemons restarted together do not hammer a
+ * recovering Redis in lockstep. */
+static uint64_t rclient__backoff(rclient_t *c) {
+  uint64_t base = c->reconnect_min_ms;
+  for (unsigned i = 0; i < c->attempt && base < c->reconnect_max_ms; i++)
+    base *= 2;
+  if (base > c->reconnect_max_ms)
+    base = c->reconnect_max_ms;
+  if (c->attempt < UINT_MAX)
+    c->attempt++;
+  uint64_t half = base / 2;
+  return base - half + rng_below(&c->rng, half + 1);
+}
+
+static void rclient__reconnect_cb(uv_timer_t *t) {
+  rclient_t *c = t->data;
+  c->stats.reconnect_attempts++;
+  rclient__connect(c);
+}
+
+/* The connection is gone (c->ac already detached by the caller): count it
+ * and schedule the next attempt unless we are closing. */
+static void rclient__disconnected(rclient_t *c) {
+  if (c->state == RCLIENT_CONNECTED)
+    c->stats.disconnects++;
+  rclient__set_state(c, RCLIENT_DISCONNECTED);
+  uv_timer_stop(&c->state_timer);
+  if (c->closing)
+    return;
+  uint64_t delay = rclient__backoff(c);
+  rclient__log(c, RCLIENT_LOG_VERBOSE, "redis: reconnecting to %s in %llu ms", c->where,
+               (unsigned long long)delay);
+  uv_timer_start(&c->state_timer, rclient__reconnect_cb, delay, 0);
+}
+
+/* hiredis told us (NULL reply, onDisconnect) that ac is being torn down.
+ * Idempotent: only the first notification about our current context acts. */
+static void rclient__lost(rclient_t *c, const redisAsyncContext *ac) {
+  if (ac == NULL || c->ac != ac)
+    return;
+  c->ac = NULL;
+  if (c->state == RCLIENT_CONNECTED)
+    rclient__error(c, "lost connection to %s: %s", c->where,
+                   ac->c.err ? ac->c.errstr : "closed by peer");
+  else {
+    c->stats.errors++;
+    rclient__error(c, "connection to %s failed: %s", c->where,
+                   ac->c.err ? ac->c.errstr : "closed by peer");
+  }
+  rclient__disconnected(c);
+}
+
+/* Drops our current connection on our own initiative (timeout, AUTH
+ * failure). Only from a timer callback or a reply callback: in the latter
+ * hiredis defers the free until the callback returns. */
+static void rclient__drop(rclient_t *c) {
+  redisAsyncContext *ac = c->ac;
+  c->ac = NULL;
+  rclient__disconnected(c);
+  if (ac != NULL)
+    redisAsyncFree(ac);
+}
+
+static void rclient__connected(rclient_t *c) {
+  uv_timer_stop(&c->state_timer);
+  rclient__set_state(c, RCLIENT_CONNECTED);
+  c->stats.connects++;
+  c->attempt = 0;
+  rclient__log(c, RCLIENT_LOG_NOTICE, "redis: connected to %s", c->where);
+  /* A restarted Redis may hold a different set: read it now, then every
+   * refresh_ms from here. */
+  rclient__refresh_send(c);
+  uv_timer_again(&c->refresh_timer);
+}
+
+/* CONNECTING took too long (or a zero-delay drop was requested from a
+ * callback where freeing is unsafe). */
+static void rclient__timeout_cb(uv_timer_t *t) {
+  rclient_t *c = t->data;
+  int requested = c->drop_requested;
+  c->drop_requested = 0;
+  if (c->state != RCLIENT_CONNECTING || c->ac == NULL)
+    return;
+  if (!requested) {
+    c->stats.errors++;
+    rclient__error(c, "connecting to %s timed out after %u ms", c->where, c->connect_timeout_ms);
+  }
+  rclient__drop(c);
+}
+
+static void rclient__auth_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  rclient_t *c = ac->data;
+  const redisReply *r = reply;
+  (void)priv;
+  if (r == NULL) {
+    rclient__lost(c, ac);
+    return;
+  }
+  if (c->ac != ac)
+    return;
+  if (r->type == REDIS_REPLY_ERROR) {
+    c->stats.errors++;
+    rclient__error(c, "AUTH to %s failed: %.*s", c->where, (int)(r->len > 256 ? 256 : r->len),
+                   r->str);
+    rclient__drop(c);
+    return;
+  }
+  rclient__connected(c);
+}
+
+/* First writable event: the TCP/Unix connect finished one way or the
+ * other. hiredis frees the context after a failure and keeps using it
+ * after success, so nothing here may free it. */
+static void rclient__on_connect(const redisAsyncContext *cac, int status) {
+  rclient_t *c = cac->data;
+  if (c->ac != cac)
+    return;
+  redisAsyncContext *ac = c->ac;
+  if (status != REDIS_OK) {
+    rclient__lost(c, cac);
+    return;
+  }
+  if (c->password == NULL) {
+    rclient__connected(c);
+    return;
+  }
+  /* AUTH goes first on the wire; the daemon's commands wait for its reply
+   * because the state stays CONNECTING until then. */
+  const char *argv[2] = {"AUTH", c->password};
+  size_t lens[2] = {4, strlen(c->password)};
+  if (redisAsyncCommandArgv(ac, rclient__auth_cb, NULL, 2, argv, lens) != REDIS_OK) {
+    c->stats.errors++;
+    rclient__error(c, "cannot queue AUTH to %s: out of memory", c->where);
+    c->drop_requested = 1;
+    uv_timer_start(&c->state_timer, rclient__timeout_cb, 0, 0);
+    return;
+  }
+  c->stats.commands_sent++;
+}
+
+static void rclient__on_disconnect(const redisAsyncContext *ac, int status) {
+  (void)status;
+  rclient__lost(ac->data, ac);
+}
+
+/* A failed attempt that never produced a usable context. */
+__attribute__((format(printf, 2, 3)))
+static void rclient__attempt_failed(rclient_t *c, const char *fmt, ...) {
+  char buf[RCLIENT_ERRLEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  c->stats.errors++;
+  rclient__error(c, "connection to %s failed: %s", c->where, buf);
+  rclient__disconnected(c);
+}
+
+static void rclient__connect(rclient_t *c) {
+  rclient__set_state(c, RCLIENT_CONNECTING);
+  redisAsyncContext *ac =
+      c->socket ? redisAsyncConnectUnix(c->socket) : redisAsyncConnect(c->host, c->port);
+  if (ac == NULL) {
+    rclient__attempt_failed(c, "out of memory");
+    return;
+  }
+  if (ac->err) {
+    /* Refused at once (a Unix socket that is not there, a loopback port
+     * with no listener): no hooks are attached yet, plain free is safe. */
+    rclient__attempt_failed(c, "%s", ac->c.errstr);
+    redisAsyncFree(ac);
+    return;
+  }
+  if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+    /* The adapter installs its hooks before allocating its state and
+     * leaves them behind on failure (STYLE "Avoid D"); with ev.data NULL
+     * its cleanup hook would dereference NULL inside redisAsyncFree, so
+     * clear the hooks first. When uv_poll_init was what failed, the
+     * adapter's small block is unreachable and leaks; nothing can be done
+     * about that without forking the adapter. */
+    memset(&ac->ev, 0, sizeof ac->ev);
+    redisAsyncFree(ac);
+    rclient__attempt_failed(c, "cannot attach to the event loop");
+    return;
+  }
+  ac->ev.addRead = rclient__add_read;
+  ac->ev.delRead = rclient__del_read;
+  ac->ev.addWrite = rclient__add_write;
+  ac->ev.delWrite = rclient__del_write;
+  ac->data = c;
+  c->ac = ac;
+  /* Setting the connect callback starts polling for writability. */
+  redisAsyncSetConnectCallback(ac, rclient__on_connect);
+  redisAsyncSetDisconnectCallback(ac, rclient__on_disconnect);
+  uv_timer_start(&c->state_timer, rclient__timeout_cb, c->connect_timeout_ms, 0);
+}
+
+/* ---- the unavailable set --------------------------------------------- */
+
+static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  rclient_t *c = ac->data;
+  const redisReply *r = reply;
+  (void)priv;
+  c->refresh_inflight = 0;
+  if (r == NULL) {
+    rclient__lost(c, ac);
+    return;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    if (rclient__is_wrongtype(r))
+      c->stats.anomalies++;
+    else
+      c->stats.errors++;
+    rclient__error(c, "SMEMBERS %sunavailable: %.*s (keeping the previous set)", c->prefix,
+                   (int)(r->len > 256 ? 256 : r->len), r->str);
+    return;
+  }
+  if (r->type != REDIS_REPLY_ARRAY) {
+    c->stats.anomalies++;
+    rclient__error(c, "SMEMBERS %sunavailable: unexpected reply type %d", c->prefix, r->type);
+    return;
+  }
+  const char **ids = NULL;
+  size_t *lens = NULL;
+  size_t n = 0;
+  if (r->elements > 0) {
+    /* One block for both arrays: pointers first keeps size_t aligned. */
+    ids = malloc(r->elements * (sizeof *ids + sizeof *lens));
+    if (ids == NULL) {
+      c->stats.errors++;
+      rclient__error(c, "SMEMBERS %sunavailable: out of memory (keeping the previous set)",
+                     c->prefix);
+      return;
+    }
+    lens = (size_t *)(ids + r->elements);
+  }
+  for (size_t i = 0; i < r->elements; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING || e->len > RCLIENT_ID_MAX) {
+      c->stats.anomalies++;
+      continue;
+    }
+    ids[n] = e->str;
+    lens[n] = e->len;
+    n++;
+  }
+  c->stats.unavailable_refreshes++;
+  c->stats.last_refresh_unix_ms = rclient__now_unix_ms();
+  c->stats.unavailable_count = n;
+  if (c->on_unavail != NULL && !c->closing)
+    c->on_unavail(ids, lens, n, c->unavail_arg);
+  free(ids);
+}
+
+static void rclient__refresh_send(rclient_t *c) {
+  if (c->state != RCLIENT_CONNECTED || c->refresh_inflight || c->closing)
+    return;
+  char key[RCLIENT__KEY_MAX];
+  const char *argv[2] = {"SMEMBERS", key};
+  size_t lens[2] = {8, rclient__key(c, key, "unavailable", NULL, 0)};
+  if (redisAsyncCommandArgv(c->ac, rclient__refresh_cb, NULL, 2, argv, lens) != REDIS_OK) {
+    /* Only OOM gets here while CONNECTED; the next tick retries. */
+    c->stats.errors++;
+    rclient__error(c, "cannot queue SMEMBERS: out of memory");
+    return;
+  }
+  c->refresh_inflight = 1;
+  c->stats.commands_sent++;
+}
+
+static void rclient__refresh_tick(uv_timer_t *t) {
+  rclient__refresh_send(t->data);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static void rclient__req_fail(rclient__req_t *r, rclient_status_t st, const char *msg) {
+  /* UNAVAILABLE wins over ERROR: the connection is gone either way. */
+  if (r->status == RCLIENT_OK || st == RCLIENT_UNAVAILABLE) {
+    if (r->status != RCLIENT_UNAVAILABLE) {
+      r->status = st;
+      snprintf(r->errstr, sizeof r->errstr, "%s", msg);
+    }
+  }
+}
+
+static void rclient__req_fail_reply(rclient__req_t *r, const redisReply *e) {
+  char msg[RCLIENT_ERRLEN];
+  snprintf(msg, sizeof msg, "%.*s", (int)(e->len >= sizeof msg ? sizeof msg - 1 : e->len),
+           e->str);
+  r->c->stats.errors++;
+  rclient__req_fail(r, RCLIENT_ERROR, msg);
+}
+
+/* Parses the HGETALL reply into r (copying what must outlive the reply). */
+static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
+  rclient_t *c = r->c;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    if (rclient__is_wrongtype(rep))
+      r->anomalies++;
+    else
+      rclient__req_fail_reply(r, rep);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    r->anomalies++;
+    return;
+  }
+  size_t npairs = rep->elements / 2, bytes = 0;
+  if (rep->elements % 2)
+    r->anomalies++;
+  for (size_t i = 0; i < npairs; i++) {
+    const redisReply *f = rep->element[2 * i];
+    if (f->type == REDIS_REPLY_STRING && f->len > 4 && memcmp(f->str, "cat:", 4) == 0)
+      bytes += f->len - 4;
+  }
+  if (bytes > 0) {
+    r->cats = malloc(npairs * sizeof *r->cats + bytes);
+    if (r->cats == NULL) {
+      c->stats.errors++;
+      rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+      return;
+    }
+  }
+  /* Only touched when r->cats holds at least one name byte. */
+  char *names = r->cats != NULL ? (char *)(r->cats + npairs) : NULL;
+  for (size_t i = 0; i < npairs; i++) {
+    const redisReply *f = rep->element[2 * i], *v = rep->element[2 * i + 1];
+    if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+      r->anomalies++;
+      continue;
+    }
+    if (f->len == 11 && memcmp(f->str, "personalize", 11) == 0) {
+      if (v->len == 1 && v->str[0] == '0')
+        r->personalize = 0;
+      else if (!(v->len == 1 && v->str[0] == '1'))
+        r->anomalies++; /* stays personalized: only "0" opts out */
+      continue;
+    }
+    if (f->len < 4 || memcmp(f->str, "cat:", 4) != 0)
+      continue; /* other fields are for other readers */
+    size_t nl = f->len - 4;
+    double d;
+    if (nl == 0 || nl > RCLIENT_ID_MAX || rclient__parse_double(v->str, v->len, &d) != 0 ||
+        !isfinite(d) || d < -1.0 || d > 1.0) {
+      r->anomalies++;
+      continue;
+    }
+    memcpy(names, f->str + 4, nl);
+    r->cats[r->cats_n].name = names;
+    r->cats[r->cats_n].len = nl;
+    r->cats[r->cats_n].value = (float)d;
+    r->cats_n++;
+    names += nl;
+  }
+}
+
+/* Completes a fetch: parses the history reply (borrowed, alive during this
+ * call only) when there is one, fires the callback, frees everything. */
+static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
+  rclient_t *c = r->c;
+  rclient_user_t res;
+  memset(&res, 0, sizeof res);
+  void *block = NULL;
+  if (r->status == RCLIENT_OK && hist != NULL) {
+    if (hist->type == REDIS_REPLY_ERROR) {
+      if (rclient__is_wrongtype(hist))
+        r->anomalies++;
+      else
+        rclient__req_fail_reply(r, hist);
+    } else if (hist->type != REDIS_REPLY_ARRAY) {
+      r->anomalies++;
+    } else {
+      size_t npairs = hist->elements / 2;
+      if (hist->elements % 2)
+        r->anomalies++;
+      if (npairs > 0)
+        block = malloc(npairs * (sizeof(char *) + sizeof(size_t) + sizeof(float)));
+      if (npairs > 0 && block == NULL) {
+        c->stats.errors++;
+        rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+      } else if (block != NULL) {
+        const char **ids = block;
+        size_t *lens = (size_t *)(ids + npairs);
+        float *w = (float *)(lens + npairs);
+        size_t n = 0;
+        for (size_t i = 0; i < npairs; i++) {
+          const redisReply *m = hist->element[2 * i], *s = hist->element[2 * i + 1];
+          double d;
+          /* float must stay finite and > 0 too: the fold-in's contract. */
+          if (m->type != REDIS_REPLY_STRING || m->len > RCLIENT_ID_MAX ||
+              s->type != REDIS_REPLY_STRING || rclient__parse_double(s->str, s->len, &d) != 0 ||
+              !isfinite(d) || d <= 0.0 || !isfinite((float)d) || (float)d <= 0.0f) {
+            r->anomalies++;
+            continue;
+          }
+          ids[n] = m->str;
+          lens[n] = m->len;
+          w[n] = (float)d;
+          n++;
+        }
+        res.hist_n = n;
+        res.hist_ids = ids;
+        res.hist_lens = lens;
+        res.hist_weights = w;
+      }
+    }
+  }
+  c->stats.anomalies += r->anomalies;
+  res.status = r->status;
+  res.anomalies = r->anomalies;
+  res.personalize = 1;
+  if (r->status == RCLIENT_OK) {
+    res.personalize = r->personalize;
+    res.cats_n = r->cats_n;
+    res.cats = r->cats;
+  } else {
+    res.hist_n = 0;
+    res.hist_ids = NULL;
+    res.hist_lens = NULL;
+    res.hist_weights = NULL;
+    res.errstr = r->errstr;
+  }
+  r->cb.user(c, &res, r->arg);
+  free(block);
+  free(r->cats);
+  free(r);
+}
+
+static void rclient__finish_feedback(rclient__req_t *r, const redisReply *rep) {
+  double score = 0.0;
+  if (r->status == RCLIENT_OK && rep != NULL) {
+    if (rep->type == REDIS_REPLY_ERROR)
+      rclient__req_fail_reply(r, rep);
+    else if (rep->type != REDIS_REPLY_STRING ||
+             rclient__parse_double(rep->str, rep->len, &score) != 0) {
+      r->c->stats.errors++;
+      rclient__req_fail(r, RCLIENT_ERROR, "unexpected reply to ZINCRBY");
+    }
+  }
+  if (r->status != RCLIENT_OK)
+    score = 0.0;
+  r->cb.feedback(r->c, r->status, score, r->status == RCLIENT_OK ? NULL : r->errstr, r->arg);
+  free(r);
+}
+
+static void rclient__finish(rclient__req_t *r, const redisReply *rep) {
+  if (r->sent > 0)
+    r->c->stats.inflight--;
+  if (r->kind == RCLIENT__FETCH)
+    rclient__finish_fetch(r, rep);
+  else
+    rclient__finish_feedback(r, rep);
+}
+
+/* One hiredis reply for r arrived (or NULL: the connection is going).
+ * Replies come in command order: a fetch's first is HGETALL (copied into
+ * r), its second ZREVRANGE (borrowed while the callback runs); the request
+ * completes on the last reply of what was actually queued. */
+static void rclient__reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  rclient__req_t *r = priv;
+  const redisReply *rep = reply;
+  int idx = r->got++;
+  int is_prefs = r->kind == RCLIENT__FETCH && idx == 0;
+  if (rep == NULL) {
+    rclient__lost(r->c, ac);
+    rclient__req_fail(r, RCLIENT_UNAVAILABLE, "connection to Redis lost");
+  } else if (is_prefs) {
+    rclient__parse_prefs(r, rep);
+  }
+  if (r->got == r->sent)
+    rclient__finish(r, is_prefs ? NULL : rep);
+}
+
+static void rclient__idle_cb(uv_idle_t *h);
+
+/* Queues r for completion with st on the next loop turn. */
+static void rclient__defer(rclient_t *c, rclient__req_t *r, rclient_status_t st,
+                           const char *msg) {
+  rclient__req_fail(r, st, msg);
+  r->next = NULL;
+  if (c->deferred_tail)
+    c->deferred_tail->next = r;
+  else
+    c->deferred_head = r;
+  c->deferred_tail = r;
+  uv_idle_start(&c->idle, rclient__idle_cb);
+}
+
+static rclient__req_t *rclient__req_new(rclient_t *c, int kind, void *arg) {
+  rclient__req_t *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return NULL;
+  r->c = c;
+  r->kind = kind;
+  r->arg = arg;
+  r->personalize = 1;
+  return r;
+}
+
+/* Sends the first command of r. Returns 0 (sent, or deferred as
+ * UNAVAILABLE) or RECD_ENOMEM (nothing happened; r must be freed). */
+static int rclient__send_first(rclient_t *c, rclient__req_t *r, int argc, const char **argv,
+                               const size_t *lens) {
+  if (c->state != RCLIENT_CONNECTED || c->ac == NULL) {
+    rclient__defer(c, r, RCLIENT_UNAVAILABLE, "not connected to Redis");
+    return 0;
+  }
+  if (c->max_inflight > 0 && c->stats.inflight >= c->max_inflight) {
+    c->stats.rejected++;
+    rclient__defer(c, r, RCLIENT_UNAVAILABLE, "too many requests waiting for Redis");
+    return 0;
+  }
+  if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, argc, argv, lens) != REDIS_OK) {
+    /* hiredis returns REDIS_ERR both for OOM and for a context that is
+     * shutting down; the flags tell them apart. */
+    if (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) {
+      rclient__defer(c, r, RCLIENT_UNAVAILABLE, "not connected to Redis");
+      return 0;
+    }
+    return RECD_ENOMEM;
+  }
+  r->sent = 1;
+  c->stats.inflight++;
+  c->stats.commands_sent++;
+  return 0;
+}
+
+int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_history,
+                       rclient_user_cb cb, void *arg) {
+  if (c == NULL || cb == NULL || c->closing || (user == NULL && ulen > 0) ||
+      ulen > RCLIENT_ID_MAX || max_history == 0 || max_history > INT32_MAX)
+    return RECD_EINVAL;
+  rclient__req_t *r = rclient__req_new(c, RCLIENT__FETCH, arg);
+  if (r == NULL)
+    return RECD_ENOMEM;
+  r->cb.user = cb;
+  char pkey[RCLIENT__KEY_MAX], hkey[RCLIENT__KEY_MAX], stop[24];
+  const char *pargv[2] = {"HGETALL", pkey};
+  size_t plens[2] = {7, rclient__key(c, pkey, "pref:", user, ulen)};
+  int err = rclient__send_first(c, r, 2, pargv, plens);
+  if (err != 0) {
+    free(r);
+    return err;
+  }
+  if (r->sent == 0)
+    return 0; /* deferred */
+  /* Back to back in hiredis's output buffer: one write, one round trip. */
+  int sl = snprintf(stop, sizeof stop, "%zu", max_history - 1);
+  const char *hargv[5] = {"ZREVRANGE", hkey, "0", stop, "WITHSCORES"};
+  size_t hlens[5] = {9, rclient__key(c, hkey, "hist:", user, ulen), 1, (size_t)sl, 10};
+  if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 5, hargv, hlens) != REDIS_OK) {
+    /* HGETALL is already queued and owns r; its reply completes r. */
+    c->stats.errors++;
+    rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+    return 0;
+  }
+  r->sent = 2;
+  c->stats.commands_sent++;
+  return 0;
+}
+
+int rclient_feedback(rclient_t *c, const char *user, size_t ulen, const char *item,
+                     size_t ilen, double weight, rclient_feedback_cb cb, void *arg) {
+  if (c == NULL || cb == NULL || c->closing || (user == NULL && ulen > 0) ||
+      (item == NULL && ilen > 0) || ulen > RCLIENT_ID_MAX || ilen > RCLIENT_ID_MAX ||
+      !isfinite(weight))
+    return RECD_EINVAL;
+  rclient__req_t *r = rclient__req_new(c, RCLIENT__FEEDBACK, arg);
+  if (r == NULL)
+    return RECD_ENOMEM;
+  r->cb.feedback = cb;
+  char key[RCLIENT__KEY_MAX], wbuf[32];
+  /* %.17g round-trips every double exactly. */
+  int wl = snprintf(wbuf, sizeof wbuf, "%.17g", weight);
+  const char *argv[4] = {"ZINCRBY", key, wbuf, ilen > 0 ? item : ""};
+  size_t lens[4] = {7, rclient__key(c, key, "hist:", user, ulen), (size_t)wl, ilen};
+  int err = rclient__send_first(c, r, 4, argv, lens);
+  if (err != 0)
+    free(r);
+  return err;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+static void rclient__closed_cb(uv_handle_t *h) {
+  rclient_t *c = h->data;
+  if (--c->handles_open > 0)
+    return;
+  rclient_close_cb done = c->done;
+  void *arg = c->done_arg;
+  free(c);
+  if (done != NULL)
+    done(arg);
+}
+
+/* Last close callback of the two timers: close the idle handle now. Its
+ * close callback runs on the NEXT loop turn, after every handle closed on
+ * this one, including hiredis's poll handle, so done() really comes after
+ * all of them (libuv runs the close callbacks queued during a pass on the
+ * following pass). */
+static void rclient__timer_closed_cb(uv_handle_t *h) {
+  rclient_t *c = h->data;
+  if (--c->handles_open > 1)
+    return;
+  uv_close((uv_handle_t *)&c->idle, rclient__closed_cb);
+}
+
+static void rclient__close_handles(rclient_t *c) {
+  c->handles_open = 3;
+  uv_close((uv_handle_t *)&c->state_timer, rclient__timer_closed_cb);
+  uv_close((uv_handle_t *)&c->refresh_timer, rclient__timer_closed_cb);
+}
+
+static void rclient__idle_cb(uv_idle_t *h) {
+  rclient_t *c = h->data;
+  rclient__req_t *r = c->deferred_head;
+  c->deferred_head = c->deferred_tail = NULL;
+  while (r != NULL) {
+    rclient__req_t *next = r->next;
+    rclient__finish(r, NULL);
+    r = next;
+  }
+  if (c->deferred_head != NULL)
+    return; /* callbacks issued new requests: next turn */
+  uv_idle_stop(h);
+  if (c->closing && c->handles_open == 0)
+    rclient__close_handles(c);
+}
+
+void rclient_opts_init(rclient_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->host = "127.0.0.1";
+  o->port = 6379;
+  o->prefix = "recd:";
+  o->connect_timeout_ms = 1000;
+  o->reconnect_min_ms = 100;
+  o->reconnect_max_ms = 5000;
+  o->unavailable_refresh_ms = 2000;
+  o->max_inflight = 10000;
+}
+
+/* Appends s (or nothing for NULL) to the string area at *p. */
+static const char *rclient__stash(char **p, const char *s) {
+  if (s == NULL)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = *p;
+  memcpy(d, s, n);
+  *p += n;
+  return d;
+}
+
+/* Handles initialised before a failure in rclient_new: closed, and the
+ * block freed by the last close callback (they are linked into the loop,
+ * so the memory cannot go before libuv lets go of them). */
+static void rclient__new_unwind_cb(uv_handle_t *h) {
+  rclient_t *c = h->data;
+  if (--c->handles_open == 0)
+    free(c);
+}
+
+int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char *errbuf) {
+  if (loop == NULL || o == NULL || out == NULL)
+    return recd_errf(errbuf, RECD_EINVAL, "rclient: missing argument");
+  const char *socket = o->socket && o->socket[0] ? o->socket : NULL;
+  const char *password = o->password && o->password[0] ? o->password : NULL;
+  const char *host = o->host ? o->host : "";
+  const char *prefix = o->prefix ? o->prefix : "";
+  if (socket == NULL && host[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "redis-host is empty");
+  if (socket == NULL && (o->port < 1 || o->port > 65535))
+    return recd_errf(errbuf, RECD_EINVAL, "redis-port %d is not in 1..65535", o->port);
+  if (strlen(prefix) > RCLIENT_PREFIX_MAX)
+    return recd_errf(errbuf, RECD_EINVAL, "key-prefix is longer than %d bytes",
+                     RCLIENT_PREFIX_MAX);
+  if (o->connect_timeout_ms == 0 || o->reconnect_min_ms == 0 ||
+      o->unavailable_refresh_ms == 0)
+    return recd_errf(errbuf, RECD_EINVAL, "rclient: timeouts and periods must be > 0 ms");
+  if (o->reconnect_max_ms < o->reconnect_min_ms)
+    return recd_errf(errbuf, RECD_EINVAL, "rclient: reconnect max %u ms < min %u ms",
+                     o->reconnect_max_ms, o->reconnect_min_ms);
+
+  char where[RCLIENT_ERRLEN];
+  if (socket)
+    snprintf(where, sizeof where, "unix:%s", socket);
+  else
+    snprintf(where, sizeof where, "%s:%d", host, o->port);
+  size_t strings = strlen(host) + 1 + strlen(prefix) + 1 + strlen(where) + 1 +
+                   (socket ? strlen(socket) + 1 : 0) + (password ? strlen(password) + 1 : 0);
+  rclient_t *c = calloc(1, sizeof *c + strings);
+  if (c == NULL)
+    return recd_errf(errbuf, RECD_ENOMEM, "rclient: out of memory");
+  char *p = (char *)(c + 1);
+  c->host = rclient__stash(&p, host);
+  c->prefix = rclient__stash(&p, prefix);
+  c->where = rclient__stash(&p, where);
+  c->socket = rclient__stash(&p, socket);
+  c->password = rclient__stash(&p, password);
+  c->prefix_len = strlen(prefix);
+  c->port = o->port;
+  c->loop = loop;
+  c->connect_timeout_ms = o->connect_timeout_ms;
+  c->reconnect_min_ms = o->reconnect_min_ms;
+  c->reconnect_max_ms = o->reconnect_max_ms;
+  c->refresh_ms = o->unavailable_refresh_ms;
+  c->max_inflight = o->max_inflight;
+  c->log = o->log;
+  c->log_arg = o->log_arg;
+  rng_seed(&c->rng, uv_hrtime() ^ (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32));
+
+  /* libuv's timer and idle init cannot fail on Unix today; checked anyway,
+   * and unwound through uv_close because an initialised handle is linked
+   * into the loop. */
+  uv_handle_t *hs[3] = {(uv_handle_t *)&c->state_timer, (uv_handle_t *)&c->refresh_timer,
+                        (uv_handle_t *)&c->idle};
+  int rc = uv_timer_init(loop, &c->state_timer);
+  int inited = rc == 0;
+  if (rc == 0 && (rc = uv_timer_init(loop, &c->refresh_timer)) == 0)
+    inited++;
+  if (rc == 0 && (rc = uv_idle_init(loop, &c->idle)) == 0)
+    inited++;
+  for (int i = 0; i < 3; i++)
+    hs[i]->data = c;
+  if (rc != 0) {
+    if (inited == 0) {
+      free(c);
+    } else {
+      c->handles_open = inited;
+      for (int i = 0; i < inited; i++)
+        uv_close(hs[i], rclient__new_unwind_cb);
+    }
+    return recd_errf(errbuf, RECD_EIO, "rclient: cannot initialise loop handles: %s",
+                     uv_strerror(rc));
+  }
+  uv_timer_start(&c->refresh_timer, rclient__refresh_tick, c->refresh_ms, c->refresh_ms);
+  rclient__connect(c);
+  *out = c;
+  return 0;
+}
+
+void rclient_on_unavailable(rclient_t *c, rclient_unavailable_cb cb, void *arg) {
+  c->on_unavail = cb;
+  c->unavail_arg = arg;
+}
+
+void rclient_get_stats(const rclient_t *c, rclient_stats_t *out) {
+  *out = c->stats;
+}
+
+void rclient_close(rclient_t *c, rclient_close_cb done, void *arg) {
+  if (c == NULL || c->closing)
+    return;
+  c->closing = 1;
+  c->done = done;
+  c->done_arg = arg;
+  uv_timer_stop(&c->state_timer);
+  uv_timer_stop(&c->refresh_timer);
+  redisAsyncContext *ac = c->ac;
+  c->ac = NULL;
+  rclient__set_state(c, RCLIENT_DISCONNECTED);
+  if (ac != NULL) {
+    /* Pending replies fire now with NULL (or right after the current reply
+     * callback when we are inside one); they find c->ac == NULL, so they
+     * complete as UNAVAILABLE without scheduling anything. */
+    redisAsyncFree(ac);
+  }
+  rclient__log(c, RCLIENT_LOG_VERBOSE, "redis: client for %s closed", c->where);
+  /* The handles are closed from the idle callback, after the deferred
+   * queue has drained: never from inside a caller's callback chain. */
+  uv_idle_start(&c->idle, rclient__idle_cb);
+}
