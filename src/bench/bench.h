@@ -16,6 +16,9 @@
 int bench_kernel_main(int argc, char **argv);
 /* Prints the kernel mode's option list. */
 void bench_kernel_usage(FILE *fp);
+/* Runs `recd-bench e2e` against a running daemon; argv[0] is "e2e". */
+int bench_e2e_main(int argc, char **argv);
+void bench_e2e_usage(FILE *fp);
 
 /* Monotonic clock in microseconds (CLOCK_MONOTONIC: immune to wall-clock
  * steps, which a benchmark running for minutes may well see). */
@@ -24,7 +27,7 @@ double bench_now_us(void);
 /* Latency summary of n samples, in the unit of the samples. */
 typedef struct bench_summary {
   size_t n;
-  double median, p90, p99, max, mean, total;
+  double median, p90, p99, p999, max, mean, total;
 } bench_summary_t;
 
 /* Summarises v[0, n) (n > 0); sorts v in place. Percentiles are nearest

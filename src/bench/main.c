@@ -1,6 +1,7 @@
 /* recd-bench - benchmarks for recd.
  *
  *   recd-bench kernel --model FILE [options]   in-process serving kernel
+ *   recd-bench e2e --port P [options]           requests to a running daemon
  *
  * Each mode is a subcommand with its own options, in its own file
  * (kernel.c, ...), dispatched from the table below; a new mode (the
@@ -21,6 +22,8 @@ typedef struct bench_cmd {
 static const bench_cmd_t bench_cmds[] = {
   {"kernel", bench_kernel_main, bench_kernel_usage,
    "fold-in, scoring and top-k latency in-process, on a model file"},
+  {"e2e", bench_e2e_main, bench_e2e_usage,
+   "RECOMMEND throughput and latency against a running recd"},
 };
 #define BENCH_N_CMDS (sizeof bench_cmds / sizeof *bench_cmds)
 

@@ -36,6 +36,7 @@ void bench_summarize(double *v, size_t n, bench_summary_t *out) {
   out->median = bench__rank(v, n, 50);
   out->p90 = bench__rank(v, n, 90);
   out->p99 = bench__rank(v, n, 99);
+  out->p999 = bench__rank(v, n, 99.9);
   out->max = v[n - 1];
   out->total = total;
   out->mean = total / (double)n;

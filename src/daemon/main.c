@@ -1,0 +1,244 @@
+/* recd - the recommendation daemon: start-up, signals, shutdown.
+ *
+ *   recd [recd.conf] [--key value ...]
+ *
+ * Start-up order matters: the model is loaded and validated before any
+ * socket listens, so a daemon that accepts connections can always answer;
+ * Redis being down is not a start-up error (answers degrade to popular
+ * items until it is back).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+void openblas_set_num_threads(int num_threads);
+
+/* How long SIGTERM waits for in-flight requests before closing anyway. */
+#define SHUTDOWN_GRACE_MS 5000
+
+typedef struct daemon_ctx {
+  server_t srv;
+  uv_timer_t drain;
+  uint64_t drain_started;
+  int reload_pending; /* SIGHUP during a reload: reload again after it */
+} daemon_ctx_t;
+
+static void on_rclient_log(int level, const char *msg, void *arg) {
+  (void)arg;
+  log_msg(level, "%s", msg);
+}
+
+static void on_unavailable(const char *const *ids, const size_t *lens, size_t n, void *arg) {
+  model_store_set_unavailable(arg, ids, lens, n);
+}
+
+static void on_sighup_reload_done(server_t *s, int status, const char *msg, void *arg);
+
+static void start_signal_reload(daemon_ctx_t *d) {
+  char err[RECD_ERRLEN];
+  if (d->srv.reloading) {
+    d->reload_pending = 1;
+    return;
+  }
+  if (model_store_reload(&d->srv, NULL, on_sighup_reload_done, d, err) != 0)
+    log_warning("SIGHUP: %s", err);
+}
+
+static void on_sighup_reload_done(server_t *s, int status, const char *msg, void *arg) {
+  daemon_ctx_t *d = arg;
+  (void)s;
+  if (status == 0)
+    log_notice("SIGHUP: %s", msg);
+  if (d->reload_pending && !d->srv.stopping) {
+    d->reload_pending = 0;
+    start_signal_reload(d);
+  }
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)signum;
+  start_signal_reload(h->data);
+}
+
+static void on_redis_closed(void *arg) {
+  server_t *s = arg;
+  s->redis = NULL;
+}
+
+/* Everything is answered (or the grace period is over): close the rest. */
+static void finish_shutdown(daemon_ctx_t *d) {
+  server_t *s = &d->srv;
+  uv_timer_stop(&d->drain);
+  uv_close((uv_handle_t *)&d->drain, NULL);
+  server_close_all_clients(s);
+  if (s->redis)
+    rclient_close(s->redis, on_redis_closed, s);
+  uv_close((uv_handle_t *)&s->sig_hup, NULL);
+  uv_close((uv_handle_t *)&s->sig_term, NULL);
+  uv_close((uv_handle_t *)&s->sig_int, NULL);
+}
+
+static int all_answered(server_t *s) {
+  for (client_t *c = s->clients; c != NULL; c = c->next)
+    if (!(c->flags & CLIENT_CLOSING) &&
+        (c->q_len > 0 || c->write_bytes > 0 || reply_len(&c->out) > 0))
+      return 0;
+  return 1;
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+  daemon_ctx_t *d = t->data;
+  if (all_answered(&d->srv) || uv_now(d->srv.loop) - d->drain_started > SHUTDOWN_GRACE_MS) {
+    if (!all_answered(&d->srv))
+      log_warning("shutdown: grace period over, closing clients with requests in flight");
+    finish_shutdown(d);
+  }
+}
+
+static void on_sigterm(uv_signal_t *h, int signum) {
+  daemon_ctx_t *d = h->data;
+  server_t *s = &d->srv;
+  if (s->stopping) {
+    log_warning("second signal %d: closing now", signum);
+    uv_timer_stop(&d->drain);
+    d->drain_started = 0;
+    on_drain_tick(&d->drain);
+    return;
+  }
+  s->stopping = 1;
+  log_notice("signal %d: shutting down (no new connections, finishing %u clients' requests)",
+             signum, s->n_clients);
+  server_stop_accepting(s);
+  /* No new commands; requests already read are answered and flushed. */
+  for (client_t *c = s->clients; c != NULL; c = c->next)
+    if (!(c->flags & CLIENT_CLOSING))
+      uv_read_stop(&c->h.stream);
+  d->drain_started = uv_now(s->loop);
+  uv_timer_start(&d->drain, on_drain_tick, 0, 10);
+}
+
+static int write_pidfile(const char *path) {
+  FILE *fp = fopen(path, "w");
+  if (fp == NULL)
+    return -1;
+  fprintf(fp, "%d\n", (int)getpid());
+  return fclose(fp);
+}
+
+int main(int argc, char **argv) {
+  config_t cfg;
+  char err[RECD_ERRLEN] = "";
+  if (config_init(&cfg) != 0) {
+    fprintf(stderr, "recd: out of memory\n");
+    return 1;
+  }
+  int rc = config_parse_args(&cfg, argc, argv, err);
+  switch (rc) {
+  case CONFIG_ARGS_HELP:
+    config_usage(stdout, "recd");
+    config_free(&cfg);
+    return 0;
+  case CONFIG_ARGS_VERSION:
+    printf("recd %s\n", RECD_VERSION);
+    config_free(&cfg);
+    return 0;
+  case CONFIG_ARGS_TEST:
+    config_dump(&cfg, stdout, CONFIG_DUMP_REDACT);
+    config_free(&cfg);
+    return 0;
+  case CONFIG_ARGS_RUN:
+    break;
+  default:
+    fprintf(stderr, "recd: %s\n", err);
+    config_free(&cfg);
+    return 2;
+  }
+  log_set_level(cfg.loglevel);
+  if (cfg.metrics_port != 0) {
+    fprintf(stderr, "recd: metrics-port: the HTTP metrics endpoint is not available in this "
+                    "version (use INFO); set metrics-port 0\n");
+    config_free(&cfg);
+    return 2;
+  }
+  /* `workers` sizes libuv's thread pool, which scores large catalogues and
+   * loads models; it must be set before the pool's first use. */
+  char workers[16];
+  snprintf(workers, sizeof workers, "%d", cfg.workers);
+  setenv("UV_THREADPOOL_SIZE", workers, 1);
+  /* A peer that closes mid-write must not kill the daemon. */
+  signal(SIGPIPE, SIG_IGN);
+  /* recd owns its threads (loop + pool); BLAS must not add its own. */
+  openblas_set_num_threads(1);
+
+  static daemon_ctx_t d; /* static: large, and lives as long as main */
+  server_t *s = &d.srv;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  s->loop = &loop;
+  s->cfg = &cfg;
+  s->started_ms = uv_now(&loop);
+  rec_ws_init(&s->ws);
+  log_notice("recd %s starting, pid %d", RECD_VERSION, (int)getpid());
+
+  if (model_store_load_initial(s, err) != 0) {
+    log_warning("cannot start: %s", err);
+    fprintf(stderr, "recd: cannot start: %s\n", err);
+    uv_loop_close(&loop);
+    config_free(&cfg);
+    return 1;
+  }
+  rclient_opts_t ro;
+  rclient_opts_init(&ro);
+  ro.host = cfg.redis_host;
+  ro.port = cfg.redis_port;
+  ro.socket = cfg.redis_socket[0] ? cfg.redis_socket : NULL;
+  ro.password = cfg.redis_password;
+  ro.prefix = cfg.key_prefix;
+  ro.reconnect_max_ms = (unsigned)cfg.redis_reconnect_max_ms;
+  ro.unavailable_refresh_ms = (unsigned)cfg.unavailable_refresh_ms;
+  ro.log = on_rclient_log;
+  if (rclient_new(&loop, &ro, &s->redis, err) != 0) {
+    fprintf(stderr, "recd: redis client: %s\n", err);
+    return 1;
+  }
+  rclient_on_unavailable(s->redis, on_unavailable, s);
+
+  uv_signal_init(&loop, &s->sig_hup);
+  uv_signal_init(&loop, &s->sig_term);
+  uv_signal_init(&loop, &s->sig_int);
+  s->sig_hup.data = s->sig_term.data = s->sig_int.data = &d;
+  uv_signal_start(&s->sig_hup, on_sighup, SIGHUP);
+  uv_signal_start(&s->sig_term, on_sigterm, SIGTERM);
+  uv_signal_start(&s->sig_int, on_sigterm, SIGINT);
+  uv_timer_init(&loop, &d.drain);
+  d.drain.data = &d;
+
+  if (server_listen(s, err) != 0) {
+    fprintf(stderr, "recd: %s\n", err);
+    log_warning("cannot start: %s", err);
+    rc = 1;
+    on_sigterm(&s->sig_term, SIGTERM);
+  } else {
+    rc = 0;
+    if (cfg.pidfile[0] && write_pidfile(cfg.pidfile) != 0)
+      log_warning("cannot write pidfile %s", cfg.pidfile);
+    log_notice("ready to accept connections");
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  if (cfg.pidfile[0])
+    unlink(cfg.pidfile);
+  model_store_shutdown(s);
+  rec_ws_free(&s->ws);
+  int close_rc = uv_loop_close(&loop);
+  if (close_rc != 0)
+    log_warning("event loop closed with handles still open: %s", uv_strerror(close_rc));
+  log_notice("recd stopped");
+  config_free(&cfg);
+  return rc;
+}
