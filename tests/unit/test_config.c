@@ -744,9 +744,9 @@ END_TEST
  * the defaults (model aside) and mention every key. */
 START_TEST(test_shipped_conf) {
   char path[4096];
-  const char *data = getenv("RECD_TEST_DATA");
+  const char *data = getenv("RECD_SOURCE_DIR");
   if (data != NULL)
-    snprintf(path, sizeof path, "%s/../../systemd/recd.conf", data);
+    snprintf(path, sizeof path, "%s/systemd/recd.conf", data);
   else
     snprintf(path, sizeof path, "systemd/recd.conf");
   config_t c, def;
