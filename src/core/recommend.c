@@ -202,8 +202,10 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
     return rc;
   out->n_used = n_used;
 
-  memcpy(ws->excl, q->exclude, q->n_exclude * sizeof *ws->excl);
-  if (q->exclude_history)
+  /* memcpy from NULL is undefined even for 0 bytes. */
+  if (q->n_exclude > 0)
+    memcpy(ws->excl, q->exclude, q->n_exclude * sizeof *ws->excl);
+  if (q->exclude_history && q->n_hist > 0)
     memcpy(ws->excl + q->n_exclude, q->hist, q->n_hist * sizeof *ws->excl);
   qsort(ws->excl, n_excl, sizeof *ws->excl, rec__cmp_u32);
   topk_filter_t f = {.exclude = ws->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of recd: RECOMMEND throughput and latency over RESP,
+# for synthetic models (10k and 100k items, k = 64) and the real data sets,
+# with 1 and 50 connections, next to redis-benchmark PING against the same
+# daemon and against redis-server itself in the same run (the protocol
+# ceiling of this machine).
+#   bench/e2e.sh [BUILD_DIR] [DATA_DIR] [REQUESTS]
+# Starts its own redis-server and recd on free loopback ports; prints a
+# markdown table. Real data sets are read from DATA_DIR (../shared/data)
+# when present and never copied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+data=${2:-../shared/data}
+requests=${3:-20000}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/recd-e2e-XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ping() { for _ in $(seq 200); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done; return 1; }
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
+  --logfile "$tmp/redis.log" & pids+=($!)
+wait_ping "$rport"
+
+ping_rps() { # port -> requests/s of redis-benchmark PING, 50 connections
+  redis-benchmark -p "$1" -q -n 200000 -c 50 ping 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1 | sed 's/.*: \([0-9.]*\) requests.*/\1/'
+}
+
+run_case() { # name model users_csv
+  local name=$1 model=$2 users=$3 port pid
+  port=$(free_port)
+  "$build/recd" --model "$model" --port "$port" --redis-port "$rport" --loglevel warning \
+    2>>"$tmp/recd.log" & pid=$!
+  wait_ping "$port"
+  local uopt=()
+  [ -n "$users" ] && uopt=(--users-csv "$users")
+  for c in 1 50; do
+    out=$("$build/recd-bench" e2e --port "$port" --connections "$c" --requests "$requests" "${uopt[@]}")
+    rps=$(echo "$out" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
+    lat=$(echo "$out" | sed -n 's/.*median \([0-9]*\)  p90 [0-9]*  p99 \([0-9]*\)  p99.9 \([0-9]*\).*/\1 | \2 | \3/p')
+    echo "| $name | $c | $rps | $lat |"
+  done
+  echo "| $name: PING via recd | 50 | $(ping_rps "$port") | | | |"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+echo "| case | connections | RECOMMEND/s | p50 us | p99 us | p99.9 us |"
+echo "| --- | --- | --- | --- | --- | --- |"
+echo "| redis-server PING (ceiling) | 50 | $(ping_rps "$rport") | | | |"
+for n in 10000 100000; do
+  "$build/recd-train" -q --synthetic "$n" --factors 64 --out "$tmp/synth$n.bin"
+  # 2000 customers with 20 random past items each, so that every request
+  # folds a history in (unknown users would only read popularity).
+  python3 - "$n" > "$tmp/synth$n.csv" <<'PY'
+import random, sys
+n = int(sys.argv[1]); rng = random.Random(1)
+print("user,item,weight")
+for u in range(2000):
+    for i in rng.sample(range(n), 20):
+        print(f"u{u},i{i},{rng.randint(1, 3)}")
+PY
+  redis-cli -p "$rport" flushall >/dev/null
+  "$build/recd-train" -q --import --csv "$tmp/synth$n.csv" --redis-port "$rport"
+  run_case "synthetic $n items, k=64, 20-item histories" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
+done
+for d in movielens-100k online-retail movielens-1m; do
+  [ -f "$data/$d/interactions.csv" ] || continue
+  redis-cli -p "$rport" flushall >/dev/null
+  "$build/recd-train" -q --import --csv "$data/$d/interactions.csv" --redis-port "$rport"
+  "$build/recd-train" -q --csv "$data/$d/interactions.csv" --out "$tmp/$d.bin"
+  run_case "$d (k=256, real histories)" "$tmp/$d.bin" "$data/$d/interactions.csv"
+done
