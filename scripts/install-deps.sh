@@ -10,6 +10,7 @@ PACKAGES=(
   check                                     # unit tests
   redis-server redis-tools                  # tests and demo
   python3                                   # data conversion scripts
+  clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
