@@ -6,7 +6,7 @@ PACKAGES=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev libhiredis-dev                 # event loop, Redis client
   libopenblas-dev liblapacke-dev zlib1g-dev # BLAS/LAPACK, CRC32
-  libsystemd-dev                            # sd_notify
+  libsystemd-dev systemd                    # sd_notify; systemd-analyze for the unit checks
   check                                     # unit tests
   redis-server redis-tools                  # tests and demo
   python3                                   # data conversion scripts

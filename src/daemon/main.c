@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -45,8 +46,11 @@ static void start_signal_reload(daemon_ctx_t *d) {
     d->reload_pending = 1;
     return;
   }
-  if (model_store_reload(&d->srv, NULL, on_sighup_reload_done, d, err) != 0)
+  notify_reloading();
+  if (model_store_reload(&d->srv, NULL, on_sighup_reload_done, d, err) != 0) {
     log_warning("SIGHUP: %s", err);
+    notify_reloaded("reload refused; serving the previous model");
+  }
 }
 
 static void on_sighup_reload_done(server_t *s, int status, const char *msg, void *arg) {
@@ -54,6 +58,9 @@ static void on_sighup_reload_done(server_t *s, int status, const char *msg, void
   (void)s;
   if (status == 0)
     log_notice("SIGHUP: %s", msg);
+  /* systemd waits for READY=1 after RELOADING=1 whatever the outcome: a
+   * failed reload leaves the old model serving, which is a ready daemon. */
+  notify_reloaded(msg);
   if (d->reload_pending && !d->srv.stopping) {
     d->reload_pending = 0;
     start_signal_reload(d);
@@ -111,6 +118,8 @@ static void on_sigterm(uv_signal_t *h, int signum) {
     return;
   }
   s->stopping = 1;
+  notify_stopping();
+  notify_close();
   log_notice("signal %d: shutting down (no new connections, finishing %u clients' requests)",
              signum, s->n_clients);
   server_stop_accepting(s);
@@ -228,6 +237,10 @@ int main(int argc, char **argv) {
     if (cfg.pidfile[0] && write_pidfile(cfg.pidfile) != 0)
       log_warning("cannot write pidfile %s", cfg.pidfile);
     log_notice("ready to accept connections");
+    char status[128];
+    snprintf(status, sizeof status, "serving model version %llu (%u items)",
+             (unsigned long long)s->model->version, model_n_items(s->model->m));
+    notify_ready(&loop, status);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
 

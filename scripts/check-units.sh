@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the build (cmake --install, as the units expect) and checks the
+# systemd units: `systemd-analyze verify` must pass, and the exposure score
+# of recd.service must stay below 2.0.
+#   scripts/check-units.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+cmake --install "$build" >/dev/null
+units=(/usr/local/lib/systemd/system/recd.service /usr/local/lib/systemd/system/recd-train.service
+       /usr/local/lib/systemd/system/recd-train.timer)
+systemd-analyze verify "${units[@]}"
+echo "systemd-analyze verify: ok"
+for u in recd.service recd-train.service; do
+  score=$(systemd-analyze security --offline=true "systemd/$u" 2>/dev/null |
+          sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  echo "systemd-analyze security $u: exposure $score"
+  if [ "$u" = recd.service ]; then
+    awk -v s="$score" 'BEGIN { exit !(s < 2.0) }' || { echo "recd.service exposure $score >= 2.0" >&2; exit 1; }
+  fi
+done
