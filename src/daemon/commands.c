@@ -69,6 +69,11 @@ void commands_record(struct cmd_def *cmd, uint64_t us, int failed) {
   stats_hist_record(&cmd->st.latency, us);
 }
 
+void commands_foreach(void (*fn)(const char *name, const cmd_stats_t *st, void *arg), void *arg) {
+  for (size_t i = 0; i < CMD_COUNT; i++)
+    fn(cmd_table[i].name, &cmd_table[i].st, arg);
+}
+
 reply_buf_t *client_sync_reply(client_t *c) {
   if (c->q_head == NULL)
     return &c->out;

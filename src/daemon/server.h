@@ -162,6 +162,9 @@ void req_unref(req_t *r);
 /* INFO text into a reply (commands.c / info). */
 int info_render(server_t *s, const char *section, reply_buf_t *out);
 void commands_record(struct cmd_def *cmd, uint64_t us, int failed);
+/* Calls fn for every command of the table with its statistics (for the
+ * metrics endpoint). */
+void commands_foreach(void (*fn)(const char *name, const cmd_stats_t *st, void *arg), void *arg);
 
 /* model_store.c */
 int model_store_load_initial(server_t *s, char *errbuf);
