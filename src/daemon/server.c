@@ -120,8 +120,10 @@ static void client__after_write(uv_write_t *w, int status) {
     client_close(c, uv_strerror(status));
     return;
   }
+  /* Requests still queued (QUIT or a protocol error after a RECOMMEND that
+   * waits for Redis) are answered before the connection closes. */
   if ((c->flags & CLIENT_CLOSE_AFTER) && c->write_bytes == 0 && reply_len(&c->out) == 0 &&
-      !(c->flags & CLIENT_CLOSING))
+      c->q_head == NULL && !(c->flags & CLIENT_CLOSING))
     client_close(c, "closed after reply");
 }
 
@@ -171,7 +173,8 @@ static void client__flush(client_t *c) {
       return;
     }
   }
-  if ((c->flags & CLIENT_CLOSE_AFTER) && c->write_bytes == 0 && reply_len(&c->out) == 0)
+  if ((c->flags & CLIENT_CLOSE_AFTER) && c->write_bytes == 0 && reply_len(&c->out) == 0 &&
+      c->q_head == NULL)
     client_close(c, "closed after reply");
 }
 
