@@ -83,6 +83,21 @@ float rec_popularity_scale(const model_t *m);
 int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
                   rec_result_t *out);
 
+/* The two halves of rec_recommend(), for callers that score many customers
+ * with one sgemm (the daemon's micro-batching):
+ *  - rec_prepare() folds the customer in: x (model_stride() floats, caller
+ *    owned) and *personalized = 1, or *personalized = 0 when the answer
+ *    will be popularity (x untouched);
+ *  - rec_select() applies the rules to the catalogue's scores for that x
+ *    (scores = NULL: the non-personalized answer). WITHREASONS needs the
+ *    fold-in factor that rec_prepare() leaves in ws, so with_reasons is only
+ *    valid when rec_select() follows rec_prepare() of the same query on the
+ *    same ws. */
+int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
+                int *personalized, size_t *n_used);
+int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
+               size_t n_used, rec_ws_t *ws, rec_result_t *out);
+
 /* RANK: orders the candidates cand[0..n) (model indices, -1 = unknown id)
  * by adjusted score; unknown ids go last, removed categories (pref -1) just
  * before them, in their given order. order_out receives n positions into

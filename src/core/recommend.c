@@ -183,8 +183,22 @@ static int32_t rec__reason(const model_t *m, const rec_query_t *q, rec_ws_t *ws,
   return best;
 }
 
-int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
-                  rec_result_t *out) {
+int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
+                int *personalized, size_t *n_used) {
+  *personalized = 0;
+  *n_used = 0;
+  int rc = rec__ws_for_model(ws, m);
+  if (rc != 0 || !(q->personalize && q->n_hist > 0))
+    return rc;
+  rc = foldin_solve(model_item_factors(m), model_stride(m), model_gram(m), model_params(m),
+                    q->hist, q->hist_w, q->n_hist, q->history_limit, x, n_used, &ws->fw);
+  if (rc == 0)
+    *personalized = 1;
+  return rc;
+}
+
+int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
+               size_t n_used, rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
   int rc = rec__ws_for_model(ws, m);
   const size_t want = q->offset + q->count;
@@ -193,14 +207,13 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
     return RECD_ENOMEM;
   if (rec__grow_top(ws, want) != 0)
     return RECD_ENOMEM;
-
-  const float *scores;
-  float scale;
-  size_t n_used;
-  rc = rec__score(m, pop_scale, q, ws, 1, &scores, &scale, &out->personalized, &n_used);
-  if (rc != 0)
-    return rc;
+  out->personalized = scores != NULL;
   out->n_used = n_used;
+  float scale = model_meta(m)->score_scale;
+  if (scores == NULL) {
+    scores = model_popularity(m);
+    scale = pop_scale;
+  }
 
   /* memcpy from NULL is undefined even for 0 bytes. */
   if (q->n_exclude > 0)
@@ -226,6 +239,23 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
     }
   }
   return 0;
+}
+
+int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
+                  rec_result_t *out) {
+  int personalized;
+  size_t n_used;
+  memset(out, 0, sizeof *out);
+  /* ws->x must exist before it is passed as the output vector. */
+  int rc = rec__ws_for_model(ws, m);
+  if (rc == 0)
+    rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
+  if (rc != 0)
+    return rc;
+  if (personalized)
+    score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
+                ws->x, ws->scores);
+  return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, n_used, ws, out);
 }
 
 typedef struct rec__ranked {

@@ -14,6 +14,7 @@
 #include "recd/model.h"
 #include "recd/recommend.h"
 #include "recd/rng.h"
+#include "recd/score.h"
 #include "testutil.h"
 
 enum { N = 300, K = 8, NC = 5 };
@@ -308,6 +309,63 @@ START_TEST(test_rank_orders_candidates) {
 }
 END_TEST
 
+START_TEST(test_batched_halves_equal_single) {
+  /* The daemon's micro-batching: rec_prepare for several customers, one
+   * sgemm, rec_select per row must give what rec_recommend gives alone.
+   * sgemm and sgemv may sum in different orders, so scores agree to float
+   * rounding and ids up to near-ties (check_same). */
+  char *dir;
+  model_t *m = make_model(&dir);
+  float pop_scale = rec_popularity_scale(m);
+  enum { B = 6 };
+  const uint32_t st = model_stride(m);
+  float *X = calloc((size_t)B * st, sizeof *X), *S = malloc((size_t)B * N * sizeof *S);
+  uint32_t hist[B][8];
+  float hw[B][8];
+  rec_query_t q[B];
+  int pers[B];
+  size_t used[B];
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  rng_t r;
+  rng_seed(&r, 5);
+  for (int b = 0; b < B; b++) {
+    for (int j = 0; j < 8; j++) {
+      hist[b][j] = (uint32_t)rng_below(&r, N);
+      hw[b][j] = 1.0f + (float)rng_below(&r, 3);
+    }
+    q[b] = (rec_query_t){.hist = hist[b], .hist_w = hw[b], .n_hist = (size_t)(b == 3 ? 0 : 8),
+                         .personalize = b != 4, .exclude_history = 1, .count = 15,
+                         .offset = (size_t)b};
+    ck_assert_int_eq(rec_prepare(m, &q[b], &ws, X + (size_t)b * st, &pers[b], &used[b]), 0);
+  }
+  ck_assert_int_eq(pers[3], 0); /* no history */
+  ck_assert_int_eq(pers[4], 0); /* opted out */
+  score_items_batch(model_item_factors(m), st, N, K, X, st, B, S, N);
+  for (int b = 0; b < B; b++) {
+    rec_result_t got, want;
+    ck_assert_int_eq(rec_select(m, pop_scale, &q[b], pers[b] ? S + (size_t)b * N : NULL, used[b],
+                                &ws, &got), 0);
+    uint32_t gi[32];
+    double gs[32];
+    size_t n = got.n;
+    for (size_t j = 0; j < n; j++) {
+      gi[j] = got.items[j];
+      gs[j] = got.scores[j];
+    }
+    ck_assert_int_eq(rec_recommend(m, pop_scale, &q[b], &ws, &want), 0);
+    ck_assert_int_eq(want.personalized, pers[b]);
+    check_same(&want, gi, gs, n);
+  }
+  free(X);
+  free(S);
+  rec_ws_free(&ws);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static Suite *rec_suite(void) {
   Suite *s = suite_create("recommend");
   TCase *tc = tcase_create("core");
@@ -315,6 +373,7 @@ static Suite *rec_suite(void) {
   tcase_add_test(tc, test_rules_match_brute_force);
   tcase_add_test(tc, test_reasons_match_dense_formula);
   tcase_add_test(tc, test_rank_orders_candidates);
+  tcase_add_test(tc, test_batched_halves_equal_single);
   suite_add_tcase(s, tc);
   return s;
 }
