@@ -89,14 +89,22 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
  *    owned) and *personalized = 1, or *personalized = 0 when the answer
  *    will be popularity (x untouched);
  *  - rec_select() applies the rules to the catalogue's scores for that x
- *    (scores = NULL: the non-personalized answer). WITHREASONS needs the
+ *    (scores = NULL: the non-personalized answer); the scores may come from
+ *    any BLAS path: the final ranking re-scores the candidates that can
+ *    reach the top exactly with x (rec_score_exact). WITHREASONS needs the
  *    fold-in factor that rec_prepare() leaves in ws, so with_reasons is only
  *    valid when rec_select() follows rec_prepare() of the same query on the
  *    same ws. */
 int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
                 int *personalized, size_t *n_used);
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
-               size_t n_used, rec_ws_t *ws, rec_result_t *out);
+               const float *x, size_t n_used, rec_ws_t *ws, rec_result_t *out);
+
+/* The exact score of an item for a customer: the dot product accumulated in
+ * double in a fixed order and rounded once. Personalized answers (RECOMMEND
+ * and RANK) are ranked and reported on it, whatever BLAS path produced the
+ * first pass, so the same request always gets the same answer. */
+float rec_score_exact(const float *x, const float *y, uint32_t k);
 
 /* RANK: orders the candidates cand[0..n) (model indices, -1 = unknown id)
  * by adjusted score; unknown ids go last, removed categories (pref -1) just

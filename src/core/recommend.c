@@ -197,15 +197,97 @@ int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
   return rc;
 }
 
+float rec_score_exact(const float *x, const float *y, uint32_t k) {
+  double acc = 0.0;
+  for (uint32_t a = 0; a < k; a++)
+    acc += (double)x[a] * (double)y[a];
+  return (float)acc;
+}
+
+/* Largest possible |BLAS score - exact score| plus the rounding of the
+ * category adjustment, for customer x. A float dot product of k terms is
+ * within k*u*sum|x_a y_a| of the real value (u = 2^-24, Higham 3.1), and
+ * sum|x_a y_a| <= |x| |y_i| <= |x| max|y|; doubled, plus a few ulps of the
+ * largest adjusted score, to cover the float additions after it. */
+static float rec__score_slack(const model_t *m, const float *x, const float *adj, uint32_t slots) {
+  const uint32_t k = model_factors(m), n = model_n_items(m);
+  const float *norms = model_item_norms(m);
+  double xn = 0, ymax = 0, amax = 0;
+  for (uint32_t a = 0; a < k; a++)
+    xn += (double)x[a] * x[a];
+  for (uint32_t i = 0; i < n; i++)
+    if (norms[i] > ymax)
+      ymax = norms[i];
+  for (uint32_t c = 0; adj != NULL && c < slots; c++)
+    if (isfinite(adj[c]) && fabs(adj[c]) > amax)
+      amax = fabs(adj[c]);
+  const double u = 0x1p-24, top = sqrt(xn) * ymax;
+  return (float)(2.0 * (k + 2) * u * top + 8.0 * u * (top + amax) + 1e-30);
+}
+
+typedef struct rec__cand {
+  float s;
+  uint32_t i;
+} rec__cand_t;
+
+static int rec__cmp_cand(const void *a, const void *b) {
+  const rec__cand_t *x = a, *y = b;
+  if (x->s != y->s)
+    return x->s > y->s ? -1 : 1;
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Personalized answers are decided on exact scores (rec_score_exact), so
+ * that a customer gets the same answer whether the first pass was an sgemv
+ * for them alone or an sgemm inside a batch of any size: BLAS kernels round
+ * differently for different shapes. The first pass only narrows the
+ * catalogue down to the candidates that can still be in the top `want`:
+ * everything within the error bound of the want-th score is re-scored. */
+static int rec__refine(const model_t *m, const float *approx, const float *x,
+                       const topk_filter_t *f, size_t want, size_t got, rec_ws_t *ws) {
+  const uint32_t n = model_n_items(m), k = model_factors(m), stride = model_stride(m);
+  const float *Y = model_item_factors(m);
+  const float slack = rec__score_slack(m, x, f->cat_adjust, f->n_slots);
+  size_t asked = want + 8; /* what the caller's first topk_select asked for */
+  if (want == 0)
+    return 0;
+  /* The list holds every item that can reach the exact top `want` once
+   * the filter has run out (got < asked) or its last score is below the
+   * want-th by more than twice the error bound; until then, ask for more. */
+  while (got == asked && ws->top_scores[got - 1] >= ws->top_scores[want - 1] - 2.0f * slack) {
+    asked *= 2;
+    if (rec__grow_top(ws, asked) != 0)
+      return RECD_ENOMEM;
+    got = topk_select(approx, n, f, asked, ws->top, ws->top_scores);
+  }
+  rec__cand_t *c = malloc((got ? got : 1) * sizeof *c);
+  if (c == NULL)
+    return RECD_ENOMEM;
+  for (size_t j = 0; j < got; j++) {
+    uint32_t i = ws->top[j];
+    float s = rec_score_exact(x, Y + (size_t)i * stride, k);
+    if (f->cat_adjust != NULL)
+      s += f->cat_adjust[f->item_category[i]];
+    c[j] = (rec__cand_t){s, i};
+  }
+  qsort(c, got, sizeof *c, rec__cmp_cand);
+  for (size_t j = 0; j < got; j++) {
+    ws->top[j] = c[j].i;
+    ws->top_scores[j] = c[j].s;
+  }
+  free(c);
+  return (int)(got < want ? got : want);
+}
+
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
-               size_t n_used, rec_ws_t *ws, rec_result_t *out) {
+               const float *x, size_t n_used, rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
   int rc = rec__ws_for_model(ws, m);
   const size_t want = q->offset + q->count;
   const size_t n_excl = q->n_exclude + (q->exclude_history ? q->n_hist : 0);
   if (rc != 0 || rec__grow((void **)&ws->excl, &ws->excl_cap, n_excl, sizeof *ws->excl) != 0)
     return RECD_ENOMEM;
-  if (rec__grow_top(ws, want) != 0)
+  if (rec__grow_top(ws, want + 8) != 0)
     return RECD_ENOMEM;
   out->personalized = scores != NULL;
   out->n_used = n_used;
@@ -227,7 +309,16 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
     f.cat_adjust = ws->cat_adjust;
     f.n_slots = model_n_categories(m) + 1;
   }
-  size_t got = topk_select(scores, model_n_items(m), &f, want, ws->top, ws->top_scores);
+  size_t got;
+  if (out->personalized) {
+    got = topk_select(scores, model_n_items(m), &f, want + 8, ws->top, ws->top_scores);
+    int r = rec__refine(m, scores, x, &f, want, got, ws);
+    if (r < 0)
+      return r;
+    got = (size_t)r;
+  } else {
+    got = topk_select(scores, model_n_items(m), &f, want, ws->top, ws->top_scores);
+  }
   if (got > q->offset) {
     out->n = got - q->offset;
     out->items = ws->top + q->offset;
@@ -255,7 +346,7 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
   if (personalized)
     score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
                 ws->x, ws->scores);
-  return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, n_used, ws, out);
+  return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, n_used, ws, out);
 }
 
 typedef struct rec__ranked {
@@ -303,7 +394,7 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
     if (cand[j] < 0)
       continue;
     uint32_t i = (uint32_t)cand[j];
-    float s = *personalized ? cblas_sdot((int)k, ws->x, 1, Y + (size_t)i * stride, 1) : scores[i];
+    float s = *personalized ? rec_score_exact(ws->x, Y + (size_t)i * stride, k) : scores[i];
     if (have_rules)
       s += ws->cat_adjust[cats[i]];
     if (s == -INFINITY || isnan(s))

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "server.h"
 
@@ -27,6 +29,7 @@ typedef struct daemon_ctx {
   uv_timer_t drain;
   uint64_t drain_started;
   int reload_pending; /* SIGHUP during a reload: reload again after it */
+  metrics_t *metrics; /* HTTP /metrics and /healthz; NULL when off */
 } daemon_ctx_t;
 
 static void on_rclient_log(int level, const char *msg, void *arg) {
@@ -83,6 +86,14 @@ static void finish_shutdown(daemon_ctx_t *d) {
   uv_timer_stop(&d->drain);
   uv_close((uv_handle_t *)&d->drain, NULL);
   server_close_all_clients(s);
+  /* The metrics listener closes last, so that /healthz answers 503 (not
+   * "connection refused") while the requests in flight drain. */
+  metrics_stop(d->metrics);
+  d->metrics = NULL;
+  if (s->batcher) {
+    batcher_close(s->batcher);
+    s->batcher = NULL;
+  }
   if (s->redis)
     rclient_close(s->redis, on_redis_closed, s);
   uv_close((uv_handle_t *)&s->sig_hup, NULL);
@@ -168,12 +179,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   log_set_level(cfg.loglevel);
-  if (cfg.metrics_port != 0) {
-    fprintf(stderr, "recd: metrics-port: the HTTP metrics endpoint is not available in this "
-                    "version (use INFO); set metrics-port 0\n");
-    config_free(&cfg);
-    return 2;
-  }
   /* `workers` sizes libuv's thread pool, which scores large catalogues and
    * loads models; it must be set before the pool's first use. */
   char workers[16];
@@ -199,6 +204,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "recd: cannot start: %s\n", err);
     uv_loop_close(&loop);
     config_free(&cfg);
+    return 1;
+  }
+  /* Rows per batch: enough to amortise one pass over the item matrix, few
+   * enough that the slowest customer in a batch does not hold many others. */
+  if (batcher_new(&loop, (unsigned)cfg.workers, 64, &s->batcher) != 0) {
+    fprintf(stderr, "recd: out of memory\n");
     return 1;
   }
   rclient_opts_t ro;
@@ -227,7 +238,10 @@ int main(int argc, char **argv) {
   uv_timer_init(&loop, &d.drain);
   d.drain.data = &d;
 
-  if (server_listen(s, err) != 0) {
+  int listen_rc = server_listen(s, err);
+  if (listen_rc == 0 && cfg.metrics_port != 0)
+    listen_rc = metrics_start(s, &d.metrics, err);
+  if (listen_rc != 0) {
     fprintf(stderr, "recd: %s\n", err);
     log_warning("cannot start: %s", err);
     rc = 1;

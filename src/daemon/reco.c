@@ -5,21 +5,22 @@
  * the answer, and replies in order through the client's request queue. A
  * per-request timer bounds the Redis trip at redis-timeout-ms: when it
  * fires first, the customer gets the non-personalized answer (counted as
- * degraded) and the late Redis reply is ignored. Catalogues above
- * RECO_OFFLOAD_ITEMS are scored on libuv's thread pool so one large sgemv
- * never stalls the loop; smaller ones are scored inline, where a thread hop
- * would cost more than the scoring.
+ * degraded) and the late Redis reply is ignored. RECOMMEND is scored on
+ * libuv's thread pool through the micro-batcher (batch.c), so the loop only
+ * parses, reads Redis and writes replies; RANK scores just its candidates
+ * and stays on the loop.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
 #include "recd/csv.h"
+#include "batch.h"
 #include "server.h"
 
-#define RECO_OFFLOAD_ITEMS 50000u
 /* History entries read per request: the strongest history-limit feed the
  * fold-in, and up to this many are excluded from the answer. A customer
  * with more distinct past items may see one of the weakest again. */
@@ -48,8 +49,8 @@ typedef struct reco_ctx {
   size_t n_cand;
   uv_timer_t timer;         /* redis-timeout-ms deadline */
   int answered;
-  /* inputs and results of the computation (thread-pool path) */
-  uv_work_t work;
+  /* inputs and results of the computation */
+  batch_item_t bi;          /* RECOMMEND: the micro-batcher's item */
   uint32_t *hist;
   float *hist_w;
   char **hist_ids;          /* copies of the known history ids, for reasons */
@@ -59,8 +60,6 @@ typedef struct reco_ctx {
   float *pref_val;
   size_t n_pref;
   int rc;
-  rec_ws_t ws;              /* thread-pool scratch */
-  rec_result_t res;
   uint32_t *rank_order;
   float *rank_scores;
   int rank_personalized;
@@ -87,7 +86,7 @@ static void reco__ctx_free(void *p) {
   free(x->pref_val);
   free(x->rank_order);
   free(x->rank_scores);
-  rec_ws_free(&x->ws);
+  batch_item_free(&x->bi);
   free(x);
 }
 
@@ -126,7 +125,7 @@ static void reco__settle(reco_ctx_t *x) {
 static void reco__reply_recommend(reco_ctx_t *x) {
   reply_buf_t *r = &x->req->reply;
   const model_t *m = x->model->m;
-  const rec_result_t *res = &x->res;
+  const batch_item_t *res = &x->bi;
   size_t per = 1 + (size_t)x->withscores + (size_t)x->withreasons;
   reply_array(r, res->n * per);
   for (size_t j = 0; j < res->n; j++) {
@@ -162,10 +161,9 @@ static void reco__reply_rank(reco_ctx_t *x) {
   }
 }
 
-/* The computation proper; runs on the loop or on a pool thread and touches
- * nothing but the request's inputs and the (read-only) model. */
-static void reco__compute(reco_ctx_t *x, rec_ws_t *ws) {
-  server_t *s = x->srv;
+/* The query of this request, from its parsed options and fetched inputs. */
+static rec_query_t reco__query(const reco_ctx_t *x) {
+  const server_t *s = x->srv;
   rec_query_t q = {.hist = x->hist, .hist_w = x->hist_w, .n_hist = x->n_hist,
                    .history_limit = (size_t)s->cfg->history_limit,
                    .personalize = x->personalize, .exclude_history = s->cfg->exclude_history,
@@ -174,16 +172,7 @@ static void reco__compute(reco_ctx_t *x, rec_ws_t *ws) {
                    .pref_cat = x->pref_cat, .pref_val = x->pref_val, .n_pref = x->n_pref,
                    .unavailable = x->unavail ? x->unavail->words : NULL, .offset = x->offset,
                    .count = x->count, .with_reasons = x->withreasons};
-  if (x->kind == RECO_RECOMMEND) {
-    x->rc = rec_recommend(x->model->m, x->model->pop_scale, &q, ws, &x->res);
-  } else {
-    x->rank_order = malloc((x->n_cand ? x->n_cand : 1) * sizeof *x->rank_order);
-    x->rank_scores = malloc((x->n_cand ? x->n_cand : 1) * sizeof *x->rank_scores);
-    x->rc = x->rank_order && x->rank_scores
-                ? rec_rank(x->model->m, x->model->pop_scale, &q, x->cand, x->n_cand, ws,
-                           x->rank_order, x->rank_scores, &x->rank_personalized)
-                : RECD_ENOMEM;
-  }
+  return q;
 }
 
 static void reco__finish(reco_ctx_t *x) {
@@ -198,17 +187,24 @@ static void reco__finish(reco_ctx_t *x) {
   req_finish(x->req, 0);
 }
 
-static void reco__work(uv_work_t *w) {
-  reco_ctx_t *x = w->data;
-  reco__compute(x, &x->ws);
+/* The batcher answered (loop thread). */
+static void reco__batch_done(batch_item_t *it) {
+  reco_ctx_t *x = (reco_ctx_t *)((char *)it - offsetof(reco_ctx_t, bi));
+  x->rc = it->rc;
+  reco__finish(x);
+  req_unref(x->req); /* the batcher's reference */
 }
 
-static void reco__after_work(uv_work_t *w, int status) {
-  reco_ctx_t *x = w->data;
-  if (status != 0)
-    x->rc = RECD_EINVAL;
+/* RANK scores only its candidates: cheap enough for the loop. */
+static void reco__rank_now(reco_ctx_t *x) {
+  rec_query_t q = reco__query(x);
+  x->rank_order = malloc((x->n_cand ? x->n_cand : 1) * sizeof *x->rank_order);
+  x->rank_scores = malloc((x->n_cand ? x->n_cand : 1) * sizeof *x->rank_scores);
+  x->rc = x->rank_order && x->rank_scores
+              ? rec_rank(x->model->m, x->model->pop_scale, &q, x->cand, x->n_cand, &x->srv->ws,
+                         x->rank_order, x->rank_scores, &x->rank_personalized)
+              : RECD_ENOMEM;
   reco__finish(x);
-  req_unref(x->req); /* the work's reference */
 }
 
 /* Maps the fetched history and preferences onto the model and answers. */
@@ -245,15 +241,15 @@ static void reco__answer(reco_ctx_t *x, const rclient_user_t *u) {
       x->pref_val[x->n_pref++] = u->cats[j].value;
     }
   }
-  if (model_n_items(m) > RECO_OFFLOAD_ITEMS) {
-    x->work.data = x;
-    x->req->refs++;
-    if (uv_queue_work(x->srv->loop, &x->work, reco__work, reco__after_work) == 0)
-      return;
-    x->req->refs--;
+  if (x->kind == RECO_RANK) {
+    reco__rank_now(x);
+    return;
   }
-  reco__compute(x, &x->srv->ws);
-  reco__finish(x);
+  x->bi.model = x->model;
+  x->bi.q = reco__query(x);
+  x->bi.done = reco__batch_done;
+  x->req->refs++;
+  batcher_submit(x->srv->batcher, &x->bi);
 }
 
 static void reco__on_user(rclient_t *rc, const rclient_user_t *u, void *arg) {

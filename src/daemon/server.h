@@ -123,6 +123,7 @@ struct server {
   size_t *unavail_lens;       /* bitmap when a new model comes in */
   size_t n_unavail_ids;
   rec_ws_t ws;                /* scratch for scoring on the loop thread */
+  struct batcher *batcher;    /* RECOMMEND micro-batching (batch.c) */
   uint64_t next_model_version;
   int reloading;              /* a model load is running on the pool */
   int stopping;               /* SIGTERM/SIGINT received */

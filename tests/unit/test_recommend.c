@@ -344,8 +344,8 @@ START_TEST(test_batched_halves_equal_single) {
   score_items_batch(model_item_factors(m), st, N, K, X, st, B, S, N);
   for (int b = 0; b < B; b++) {
     rec_result_t got, want;
-    ck_assert_int_eq(rec_select(m, pop_scale, &q[b], pers[b] ? S + (size_t)b * N : NULL, used[b],
-                                &ws, &got), 0);
+    ck_assert_int_eq(rec_select(m, pop_scale, &q[b], pers[b] ? S + (size_t)b * N : NULL,
+                                pers[b] ? X + (size_t)b * st : NULL, used[b], &ws, &got), 0);
     uint32_t gi[32];
     double gs[32];
     size_t n = got.n;

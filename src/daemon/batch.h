@@ -1,0 +1,61 @@
+/* batch.h - micro-batching of RECOMMEND on libuv's thread pool.
+ *
+ * Requests whose inputs are ready (history read from Redis, or deadline
+ * passed) are queued here. At the end of the loop iteration (uv_check) the
+ * queue goes to the thread pool as one job: every customer is folded in,
+ * the catalogue is scored for all of them with ONE sgemm, and the rules
+ * select each answer. While `max_inflight` jobs are running, new requests
+ * wait and are taken together by the next job, so under load the batch
+ * grows by itself: the item matrix is read once per batch instead of once
+ * per request (it is the memory-bound part), and the loop thread is left
+ * to the network. At low load a batch is one request, dispatched in the
+ * same loop iteration it became ready.
+ */
+#ifndef RECD_DAEMON_BATCH_H
+#define RECD_DAEMON_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "recd/recommend.h"
+
+struct served;
+
+typedef struct batch_item batch_item_t;
+struct batch_item {
+  batch_item_t *next;          /* private to the batcher */
+  const struct served *model;  /* the model to answer with (caller holds a
+                                  reference until done) */
+  rec_query_t q;               /* inputs: caller-owned until done */
+  /* outputs, valid in done(); items and scores are malloc'ed here and
+   * freed by batch_item_free() */
+  int rc;                      /* 0 or RECD_E* */
+  int personalized;
+  size_t n;
+  uint32_t *items;
+  float *scores;
+  int32_t *reasons;            /* only with q.with_reasons */
+  void (*done)(batch_item_t *it); /* on the loop thread, exactly once */
+};
+
+typedef struct batcher batcher_t;
+
+/* max_inflight: jobs running at once (the pool's threads: `workers`);
+ * max_rows: customers per job at most (the score buffer is max_rows x items
+ * floats, so it is further capped at 64 MB). 0 or RECD_ENOMEM. */
+int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, batcher_t **out);
+/* Queues it; done() fires later (never from inside this call). */
+void batcher_submit(batcher_t *b, batch_item_t *it);
+/* Closes the handles. Nothing may be queued or in flight (the daemon drains
+ * its requests before closing); the batcher is freed in the close callback. */
+void batcher_close(batcher_t *b);
+void batch_item_free(batch_item_t *it);
+
+/* Counters for INFO. */
+typedef struct batcher_stats {
+  uint64_t jobs, rows, max_rows_seen;
+} batcher_stats_t;
+void batcher_get_stats(const batcher_t *b, batcher_stats_t *out);
+
+#endif
