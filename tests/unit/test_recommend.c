@@ -19,13 +19,25 @@
 
 enum { N = 300, K = 8, NC = 5 };
 
-static model_t *make_model(char **dir_out) {
+/* clustered: items 0..99 are one row plus relative noise of 1e-6, so
+ * their scores differ by about the float rounding of a dot product: the
+ * adversarial case for a first pass with approximate scores. */
+static model_t *make_model_ex(char **dir_out, int clustered) {
   char *dir = tu_mkdtemp();
   static float Y[N * K], pop[N];
   static uint32_t cat[N], lens[N], clens[NC];
   static char idbuf[N][8], cbuf[NC][8];
   static const char *ids[N], *cnames[NC];
   tu_randn(Y, N * K, 5, 0.4f);
+  for (int i = 24; i < N; i += 25) /* exact ties: duplicated items */
+    memcpy(Y + (size_t)i * K, Y + (size_t)(i - 1) * K, K * sizeof *Y);
+  if (clustered) {
+    rng_t cr;
+    rng_seed(&cr, 3);
+    for (int i = 1; i < 100; i++)
+      for (int a = 0; a < K; a++)
+        Y[(size_t)i * K + a] = Y[a] * (float)(1.0 + 1e-6 * rng_normal(&cr));
+  }
   rng_t r;
   rng_seed(&r, 9);
   for (int i = 0; i < N; i++) {
@@ -52,6 +64,10 @@ static model_t *make_model(char **dir_out) {
   ck_assert_msg(model_load(&m, tu_path(dir, "m.bin"), err) == 0, "%s", err);
   *dir_out = dir;
   return m;
+}
+
+static model_t *make_model(char **dir_out) {
+  return make_model_ex(dir_out, 0);
 }
 
 typedef struct cand {
@@ -366,6 +382,60 @@ START_TEST(test_batched_halves_equal_single) {
 }
 END_TEST
 
+START_TEST(test_answer_independent_of_first_pass_rounding) {
+  /* Whatever rounding the first pass had (within the float error of a
+   * k-term dot product), the personalized answer must be bit-identical:
+   * perturb every first-pass score by up to k*u*|x||y_i| and compare with
+   * the answer from unperturbed exact scores. Many ties are planted by
+   * duplicating item rows. */
+  char *dir;
+  model_t *m = make_model_ex(&dir, 1);
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  const uint32_t st = model_stride(m);
+  const float *Y = model_item_factors(m);
+  float *exact = malloc(N * sizeof *exact), *noisy = malloc(N * sizeof *noisy);
+  float x[K];
+  rng_t r;
+  rng_seed(&r, 11);
+  for (int trial = 0; trial < 200; trial++) {
+    /* half the trials aim at the near-tied cluster */
+    for (int a = 0; a < K; a++)
+      x[a] = trial % 2 ? Y[a] * (float)(1 + 0.1 * rng_normal(&r)) : (float)rng_normal(&r);
+    double xn = 0;
+    for (int a = 0; a < K; a++)
+      xn += (double)x[a] * x[a];
+    for (uint32_t i = 0; i < N; i++) {
+      exact[i] = rec_score_exact(x, Y + (size_t)i * st, K);
+      double bound = K * 0x1p-24 * sqrt(xn) * model_item_norms(m)[i];
+      noisy[i] = exact[i] + (float)((rng_uniform(&r) * 2 - 1) * bound);
+    }
+    uint32_t pcat[1] = {1 + (uint32_t)(trial % NC)};
+    float pval[1] = {0.3f};
+    rec_query_t q = {.personalize = 1, .count = 1 + (size_t)(trial % 30),
+                     .offset = (size_t)(trial % 4), .pref_cat = pcat, .pref_val = pval,
+                     .n_pref = (size_t)(trial % 3 == 0)};
+    rec_result_t a, b;
+    ck_assert_int_eq(rec_select(m, 1.0f, &q, exact, x, 0, &ws, &a), 0);
+    uint32_t ai[64];
+    float as[64];
+    memcpy(ai, a.items, a.n * sizeof *ai);
+    memcpy(as, a.scores, a.n * sizeof *as);
+    size_t an = a.n;
+    ck_assert_int_eq(rec_select(m, 1.0f, &q, noisy, x, 0, &ws, &b), 0);
+    ck_assert_uint_eq(b.n, an);
+    ck_assert_int_eq(memcmp(b.items, ai, an * sizeof *ai), 0);
+    ck_assert_int_eq(memcmp(b.scores, as, an * sizeof *as), 0);
+  }
+  free(exact);
+  free(noisy);
+  rec_ws_free(&ws);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static Suite *rec_suite(void) {
   Suite *s = suite_create("recommend");
   TCase *tc = tcase_create("core");
@@ -374,6 +444,7 @@ static Suite *rec_suite(void) {
   tcase_add_test(tc, test_reasons_match_dense_formula);
   tcase_add_test(tc, test_rank_orders_candidates);
   tcase_add_test(tc, test_batched_halves_equal_single);
+  tcase_add_test(tc, test_answer_independent_of_first_pass_rounding);
   suite_add_tcase(s, tc);
   return s;
 }
