@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "log.h"
 #include "server.h"
 
@@ -473,6 +474,13 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)s->total_commands, (unsigned long long)s->protocol_errors,
                  (unsigned long long)s->degraded, (unsigned long long)s->output_limit_closes,
                  (unsigned long long)s->idle_closes);
+    batcher_stats_t bs;
+    batcher_get_stats(s->batcher, &bs);
+    info__printf(&o, "scoring_batches:%llu\r\nscoring_batch_rows:%llu\r\n"
+                 "scoring_batch_rows_avg:%.2f\r\nscoring_batch_rows_max:%llu\r\n",
+                 (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
+                 bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
+                 (unsigned long long)bs.max_rows_seen);
     for (size_t i = 0; i < CMD_COUNT; i++) {
       const cmd_stats_t *st = &cmd_table[i].st;
       if (st->calls == 0)
