@@ -99,6 +99,7 @@ typedef struct config {
   char *redis_password;              /* "" = no AUTH */
   char *key_prefix;                  /* 1..128 bytes */
   int redis_timeout_ms;              /* deadline of a request's Redis trip */
+  int feedback_timeout_ms;           /* deadline of FEEDBACK's ZINCRBY */
   int redis_reconnect_max_ms;        /* reconnect backoff cap */
   int unavailable_refresh_ms;        /* period of the recd:unavailable read */
   /* operations */

@@ -133,6 +133,9 @@ static const config__def_t config__defs[] = {
   CONFIG__INT_ROW("redis-timeout-ms", redis_timeout_ms, "50", 1, 60000,
                   "a request's deadline for its Redis round trip; after it the "
                   "answer is degraded (popular items)"),
+  CONFIG__INT_ROW("feedback-timeout-ms", feedback_timeout_ms, "1000", 1, 60000,
+                  "FEEDBACK's deadline for its ZINCRBY; after it the client gets an error "
+                  "and the interaction may or may not have been recorded"),
   CONFIG__INT_ROW("redis-reconnect-max-ms", redis_reconnect_max_ms, "2000", 10, 600000,
                   "cap of the exponential backoff between Redis reconnections"),
   CONFIG__INT_ROW("unavailable-refresh-ms", unavailable_refresh_ms, "2000", 100,

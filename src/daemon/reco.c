@@ -473,21 +473,56 @@ void reco_similar(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
   }
 }
 
+/* A FEEDBACK in flight: answered by Redis or by its deadline, whichever
+ * comes first; the request is freed after both the Redis callback and the
+ * timer's close. */
+typedef struct feedback_ctx {
+  req_t *req;
+  uv_timer_t timer;
+  int timeout_ms;
+  int answered;
+} feedback_ctx_t;
+
+static void reco__feedback_timer_closed(uv_handle_t *h) {
+  feedback_ctx_t *f = h->data;
+  req_unref(f->req);
+}
+
+static void reco__feedback_settle(feedback_ctx_t *f) {
+  f->answered = 1;
+  uv_close((uv_handle_t *)&f->timer, reco__feedback_timer_closed);
+}
+
 static void reco__on_feedback(rclient_t *rc, rclient_status_t st, double score,
                               const char *errstr, void *arg) {
   (void)rc;
-  req_t *r = arg;
-  if (st == RCLIENT_OK) {
-    reply_double(&r->reply, score);
-  } else {
-    reply_errorf(&r->reply, "Redis %s: %s",
-                 st == RCLIENT_UNAVAILABLE ? "unavailable" : "error", errstr ? errstr : "");
+  feedback_ctx_t *f = arg;
+  req_t *r = f->req;
+  if (!f->answered) {
+    reco__feedback_settle(f);
+    if (st == RCLIENT_OK) {
+      reply_double(&r->reply, score);
+    } else {
+      reply_errorf(&r->reply, "Redis %s: %s",
+                   st == RCLIENT_UNAVAILABLE ? "unavailable" : "error", errstr ? errstr : "");
+    }
+    req_finish(r, st != RCLIENT_OK);
   }
-  req_finish(r, st != RCLIENT_OK);
-  req_unref(r);
+  req_unref(r); /* the Redis callback's reference */
 }
 
-/* FEEDBACK <user> <item> [WEIGHT w] */
+/* A hung Redis must not hold this connection's later replies (they leave
+ * in order) for longer than feedback-timeout-ms. */
+static void reco__on_feedback_deadline(uv_timer_t *t) {
+  feedback_ctx_t *f = t->data;
+  if (f->answered)
+    return;
+  reco__feedback_settle(f);
+  reply_errorf(&f->req->reply, "Redis did not answer FEEDBACK within %d ms; the interaction "
+               "may or may not have been recorded", f->timeout_ms);
+  req_finish(f->req, 1);
+}
+
 void reco_feedback(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
   req_t *r = req_new(c, cmd);
   if (r == NULL)
@@ -507,10 +542,23 @@ void reco_feedback(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
     reco__fail(r, "user and item ids must be 1 to 256 bytes");
     return;
   }
-  r->refs++;
-  if (rclient_feedback(c->srv->redis, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2], w,
-                       reco__on_feedback, r) != 0) {
-    r->refs--;
-    reco__fail(r, "cannot send FEEDBACK to Redis");
+  feedback_ctx_t *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    reco__fail(r, "out of memory");
+    return;
   }
+  f->req = r;
+  f->timeout_ms = c->srv->cfg->feedback_timeout_ms;
+  r->ctx = f;
+  r->ctx_free = free;
+  if (rclient_feedback(c->srv->redis, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2], w,
+                       reco__on_feedback, f) != 0) {
+    reco__fail(r, "cannot send FEEDBACK to Redis");
+    return;
+  }
+  r->refs += 2; /* the Redis callback's and the timer's */
+  uv_timer_init(c->srv->loop, &f->timer);
+  f->timer.data = f;
+  uv_timer_start(&f->timer, reco__on_feedback_deadline,
+                 (uint64_t)c->srv->cfg->feedback_timeout_ms, 0);
 }

@@ -1190,7 +1190,9 @@ END_TEST
 START_TEST(redis_down_and_back) {
   it_env_t e;
   const int timeout_ms = 200;
-  it_opts_t o = {.redis_timeout_ms = timeout_ms};
+  const int feedback_ms = 300;
+  it_opts_t o = {.redis_timeout_ms = timeout_ms,
+                 .extra = {"--feedback-timeout-ms", "300", NULL}};
   it_env_start(&e, __func__, &o);
   redisContext *c = e.c;
   /* Slack on top of the deadline for a loaded (or sanitized) machine. */
@@ -1226,6 +1228,29 @@ START_TEST(redis_down_and_back) {
   dt = it_now_ms() - t0;
   ck_assert_msg(dt < 4u * timeout_ms, "6 pipelined requests took %llu ms", (unsigned long long)dt);
   ck_assert_double_eq(it_info_num(c, "stats", "degraded_answers"), deg0 + 7);
+  /* FEEDBACK cannot be answered without Redis: it fails at its own
+   * deadline, saying the outcome is unknown, and the PING behind it on the
+   * same connection is not held longer. */
+  t0 = it_now_ms();
+  redisAppendCommand(c, "FEEDBACK user6 item3");
+  redisAppendCommand(c, "PING after");
+  {
+    void *v;
+    ck_assert_int_eq(redisGetReply(c, &v), REDIS_OK);
+    redisReply *r = v;
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    ck_assert_msg(strstr(r->str, "did not answer FEEDBACK within 300 ms") != NULL, "%s", r->str);
+    freeReplyObject(r);
+    ck_assert_int_eq(redisGetReply(c, &v), REDIS_OK);
+    r = v;
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_str_eq(r->str, "after");
+    freeReplyObject(r);
+  }
+  dt = it_now_ms() - t0;
+  ck_assert_msg(dt + 5 >= (uint64_t)feedback_ms && dt <= feedback_ms + slack,
+                "FEEDBACK failed after %llu ms with feedback-timeout-ms %d",
+                (unsigned long long)dt, feedback_ms);
   /* Clients that leave while their requests wait: nothing to answer, no
    * harm (the requests end at their deadline or with Redis's late reply). */
   for (int j = 0; j < 3; j++) {

@@ -127,11 +127,11 @@ START_TEST(test_defaults) {
   static const char *const design[] = {
     "port", "bind", "unixsocket", "unixsocketperm", "requirepass", "maxclients",
     "model", "redis-host", "redis-port", "redis-socket", "redis-password",
-    "key-prefix", "redis-timeout-ms", "history-limit", "max-count", "metrics-port",
+    "key-prefix", "redis-timeout-ms", "feedback-timeout-ms", "history-limit", "max-count", "metrics-port",
     "loglevel"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 27);
+  ck_assert_uint_eq(config_count(), 28);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -584,7 +584,7 @@ static void set_unusual(config_t *c) {
     {"history-limit", "100000"}, {"max-count", "1"}, {"exclude-history", "no"},
     {"workers", "256"}, {"redis-host", "::1"}, {"redis-port", "1"},
     {"redis-socket", "/run/redis.sock"}, {"redis-password", "'\"\n\r"},
-    {"key-prefix", "#"}, {"redis-timeout-ms", "60000"},
+    {"key-prefix", "#"}, {"redis-timeout-ms", "60000"}, {"feedback-timeout-ms", "1"},
     {"redis-reconnect-max-ms", "10"}, {"unavailable-refresh-ms", "3600000"},
     {"metrics-port", "65535"}, {"loglevel", "debug"}, {"pidfile", "/run/recd.pid"},
   };
