@@ -44,7 +44,7 @@ static void cmd_model(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
 static struct cmd_def cmd_table[] = {
   {"recommend", reco_recommend, -2, CMD_ASYNC, {0}},
   {"rank", reco_rank, -3, CMD_ASYNC, {0}},
-  {"similar", reco_similar, -2, 0, {0}},
+  {"similar", reco_similar, -2, CMD_ASYNC, {0}},
   {"feedback", reco_feedback, -3, CMD_ASYNC, {0}},
   {"model", cmd_model, -2, CMD_ASYNC, {0}},
   {"ping", cmd_ping, -1, 0, {0}},
