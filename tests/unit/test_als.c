@@ -46,7 +46,7 @@ static void dense_row_solve(const csr_t *obs, uint32_t row, const float *fixed,
                             uint32_t n_fixed, uint32_t stride, const params_t *p,
                             double *x) {
   const uint32_t k = p->factors;
-  double *A = calloc((size_t)k * (k + 1), sizeof *A); /* augmented [A | b] */
+  double *A = calloc((size_t)k * k, sizeof *A), *rhs = calloc(k, sizeof *rhs);
   double *c = malloc(n_fixed * sizeof *c), *pv = calloc(n_fixed, sizeof *pv);
   for (uint32_t i = 0; i < n_fixed; i++)
     c[i] = 1.0;
@@ -59,34 +59,15 @@ static void dense_row_solve(const csr_t *obs, uint32_t row, const float *fixed,
     const float *y = fixed + (size_t)i * stride;
     for (uint32_t a = 0; a < k; a++) {
       for (uint32_t b = 0; b < k; b++)
-        A[a * (k + 1) + b] += c[i] * y[a] * y[b];
-      A[a * (k + 1) + k] += c[i] * pv[i] * y[a];
+        A[a * k + b] += c[i] * y[a] * y[b];
+      rhs[a] += c[i] * pv[i] * y[a];
     }
   }
   for (uint32_t a = 0; a < k; a++)
-    A[a * (k + 1) + a] += params_lambda(p, n);
-  /* Gauss-Jordan with partial pivoting. */
-  for (uint32_t col = 0; col < k; col++) {
-    uint32_t piv = col;
-    for (uint32_t r = col + 1; r < k; r++)
-      if (fabs(A[r * (k + 1) + col]) > fabs(A[piv * (k + 1) + col]))
-        piv = r;
-    for (uint32_t b = 0; b <= k; b++) {
-      double t = A[col * (k + 1) + b];
-      A[col * (k + 1) + b] = A[piv * (k + 1) + b];
-      A[piv * (k + 1) + b] = t;
-    }
-    for (uint32_t r = 0; r < k; r++) {
-      if (r == col)
-        continue;
-      double f = A[r * (k + 1) + col] / A[col * (k + 1) + col];
-      for (uint32_t b = col; b <= k; b++)
-        A[r * (k + 1) + b] -= f * A[col * (k + 1) + b];
-    }
-  }
-  for (uint32_t a = 0; a < k; a++)
-    x[a] = A[a * (k + 1) + k] / A[a * (k + 1) + a];
+    A[a * k + a] += params_lambda(p, n);
+  tu_solve(A, (int)k, rhs, 1, x);
   free(A);
+  free(rhs);
   free(c);
   free(pv);
 }

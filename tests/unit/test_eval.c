@@ -8,6 +8,7 @@
 #include "recd/dataset.h"
 #include "recd/eval.h"
 #include "recd/rng.h"
+#include "testutil.h"
 
 static void csr_from_dense(csr_t *m, const float *d, uint32_t rows, uint32_t cols) {
   m->n_rows = rows;
@@ -157,29 +158,21 @@ START_TEST(test_ease_matches_closed_form) {
   float *B;
   char err[RECD_ERRLEN];
   ck_assert_int_eq(ease_fit(&m, lambda, &B, err), 0);
-  /* Reference: P = (X^T X + lambda I)^-1 by Gauss-Jordan in double. */
-  double A[I][2 * I] = {{0}};
+  /* Reference: P = (X^T X + lambda I)^-1, in double. */
+  static double G[I * I], Id[I * I], P[I * I];
   for (int a = 0; a < I; a++) {
-    for (int b = 0; b < I; b++)
+    for (int b = 0; b < I; b++) {
+      G[a * I + b] = 0;
       for (int u = 0; u < U; u++)
-        A[a][b] += (d[u * I + a] != 0) * (d[u * I + b] != 0);
-    A[a][a] += lambda;
-    A[a][I + a] = 1;
-  }
-  for (int c = 0; c < I; c++) {
-    for (int rr = 0; rr < I; rr++) {
-      if (rr == c)
-        continue;
-      double f = A[rr][c] / A[c][c];
-      for (int b = 0; b < 2 * I; b++)
-        A[rr][b] -= f * A[c][b];
+        G[a * I + b] += (d[u * I + a] != 0) * (d[u * I + b] != 0);
+      Id[a * I + b] = a == b;
     }
+    G[a * I + a] += lambda;
   }
+  tu_solve(G, I, Id, I, P);
   for (int a = 0; a < I; a++)
     for (int b = 0; b < I; b++) {
-      double p_ab = A[a][I + b] / A[a][a];
-      double p_bb = A[b][I + b] / A[b][b];
-      double want = a == b ? 0.0 : -p_ab / p_bb;
+      double want = a == b ? 0.0 : -P[a * I + b] / P[b * I + b];
       /* float32 Cholesky of a matrix with condition ~ (U + lambda)/lambda */
       ck_assert_msg(fabs(B[a * I + b] - want) < 1e-4, "B[%d][%d] = %g, want %g", a, b,
                     (double)B[a * I + b], want);

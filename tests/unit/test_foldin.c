@@ -115,38 +115,9 @@ static void ref_system(const float *Y, uint32_t N, uint32_t k, size_t ldy, const
   free(c);
 }
 
-/* Gaussian elimination with partial pivoting: x = A^-1 b (A, b untouched). */
+/* x = A^-1 b (A, b untouched), by the shared reference solver. */
 static void ge_solve(const double *A, const double *b, uint32_t k, double *x) {
-  double *M = malloc((size_t)k * (k + 1) * sizeof *M);
-  for (uint32_t r = 0; r < k; r++) {
-    memcpy(M + r * (k + 1), A + r * k, k * sizeof *M);
-    M[r * (k + 1) + k] = b[r];
-  }
-  for (uint32_t col = 0; col < k; col++) {
-    uint32_t piv = col;
-    for (uint32_t r = col + 1; r < k; r++)
-      if (fabs(M[r * (k + 1) + col]) > fabs(M[piv * (k + 1) + col]))
-        piv = r;
-    ck_assert_msg(M[piv * (k + 1) + col] != 0.0, "reference system is singular");
-    if (piv != col)
-      for (uint32_t c = 0; c <= k; c++) {
-        double t = M[col * (k + 1) + c];
-        M[col * (k + 1) + c] = M[piv * (k + 1) + c];
-        M[piv * (k + 1) + c] = t;
-      }
-    for (uint32_t r = col + 1; r < k; r++) {
-      double f = M[r * (k + 1) + col] / M[col * (k + 1) + col];
-      for (uint32_t c = col; c <= k; c++)
-        M[r * (k + 1) + c] -= f * M[col * (k + 1) + c];
-    }
-  }
-  for (uint32_t r = k; r-- > 0;) {
-    double s = M[r * (k + 1) + k];
-    for (uint32_t c = r + 1; c < k; c++)
-      s -= M[r * (k + 1) + c] * x[c];
-    x[r] = s / M[r * (k + 1) + r];
-  }
-  free(M);
+  tu_solve(A, (int)k, b, 1, x);
 }
 
 static double norm_inf_mat(const double *A, uint32_t k) {

@@ -209,7 +209,7 @@ END_TEST
 START_TEST(test_reasons_match_dense_formula) {
   /* Hu, Koren & Volinsky (2008) sec. 5: s_i = sum_j c_j y_i^T W y_j with
    * W = (Y^T C Y + lambda I)^-1; the reason is the j with the largest term.
-   * W is computed here by Gauss-Jordan inversion in double. */
+   * W is computed here by the reference solver (testutil) in double. */
   char *dir;
   model_t *m = make_model(&dir);
   rec_ws_t ws;
@@ -224,30 +224,23 @@ START_TEST(test_reasons_match_dense_formula) {
   rec_result_t res;
   ck_assert_int_eq(rec_recommend(m, 1.0f, &q, &ws, &res), 0);
   ck_assert_uint_eq(res.n, 20);
-  double A[K][2 * K] = {{0}};
+  double A[K * K] = {0}, Id[K * K] = {0}, W[K * K];
   for (uint32_t i = 0; i < N; i++)
     for (int a = 0; a < K; a++)
       for (int b = 0; b < K; b++)
-        A[a][b] += (double)Y[i * st + a] * Y[i * st + b];
+        A[a * K + b] += (double)Y[i * st + a] * Y[i * st + b];
   double c[6];
   for (int j = 0; j < 6; j++) {
     c[j] = params_confidence(p, hw[j]);
     for (int a = 0; a < K; a++)
       for (int b = 0; b < K; b++)
-        A[a][b] += (c[j] - 1) * Y[hist[j] * st + a] * Y[hist[j] * st + b];
+        A[a * K + b] += (c[j] - 1) * Y[hist[j] * st + a] * Y[hist[j] * st + b];
   }
   for (int a = 0; a < K; a++) {
-    A[a][a] += params_lambda(p, 6);
-    A[a][K + a] = 1;
+    A[a * K + a] += params_lambda(p, 6);
+    Id[a * K + a] = 1;
   }
-  for (int col = 0; col < K; col++)
-    for (int row = 0; row < K; row++) {
-      if (row == col)
-        continue;
-      double f = A[row][col] / A[col][col];
-      for (int b = 0; b < 2 * K; b++)
-        A[row][b] -= f * A[col][b];
-    }
+  tu_solve(A, K, Id, K, W);
   for (size_t t = 0; t < res.n; t++) {
     uint32_t i = res.items[t];
     double best = -INFINITY, second = -INFINITY;
@@ -256,7 +249,7 @@ START_TEST(test_reasons_match_dense_formula) {
       double v = 0;
       for (int a = 0; a < K; a++)
         for (int b = 0; b < K; b++)
-          v += Y[i * st + a] * (A[a][K + b] / A[a][a]) * Y[hist[j] * st + b];
+          v += Y[i * st + a] * W[a * K + b] * Y[hist[j] * st + b];
       v *= c[j];
       if (v > best) {
         second = best;

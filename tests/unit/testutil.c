@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +63,37 @@ void tu_randn(float *v, size_t n, uint64_t seed, float sd) {
   rng_seed(&r, seed);
   for (size_t i = 0; i < n; i++)
     v[i] = (float)rng_normal(&r) * sd;
+}
+
+void tu_solve(const double *A, int n, const double *B, int m, double *X) {
+  const int w = n + m;
+  double *M = malloc((size_t)n * w * sizeof *M);
+  ck_assert_ptr_nonnull(M);
+  for (int r = 0; r < n; r++) {
+    memcpy(M + (size_t)r * w, A + (size_t)r * n, (size_t)n * sizeof *M);
+    memcpy(M + (size_t)r * w + n, B + (size_t)r * m, (size_t)m * sizeof *M);
+  }
+  for (int col = 0; col < n; col++) {
+    int piv = col;
+    for (int r = col + 1; r < n; r++)
+      if (fabs(M[(size_t)r * w + col]) > fabs(M[(size_t)piv * w + col]))
+        piv = r;
+    ck_assert_msg(M[(size_t)piv * w + col] != 0.0, "reference system is singular");
+    for (int c = 0; piv != col && c < w; c++) {
+      double t = M[(size_t)col * w + c];
+      M[(size_t)col * w + c] = M[(size_t)piv * w + c];
+      M[(size_t)piv * w + c] = t;
+    }
+    for (int r = 0; r < n; r++) {
+      if (r == col)
+        continue;
+      double f = M[(size_t)r * w + col] / M[(size_t)col * w + col];
+      for (int c = col; c < w; c++)
+        M[(size_t)r * w + c] -= f * M[(size_t)col * w + c];
+    }
+  }
+  for (int r = 0; r < n; r++)
+    for (int c = 0; c < m; c++)
+      X[(size_t)r * m + c] = M[(size_t)r * w + n + c] / M[(size_t)r * w + r];
+  free(M);
 }

@@ -21,4 +21,10 @@ void *tu_read_file(const char *path, size_t *len);
 /* Fills n floats with N(0, sd) deviates from a seeded generator. */
 void tu_randn(float *v, size_t n, uint64_t seed, float sd);
 
+/* The slow, obvious reference for every linear solve in the tests: solves
+ * A X = B for an n x n A and an n x m B (row-major, double) by Gauss-Jordan
+ * elimination with partial pivoting, into X (n x m). A and B are left
+ * untouched. Fails the test if A is singular. */
+void tu_solve(const double *A, int n, const double *B, int m, double *X);
+
 #endif
