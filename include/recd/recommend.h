@@ -90,15 +90,17 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
  *    will be popularity (x untouched);
  *  - rec_select() applies the rules to the catalogue's scores for that x
  *    (scores = NULL: the non-personalized answer); the scores may come from
- *    any BLAS path: the final ranking re-scores the candidates that can
- *    reach the top exactly with x (rec_score_exact). WITHREASONS needs the
+ *    any BLAS path, or from an approximate pass whose error is at most
+ *    `err` for every item (0 for float BLAS, whose rounding is accounted
+ *    for here): the final ranking re-scores the candidates that can reach
+ *    the top exactly with x (rec_score_exact). WITHREASONS needs the
  *    fold-in factor that rec_prepare() leaves in ws, so with_reasons is only
  *    valid when rec_select() follows rec_prepare() of the same query on the
  *    same ws. */
 int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
                 int *personalized, size_t *n_used);
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
-               const float *x, size_t n_used, rec_ws_t *ws, rec_result_t *out);
+               const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out);
 
 /* The exact score of an item for a customer: the dot product accumulated in
  * double in a fixed order and rounded once. Personalized answers (RECOMMEND

@@ -243,11 +243,11 @@ static int rec__cmp_cand(const void *a, const void *b) {
  * differently for different shapes. The first pass only narrows the
  * catalogue down to the candidates that can still be in the top `want`:
  * everything within the error bound of the want-th score is re-scored. */
-static int rec__refine(const model_t *m, const float *approx, const float *x,
+static int rec__refine(const model_t *m, const float *approx, const float *x, float err,
                        const topk_filter_t *f, size_t want, size_t got, rec_ws_t *ws) {
   const uint32_t n = model_n_items(m), k = model_factors(m), stride = model_stride(m);
   const float *Y = model_item_factors(m);
-  const float slack = rec__score_slack(m, x, f->cat_adjust, f->n_slots);
+  const float slack = rec__score_slack(m, x, f->cat_adjust, f->n_slots) + err;
   size_t asked = want + 8; /* what the caller's first topk_select asked for */
   if (want == 0)
     return 0;
@@ -280,7 +280,7 @@ static int rec__refine(const model_t *m, const float *approx, const float *x,
 }
 
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
-               const float *x, size_t n_used, rec_ws_t *ws, rec_result_t *out) {
+               const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
   int rc = rec__ws_for_model(ws, m);
   const size_t want = q->offset + q->count;
@@ -312,7 +312,7 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
   size_t got;
   if (out->personalized) {
     got = topk_select(scores, model_n_items(m), &f, want + 8, ws->top, ws->top_scores);
-    int r = rec__refine(m, scores, x, &f, want, got, ws);
+    int r = rec__refine(m, scores, x, err, &f, want, got, ws);
     if (r < 0)
       return r;
     got = (size_t)r;
@@ -346,7 +346,8 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
   if (personalized)
     score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
                 ws->x, ws->scores);
-  return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, n_used, ws, out);
+  return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, 0.0f, n_used, ws,
+                    out);
 }
 
 typedef struct rec__ranked {

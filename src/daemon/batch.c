@@ -114,7 +114,7 @@ static void batch__work(uv_work_t *w) {
         continue;
     }
     rec_result_t res;
-    it->rc = rec_select(m, sv->pop_scale, &it->q, scores, x, used[j], &ws, &res);
+    it->rc = rec_select(m, sv->pop_scale, &it->q, scores, x, 0.0f, used[j], &ws, &res);
     if (it->rc == 0)
       batch__keep(it, &res);
   }

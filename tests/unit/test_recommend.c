@@ -12,6 +12,7 @@
 
 #include "recd/foldin.h"
 #include "recd/model.h"
+#include "recd/qscore.h"
 #include "recd/recommend.h"
 #include "recd/rng.h"
 #include "recd/score.h"
@@ -19,9 +20,10 @@
 
 enum { N = 300, K = 8, NC = 5 };
 
-/* clustered: items 0..99 are one row plus relative noise of 1e-6, so
+/* clustered 1: items 0..99 are one row plus relative noise of 1e-6, so
  * their scores differ by about the float rounding of a dot product: the
- * adversarial case for a first pass with approximate scores. */
+ * adversarial case for a first pass with approximate scores.
+ * clustered 2: see below, the adversarial case for the int8 first pass. */
 static model_t *make_model_ex(char **dir_out, int clustered) {
   char *dir = tu_mkdtemp();
   static float Y[N * K], pop[N];
@@ -31,7 +33,20 @@ static model_t *make_model_ex(char **dir_out, int clustered) {
   tu_randn(Y, N * K, 5, 0.4f);
   for (int i = 24; i < N; i += 25) /* exact ties: duplicated items */
     memcpy(Y + (size_t)i * K, Y + (size_t)(i - 1) * K, K * sizeof *Y);
-  if (clustered) {
+  if (clustered == 2) {
+    /* items 0..99: random directions whose score for the query x0 (all
+     * ones) is 1 + 1e-5 * (a shuffled rank): exactly ordered, but far
+     * closer together than the int8 first pass can tell apart */
+    for (int i = 0; i < 100; i++) {
+      float *y = Y + (size_t)i * K;
+      double dot = 0;
+      for (int a = 0; a < K; a++)
+        dot += y[a];
+      double t = 1.0 + 1e-5 * (double)((i * 37) % 100);
+      for (int a = 0; a < K; a++)
+        y[a] = (float)(y[a] + (t - dot) / K);
+    }
+  } else if (clustered) {
     rng_t cr;
     rng_seed(&cr, 3);
     for (int i = 1; i < 100; i++)
@@ -354,7 +369,8 @@ START_TEST(test_batched_halves_equal_single) {
   for (int b = 0; b < B; b++) {
     rec_result_t got, want;
     ck_assert_int_eq(rec_select(m, pop_scale, &q[b], pers[b] ? S + (size_t)b * N : NULL,
-                                pers[b] ? X + (size_t)b * st : NULL, used[b], &ws, &got), 0);
+                                pers[b] ? X + (size_t)b * st : NULL, 0.0f, used[b], &ws, &got),
+                     0);
     uint32_t gi[32];
     double gs[32];
     size_t n = got.n;
@@ -409,19 +425,68 @@ START_TEST(test_answer_independent_of_first_pass_rounding) {
                      .offset = (size_t)(trial % 4), .pref_cat = pcat, .pref_val = pval,
                      .n_pref = (size_t)(trial % 3 == 0)};
     rec_result_t a, b;
-    ck_assert_int_eq(rec_select(m, 1.0f, &q, exact, x, 0, &ws, &a), 0);
+    ck_assert_int_eq(rec_select(m, 1.0f, &q, exact, x, 0.0f, 0, &ws, &a), 0);
     uint32_t ai[64];
     float as[64];
     memcpy(ai, a.items, a.n * sizeof *ai);
     memcpy(as, a.scores, a.n * sizeof *as);
     size_t an = a.n;
-    ck_assert_int_eq(rec_select(m, 1.0f, &q, noisy, x, 0, &ws, &b), 0);
+    ck_assert_int_eq(rec_select(m, 1.0f, &q, noisy, x, 0.0f, 0, &ws, &b), 0);
     ck_assert_uint_eq(b.n, an);
     ck_assert_int_eq(memcmp(b.items, ai, an * sizeof *ai), 0);
     ck_assert_int_eq(memcmp(b.scores, as, an * sizeof *as), 0);
   }
   free(exact);
   free(noisy);
+  rec_ws_free(&ws);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_int8_first_pass_is_exact) {
+  /* The int8 first pass with its error bound gives the float32 answer
+   * bit for bit, also on the near-tied cluster and with preferences. */
+  char *dir;
+  model_t *m = make_model_ex(&dir, 2);
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  const uint32_t st = model_stride(m);
+  const float *Y = model_item_factors(m);
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, st, N, K), 0);
+  int8_t *scratch = malloc(qm.kpad);
+  float *fs = malloc(N * sizeof *fs), *qs = malloc(N * sizeof *qs);
+  float x[K];
+  rng_t r;
+  rng_seed(&r, 21);
+  for (int trial = 0; trial < 200; trial++) {
+    for (int a = 0; a < K; a++)
+      x[a] = trial % 2 ? 1.0f : (float)rng_normal(&r);
+    score_items(Y, st, N, K, x, fs);
+    float err = qscore_items(&qm, x, qs, scratch);
+    uint32_t pcat[1] = {1 + (uint32_t)(trial % NC)};
+    float pval[1] = {trial % 5 == 0 ? -1.0f : 0.4f};
+    rec_query_t q = {.personalize = 1, .count = 1 + (size_t)(trial % 40),
+                     .offset = (size_t)(trial % 3), .pref_cat = pcat, .pref_val = pval,
+                     .n_pref = (size_t)(trial % 2)};
+    rec_result_t a, b;
+    ck_assert_int_eq(rec_select(m, 1.0f, &q, fs, x, 0.0f, 0, &ws, &a), 0);
+    uint32_t ai[64];
+    float as[64];
+    size_t an = a.n;
+    memcpy(ai, a.items, an * sizeof *ai);
+    memcpy(as, a.scores, an * sizeof *as);
+    ck_assert_int_eq(rec_select(m, 1.0f, &q, qs, x, err, 0, &ws, &b), 0);
+    ck_assert_uint_eq(b.n, an);
+    ck_assert_int_eq(memcmp(b.items, ai, an * sizeof *ai), 0);
+    ck_assert_int_eq(memcmp(b.scores, as, an * sizeof *as), 0);
+  }
+  free(fs);
+  free(qs);
+  free(scratch);
+  qmat_free(&qm);
   rec_ws_free(&ws);
   model_free(m);
   tu_rmtree(dir);
@@ -438,6 +503,7 @@ static Suite *rec_suite(void) {
   tcase_add_test(tc, test_rank_orders_candidates);
   tcase_add_test(tc, test_batched_halves_equal_single);
   tcase_add_test(tc, test_answer_independent_of_first_pass_rounding);
+  tcase_add_test(tc, test_int8_first_pass_is_exact);
   suite_add_tcase(s, tc);
   return s;
 }
