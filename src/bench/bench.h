@@ -19,6 +19,11 @@ void bench_kernel_usage(FILE *fp);
 /* Runs `recd-bench e2e` against a running daemon; argv[0] is "e2e". */
 int bench_e2e_main(int argc, char **argv);
 void bench_e2e_usage(FILE *fp);
+/* Runs `recd-bench compare` (argv[0] is "compare"): the serving kernel on
+ * query vectors from a file, answers and timings to a file for
+ * bench/compare. Returns the exit status (0, 1 failure, 2 bad usage). */
+int bench_compare_main(int argc, char **argv);
+void bench_compare_usage(FILE *fp);
 
 /* Monotonic clock in microseconds (CLOCK_MONOTONIC: immune to wall-clock
  * steps, which a benchmark running for minutes may well see). */

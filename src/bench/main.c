@@ -24,6 +24,8 @@ static const bench_cmd_t bench_cmds[] = {
    "fold-in, scoring and top-k latency in-process, on a model file"},
   {"e2e", bench_e2e_main, bench_e2e_usage,
    "RECOMMEND throughput and latency against a running recd"},
+  {"compare", bench_compare_main, bench_compare_usage,
+   "recd's scoring + top-k on given query vectors, for bench/compare"},
 };
 #define BENCH_N_CMDS (sizeof bench_cmds / sizeof *bench_cmds)
 
