@@ -24,6 +24,7 @@ typedef struct qmat {
   float *scale;   /* n per-row scales s_i = max_a |y_ia| / 127 */
   float max_scale;
   float max_norm; /* max_i |y_i| */
+  float max_resid;/* max_i |y_i - s_i q_i|: the quantisation error */
 } qmat_t;
 
 /* Builds the int8 copy of Y (n rows of k floats at stride ldy).
@@ -32,9 +33,11 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
 void qmat_free(qmat_t *qm);
 
 /* out[i] = approximate x . y_i for every item. scratch: kpad bytes.
- * Returns the bound on |out[i] - x . y_i| that holds for every i:
- * |x| (s_max/2) sqrt(k) + (s_x/2) sqrt(k) max_norm + k s_x s_max/4, plus
- * the float rounding of the scaling, doubled for safety. */
+ * Returns a bound on |out[i] - x . y_i| that holds for every i. With
+ * y_i = s_i q_i + dy_i and x = s_x q_x + dx (both measured exactly):
+ *   x.y_i - s_x s_i q_x.q_i = x.dy_i + dx.y_i - dx.dy_i
+ *   |.| <= |x| max|dy| + |dx| max|y| + |dx| max|dy|    (Cauchy-Schwarz)
+ * plus the rounding of the float scaling of the exact integer dot. */
 float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch);
 
 #endif

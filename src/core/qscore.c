@@ -27,17 +27,27 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
       m = fabsf(y[a]) > m ? fabsf(y[a]) : m;
       norm += (double)y[a] * y[a];
     }
-    if (sqrt(norm) > qm->max_norm)
-      qm->max_norm = (float)sqrt(norm);
+    float yn = (float)(sqrt(norm) * (1.0 + 0x1p-20)); /* rounded up */
+    if (yn > qm->max_norm)
+      qm->max_norm = yn;
     float s = m / 127.0f;
     qm->scale[i] = s;
     if (s > qm->max_scale)
       qm->max_scale = s;
     int8_t *q = qm->q + (size_t)i * qm->kpad;
-    for (uint32_t a = 0; s > 0 && a < k; a++) {
-      long v = lrintf(y[a] / s);
-      q[a] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    double resid = 0;
+    for (uint32_t a = 0; a < k; a++) {
+      if (s > 0) {
+        long v = lrintf(y[a] / s);
+        q[a] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+      }
+      double d = (double)y[a] - (double)s * q[a];
+      resid += d * d;
     }
+    /* rounded up so that the bound stays a bound in float */
+    float r = (float)(sqrt(resid) * (1.0 + 0x1p-20));
+    if (r > qm->max_resid)
+      qm->max_resid = r;
   }
   return 0;
 }
@@ -65,7 +75,6 @@ static void qscore__dots(const int8_t *restrict Q, uint32_t n, uint32_t kpad,
 }
 
 float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch) {
-  const double max_norm = qm->max_norm;
   const uint32_t k = qm->k;
   float m = 0;
   double xn = 0;
@@ -75,17 +84,18 @@ float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch
   }
   float sx = m / 127.0f;
   memset(scratch, 0, qm->kpad);
-  for (uint32_t a = 0; sx > 0 && a < k; a++)
-    scratch[a] = (int8_t)lrintf(x[a] / sx);
+  double dxn = 0;
+  for (uint32_t a = 0; a < k; a++) {
+    if (sx > 0)
+      scratch[a] = (int8_t)lrintf(x[a] / sx);
+    double d = (double)x[a] - (double)sx * scratch[a];
+    dxn += d * d;
+  }
   qscore__dots(qm->q, qm->n, qm->kpad, scratch, qm->scale, sx, out);
-  /* x.y - sx s qx.q = x.dy + dx.(y - dy) with |dx_a| <= sx/2, |dy_a| <= s/2:
-   * |x.dy| <= |x| |dy| <= |x| (s/2) sqrt(k); |dx.y| <= (sx/2) sqrt(k) |y|;
-   * |dx.dy| <= k sx s / 4. The int32 sum is exact (|acc| <= 127^2 k,
-   * below 2^31 for every k up to MODEL_MAX_FACTORS), and the final float
-   * products round by a few ulps of |x||y|; the whole bound is doubled for
-   * safety. */
-  const double rk = sqrt((double)k), smax = qm->max_scale, xnorm = sqrt(xn);
-  double b = xnorm * (smax / 2) * rk + (sx / 2.0) * rk * max_norm + k * sx * smax / 4.0 +
-             4.0 * 0x1p-24 * xnorm * max_norm;
-  return (float)(2.0 * b);
+  /* The integer dot is exact (|acc| <= 127^2 k < 2^31 for every k up to
+   * MODEL_MAX_FACTORS); the float conversion and the two products round
+   * by at most 3 ulps of |s_x q_x| |s_i q_i| <= (|x| + |dx|)(|y| + |dy|). */
+  const double xnorm = sqrt(xn), dx = sqrt(dxn), ymax = qm->max_norm, r = qm->max_resid;
+  double b = xnorm * r + dx * ymax + dx * r + 4.0 * 0x1p-24 * (xnorm + dx) * (ymax + r);
+  return (float)(b * (1.0 + 0x1p-16)); /* rounded up: a float bound */
 }

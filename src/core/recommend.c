@@ -253,12 +253,25 @@ static int rec__refine(const model_t *m, const float *approx, const float *x, fl
     return 0;
   /* The list holds every item that can reach the exact top `want` once
    * the filter has run out (got < asked) or its last score is below the
-   * want-th by more than twice the error bound; until then, ask for more. */
-  while (got == asked && ws->top_scores[got - 1] >= ws->top_scores[want - 1] - 2.0f * slack) {
-    asked *= 2;
-    if (rec__grow_top(ws, asked) != 0)
-      return RECD_ENOMEM;
-    got = topk_select(approx, n, f, asked, ws->top, ws->top_scores);
+   * want-th by more than twice the error bound. Otherwise count (an upper
+   * bound, ignoring the filters) the items that can still reach the bar,
+   * and take that many in one more selection: one extra pass, however
+   * loose the first pass was. */
+  if (got == asked && ws->top_scores[got - 1] >= ws->top_scores[want - 1] - 2.0f * slack) {
+    const float bar = ws->top_scores[want - 1] - 2.0f * slack;
+    float amax = 0.0f;
+    for (uint32_t c = 0; f->cat_adjust != NULL && c < f->n_slots; c++)
+      if (f->cat_adjust[c] > amax) /* NaN and -inf never raise a score */
+        amax = f->cat_adjust[c];
+    size_t reach = 0;
+    for (uint32_t i = 0; i < n; i++)
+      reach += approx[i] + amax >= bar;
+    if (reach > asked) {
+      asked = reach;
+      if (rec__grow_top(ws, asked) != 0)
+        return RECD_ENOMEM;
+      got = topk_select(approx, n, f, asked, ws->top, ws->top_scores);
+    }
   }
   rec__cand_t *c = malloc((got ? got : 1) * sizeof *c);
   if (c == NULL)

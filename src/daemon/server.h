@@ -19,6 +19,7 @@
 
 #include "recd/config.h"
 #include "recd/model.h"
+#include "recd/qscore.h"
 #include "recd/rclient.h"
 #include "recd/recommend.h"
 #include "recd/reply.h"
@@ -37,6 +38,8 @@ typedef struct served {
   char *path;
   int64_t loaded_at;   /* unix seconds */
   float pop_scale;     /* rec_popularity_scale() */
+  int have_q;          /* q is built (large catalogues only) */
+  qmat_t q;            /* int8 copy of the item factors (first pass) */
 } served_t;
 
 /* Unavailable items as a bitmap over one model's items. */
