@@ -27,6 +27,8 @@
 #include "recd/err.h"
 #include "recd/foldin.h"
 #include "recd/model.h"
+#include "recd/qscore.h"
+#include "recd/recommend.h"
 #include "recd/rng.h"
 #include "recd/score.h"
 
@@ -154,6 +156,15 @@ typedef struct kernel_run {
   float *top;           /* count */
   foldin_ws_t ws;
   double *t[4];         /* per-sample timings: fold-in, score, top-k, total */
+  /* The daemon's answer path on the same queries (rec_select: filters,
+   * top-k, exact re-scoring of the candidates): after the sgemv above, and
+   * after an int8 first pass instead */
+  qmat_t q;
+  int8_t *qx;
+  float *qscores;
+  rec_ws_t rws;
+  double *d[3];         /* sgemv + select, int8 pass, int8 pass + select */
+  uint64_t differ;      /* queries whose two answers differ (must stay 0) */
 } kernel_run_t;
 
 /* H distinct items in random order: Floyd's sampling gives the set in
@@ -228,6 +239,32 @@ static int kernel_query(kernel_run_t *r, long slot) {
     r->t[2][slot] = t3 - t2;
     r->t[3][slot] = t3 - t0;
   }
+  /* The daemon's path, both ways, on this query. */
+  rec_query_t q = {.hist = r->hist, .hist_w = r->w, .n_hist = c->history, .personalize = 1,
+                   .exclude_history = 1, .count = c->count};
+  rec_result_t a, b;
+  const double u0 = bench_now_us();
+  int rs = rec_select(r->m, 1.0f, &q, r->scores, r->x, 0.0f, c->history, &r->rws, &a);
+  const double u1 = bench_now_us();
+  uint32_t first[64];
+  size_t na = a.n < 64 ? a.n : 64;
+  if (rs == 0)
+    memcpy(first, a.items, na * sizeof *first);
+  float err = qscore_items(&r->q, r->x, r->qscores, r->qx);
+  const double u2 = bench_now_us();
+  if (rs == 0)
+    rs = rec_select(r->m, 1.0f, &q, r->qscores, r->x, err, c->history, &r->rws, &b);
+  const double u3 = bench_now_us();
+  if (rs != 0) {
+    fprintf(stderr, "recd-bench kernel: rec_select failed: %s\n", recd_strerror(rs));
+    return -1;
+  }
+  r->differ += b.n != a.n || memcmp(b.items, first, na * sizeof *first) != 0;
+  if (slot >= 0) {
+    r->d[0][slot] = (t2 - t1) + (u1 - u0);
+    r->d[1][slot] = u2 - u1;
+    r->d[2][slot] = u3 - u1;
+  }
   return 0;
 }
 
@@ -301,6 +338,12 @@ static void kernel_free(kernel_run_t *r) {
   free(r->top);
   for (int i = 0; i < 4; i++)
     free(r->t[i]);
+  for (int i = 0; i < 3; i++)
+    free(r->d[i]);
+  free(r->qx);
+  free(r->qscores);
+  qmat_free(&r->q);
+  rec_ws_free(&r->rws);
   foldin_ws_free(&r->ws);
 }
 
@@ -348,6 +391,11 @@ int bench_kernel_main(int argc, char **argv) {
   int ok = r.mark && r.hist && r.w && r.ex && r.x && r.scores && r.idx && r.top;
   for (int i = 0; i < 4; i++)
     ok &= (r.t[i] = malloc(nt * sizeof *r.t[i])) != NULL;
+  for (int i = 0; i < 3; i++)
+    ok &= (r.d[i] = malloc(nt * sizeof *r.d[i])) != NULL;
+  rec_ws_init(&r.rws);
+  ok &= qmat_build(&r.q, r.Y, r.stride, r.n, r.k) == 0;
+  ok &= (r.qx = malloc(r.q.kpad)) != NULL && (r.qscores = malloc((size_t)r.n * sizeof(float))) != NULL;
   if (!ok || foldin_ws_init(&r.ws, r.k) != 0) {
     fprintf(stderr, "recd-bench kernel: out of memory (--batch %u x %u items of scores?)\n", B,
             r.n);
@@ -371,6 +419,19 @@ int bench_kernel_main(int argc, char **argv) {
     const char *names[4] = {"fold-in", "score (sgemv)", "top-k", "end-to-end"};
     printf("single user:\n");
     kernel_report(&r, cfg.users, names, 1);
+    /* The daemon's answer path after each first pass, side by side. */
+    bench_summary_t d[3];
+    for (int i = 0; i < 3; i++)
+      bench_summarize(r.d[i], cfg.users, &d[i]);
+    printf("\ndaemon answer path (rec_select: top-k + exact re-scoring), same queries:\n");
+    bench_print_header(stdout, "microseconds");
+    bench_print_row(stdout, "sgemv + select", &d[0]);
+    bench_print_row(stdout, "int8 pass", &d[1]);
+    bench_print_row(stdout, "int8 pass + select", &d[2]);
+    printf("  int8/sgemv path: %.2fx at the median; answers differing: %llu (must be 0)\n",
+           d[2].median / d[0].median, (unsigned long long)r.differ);
+    if (r.differ != 0)
+      rc = -1;
   }
   if (rc == 0 && cfg.batch > 0) {
     const uint32_t wb = cfg.warmup / B > 0 ? cfg.warmup / B : 1;
