@@ -5,13 +5,22 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev libhiredis-dev                 # event loop, Redis client
+  libhttp-parser-dev                        # HTTP parser of the /metrics endpoint
   libopenblas-dev liblapacke-dev zlib1g-dev # BLAS/LAPACK, CRC32
   libsystemd-dev systemd                    # sd_notify; systemd-analyze for the unit checks
   check                                     # unit tests
   redis-server redis-tools                  # tests and demo
   python3                                   # data conversion scripts
+  curl python3-prometheus-client            # metrics endpoint tests
+  python3-redis                             # Python storefront example
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
 )
+# Node.js and npm for the Node storefront example: Debian's nodejs + npm,
+# unless a node and an npm are already installed (e.g. a NodeSource nodejs,
+# which bundles npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()

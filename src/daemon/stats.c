@@ -23,6 +23,10 @@ static uint64_t stats__upper(unsigned b) {
   return ((uint64_t)(STATS_SUB + sub + 1) << (lg - 3)) - 1;
 }
 
+uint64_t stats_hist_bucket_upper(unsigned b) {
+  return stats__upper(b);
+}
+
 void stats_hist_record(stats_hist_t *h, uint64_t us) {
   h->count++;
   h->sum_us += us;

@@ -22,6 +22,10 @@ void stats_hist_record(stats_hist_t *h, uint64_t us);
 /* Value in microseconds below which a fraction q of the samples fall
  * (upper edge of the bucket holding that rank); 0 with no samples. */
 uint64_t stats_hist_quantile(const stats_hist_t *h, double q);
+/* Largest value in microseconds that falls in bucket b (< STATS_BUCKETS);
+ * increasing in b. For exporters that re-bucket the counts (metrics.c). The
+ * last bucket also holds every larger value. */
+uint64_t stats_hist_bucket_upper(unsigned b);
 
 /* Monotonic clock in microseconds. */
 uint64_t stats_now_us(void);
