@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "log.h"
 
 /* Longest request target we keep; longer ones get 414. Paths we serve are
@@ -206,6 +207,15 @@ char *metrics_render(server_t *s, size_t *len) {
   metrics__u64(&b, "recd_degraded_answers_total", "counter",
                "Requests answered with popular items because Redis did not answer in time.",
                s->degraded);
+  batcher_stats_t bs;
+  memset(&bs, 0, sizeof bs);
+  if (s->batcher != NULL) /* NULL only while shutting down */
+    batcher_get_stats(s->batcher, &bs);
+  metrics__u64(&b, "recd_scoring_batches_total", "counter",
+               "RECOMMEND scoring passes on the thread pool (one per micro-batch).", bs.jobs);
+  metrics__u64(&b, "recd_scoring_batch_rows_total", "counter",
+               "RECOMMEND requests in those passes; divided by the batches, the mean batch "
+               "size.", bs.rows);
   metrics__u64(&b, "recd_protocol_errors_total", "counter",
                "Connections closed for malformed or oversized RESP requests.",
                s->protocol_errors);

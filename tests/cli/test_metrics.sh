@@ -107,7 +107,8 @@ want = {
     "recd_model_items": "gauge", "recd_model_factors": "gauge",
     "recd_model_age_seconds": "gauge", "recd_model_loaded_timestamp_seconds": "gauge",
     "recd_model_reloads": "counter", "recd_unavailable_items": "gauge",
-    "recd_uptime_seconds": "gauge",
+    "recd_uptime_seconds": "gauge", "recd_scoring_batches": "counter",
+    "recd_scoring_batch_rows": "counter",
 }
 for name, typ in want.items():
     assert name in fa, ("missing family", name)
@@ -125,6 +126,9 @@ moved("recd_commands_total", 1, command="recommend", outcome="error")
 moved("recd_commands_total", 2, command="ping", outcome="ok")
 moved("recd_commands_total", 1, command="feedback", outcome="ok")
 assert v(a, "recd_connections_total") >= v(b, "recd_connections_total") + 7
+# the 3 good RECOMMENDs were scored on the pool, in 1 to 3 batches
+assert 1 <= v(a, "recd_scoring_batches_total") - v(b, "recd_scoring_batches_total") <= 3
+assert v(a, "recd_scoring_batch_rows_total") - v(b, "recd_scoring_batch_rows_total") == 3
 assert v(a, "recd_model_items") == 120 and v(a, "recd_model_factors") == 8
 assert v(a, "recd_model_version") == 1
 assert v(a, "recd_redis_connected") == 1
