@@ -820,6 +820,7 @@ END_TEST
 static Suite *config_suite(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60); /* sanitized builds on a loaded machine */
   tcase_add_test(tc, test_defaults);
   tcase_add_test(tc, test_file_syntax);
   tcase_add_test(tc, test_file_escapes);

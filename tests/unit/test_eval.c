@@ -192,6 +192,9 @@ END_TEST
 static Suite *eval_suite(void) {
   Suite *s = suite_create("eval");
   TCase *tc = tcase_create("core");
+  /* Check's default of 4 s is too tight for a sanitized build on a
+   * loaded 2-core machine. */
+  tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_split_partitions_each_user);
   tcase_add_test(tc, test_metrics_hand_computed);
   tcase_add_test(tc, test_popularity_counts_users);
