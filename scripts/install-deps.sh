@@ -11,6 +11,7 @@ PACKAGES=(
   check                                     # unit tests
   redis-server redis-tools                  # tests and demo
   python3                                   # data conversion scripts
+  python3-numpy python3-faiss               # bench/compare: the numpy and FAISS peers
   curl python3-prometheus-client            # metrics endpoint tests
   python3-redis                             # Python storefront example
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)

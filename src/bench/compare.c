@@ -214,8 +214,9 @@ static void compare_write_answer(FILE *fp, const rec_result_t *res, uint32_t cou
 }
 
 /* One customer, as the daemon answers it on the loop or a worker: sgemv,
- * then rec_select. Timings (score, select) go to t[0], t[1]; the answer is
- * written to --out as query i when write is set. */
+ * then rec_select (first-pass error 0: a float BLAS pass, whose rounding
+ * rec_select bounds itself). Timings (score, select) go to t[0], t[1]; the
+ * answer is written to --out as query i when write is set. */
 static int compare_single(compare_run_t *r, size_t i, int write, double t[2]) {
   const float *x = r->X + i * r->stride;
   rec_result_t res;
