@@ -97,6 +97,7 @@ const float *model_item_factors(const model_t *m);       /* n x stride, 64-align
 const float *model_gram(const model_t *m);               /* YtY, k x k row-major */
 const float *model_popularity(const model_t *m);         /* n values */
 const float *model_item_norms(const model_t *m);         /* ||y_i||, n values */
+float model_max_item_norm(const model_t *m);             /* max_i ||y_i|| */
 const uint32_t *model_item_categories(const model_t *m); /* n values, 0 = none */
 uint32_t model_n_categories(const model_t *m);
 uint32_t model_checksum(const model_t *m);               /* as stored in the file */

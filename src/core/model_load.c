@@ -36,6 +36,7 @@ struct model {
   const float *pop;     /* n */
   const uint32_t *cat;  /* n */
   float *norms;         /* heap, n: ||y_i|| for cosine similarity */
+  float max_norm;       /* max_i ||y_i||, for error bounds */
   idmap_t *ids;         /* item id -> index (copies of the ids) */
   idmap_t *cats;        /* category name -> number - 1 */
 };
@@ -261,6 +262,8 @@ static int model__check_factors(model_t *m, char *eb) {
                        i, j);
     }
     m->norms[i] = (float)sqrt(sq);
+    if (m->norms[i] > m->max_norm)
+      m->max_norm = m->norms[i];
   }
   const float *g = m->gram;
   for (uint32_t i = 0; i < k && rc == 0; i++)
@@ -449,7 +452,11 @@ int model_load(model_t **out, const char *path, char *errbuf) {
   if (!model__host_is_little_endian())
     return recd_errf(errbuf, RECD_EFORMAT, "%s: model files are little-endian and this host "
                      "is not; recd does not byte-swap models", path);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise
+   * block until a writer appears, hanging a reload thread and with it the
+   * daemon's shutdown; S_ISREG below refuses it instead. It changes nothing
+   * for regular files. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     return recd_errf(errbuf, e == ENOENT ? RECD_ENOTFOUND : RECD_EIO,
@@ -553,6 +560,7 @@ const float *model_item_factors(const model_t *m) { return m->Y; }
 const float *model_gram(const model_t *m) { return m->gram; }
 const float *model_popularity(const model_t *m) { return m->pop; }
 const float *model_item_norms(const model_t *m) { return m->norms; }
+float model_max_item_norm(const model_t *m) { return m->max_norm; }
 const uint32_t *model_item_categories(const model_t *m) { return m->cat; }
 uint32_t model_n_categories(const model_t *m) { return m->h.n_categories; }
 uint32_t model_checksum(const model_t *m) { return m->h.checksum; }

@@ -210,14 +210,11 @@ float rec_score_exact(const float *x, const float *y, uint32_t k) {
  * sum|x_a y_a| <= |x| |y_i| <= |x| max|y|; doubled, plus a few ulps of the
  * largest adjusted score, to cover the float additions after it. */
 static float rec__score_slack(const model_t *m, const float *x, const float *adj, uint32_t slots) {
-  const uint32_t k = model_factors(m), n = model_n_items(m);
-  const float *norms = model_item_norms(m);
-  double xn = 0, ymax = 0, amax = 0;
+  const uint32_t k = model_factors(m);
+  /* The stored norms are float roundings of the true ones: one ulp up. */
+  double xn = 0, ymax = model_max_item_norm(m) * (1.0 + 0x1p-22), amax = 0;
   for (uint32_t a = 0; a < k; a++)
     xn += (double)x[a] * x[a];
-  for (uint32_t i = 0; i < n; i++)
-    if (norms[i] > ymax)
-      ymax = norms[i];
   for (uint32_t c = 0; adj != NULL && c < slots; c++)
     if (isfinite(adj[c]) && fabs(adj[c]) > amax)
       amax = fabs(adj[c]);
