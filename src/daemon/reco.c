@@ -176,6 +176,13 @@ static rec_query_t reco__query(const reco_ctx_t *x) {
 }
 
 static void reco__finish(reco_ctx_t *x) {
+  /* The client left (or was cut off at its output limit) while the answer
+   * was being computed: formatting up to max-count ids and scores for
+   * nobody would only steal loop time from the clients still here. */
+  if (x->req->c == NULL || (x->req->c->flags & CLIENT_CLOSING)) {
+    req_finish(x->req, 0);
+    return;
+  }
   if (x->rc != 0) {
     reco__fail(x->req, "internal error computing the answer");
     return;
@@ -611,9 +618,15 @@ void reco_feedback(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
   req_t *r = req_new(c, cmd);
   if (r == NULL)
     return;
-  float w = 1.0f;
+  double w = 1.0;
   if (a->argc == 5 && reco__eq(a, 3, "WEIGHT")) {
-    if (csv_parse_float(a->argv[4], a->argvlen[4], &w) != 0 || !(w > 0.0f) || w > 1e9f) {
+    /* csv_parse_float checks the grammar (argv[4] is NUL-terminated); the
+     * value is taken in double precision, so that WEIGHT 0.1 adds 0.1 and
+     * not 0.100000001490116, and 1000000001 is over the limit. It must
+     * stay > 0 as a float too: that is how the fold-in reads it back. */
+    float wf;
+    if (csv_parse_float(a->argv[4], a->argvlen[4], &wf) != 0 ||
+        !((w = strtod(a->argv[4], NULL)) > 0.0) || w > 1e9 || !((float)w > 0.0f)) {
       reco__fail(r, "WEIGHT must be a finite number in (0, 1e9]");
       return;
     }

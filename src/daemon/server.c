@@ -21,6 +21,10 @@
 #define CLIENT_MAX_QUEUED 4096
 /* Read buffer reserved per read callback. */
 #define CLIENT_READ_CHUNK (16 * 1024)
+/* Query buffer cap before AUTH (with requirepass set): a stranger must not
+ * be able to pin max-request-bytes on every one of maxclients connections
+ * (Redis likewise caps unauthenticated requests far below its limits). */
+#define CLIENT_PREAUTH_MAX_REQUEST (16 * 1024)
 
 typedef struct write_req {
   uv_write_t req; /* first, so the uv_write_t* is the write_req_t* */
@@ -237,12 +241,16 @@ static void client__process(client_t *c) {
   }
   /* A request still incomplete may not grow past the query buffer cap
    * (the parser's own limits stop single huge lengths earlier). */
-  if (!(c->flags & CLIENT_CLOSING) &&
-      resp_parser_bytes_buffered(&c->parser) > s->cfg->max_request_bytes) {
+  int authed = (c->flags & CLIENT_AUTHED) != 0;
+  size_t cap = s->cfg->max_request_bytes;
+  if (!authed && cap > CLIENT_PREAUTH_MAX_REQUEST)
+    cap = CLIENT_PREAUTH_MAX_REQUEST;
+  if (!(c->flags & CLIENT_CLOSING) && resp_parser_bytes_buffered(&c->parser) > cap) {
     s->protocol_errors++;
     reply_buf_t *r = client_sync_reply(c);
     if (r != NULL)
-      reply_error(r, "request larger than max-request-bytes");
+      reply_error(r, authed ? "request larger than max-request-bytes"
+                            : "unauthenticated request larger than 16384 bytes");
     client_advance(c);
     client_close_after_reply(c);
   }

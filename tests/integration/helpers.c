@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -199,6 +200,47 @@ int it_free_port(void) {
   IT_CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname: %s", strerror(errno));
   close(fd);
   return ntohs(a.sin_port);
+}
+
+long it_proc_kb(pid_t pid, const char *field) {
+  char path[64], line[256];
+  it_fmt(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *fp = fopen(path, "r");
+  IT_CHECK(fp != NULL, "%s: %s", path, strerror(errno));
+  size_t flen = strlen(field);
+  long kb = -1;
+  while (fgets(line, sizeof line, fp) != NULL)
+    if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+      kb = strtol(line + flen + 1, NULL, 10);
+      break;
+    }
+  fclose(fp);
+  IT_CHECK(kb >= 0, "%s has no %s", path, field);
+  return kb;
+}
+
+int it_proc_fds(pid_t pid) {
+  char path[64];
+  it_fmt(path, sizeof path, "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(path);
+  IT_CHECK(d != NULL, "%s: %s", path, strerror(errno));
+  int n = 0;
+  for (struct dirent *de; (de = readdir(d)) != NULL;)
+    n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+int it_proc_maps(pid_t pid, const char *needle) {
+  char path[64], line[1024];
+  it_fmt(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *fp = fopen(path, "r");
+  IT_CHECK(fp != NULL, "%s: %s", path, strerror(errno));
+  int n = 0;
+  while (fgets(line, sizeof line, fp) != NULL)
+    n += strstr(line, needle) != NULL;
+  fclose(fp);
+  return n;
 }
 
 /* ---- suite data ----------------------------------------------------------- */

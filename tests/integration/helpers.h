@@ -73,6 +73,14 @@ int it_run(char *const argv[], const char *log, long timeout_ms);
 /* A free TCP port on 127.0.0.1 (bound to port 0, then released). */
 int it_free_port(void);
 
+/* A "<field>: <n> kB" line of /proc/<pid>/status (VmRSS, VmHWM, VmSize...)
+ * in kB; fails the test when it cannot be read. */
+long it_proc_kb(pid_t pid, const char *field);
+/* Open file descriptors of pid (entries of /proc/<pid>/fd). */
+int it_proc_fds(pid_t pid);
+/* Lines of /proc/<pid>/maps that contain `needle` (mappings of a file). */
+int it_proc_maps(pid_t pid, const char *needle);
+
 /* ---- the environment of one test ------------------------------------------ */
 
 typedef struct it_opts {
