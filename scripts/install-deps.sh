@@ -8,7 +8,7 @@ PACKAGES=(
   libhttp-parser-dev                        # HTTP parser of the /metrics endpoint
   libopenblas-dev liblapacke-dev zlib1g-dev # BLAS/LAPACK, CRC32
   libsystemd-dev systemd                    # sd_notify; systemd-analyze for the unit checks
-  check                                     # unit tests
+  check valgrind                            # unit tests; valgrind-clean shutdown test
   redis-server redis-tools                  # tests and demo
   python3                                   # data conversion scripts
   python3-numpy python3-faiss               # bench/compare: the numpy and FAISS peers
