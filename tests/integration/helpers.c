@@ -725,3 +725,24 @@ char *it_raw_read_until_close(int fd, long timeout_ms, size_t *len, int *closed)
   *len = n;
   return buf;
 }
+
+int it_run_suite(Suite *suite) {
+  SRunner *sr = srunner_create(suite);
+  srunner_set_fork_status(sr, CK_FORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  if (failed > 0) {
+    /* The daemon's and Redis's logs of the failed tests. */
+    TestResult **res = srunner_failures(sr);
+    for (int j = 0; j < failed; j++) {
+      char path[IT_PATH + 64];
+      it_fmt(path, sizeof path, "%s/%s/recd.log", it_data.dir, tr_tcname(res[j]));
+      it_print_tail(path, 40);
+      it_fmt(path, sizeof path, "%s/%s/redis.log", it_data.dir, tr_tcname(res[j]));
+      it_print_tail(path, 10);
+    }
+    free(res);
+  }
+  srunner_free(sr);
+  return failed;
+}

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <check.h>
 #include <hiredis/hiredis.h>
 
 #define IT_PATH 512
@@ -173,5 +174,9 @@ redisReply **it_raw_read_replies(int fd, size_t n, long timeout_ms);
 /* Reads until the peer closes (at most timeout_ms); returns the bytes read
  * (NUL-terminated, malloc'ed), *closed = 1 when EOF was seen. */
 char *it_raw_read_until_close(int fd, long timeout_ms, size_t *len, int *closed);
+
+/* Runs a suite in Check's fork mode and, for every failed test, prints the
+ * tail of its recd and redis-server logs. Returns the number of failures. */
+int it_run_suite(Suite *suite);
 
 #endif

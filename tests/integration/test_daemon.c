@@ -1918,23 +1918,7 @@ int main(void) {
   ref_model_load(&M1, it_data.model1);
   ref_model_load(&M2, it_data.model2);
   ref_model_load(&M3, it_data.synth);
-  SRunner *sr = srunner_create(daemon_suite());
-  srunner_set_fork_status(sr, CK_FORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  if (failed > 0) {
-    /* The daemon's and Redis's logs of the failed tests. */
-    TestResult **res = srunner_failures(sr);
-    for (int j = 0; j < failed; j++) {
-      char path[IT_PATH + 64];
-      it_fmt(path, sizeof path, "%s/%s/recd.log", it_data.dir, tr_tcname(res[j]));
-      it_print_tail(path, 40);
-      it_fmt(path, sizeof path, "%s/%s/redis.log", it_data.dir, tr_tcname(res[j]));
-      it_print_tail(path, 10);
-    }
-    free(res);
-  }
-  srunner_free(sr);
+  int failed = it_run_suite(daemon_suite());
   ref_model_free(&M1);
   ref_model_free(&M2);
   ref_model_free(&M3);

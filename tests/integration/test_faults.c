@@ -546,22 +546,7 @@ int main(void) {
     it_print_tail(log, 20);
     return EXIT_FAILURE;
   }
-  SRunner *sr = srunner_create(faults_suite());
-  srunner_set_fork_status(sr, CK_FORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  if (failed > 0) {
-    TestResult **res = srunner_failures(sr);
-    for (int j = 0; j < failed; j++) {
-      char path[IT_PATH + 64];
-      it_fmt(path, sizeof path, "%s/%s/recd.log", it_data.dir, tr_tcname(res[j]));
-      it_print_tail(path, 40);
-      it_fmt(path, sizeof path, "%s/%s/redis.log", it_data.dir, tr_tcname(res[j]));
-      it_print_tail(path, 10);
-    }
-    free(res);
-  }
-  srunner_free(sr);
+  int failed = it_run_suite(faults_suite());
   ref_model_free(&M1);
   it_data_cleanup();
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

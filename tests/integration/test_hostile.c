@@ -1164,22 +1164,7 @@ int main(void) {
   setenv("ASAN_OPTIONS", opts, 1);
   it_data_prepare();
   ref_model_load(&M1, it_data.model1);
-  SRunner *sr = srunner_create(hostile_suite());
-  srunner_set_fork_status(sr, CK_FORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  if (failed > 0) {
-    TestResult **res = srunner_failures(sr);
-    for (int j = 0; j < failed; j++) {
-      char path[IT_PATH + 64];
-      it_fmt(path, sizeof path, "%s/%s/recd.log", it_data.dir, tr_tcname(res[j]));
-      it_print_tail(path, 40);
-      it_fmt(path, sizeof path, "%s/%s/redis.log", it_data.dir, tr_tcname(res[j]));
-      it_print_tail(path, 10);
-    }
-    free(res);
-  }
-  srunner_free(sr);
+  int failed = it_run_suite(hostile_suite());
   ref_model_free(&M1);
   it_data_cleanup();
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
