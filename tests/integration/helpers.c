@@ -746,3 +746,11 @@ int it_run_suite(Suite *suite) {
   srunner_free(sr);
   return failed;
 }
+
+void it_cap_asan_quarantine(void) {
+  const char *asan = getenv("ASAN_OPTIONS");
+  char opts[1024];
+  it_fmt(opts, sizeof opts, "%s%squarantine_size_mb=16", asan ? asan : "",
+         asan && *asan ? ":" : "");
+  setenv("ASAN_OPTIONS", opts, 1);
+}

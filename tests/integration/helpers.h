@@ -175,6 +175,12 @@ redisReply **it_raw_read_replies(int fd, size_t n, long timeout_ms);
  * (NUL-terminated, malloc'ed), *closed = 1 when EOF was seen. */
 char *it_raw_read_until_close(int fd, long timeout_ms, size_t *len, int *closed);
 
+/* Under ASan, freed memory sits in a quarantine (256 MB by default) that
+ * would read as RSS growth in tests that watch the daemon's memory: caps it
+ * at 16 MB for the processes started afterwards. No effect on other
+ * builds. Call before starting daemons. */
+void it_cap_asan_quarantine(void);
+
 /* Runs a suite in Check's fork mode and, for every failed test, prints the
  * tail of its recd and redis-server logs. Returns the number of failures. */
 int it_run_suite(Suite *suite);

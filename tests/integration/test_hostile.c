@@ -1154,14 +1154,7 @@ static Suite *hostile_suite(void) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  /* Under ASan, freed memory sits in a quarantine (256 MB by default) that
-   * would read as RSS growth: cap it for the daemons started here. No
-   * effect on other builds. */
-  const char *asan = getenv("ASAN_OPTIONS");
-  char opts[1024];
-  it_fmt(opts, sizeof opts, "%s%squarantine_size_mb=16", asan ? asan : "",
-         asan && *asan ? ":" : "");
-  setenv("ASAN_OPTIONS", opts, 1);
+  it_cap_asan_quarantine();
   it_data_prepare();
   ref_model_load(&M1, it_data.model1);
   int failed = it_run_suite(hostile_suite());
