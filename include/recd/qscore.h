@@ -1,15 +1,30 @@
-/* qscore.h - a compressed copy of the item factors for a fast first pass.
+/* qscore.h - a compressed copy of the item factors and the fused first
+ * pass over it: score + candidate selection without an N-float score array.
  *
  * Scoring a large catalogue is memory-bound: every request reads the whole
  * n x k float32 matrix. qscore keeps each row as int8 with one float scale
  * (y_i ~ s_i q_i, |q_ia| <= 127), a quarter of the bytes, and scores a
- * customer with integer dot products against the customer's vector, also
- * quantized (x ~ s_x q_x). The approximation error of every score is
- * bounded (qscore_error_bound), which is what lets recd stay exact: the
- * answer is decided by re-scoring in float every candidate whose
- * approximate score is within twice that bound of the N-th best
- * (rec_select with its `slack`), so the top N is provably the one the
- * float32 brute force gives.
+ * customer with exact integer dot products against the customer's vector,
+ * quantized to 7 bits (x ~ s_x q_x, |q_xa| <= 63). The approximation error
+ * of every score is bounded (qquery_prepare), which is what lets recd stay
+ * exact: a collector (qsel_t) keeps, while the scan runs, every item that
+ * can still reach the top N after the business filters, i.e. whose
+ * approximate score is within twice the total error bound of the N-th best
+ * approximate score seen so far; the caller then re-scores only those in
+ * float and gets, provably, the float32 brute force's top N.
+ *
+ * Storage: rows are kept as unsigned bytes q + 128 (1..255), because the
+ * x86 integer multiply-add (vpmaddubsw) takes one unsigned and one signed
+ * operand; the offset is removed once per query (128 * sum q_x). With the
+ * query at 7 bits a pair of products is at most 2 * 255 * 63 = 32130, which
+ * fits vpmaddubsw's saturating int16 result, so no product is ever clipped
+ * and every integer dot product is exact.
+ *
+ * Kernels: AVX2 (intrinsics, compiled with a function target attribute)
+ * and portable C, chosen at run time from the CPU (no -march=native is
+ * needed); both compute bit-identical approximate scores, so the choice
+ * never changes a candidate set. AVX-512 has no kernel of its own: the
+ * AVX2 one runs there.
  */
 #ifndef RECD_QSCORE_H
 #define RECD_QSCORE_H
@@ -17,14 +32,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "recd/score.h"
+
 typedef struct qmat {
   uint32_t n, k;
   uint32_t kpad;  /* bytes per row, multiple of 64 */
-  int8_t *q;      /* n x kpad, 64-byte aligned, padding 0 */
-  float *scale;   /* n per-row scales s_i = max_a |y_ia| / 127 */
-  float max_scale;
-  float max_norm; /* max_i |y_i| */
-  float max_resid;/* max_i |y_i - s_i q_i|: the quantisation error */
+  uint8_t *q;     /* n (rounded up to 8) x kpad, 64-byte aligned, q + 128;
+                     padding is 128 (zero) */
+  float *scale;   /* per-row scales s_i = max_a |y_ia| / 127 (0 in padding) */
+  float max_norm; /* max_i |y_i|, rounded up */
+  float max_resid;/* max_i |y_i - s_i q_i|, rounded up: the quantisation error */
 } qmat_t;
 
 /* Builds the int8 copy of Y (n rows of k floats at stride ldy).
@@ -32,12 +49,73 @@ typedef struct qmat {
 int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
 void qmat_free(qmat_t *qm);
 
-/* out[i] = approximate x . y_i for every item. scratch: kpad bytes.
- * Returns a bound on |out[i] - x . y_i| that holds for every i. With
- * y_i = s_i q_i + dy_i and x = s_x q_x + dx (both measured exactly):
+/* One customer's quantized vector. */
+typedef struct qquery {
+  int8_t *xq;   /* kpad bytes (caller's memory), |.| <= 63 */
+  float sx;     /* x ~ sx * xq */
+  int32_t corr; /* 128 * sum xq: removes the storage offset */
+} qquery_t;
+
+/* Quantizes x (k floats) into qq (qq->xq must point to kpad bytes). Returns a bound on |approx_i - x . y_i| that holds for every
+ * item i, approx_i being the score the scan computes. With y_i = s_i q_i +
+ * dy_i and x = s_x q_x + dx (both residuals measured exactly):
  *   x.y_i - s_x s_i q_x.q_i = x.dy_i + dx.y_i - dx.dy_i
  *   |.| <= |x| max|dy| + |dx| max|y| + |dx| max|dy|    (Cauchy-Schwarz)
  * plus the rounding of the float scaling of the exact integer dot. */
+float qquery_prepare(const qmat_t *qm, const float *x, qquery_t *qq);
+
+/* The collector of one customer's candidates. Set up by qsel_init(); the
+ * scan appends items whose approximate score is >= thresh, and when the
+ * buffer is full it is compacted: filtered items are dropped, and with B
+ * the want-th best adjusted score among the rest (adjusted = approximate +
+ * the category adjustment), so are items whose adjusted score is below
+ * B - margin; thresh rises to match. B only grows as items are seen, so no
+ * item that can reach the final top `want` is ever dropped. */
+typedef struct qsel {
+  const topk_filter_t *f; /* may be NULL: no filter */
+  size_t want;
+  float margin;           /* twice the total error bound of one score */
+  float amax;             /* >= every finite category adjustment, >= 0 */
+  float thresh;           /* raw approximate scores below this are dropped */
+  size_t n, cap;
+  uint32_t *idx;          /* candidates: item index ... */
+  float *s;               /* ... and approximate (unadjusted) score */
+  float *key;             /* cap floats of scratch for the compaction */
+} qsel_t;
+
+/* want >= 1; f (may be NULL) must outlive the collector. 0 or RECD_ENOMEM. */
+int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float margin);
+void qsel_free(qsel_t *s);
+/* Applies the filter and the bar now (see qsel_t). After the scan, one
+ * call leaves exactly the candidates to re-score: every item that passes
+ * the filter and whose adjusted score is within margin of the want-th
+ * best. 0 or RECD_ENOMEM. */
+int qsel_compact(qsel_t *s);
+/* Moves src's candidates into dst (both collectors of the same customer
+ * over disjoint item ranges), then compacts dst. 0 or RECD_ENOMEM. */
+int qsel_merge(qsel_t *dst, qsel_t *src);
+
+/* Instruction sets of the scan. */
+typedef enum qscore_isa { QSCORE_SCALAR = 0, QSCORE_AVX2 = 1 } qscore_isa_t;
+
+/* The best the CPU runs, unless RECD_QSCORE_ISA=scalar is set in the
+ * environment (read once): the daemon and recd-bench use this. */
+qscore_isa_t qscore_isa_default(void);
+int qscore_isa_supported(qscore_isa_t isa);
+const char *qscore_isa_name(qscore_isa_t isa);
+
+/* The fused first pass: for items [lo, hi) (lo a multiple of 8) and nq
+ * customers, computes each approximate score and offers it to that
+ * customer's collector. The items are read once for all nq customers, in
+ * blocks of 8 that stay in L1 while every customer is scored against them.
+ * 0, or RECD_ENOMEM when a collector could not grow (then its candidates
+ * are incomplete). isa must be supported. */
+int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
+          qsel_t *sel, size_t nq);
+
+/* Dense approximate scores out[i] for every item (tests and benchmarks:
+ * the same numbers the scan offers). Returns the bound of qquery_prepare.
+ * scratch: kpad bytes. */
 float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch);
 
 #endif

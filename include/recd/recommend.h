@@ -27,6 +27,8 @@
 
 #include "recd/foldin.h"
 #include "recd/model.h"
+#include "recd/qscore.h"
+#include "recd/score.h"
 
 typedef struct rec_query {
   const uint32_t *hist;        /* model indices of the history items ... */
@@ -65,10 +67,10 @@ typedef struct rec_ws {
   foldin_ws_t fw;
   uint32_t n_items, k;
   float *scores, *x, *cat_adjust, *tmp;
-  uint32_t *excl, *top;
+  uint32_t *top;
   float *top_scores;
   int32_t *reasons;
-  size_t excl_cap, top_cap, slots_cap;
+  size_t top_cap, slots_cap;
 } rec_ws_t;
 
 void rec_ws_init(rec_ws_t *ws);
@@ -101,6 +103,38 @@ int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
                 int *personalized, size_t *n_used);
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
                const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out);
+
+/* A query's filters as a topk_filter_t, owning its arrays (sorted
+ * exclusions: EXCLUDE ids and, with exclude_history, the history; category
+ * adjustments at `scale` per preference unit). Independent of any ws, so a
+ * batch can keep one per customer. 0 or RECD_ENOMEM. */
+typedef struct rec_rules {
+  topk_filter_t f;
+  uint32_t *excl;
+  float *cat_adjust;
+} rec_rules_t;
+int rec_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *q, float scale);
+void rec_rules_free(rec_rules_t *r);
+
+/* The largest difference between a float32 dot product (any summation
+ * order) plus the category adjustment of f, and the exact score
+ * rec_score_exact() ranks on, for customer x and any item: the error bound
+ * of the float first passes, to which an approximate pass adds its own. */
+float rec_score_slack(const model_t *m, const float *x, const topk_filter_t *f);
+
+/* The end of a personalized answer from a first pass that delivered its
+ * candidates (qsel_t after its final qsel_compact): re-scores cand[0..n)
+ * exactly, ranks them and applies offset, count and reasons (reasons as for
+ * rec_select). The candidates must already pass rules->f and include every
+ * item that can reach the top offset + count. */
+int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rules_t *rules,
+                          const float *x, const uint32_t *cand, size_t n_cand, size_t n_used,
+                          rec_ws_t *ws, rec_result_t *out);
+
+/* RECOMMEND through the fused int8 pass (qscore.h) on one thread: the same
+ * answer as rec_recommend(), reading a quarter of the bytes. */
+int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out);
 
 /* The exact score of an item for a customer: the dot product accumulated in
  * double in a fixed order and rounded once. Personalized answers (RECOMMEND

@@ -1,24 +1,32 @@
-/* qscore.c - see qscore.h. */
+/* qscore.c - the int8 item copy, query quantisation, the candidate
+ * collector and the portable scan kernel (see qscore.h). */
 #include "recd/qscore.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "qscore_internal.h"
 #include "recd/err.h"
+
+/* Rows are allocated in blocks of 8, the kernels' unit. */
+static size_t qmat__rows(uint32_t n) {
+  return ((size_t)n + 7) & ~(size_t)7;
+}
 
 int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
   memset(qm, 0, sizeof *qm);
   qm->n = n;
   qm->k = k;
   qm->kpad = (k + 63u) & ~63u;
-  qm->q = aligned_alloc(64, (size_t)n * qm->kpad + 64);
-  qm->scale = malloc((size_t)(n ? n : 1) * sizeof *qm->scale);
+  const size_t rows = qmat__rows(n), bytes = (rows ? rows : 8) * qm->kpad;
+  qm->q = aligned_alloc(64, bytes);
+  qm->scale = calloc(rows ? rows : 8, sizeof *qm->scale);
   if (qm->q == NULL || qm->scale == NULL) {
     qmat_free(qm);
     return RECD_ENOMEM;
   }
-  memset(qm->q, 0, (size_t)n * qm->kpad + 64);
+  memset(qm->q, 128, bytes); /* the stored zero */
   for (uint32_t i = 0; i < n; i++) {
     const float *y = Y + (size_t)i * ldy;
     float m = 0;
@@ -32,16 +40,16 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
       qm->max_norm = yn;
     float s = m / 127.0f;
     qm->scale[i] = s;
-    if (s > qm->max_scale)
-      qm->max_scale = s;
-    int8_t *q = qm->q + (size_t)i * qm->kpad;
+    uint8_t *q = qm->q + (size_t)i * qm->kpad;
     double resid = 0;
     for (uint32_t a = 0; a < k; a++) {
+      long v = 0;
       if (s > 0) {
-        long v = lrintf(y[a] / s);
-        q[a] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        v = lrintf(y[a] / s);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
       }
-      double d = (double)y[a] - (double)s * q[a];
+      q[a] = (uint8_t)(v + 128);
+      double d = (double)y[a] - (double)s * (double)v;
       resid += d * d;
     }
     /* rounded up so that the bound stays a bound in float */
@@ -58,23 +66,7 @@ void qmat_free(qmat_t *qm) {
   memset(qm, 0, sizeof *qm);
 }
 
-/* The integer kernel: the compiler vectorises the int8 -> int32 products
- * (pmaddwd), and target_clones builds an AVX2 copy chosen at run time when
- * the CPU has it, so release builds need no -march=native. */
-__attribute__((target_clones("avx2", "default")))
-static void qscore__dots(const int8_t *restrict Q, uint32_t n, uint32_t kpad,
-                         const int8_t *restrict xq, const float *restrict scale, float sx,
-                         float *restrict out) {
-  for (uint32_t i = 0; i < n; i++) {
-    const int8_t *q = Q + (size_t)i * kpad;
-    int32_t acc = 0;
-    for (uint32_t a = 0; a < kpad; a++)
-      acc += (int32_t)q[a] * (int32_t)xq[a];
-    out[i] = (float)acc * (scale[i] * sx);
-  }
-}
-
-float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch) {
+float qquery_prepare(const qmat_t *qm, const float *x, qquery_t *qq) {
   const uint32_t k = qm->k;
   float m = 0;
   double xn = 0;
@@ -82,20 +74,280 @@ float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch
     m = fabsf(x[a]) > m ? fabsf(x[a]) : m;
     xn += (double)x[a] * x[a];
   }
-  float sx = m / 127.0f;
-  memset(scratch, 0, qm->kpad);
+  const float sx = m / 63.0f;
+  memset(qq->xq, 0, qm->kpad);
   double dxn = 0;
+  int32_t sum = 0;
   for (uint32_t a = 0; a < k; a++) {
-    if (sx > 0)
-      scratch[a] = (int8_t)lrintf(x[a] / sx);
-    double d = (double)x[a] - (double)sx * scratch[a];
+    long v = 0;
+    if (sx > 0) {
+      v = lrintf(x[a] / sx);
+      v = v > 63 ? 63 : v < -63 ? -63 : v;
+    }
+    qq->xq[a] = (int8_t)v;
+    sum += (int32_t)v;
+    double d = (double)x[a] - (double)sx * (double)v;
     dxn += d * d;
   }
-  qscore__dots(qm->q, qm->n, qm->kpad, scratch, qm->scale, sx, out);
-  /* The integer dot is exact (|acc| <= 127^2 k < 2^31 for every k up to
-   * MODEL_MAX_FACTORS); the float conversion and the two products round
+  qq->sx = sx;
+  qq->corr = 128 * sum;
+  /* The integer dot is exact (|dot| <= 127 * 63 * k < 2^31 for every k up
+   * to MODEL_MAX_FACTORS); the float conversion and the two products round
    * by at most 3 ulps of |s_x q_x| |s_i q_i| <= (|x| + |dx|)(|y| + |dy|). */
   const double xnorm = sqrt(xn), dx = sqrt(dxn), ymax = qm->max_norm, r = qm->max_resid;
   double b = xnorm * r + dx * ymax + dx * r + 4.0 * 0x1p-24 * (xnorm + dx) * (ymax + r);
   return (float)(b * (1.0 + 0x1p-16)); /* rounded up: a float bound */
+}
+
+/* ---- the collector ---------------------------------------------------- */
+
+int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float margin) {
+  memset(s, 0, sizeof *s);
+  s->f = f;
+  s->want = want ? want : 1;
+  s->margin = margin;
+  s->thresh = -INFINITY;
+  /* NaN adjustments never raise a score and -inf ones remove it. */
+  for (uint32_t c = 0; f != NULL && f->cat_adjust != NULL && c < f->n_slots; c++)
+    if (f->cat_adjust[c] > s->amax)
+      s->amax = f->cat_adjust[c];
+  /* Room for the top `want` and the near misses of a few compactions:
+   * on random scores a compaction keeps about want items. */
+  s->cap = 4 * s->want + 1024;
+  s->idx = malloc(s->cap * sizeof *s->idx);
+  s->s = malloc(s->cap * sizeof *s->s);
+  s->key = malloc(s->cap * sizeof *s->key);
+  if (s->idx == NULL || s->s == NULL || s->key == NULL) {
+    qsel_free(s);
+    return RECD_ENOMEM;
+  }
+  return 0;
+}
+
+void qsel_free(qsel_t *s) {
+  free(s->idx);
+  free(s->s);
+  free(s->key);
+  s->idx = NULL;
+  s->s = s->key = NULL;
+  s->n = s->cap = 0;
+}
+
+static int qsel__grow(qsel_t *s, size_t cap) {
+  if (cap <= s->cap)
+    return 0;
+  uint32_t *idx = realloc(s->idx, cap * sizeof *idx);
+  if (idx != NULL)
+    s->idx = idx;
+  float *sc = realloc(s->s, cap * sizeof *sc);
+  if (sc != NULL)
+    s->s = sc;
+  float *key = realloc(s->key, cap * sizeof *key);
+  if (key != NULL)
+    s->key = key;
+  if (idx == NULL || sc == NULL || key == NULL)
+    return RECD_ENOMEM;
+  s->cap = cap;
+  return 0;
+}
+
+static int qsel__excluded(const topk_filter_t *f, uint32_t i) {
+  if (f->exclude_bits != NULL && (f->exclude_bits[i / 64] >> (i % 64)) & 1)
+    return 1;
+  size_t lo = 0, hi = f->n_exclude; /* sorted: binary search */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (f->exclude[mid] < i)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < f->n_exclude && f->exclude[lo] == i;
+}
+
+/* The adjusted score of candidate j, or -INFINITY when the filter removes
+ * it (NaN is reported as -INFINITY too: it never ranks). */
+static float qsel__key(const qsel_t *s, size_t j) {
+  const topk_filter_t *f = s->f;
+  const uint32_t i = s->idx[j];
+  float v = s->s[j];
+  if (f != NULL) {
+    if (qsel__excluded(f, i))
+      return -INFINITY;
+    if (f->item_category != NULL && f->cat_adjust != NULL) {
+      const uint32_t c = f->item_category[i];
+      v += c < f->n_slots ? f->cat_adjust[c] : 0.0f;
+    }
+  }
+  return isnan(v) ? -INFINITY : v;
+}
+
+/* The r-th largest (0-based) of a[0..n), r < n, no NaN; reorders a.
+ * Wirth's selection: linear on average, and the arrays are a few thousand
+ * floats. */
+static float qsel__nth_largest(float *a, size_t n, size_t r) {
+  ptrdiff_t l = 0, m = (ptrdiff_t)n - 1;
+  const ptrdiff_t k = (ptrdiff_t)r;
+  while (l < m) {
+    const float x = a[k];
+    ptrdiff_t i = l, j = m;
+    do {
+      while (a[i] > x)
+        i++;
+      while (x > a[j])
+        j--;
+      if (i <= j) {
+        const float t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    } while (i <= j);
+    if (j < k)
+      l = i;
+    if (k < i)
+      m = j;
+  }
+  return a[k];
+}
+
+int qsel_compact(qsel_t *s) {
+  size_t kept = 0;
+  for (size_t j = 0; j < s->n; j++) {
+    const float v = qsel__key(s, j);
+    if (v == -INFINITY)
+      continue; /* filtered: it can never be answered */
+    s->idx[kept] = s->idx[j];
+    s->s[kept] = s->s[j];
+    s->key[kept] = v;
+    kept++;
+  }
+  s->n = kept;
+  if (kept >= s->want) {
+    float *tmp = malloc(kept * sizeof *tmp);
+    if (tmp == NULL)
+      return RECD_ENOMEM;
+    memcpy(tmp, s->key, kept * sizeof *tmp);
+    const float bar = qsel__nth_largest(tmp, kept, s->want - 1);
+    free(tmp);
+    const float tkey = bar - s->margin;
+    size_t n = 0;
+    for (size_t j = 0; j < kept; j++) {
+      if (!(s->key[j] >= tkey))
+        continue;
+      s->idx[n] = s->idx[j];
+      s->s[n] = s->s[j];
+      n++;
+    }
+    s->n = n;
+    /* The scan compares unadjusted scores: an item with raw < thresh has
+     * adjusted < tkey. The relative slack covers the float rounding of
+     * raw + adjustment (a few ulps at these magnitudes); it only lets a
+     * few more near misses in. */
+    const double t = (double)tkey - s->amax;
+    const double pad = (fabs(t) + fabs((double)tkey) + s->amax) * 0x1p-20;
+    const float th = (float)(t - pad);
+    if (th > s->thresh || isnan(s->thresh))
+      s->thresh = th;
+  }
+  /* Half empty at least, so that the next compaction is as far away as
+   * this one was (degenerate models, where nearly every score ties, grow
+   * the buffer instead of compacting after every item). */
+  if (s->n > s->cap / 2)
+    return qsel__grow(s, 2 * s->cap);
+  return 0;
+}
+
+int qsel_merge(qsel_t *dst, qsel_t *src) {
+  if (qsel__grow(dst, dst->n + src->n + 1) != 0)
+    return RECD_ENOMEM;
+  if (src->n > 0) {
+    memcpy(dst->idx + dst->n, src->idx, src->n * sizeof *dst->idx);
+    memcpy(dst->s + dst->n, src->s, src->n * sizeof *dst->s);
+  }
+  dst->n += src->n;
+  src->n = 0;
+  return qsel_compact(dst);
+}
+
+/* ---- kernels ---------------------------------------------------------- */
+
+static int32_t qscore__dot(const uint8_t *restrict q, const int8_t *restrict xq, uint32_t kpad) {
+  int32_t acc = 0;
+  for (uint32_t a = 0; a < kpad; a++)
+    acc += (int32_t)q[a] * (int32_t)xq[a];
+  return acc;
+}
+
+static int qscan__scalar(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
+                         qsel_t *sel, size_t nq) {
+  for (uint32_t base = lo; base < hi; base += 8) {
+    const uint32_t end = hi - base > 8 ? base + 8 : hi;
+    for (size_t r = 0; r < nq; r++) {
+      for (uint32_t i = base; i < end; i++) {
+        const int32_t d = qscore__dot(qm->q + (size_t)i * qm->kpad, qq[r].xq, qm->kpad);
+        const float v = qscore__value(d - qq[r].corr, qm->scale[i], qq[r].sx);
+        if (v >= sel[r].thresh) {
+          int rc = qsel__push(&sel[r], i, v);
+          if (rc != 0)
+            return rc;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+static int qscore__avx2_ok(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return 0;
+#endif
+}
+
+int qscore_isa_supported(qscore_isa_t isa) {
+  return isa == QSCORE_SCALAR || (isa == QSCORE_AVX2 && qscore__avx2_ok());
+}
+
+const char *qscore_isa_name(qscore_isa_t isa) {
+  return isa == QSCORE_AVX2 ? "avx2" : "scalar";
+}
+
+qscore_isa_t qscore_isa_default(void) {
+  /* Decided once per process; a race on first use only computes the same
+   * value twice. */
+  static volatile int chosen = -1;
+  if (chosen < 0) {
+    const char *e = getenv("RECD_QSCORE_ISA");
+    int scalar = e != NULL && strcmp(e, "scalar") == 0;
+    chosen = !scalar && qscore__avx2_ok() ? QSCORE_AVX2 : QSCORE_SCALAR;
+  }
+  return (qscore_isa_t)chosen;
+}
+
+int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
+          qsel_t *sel, size_t nq) {
+  if (hi > qm->n)
+    hi = qm->n;
+  if (lo >= hi || nq == 0)
+    return 0;
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa == QSCORE_AVX2)
+    return qscan__avx2(qm, lo, hi, qq, sel, nq);
+#else
+  (void)isa;
+#endif
+  return qscan__scalar(qm, lo, hi, qq, sel, nq);
+}
+
+float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch) {
+  qquery_t qq = {.xq = scratch};
+  const float b = qquery_prepare(qm, x, &qq);
+  for (uint32_t i = 0; i < qm->n; i++)
+    out[i] = qscore__value(qscore__dot(qm->q + (size_t)i * qm->kpad, qq.xq, qm->kpad) - qq.corr,
+                           qm->scale[i], qq.sx);
+  return b;
 }

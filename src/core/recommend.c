@@ -18,24 +18,10 @@ void rec_ws_free(rec_ws_t *ws) {
   free(ws->x);
   free(ws->cat_adjust);
   free(ws->tmp);
-  free(ws->excl);
   free(ws->top);
   free(ws->top_scores);
   free(ws->reasons);
   memset(ws, 0, sizeof *ws);
-}
-
-/* Grows *p to hold n elements of size sz; 0 or RECD_ENOMEM. */
-static int rec__grow(void **p, size_t *cap, size_t n, size_t sz) {
-  if (n <= *cap && *p != NULL)
-    return 0;
-  size_t c = n < 16 ? 16 : n;
-  void *q = realloc(*p, c * sz);
-  if (q == NULL)
-    return RECD_ENOMEM;
-  *p = q;
-  *cap = c;
-  return 0;
 }
 
 /* Per-model buffers: sized by the model, reallocated when it changes. */
@@ -83,11 +69,10 @@ float rec_popularity_scale(const model_t *m) {
 /* Fills ws->cat_adjust from the CATEGORY filter and the preferences.
  * Returns 0 when no category rule applies (the filter can skip it). */
 static int rec__category_rules(const model_t *m, const rec_query_t *q, float scale,
-                               rec_ws_t *ws) {
+                               float *adj) {
   const uint32_t slots = model_n_categories(m) + 1;
   if (!q->category_filter && q->n_pref == 0)
     return 0;
-  float *adj = ws->cat_adjust;
   for (uint32_t s = 0; s < slots; s++)
     adj[s] = q->category_filter ? -INFINITY : 0.0f;
   for (size_t j = 0; j < q->n_categories; j++)
@@ -101,6 +86,41 @@ static int rec__category_rules(const model_t *m, const rec_query_t *q, float sca
     adj[c] = q->pref_val[j] <= -1.0f ? -INFINITY : adj[c] + q->pref_val[j] * scale;
   }
   return 1;
+}
+
+static int rec__cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+int rec_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *q, float scale) {
+  memset(r, 0, sizeof *r);
+  const size_t n_excl = q->n_exclude + (q->exclude_history ? q->n_hist : 0);
+  r->excl = malloc((n_excl ? n_excl : 1) * sizeof *r->excl);
+  r->cat_adjust = malloc(((size_t)model_n_categories(m) + 1) * sizeof *r->cat_adjust);
+  if (r->excl == NULL || r->cat_adjust == NULL) {
+    rec_rules_free(r);
+    return RECD_ENOMEM;
+  }
+  /* memcpy from NULL is undefined even for 0 bytes. */
+  if (q->n_exclude > 0)
+    memcpy(r->excl, q->exclude, q->n_exclude * sizeof *r->excl);
+  if (q->exclude_history && q->n_hist > 0)
+    memcpy(r->excl + q->n_exclude, q->hist, q->n_hist * sizeof *r->excl);
+  qsort(r->excl, n_excl, sizeof *r->excl, rec__cmp_u32);
+  r->f = (topk_filter_t){.exclude = r->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};
+  if (rec__category_rules(m, q, scale, r->cat_adjust)) {
+    r->f.item_category = model_item_categories(m);
+    r->f.cat_adjust = r->cat_adjust;
+    r->f.n_slots = model_n_categories(m) + 1;
+  }
+  return 0;
+}
+
+void rec_rules_free(rec_rules_t *r) {
+  free(r->excl);
+  free(r->cat_adjust);
+  memset(r, 0, sizeof *r);
 }
 
 /* The three parallel result arrays, grown together to `want` entries. */
@@ -121,11 +141,6 @@ static int rec__grow_top(rec_ws_t *ws, size_t want) {
     return RECD_ENOMEM;
   ws->top_cap = n;
   return 0;
-}
-
-static int rec__cmp_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
 }
 
 /* Scores for the query: the customer's vector (personalized) or popularity.
@@ -209,15 +224,15 @@ float rec_score_exact(const float *x, const float *y, uint32_t k) {
  * within k*u*sum|x_a y_a| of the real value (u = 2^-24, Higham 3.1), and
  * sum|x_a y_a| <= |x| |y_i| <= |x| max|y|; doubled, plus a few ulps of the
  * largest adjusted score, to cover the float additions after it. */
-static float rec__score_slack(const model_t *m, const float *x, const float *adj, uint32_t slots) {
+float rec_score_slack(const model_t *m, const float *x, const topk_filter_t *f) {
   const uint32_t k = model_factors(m);
   /* The stored norms are float roundings of the true ones: one ulp up. */
   double xn = 0, ymax = model_max_item_norm(m) * (1.0 + 0x1p-22), amax = 0;
   for (uint32_t a = 0; a < k; a++)
     xn += (double)x[a] * x[a];
-  for (uint32_t c = 0; adj != NULL && c < slots; c++)
-    if (isfinite(adj[c]) && fabs(adj[c]) > amax)
-      amax = fabs(adj[c]);
+  for (uint32_t c = 0; f != NULL && f->cat_adjust != NULL && c < f->n_slots; c++)
+    if (isfinite(f->cat_adjust[c]) && fabs(f->cat_adjust[c]) > amax)
+      amax = fabs(f->cat_adjust[c]);
   const double u = 0x1p-24, top = sqrt(xn) * ymax;
   return (float)(2.0 * (k + 2) * u * top + 8.0 * u * (top + amax) + 1e-30);
 }
@@ -234,6 +249,31 @@ static int rec__cmp_cand(const void *a, const void *b) {
   return (x->i > y->i) - (x->i < y->i);
 }
 
+/* Re-scores ws->top[0..got) exactly (plus the category adjustment) and
+ * sorts them best first; returns min(got, want) or RECD_ENOMEM. */
+static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f, size_t want,
+                        size_t got, rec_ws_t *ws) {
+  const uint32_t k = model_factors(m), stride = model_stride(m);
+  const float *Y = model_item_factors(m);
+  rec__cand_t *c = malloc((got ? got : 1) * sizeof *c);
+  if (c == NULL)
+    return RECD_ENOMEM;
+  for (size_t j = 0; j < got; j++) {
+    uint32_t i = ws->top[j];
+    float s = rec_score_exact(x, Y + (size_t)i * stride, k);
+    if (f->cat_adjust != NULL)
+      s += f->cat_adjust[f->item_category[i]];
+    c[j] = (rec__cand_t){s, i};
+  }
+  qsort(c, got, sizeof *c, rec__cmp_cand);
+  for (size_t j = 0; j < got; j++) {
+    ws->top[j] = c[j].i;
+    ws->top_scores[j] = c[j].s;
+  }
+  free(c);
+  return (int)(got < want ? got : want);
+}
+
 /* Personalized answers are decided on exact scores (rec_score_exact), so
  * that a customer gets the same answer whether the first pass was an sgemv
  * for them alone or an sgemm inside a batch of any size: BLAS kernels round
@@ -242,9 +282,8 @@ static int rec__cmp_cand(const void *a, const void *b) {
  * everything within the error bound of the want-th score is re-scored. */
 static int rec__refine(const model_t *m, const float *approx, const float *x, float err,
                        const topk_filter_t *f, size_t want, size_t got, rec_ws_t *ws) {
-  const uint32_t n = model_n_items(m), k = model_factors(m), stride = model_stride(m);
-  const float *Y = model_item_factors(m);
-  const float slack = rec__score_slack(m, x, f->cat_adjust, f->n_slots) + err;
+  const uint32_t n = model_n_items(m);
+  const float slack = rec_score_slack(m, x, f) + err;
   size_t asked = want + 8; /* what the caller's first topk_select asked for */
   if (want == 0)
     return 0;
@@ -270,34 +309,29 @@ static int rec__refine(const model_t *m, const float *approx, const float *x, fl
       got = topk_select(approx, n, f, asked, ws->top, ws->top_scores);
     }
   }
-  rec__cand_t *c = malloc((got ? got : 1) * sizeof *c);
-  if (c == NULL)
-    return RECD_ENOMEM;
-  for (size_t j = 0; j < got; j++) {
-    uint32_t i = ws->top[j];
-    float s = rec_score_exact(x, Y + (size_t)i * stride, k);
-    if (f->cat_adjust != NULL)
-      s += f->cat_adjust[f->item_category[i]];
-    c[j] = (rec__cand_t){s, i};
+  return rec__rescore(m, x, f, want, got, ws);
+}
+
+/* The answer from ws->top[0..got) (best first): offset, count, reasons. */
+static void rec__output(const model_t *m, const rec_query_t *q, size_t got, size_t n_used,
+                        rec_ws_t *ws, rec_result_t *out) {
+  if (got <= q->offset)
+    return;
+  out->n = got - q->offset;
+  out->items = ws->top + q->offset;
+  out->scores = ws->top_scores + q->offset;
+  if (q->with_reasons) {
+    out->reasons = ws->reasons;
+    for (size_t j = 0; j < out->n; j++)
+      out->reasons[j] = out->personalized ? rec__reason(m, q, ws, n_used, out->items[j]) : -1;
   }
-  qsort(c, got, sizeof *c, rec__cmp_cand);
-  for (size_t j = 0; j < got; j++) {
-    ws->top[j] = c[j].i;
-    ws->top_scores[j] = c[j].s;
-  }
-  free(c);
-  return (int)(got < want ? got : want);
 }
 
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
                const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
-  int rc = rec__ws_for_model(ws, m);
   const size_t want = q->offset + q->count;
-  const size_t n_excl = q->n_exclude + (q->exclude_history ? q->n_hist : 0);
-  if (rc != 0 || rec__grow((void **)&ws->excl, &ws->excl_cap, n_excl, sizeof *ws->excl) != 0)
-    return RECD_ENOMEM;
-  if (rec__grow_top(ws, want + 8) != 0)
+  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, want + 8) != 0)
     return RECD_ENOMEM;
   out->personalized = scores != NULL;
   out->n_used = n_used;
@@ -306,40 +340,83 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
     scores = model_popularity(m);
     scale = pop_scale;
   }
-
-  /* memcpy from NULL is undefined even for 0 bytes. */
-  if (q->n_exclude > 0)
-    memcpy(ws->excl, q->exclude, q->n_exclude * sizeof *ws->excl);
-  if (q->exclude_history && q->n_hist > 0)
-    memcpy(ws->excl + q->n_exclude, q->hist, q->n_hist * sizeof *ws->excl);
-  qsort(ws->excl, n_excl, sizeof *ws->excl, rec__cmp_u32);
-  topk_filter_t f = {.exclude = ws->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};
-  if (rec__category_rules(m, q, scale, ws)) {
-    f.item_category = model_item_categories(m);
-    f.cat_adjust = ws->cat_adjust;
-    f.n_slots = model_n_categories(m) + 1;
-  }
+  rec_rules_t rules;
+  if (rec_rules_init(&rules, m, q, scale) != 0)
+    return RECD_ENOMEM;
   size_t got;
   if (out->personalized) {
-    got = topk_select(scores, model_n_items(m), &f, want + 8, ws->top, ws->top_scores);
-    int r = rec__refine(m, scores, x, err, &f, want, got, ws);
-    if (r < 0)
+    got = topk_select(scores, model_n_items(m), &rules.f, want + 8, ws->top, ws->top_scores);
+    int r = rec__refine(m, scores, x, err, &rules.f, want, got, ws);
+    if (r < 0) {
+      rec_rules_free(&rules);
       return r;
+    }
     got = (size_t)r;
   } else {
-    got = topk_select(scores, model_n_items(m), &f, want, ws->top, ws->top_scores);
+    got = topk_select(scores, model_n_items(m), &rules.f, want, ws->top, ws->top_scores);
   }
-  if (got > q->offset) {
-    out->n = got - q->offset;
-    out->items = ws->top + q->offset;
-    out->scores = ws->top_scores + q->offset;
-    if (q->with_reasons) {
-      out->reasons = ws->reasons;
-      for (size_t j = 0; j < out->n; j++)
-        out->reasons[j] = out->personalized ? rec__reason(m, q, ws, n_used, out->items[j]) : -1;
+  rec_rules_free(&rules);
+  rec__output(m, q, got, n_used, ws, out);
+  return 0;
+}
+
+int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rules_t *rules,
+                          const float *x, const uint32_t *cand, size_t n_cand, size_t n_used,
+                          rec_ws_t *ws, rec_result_t *out) {
+  memset(out, 0, sizeof *out);
+  const size_t want = q->offset + q->count;
+  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, n_cand > want ? n_cand : want) != 0)
+    return RECD_ENOMEM;
+  out->personalized = 1;
+  out->n_used = n_used;
+  if (n_cand > 0)
+    memcpy(ws->top, cand, n_cand * sizeof *ws->top);
+  int r = rec__rescore(m, x, &rules->f, want, n_cand, ws);
+  if (r < 0)
+    return r;
+  rec__output(m, q, (size_t)r, n_used, ws, out);
+  return 0;
+}
+
+int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
+  int personalized;
+  size_t n_used;
+  memset(out, 0, sizeof *out);
+  int rc = rec__ws_for_model(ws, m);
+  if (rc == 0)
+    rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
+  if (rc != 0)
+    return rc;
+  const size_t want = q->offset + q->count;
+  if (!personalized || want == 0)
+    return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, 0.0f, n_used,
+                      ws, out);
+  rec_rules_t rules;
+  if (rec_rules_init(&rules, m, q, model_meta(m)->score_scale) != 0)
+    return RECD_ENOMEM;
+  /* ws->tmp holds model_stride() >= k floats: room for kpad bytes of the
+   * quantized query only when k is a multiple of 64; use our own. */
+  int8_t *xq = aligned_alloc(64, qm->kpad);
+  qsel_t sel;
+  rc = xq == NULL ? RECD_ENOMEM : 0;
+  if (rc == 0) {
+    qquery_t qq = {.xq = xq};
+    const float err = qquery_prepare(qm, ws->x, &qq);
+    const float slack = rec_score_slack(m, ws->x, &rules.f) + err;
+    rc = qsel_init(&sel, &rules.f, want, 2.0f * slack);
+    if (rc == 0) {
+      rc = qscan(isa, qm, 0, qm->n, &qq, &sel, 1);
+      if (rc == 0)
+        rc = qsel_compact(&sel);
+      if (rc == 0)
+        rc = rec_select_candidates(m, q, &rules, ws->x, sel.idx, sel.n, n_used, ws, out);
+      qsel_free(&sel);
     }
   }
-  return 0;
+  free(xq);
+  rec_rules_free(&rules);
+  return rc;
 }
 
 int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
@@ -394,7 +471,7 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
   }
   rec_query_t rules = *q;
   rules.category_filter = 0;
-  int have_rules = rec__category_rules(m, &rules, scale, ws);
+  int have_rules = rec__category_rules(m, &rules, scale, ws->cat_adjust);
   const uint32_t *cats = model_item_categories(m);
   const float *Y = model_item_factors(m);
   const uint32_t stride = model_stride(m), k = model_factors(m);

@@ -77,12 +77,176 @@ START_TEST(test_zero_query) {
 }
 END_TEST
 
+static int cmp_desc(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x < y) - (x > y);
+}
+
+/* The dense definition of the final candidate set: items that pass the
+ * filter and whose adjusted approximate score is >= B - margin, B the
+ * want-th best adjusted score. Marks them in `in` and returns how many. */
+static size_t dense_candidates(const float *approx, uint32_t n, const topk_filter_t *f,
+                               size_t want, float margin, unsigned char *in) {
+  float *key = malloc(n * sizeof *key), *sorted = malloc(n * sizeof *sorted);
+  size_t passing = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int drop = f->exclude_bits && (f->exclude_bits[i / 64] >> (i % 64) & 1);
+    for (size_t j = 0; j < f->n_exclude; j++)
+      drop |= f->exclude[j] == i;
+    float v = approx[i] + (f->cat_adjust ? f->cat_adjust[f->item_category[i]] : 0.0f);
+    key[i] = drop || isnan(v) ? -INFINITY : v;
+    if (key[i] != -INFINITY)
+      sorted[passing++] = key[i];
+  }
+  qsort(sorted, passing, sizeof *sorted, cmp_desc); /* B by a full sort */
+  const float tkey = passing >= want ? sorted[want - 1] - margin : -INFINITY;
+  size_t c = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    in[i] = key[i] != -INFINITY && key[i] >= tkey;
+    c += in[i];
+  }
+  free(key);
+  free(sorted);
+  return c;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The fused scan (both kernels, whole range and split in two parts with a
+ * merge) leaves exactly the dense candidate set, on catalogues much larger
+ * than the collector's buffer (so it compacts many times mid-scan), with
+ * exclusions, an unavailable bitmap and category adjustments. */
+static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
+  float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
+  float *approx = malloc(n * sizeof *approx);
+  unsigned char *in = malloc(n);
+  tu_randn(Y, (size_t)n * k, seed, 0.5f);
+  if (ties) /* blocks of identical rows: equal scores everywhere */
+    for (uint32_t i = 0; i < n; i++)
+      memcpy(Y + (size_t)i * k, Y + (size_t)(i / 97) * k, k * sizeof *Y);
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  int8_t *xq = malloc(qm.kpad);
+  uint32_t excl[40], *cat = malloc(n * sizeof *cat);
+  uint64_t *bits = calloc((n + 63) / 64, sizeof *bits);
+  float adj[4] = {0.0f, 0.3f, -INFINITY, -0.2f};
+  for (uint32_t i = 0; i < n; i++)
+    cat[i] = (i * 7u) % 4u;
+  for (int trial = 0; trial < 6; trial++) {
+    tu_randn(x, k, seed + 100 + (uint64_t)trial, trial % 3 == 2 ? 1e-3f : 1.0f);
+    for (int j = 0; j < 40; j++)
+      excl[j] = (uint32_t)((j * 2654435761u + (uint32_t)trial) % n);
+    qsort(excl, 40, sizeof *excl, cmp_u32);
+    memset(bits, 0, (n + 63) / 64 * sizeof *bits);
+    for (uint32_t i = 0; i < n; i += 13)
+      bits[i / 64] |= 1ull << (i % 64);
+    topk_filter_t f = {.exclude = excl, .n_exclude = trial % 2 ? 40 : 0,
+                       .exclude_bits = trial % 3 ? bits : NULL};
+    if (trial >= 3) {
+      f.item_category = cat;
+      f.cat_adjust = adj;
+      f.n_slots = 4;
+    }
+    const size_t want = (size_t)(1 + trial * 7);
+    const float err = qscore_items(&qm, x, approx, xq);
+    const float margin = 2.0f * (err + 1e-6f);
+    const size_t expect = dense_candidates(approx, n, &f, want, margin, in);
+    for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
+      if (!qscore_isa_supported((qscore_isa_t)isa))
+        continue;
+      for (int parts = 1; parts <= 2; parts++) {
+        qquery_t qq = {.xq = xq};
+        qquery_prepare(&qm, x, &qq);
+        qsel_t a, b;
+        ck_assert_int_eq(qsel_init(&a, &f, want, margin), 0);
+        ck_assert_int_eq(qsel_init(&b, &f, want, margin), 0);
+        const uint32_t mid = parts == 1 ? n : (n / 2) & ~7u;
+        ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, mid, &qq, &a, 1), 0);
+        ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, mid, n, &qq, &b, 1), 0);
+        ck_assert_int_eq(qsel_merge(&a, &b), 0);
+        ck_assert_msg(a.n == expect, "n=%u k=%u trial %d %s parts %d: %zu candidates, want %zu",
+                      n, k, trial, qscore_isa_name((qscore_isa_t)isa), parts, a.n, expect);
+        for (size_t j = 0; j < a.n; j++) {
+          ck_assert_msg(in[a.idx[j]], "item %u is not a candidate", a.idx[j]);
+          /* bit-identical to the dense (portable) scores */
+          ck_assert(memcmp(&a.s[j], &approx[a.idx[j]], sizeof(float)) == 0);
+          in[a.idx[j]] = 0; /* each once */
+        }
+        dense_candidates(approx, n, &f, want, margin, in);
+        qsel_free(&a);
+        qsel_free(&b);
+      }
+    }
+  }
+  free(bits);
+  free(cat);
+  free(xq);
+  qmat_free(&qm);
+  free(Y);
+  free(x);
+  free(approx);
+  free(in);
+}
+
+START_TEST(test_scan_candidates_are_exact_set) {
+  check_scan(20011, 64, 1, 0);
+  check_scan(5003, 100, 2, 0);
+  check_scan(3001, 8, 3, 0);
+  check_scan(9, 1, 4, 0);
+  check_scan(20000, 64, 5, 1);
+}
+END_TEST
+
+START_TEST(test_scan_batch_equals_single) {
+  /* nq customers in one scan: each collector ends as if scanned alone */
+  const uint32_t n = 12345, k = 64;
+  float *Y = malloc((size_t)n * k * sizeof *Y), X[5 * 64];
+  tu_randn(Y, (size_t)n * k, 7, 1.0f);
+  tu_randn(X, 5 * k, 8, 1.0f);
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  int8_t xq[5][64];
+  qquery_t qq[5];
+  qsel_t many[5], one;
+  for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
+    if (!qscore_isa_supported((qscore_isa_t)isa))
+      continue;
+    for (int r = 0; r < 5; r++) {
+      qq[r].xq = xq[r];
+      float e = qquery_prepare(&qm, X + r * k, &qq[r]);
+      ck_assert_int_eq(qsel_init(&many[r], NULL, 10, 2 * e), 0);
+    }
+    ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, qq, many, 5), 0);
+    for (int r = 0; r < 5; r++) {
+      ck_assert_int_eq(qsel_compact(&many[r]), 0);
+      ck_assert_int_eq(qsel_init(&one, NULL, 10, many[r].margin), 0);
+      ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, &qq[r], &one, 1), 0);
+      ck_assert_int_eq(qsel_compact(&one), 0);
+      ck_assert_uint_eq(one.n, many[r].n);
+      ck_assert(one.n >= 10);
+      qsort(one.idx, one.n, sizeof *one.idx, cmp_u32);
+      qsort(many[r].idx, many[r].n, sizeof *one.idx, cmp_u32);
+      ck_assert_int_eq(memcmp(one.idx, many[r].idx, one.n * sizeof *one.idx), 0);
+      qsel_free(&one);
+      qsel_free(&many[r]);
+    }
+  }
+  qmat_free(&qm);
+  free(Y);
+}
+END_TEST
+
 static Suite *qscore_suite(void) {
   Suite *s = suite_create("qscore");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_bound_holds);
   tcase_add_test(tc, test_zero_query);
+  tcase_add_test(tc, test_scan_candidates_are_exact_set);
+  tcase_add_test(tc, test_scan_batch_equals_single);
   suite_add_tcase(s, tc);
   return s;
 }

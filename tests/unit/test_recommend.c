@@ -494,6 +494,68 @@ START_TEST(test_int8_first_pass_is_exact) {
 }
 END_TEST
 
+START_TEST(test_fused_pass_equals_float_path) {
+  /* rec_recommend_q (int8 scan + collector + exact re-scoring) gives
+   * rec_recommend's answer bit for bit, reasons included, with every rule,
+   * on the random model and on both adversarial ones, with both kernels. */
+  for (int variant = 0; variant <= 2; variant++) {
+    char *dir;
+    model_t *m = make_model_ex(&dir, variant);
+    float pop_scale = rec_popularity_scale(m);
+    qmat_t qm;
+    ck_assert_int_eq(qmat_build(&qm, model_item_factors(m), model_stride(m), N, K), 0);
+    rec_ws_t wa, wb;
+    rec_ws_init(&wa);
+    rec_ws_init(&wb);
+    rng_t r;
+    rng_seed(&r, 300 + (uint64_t)variant);
+    for (int trial = 0; trial < 200; trial++) {
+      uint32_t hist[20], excl[5], cats[2], pcat[1] = {1 + (uint32_t)rng_below(&r, NC)};
+      float hw[20], pval[1] = {rng_below(&r, 4) == 0 ? -1.0f : (float)rng_uniform(&r) - 0.5f};
+      uint64_t unav[(N + 63) / 64] = {0};
+      size_t nh = 1 + rng_below(&r, 19), ne = rng_below(&r, 5), nc = rng_below(&r, 2);
+      for (size_t j = 0; j < nh; j++) {
+        hist[j] = (uint32_t)rng_below(&r, N);
+        hw[j] = 1.0f + (float)rng_below(&r, 4);
+      }
+      for (size_t j = 0; j < ne; j++)
+        excl[j] = (uint32_t)rng_below(&r, N);
+      for (size_t j = 0; j < nc; j++)
+        cats[j] = 1 + (uint32_t)rng_below(&r, NC);
+      for (int j = 0; j < 10; j++)
+        unav[rng_below(&r, N / 64)] |= 1ull << rng_below(&r, 64);
+      rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = nh, .history_limit = 15,
+                       .personalize = 1, .exclude_history = trial % 2,
+                       .exclude = excl, .n_exclude = ne, .categories = cats,
+                       .n_categories = nc, .category_filter = nc > 0, .pref_cat = pcat,
+                       .pref_val = pval, .n_pref = (size_t)(trial % 3 == 0),
+                       .unavailable = trial % 4 ? unav : NULL, .offset = rng_below(&r, 4),
+                       .count = rng_below(&r, 60), .with_reasons = trial % 5 == 0};
+      rec_result_t a, b;
+      ck_assert_int_eq(rec_recommend(m, pop_scale, &q, &wa, &a), 0);
+      for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
+        if (!qscore_isa_supported((qscore_isa_t)isa))
+          continue;
+        ck_assert_int_eq(rec_recommend_q(m, &qm, (qscore_isa_t)isa, pop_scale, &q, &wb, &b), 0);
+        ck_assert_msg(b.n == a.n, "variant %d trial %d: %zu vs %zu items", variant, trial, b.n,
+                      a.n);
+        ck_assert_int_eq(b.personalized, 1);
+        ck_assert_int_eq(memcmp(b.items, a.items, a.n * sizeof *a.items), 0);
+        ck_assert_int_eq(memcmp(b.scores, a.scores, a.n * sizeof *a.scores), 0);
+        if (q.with_reasons && a.n > 0)
+          ck_assert_int_eq(memcmp(b.reasons, a.reasons, a.n * sizeof *a.reasons), 0);
+      }
+    }
+    rec_ws_free(&wa);
+    rec_ws_free(&wb);
+    qmat_free(&qm);
+    model_free(m);
+    tu_rmtree(dir);
+    free(dir);
+  }
+}
+END_TEST
+
 static Suite *rec_suite(void) {
   Suite *s = suite_create("recommend");
   TCase *tc = tcase_create("core");
@@ -504,6 +566,7 @@ static Suite *rec_suite(void) {
   tcase_add_test(tc, test_batched_halves_equal_single);
   tcase_add_test(tc, test_answer_independent_of_first_pass_rounding);
   tcase_add_test(tc, test_int8_first_pass_is_exact);
+  tcase_add_test(tc, test_fused_pass_equals_float_path);
   suite_add_tcase(s, tc);
   return s;
 }
