@@ -20,6 +20,14 @@
  * fits vpmaddubsw's saturating int16 result, so no product is ever clipped
  * and every integer dot product is exact.
  *
+ * Layout: items in blocks of 8, and within a block in groups of 4 factors:
+ * the 32 bytes at block + 32c hold factors 4c..4c+3 of item 0, then of
+ * item 1, ... item 7. One vpmaddubsw of those 32 bytes against the query's
+ * factors 4c..4c+3 (repeated 8 times) and one vpmaddwd give the 8 items'
+ * partial dot products in 8 separate int32 lanes, so a block needs no
+ * horizontal additions at all: the row-major alternative spent more time
+ * reducing lanes than multiplying.
+ *
  * Kernels: AVX2 (intrinsics, compiled with a function target attribute)
  * and portable C, chosen at run time from the CPU (no -march=native is
  * needed); both compute bit-identical approximate scores, so the choice
@@ -36,9 +44,9 @@
 
 typedef struct qmat {
   uint32_t n, k;
-  uint32_t kpad;  /* bytes per row, multiple of 64 */
-  uint8_t *q;     /* n (rounded up to 8) x kpad, 64-byte aligned, q + 128;
-                     padding is 128 (zero) */
+  uint32_t kpad;  /* bytes per item: k rounded up to a multiple of 8 */
+  uint8_t *q;     /* n (rounded up to 8) x kpad bytes in the layout above,
+                     64-byte aligned, q + 128; padding is 128 (zero) */
   float *scale;   /* per-row scales s_i = max_a |y_ia| / 127 (0 in padding) */
   float max_norm; /* max_i |y_i|, rounded up */
   float max_resid;/* max_i |y_i - s_i q_i|, rounded up: the quantisation error */
@@ -51,12 +59,16 @@ void qmat_free(qmat_t *qm);
 
 /* One customer's quantized vector. */
 typedef struct qquery {
-  int8_t *xq;   /* kpad bytes (caller's memory), |.| <= 63 */
+  int8_t *xq;   /* qquery_bytes() (caller's memory): each group of 4
+                   factors (|.| <= 63) repeated 8 times, the kernels' form */
   float sx;     /* x ~ sx * xq */
   int32_t corr; /* 128 * sum xq: removes the storage offset */
 } qquery_t;
 
-/* Quantizes x (k floats) into qq (qq->xq must point to kpad bytes). Returns a bound on |approx_i - x . y_i| that holds for every
+/* Bytes of a qquery_t's xq for this matrix: 8 * kpad. */
+size_t qquery_bytes(const qmat_t *qm);
+
+/* Quantizes x (k floats) into qq (qq->xq must point to qquery_bytes()). Returns a bound on |approx_i - x . y_i| that holds for every
  * item i, approx_i being the score the scan computes. With y_i = s_i q_i +
  * dy_i and x = s_x q_x + dx (both residuals measured exactly):
  *   x.y_i - s_x s_i q_x.q_i = x.dy_i + dx.y_i - dx.dy_i
@@ -115,7 +127,7 @@ int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
 
 /* Dense approximate scores out[i] for every item (tests and benchmarks:
  * the same numbers the scan offers). Returns the bound of qquery_prepare.
- * scratch: kpad bytes. */
+ * scratch: qquery_bytes() bytes. */
 float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch);
 
 #endif

@@ -32,14 +32,14 @@ static int rec__ws_for_model(rec_ws_t *ws, const model_t *m) {
     free(ws->x);
     free(ws->cat_adjust);
     free(ws->tmp);
-    ws->scores = malloc((size_t)n * sizeof *ws->scores);
+    ws->scores = NULL; /* rec__ws_scores(): only the dense paths need it */
     ws->x = calloc(model_stride(m), sizeof *ws->x);
     ws->tmp = calloc(model_stride(m), sizeof *ws->tmp);
     ws->cat_adjust = malloc(((size_t)nc + 1) * sizeof *ws->cat_adjust);
     ws->n_items = n;
     ws->k = k;
     ws->slots_cap = (size_t)nc + 1;
-    if (ws->scores == NULL || ws->x == NULL || ws->tmp == NULL || ws->cat_adjust == NULL) {
+    if (ws->x == NULL || ws->tmp == NULL || ws->cat_adjust == NULL) {
       ws->n_items = ws->k = 0;
       ws->slots_cap = 0;
       return RECD_ENOMEM;
@@ -51,6 +51,15 @@ static int rec__ws_for_model(rec_ws_t *ws, const model_t *m) {
       return RECD_ENOMEM;
   }
   return 0;
+}
+
+/* The n-float score array of the dense (BLAS) paths, allocated on first
+ * use: the fused int8 path never needs it, and at 1M items it is 4 MB per
+ * workspace. */
+static float *rec__ws_scores(rec_ws_t *ws) {
+  if (ws->scores == NULL)
+    ws->scores = malloc((size_t)(ws->n_items ? ws->n_items : 1) * sizeof *ws->scores);
+  return ws->scores;
 }
 
 float rec_popularity_scale(const model_t *m) {
@@ -143,11 +152,10 @@ static int rec__grow_top(rec_ws_t *ws, size_t want) {
   return 0;
 }
 
-/* Scores for the query: the customer's vector (personalized) or popularity.
- * Sets *scores, *scale and *personalized. */
+/* RANK's scores: the customer's vector in ws->x (personalized, *scores =
+ * NULL) or popularity. Sets *scores, *scale and *personalized. */
 static int rec__score(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
-                      int all_items, const float **scores, float *scale, int *personalized,
-                      size_t *n_used) {
+                      const float **scores, float *scale, int *personalized, size_t *n_used) {
   *n_used = 0;
   if (q->personalize && q->n_hist > 0) {
     int rc = foldin_solve(model_item_factors(m), model_stride(m), model_gram(m), model_params(m),
@@ -155,10 +163,7 @@ static int rec__score(const model_t *m, float pop_scale, const rec_query_t *q, r
                           &ws->fw);
     if (rc != 0)
       return rc;
-    if (all_items)
-      score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
-                  ws->x, ws->scores);
-    *scores = ws->scores;
+    *scores = NULL; /* RANK scores its few candidates exactly from ws->x */
     *scale = model_meta(m)->score_scale;
     *personalized = 1;
   } else {
@@ -378,45 +383,55 @@ int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rule
   return 0;
 }
 
-int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
-                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
-  int personalized;
-  size_t n_used;
-  memset(out, 0, sizeof *out);
-  int rc = rec__ws_for_model(ws, m);
-  if (rc == 0)
-    rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
-  if (rc != 0)
-    return rc;
+int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                 const rec_query_t *q, const float *x, size_t n_used, rec_ws_t *ws,
+                 rec_result_t *out) {
   const size_t want = q->offset + q->count;
-  if (!personalized || want == 0)
-    return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, 0.0f, n_used,
-                      ws, out);
+  if (x == NULL)
+    return rec_select(m, pop_scale, q, NULL, NULL, 0.0f, n_used, ws, out);
+  memset(out, 0, sizeof *out);
+  if (want == 0) {
+    out->personalized = 1;
+    out->n_used = n_used;
+    return 0;
+  }
   rec_rules_t rules;
   if (rec_rules_init(&rules, m, q, model_meta(m)->score_scale) != 0)
     return RECD_ENOMEM;
-  /* ws->tmp holds model_stride() >= k floats: room for kpad bytes of the
-   * quantized query only when k is a multiple of 64; use our own. */
-  int8_t *xq = aligned_alloc(64, qm->kpad);
+  int8_t *xq = malloc(qquery_bytes(qm));
   qsel_t sel;
-  rc = xq == NULL ? RECD_ENOMEM : 0;
+  int rc = xq == NULL ? RECD_ENOMEM : 0;
   if (rc == 0) {
     qquery_t qq = {.xq = xq};
-    const float err = qquery_prepare(qm, ws->x, &qq);
-    const float slack = rec_score_slack(m, ws->x, &rules.f) + err;
+    const float err = qquery_prepare(qm, x, &qq);
+    const float slack = rec_score_slack(m, x, &rules.f) + err;
     rc = qsel_init(&sel, &rules.f, want, 2.0f * slack);
     if (rc == 0) {
       rc = qscan(isa, qm, 0, qm->n, &qq, &sel, 1);
       if (rc == 0)
         rc = qsel_compact(&sel);
       if (rc == 0)
-        rc = rec_select_candidates(m, q, &rules, ws->x, sel.idx, sel.n, n_used, ws, out);
+        rc = rec_select_candidates(m, q, &rules, x, sel.idx, sel.n, n_used, ws, out);
       qsel_free(&sel);
     }
   }
   free(xq);
   rec_rules_free(&rules);
   return rc;
+}
+
+int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
+  int personalized;
+  size_t n_used;
+  memset(out, 0, sizeof *out);
+  /* ws->x must exist before it is passed as the output vector. */
+  int rc = rec__ws_for_model(ws, m);
+  if (rc == 0)
+    rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
+  if (rc != 0)
+    return rc;
+  return rec_select_q(m, qm, isa, pop_scale, q, personalized ? ws->x : NULL, n_used, ws, out);
 }
 
 int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
@@ -430,9 +445,12 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
     rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
   if (rc != 0)
     return rc;
-  if (personalized)
+  if (personalized) {
+    if (rec__ws_scores(ws) == NULL)
+      return RECD_ENOMEM;
     score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
                 ws->x, ws->scores);
+  }
   return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, 0.0f, n_used, ws,
                     out);
 }
@@ -464,7 +482,7 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
   float scale;
   size_t n_used;
   /* Only n candidates are needed: score them one by one, not the catalogue. */
-  rc = rec__score(m, pop_scale, q, ws, 0, &scores, &scale, personalized, &n_used);
+  rc = rec__score(m, pop_scale, q, ws, &scores, &scale, personalized, &n_used);
   if (rc != 0) {
     free(r);
     return rc;
@@ -502,7 +520,8 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
 int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
                 rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
-  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, count) != 0)
+  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, count) != 0 ||
+      rec__ws_scores(ws) == NULL)
     return RECD_ENOMEM;
   topk_filter_t f = {.exclude_bits = unavailable};
   out->n = score_similar(model_item_factors(m), model_stride(m), model_n_items(m),

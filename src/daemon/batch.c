@@ -79,7 +79,7 @@ static void batch__work(uv_work_t *w) {
   int *row = malloc(job->n * sizeof *row);
   size_t *used = malloc(job->n * sizeof *used);
   float *err = calloc(job->n, sizeof *err);
-  int8_t *qx = sv->have_q ? malloc(sv->q.kpad) : NULL;
+  int8_t *qx = sv->have_q ? malloc(qquery_bytes(&sv->q)) : NULL;
   if (X == NULL || S == NULL || row == NULL || used == NULL || err == NULL ||
       (sv->have_q && qx == NULL)) {
     for (batch_item_t *it = job->items; it; it = it->next)

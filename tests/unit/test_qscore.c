@@ -26,7 +26,7 @@ static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adv
   }
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
-  int8_t *scratch = malloc(qm.kpad);
+  int8_t *scratch = malloc(qquery_bytes(&qm));
   float bound = qscore_items(&qm, x, out, scratch);
   ck_assert(bound >= 0 && isfinite(bound));
   double worst = 0;
@@ -67,8 +67,8 @@ START_TEST(test_zero_query) {
   float Y[4 * 3] = {1, 2, 3, -1, 0, 0, 0, 0, 0, 5, 5, 5}, x[3] = {0, 0, 0}, out[4];
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, 3, 4, 3), 0);
-  int8_t scratch[64];
-  ck_assert(qm.kpad <= sizeof scratch);
+  int8_t scratch[512];
+  ck_assert(qquery_bytes(&qm) <= sizeof scratch);
   float b = qscore_items(&qm, x, out, scratch);
   for (int i = 0; i < 4; i++)
     ck_assert_float_eq(out[i], 0.0f);
@@ -129,7 +129,7 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
       memcpy(Y + (size_t)i * k, Y + (size_t)(i / 97) * k, k * sizeof *Y);
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
-  int8_t *xq = malloc(qm.kpad);
+  int8_t *xq = malloc(qquery_bytes(&qm));
   uint32_t excl[40], *cat = malloc(n * sizeof *cat);
   uint64_t *bits = calloc((n + 63) / 64, sizeof *bits);
   float adj[4] = {0.0f, 0.3f, -INFINITY, -0.2f};
@@ -208,7 +208,7 @@ START_TEST(test_scan_batch_equals_single) {
   tu_randn(X, 5 * k, 8, 1.0f);
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
-  int8_t xq[5][64];
+  int8_t xq[5][512];
   qquery_t qq[5];
   qsel_t many[5], one;
   for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {

@@ -456,7 +456,7 @@ START_TEST(test_int8_first_pass_is_exact) {
   const float *Y = model_item_factors(m);
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, st, N, K), 0);
-  int8_t *scratch = malloc(qm.kpad);
+  int8_t *scratch = malloc(qquery_bytes(&qm));
   float *fs = malloc(N * sizeof *fs), *qs = malloc(N * sizeof *qs);
   float x[K];
   rng_t r;
