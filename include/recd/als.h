@@ -58,7 +58,9 @@ int als_train(const csr_t *by_user, const csr_t *by_item, const als_opts_t *o,
 
 /* One half-sweep, exposed for tests: recomputes every row of `rows` (with
  * observations `obs`, row r's entries are columns of the fixed side) from
- * the fixed side `fixed`. */
+ * the fixed side `fixed`. Both are laid out as als_factors_init() lays
+ * them out (stride a multiple of 16 and >= k, zero from column k on);
+ * RECD_EINVAL for a stride that is not. */
 int als_update_side(const csr_t *obs, float *rows, const float *fixed,
                     uint32_t n_fixed, uint32_t stride, const params_t *p,
                     uint32_t threads);

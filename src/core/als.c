@@ -73,48 +73,225 @@ void als_gram(const float *F, uint32_t n, uint32_t k, uint32_t stride, float *G)
       G[(size_t)i * k + j] = G[(size_t)j * k + i];
 }
 
+/* The CG row update below uses its own small vector kernels instead of
+ * BLAS-1/2 calls. At k = 64 a cblas_sdot/saxpy call does so little work that
+ * the call, argument checks and kernel dispatch were about half of its cost,
+ * and cblas_ssymv takes a lock (its buffer allocation) on every call. The
+ * kernels also make the rounding independent of the BLAS build: every sum
+ * has a fixed order that depends only on k, never on alignment, thread or
+ * which code path (SSE2 or AVX2 clone) runs, so the model bytes are the same
+ * for any thread count (and the clones agree bit for bit: ISO C mode does
+ * not contract a*b+c into an FMA, and the AVX2 target does not enable FMA).
+ */
+
+/* Observations processed together by als__obs_apply(): their 4 dot
+ * products share the loads of v, and their 4 updates of out share one load
+ * and store of out. */
+#define ALS_OBS_BLOCK 4
+
+/* The kernels must be inlined into each clone of als__cg_row(): called out
+ * of line they would only exist in the baseline (SSE2) version. */
+#if defined(__GNUC__)
+#define ALS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALS_INLINE static inline
+#endif
+
+/* Dot products are summed in 16 lanes (two 8-float vectors) over the
+ * padded length kp = k rounded up to 16 (<= stride), then the lanes are
+ * added in a fixed tree. Padding is zero in factor rows and in the CG
+ * vectors, so the extra terms add exactly +0, and without a tail loop the
+ * lanes stay in registers (GCC 12 spilled them to the stack when a
+ * variable-length tail fed the same lanes). 16 independent lanes keep a
+ * k = 64 dot from being one long chain of dependent adds.
+ *
+ * The lanes are a GNU C vector type, as plain loops of this shape were
+ * vectorised across the wrong dimension; other compilers get a struct with
+ * the same lane-wise arithmetic in scalar C (same bits). Macros rather than
+ * functions, so that no 32-byte vector is ever passed by value (an ABI that
+ * differs between the clones; GCC warns with -Wpsabi). */
+#if defined(__GNUC__)
+typedef float als__v8 __attribute__((vector_size(32)));
+#define ALS_V8_ZERO ((als__v8){0, 0, 0, 0, 0, 0, 0, 0})
+#define ALS_V8_MULADD(acc, a, b) ((acc) += (a) * (b)) /* two roundings: no FMA */
+#define ALS_V8_LANE(v, l) ((v)[l])
+/* An unaligned load (the element alignment, as _mm256_loadu_ps), allowed to
+ * alias the floats it reads. */
+typedef float als__v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define ALS_V8_LOAD(src) (*(const als__v8u *)(const void *)(src))
+#else
+typedef struct als__v8 {
+  float f[8];
+} als__v8;
+#define ALS_V8_ZERO ((als__v8){{0}})
+#define ALS_V8_MULADD(acc, a, b)                                                  \
+  do {                                                                         \
+    const als__v8 a_ = (a), b_ = (b);                                          \
+    for (int l_ = 0; l_ < 8; l_++)                                             \
+      (acc).f[l_] += a_.f[l_] * b_.f[l_];                                      \
+  } while (0)
+#define ALS_V8_LANE(v, l) ((v).f[l])
+static inline als__v8 als__v8_load(const float *src) {
+  als__v8 v;
+  memcpy(&v, src, sizeof v);
+  return v;
+}
+#define ALS_V8_LOAD(src) als__v8_load(src)
+#endif
+
+/* (lo + hi) summed over lanes as ((0+4) + (2+6)) + ((1+5) + (3+7)). */
+#define ALS_LANES_SUM(lo, hi)                                                  \
+  (((ALS_V8_LANE(lo, 0) + ALS_V8_LANE(hi, 0)) + (ALS_V8_LANE(lo, 4) + ALS_V8_LANE(hi, 4))) + \
+   ((ALS_V8_LANE(lo, 2) + ALS_V8_LANE(hi, 2)) + (ALS_V8_LANE(lo, 6) + ALS_V8_LANE(hi, 6)))) + \
+  (((ALS_V8_LANE(lo, 1) + ALS_V8_LANE(hi, 1)) + (ALS_V8_LANE(lo, 5) + ALS_V8_LANE(hi, 5))) + \
+   ((ALS_V8_LANE(lo, 3) + ALS_V8_LANE(hi, 3)) + (ALS_V8_LANE(lo, 7) + ALS_V8_LANE(hi, 7))))
+
+/* a . b over the padded length kp (a multiple of 16). */
+ALS_INLINE float als__dot(const float *restrict a, const float *restrict b,
+                          uint32_t kp) {
+  als__v8 lo = ALS_V8_ZERO, hi = ALS_V8_ZERO;
+  for (uint32_t j = 0; j < kp; j += 16) {
+    ALS_V8_MULADD(lo, ALS_V8_LOAD(a + j), ALS_V8_LOAD(b + j));
+    ALS_V8_MULADD(hi, ALS_V8_LOAD(a + j + 8), ALS_V8_LOAD(b + j + 8));
+  }
+  return ALS_LANES_SUM(lo, hi);
+}
+
+/* s[0..3] = y0..y3 . v, each summed exactly as als__dot() sums it; the four
+ * share every load of v. */
+ALS_INLINE void als__dot4(const float *restrict y0, const float *restrict y1,
+                          const float *restrict y2, const float *restrict y3,
+                          const float *restrict v, uint32_t kp, float *s) {
+  als__v8 l0 = ALS_V8_ZERO, h0 = ALS_V8_ZERO, l1 = ALS_V8_ZERO, h1 = ALS_V8_ZERO;
+  als__v8 l2 = ALS_V8_ZERO, h2 = ALS_V8_ZERO, l3 = ALS_V8_ZERO, h3 = ALS_V8_ZERO;
+  for (uint32_t j = 0; j < kp; j += 16) {
+    const als__v8 vl = ALS_V8_LOAD(v + j), vh = ALS_V8_LOAD(v + j + 8);
+    ALS_V8_MULADD(l0, ALS_V8_LOAD(y0 + j), vl);
+    ALS_V8_MULADD(h0, ALS_V8_LOAD(y0 + j + 8), vh);
+    ALS_V8_MULADD(l1, ALS_V8_LOAD(y1 + j), vl);
+    ALS_V8_MULADD(h1, ALS_V8_LOAD(y1 + j + 8), vh);
+    ALS_V8_MULADD(l2, ALS_V8_LOAD(y2 + j), vl);
+    ALS_V8_MULADD(h2, ALS_V8_LOAD(y2 + j + 8), vh);
+    ALS_V8_MULADD(l3, ALS_V8_LOAD(y3 + j), vl);
+    ALS_V8_MULADD(h3, ALS_V8_LOAD(y3 + j + 8), vh);
+  }
+  s[0] = ALS_LANES_SUM(l0, h0);
+  s[1] = ALS_LANES_SUM(l1, h1);
+  s[2] = ALS_LANES_SUM(l2, h2);
+  s[3] = ALS_LANES_SUM(l3, h3);
+}
+
+/* out = G v for the full symmetric k x k G: out accumulates rows of G (the
+ * columns, by symmetry) scaled by v[j], so the inner loop is a contiguous
+ * axpy the compiler vectorises. Four rows per pass: one load and store of
+ * out per 4 rows, and the sum for each out[i] still runs j = 0, 1, 2, ...
+ * left to right (C evaluates a + b + c + d as ((a + b) + c) + d). */
+ALS_INLINE void als__symv(const float *restrict G, uint32_t k,
+                          const float *restrict v, float *restrict out) {
+  for (uint32_t i = 0; i < k; i++)
+    out[i] = 0.0f;
+  uint32_t j = 0;
+  for (; j + 4 <= k; j += 4) {
+    const float *g0 = G + (size_t)j * k, *g1 = g0 + k, *g2 = g1 + k, *g3 = g2 + k;
+    const float v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
+    for (uint32_t i = 0; i < k; i++)
+      out[i] = out[i] + v0 * g0[i] + v1 * g1[i] + v2 * g2[i] + v3 * g3[i];
+  }
+  for (; j < k; j++) {
+    const float *g = G + (size_t)j * k;
+    const float vj = v[j];
+    for (uint32_t i = 0; i < k; i++)
+      out[i] += vj * g[i];
+  }
+}
+
+/* For each observation j of a row (fixed-side vector y_j, confidence c_j):
+ *   s = y_j . v;  out += coef * y_j  with
+ *   coef = c_j - (c_j - 1) s   (resid: the b - A x terms of the residual), or
+ *   coef = (c_j - 1) s         (otherwise: the sum (c-1) y y^T v of A v).
+ * Observations are taken ALS_OBS_BLOCK at a time; the updates of out keep
+ * the order j = 0, 1, 2, ... of one axpy per observation. */
+ALS_INLINE void als__obs_apply(const uint32_t *restrict idx,
+                               const float *restrict conf, size_t n,
+                               const float *restrict fixed, uint32_t stride,
+                               uint32_t k, uint32_t kp, const float *restrict v,
+                               float *restrict out, int resid) {
+  size_t j = 0;
+  for (; j + ALS_OBS_BLOCK <= n; j += ALS_OBS_BLOCK) {
+    const float *y0 = fixed + (size_t)idx[j] * stride;
+    const float *y1 = fixed + (size_t)idx[j + 1] * stride;
+    const float *y2 = fixed + (size_t)idx[j + 2] * stride;
+    const float *y3 = fixed + (size_t)idx[j + 3] * stride;
+    float s[ALS_OBS_BLOCK];
+    als__dot4(y0, y1, y2, y3, v, kp, s);
+    float coef[ALS_OBS_BLOCK];
+    for (uint32_t b = 0; b < ALS_OBS_BLOCK; b++) {
+      const float c = conf[j + b];
+      coef[b] = resid ? c - (c - 1.0f) * s[b] : (c - 1.0f) * s[b];
+    }
+    for (uint32_t q = 0; q < k; q++)
+      out[q] = out[q] + coef[0] * y0[q] + coef[1] * y1[q] + coef[2] * y2[q] +
+               coef[3] * y3[q];
+  }
+  for (; j < n; j++) {
+    const float *y = fixed + (size_t)idx[j] * stride;
+    const float c = conf[j];
+    const float sj = als__dot(y, v, kp);
+    const float coef = resid ? c - (c - 1.0f) * sj : (c - 1.0f) * sj;
+    for (uint32_t q = 0; q < k; q++)
+      out[q] += coef * y[q];
+  }
+}
+
 /* One row's conjugate-gradient update, warm-started from x (Takacs et al.
  * 2011, as in the implicit library). A = G + lambda I + sum (c-1) y y^T and
  * b = sum c y are never formed: A p is computed from G and the row's
  * observations, so a step costs O(k^2 + n k). conf[j] is the confidence of
- * observation j (als__confidences). tmp holds 3k floats. */
-static void als__cg_row(const uint32_t *idx, const float *conf, size_t n,
-                        const float *fixed, uint32_t stride, const float *G,
-                        const params_t *p, float *x, float *tmp) {
-  const int k = (int)p->factors;
-  float *r = tmp, *d = tmp + k, *Ad = tmp + 2 * k;
+ * observation j (als__confidences). tmp holds 3 vectors of stride floats,
+ * zero from k on; x and the rows of fixed are zero from k on as well.
+ *
+ * Compiled twice where the compiler can (GCC on x86-64, glibc ifunc): for
+ * AVX2 and for the baseline, picked once at load time. Both give the same
+ * bits (see above); AVX2 halves the instructions of every kernel. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void als__cg_row(const uint32_t *restrict idx, const float *restrict conf,
+                        size_t n, const float *restrict fixed, uint32_t stride,
+                        const float *restrict G, const params_t *p,
+                        float *restrict x, float *restrict tmp) {
+  const uint32_t k = p->factors, kp = als__stride(k);
+  float *restrict r = tmp, *restrict d = tmp + stride;
+  float *restrict Ad = tmp + 2 * (size_t)stride;
   const float lambda = params_lambda(p, (uint32_t)n);
 
   /* r = b - A x */
-  cblas_ssymv(CblasRowMajor, CblasUpper, k, -1.0f, G, k, x, 1, 0.0f, r, 1);
-  cblas_saxpy(k, -lambda, x, 1, r, 1);
-  for (size_t j = 0; j < n; j++) {
-    const float *y = fixed + (size_t)idx[j] * stride;
-    float c = conf[j];
-    float yx = cblas_sdot(k, y, 1, x, 1);
-    cblas_saxpy(k, c - (c - 1.0f) * yx, y, 1, r, 1);
-  }
-  memcpy(d, r, (size_t)k * sizeof *d);
-  float rs_old = cblas_sdot(k, r, 1, r, 1);
+  als__symv(G, k, x, Ad);
+  for (uint32_t i = 0; i < k; i++)
+    r[i] = -Ad[i] - lambda * x[i];
+  als__obs_apply(idx, conf, n, fixed, stride, k, kp, x, r, 1);
+  for (uint32_t i = 0; i < k; i++)
+    d[i] = r[i];
+  float rs_old = als__dot(r, r, kp);
   for (uint32_t it = 0; it < p->cg_steps; it++) {
     if (rs_old < 1e-20f)
       break; /* converged; another step would divide by ~0 */
-    cblas_ssymv(CblasRowMajor, CblasUpper, k, 1.0f, G, k, d, 1, 0.0f, Ad, 1);
-    cblas_saxpy(k, lambda, d, 1, Ad, 1);
-    for (size_t j = 0; j < n; j++) {
-      const float *y = fixed + (size_t)idx[j] * stride;
-      float c = conf[j];
-      cblas_saxpy(k, (c - 1.0f) * cblas_sdot(k, y, 1, d, 1), y, 1, Ad, 1);
-    }
-    float dAd = cblas_sdot(k, d, 1, Ad, 1);
+    als__symv(G, k, d, Ad);
+    for (uint32_t i = 0; i < k; i++)
+      Ad[i] += lambda * d[i];
+    als__obs_apply(idx, conf, n, fixed, stride, k, kp, d, Ad, 0);
+    float dAd = als__dot(d, Ad, kp);
     if (!(dAd > 0.0f))
       break; /* only rounding can make A look indefinite here */
     float a = rs_old / dAd;
-    cblas_saxpy(k, a, d, 1, x, 1);
-    cblas_saxpy(k, -a, Ad, 1, r, 1);
-    float rs_new = cblas_sdot(k, r, 1, r, 1);
-    cblas_sscal(k, rs_new / rs_old, d, 1);
-    cblas_saxpy(k, 1.0f, r, 1, d, 1);
+    for (uint32_t i = 0; i < k; i++) {
+      x[i] += a * d[i];
+      r[i] -= a * Ad[i];
+    }
+    float rs_new = als__dot(r, r, kp);
+    const float beta = rs_new / rs_old;
+    for (uint32_t i = 0; i < k; i++)
+      d[i] = beta * d[i] + r[i];
     rs_old = rs_new;
   }
 }
@@ -136,7 +313,8 @@ static void als__worker(void *arg) {
   als__job_t *job = arg;
   const params_t *p = job->p;
   const uint32_t k = p->factors;
-  float *tmp = malloc(3 * (size_t)k * sizeof *tmp);
+  /* Three CG vectors, each starting on a 64-byte boundary like the rows. */
+  float *tmp = als__alloc_rows(3, job->stride);
   foldin_ws_t ws;
   int have_ws = 0;
   if (tmp == NULL) {
@@ -198,6 +376,9 @@ static int als__update_side(const csr_t *obs, const float *conf, float *rows,
                             const float *fixed, uint32_t n_fixed, uint32_t stride,
                             const params_t *p, uint32_t threads) {
   const uint32_t k = p->factors;
+  /* The kernels read rows up to k rounded up to 16 (als__dot). */
+  if (stride < als__stride(k) || stride % 16 != 0)
+    return RECD_EINVAL;
   float *G = malloc((size_t)k * k * sizeof *G);
   if (G == NULL)
     return RECD_ENOMEM;
