@@ -92,6 +92,7 @@ typedef struct config {
   int max_count;                     /* largest COUNT (and OFFSET+COUNT) */
   bool exclude_history;              /* never recommend past items */
   int workers;                       /* scoring threads */
+  int scan_split_items;              /* split a batch's scan from this many items */
   /* Redis */
   char *redis_host;                  /* never empty */
   int redis_port;

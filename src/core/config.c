@@ -119,6 +119,9 @@ static const config__def_t config__defs[] = {
   CONFIG__ROW("exclude-history", CONFIG__BOOL, exclude_history, "yes", 0, 1, NULL, 0,
               "never recommend items already in the customer's history"),
   CONFIG__INT_ROW("workers", workers, "2", 1, 256, "scoring threads"),
+  CONFIG__INT_ROW("scan-split-items", scan_split_items, "200000", 0, 2147483647,
+                  "catalogue size from which one batch's int8 scan is split over all "
+                  "workers (0 = always)"),
   /* Redis */
   CONFIG__STR_ROW("redis-host", redis_host, "127.0.0.1", 1, 255, 0,
                   "Redis host name or address"),

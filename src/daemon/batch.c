@@ -7,14 +7,12 @@
 #include "recd/score.h"
 #include "server.h"
 
-/* Score buffer of one job at most: 64 MB = 16 customers at 1M items. */
+/* Score buffer of one job at most: 64 MB = 16 customers at 1M items
+ * (the float path only: the fused path has no score buffer). */
 #define BATCH_MAX_SCORE_BYTES ((size_t)64 << 20)
 /* Fewest customers for which one sgemm beats an sgemv each. */
 #define BATCH_GEMM_MIN 3
-/* With an int8 copy of the items (large catalogues), one int8 pass per
- * customer reads a quarter of a float pass; one sgemm reads the float
- * matrix about three times (packing): int8 wins below this many rows. */
-#define BATCH_Q_MAX_ROWS 12
+#define BATCH_MAX_PARTS 8
 
 struct batcher {
   uv_loop_t *loop;
@@ -23,16 +21,59 @@ struct batcher {
   batch_item_t *head, *tail;
   size_t queued;
   unsigned inflight, max_inflight, max_rows;
+  uint32_t split_items;
   unsigned handles_open;
+  qscore_isa_t isa;
   batcher_stats_t st;
 };
 
-typedef struct batch_job {
+/* Stages of a job; each runs as `nparts` pieces on the pool, and the next
+ * starts when all pieces are back on the loop. */
+enum {
+  BATCH_FLOAT,  /* one piece: fold-in, BLAS pass, rules (no int8 copy) */
+  BATCH_WHOLE,  /* one piece: fold-in, fused scan, re-scoring */
+  BATCH_FOLD,   /* split job: fold-ins and query set-up, customers shared out */
+  BATCH_SCAN,   /* split job: the fused scan, items shared out */
+  BATCH_FINISH, /* split job: merge + exact re-scoring, customers shared out */
+  BATCH_DONE
+};
+
+typedef struct batch_job batch_job_t;
+
+typedef struct batch_part {
   uv_work_t work;
+  batch_job_t *job;
+  unsigned idx;
+} batch_part_t;
+
+/* One customer of a fused job. */
+typedef struct batch_slot {
+  int pers;          /* personalized: scanned and re-scored */
+  size_t used;       /* history items folded in */
+  float *x;          /* the fold-in (a row of job->X) */
+  qquery_t qq;       /* x quantized (xq: a slice of job->XQ) */
+  rec_rules_t rules; /* its filters (while pers) */
+  float margin;      /* 2 x (float slack + quantisation bound) */
+} batch_slot_t;
+
+struct batch_job {
   batcher_t *b;
-  batch_item_t *items; /* the list taken from the queue */
+  batch_item_t *items; /* the list taken from the queue ... */
+  batch_item_t **vec;  /* ... and as an array */
   size_t n;
-} batch_job_t;
+  const served_t *sv;
+  unsigned stage, nparts, pending, weight, scan_parts;
+  batch_part_t part[BATCH_MAX_PARTS];
+  /* fused jobs */
+  float *X;
+  int8_t *XQ;
+  batch_slot_t *slot;
+  size_t rows;         /* personalized customers ... */
+  uint32_t *row_item;  /* ... their item positions ... */
+  qquery_t *qq;        /* ... their queries, contiguous for qscan ... */
+  qsel_t *sel;         /* ... and collectors: scan_parts x rows */
+  int scan_rc[BATCH_MAX_PARTS]; /* a scan part's qscan() result */
+};
 
 void batch_item_free(batch_item_t *it) {
   free(it->items);
@@ -65,11 +106,9 @@ static void batch__keep(batch_item_t *it, const rec_result_t *res) {
   }
 }
 
-/* On a pool thread: touches only the job's items and their (read-only)
- * model. */
-static void batch__work(uv_work_t *w) {
-  batch_job_t *job = w->data;
-  const served_t *sv = job->items->model;
+/* BATCH_FLOAT: the whole job with the float item matrix. */
+static void batch__float(batch_job_t *job) {
+  const served_t *sv = job->sv;
   const model_t *m = sv->m;
   const uint32_t n_items = model_n_items(m), stride = model_stride(m), k = model_factors(m);
   rec_ws_t ws;
@@ -78,18 +117,15 @@ static void batch__work(uv_work_t *w) {
   float *S = malloc((size_t)job->n * n_items * sizeof *S);
   int *row = malloc(job->n * sizeof *row);
   size_t *used = malloc(job->n * sizeof *used);
-  float *err = calloc(job->n, sizeof *err);
-  int8_t *qx = sv->have_q ? malloc(qquery_bytes(&sv->q)) : NULL;
-  if (X == NULL || S == NULL || row == NULL || used == NULL || err == NULL ||
-      (sv->have_q && qx == NULL)) {
-    for (batch_item_t *it = job->items; it; it = it->next)
-      it->rc = RECD_ENOMEM;
+  if (X == NULL || S == NULL || row == NULL || used == NULL) {
+    for (size_t j = 0; j < job->n; j++)
+      job->vec[j]->rc = RECD_ENOMEM;
     goto out;
   }
   /* 1. fold every customer in; personalized ones get a row of X */
   int rows = 0;
-  size_t j = 0;
-  for (batch_item_t *it = job->items; it; it = it->next, j++) {
+  for (size_t j = 0; j < job->n; j++) {
+    batch_item_t *it = job->vec[j];
     int pers;
     it->rc = rec_prepare(m, &it->q, &ws, X + (size_t)rows * stride, &pers, &used[j]);
     row[j] = it->rc == 0 && pers ? rows++ : -1;
@@ -98,10 +134,7 @@ static void batch__work(uv_work_t *w) {
    * packs (copies) the whole item matrix first, which costs about two
    * sgemv passes: below BATCH_GEMM_MIN rows, sgemv per customer is faster
    * (measured: 1.7 ms vs 5 ms for one customer at 100k items, k = 64). */
-  if (sv->have_q && rows < BATCH_Q_MAX_ROWS)
-    for (int r = 0; r < rows; r++)
-      err[r] = qscore_items(&sv->q, X + (size_t)r * stride, S + (size_t)r * n_items, qx);
-  else if (rows >= BATCH_GEMM_MIN)
+  if (rows >= BATCH_GEMM_MIN)
     score_items_batch(model_item_factors(m), stride, n_items, k, X, stride, (uint32_t)rows, S,
                       n_items);
   else
@@ -109,8 +142,8 @@ static void batch__work(uv_work_t *w) {
       score_items(model_item_factors(m), stride, n_items, k, X + (size_t)r * stride,
                   S + (size_t)r * n_items);
   /* 3. the rules, per customer */
-  j = 0;
-  for (batch_item_t *it = job->items; it; it = it->next, j++) {
+  for (size_t j = 0; j < job->n; j++) {
+    batch_item_t *it = job->vec[j];
     if (it->rc != 0)
       continue;
     const float *scores = row[j] >= 0 ? S + (size_t)row[j] * n_items : NULL;
@@ -124,8 +157,7 @@ static void batch__work(uv_work_t *w) {
         continue;
     }
     rec_result_t res;
-    it->rc = rec_select(m, sv->pop_scale, &it->q, scores, x, row[j] >= 0 ? err[row[j]] : 0.0f,
-                        used[j], &ws, &res);
+    it->rc = rec_select(m, sv->pop_scale, &it->q, scores, x, 0.0f, used[j], &ws, &res);
     if (it->rc == 0)
       batch__keep(it, &res);
   }
@@ -134,45 +166,290 @@ out:
   free(S);
   free(row);
   free(used);
-  free(err);
-  free(qx);
+  rec_ws_free(&ws);
+}
+
+/* Fused job memory: everything sized by the batch, allocated on the loop
+ * before the first stage. 0 or RECD_ENOMEM. */
+static int batch__fused_alloc(batch_job_t *job) {
+  const model_t *m = job->sv->m;
+  const size_t stride = model_stride(m), qb = qquery_bytes(&job->sv->q), n = job->n;
+  job->X = aligned_alloc(64, (n * stride * sizeof(float) + 63) & ~(size_t)63);
+  job->XQ = aligned_alloc(64, (n * qb + 63) & ~(size_t)63);
+  job->slot = calloc(n, sizeof *job->slot);
+  job->row_item = calloc(n, sizeof *job->row_item);
+  job->qq = calloc(n, sizeof *job->qq);
+  job->sel = calloc(n * job->scan_parts, sizeof *job->sel);
+  if (job->X == NULL || job->XQ == NULL || job->slot == NULL || job->row_item == NULL ||
+      job->qq == NULL || job->sel == NULL)
+    return RECD_ENOMEM;
+  for (size_t j = 0; j < n; j++) {
+    job->slot[j].x = job->X + j * stride;
+    job->slot[j].qq.xq = job->XQ + j * qb;
+  }
+  return 0;
+}
+
+static void batch__fused_free(batch_job_t *job) {
+  for (size_t j = 0; job->slot != NULL && j < job->n; j++)
+    rec_rules_free(&job->slot[j].rules);
+  for (size_t r = 0; job->sel != NULL && r < job->rows * job->scan_parts; r++)
+    qsel_free(&job->sel[r]);
+  free(job->X);
+  free(job->XQ);
+  free(job->slot);
+  free(job->row_item);
+  free(job->qq);
+  free(job->sel);
+}
+
+/* Fold-in and query set-up of customer j; answers the non-personalized
+ * (popularity) ones right away. */
+static void batch__fold_one(batch_job_t *job, size_t j, rec_ws_t *ws) {
+  const served_t *sv = job->sv;
+  const model_t *m = sv->m;
+  batch_item_t *it = job->vec[j];
+  batch_slot_t *sl = &job->slot[j];
+  it->rc = rec_prepare(m, &it->q, ws, sl->x, &sl->pers, &sl->used);
+  if (it->rc != 0) {
+    sl->pers = 0;
+    return;
+  }
+  rec_result_t res;
+  if (!sl->pers || it->q.offset + it->q.count == 0) {
+    it->rc = rec_select_q(m, &sv->q, job->b->isa, sv->pop_scale, &it->q,
+                          sl->pers ? sl->x : NULL, sl->used, ws, &res);
+    sl->pers = 0;
+    if (it->rc == 0)
+      batch__keep(it, &res);
+    return;
+  }
+  it->rc = rec_rules_init(&sl->rules, m, &it->q, model_meta(m)->score_scale);
+  if (it->rc != 0) {
+    sl->pers = 0;
+    return;
+  }
+  const float err = qquery_prepare(&sv->q, sl->x, &sl->qq);
+  sl->margin = 2.0f * (rec_score_slack(m, sl->x, &sl->rules.f) + err);
+}
+
+/* Loop thread, between BATCH_FOLD and BATCH_SCAN: the personalized
+ * customers become the contiguous rows qscan wants, each with one
+ * collector per scan part. */
+static int batch__make_rows(batch_job_t *job) {
+  job->rows = 0;
+  for (size_t j = 0; j < job->n; j++) {
+    batch_slot_t *sl = &job->slot[j];
+    if (!sl->pers)
+      continue;
+    const size_t r = job->rows++;
+    job->row_item[r] = (uint32_t)j;
+    job->qq[r] = sl->qq;
+  }
+  for (size_t r = 0; r < job->rows; r++) {
+    const batch_item_t *it = job->vec[job->row_item[r]];
+    const batch_slot_t *sl = &job->slot[job->row_item[r]];
+    for (unsigned p = 0; p < job->scan_parts; p++)
+      if (qsel_init(&job->sel[p * job->rows + r], &sl->rules.f, it->q.offset + it->q.count,
+                    sl->margin) != 0)
+        return RECD_ENOMEM;
+  }
+  return 0;
+}
+
+/* The items of scan part p: slices of whole 8-item blocks. */
+static void batch__slice(const batch_job_t *job, unsigned p, uint32_t *lo, uint32_t *hi) {
+  const uint32_t blocks = (job->sv->q.n + 7) / 8;
+  *lo = (uint32_t)((uint64_t)blocks * p / job->scan_parts) * 8;
+  *hi = (uint32_t)((uint64_t)blocks * (p + 1) / job->scan_parts) * 8;
+}
+
+/* Merge of row r's collectors and its exact answer. */
+static void batch__finish_one(batch_job_t *job, size_t r, rec_ws_t *ws, float *xtmp) {
+  const served_t *sv = job->sv;
+  batch_item_t *it = job->vec[job->row_item[r]];
+  batch_slot_t *sl = &job->slot[job->row_item[r]];
+  qsel_t *sel = &job->sel[r];
+  int rc = 0;
+  for (unsigned p = 1; p < job->scan_parts && rc == 0; p++)
+    rc = qsel_merge(sel, &job->sel[p * job->rows + r]);
+  if (rc == 0)
+    rc = qsel_compact(sel);
+  if (rc == 0 && it->q.with_reasons) {
+    /* Reasons need this customer's fold-in factor in ws: fold in again
+     * (deterministic: xtmp gets the same x). */
+    int pers;
+    size_t used;
+    rc = rec_prepare(sv->m, &it->q, ws, xtmp, &pers, &used);
+  }
+  rec_result_t res;
+  if (rc == 0)
+    rc = rec_select_candidates(sv->m, &it->q, &sl->rules, sl->x, sel->idx, sel->n, sl->used,
+                               ws, &res);
+  it->rc = rc;
+  if (rc == 0)
+    batch__keep(it, &res);
+}
+
+/* On a pool thread: touches only its share of the job and the (read-only)
+ * model. A scan part's failure to grow a collector fails that customer. */
+static void batch__work(uv_work_t *w) {
+  batch_part_t *part = w->data;
+  batch_job_t *job = part->job;
+  const unsigned p = part->idx, np = job->nparts;
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  float *xtmp = NULL;
+  switch (job->stage) {
+  case BATCH_FLOAT:
+    batch__float(job);
+    break;
+  case BATCH_WHOLE:
+  case BATCH_FOLD:
+    for (size_t j = p; j < job->n; j += np)
+      batch__fold_one(job, j, &ws);
+    if (job->stage == BATCH_FOLD)
+      break;
+    if (batch__make_rows(job) != 0) {
+      for (size_t r = 0; r < job->rows; r++)
+        job->vec[job->row_item[r]]->rc = RECD_ENOMEM;
+      break;
+    }
+    /* fall through - a whole job scans and finishes in the same piece */
+  case BATCH_SCAN: {
+    uint32_t lo, hi;
+    batch__slice(job, job->stage == BATCH_WHOLE ? 0 : p, &lo, &hi);
+    const size_t off = (job->stage == BATCH_WHOLE ? 0 : p) * job->rows;
+    job->scan_rc[job->stage == BATCH_WHOLE ? 0 : p] =
+        qscan(job->b->isa, &job->sv->q, lo, hi, job->qq, job->sel + off, job->rows);
+    if (job->stage == BATCH_SCAN)
+      break;
+  }
+    /* fall through */
+  case BATCH_FINISH:
+    xtmp = malloc(model_stride(job->sv->m) * sizeof *xtmp);
+    for (size_t r = job->stage == BATCH_WHOLE ? 0 : p; r < job->rows;
+         r += job->stage == BATCH_WHOLE ? 1 : np) {
+      batch_item_t *it = job->vec[job->row_item[r]];
+      int failed = xtmp == NULL;
+      for (unsigned q = 0; q < job->scan_parts; q++)
+        failed |= job->scan_rc[q] != 0;
+      if (failed)
+        it->rc = RECD_ENOMEM;
+      else if (it->rc == 0)
+        batch__finish_one(job, r, &ws, xtmp);
+    }
+    break;
+  }
+  free(xtmp);
   rec_ws_free(&ws);
 }
 
 static void batch__dispatch(batcher_t *b);
+static void batch__after(uv_work_t *w, int status);
 
-static void batch__after(uv_work_t *w, int status) {
-  batch_job_t *job = w->data;
+/* Queues the current stage's pieces. 0, or the uv error (then nothing of
+ * this stage was queued unless it was piece 0's failure... see below). */
+static int batch__run_stage(batch_job_t *job, unsigned nparts) {
+  job->nparts = nparts;
+  job->pending = nparts;
+  for (unsigned p = 0; p < nparts; p++) {
+    job->part[p].job = job;
+    job->part[p].idx = p;
+    job->part[p].work.data = &job->part[p];
+    if (uv_queue_work(job->b->loop, &job->part[p].work, batch__work, batch__after) != 0) {
+      /* Cannot happen with a valid loop and callbacks; the pieces already
+       * queued complete normally, the rest count as done (and failed). */
+      job->pending -= nparts - p;
+      for (size_t j = 0; j < job->n; j++)
+        job->vec[j]->rc = RECD_EINVAL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The job's items are answered (or failed): hand them back. */
+static void batch__complete(batch_job_t *job) {
   batcher_t *b = job->b;
-  b->inflight--;
+  b->inflight -= job->weight;
   for (batch_item_t *it = job->items, *next; it; it = next) {
     next = it->next;
     it->next = NULL;
-    if (status != 0 && it->rc == 0)
-      it->rc = RECD_EINVAL;
     it->done(it);
   }
+  batch__fused_free(job);
+  free(job->vec);
   free(job);
   /* Everything that queued up while the workers were busy goes now, as
    * one batch: this is where batches grow under load. */
   batch__dispatch(b);
 }
 
+/* Loop thread: the next stage of a split job, once all pieces of the last
+ * one are back. */
+static void batch__after(uv_work_t *w, int status) {
+  batch_part_t *part = w->data;
+  batch_job_t *job = part->job;
+  if (status != 0)
+    for (size_t j = 0; j < job->n; j++)
+      if (job->vec[j]->rc == 0)
+        job->vec[j]->rc = RECD_EINVAL;
+  if (--job->pending > 0)
+    return;
+  unsigned next = BATCH_DONE;
+  if (job->stage == BATCH_FOLD)
+    next = batch__make_rows(job) != 0 ? BATCH_DONE : BATCH_SCAN;
+  else if (job->stage == BATCH_SCAN)
+    next = BATCH_FINISH;
+  if (job->stage == BATCH_FOLD && next == BATCH_DONE)
+    for (size_t r = 0; r < job->rows; r++)
+      job->vec[job->row_item[r]]->rc = RECD_ENOMEM;
+  if (next == BATCH_SCAN && job->rows == 0)
+    next = BATCH_DONE; /* nobody to scan for: all answered by the fold */
+  job->stage = next;
+  if (next != BATCH_DONE) {
+    unsigned np = next == BATCH_SCAN ? job->scan_parts
+                  : job->rows < job->scan_parts ? (unsigned)job->rows
+                                                : job->scan_parts;
+    if (batch__run_stage(job, np) == 0 || job->pending > 0)
+      return;
+  }
+  batch__complete(job);
+}
+
 /* Starts jobs while workers are free: each takes, from the head of the
- * queue, up to max_rows items answered with the same model. */
+ * queue, up to max_rows items answered with the same model. A job whose
+ * scan is split takes every worker, so it starts only when all are free. */
 static void batch__dispatch(batcher_t *b) {
   while (b->head != NULL && b->inflight < b->max_inflight) {
     const served_t *sv = b->head->model;
-    size_t cap = BATCH_MAX_SCORE_BYTES / ((size_t)model_n_items(sv->m) * sizeof(float));
-    if (cap > b->max_rows)
-      cap = b->max_rows;
+    const int fused = sv->have_q && b->isa != QSCORE_SCALAR;
+    const unsigned split =
+        fused && model_n_items(sv->m) >= b->split_items && b->max_inflight > 1
+            ? (b->max_inflight < BATCH_MAX_PARTS ? b->max_inflight : BATCH_MAX_PARTS)
+            : 1;
+    if (split > 1 && b->inflight > 0)
+      return; /* the next completion dispatches it */
+    size_t cap = b->max_rows;
+    if (!fused) {
+      size_t fit = BATCH_MAX_SCORE_BYTES / ((size_t)model_n_items(sv->m) * sizeof(float));
+      cap = fit < cap ? fit : cap;
+    }
     if (cap < 1)
       cap = 1;
     batch_job_t *job = calloc(1, sizeof *job);
-    if (job == NULL)
+    batch_item_t **vec = malloc(cap * sizeof *vec);
+    if (job == NULL || vec == NULL) {
+      free(job);
+      free(vec);
       return; /* retried at the next completion or submission */
+    }
     job->b = b;
-    job->work.data = job;
+    job->sv = sv;
+    job->vec = vec;
+    job->scan_parts = split;
+    job->weight = split > 1 ? b->max_inflight : 1;
     batch_item_t **tail = &job->items;
     while (b->head != NULL && b->head->model == sv && job->n < cap) {
       batch_item_t *it = b->head;
@@ -180,28 +457,30 @@ static void batch__dispatch(batcher_t *b) {
       it->next = NULL;
       *tail = it;
       tail = &it->next;
-      job->n++;
+      job->vec[job->n++] = it;
       b->queued--;
     }
     if (b->head == NULL)
       b->tail = NULL;
-    if (uv_queue_work(b->loop, &job->work, batch__work, batch__after) != 0) {
-      /* Cannot happen with a valid loop and callbacks; fail the items
-       * rather than lose them. */
-      for (batch_item_t *it = job->items, *next; it; it = next) {
-        next = it->next;
-        it->next = NULL;
-        it->rc = RECD_EINVAL;
-        it->done(it);
-      }
-      free(job);
-      continue;
-    }
-    b->inflight++;
+    b->inflight += job->weight;
     b->st.jobs++;
     b->st.rows += job->n;
     if (job->n > b->st.max_rows_seen)
       b->st.max_rows_seen = job->n;
+    if (split > 1)
+      b->st.split_jobs++;
+    if (fused && batch__fused_alloc(job) != 0) {
+      for (size_t j = 0; j < job->n; j++)
+        job->vec[j]->rc = RECD_ENOMEM;
+      batch__complete(job);
+      return;
+    }
+    job->stage = !fused ? BATCH_FLOAT : split > 1 ? BATCH_FOLD : BATCH_WHOLE;
+    unsigned np = job->stage == BATCH_FOLD ? (job->n < split ? (unsigned)job->n : split) : 1;
+    if (batch__run_stage(job, np) != 0 && job->pending == 0) {
+      batch__complete(job);
+      return;
+    }
   }
 }
 
@@ -216,13 +495,16 @@ static void batch__on_check(uv_check_t *h) {
   batch__dispatch(b);
 }
 
-int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, batcher_t **out) {
+int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, uint32_t split_items,
+                batcher_t **out) {
   batcher_t *b = calloc(1, sizeof *b);
   if (b == NULL)
     return RECD_ENOMEM;
   b->loop = loop;
   b->max_inflight = max_inflight ? max_inflight : 1;
   b->max_rows = max_rows ? max_rows : 1;
+  b->isa = qscore_isa_default();
+  b->split_items = split_items;
   uv_idle_init(loop, &b->idle);
   uv_check_init(loop, &b->check);
   b->idle.data = b->check.data = b;

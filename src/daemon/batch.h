@@ -42,9 +42,17 @@ struct batch_item {
 typedef struct batcher batcher_t;
 
 /* max_inflight: jobs running at once (the pool's threads: `workers`);
- * max_rows: customers per job at most (the score buffer is max_rows x items
- * floats, so it is further capped at 64 MB). 0 or RECD_ENOMEM. */
-int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, batcher_t **out);
+ * max_rows: customers per job at most (on the float path the score buffer
+ * is max_rows x items floats, so it is further capped at 64 MB);
+ * split_items: catalogue size from which a job's int8 scan is split over
+ * all max_inflight workers (each scans a slice of the items for every
+ * customer of the batch; the slices' candidates are merged), so that one
+ * customer's answer uses every core. Below it a job runs on one worker from
+ * fold-in to answer and the workers take different jobs: a split costs two
+ * more trips through the loop, which a short scan does not repay.
+ * 0 or RECD_ENOMEM. */
+int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, uint32_t split_items,
+                batcher_t **out);
 /* Queues it; done() fires later (never from inside this call). */
 void batcher_submit(batcher_t *b, batch_item_t *it);
 /* Closes the handles. Nothing may be queued or in flight (the daemon drains
@@ -55,6 +63,7 @@ void batch_item_free(batch_item_t *it);
 /* Counters for INFO. */
 typedef struct batcher_stats {
   uint64_t jobs, rows, max_rows_seen;
+  uint64_t split_jobs; /* jobs whose scan ran on every worker at once */
 } batcher_stats_t;
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out);
 

@@ -1758,10 +1758,14 @@ END_TEST
 
 /* ---- a catalogue scored on the thread pool ------------------------------------------ */
 
-START_TEST(large_catalogue) {
+/* split: NULL for the defaults (below scan-split-items a batch runs on one
+ * worker), or a scan-split-items value that splits every batch's int8 scan
+ * over both workers: the answers must not change. */
+static void large_catalogue_run(const char *name, const char *split) {
   it_env_t e;
-  it_opts_t o = {.model = it_data.synth, .no_import = 1};
-  it_env_start(&e, __func__, &o);
+  it_opts_t o = {.model = it_data.synth, .no_import = 1,
+                 .extra = {split ? "--scan-split-items" : NULL, split, NULL}};
+  it_env_start(&e, name, &o);
   redisContext *c = e.c;
   ck_assert_str_eq(it_model_info(c, "items"), "60000");
   freeReplyObject(it_cmd(e.redis, "ZADD recd:hist:big 3 i5 1 i77 2 i12345 1 i59999 4 i300"));
@@ -1829,7 +1833,25 @@ START_TEST(large_catalogue) {
   expect_status(it_cmd(c, "PING"), "PONG");
   freeReplyObject(
       reco_check_q(&e, c, &M3, "big", "COUNT 20", NULL, 0, 20, 0, "after a client left"));
+  /* The int8 path ran (on an AVX2 machine), split or not as configured. */
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) {
+    double splits = it_info_num(c, "stats", "scoring_split_batches");
+    if (split)
+      ck_assert_msg(splits > 0, "no split batch");
+    else
+      ck_assert_msg(splits == 0, "%g split batches below scan-split-items", splits);
+  }
   it_env_stop(&e);
+}
+
+START_TEST(large_catalogue) {
+  large_catalogue_run(__func__, NULL);
+}
+END_TEST
+
+START_TEST(large_catalogue_split) {
+  large_catalogue_run(__func__, "0");
 }
 END_TEST
 
@@ -1907,6 +1929,7 @@ static Suite *daemon_suite(void) {
   IT_ADD(sigint_and_startup_errors, 60);
   IT_ADD(limits_and_options, 60);
   IT_ADD(large_catalogue, 60);
+  IT_ADD(large_catalogue_split, 60);
   IT_ADD(bad_data_in_redis, 60);
 #undef IT_ADD
   return s;
