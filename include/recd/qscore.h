@@ -2,10 +2,10 @@
  * pass over it: score + candidate selection without an N-float score array.
  *
  * Scoring a large catalogue is memory-bound: every request reads the whole
- * n x k float32 matrix. qscore keeps each row as int8 with one float scale
- * (y_i ~ s_i q_i, |q_ia| <= 127), a quarter of the bytes, and scores a
- * customer with exact integer dot products against the customer's vector,
- * quantized to 7 bits (x ~ s_x q_x, |q_xa| <= 63). The approximation error
+ * n x k float32 matrix. qscore keeps each row as 7-bit integers in bytes
+ * with one float scale (y_i ~ s_i q_i, |q_ia| <= 63), a quarter of the
+ * bytes, and scores a customer with exact integer dot products against the
+ * customer's vector, quantized the same way (x ~ s_x q_x, |q_xa| <= 63). The approximation error
  * of every score is bounded (qquery_prepare), which is what lets recd stay
  * exact: a collector (qsel_t) keeps, while the scan runs, every item that
  * can still reach the top N after the business filters, i.e. whose
@@ -13,12 +13,15 @@
  * approximate score seen so far; the caller then re-scores only those in
  * float and gets, provably, the float32 brute force's top N.
  *
- * Storage: rows are kept as unsigned bytes q + 128 (1..255), because the
+ * Storage: rows are kept as unsigned bytes q + 64 (1..127), because the
  * x86 integer multiply-add (vpmaddubsw) takes one unsigned and one signed
- * operand; the offset is removed once per query (128 * sum q_x). With the
- * query at 7 bits a pair of products is at most 2 * 255 * 63 = 32130, which
- * fits vpmaddubsw's saturating int16 result, so no product is ever clipped
- * and every integer dot product is exact.
+ * operand; the offset is removed once per query (64 * sum q_x). Why 7 bits
+ * on both sides: a pair of products is then at most 2 * 127 * 63 = 16002,
+ * so two vpmaddubsw results add in int16 without overflow (32004 < 32767)
+ * before one vpmaddwd widens them, a quarter fewer multiply instructions
+ * than 8-bit rows (which fill the int16 range alone); the price is a looser
+ * error bound (about a third), i.e. a few more candidates to re-score. No
+ * product or sum is ever clipped and every integer dot product is exact.
  *
  * Layout: items in blocks of 8, and within a block in groups of 4 factors:
  * the 32 bytes at block + 32c hold factors 4c..4c+3 of item 0, then of
@@ -46,8 +49,8 @@ typedef struct qmat {
   uint32_t n, k;
   uint32_t kpad;  /* bytes per item: k rounded up to a multiple of 8 */
   uint8_t *q;     /* n (rounded up to 8) x kpad bytes in the layout above,
-                     64-byte aligned, q + 128; padding is 128 (zero) */
-  float *scale;   /* per-row scales s_i = max_a |y_ia| / 127 (0 in padding) */
+                     64-byte aligned, q + 64; padding is 64 (zero) */
+  float *scale;   /* per-row scales s_i = max_a |y_ia| / 63 (0 in padding) */
   float max_norm; /* max_i |y_i|, rounded up */
   float max_resid;/* max_i |y_i - s_i q_i|, rounded up: the quantisation error */
 } qmat_t;
@@ -62,7 +65,7 @@ typedef struct qquery {
   int8_t *xq;   /* qquery_bytes() (caller's memory): each group of 4
                    factors (|.| <= 63) repeated 8 times, the kernels' form */
   float sx;     /* x ~ sx * xq */
-  int32_t corr; /* 128 * sum xq: removes the storage offset */
+  int32_t corr; /* 64 * sum xq: removes the storage offset */
 } qquery_t;
 
 /* Bytes of a qquery_t's xq for this matrix: 8 * kpad. */
@@ -90,9 +93,10 @@ typedef struct qsel {
   float amax;             /* >= every finite category adjustment, >= 0 */
   float thresh;           /* raw approximate scores below this are dropped */
   size_t n, cap;
+  size_t lim;             /* compact when n reaches this (<= cap) */
   uint32_t *idx;          /* candidates: item index ... */
   float *s;               /* ... and approximate (unadjusted) score */
-  float *key;             /* cap floats of scratch for the compaction */
+  float *key, *tmp;       /* cap floats each of scratch for the compaction */
 } qsel_t;
 
 /* want >= 1; f (may be NULL) must outlive the collector. 0 or RECD_ENOMEM. */

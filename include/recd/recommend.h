@@ -142,7 +142,7 @@ int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float 
                     const rec_query_t *q, rec_ws_t *ws, rec_result_t *out);
 
 /* The exact score of an item for a customer: the dot product accumulated in
- * double in a fixed order and rounded once. Personalized answers (RECOMMEND
+ * double in a fixed order (four partial sums) and rounded once. Personalized answers (RECOMMEND
  * and RANK) are ranked and reported on it, whatever BLAS path produced the
  * first pass, so the same request always gets the same answer. */
 float rec_score_exact(const float *x, const float *y, uint32_t k);

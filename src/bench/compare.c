@@ -23,6 +23,14 @@
  * answer against a float64 brute force and summarise the timings together
  * with the peers'; stdout gets a short summary of its own.
  *
+ * The fused int8 path (qscore.h: the int8 copy of the items scanned with
+ * the candidate collector, then rec_select_candidates' exact re-scoring),
+ * which is what the daemon runs for catalogues of 20k items and more, is
+ * timed on the same queries three ways: one customer on one thread; one
+ * customer with the scan split over two threads (a persistent helper
+ * thread and two barrier waits per query, as the daemon splits a batch's
+ * scan over its workers); and B customers in one scan on one thread.
+ *
  * BLAS runs on one thread (STYLE 25), as in the daemon and as the peers are
  * run by bench/compare (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1).
  */
@@ -36,8 +44,10 @@
 #include "bench.h"
 #include "recd/err.h"
 #include "recd/model.h"
+#include "recd/qscore.h"
 #include "recd/recommend.h"
 #include "recd/score.h"
+#include <uv.h>
 
 /* OpenBLAS symbol; declared here because cblas.h of some BLAS builds lacks it. */
 void openblas_set_num_threads(int num_threads);
@@ -70,6 +80,11 @@ void bench_compare_usage(FILE *fp) {
 "                        S q score_us select_us item*C score*C\n"
 "                        B b batch_us sgemm_us        (then one line per query)\n"
 "                        R q item*C score*C\n"
+"                      and the fused int8 paths (qscore.h) on the same queries:\n"
+"                        F q scan_us select_us item*C score*C   one thread\n"
+"                        P q scan_us select_us item*C score*C   the scan split\n"
+"                                                               over 2 threads\n"
+"                        Q b batch_us scan_us      (then T lines as R lines)\n"
 "  --count C           items per answer (default 10)\n"
 "  --batch B           customers per sgemm, 0 = single path only (default 32)\n"
 "  --warmup N          untimed queries before measuring (default 10)\n"
@@ -201,6 +216,19 @@ typedef struct compare_run {
   rec_ws_t ws;
   rec_query_t rq;    /* RECOMMEND COUNT C: no history, filter or rule */
   FILE *out;
+  /* the fused int8 path */
+  qmat_t qm;
+  qscore_isa_t isa;
+  rec_rules_t rules; /* rq's (empty) filter */
+  int8_t *xq;        /* batch x qquery_bytes */
+  qquery_t *qq;      /* batch */
+  qsel_t *sel;       /* 2 x batch collectors */
+  uint32_t *b_items; /* batch x count: a fused batch's answers ... */
+  float *b_scores;   /* ... kept for printing */
+  /* the helper thread of the split single path */
+  uv_thread_t helper;
+  uv_barrier_t go, done;
+  int quit;
 } compare_run_t;
 
 /* Writes "items scores" of one answer; scores with 9 significant digits,
@@ -278,6 +306,134 @@ static int compare_batch(compare_run_t *r, size_t i0, size_t b, int write, doubl
   return rc == 0 ? 0 : -1;
 }
 
+/* Collectors for b customers from query i0 on, `parts` per customer
+ * (sel[p * b + u]); 0 or -1. */
+static int compare_fused_setup(compare_run_t *r, size_t i0, size_t b, unsigned parts) {
+  for (size_t u = 0; u < b; u++) {
+    const float *x = r->X + (i0 + u) * r->stride;
+    const float err = qquery_prepare(&r->qm, x, &r->qq[u]);
+    const float margin = 2.0f * (rec_score_slack(r->m, x, &r->rules.f) + err);
+    for (unsigned p = 0; p < parts; p++)
+      if (qsel_init(&r->sel[p * b + u], &r->rules.f, r->cfg->count, margin) != 0)
+        return -1;
+  }
+  return 0;
+}
+
+/* Merges customer u's collectors and answers it exactly. */
+static int compare_fused_answer(compare_run_t *r, size_t i, size_t u, size_t b, unsigned parts,
+                                rec_result_t *res) {
+  qsel_t *sel = &r->sel[u];
+  int rc = 0;
+  for (unsigned p = 1; p < parts && rc == 0; p++)
+    rc = qsel_merge(sel, &r->sel[p * b + u]);
+  if (rc == 0)
+    rc = qsel_compact(sel);
+  if (rc == 0)
+    rc = rec_select_candidates(r->m, &r->rq, &r->rules, r->X + i * r->stride, sel->idx, sel->n,
+                               0, &r->ws, res);
+  for (unsigned p = 0; p < parts; p++)
+    qsel_free(&r->sel[p * b + u]);
+  return rc;
+}
+
+/* The two halves of the items, in whole 8-item blocks. */
+static uint32_t compare_half(const compare_run_t *r) {
+  return (r->qm.n / 16) * 8;
+}
+
+/* The helper thread: scans the second half for query slot 0 each time the
+ * main thread reaches `go`, until quit. */
+static void compare_helper(void *arg) {
+  compare_run_t *r = arg;
+  for (;;) {
+    uv_barrier_wait(&r->go);
+    if (r->quit)
+      return;
+    qscan(r->isa, &r->qm, compare_half(r), r->qm.n, r->qq, &r->sel[1], 1);
+    uv_barrier_wait(&r->done);
+  }
+}
+
+/* One customer through the fused path, on one thread (parts 1) or with
+ * the scan split with the helper thread (parts 2). Timings (set-up + scan,
+ * merge + exact re-scoring) to t[0], t[1]; the answer is written as an F
+ * or P line when write is set. */
+static int compare_fused(compare_run_t *r, size_t i, unsigned parts, int write, double t[2]) {
+  rec_result_t res;
+  const double t0 = bench_now_us();
+  r->qq[0].xq = r->xq;
+  int rc = compare_fused_setup(r, i, 1, parts);
+  if (rc == 0 && parts == 1) {
+    rc = qscan(r->isa, &r->qm, 0, r->qm.n, r->qq, r->sel, 1);
+  } else if (rc == 0) {
+    uv_barrier_wait(&r->go);
+    rc = qscan(r->isa, &r->qm, 0, compare_half(r), r->qq, r->sel, 1);
+    uv_barrier_wait(&r->done);
+  }
+  const double t1 = bench_now_us();
+  if (rc == 0)
+    rc = compare_fused_answer(r, i, 0, 1, parts, &res);
+  const double t2 = bench_now_us();
+  if (rc != 0) {
+    fprintf(stderr, "recd-bench compare: fused path: %s\n", recd_strerror(rc));
+    return -1;
+  }
+  t[0] = t1 - t0;
+  t[1] = t2 - t1;
+  if (write) {
+    fprintf(r->out, "%c %zu %.3f %.3f", parts == 1 ? 'F' : 'P', i, t[0], t[1]);
+    compare_write_answer(r->out, &res, r->cfg->count);
+  }
+  return 0;
+}
+
+/* B customers in one fused scan on one thread, as a daemon job below
+ * scan-split-items runs them. Timings (set-up + scan, the B answers). */
+static int compare_fused_batch(compare_run_t *r, size_t i0, size_t b, int write, double t[2]) {
+  const uint32_t B = r->cfg->batch;
+  const size_t qb = qquery_bytes(&r->qm);
+  for (uint32_t u = 0; u < B; u++)
+    r->qq[u].xq = r->xq + u * qb;
+  const double t0 = bench_now_us();
+  int rc = compare_fused_setup(r, i0, B, 1);
+  if (rc == 0)
+    rc = qscan(r->isa, &r->qm, 0, r->qm.n, r->qq, r->sel, B);
+  const double t1 = bench_now_us();
+  /* The answers, kept for printing after the timed region (rec_result_t
+   * points into the workspace, which the next answer reuses). */
+  uint32_t *items = r->b_items;
+  float *scores = r->b_scores;
+  const uint32_t C = r->cfg->count;
+  for (uint32_t u = 0; u < B && rc == 0; u++) {
+    rec_result_t res;
+    rc = compare_fused_answer(r, i0 + u, u, B, 1, &res);
+    for (uint32_t j = 0; rc == 0 && j < C; j++) {
+      items[u * C + j] = j < res.n ? res.items[j] : UINT32_MAX;
+      scores[u * C + j] = j < res.n ? res.scores[j] : 0.0f;
+    }
+  }
+  const double t2 = bench_now_us();
+  if (rc != 0) {
+    fprintf(stderr, "recd-bench compare: fused batch: %s\n", recd_strerror(rc));
+    return -1;
+  }
+  t[0] = t1 - t0;
+  t[1] = t2 - t1;
+  if (!write)
+    return 0;
+  fprintf(r->out, "Q %zu %.3f %.3f\n", b, t[0] + t[1], t[0]);
+  for (uint32_t u = 0; u < B; u++) {
+    fprintf(r->out, "T %zu", i0 + u);
+    for (uint32_t j = 0; j < C; j++)
+      fprintf(r->out, " %ld", items[u * C + j] == UINT32_MAX ? -1L : (long)items[u * C + j]);
+    for (uint32_t j = 0; j < C; j++)
+      fprintf(r->out, " %.9g", (double)scores[u * C + j]);
+    fputc('\n', r->out);
+  }
+  return 0;
+}
+
 /* Summary of n (score, select) pairs: column col, or their sum when
  * col < 0, each divided by div (customers per sample). v is scratch of n
  * doubles. */
@@ -289,9 +445,10 @@ static void compare_summarize(const double *t, size_t n, int col, double div, do
 }
 
 /* Prints the summary of one path: end to end, its two parts, and the rate
- * at which the first pass read the item matrix (all of Y once per sample). */
-static void compare_report(const compare_run_t *r, const char *title, const char *names[2],
-                           const double *t, size_t n, uint32_t per, double *v) {
+ * at which the first pass read its `bytes` of item factors (once per
+ * sample). */
+static void compare_report(const char *title, const char *names[2], const double *t, size_t n,
+                           uint32_t per, double *v, double bytes) {
   bench_summary_t s[3];
   compare_summarize(t, n, -1, per, v, &s[0]);
   compare_summarize(t, n, 0, per, v, &s[1]);
@@ -301,9 +458,31 @@ static void compare_report(const compare_run_t *r, const char *title, const char
   bench_print_row(stdout, "end-to-end", &s[0]);
   bench_print_row(stdout, names[0], &s[1]);
   bench_print_row(stdout, names[1], &s[2]);
-  const double bytes = (double)r->n * r->stride * sizeof(float);
   printf("  first pass reads %.1f MB of item factors per %s: %.1f GB/s at the median\n",
          bytes / 1e6, per > 1 ? "batch" : "customer", bytes / (s[1].median * per * 1e3));
+}
+
+/* The fused paths: single on one thread (tf, 2 q doubles), split over
+ * two threads (tp, 2 q), batched (tq, 2 (q / B) + 2). 0 or -1. */
+static int compare_measure_fused(compare_run_t *r, double *tf, double *tp, double *tq) {
+  const compare_cfg_t *c = r->cfg;
+  const size_t warm = c->warmup < r->q ? c->warmup : r->q;
+  const size_t nb = c->batch > 0 ? r->q / c->batch : 0;
+  double t[2];
+  for (unsigned parts = 1; parts <= 2; parts++) {
+    for (size_t i = 0; i < warm; i++)
+      if (compare_fused(r, i, parts, 0, t) != 0)
+        return -1;
+    for (size_t i = 0; i < r->q; i++)
+      if (compare_fused(r, i, parts, 1, (parts == 1 ? tf : tp) + 2 * i) != 0)
+        return -1;
+  }
+  if (nb > 0 && warm > 0 && compare_fused_batch(r, 0, 0, 0, t) != 0)
+    return -1;
+  for (size_t b = 0; b < nb; b++)
+    if (compare_fused_batch(r, b * c->batch, b, 1, tq + 2 * b) != 0)
+      return -1;
+  return 0;
 }
 
 /* Runs the warm-up, the single path over every query, then the batched
@@ -355,7 +534,8 @@ int bench_compare_main(int argc, char **argv) {
   rec_ws_init(&r.ws);
 
   float *X = NULL;
-  double *ts = NULL, *tb = NULL, *v = NULL;
+  double *ts = NULL, *tb = NULL, *v = NULL, *tf = NULL, *tp = NULL, *tq = NULL;
+  int helper = 0;
   const uint32_t B = cfg.batch > 0 ? cfg.batch : 1;
   size_t nb = 0;
   int rc = 1;
@@ -366,7 +546,19 @@ int bench_compare_main(int argc, char **argv) {
   ts = malloc(2 * r.q * sizeof *ts);
   tb = malloc((2 * (r.q / B) + 2) * sizeof *tb);
   v = malloc((r.q + 1) * sizeof *v);
-  if (r.scores == NULL || ts == NULL || tb == NULL || v == NULL) {
+  tf = malloc(2 * r.q * sizeof *tf);
+  tp = malloc(2 * r.q * sizeof *tp);
+  tq = malloc((2 * (r.q / B) + 2) * sizeof *tq);
+  r.isa = qscore_isa_default();
+  r.qq = calloc(B, sizeof *r.qq);
+  r.sel = calloc(2 * (size_t)B, sizeof *r.sel);
+  r.b_items = malloc((size_t)B * cfg.count * sizeof *r.b_items);
+  r.b_scores = malloc((size_t)B * cfg.count * sizeof *r.b_scores);
+  if (r.scores == NULL || ts == NULL || tb == NULL || v == NULL || tf == NULL || tp == NULL ||
+      tq == NULL || r.qq == NULL || r.sel == NULL || r.b_items == NULL ||
+      r.b_scores == NULL || qmat_build(&r.qm, r.Y, r.stride, r.n, r.k) != 0 ||
+      (r.xq = malloc((size_t)B * qquery_bytes(&r.qm))) == NULL ||
+      rec_rules_init(&r.rules, m, &r.rq, 1.0f) != 0) {
     fprintf(stderr, "recd-bench compare: out of memory (--batch %u x %u items of scores?)\n", B,
             r.n);
     goto out;
@@ -385,17 +577,47 @@ int bench_compare_main(int argc, char **argv) {
          cfg.blas_threads ? cfg.blas_threads : 1);
   if (compare_measure(&r, ts, tb, &nb) != 0)
     goto out;
+  if (uv_barrier_init(&r.go, 2) != 0 || uv_barrier_init(&r.done, 2) != 0 ||
+      uv_thread_create(&r.helper, compare_helper, &r) != 0) {
+    fprintf(stderr, "recd-bench compare: cannot start the helper thread\n");
+    goto out;
+  }
+  helper = 1;
+  if (compare_measure_fused(&r, tf, tp, tq) != 0)
+    goto out;
   const char *sn[2] = {"score (sgemv)", "rec_select"};
-  compare_report(&r, "one customer per call (sgemv + rec_select)", sn, ts, r.q, 1, v);
+  const double fbytes = (double)r.n * r.stride * sizeof(float);
+  const double qbytes = (double)r.n * r.qm.kpad;
+  compare_report("one customer per call (sgemv + rec_select)", sn, ts, r.q, 1, v, fbytes);
   if (nb > 0) {
     char title[96];
     snprintf(title, sizeof title, "\nbatches of %u (sgemm + %u rec_select), %zu batches", B, B,
              nb);
     const char *bn[2] = {"score (sgemm)", "rec_select"};
-    compare_report(&r, title, bn, tb, nb, B, v);
+    compare_report(title, bn, tb, nb, B, v, fbytes);
+  }
+  const char *fn[2] = {"int8 scan", "exact re-scoring"};
+  char title[128];
+  snprintf(title, sizeof title, "\nfused int8 path (%s), one customer, one thread",
+           qscore_isa_name(r.isa));
+  compare_report(title, fn, tf, r.q, 1, v, qbytes);
+  snprintf(title, sizeof title, "\nfused int8 path (%s), one customer, scan on 2 threads",
+           qscore_isa_name(r.isa));
+  compare_report(title, fn, tp, r.q, 1, v, qbytes);
+  if (nb > 0) {
+    snprintf(title, sizeof title, "\nfused int8 path (%s), %u customers per scan, one thread",
+             qscore_isa_name(r.isa), B);
+    compare_report(title, fn, tq, nb, B, v, qbytes);
   }
   rc = 0;
 out:
+  if (helper) {
+    r.quit = 1;
+    uv_barrier_wait(&r.go);
+    uv_thread_join(&r.helper);
+    uv_barrier_destroy(&r.go);
+    uv_barrier_destroy(&r.done);
+  }
   if (r.out != NULL && fclose(r.out) != 0 && rc == 0) {
     perror(cfg.out);
     rc = 1;
@@ -405,6 +627,16 @@ out:
   free(ts);
   free(tb);
   free(v);
+  free(tf);
+  free(tp);
+  free(tq);
+  free(r.xq);
+  free(r.qq);
+  free(r.sel);
+  free(r.b_items);
+  free(r.b_scores);
+  qmat_free(&r.qm);
+  rec_rules_free(&r.rules);
   rec_ws_free(&r.ws);
   model_free(m);
   return rc;

@@ -35,7 +35,7 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
     qmat_free(qm);
     return RECD_ENOMEM;
   }
-  memset(qm->q, 128, bytes); /* the stored zero */
+  memset(qm->q, 64, bytes); /* the stored zero */
   for (uint32_t i = 0; i < n; i++) {
     const float *y = Y + (size_t)i * ldy;
     float m = 0;
@@ -47,7 +47,7 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
     float yn = (float)(sqrt(norm) * (1.0 + 0x1p-20)); /* rounded up */
     if (yn > qm->max_norm)
       qm->max_norm = yn;
-    float s = m / 127.0f;
+    float s = m / 63.0f;
     qm->scale[i] = s;
     uint8_t *q = qm->q + qmat__block(qm, i) + (i % 8) * 4;
     double resid = 0;
@@ -55,9 +55,9 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
       long v = 0;
       if (s > 0) {
         v = lrintf(y[a] / s);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        v = v > 63 ? 63 : v < -63 ? -63 : v;
       }
-      q[(a / 4) * 32 + a % 4] = (uint8_t)(v + 128);
+      q[(a / 4) * 32 + a % 4] = (uint8_t)(v + 64);
       double d = (double)y[a] - (double)s * (double)v;
       resid += d * d;
     }
@@ -100,8 +100,8 @@ float qquery_prepare(const qmat_t *qm, const float *x, qquery_t *qq) {
     dxn += d * d;
   }
   qq->sx = sx;
-  qq->corr = 128 * sum;
-  /* The integer dot is exact (|dot| <= 127 * 63 * k < 2^31 for every k up
+  qq->corr = 64 * sum;
+  /* The integer dot is exact (|dot| <= 63 * 63 * k < 2^31 for every k up
    * to MODEL_MAX_FACTORS); the float conversion and the two products round
    * by at most 3 ulps of |s_x q_x| |s_i q_i| <= (|x| + |dx|)(|y| + |dy|). */
   const double xnorm = sqrt(xn), dx = sqrt(dxn), ymax = qm->max_norm, r = qm->max_resid;
@@ -122,12 +122,17 @@ int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float margin) {
     if (f->cat_adjust[c] > s->amax)
       s->amax = f->cat_adjust[c];
   /* Room for the top `want` and the near misses of a few compactions:
-   * on random scores a compaction keeps about want items. */
+   * on random scores a compaction keeps a few times want items. The first
+   * compactions come early (lim): the bar they set is what keeps the rest
+   * of the scan from offering items at all, and a compaction of a small
+   * buffer is cheap. */
   s->cap = 4 * s->want + 1024;
+  s->lim = 2 * s->want + 64;
   s->idx = malloc(s->cap * sizeof *s->idx);
   s->s = malloc(s->cap * sizeof *s->s);
   s->key = malloc(s->cap * sizeof *s->key);
-  if (s->idx == NULL || s->s == NULL || s->key == NULL) {
+  s->tmp = malloc(s->cap * sizeof *s->tmp);
+  if (s->idx == NULL || s->s == NULL || s->key == NULL || s->tmp == NULL) {
     qsel_free(s);
     return RECD_ENOMEM;
   }
@@ -138,9 +143,10 @@ void qsel_free(qsel_t *s) {
   free(s->idx);
   free(s->s);
   free(s->key);
+  free(s->tmp);
   s->idx = NULL;
-  s->s = s->key = NULL;
-  s->n = s->cap = 0;
+  s->s = s->key = s->tmp = NULL;
+  s->n = s->cap = s->lim = 0;
 }
 
 static int qsel__grow(qsel_t *s, size_t cap) {
@@ -155,7 +161,10 @@ static int qsel__grow(qsel_t *s, size_t cap) {
   float *key = realloc(s->key, cap * sizeof *key);
   if (key != NULL)
     s->key = key;
-  if (idx == NULL || sc == NULL || key == NULL)
+  float *tmp = realloc(s->tmp, cap * sizeof *tmp);
+  if (tmp != NULL)
+    s->tmp = tmp;
+  if (idx == NULL || sc == NULL || key == NULL || tmp == NULL)
     return RECD_ENOMEM;
   s->cap = cap;
   return 0;
@@ -235,12 +244,8 @@ int qsel_compact(qsel_t *s) {
   }
   s->n = kept;
   if (kept >= s->want) {
-    float *tmp = malloc(kept * sizeof *tmp);
-    if (tmp == NULL)
-      return RECD_ENOMEM;
-    memcpy(tmp, s->key, kept * sizeof *tmp);
-    const float bar = qsel__nth_largest(tmp, kept, s->want - 1);
-    free(tmp);
+    memcpy(s->tmp, s->key, kept * sizeof *s->tmp);
+    const float bar = qsel__nth_largest(s->tmp, kept, s->want - 1);
     const float tkey = bar - s->margin;
     size_t n = 0;
     for (size_t j = 0; j < kept; j++) {
@@ -261,17 +266,24 @@ int qsel_compact(qsel_t *s) {
     if (th > s->thresh || isnan(s->thresh))
       s->thresh = th;
   }
-  /* Half empty at least, so that the next compaction is as far away as
-   * this one was (degenerate models, where nearly every score ties, grow
-   * the buffer instead of compacting after every item). */
-  if (s->n > s->cap / 2)
-    return qsel__grow(s, 2 * s->cap);
+  /* The next compaction when the buffer has doubled since this one (at
+   * least), so that compaction work stays linear in the items offered;
+   * the buffer is grown to keep that room (degenerate models, where nearly
+   * every score ties, grow it instead of compacting after every item). */
+  size_t lim = 2 * s->n + 64;
+  if (lim < s->lim)
+    lim = s->lim;
+  if (lim > s->cap && qsel__grow(s, lim > 2 * s->cap ? lim : 2 * s->cap) != 0)
+    return RECD_ENOMEM;
+  s->lim = lim;
   return 0;
 }
 
 int qsel_merge(qsel_t *dst, qsel_t *src) {
   if (qsel__grow(dst, dst->n + src->n + 1) != 0)
     return RECD_ENOMEM;
+  if (dst->lim < dst->n + src->n + 1)
+    dst->lim = dst->n + src->n + 1;
   if (src->n > 0) {
     memcpy(dst->idx + dst->n, src->idx, src->n * sizeof *dst->idx);
     memcpy(dst->s + dst->n, src->s, src->n * sizeof *dst->s);

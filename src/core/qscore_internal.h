@@ -16,7 +16,7 @@ static inline float qscore__value(int32_t dot, float scale_i, float sx) {
 /* Appends a candidate that passed thresh; compacts a full buffer first.
  * 0 or RECD_ENOMEM. */
 static inline int qsel__push(qsel_t *s, uint32_t i, float v) {
-  if (s->n == s->cap) {
+  if (s->n >= s->lim) {
     int rc = qsel_compact(s);
     if (rc != 0)
       return rc;
