@@ -93,7 +93,6 @@ typedef struct config {
   bool exclude_history;              /* never recommend past items */
   int workers;                       /* scoring threads */
   int scan_split_items;              /* split a batch's scan from this many items */
-  int scan_4bit_items;               /* keep a 4-bit copy from this many items */
   /* Redis */
   char *redis_host;                  /* never empty */
   int redis_port;

@@ -66,8 +66,6 @@ typedef struct qquery {
                    factors (|.| <= 63) repeated 8 times, the kernels' form */
   float sx;     /* x ~ sx * xq */
   int32_t corr; /* 64 * sum xq: removes the storage offset */
-  int32_t xsum; /* sum xq (the 4-bit copy's offset is 8 * xsum) */
-  double xnorm, dxnorm; /* |x| and |x - sx xq|: for the error bounds */
 } qquery_t;
 
 /* Bytes of a qquery_t's xq for this matrix: 8 * kpad. */
@@ -130,33 +128,6 @@ const char *qscore_isa_name(qscore_isa_t isa);
  * are incomplete). isa must be supported. */
 int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
           qsel_t *sel, size_t nq);
-
-/* The 4-bit copy, for one customer at a time on catalogues too large for
- * the caches, where the scan is bound by memory bandwidth: half the bytes
- * of the 7-bit copy (k / 2 per item), a much looser bound (many more
- * candidates, all re-scored exactly), so it pays only where reading the
- * matrix dominates. Same blocks of 8 items; each 32-byte chunk holds 8
- * factors of the 8 items, factors 8c..8c+3 in the low nibbles (laid out as
- * group 2c of the 7-bit copy) and 8c+4..8c+7 in the high nibbles (group
- * 2c + 1), as q + 8 (1..15, |q| <= 7). With the same 7-bit query a pair of
- * products is at most 2 * 15 * 63 = 1890, so sixteen vpmaddubsw results
- * add up in int16 (30240) before one vpmaddwd. */
-typedef struct qmat4 {
-  uint32_t n, k;
-  uint32_t kpad;  /* as the 7-bit copy's: k rounded up to a multiple of 8 */
-  uint8_t *q;     /* n (rounded up to 8) x kpad / 2 bytes, 64-byte aligned */
-  float *scale;   /* s_i = max_a |y_ia| / 7 (0 in padding) */
-  float max_norm, max_resid;
-} qmat4_t;
-
-int qmat4_build(qmat4_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
-void qmat4_free(qmat4_t *qm);
-/* The error bound of the 4-bit scores for a query prepared with
- * qquery_prepare() (on a 7-bit copy of the same k). */
-float qquery4_bound(const qmat4_t *qm, const qquery_t *qq);
-/* qscan() over the 4-bit copy. */
-int qscan4(qscore_isa_t isa, const qmat4_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
-           qsel_t *sel, size_t nq);
 
 /* Dense approximate scores out[i] for every item (tests and benchmarks:
  * the same numbers the scan offers). Returns the bound of qquery_prepare.

@@ -132,16 +132,14 @@ int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rule
                           rec_ws_t *ws, rec_result_t *out);
 
 /* RECOMMEND through the fused int8 pass (qscore.h) on one thread: the same
- * answer as rec_recommend(), reading a quarter of the bytes (an eighth with
- * the 4-bit copy q4, when not NULL: qm still quantizes the query).
- * rec_select_q is its second half, as rec_select() is rec_recommend()'s,
- * for a customer already folded in (x from rec_prepare(), NULL when not
- * personalized). */
-int rec_select_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscore_isa_t isa,
-                 float pop_scale, const rec_query_t *q, const float *x, size_t n_used,
-                 rec_ws_t *ws, rec_result_t *out);
-int rec_recommend_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscore_isa_t isa,
-                    float pop_scale, const rec_query_t *q, rec_ws_t *ws, rec_result_t *out);
+ * answer as rec_recommend(), reading a quarter of the bytes. rec_select_q
+ * is its second half, as rec_select() is rec_recommend()'s, for a customer
+ * already folded in (x from rec_prepare(), NULL when not personalized). */
+int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                 const rec_query_t *q, const float *x, size_t n_used, rec_ws_t *ws,
+                 rec_result_t *out);
+int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out);
 
 /* The exact score of an item for a customer: the dot product accumulated in
  * double in a fixed order (four partial sums) and rounded once. Personalized answers (RECOMMEND

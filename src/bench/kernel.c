@@ -254,7 +254,7 @@ static int kernel_query(kernel_run_t *r, long slot) {
   kernel_sink += err > 0;
   const double u2 = bench_now_us();
   if (rs == 0)
-    rs = rec_select_q(r->m, &r->q, NULL, qscore_isa_default(), 1.0f, &q, r->x, c->history, &r->rws,
+    rs = rec_select_q(r->m, &r->q, qscore_isa_default(), 1.0f, &q, r->x, c->history, &r->rws,
                       &b);
   const double u3 = bench_now_us();
   if (rs != 0) {

@@ -122,9 +122,6 @@ static const config__def_t config__defs[] = {
   CONFIG__INT_ROW("scan-split-items", scan_split_items, "200000", 0, 2147483647,
                   "catalogue size from which one batch's int8 scan is split over all "
                   "workers (0 = always)"),
-  CONFIG__INT_ROW("scan-4bit-items", scan_4bit_items, "250000", 0, 2147483647,
-                  "catalogue size from which a 4-bit copy of the item factors is kept for "
-                  "batches of one or two customers (0 = never)"),
   /* Redis */
   CONFIG__STR_ROW("redis-host", redis_host, "127.0.0.1", 1, 255, 0,
                   "Redis host name or address"),

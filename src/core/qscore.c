@@ -101,17 +101,10 @@ float qquery_prepare(const qmat_t *qm, const float *x, qquery_t *qq) {
   }
   qq->sx = sx;
   qq->corr = 64 * sum;
-  qq->xsum = sum;
-  qq->xnorm = sqrt(xn);
-  qq->dxnorm = sqrt(dxn);
   /* The integer dot is exact (|dot| <= 63 * 63 * k < 2^31 for every k up
    * to MODEL_MAX_FACTORS); the float conversion and the two products round
    * by at most 3 ulps of |s_x q_x| |s_i q_i| <= (|x| + |dx|)(|y| + |dy|). */
-  return qquery__bound(qq, qm->max_norm, qm->max_resid);
-}
-
-float qquery__bound(const qquery_t *qq, double ymax, double r) {
-  const double xnorm = qq->xnorm, dx = qq->dxnorm;
+  const double xnorm = sqrt(xn), dx = sqrt(dxn), ymax = qm->max_norm, r = qm->max_resid;
   double b = xnorm * r + dx * ymax + dx * r + 4.0 * 0x1p-24 * (xnorm + dx) * (ymax + r);
   return (float)(b * (1.0 + 0x1p-16)); /* rounded up: a float bound */
 }

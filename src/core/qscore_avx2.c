@@ -33,28 +33,6 @@
                                    _mm256_loadu_si256((const __m256i *)(xq + 32 * (c) + 32)))), \
           ones))
 
-/* Offers the items of block `base` whose score in v is at least the
- * collector's threshold (valid: the lanes that are real items). 0 or
- * RECD_ENOMEM. */
-static inline QSCORE_AVX2 int qscore__offer(__m256 v, int valid, uint32_t base, qsel_t *sel) {
-  int hit = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_set1_ps(sel->thresh), _CMP_GE_OQ)) & valid;
-  if (hit == 0)
-    return 0;
-  float vs[8];
-  _mm256_storeu_ps(vs, v);
-  while (hit) {
-    const int j = __builtin_ctz((unsigned)hit);
-    hit &= hit - 1;
-    /* thresh may have risen in a compaction: test again */
-    if (vs[j] >= sel->thresh) {
-      int rc = qsel__push(sel, base + (uint32_t)j, vs[j]);
-      if (rc != 0)
-        return rc;
-    }
-  }
-  return 0;
-}
-
 /* The 8 dot products of a block (layout in qscore.h) with one query, as
  * 8 int32 lanes. Unrolled to 4 groups with two accumulators: at k = 64
  * the loop overhead was a third of the instructions. groups = kpad / 4 is
@@ -87,54 +65,22 @@ int QSCORE_AVX2 qscan__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
       /* qscore__value(), 8 at a time: the same two roundings */
       const __m256 v =
           _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(scale, _mm256_set1_ps(qq[r].sx)));
-      const int rc = qscore__offer(v, valid, base, &sel[r]);
-      if (rc != 0)
-        return rc;
-    }
-  }
-  return 0;
-}
-
-/* The 8 dot products of a 4-bit block (qmat4_t): each 32-byte chunk is
- * two groups (low and high nibbles); up to 8 chunks (16 vpmaddubsw, at most
- * 16 x 1890 = 30240) are summed in int16 before one vpmaddwd. */
-static inline QSCORE_AVX2 __m256i qscore4__dots8(const uint8_t *blk, uint32_t chunks,
-                                                 const int8_t *xq) {
-  const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0F);
-  __m256i acc = _mm256_setzero_si256();
-  for (uint32_t c0 = 0; c0 < chunks; c0 += 8) {
-    const uint32_t end = chunks - c0 > 8 ? c0 + 8 : chunks;
-    __m256i s16 = _mm256_setzero_si256();
-    for (uint32_t c = c0; c < end; c++) {
-      const __m256i v = _mm256_load_si256((const __m256i *)(blk + 32 * c));
-      const __m256i lo = _mm256_and_si256(v, low);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-      s16 = _mm256_add_epi16(
-          s16, _mm256_add_epi16(
-                   _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * c))),
-                   _mm256_maddubs_epi16(
-                       hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32)))));
-    }
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s16, ones));
-  }
-  return acc;
-}
-
-int QSCORE_AVX2 qscan4__avx2(const qmat4_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
-                             qsel_t *sel, size_t nq) {
-  const uint32_t bpb = 4 * qm->kpad, chunks = qm->kpad / 8; /* bytes per block */
-  for (uint32_t base = lo; base < hi; base += 8) {
-    const uint8_t *blk = qm->q + (size_t)(base / 8) * bpb;
-    const int valid = hi - base >= 8 ? 0xff : (1 << (hi - base)) - 1;
-    const __m256 scale = _mm256_loadu_ps(qm->scale + base);
-    for (size_t r = 0; r < nq; r++) {
-      const __m256i d = _mm256_sub_epi32(qscore4__dots8(blk, chunks, qq[r].xq),
-                                         _mm256_set1_epi32(8 * qq[r].xsum));
-      const __m256 v =
-          _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(scale, _mm256_set1_ps(qq[r].sx)));
-      const int rc = qscore__offer(v, valid, base, &sel[r]);
-      if (rc != 0)
-        return rc;
+      int hit = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_set1_ps(sel[r].thresh), _CMP_GE_OQ)) &
+                valid;
+      if (hit == 0)
+        continue;
+      float vs[8];
+      _mm256_storeu_ps(vs, v);
+      while (hit) {
+        const int j = __builtin_ctz((unsigned)hit);
+        hit &= hit - 1;
+        /* thresh may have risen in a compaction: test again */
+        if (vs[j] >= sel[r].thresh) {
+          int rc = qsel__push(&sel[r], base + (uint32_t)j, vs[j]);
+          if (rc != 0)
+            return rc;
+        }
+      }
     }
   }
   return 0;

@@ -27,12 +27,6 @@ static inline int qsel__push(qsel_t *s, uint32_t i, float v) {
   return 0;
 }
 
-/* The bound of qquery_prepare for a copy whose largest row norm is ymax
- * and largest quantisation residual r. */
-float qquery__bound(const qquery_t *qq, double ymax, double r);
-
-int qscan4__avx2(const qmat4_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq, qsel_t *sel,
-                 size_t nq);
 int qscan__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq, qsel_t *sel,
                 size_t nq);
 

@@ -263,65 +263,29 @@ static int rec__cmp_cand(const void *a, const void *b) {
   return (x->i > y->i) - (x->i < y->i);
 }
 
-/* Is a ranked below b (lower score, or equal score and larger index)? */
-static int rec__worse(const rec__cand_t *a, const rec__cand_t *b) {
-  return a->s < b->s || (a->s == b->s && a->i > b->i);
-}
-
-/* Restores the heap (worst candidate at the root) below position p. */
-static void rec__sift(rec__cand_t *h, size_t len, size_t p) {
-  for (;;) {
-    size_t c = 2 * p + 1;
-    if (c >= len)
-      return;
-    if (c + 1 < len && rec__worse(&h[c + 1], &h[c]))
-      c++;
-    if (!rec__worse(&h[c], &h[p]))
-      return;
-    rec__cand_t t = h[p];
-    h[p] = h[c];
-    h[c] = t;
-    p = c;
-  }
-}
-
 /* Re-scores ws->top[0..got) exactly (plus the category adjustment) and
- * leaves the best min(got, want) of them in ws->top / top_scores, best
- * first; returns that count or RECD_ENOMEM. A loose first pass (the 4-bit
- * copy) hands over thousands of candidates for a top 10: the best `want`
- * are kept in a heap as they are scored, and only those are sorted. */
+ * sorts them best first; returns min(got, want) or RECD_ENOMEM. */
 static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f, size_t want,
                         size_t got, rec_ws_t *ws) {
   const uint32_t k = model_factors(m), stride = model_stride(m);
   const float *Y = model_item_factors(m);
-  const size_t keep = got < want ? got : want;
-  rec__cand_t *h = malloc((keep ? keep : 1) * sizeof *h);
-  if (h == NULL)
+  rec__cand_t *c = malloc((got ? got : 1) * sizeof *c);
+  if (c == NULL)
     return RECD_ENOMEM;
-  size_t len = 0;
   for (size_t j = 0; j < got; j++) {
     uint32_t i = ws->top[j];
     float s = rec_score_exact(x, Y + (size_t)i * stride, k);
     if (f->cat_adjust != NULL)
       s += f->cat_adjust[f->item_category[i]];
-    const rec__cand_t c = {s, i};
-    if (len < keep) {
-      h[len++] = c;
-      if (len == keep)
-        for (size_t p = keep / 2; p-- > 0;)
-          rec__sift(h, keep, p);
-    } else if (keep > 0 && rec__worse(&h[0], &c)) {
-      h[0] = c;
-      rec__sift(h, keep, 0);
-    }
+    c[j] = (rec__cand_t){s, i};
   }
-  qsort(h, len, sizeof *h, rec__cmp_cand);
-  for (size_t j = 0; j < len; j++) {
-    ws->top[j] = h[j].i;
-    ws->top_scores[j] = h[j].s;
+  qsort(c, got, sizeof *c, rec__cmp_cand);
+  for (size_t j = 0; j < got; j++) {
+    ws->top[j] = c[j].i;
+    ws->top_scores[j] = c[j].s;
   }
-  free(h);
-  return (int)len;
+  free(c);
+  return (int)(got < want ? got : want);
 }
 
 /* Personalized answers are decided on exact scores (rec_score_exact), so
@@ -428,9 +392,9 @@ int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rule
   return 0;
 }
 
-int rec_select_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscore_isa_t isa,
-                 float pop_scale, const rec_query_t *q, const float *x, size_t n_used,
-                 rec_ws_t *ws, rec_result_t *out) {
+int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                 const rec_query_t *q, const float *x, size_t n_used, rec_ws_t *ws,
+                 rec_result_t *out) {
   const size_t want = q->offset + q->count;
   if (x == NULL)
     return rec_select(m, pop_scale, q, NULL, NULL, 0.0f, n_used, ws, out);
@@ -448,14 +412,11 @@ int rec_select_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscore_i
   int rc = xq == NULL ? RECD_ENOMEM : 0;
   if (rc == 0) {
     qquery_t qq = {.xq = xq};
-    float err = qquery_prepare(qm, x, &qq);
-    if (q4 != NULL)
-      err = qquery4_bound(q4, &qq);
+    const float err = qquery_prepare(qm, x, &qq);
     const float slack = rec_score_slack(m, x, &rules.f) + err;
     rc = qsel_init(&sel, &rules.f, want, 2.0f * slack);
     if (rc == 0) {
-      rc = q4 != NULL ? qscan4(isa, q4, 0, q4->n, &qq, &sel, 1)
-                      : qscan(isa, qm, 0, qm->n, &qq, &sel, 1);
+      rc = qscan(isa, qm, 0, qm->n, &qq, &sel, 1);
       if (rc == 0)
         rc = qsel_compact(&sel);
       if (rc == 0)
@@ -468,8 +429,8 @@ int rec_select_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscore_i
   return rc;
 }
 
-int rec_recommend_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscore_isa_t isa,
-                    float pop_scale, const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
+int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
+                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
   int personalized;
   size_t n_used;
   memset(out, 0, sizeof *out);
@@ -479,8 +440,7 @@ int rec_recommend_q(const model_t *m, const qmat_t *qm, const qmat4_t *q4, qscor
     rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
   if (rc != 0)
     return rc;
-  return rec_select_q(m, qm, q4, isa, pop_scale, q, personalized ? ws->x : NULL, n_used, ws,
-                      out);
+  return rec_select_q(m, qm, isa, pop_scale, q, personalized ? ws->x : NULL, n_used, ws, out);
 }
 
 int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,

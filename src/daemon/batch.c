@@ -13,11 +13,6 @@
 /* Fewest customers for which one sgemm beats an sgemv each. */
 #define BATCH_GEMM_MIN 3
 #define BATCH_MAX_PARTS 8
-/* Largest batch scanned through the 4-bit copy (where there is one): it
- * reads half the bytes of the 7-bit copy but hands thousands of candidates
- * per customer to the exact re-scoring, which pays off only while reading
- * the matrix dominates, i.e. for one or two customers per pass. */
-#define BATCH_Q4_MAX_ROWS 2
 
 struct batcher {
   uv_loop_t *loop;
@@ -68,7 +63,6 @@ struct batch_job {
   size_t n;
   const served_t *sv;
   unsigned stage, nparts, pending, weight, scan_parts;
-  int use_q4;          /* the scan reads the 4-bit copy */
   batch_part_t part[BATCH_MAX_PARTS];
   /* fused jobs */
   float *X;
@@ -223,7 +217,7 @@ static void batch__fold_one(batch_job_t *job, size_t j, rec_ws_t *ws) {
   }
   rec_result_t res;
   if (!sl->pers || it->q.offset + it->q.count == 0) {
-    it->rc = rec_select_q(m, &sv->q, NULL, job->b->isa, sv->pop_scale, &it->q,
+    it->rc = rec_select_q(m, &sv->q, job->b->isa, sv->pop_scale, &it->q,
                           sl->pers ? sl->x : NULL, sl->used, ws, &res);
     sl->pers = 0;
     if (it->rc == 0)
@@ -235,9 +229,7 @@ static void batch__fold_one(batch_job_t *job, size_t j, rec_ws_t *ws) {
     sl->pers = 0;
     return;
   }
-  float err = qquery_prepare(&sv->q, sl->x, &sl->qq);
-  if (job->use_q4)
-    err = qquery4_bound(&sv->q4, &sl->qq);
+  const float err = qquery_prepare(&sv->q, sl->x, &sl->qq);
   sl->margin = 2.0f * (rec_score_slack(m, sl->x, &sl->rules.f) + err);
 }
 
@@ -329,9 +321,7 @@ static void batch__work(uv_work_t *w) {
     batch__slice(job, job->stage == BATCH_WHOLE ? 0 : p, &lo, &hi);
     const size_t off = (job->stage == BATCH_WHOLE ? 0 : p) * job->rows;
     job->scan_rc[job->stage == BATCH_WHOLE ? 0 : p] =
-        job->use_q4
-            ? qscan4(job->b->isa, &job->sv->q4, lo, hi, job->qq, job->sel + off, job->rows)
-            : qscan(job->b->isa, &job->sv->q, lo, hi, job->qq, job->sel + off, job->rows);
+        qscan(job->b->isa, &job->sv->q, lo, hi, job->qq, job->sel + off, job->rows);
     if (job->stage == BATCH_SCAN)
       break;
   }
@@ -472,8 +462,6 @@ static void batch__dispatch(batcher_t *b) {
     }
     if (b->head == NULL)
       b->tail = NULL;
-    job->use_q4 = fused && sv->have_q4 && job->n <= BATCH_Q4_MAX_ROWS;
-    b->st.q4_jobs += (uint64_t)job->use_q4;
     b->inflight += job->weight;
     b->st.jobs++;
     b->st.rows += job->n;

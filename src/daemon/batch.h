@@ -64,7 +64,6 @@ void batch_item_free(batch_item_t *it);
 typedef struct batcher_stats {
   uint64_t jobs, rows, max_rows_seen;
   uint64_t split_jobs; /* jobs whose scan ran on every worker at once */
-  uint64_t q4_jobs;    /* jobs whose scan read the 4-bit copy */
 } batcher_stats_t;
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out);
 

@@ -478,12 +478,10 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
     batcher_get_stats(s->batcher, &bs);
     info__printf(&o, "scoring_batches:%llu\r\nscoring_batch_rows:%llu\r\n"
                  "scoring_batch_rows_avg:%.2f\r\nscoring_batch_rows_max:%llu\r\n"
-                 "scoring_split_batches:%llu\r\nscoring_4bit_batches:%llu\r\n"
-                 "scoring_first_pass:%s\r\n",
+                 "scoring_split_batches:%llu\r\nscoring_first_pass:%s\r\n",
                  (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
                  bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
                  (unsigned long long)bs.max_rows_seen, (unsigned long long)bs.split_jobs,
-                 (unsigned long long)bs.q4_jobs,
                  s->model->have_q && qscore_isa_default() != QSCORE_SCALAR ? "int8-avx2"
                                                                            : "float-blas");
     for (size_t i = 0; i < CMD_COUNT; i++) {

@@ -31,8 +31,6 @@ void served_unref(served_t *s) {
     return;
   if (s->have_q)
     qmat_free(&s->q);
-  if (s->have_q4)
-    qmat4_free(&s->q4);
   model_free(s->m);
   free(s->path);
   free(s);
@@ -50,8 +48,7 @@ void bits_unref(bits_t *b) {
 
 /* Loads and validates `path` into a new served_t (refs = 1). Thread-safe:
  * touches nothing shared. */
-static int model_store__open(const char *path, uint32_t q4_items, served_t **out,
-                             char *errbuf) {
+static int model_store__open(const char *path, served_t **out, char *errbuf) {
   served_t *sv = calloc(1, sizeof *sv);
   if (sv == NULL)
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
@@ -78,13 +75,6 @@ static int model_store__open(const char *path, uint32_t q4_items, served_t **out
                    model_factors(sv->m)) == 0)
       sv->have_q = 1;
   }
-  /* From scan-4bit-items (250k by default) the 7-bit copy (k bytes per
-   * item: 16 MB at k = 64) outgrows the caches and one customer's scan is
-   * bound by memory bandwidth: a 4-bit copy halves what it reads. */
-  if (sv->have_q && q4_items > 0 && model_n_items(sv->m) >= q4_items &&
-      qmat4_build(&sv->q4, model_item_factors(sv->m), model_stride(sv->m), model_n_items(sv->m),
-                  model_factors(sv->m)) == 0)
-    sv->have_q4 = 1;
   *out = sv;
   return 0;
 }
@@ -131,7 +121,7 @@ int model_store_load_initial(server_t *s, char *errbuf) {
     return recd_errf(errbuf, RECD_EINVAL, "no model configured (set `model` in the config "
                                           "file or pass --model PATH)");
   served_t *sv = NULL;
-  int rc = model_store__open(s->cfg->model, (uint32_t)s->cfg->scan_4bit_items, &sv, errbuf);
+  int rc = model_store__open(s->cfg->model, &sv, errbuf);
   if (rc != 0)
     return rc;
   model_store__install(s, sv);
@@ -184,8 +174,7 @@ typedef struct reload_job {
 
 static void model_store__work(uv_work_t *w) {
   reload_job_t *j = w->data;
-  /* the configuration is read-only after start-up: safe on the pool */
-  j->rc = model_store__open(j->path, (uint32_t)j->srv->cfg->scan_4bit_items, &j->result, j->err);
+  j->rc = model_store__open(j->path, &j->result, j->err);
 }
 
 static void model_store__after(uv_work_t *w, int status) {

@@ -40,8 +40,6 @@ typedef struct served {
   float pop_scale;     /* rec_popularity_scale() */
   int have_q;          /* q is built (large catalogues only) */
   qmat_t q;            /* int8 copy of the item factors (first pass) */
-  int have_q4;         /* q4 is built (very large catalogues only) */
-  qmat4_t q4;          /* 4-bit copy (first pass of one or two customers) */
 } served_t;
 
 /* Unavailable items as a bitmap over one model's items. */

@@ -1760,14 +1760,11 @@ END_TEST
 
 /* split: NULL for the defaults (below scan-split-items a batch runs on one
  * worker), or a scan-split-items value that splits every batch's int8 scan
- * over both workers; q4: NULL for the defaults (no 4-bit copy below 250k
- * items) or a scan-4bit-items value that gives this catalogue one, scanned
- * for batches of one or two. The answers must not change. */
-static void large_catalogue_run(const char *name, const char *split, const char *q4) {
+ * over both workers: the answers must not change. */
+static void large_catalogue_run(const char *name, const char *split) {
   it_env_t e;
   it_opts_t o = {.model = it_data.synth, .no_import = 1,
-                 .extra = {"--scan-split-items", split ? split : "200000", "--scan-4bit-items",
-                           q4 ? q4 : "250000", NULL}};
+                 .extra = {split ? "--scan-split-items" : NULL, split, NULL}};
   it_env_start(&e, name, &o);
   redisContext *c = e.c;
   ck_assert_str_eq(it_model_info(c, "items"), "60000");
@@ -1844,32 +1841,17 @@ static void large_catalogue_run(const char *name, const char *split, const char 
       ck_assert_msg(splits > 0, "no split batch");
     else
       ck_assert_msg(splits == 0, "%g split batches below scan-split-items", splits);
-    double q4s = it_info_num(c, "stats", "scoring_4bit_batches");
-    if (q4)
-      ck_assert_msg(q4s > 0, "no 4-bit batch");
-    else
-      ck_assert_msg(q4s == 0, "%g 4-bit batches below scan-4bit-items", q4s);
   }
   it_env_stop(&e);
 }
 
 START_TEST(large_catalogue) {
-  large_catalogue_run(__func__, NULL, NULL);
+  large_catalogue_run(__func__, NULL);
 }
 END_TEST
 
 START_TEST(large_catalogue_split) {
-  large_catalogue_run(__func__, "0", NULL);
-}
-END_TEST
-
-START_TEST(large_catalogue_4bit) {
-  large_catalogue_run(__func__, NULL, "1000");
-}
-END_TEST
-
-START_TEST(large_catalogue_4bit_split) {
-  large_catalogue_run(__func__, "0", "1000");
+  large_catalogue_run(__func__, "0");
 }
 END_TEST
 
@@ -1948,8 +1930,6 @@ static Suite *daemon_suite(void) {
   IT_ADD(limits_and_options, 60);
   IT_ADD(large_catalogue, 60);
   IT_ADD(large_catalogue_split, 60);
-  IT_ADD(large_catalogue_4bit, 60);
-  IT_ADD(large_catalogue_4bit_split, 60);
   IT_ADD(bad_data_in_redis, 60);
 #undef IT_ADD
   return s;

@@ -115,28 +115,8 @@ static int cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Dense 4-bit scores (there is no dense 4-bit function): a portable scan
- * into a collector that keeps everything (want = n, so no bar ever rises).
- * Returns the error bound. */
-static float dense4(const qmat4_t *q4, const qquery_t *qq, float *out) {
-  qsel_t all;
-  ck_assert_int_eq(qsel_init(&all, NULL, q4->n, INFINITY), 0);
-  ck_assert_int_eq(qscan4(QSCORE_SCALAR, q4, 0, q4->n, qq, &all, 1), 0);
-  ck_assert_uint_eq(all.n, q4->n);
-  for (size_t j = 0; j < all.n; j++)
-    out[all.idx[j]] = all.s[j];
-  qsel_free(&all);
-  return qquery4_bound(q4, qq);
-}
-
-/* Runs the scan of `bits` (7: qscan, 4: qscan4) over [lo, hi). */
-static int scan_bits(int bits, qscore_isa_t isa, const qmat_t *qm, const qmat4_t *q4,
-                     uint32_t lo, uint32_t hi, const qquery_t *qq, qsel_t *sel) {
-  return bits == 7 ? qscan(isa, qm, lo, hi, qq, sel, 1) : qscan4(isa, q4, lo, hi, qq, sel, 1);
-}
-
-/* The fused scan (both kernels, both copies, whole range and split in two
- * parts with a merge) leaves exactly the dense candidate set, on catalogues much larger
+/* The fused scan (both kernels, whole range and split in two parts with a
+ * merge) leaves exactly the dense candidate set, on catalogues much larger
  * than the collector's buffer (so it compacts many times mid-scan), with
  * exclusions, an unavailable bitmap and category adjustments. */
 static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
@@ -148,9 +128,7 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
     for (uint32_t i = 0; i < n; i++)
       memcpy(Y + (size_t)i * k, Y + (size_t)(i / 97) * k, k * sizeof *Y);
   qmat_t qm;
-  qmat4_t q4;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
-  ck_assert_int_eq(qmat4_build(&q4, Y, k, n, k), 0);
   int8_t *xq = malloc(qquery_bytes(&qm));
   uint32_t excl[40], *cat = malloc(n * sizeof *cat);
   uint64_t *bits = calloc((n + 63) / 64, sizeof *bits);
@@ -173,49 +151,33 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
       f.n_slots = 4;
     }
     const size_t want = (size_t)(1 + trial * 7);
-    for (int nbits = 7; nbits >= 4; nbits -= 3) {
-      qquery_t q0 = {.xq = xq};
-      float err = qscore_items(&qm, x, approx, xq);
-      if (nbits == 4) {
-        qquery_prepare(&qm, x, &q0);
-        err = dense4(&q4, &q0, approx);
-        /* the 4-bit bound holds too */
-        for (uint32_t i = 0; i < n; i++) {
-          double e = 0;
-          for (uint32_t a = 0; a < k; a++)
-            e += (double)x[a] * Y[(size_t)i * k + a];
-          ck_assert_msg(fabs(approx[i] - e) <= err, "4-bit item %u: %g vs %g, bound %g", i,
-                        (double)approx[i], e, (double)err);
+    const float err = qscore_items(&qm, x, approx, xq);
+    const float margin = 2.0f * (err + 1e-6f);
+    const size_t expect = dense_candidates(approx, n, &f, want, margin, in);
+    for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
+      if (!qscore_isa_supported((qscore_isa_t)isa))
+        continue;
+      for (int parts = 1; parts <= 2; parts++) {
+        qquery_t qq = {.xq = xq};
+        qquery_prepare(&qm, x, &qq);
+        qsel_t a, b;
+        ck_assert_int_eq(qsel_init(&a, &f, want, margin), 0);
+        ck_assert_int_eq(qsel_init(&b, &f, want, margin), 0);
+        const uint32_t mid = parts == 1 ? n : (n / 2) & ~7u;
+        ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, mid, &qq, &a, 1), 0);
+        ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, mid, n, &qq, &b, 1), 0);
+        ck_assert_int_eq(qsel_merge(&a, &b), 0);
+        ck_assert_msg(a.n == expect, "n=%u k=%u trial %d %s parts %d: %zu candidates, want %zu",
+                      n, k, trial, qscore_isa_name((qscore_isa_t)isa), parts, a.n, expect);
+        for (size_t j = 0; j < a.n; j++) {
+          ck_assert_msg(in[a.idx[j]], "item %u is not a candidate", a.idx[j]);
+          /* bit-identical to the dense (portable) scores */
+          ck_assert(memcmp(&a.s[j], &approx[a.idx[j]], sizeof(float)) == 0);
+          in[a.idx[j]] = 0; /* each once */
         }
-      }
-      const float margin = 2.0f * (err + 1e-6f);
-      const size_t expect = dense_candidates(approx, n, &f, want, margin, in);
-      for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
-        if (!qscore_isa_supported((qscore_isa_t)isa))
-          continue;
-        for (int parts = 1; parts <= 2; parts++) {
-          qquery_t qq = {.xq = xq};
-          qquery_prepare(&qm, x, &qq);
-          qsel_t a, b;
-          ck_assert_int_eq(qsel_init(&a, &f, want, margin), 0);
-          ck_assert_int_eq(qsel_init(&b, &f, want, margin), 0);
-          const uint32_t mid = parts == 1 ? n : (n / 2) & ~7u;
-          ck_assert_int_eq(scan_bits(nbits, (qscore_isa_t)isa, &qm, &q4, 0, mid, &qq, &a), 0);
-          ck_assert_int_eq(scan_bits(nbits, (qscore_isa_t)isa, &qm, &q4, mid, n, &qq, &b), 0);
-          ck_assert_int_eq(qsel_merge(&a, &b), 0);
-          ck_assert_msg(a.n == expect,
-                        "n=%u k=%u trial %d %d bits %s parts %d: %zu candidates, want %zu", n, k,
-                        trial, nbits, qscore_isa_name((qscore_isa_t)isa), parts, a.n, expect);
-          for (size_t j = 0; j < a.n; j++) {
-            ck_assert_msg(in[a.idx[j]], "item %u is not a candidate", a.idx[j]);
-            /* bit-identical to the dense (portable) scores */
-            ck_assert(memcmp(&a.s[j], &approx[a.idx[j]], sizeof(float)) == 0);
-            in[a.idx[j]] = 0; /* each once */
-          }
-          dense_candidates(approx, n, &f, want, margin, in);
-          qsel_free(&a);
-          qsel_free(&b);
-        }
+        dense_candidates(approx, n, &f, want, margin, in);
+        qsel_free(&a);
+        qsel_free(&b);
       }
     }
   }
@@ -223,7 +185,6 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   free(cat);
   free(xq);
   qmat_free(&qm);
-  qmat4_free(&q4);
   free(Y);
   free(x);
   free(approx);
