@@ -263,29 +263,66 @@ static int rec__cmp_cand(const void *a, const void *b) {
   return (x->i > y->i) - (x->i < y->i);
 }
 
+/* Is a ranked below b (lower score, or equal score and larger index)? */
+static int rec__worse(const rec__cand_t *a, const rec__cand_t *b) {
+  return a->s < b->s || (a->s == b->s && a->i > b->i);
+}
+
+/* Restores the heap (worst candidate at the root) below position p. */
+static void rec__sift(rec__cand_t *h, size_t len, size_t p) {
+  for (;;) {
+    size_t c = 2 * p + 1;
+    if (c >= len)
+      return;
+    if (c + 1 < len && rec__worse(&h[c + 1], &h[c]))
+      c++;
+    if (!rec__worse(&h[c], &h[p]))
+      return;
+    rec__cand_t t = h[p];
+    h[p] = h[c];
+    h[c] = t;
+    p = c;
+  }
+}
+
 /* Re-scores ws->top[0..got) exactly (plus the category adjustment) and
- * sorts them best first; returns min(got, want) or RECD_ENOMEM. */
+ * leaves the best min(got, want) of them in ws->top / top_scores, best
+ * first; returns that count or RECD_ENOMEM. Near-ties or a wide CATEGORY
+ * filter can hand over thousands of candidates for a top 10: the best
+ * `want` are kept in a heap as they are scored, and only those are
+ * sorted. */
 static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f, size_t want,
                         size_t got, rec_ws_t *ws) {
   const uint32_t k = model_factors(m), stride = model_stride(m);
   const float *Y = model_item_factors(m);
-  rec__cand_t *c = malloc((got ? got : 1) * sizeof *c);
-  if (c == NULL)
+  const size_t keep = got < want ? got : want;
+  rec__cand_t *h = malloc((keep ? keep : 1) * sizeof *h);
+  if (h == NULL)
     return RECD_ENOMEM;
+  size_t len = 0;
   for (size_t j = 0; j < got; j++) {
     uint32_t i = ws->top[j];
     float s = rec_score_exact(x, Y + (size_t)i * stride, k);
     if (f->cat_adjust != NULL)
       s += f->cat_adjust[f->item_category[i]];
-    c[j] = (rec__cand_t){s, i};
+    const rec__cand_t c = {s, i};
+    if (len < keep) {
+      h[len++] = c;
+      if (len == keep)
+        for (size_t p = keep / 2; p-- > 0;)
+          rec__sift(h, keep, p);
+    } else if (keep > 0 && rec__worse(&h[0], &c)) {
+      h[0] = c;
+      rec__sift(h, keep, 0);
+    }
   }
-  qsort(c, got, sizeof *c, rec__cmp_cand);
-  for (size_t j = 0; j < got; j++) {
-    ws->top[j] = c[j].i;
-    ws->top_scores[j] = c[j].s;
+  qsort(h, len, sizeof *h, rec__cmp_cand);
+  for (size_t j = 0; j < len; j++) {
+    ws->top[j] = h[j].i;
+    ws->top_scores[j] = h[j].s;
   }
-  free(c);
-  return (int)(got < want ? got : want);
+  free(h);
+  return (int)len;
 }
 
 /* Personalized answers are decided on exact scores (rec_score_exact), so
