@@ -94,6 +94,8 @@ typedef struct qsel {
   float thresh;           /* raw approximate scores below this are dropped */
   size_t n, cap;
   size_t lim;             /* compact when n reaches this (<= cap) */
+  size_t checked;         /* [0, checked) passed the filter; key[] holds
+                             their adjusted scores */
   uint32_t *idx;          /* candidates: item index ... */
   float *s;               /* ... and approximate (unadjusted) score */
   float *key, *tmp;       /* cap floats each of scratch for the compaction */

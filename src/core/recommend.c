@@ -300,8 +300,19 @@ static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f
   if (h == NULL)
     return RECD_ENOMEM;
   size_t len = 0;
+  /* Candidates are scattered over the catalogue, so each row is a cache
+   * (and often TLB) miss: the rows a few candidates ahead are requested
+   * while this one is scored, so the misses overlap instead of queueing. */
+  enum { AHEAD = 8 };
+  const size_t row_bytes = (size_t)stride * sizeof(float);
+  for (size_t j = 0; j < got && j < AHEAD; j++)
+    for (size_t b = 0; b < row_bytes; b += 64)
+      __builtin_prefetch((const char *)(Y + (size_t)ws->top[j] * stride) + b);
   for (size_t j = 0; j < got; j++) {
     uint32_t i = ws->top[j];
+    if (j + AHEAD < got)
+      for (size_t b = 0; b < row_bytes; b += 64)
+        __builtin_prefetch((const char *)(Y + (size_t)ws->top[j + AHEAD] * stride) + b);
     float s = rec_score_exact(x, Y + (size_t)i * stride, k);
     if (f->cat_adjust != NULL)
       s += f->cat_adjust[f->item_category[i]];
