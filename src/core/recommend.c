@@ -477,15 +477,21 @@ int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop
   return rc;
 }
 
+/* rec_prepare() into the workspace's own x (the first half of
+ * rec_recommend and rec_recommend_q). */
+static int rec__prepare_ws(const model_t *m, const rec_query_t *q, rec_ws_t *ws,
+                           rec_result_t *out, int *personalized, size_t *n_used) {
+  memset(out, 0, sizeof *out);
+  /* ws->x must exist before it is passed as the output vector. */
+  int rc = rec__ws_for_model(ws, m);
+  return rc != 0 ? rc : rec_prepare(m, q, ws, ws->x, personalized, n_used);
+}
+
 int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
                     const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
   int personalized;
   size_t n_used;
-  memset(out, 0, sizeof *out);
-  /* ws->x must exist before it is passed as the output vector. */
-  int rc = rec__ws_for_model(ws, m);
-  if (rc == 0)
-    rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
+  int rc = rec__prepare_ws(m, q, ws, out, &personalized, &n_used);
   if (rc != 0)
     return rc;
   return rec_select_q(m, qm, isa, pop_scale, q, personalized ? ws->x : NULL, n_used, ws, out);
@@ -495,11 +501,7 @@ int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_w
                   rec_result_t *out) {
   int personalized;
   size_t n_used;
-  memset(out, 0, sizeof *out);
-  /* ws->x must exist before it is passed as the output vector. */
-  int rc = rec__ws_for_model(ws, m);
-  if (rc == 0)
-    rc = rec_prepare(m, q, ws, ws->x, &personalized, &n_used);
+  int rc = rec__prepare_ws(m, q, ws, out, &personalized, &n_used);
   if (rc != 0)
     return rc;
   if (personalized) {
