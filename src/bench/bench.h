@@ -50,4 +50,11 @@ int bench_opt_u32(const char *cmd, const char *opt, const char *v, uint32_t lo, 
                   uint32_t *out);
 int bench_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out);
 
+/* The end of a getopt_long loop: bench_opt_bad() reports the option that
+ * ended it (':' = its value is missing, anything else = unknown) and
+ * returns -1; bench_opt_end() reports an operand left after the options
+ * (-1) or returns 0. Messages name CMD and the argument. */
+int bench_opt_bad(const char *cmd, char **argv, int ch);
+int bench_opt_end(const char *cmd, int argc, char **argv);
+
 #endif

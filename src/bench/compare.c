@@ -128,21 +128,14 @@ static int compare_parse(int argc, char **argv, compare_cfg_t *c) {
     case OPT_WARMUP: bad = bench_opt_u32(cmd, "warmup", optarg, 0, 100000000, &c->warmup); break;
     case OPT_BLAS: bad = bench_opt_u32(cmd, "blas-threads", optarg, 1, 1024, &c->blas_threads); break;
     case 'h': bench_compare_usage(stdout); return 1;
-    case ':':
-      fprintf(stderr, "recd-bench compare: %s: missing value\n", argv[optind - 1]);
-      return -1;
     default:
-      fprintf(stderr, "recd-bench compare: unknown option \"%s\" (see recd-bench compare --help)\n",
-              argv[optind - 1]);
-      return -1;
+      return bench_opt_bad(cmd, argv, ch);
     }
     if (bad)
       return -1;
   }
-  if (optind < argc) {
-    fprintf(stderr, "recd-bench compare: unexpected argument \"%s\"\n", argv[optind]);
+  if (bench_opt_end(cmd, argc, argv) != 0)
     return -1;
-  }
   const char *missing = c->model == NULL     ? "--model"
                         : c->queries == NULL ? "--queries"
                         : c->out == NULL     ? "--out"

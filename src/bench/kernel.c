@@ -116,21 +116,14 @@ static int kernel_parse(int argc, char **argv, kernel_cfg_t *c) {
     case OPT_SEED: bad = bench_opt_u64(cmd, "seed", optarg, &c->seed); break;
     case OPT_BLAS: bad = bench_opt_u32(cmd, "blas-threads", optarg, 1, 1024, &c->blas_threads); break;
     case 'h': bench_kernel_usage(stdout); return 1;
-    case ':':
-      fprintf(stderr, "recd-bench kernel: %s: missing value\n", argv[optind - 1]);
-      return -1;
     default:
-      fprintf(stderr, "recd-bench kernel: unknown option \"%s\" (see recd-bench kernel --help)\n",
-              argv[optind - 1]);
-      return -1;
+      return bench_opt_bad(cmd, argv, ch);
     }
     if (bad)
       return -1;
   }
-  if (optind < argc) {
-    fprintf(stderr, "recd-bench kernel: unexpected argument \"%s\"\n", argv[optind]);
+  if (bench_opt_end(cmd, argc, argv) != 0)
     return -1;
-  }
   if (c->model == NULL) {
     fprintf(stderr, "recd-bench kernel: --model: required (a file written by recd-train)\n");
     return -1;

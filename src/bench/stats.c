@@ -1,4 +1,5 @@
 /* stats.c - clocks, latency percentiles and option parsing for recd-bench. */
+#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +72,20 @@ int bench_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out
     return -1;
   }
   return 0;
+}
+
+int bench_opt_bad(const char *cmd, char **argv, int ch) {
+  if (ch == ':')
+    fprintf(stderr, "recd-bench %s: %s: missing value\n", cmd, argv[optind - 1]);
+  else
+    fprintf(stderr, "recd-bench %s: unknown option \"%s\" (see recd-bench %s --help)\n", cmd,
+            argv[optind - 1], cmd);
+  return -1;
+}
+
+int bench_opt_end(const char *cmd, int argc, char **argv) {
+  if (optind >= argc)
+    return 0;
+  fprintf(stderr, "recd-bench %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
+  return -1;
 }
