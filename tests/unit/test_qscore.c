@@ -118,7 +118,8 @@ static int cmp_u32(const void *a, const void *b) {
 /* The fused scan (both kernels, whole range and split in two parts with a
  * merge) leaves exactly the dense candidate set, on catalogues much larger
  * than the collector's buffer (so it compacts many times mid-scan), with
- * exclusions, an unavailable bitmap and category adjustments. */
+ * exclusions, an unavailable bitmap and category adjustments, for tiny and
+ * all-zero customers too. */
 static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
   float *approx = malloc(n * sizeof *approx);
@@ -135,8 +136,10 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   float adj[4] = {0.0f, 0.3f, -INFINITY, -0.2f};
   for (uint32_t i = 0; i < n; i++)
     cat[i] = (i * 7u) % 4u;
-  for (int trial = 0; trial < 6; trial++) {
+  for (int trial = 0; trial < 7; trial++) {
     tu_randn(x, k, seed + 100 + (uint64_t)trial, trial % 3 == 2 ? 1e-3f : 1.0f);
+    if (trial == 6) /* every score 0: every item a candidate (the buffer grows) */
+      memset(x, 0, k * sizeof *x);
     for (int j = 0; j < 40; j++)
       excl[j] = (uint32_t)((j * 2654435761u + (uint32_t)trial) % n);
     qsort(excl, 40, sizeof *excl, cmp_u32);
