@@ -13,6 +13,7 @@
 #define BATCH_MAX_SCORE_BYTES ((size_t)64 << 20)
 /* Fewest customers for which one sgemm beats an sgemv each. */
 #define BATCH_GEMM_MIN 3
+/* Most pieces a split job runs as (one per worker, up to this). */
 #define BATCH_MAX_PARTS 8
 /* Items per chunk of a scan (a multiple of 8): 1 MB of the int8 copy at
  * k = 64, so a split 1M-item scan has 61 chunks to share out. */

@@ -3,8 +3,12 @@
  * Requests whose inputs are ready (history read from Redis, or deadline
  * passed) are queued here. At the end of the loop iteration (uv_check) the
  * queue goes to the thread pool as one job: every customer is folded in,
- * the catalogue is scored for all of them with ONE sgemm, and the rules
- * select each answer. While `max_inflight` jobs are running, new requests
+ * the catalogue is scored for all of them in ONE pass (the fused int8 scan
+ * of qscore.h when the model has an int8 copy and the CPU has AVX2, else
+ * one sgemm), and the rules select each answer from the exactly re-scored
+ * candidates. From `split_items` items on, a job's pieces run on every
+ * worker at once and share the scan out. While `max_inflight` jobs are
+ * running, new requests
  * wait and are taken together by the next job, so under load the batch
  * grows by itself: the item matrix is read once per batch instead of once
  * per request (it is the memory-bound part), and the loop thread is left
