@@ -8,11 +8,10 @@
  * one sgemm), and the rules select each answer from the exactly re-scored
  * candidates. From `split_items` items on, a job's pieces run on every
  * worker at once and share the scan out. While `max_inflight` jobs are
- * running, new requests
- * wait and are taken together by the next job, so under load the batch
- * grows by itself: the item matrix is read once per batch instead of once
- * per request (it is the memory-bound part), and the loop thread is left
- * to the network. At low load a batch is one request, dispatched in the
+ * running, new requests wait and are taken together by the next job, so
+ * under load the batch grows by itself: the item matrix is read once per
+ * batch instead of once per request (it is the memory-bound part), and the
+ * loop thread is left to the network. At low load a batch is one request, dispatched in the
  * same loop iteration it became ready.
  */
 #ifndef RECD_DAEMON_BATCH_H
