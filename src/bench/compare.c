@@ -304,10 +304,10 @@ static int compare_batch(compare_run_t *r, size_t i0, size_t b, int write, doubl
 static int compare_fused_setup(compare_run_t *r, size_t i0, size_t b, unsigned parts) {
   for (size_t u = 0; u < b; u++) {
     const float *x = r->X + (i0 + u) * r->stride;
-    const float err = qquery_prepare(&r->qm, x, &r->qq[u]);
-    const float margin = 2.0f * (rec_score_slack(r->m, x, &r->rules.f) + err);
+    qquery_prepare(&r->qm, x, &r->qq[u]); /* its per-item bounds go with the scan */
+    const float slack = rec_score_slack(r->m, x, &r->rules.f);
     for (unsigned p = 0; p < parts; p++)
-      if (qsel_init(&r->sel[p * b + u], &r->rules.f, r->cfg->count, margin) != 0)
+      if (qsel_init(&r->sel[p * b + u], &r->rules.f, r->cfg->count, slack) != 0)
         return -1;
   }
   return 0;

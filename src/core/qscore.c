@@ -31,7 +31,9 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
   const size_t rows = qmat__rows(n), bytes = (rows ? rows : 8) * qm->kpad;
   qm->q = aligned_alloc(64, bytes);
   qm->scale = calloc(rows ? rows : 8, sizeof *qm->scale);
-  if (qm->q == NULL || qm->scale == NULL) {
+  qm->norm = calloc(rows ? rows : 8, sizeof *qm->norm);
+  qm->resid = calloc(rows ? rows : 8, sizeof *qm->resid);
+  if (qm->q == NULL || qm->scale == NULL || qm->norm == NULL || qm->resid == NULL) {
     qmat_free(qm);
     return RECD_ENOMEM;
   }
@@ -45,6 +47,7 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
       norm += (double)y[a] * y[a];
     }
     float yn = (float)(sqrt(norm) * (1.0 + 0x1p-20)); /* rounded up */
+    qm->norm[i] = yn;
     if (yn > qm->max_norm)
       qm->max_norm = yn;
     float s = m / 63.0f;
@@ -63,6 +66,7 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
     }
     /* rounded up so that the bound stays a bound in float */
     float r = (float)(sqrt(resid) * (1.0 + 0x1p-20));
+    qm->resid[i] = r;
     if (r > qm->max_resid)
       qm->max_resid = r;
   }
@@ -72,6 +76,8 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
 void qmat_free(qmat_t *qm) {
   free(qm->q);
   free(qm->scale);
+  free(qm->norm);
+  free(qm->resid);
   memset(qm, 0, sizeof *qm);
 }
 
@@ -103,19 +109,26 @@ float qquery_prepare(const qmat_t *qm, const float *x, qquery_t *qq) {
   qq->corr = 64 * sum;
   /* The integer dot is exact (|dot| <= 63 * 63 * k < 2^31 for every k up
    * to MODEL_MAX_FACTORS); the float conversion and the two products round
-   * by at most 3 ulps of |s_x q_x| |s_i q_i| <= (|x| + |dx|)(|y| + |dy|). */
-  const double xnorm = sqrt(xn), dx = sqrt(dxn), ymax = qm->max_norm, r = qm->max_resid;
-  double b = xnorm * r + dx * ymax + dx * r + 4.0 * 0x1p-24 * (xnorm + dx) * (ymax + r);
-  return (float)(b * (1.0 + 0x1p-16)); /* rounded up: a float bound */
+   * by at most 3 ulps of |s_x q_x| |s_i q_i| <= (|x| + |dx|)(|y_i| + |dy_i|).
+   * Per item: e_i = |dy_i| (|x| + |dx| + 4u(|x| + |dx|)) + |y_i| (|dx| +
+   * 4u(|x| + |dx|)), the coefficients rounded up by 2^-16 relative, which
+   * covers their rounding to float and the float evaluation of
+   * qquery_item_bound (2 ulps). */
+  const double xnorm = sqrt(xn), dx = sqrt(dxn), u4 = 4.0 * 0x1p-24 * (xnorm + dx);
+  const double up = 1.0 + 0x1p-16;
+  qq->ea = (float)((xnorm + dx + u4) * up);
+  qq->eb = (float)((dx + u4) * up);
+  const double ymax = qm->max_norm, r = qm->max_resid;
+  return (float)((r * (xnorm + dx + u4) + ymax * (dx + u4)) * up);
 }
 
 /* ---- the collector ---------------------------------------------------- */
 
-int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float margin) {
+int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float slack) {
   memset(s, 0, sizeof *s);
   s->f = f;
   s->want = want ? want : 1;
-  s->margin = margin;
+  s->slack = slack;
   s->thresh = -INFINITY;
   /* NaN adjustments never raise a score and -inf ones remove it. */
   for (uint32_t c = 0; f != NULL && f->cat_adjust != NULL && c < f->n_slots; c++)
@@ -130,9 +143,10 @@ int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float margin) {
   s->lim = 2 * s->want + 64;
   s->idx = malloc(s->cap * sizeof *s->idx);
   s->s = malloc(s->cap * sizeof *s->s);
+  s->err = malloc(s->cap * sizeof *s->err);
   s->key = malloc(s->cap * sizeof *s->key);
   s->tmp = malloc(s->cap * sizeof *s->tmp);
-  if (s->idx == NULL || s->s == NULL || s->key == NULL || s->tmp == NULL) {
+  if (s->idx == NULL || s->s == NULL || s->err == NULL || s->key == NULL || s->tmp == NULL) {
     qsel_free(s);
     return RECD_ENOMEM;
   }
@@ -142,10 +156,12 @@ int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float margin) {
 void qsel_free(qsel_t *s) {
   free(s->idx);
   free(s->s);
+  free(s->err);
   free(s->key);
   free(s->tmp);
   s->idx = NULL;
-  s->s = s->key = s->tmp = NULL;
+  s->s = s->err = s->key = NULL;
+  s->tmp = NULL;
   s->n = s->cap = s->lim = s->checked = 0;
 }
 
@@ -158,13 +174,16 @@ static int qsel__grow(qsel_t *s, size_t cap) {
   float *sc = realloc(s->s, cap * sizeof *sc);
   if (sc != NULL)
     s->s = sc;
+  float *er = realloc(s->err, cap * sizeof *er);
+  if (er != NULL)
+    s->err = er;
   float *key = realloc(s->key, cap * sizeof *key);
   if (key != NULL)
     s->key = key;
-  float *tmp = realloc(s->tmp, cap * sizeof *tmp);
+  double *tmp = realloc(s->tmp, cap * sizeof *tmp);
   if (tmp != NULL)
     s->tmp = tmp;
-  if (idx == NULL || sc == NULL || key == NULL || tmp == NULL)
+  if (idx == NULL || sc == NULL || er == NULL || key == NULL || tmp == NULL)
     return RECD_ENOMEM;
   s->cap = cap;
   return 0;
@@ -204,11 +223,11 @@ static float qsel__key(const qsel_t *s, size_t j) {
 /* The r-th largest (0-based) of a[0..n), r < n, no NaN; reorders a.
  * Wirth's selection: linear on average, and the arrays are a few thousand
  * floats. */
-static float qsel__nth_largest(float *a, size_t n, size_t r) {
+static double qsel__nth_largest(double *a, size_t n, size_t r) {
   ptrdiff_t l = 0, m = (ptrdiff_t)n - 1;
   const ptrdiff_t k = (ptrdiff_t)r;
   while (l < m) {
-    const float x = a[k];
+    const double x = a[k];
     ptrdiff_t i = l, j = m;
     do {
       while (a[i] > x)
@@ -216,7 +235,7 @@ static float qsel__nth_largest(float *a, size_t n, size_t r) {
       while (x > a[j])
         j--;
       if (i <= j) {
-        const float t = a[i];
+        const double t = a[i];
         a[i] = a[j];
         a[j] = t;
         i++;
@@ -243,30 +262,34 @@ int qsel_compact(qsel_t *s) {
       continue; /* filtered: it can never be answered */
     s->idx[kept] = s->idx[j];
     s->s[kept] = s->s[j];
+    s->err[kept] = s->err[j];
     s->key[kept] = v;
     kept++;
   }
   s->n = kept;
   if (kept >= s->want) {
-    memcpy(s->tmp, s->key, kept * sizeof *s->tmp);
-    const float bar = qsel__nth_largest(s->tmp, kept, s->want - 1);
-    const float tkey = bar - s->margin;
+    /* lo and hi in double: exact enough that their own rounding needs no
+     * allowance (the float key's rounding is in slack). */
+    for (size_t j = 0; j < kept; j++)
+      s->tmp[j] = (double)s->key[j] - s->err[j] - s->slack;
+    const double bar = qsel__nth_largest(s->tmp, kept, s->want - 1);
     size_t n = 0;
     for (size_t j = 0; j < kept; j++) {
-      if (!(s->key[j] >= tkey))
+      if (!((double)s->key[j] + s->err[j] + s->slack >= bar))
         continue;
       s->idx[n] = s->idx[j];
       s->s[n] = s->s[j];
+      s->err[n] = s->err[j];
       s->key[n] = s->key[j];
       n++;
     }
     s->n = n;
-    /* The scan compares unadjusted scores: an item with raw < thresh has
-     * adjusted < tkey. The relative slack covers the float rounding of
-     * raw + adjustment (a few ulps at these magnitudes); it only lets a
-     * few more near misses in. */
-    const double t = (double)tkey - s->amax;
-    const double pad = (fabs(t) + fabs((double)tkey) + s->amax) * 0x1p-20;
+    /* The scan compares v + e with thresh, unadjusted: an item with
+     * v + e < thresh has hi < bar whatever its category. The relative pad
+     * covers the float rounding of v + e and of v + adjustment (a few ulps
+     * at these magnitudes); it only lets a few more near misses in. */
+    const double t = bar - s->slack - s->amax;
+    const double pad = (fabs(t) + fabs(bar) + s->amax + s->slack) * 0x1p-20;
     const float th = (float)(t - pad);
     if (th > s->thresh || isnan(s->thresh))
       s->thresh = th;
@@ -294,6 +317,7 @@ int qsel_merge(qsel_t *dst, qsel_t *src) {
   if (src->n > 0) {
     memcpy(dst->idx + dst->n, src->idx, src->n * sizeof *dst->idx);
     memcpy(dst->s + dst->n, src->s, src->n * sizeof *dst->s);
+    memcpy(dst->err + dst->n, src->err, src->n * sizeof *dst->err);
   }
   dst->n += src->n;
   src->n = 0;
@@ -339,8 +363,9 @@ static int qscan__scalar(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquer
       qscore__dots8(blk, qm->kpad / 4, qq[r].xq, acc);
       for (uint32_t i = base; i < end; i++) {
         const float v = qscore__value(acc[i - base] - qq[r].corr, qm->scale[i], qq[r].sx);
-        if (v >= sel[r].thresh) {
-          int rc = qsel__push(&sel[r], i, v);
+        const float e = qquery_item_bound(&qq[r], qm->resid[i], qm->norm[i]);
+        if (v + e >= sel[r].thresh) {
+          int rc = qsel__push(&sel[r], i, v, e);
           if (rc != 0)
             return rc;
         }

@@ -59,24 +59,32 @@ int QSCORE_AVX2 qscan__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
     /* Rows past n are padding (zero rows, zero scale), never offered. */
     const int valid = hi - base >= 8 ? 0xff : (1 << (hi - base)) - 1;
     const __m256 scale = _mm256_loadu_ps(qm->scale + base);
+    const __m256 resid = _mm256_loadu_ps(qm->resid + base);
+    const __m256 norm = _mm256_loadu_ps(qm->norm + base);
     for (size_t r = 0; r < nq; r++) {
       const __m256i d =
           _mm256_sub_epi32(qscore__dots8(blk, groups, qq[r].xq), _mm256_set1_epi32(qq[r].corr));
-      /* qscore__value(), 8 at a time: the same two roundings */
+      /* qscore__value() and qquery_item_bound(), 8 at a time: the same
+       * roundings (no FMA: this target does not enable it) */
       const __m256 v =
           _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(scale, _mm256_set1_ps(qq[r].sx)));
-      int hit = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_set1_ps(sel[r].thresh), _CMP_GE_OQ)) &
-                valid;
+      const __m256 e = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(qq[r].ea), resid),
+                                     _mm256_mul_ps(_mm256_set1_ps(qq[r].eb), norm));
+      const __m256 ve = _mm256_add_ps(v, e);
+      int hit =
+          _mm256_movemask_ps(_mm256_cmp_ps(ve, _mm256_set1_ps(sel[r].thresh), _CMP_GE_OQ)) & valid;
       if (hit == 0)
         continue;
-      float vs[8];
+      float vs[8], es[8], ves[8];
       _mm256_storeu_ps(vs, v);
+      _mm256_storeu_ps(es, e);
+      _mm256_storeu_ps(ves, ve);
       while (hit) {
         const int j = __builtin_ctz((unsigned)hit);
         hit &= hit - 1;
         /* thresh may have risen in a compaction: test again */
-        if (vs[j] >= sel[r].thresh) {
-          int rc = qsel__push(&sel[r], base + (uint32_t)j, vs[j]);
+        if (ves[j] >= sel[r].thresh) {
+          int rc = qsel__push(&sel[r], base + (uint32_t)j, vs[j], es[j]);
           if (rc != 0)
             return rc;
         }

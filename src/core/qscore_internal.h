@@ -13,9 +13,9 @@ static inline float qscore__value(int32_t dot, float scale_i, float sx) {
   return (float)dot * (scale_i * sx);
 }
 
-/* Appends a candidate that passed thresh; compacts a full buffer first.
- * 0 or RECD_ENOMEM. */
-static inline int qsel__push(qsel_t *s, uint32_t i, float v) {
+/* Appends a candidate (score v, bound e) that passed thresh; compacts a
+ * full buffer first. 0 or RECD_ENOMEM. */
+static inline int qsel__push(qsel_t *s, uint32_t i, float v, float e) {
   if (s->n >= s->lim) {
     int rc = qsel_compact(s);
     if (rc != 0)
@@ -23,6 +23,7 @@ static inline int qsel__push(qsel_t *s, uint32_t i, float v) {
   }
   s->idx[s->n] = i;
   s->s[s->n] = v;
+  s->err[s->n] = e;
   s->n++;
   return 0;
 }

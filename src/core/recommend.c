@@ -460,9 +460,8 @@ int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop
   int rc = xq == NULL ? RECD_ENOMEM : 0;
   if (rc == 0) {
     qquery_t qq = {.xq = xq};
-    const float err = qquery_prepare(qm, x, &qq);
-    const float slack = rec_score_slack(m, x, &rules.f) + err;
-    rc = qsel_init(&sel, &rules.f, want, 2.0f * slack);
+    qquery_prepare(qm, x, &qq); /* its per-item bounds go with the scan */
+    rc = qsel_init(&sel, &rules.f, want, rec_score_slack(m, x, &rules.f));
     if (rc == 0) {
       rc = qscan(isa, qm, 0, qm->n, &qq, &sel, 1);
       if (rc == 0)

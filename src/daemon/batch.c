@@ -55,7 +55,7 @@ typedef struct batch_slot {
   float *x;          /* the fold-in (a row of job->X) */
   qquery_t qq;       /* x quantized (xq: a slice of job->XQ) */
   rec_rules_t rules; /* its filters (while pers) */
-  float margin;      /* 2 x (float slack + quantisation bound) */
+  float slack;       /* the exact score's own error (rec_score_slack) */
 } batch_slot_t;
 
 struct batch_job {
@@ -238,8 +238,8 @@ static void batch__fold_one(batch_job_t *job, size_t j, rec_ws_t *ws) {
     sl->pers = 0;
     return;
   }
-  const float err = qquery_prepare(&sv->q, sl->x, &sl->qq);
-  sl->margin = 2.0f * (rec_score_slack(m, sl->x, &sl->rules.f) + err);
+  qquery_prepare(&sv->q, sl->x, &sl->qq); /* its per-item bounds go with the scan */
+  sl->slack = rec_score_slack(m, sl->x, &sl->rules.f);
 }
 
 /* After the last fold-in (by whichever piece did it): the personalized
@@ -260,7 +260,7 @@ static int batch__make_rows(batch_job_t *job) {
     const batch_slot_t *sl = &job->slot[job->row_item[r]];
     for (unsigned p = 0; p < job->scan_parts; p++)
       if (qsel_init(&job->sel[p * job->rows + r], &sl->rules.f, it->q.offset + it->q.count,
-                    sl->margin) != 0)
+                    sl->slack) != 0)
         return RECD_ENOMEM;
   }
   return 0;

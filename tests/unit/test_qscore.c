@@ -1,5 +1,7 @@
-/* test_qscore.c - the int8 first pass: its error bound holds on random and
- * adversarial inputs, against double-precision dot products. */
+/* test_qscore.c - the int8 first pass: its error bounds (per item and for
+ * the whole catalogue) hold on random and adversarial inputs, against
+ * double-precision dot products; the fused scan's candidates are exactly
+ * the dense definition's. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +31,8 @@ static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adv
   int8_t *scratch = malloc(qquery_bytes(&qm));
   float bound = qscore_items(&qm, x, out, scratch);
   ck_assert(bound >= 0 && isfinite(bound));
+  qquery_t qq = {.xq = scratch};
+  ck_assert(qquery_prepare(&qm, x, &qq) == bound);
   double worst = 0;
   for (uint32_t i = 0; i < n; i++) {
     double exact = 0;
@@ -36,8 +40,10 @@ static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adv
       exact += (double)x[a] * Y[(size_t)i * k + a];
     double e = fabs(out[i] - exact);
     worst = e > worst ? e : worst;
-    ck_assert_msg(e <= bound, "n=%u k=%u item %u: error %g > bound %g", n, k, i, e,
-                  (double)bound);
+    const float ei = qquery_item_bound(&qq, qm.resid[i], qm.norm[i]);
+    ck_assert_msg(e <= ei, "n=%u k=%u item %u: error %g > its bound %g", n, k, i, e, (double)ei);
+    ck_assert_msg(ei <= bound, "n=%u k=%u item %u: bound %g > the catalogue's %g", n, k, i,
+                  (double)ei, (double)bound);
   }
   /* The bound is useful, not vacuous: on random data with several factors
    * it stays within a small multiple of the worst error actually seen (it
@@ -78,16 +84,19 @@ START_TEST(test_zero_query) {
 END_TEST
 
 static int cmp_desc(const void *a, const void *b) {
-  float x = *(const float *)a, y = *(const float *)b;
+  double x = *(const double *)a, y = *(const double *)b;
   return (x < y) - (x > y);
 }
 
-/* The dense definition of the final candidate set: items that pass the
- * filter and whose adjusted approximate score is >= B - margin, B the
- * want-th best adjusted score. Marks them in `in` and returns how many. */
-static size_t dense_candidates(const float *approx, uint32_t n, const topk_filter_t *f,
-                               size_t want, float margin, unsigned char *in) {
-  float *key = malloc(n * sizeof *key), *sorted = malloc(n * sizeof *sorted);
+/* The dense definition of the final candidate set (qsel_t): items that pass
+ * the filter and whose hi = key + e + slack reaches L, the want-th best
+ * lo = key - e - slack (key = approximate score + category adjustment, in
+ * float; lo and hi in double). Marks them in `in` and returns how many. */
+static size_t dense_candidates(const float *approx, const float *err, uint32_t n,
+                               const topk_filter_t *f, size_t want, float slack,
+                               unsigned char *in) {
+  float *key = malloc(n * sizeof *key);
+  double *sorted = malloc(n * sizeof *sorted);
   size_t passing = 0;
   for (uint32_t i = 0; i < n; i++) {
     int drop = f->exclude_bits && (f->exclude_bits[i / 64] >> (i % 64) & 1);
@@ -96,13 +105,13 @@ static size_t dense_candidates(const float *approx, uint32_t n, const topk_filte
     float v = approx[i] + (f->cat_adjust ? f->cat_adjust[f->item_category[i]] : 0.0f);
     key[i] = drop || isnan(v) ? -INFINITY : v;
     if (key[i] != -INFINITY)
-      sorted[passing++] = key[i];
+      sorted[passing++] = (double)key[i] - err[i] - slack;
   }
-  qsort(sorted, passing, sizeof *sorted, cmp_desc); /* B by a full sort */
-  const float tkey = passing >= want ? sorted[want - 1] - margin : -INFINITY;
+  qsort(sorted, passing, sizeof *sorted, cmp_desc); /* L by a full sort */
+  const double bar = passing >= want ? sorted[want - 1] : -INFINITY;
   size_t c = 0;
   for (uint32_t i = 0; i < n; i++) {
-    in[i] = key[i] != -INFINITY && key[i] >= tkey;
+    in[i] = key[i] != -INFINITY && (double)key[i] + err[i] + slack >= bar;
     c += in[i];
   }
   free(key);
@@ -122,7 +131,7 @@ static int cmp_u32(const void *a, const void *b) {
  * all-zero customers too. */
 static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
-  float *approx = malloc(n * sizeof *approx);
+  float *approx = malloc(n * sizeof *approx), *err = malloc(n * sizeof *err);
   unsigned char *in = malloc(n);
   tu_randn(Y, (size_t)n * k, seed, 0.5f);
   if (ties) /* blocks of identical rows: equal scores everywhere */
@@ -154,9 +163,13 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
       f.n_slots = 4;
     }
     const size_t want = (size_t)(1 + trial * 7);
-    const float err = qscore_items(&qm, x, approx, xq);
-    const float margin = 2.0f * (err + 1e-6f);
-    const size_t expect = dense_candidates(approx, n, &f, want, margin, in);
+    qscore_items(&qm, x, approx, xq);
+    qquery_t q0 = {.xq = xq};
+    qquery_prepare(&qm, x, &q0);
+    for (uint32_t i = 0; i < n; i++)
+      err[i] = qquery_item_bound(&q0, qm.resid[i], qm.norm[i]);
+    const float slack = trial % 2 ? 1e-6f : 0.0f;
+    const size_t expect = dense_candidates(approx, err, n, &f, want, slack, in);
     for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
       if (!qscore_isa_supported((qscore_isa_t)isa))
         continue;
@@ -164,8 +177,8 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
         qquery_t qq = {.xq = xq};
         qquery_prepare(&qm, x, &qq);
         qsel_t a, b;
-        ck_assert_int_eq(qsel_init(&a, &f, want, margin), 0);
-        ck_assert_int_eq(qsel_init(&b, &f, want, margin), 0);
+        ck_assert_int_eq(qsel_init(&a, &f, want, slack), 0);
+        ck_assert_int_eq(qsel_init(&b, &f, want, slack), 0);
         const uint32_t mid = parts == 1 ? n : (n / 2) & ~7u;
         ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, mid, &qq, &a, 1), 0);
         ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, mid, n, &qq, &b, 1), 0);
@@ -174,11 +187,12 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
                       n, k, trial, qscore_isa_name((qscore_isa_t)isa), parts, a.n, expect);
         for (size_t j = 0; j < a.n; j++) {
           ck_assert_msg(in[a.idx[j]], "item %u is not a candidate", a.idx[j]);
-          /* bit-identical to the dense (portable) scores */
+          /* bit-identical to the dense (portable) scores and bounds */
           ck_assert(memcmp(&a.s[j], &approx[a.idx[j]], sizeof(float)) == 0);
+          ck_assert(memcmp(&a.err[j], &err[a.idx[j]], sizeof(float)) == 0);
           in[a.idx[j]] = 0; /* each once */
         }
-        dense_candidates(approx, n, &f, want, margin, in);
+        dense_candidates(approx, err, n, &f, want, slack, in);
         qsel_free(&a);
         qsel_free(&b);
       }
@@ -191,6 +205,7 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   free(Y);
   free(x);
   free(approx);
+  free(err);
   free(in);
 }
 
@@ -219,13 +234,13 @@ START_TEST(test_scan_batch_equals_single) {
       continue;
     for (int r = 0; r < 5; r++) {
       qq[r].xq = xq[r];
-      float e = qquery_prepare(&qm, X + r * k, &qq[r]);
-      ck_assert_int_eq(qsel_init(&many[r], NULL, 10, 2 * e), 0);
+      qquery_prepare(&qm, X + r * k, &qq[r]);
+      ck_assert_int_eq(qsel_init(&many[r], NULL, 10, 0.0f), 0);
     }
     ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, qq, many, 5), 0);
     for (int r = 0; r < 5; r++) {
       ck_assert_int_eq(qsel_compact(&many[r]), 0);
-      ck_assert_int_eq(qsel_init(&one, NULL, 10, many[r].margin), 0);
+      ck_assert_int_eq(qsel_init(&one, NULL, 10, many[r].slack), 0);
       ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, &qq[r], &one, 1), 0);
       ck_assert_int_eq(qsel_compact(&one), 0);
       ck_assert_uint_eq(one.n, many[r].n);
