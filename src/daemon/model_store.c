@@ -66,11 +66,13 @@ static int model_store__open(const char *path, served_t **out, char *errbuf) {
   sv->refs = 1;
   sv->loaded_at = (int64_t)time(NULL);
   sv->pop_scale = rec_popularity_scale(sv->m);
-  /* Below this size the float matrix stays in cache and sgemv is as fast
-   * as the int8 pass; above, the int8 copy (a quarter of the bytes, +25%
-   * memory) makes the first pass ~1.7x faster (1.2 vs 2.0 ms at 100k
-   * items, k = 64) with the same answers. */
-  if (model_n_items(sv->m) >= MODEL_STORE_QSCORE_ITEMS) {
+  /* Below this size the float matrix stays in cache and sgemv is about as
+   * fast; above, the fused int8 scan (a quarter of the bytes, ~+30% memory
+   * at k = 64) is 3-4x faster per customer (0.25 vs 1.9 ms at 100k items,
+   * k = 64, bench/README.md) with the same answers. Without AVX2 the
+   * batcher keeps the float path (the portable kernel is slower than
+   * sgemv), so the copy would only cost memory. */
+  if (model_n_items(sv->m) >= MODEL_STORE_QSCORE_ITEMS && qscore_isa_default() != QSCORE_SCALAR) {
     if (qmat_build(&sv->q, model_item_factors(sv->m), model_stride(sv->m), model_n_items(sv->m),
                    model_factors(sv->m)) == 0)
       sv->have_q = 1;
