@@ -17,8 +17,14 @@
 #include "server.h"
 
 /* Requests a client may have in flight before we stop reading from it:
- * back-pressure for a client that pipelines faster than Redis answers. */
-#define CLIENT_MAX_QUEUED 4096
+ * back-pressure for a client that pipelines faster than Redis answers.
+ * Small on purpose: every queued RECOMMEND holds a place in the one Redis
+ * connection's queue, and at 4096 a client pipelining without reading
+ * pushed other clients' Redis reads past their deadline (a witness waited
+ * 341 ms and got a degraded answer). Reading resumes as soon as half have
+ * been answered (client__resume), so a pipelining client still keeps the
+ * batcher full. */
+#define CLIENT_MAX_QUEUED 256
 /* Read buffer reserved per read callback. */
 #define CLIENT_READ_CHUNK (16 * 1024)
 /* Query buffer cap before AUTH (with requirepass set): a stranger must not
@@ -133,6 +139,22 @@ static void client__after_write(uv_write_t *w, int status) {
 
 /* Sends what c has ready: as much as the socket takes now, the rest with
  * one uv_write of the detached buffer (no copy). */
+static void client__process(client_t *c);
+static void client__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void client__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* A paused reader whose queue has drained to half: read and parse again.
+ * Called from the flush, at most once per loop iteration and never from
+ * inside a command. */
+static void client__resume(client_t *c) {
+  if (!(c->flags & CLIENT_READ_PAUSED) || c->q_len >= CLIENT_MAX_QUEUED / 2 ||
+      (c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER)))
+    return;
+  c->flags &= ~(unsigned)CLIENT_READ_PAUSED;
+  uv_read_start(&c->h.stream, client__alloc, client__on_read);
+  client__process(c); /* what is already buffered */
+}
+
 static void client__flush(client_t *c) {
   size_t n;
   const char *data = reply_data(&c->out, &n);
@@ -189,6 +211,8 @@ static void server__on_prepare(uv_prepare_t *p) {
     s->pending_writes = c->pw_next;
     c->flags &= ~(unsigned)CLIENT_PENDING_WRITE;
     client__flush(c);
+    if (!(c->flags & CLIENT_CLOSING))
+      client__resume(c);
   }
 }
 
