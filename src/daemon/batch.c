@@ -28,6 +28,7 @@ struct batcher {
   unsigned inflight, max_inflight, max_rows;
   uint32_t split_items;
   unsigned handles_open;
+  int closing;      /* batcher_close() was called: free when idle */
   qscore_isa_t isa;
   batcher_stats_t st;
 };
@@ -400,6 +401,7 @@ static void batch__work(uv_work_t *w) {
 
 static void batch__dispatch(batcher_t *b);
 static void batch__after(uv_work_t *w, int status);
+static void batch__maybe_free(batcher_t *b);
 
 /* Queues the job's pieces. 0, or -1 when one could not be queued (then the
  * items are failed and pending counts only the pieces that were). */
@@ -437,6 +439,7 @@ static void batch__complete(batch_job_t *job) {
   /* Everything that queued up while the workers were busy goes now, as
    * one batch: this is where batches grow under load. */
   batch__dispatch(b);
+  batch__maybe_free(b);
 }
 
 /* Loop thread: the job is answered once all its pieces are back. */
@@ -560,6 +563,13 @@ void batcher_submit(batcher_t *b, batch_item_t *it) {
     b->head = it;
   b->tail = it;
   b->queued++;
+  /* Closing (a request of a client gone at shutdown, answered late): no
+   * handles any more; queue it to the pool now, or the next completion
+   * does. Either way done() fires later, from the pool's callback. */
+  if (b->closing) {
+    batch__dispatch(b);
+    return;
+  }
   /* A free worker: dispatch at the end of this iteration, together with
    * whatever else this iteration's callbacks make ready. A busy pool: the
    * next completion dispatches. */
@@ -569,13 +579,21 @@ void batcher_submit(batcher_t *b, batch_item_t *it) {
   }
 }
 
-static void batch__closed(uv_handle_t *h) {
-  batcher_t *b = h->data;
-  if (--b->handles_open == 0)
+/* A closed batcher goes once its handles are closed and no job is queued
+ * or running: pool threads read it until their job is back. */
+static void batch__maybe_free(batcher_t *b) {
+  if (b->closing && b->handles_open == 0 && b->inflight == 0 && b->head == NULL)
     free(b);
 }
 
+static void batch__closed(uv_handle_t *h) {
+  batcher_t *b = h->data;
+  b->handles_open--;
+  batch__maybe_free(b);
+}
+
 void batcher_close(batcher_t *b) {
+  b->closing = 1;
   uv_close((uv_handle_t *)&b->idle, batch__closed);
   uv_close((uv_handle_t *)&b->check, batch__closed);
 }

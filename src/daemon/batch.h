@@ -58,8 +58,10 @@ int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, uint3
                 batcher_t **out);
 /* Queues it; done() fires later (never from inside this call). */
 void batcher_submit(batcher_t *b, batch_item_t *it);
-/* Closes the handles. Nothing may be queued or in flight (the daemon drains
- * its requests before closing); the batcher is freed in the close callback. */
+/* Closes the handles; the batcher is freed once they are closed and every
+ * job queued or running has come back (requests of clients that left may
+ * still be on the pool at shutdown, and items submitted after this call
+ * are still answered). */
 void batcher_close(batcher_t *b);
 void batch_item_free(batch_item_t *it);
 
