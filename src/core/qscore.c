@@ -124,6 +124,8 @@ float qquery_prepare(const qmat_t *qm, const float *x, qquery_t *qq) {
 
 /* ---- the collector ---------------------------------------------------- */
 
+static int qsel__grow(qsel_t *s, size_t cap);
+
 int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float slack) {
   memset(s, 0, sizeof *s);
   s->f = f;
@@ -139,14 +141,8 @@ int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float slack) {
    * compactions come early (lim): the bar they set is what keeps the rest
    * of the scan from offering items at all, and a compaction of a small
    * buffer is cheap. */
-  s->cap = 4 * s->want + 1024;
   s->lim = 2 * s->want + 64;
-  s->idx = malloc(s->cap * sizeof *s->idx);
-  s->s = malloc(s->cap * sizeof *s->s);
-  s->err = malloc(s->cap * sizeof *s->err);
-  s->key = malloc(s->cap * sizeof *s->key);
-  s->tmp = malloc(s->cap * sizeof *s->tmp);
-  if (s->idx == NULL || s->s == NULL || s->err == NULL || s->key == NULL || s->tmp == NULL) {
+  if (qsel__grow(s, 4 * s->want + 1024) != 0) {
     qsel_free(s);
     return RECD_ENOMEM;
   }
@@ -165,25 +161,25 @@ void qsel_free(qsel_t *s) {
   s->n = s->cap = s->lim = s->checked = 0;
 }
 
+/* Resizes *p to n elements of sz bytes; on failure *p is left as it was
+ * (and still owned by the collector). 0 or -1. */
+static int qsel__resize(void **p, size_t n, size_t sz) {
+  void *q = realloc(*p, n * sz);
+  if (q == NULL)
+    return -1;
+  *p = q;
+  return 0;
+}
+
+/* The five parallel arrays to cap entries (never smaller). */
 static int qsel__grow(qsel_t *s, size_t cap) {
   if (cap <= s->cap)
     return 0;
-  uint32_t *idx = realloc(s->idx, cap * sizeof *idx);
-  if (idx != NULL)
-    s->idx = idx;
-  float *sc = realloc(s->s, cap * sizeof *sc);
-  if (sc != NULL)
-    s->s = sc;
-  float *er = realloc(s->err, cap * sizeof *er);
-  if (er != NULL)
-    s->err = er;
-  float *key = realloc(s->key, cap * sizeof *key);
-  if (key != NULL)
-    s->key = key;
-  double *tmp = realloc(s->tmp, cap * sizeof *tmp);
-  if (tmp != NULL)
-    s->tmp = tmp;
-  if (idx == NULL || sc == NULL || er == NULL || key == NULL || tmp == NULL)
+  if (qsel__resize((void **)&s->idx, cap, sizeof *s->idx) != 0 ||
+      qsel__resize((void **)&s->s, cap, sizeof *s->s) != 0 ||
+      qsel__resize((void **)&s->err, cap, sizeof *s->err) != 0 ||
+      qsel__resize((void **)&s->key, cap, sizeof *s->key) != 0 ||
+      qsel__resize((void **)&s->tmp, cap, sizeof *s->tmp) != 0)
     return RECD_ENOMEM;
   s->cap = cap;
   return 0;
