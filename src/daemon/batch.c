@@ -33,8 +33,8 @@ struct batcher {
   batcher_stats_t st;
 };
 
-/* What a job's pieces do; a job is queued to the pool once, as `nparts`
- * pieces, and is answered when all of them are back on the loop. */
+/* What a job's pieces do; a job is queued to the pool once, as one piece
+ * or one per worker, and is answered when all of them are back on the loop. */
 enum {
   BATCH_FLOAT, /* one piece: fold-in, BLAS pass, rules (no int8 copy) */
   BATCH_WHOLE, /* one piece: fold-in, fused scan, re-scoring */
@@ -65,7 +65,7 @@ struct batch_job {
   batch_item_t **vec;  /* ... and as an array */
   size_t n;
   const served_t *sv;
-  unsigned stage, nparts, pending, weight, scan_parts;
+  unsigned stage, pending, weight, scan_parts;
   batch_part_t part[BATCH_MAX_PARTS];
   /* fused jobs */
   float *X;
@@ -406,7 +406,6 @@ static void batch__maybe_free(batcher_t *b);
 /* Queues the job's pieces. 0, or -1 when one could not be queued (then the
  * items are failed and pending counts only the pieces that were). */
 static int batch__run(batch_job_t *job, unsigned nparts) {
-  job->nparts = nparts;
   job->pending = nparts;
   for (unsigned p = 0; p < nparts; p++) {
     job->part[p].job = job;
