@@ -217,7 +217,8 @@ typedef struct compare_run {
   qquery_t *qq;      /* batch */
   qsel_t *sel;       /* 2 x batch collectors */
   uint32_t *b_items; /* batch x count: a fused batch's answers ... */
-  float *b_scores;   /* ... kept for printing */
+  float *b_scores;   /* ... */
+  size_t *b_n;       /* ... and their lengths, kept for printing */
   /* the helper thread of the split single path */
   uv_thread_t helper;
   uv_barrier_t go, done;
@@ -401,9 +402,12 @@ static int compare_fused_batch(compare_run_t *r, size_t i0, size_t b, int write,
   for (uint32_t u = 0; u < B && rc == 0; u++) {
     rec_result_t res;
     rc = compare_fused_answer(r, i0 + u, u, B, 1, &res);
-    for (uint32_t j = 0; rc == 0 && j < C; j++) {
-      items[u * C + j] = j < res.n ? res.items[j] : UINT32_MAX;
-      scores[u * C + j] = j < res.n ? res.scores[j] : 0.0f;
+    if (rc != 0)
+      break;
+    r->b_n[u] = res.n < C ? res.n : C;
+    if (r->b_n[u] > 0) { /* memcpy from NULL is undefined even for 0 bytes */
+      memcpy(items + (size_t)u * C, res.items, r->b_n[u] * sizeof *items);
+      memcpy(scores + (size_t)u * C, res.scores, r->b_n[u] * sizeof *scores);
     }
   }
   const double t2 = bench_now_us();
@@ -417,12 +421,10 @@ static int compare_fused_batch(compare_run_t *r, size_t i0, size_t b, int write,
     return 0;
   fprintf(r->out, "Q %zu %.3f %.3f\n", b, t[0] + t[1], t[0]);
   for (uint32_t u = 0; u < B; u++) {
+    const rec_result_t kept = {
+        .n = r->b_n[u], .items = items + (size_t)u * C, .scores = scores + (size_t)u * C};
     fprintf(r->out, "T %zu", i0 + u);
-    for (uint32_t j = 0; j < C; j++)
-      fprintf(r->out, " %ld", items[u * C + j] == UINT32_MAX ? -1L : (long)items[u * C + j]);
-    for (uint32_t j = 0; j < C; j++)
-      fprintf(r->out, " %.9g", (double)scores[u * C + j]);
-    fputc('\n', r->out);
+    compare_write_answer(r->out, &kept, C);
   }
   return 0;
 }
@@ -547,9 +549,10 @@ int bench_compare_main(int argc, char **argv) {
   r.sel = calloc(2 * (size_t)B, sizeof *r.sel);
   r.b_items = malloc((size_t)B * cfg.count * sizeof *r.b_items);
   r.b_scores = malloc((size_t)B * cfg.count * sizeof *r.b_scores);
+  r.b_n = malloc((size_t)B * sizeof *r.b_n);
   if (r.scores == NULL || ts == NULL || tb == NULL || v == NULL || tf == NULL || tp == NULL ||
       tq == NULL || r.qq == NULL || r.sel == NULL || r.b_items == NULL ||
-      r.b_scores == NULL || qmat_build(&r.qm, r.Y, r.stride, r.n, r.k) != 0 ||
+      r.b_scores == NULL || r.b_n == NULL || qmat_build(&r.qm, r.Y, r.stride, r.n, r.k) != 0 ||
       (r.xq = malloc((size_t)B * qquery_bytes(&r.qm))) == NULL ||
       rec_rules_init(&r.rules, m, &r.rq, 1.0f) != 0) {
     fprintf(stderr, "recd-bench compare: out of memory (--batch %u x %u items of scores?)\n", B,
@@ -628,6 +631,7 @@ out:
   free(r.sel);
   free(r.b_items);
   free(r.b_scores);
+  free(r.b_n);
   qmat_free(&r.qm);
   rec_rules_free(&r.rules);
   rec_ws_free(&r.ws);
