@@ -10,7 +10,7 @@
 #ifndef RECD_DAEMON_LOG_H
 #define RECD_DAEMON_LOG_H
 
-#include "recd/config.h"
+#include "config.h"
 
 void log_set_level(int level); /* a config_loglevel_t */
 int log_get_level(void);

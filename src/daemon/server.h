@@ -17,10 +17,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "recd/config.h"
+#include "config.h"
 #include "recd/model.h"
 #include "recd/qscore.h"
-#include "recd/rclient.h"
+#include "rclient.h"
 #include "recd/recommend.h"
 #include "recd/reply.h"
 #include "recd/resp.h"

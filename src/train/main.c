@@ -25,6 +25,7 @@
 #include "recd/foldin.h"
 #include "recd/model.h"
 #include "recd/rng.h"
+#include "recd/keys.h"
 #include "recd/score.h"
 #include "redis_io.h"
 #include "report.h"
@@ -61,7 +62,7 @@ typedef struct train_cfg {
 static void train_cfg_defaults(train_cfg_t *c) {
   memset(c, 0, sizeof *c);
   c->mode = MODE_TRAIN;
-  c->redis = (redis_opts_t){.host = "127.0.0.1", .port = 6379, .prefix = "recd:",
+  c->redis = (redis_opts_t){.host = "127.0.0.1", .port = 6379, .prefix = RECD_PREFIX_DEFAULT,
                             .timeout_ms = 5000};
   c->params = (params_t){.factors = 256, .iterations = 15, .conf_mode = PARAMS_CONF_LOG,
                          .cg_steps = 3, .lambda = 0.12f, .alpha = 0.3f, .eps = 1.0f,

@@ -10,6 +10,7 @@
 
 #include "recd/csv.h"
 #include "recd/err.h"
+#include "recd/keys.h"
 
 /* Commands in flight per pipeline batch: enough to hide the round trip,
  * small enough that replies for one batch stay a few MB at most. */
@@ -116,7 +117,7 @@ int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies
     return rc;
   *anomalies = 0;
   char pattern[512];
-  snprintf(pattern, sizeof pattern, "%shist:*", o->prefix);
+  snprintf(pattern, sizeof pattern, "%s" RECD_KEY_HIST "*", o->prefix);
   const size_t plen = strlen(o->prefix) + 5;
   char cursor[32] = "0";
   uint64_t users = 0;
@@ -158,7 +159,7 @@ int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies
     for (uint32_t i = b; i < b + n; i++) {
       size_t len;
       const char *id = idmap_key(ds->items, i, &len);
-      redisAppendCommand(c, "HGET %sitem:%b category", o->prefix, id, len);
+      redisAppendCommand(c, "HGET %s" RECD_KEY_ITEM "%b " RECD_ITEM_CATEGORY, o->prefix, id, len);
     }
     for (uint32_t i = b; i < b + n; i++) {
       redisReply *r = redis_io__reply(c);
@@ -231,7 +232,7 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
       const char *item = idmap_key(ds.items, m->idx[j], &ilen);
       char w[32];
       snprintf(w, sizeof w, "%.9g", (double)m->val[j]);
-      redisAppendCommand(c, "ZINCRBY %shist:%b %s %b", o->prefix, user, ulen, w, item, ilen);
+      redisAppendCommand(c, "ZINCRBY %s" RECD_KEY_HIST "%b %s %b", o->prefix, user, ulen, w, item, ilen);
       ++*rows;
       if (++pending == REDIS_IO_BATCH) {
         rc = redis_io__drain(c, pending, "ZINCRBY", errbuf);
@@ -277,7 +278,7 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
                        (unsigned long long)rec.line);
         break;
       }
-      redisAppendCommand(c, "HSET %sitem:%b title %b category %b", o->prefix, rec.field[0],
+      redisAppendCommand(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b", o->prefix, rec.field[0],
                          rec.len[0], rec.field[1], rec.len[1], rec.field[2], rec.len[2]);
       if (++pending == REDIS_IO_BATCH) {
         rc = redis_io__drain(c, pending, "HSET", errbuf);

@@ -29,7 +29,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#include "recd/rclient.h"
+#include "rclient.h"
 #include "testutil.h"
 
 /* ---- redis-server processes ------------------------------------------- */

@@ -49,13 +49,14 @@
 #include <uv.h>
 
 #include "recd/err.h"
+#include "recd/keys.h"
 
 /* Longest user or item id (DESIGN.md: ids are up to 256 bytes). Longer ids
  * in requests are refused (RECD_EINVAL); longer ids read from Redis are
  * skipped and counted as anomalies. */
-#define RCLIENT_ID_MAX 256
+#define RCLIENT_ID_MAX RECD_ID_MAX
 /* Longest key prefix accepted by rclient_new() (config key-prefix). */
-#define RCLIENT_PREFIX_MAX 128
+#define RCLIENT_PREFIX_MAX RECD_PREFIX_MAX
 /* Size of the error strings carried in results and stats. */
 #define RCLIENT_ERRLEN 128
 

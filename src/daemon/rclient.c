@@ -21,7 +21,7 @@
  *   libuv handle, which runs on a later loop turn than the redisAsyncFree()
  *   of rclient_close(): no hiredis callback chain can still reference it.
  */
-#include "recd/rclient.h"
+#include "rclient.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -39,7 +39,7 @@
 #include "recd/rng.h"
 
 /* Longest key we build: prefix + "unavailable" or "hist:"/"pref:" + id. */
-#define RCLIENT__KEY_MAX (RCLIENT_PREFIX_MAX + 16 + RCLIENT_ID_MAX)
+#define RCLIENT__KEY_MAX RECD_KEY_MAX
 
 enum { RCLIENT__FETCH = 1, RCLIENT__FEEDBACK = 2 };
 
@@ -168,14 +168,9 @@ static int rclient__parse_double(const char *s, size_t len, double *out) {
 
 /* Builds <prefix><mid><id> into buf (RCLIENT__KEY_MAX bytes); returns the
  * length. Callers have checked idlen <= RCLIENT_ID_MAX. */
-static size_t rclient__key(const rclient_t *c, char *buf, const char *mid, const char *id,
+static size_t rclient__key(const rclient_t *c, char *buf, const char *kind, const char *id,
                            size_t idlen) {
-  size_t ml = strlen(mid);
-  memcpy(buf, c->prefix, c->prefix_len);
-  memcpy(buf + c->prefix_len, mid, ml);
-  if (idlen > 0)
-    memcpy(buf + c->prefix_len + ml, id, idlen);
-  return c->prefix_len + ml + idlen;
+  return recd_key(buf, c->prefix, c->prefix_len, kind, id, idlen);
 }
 
 static int64_t rclient__now_unix_ms(void) {
@@ -457,13 +452,13 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
       c->stats.anomalies++;
     else
       c->stats.errors++;
-    rclient__error(c, "SMEMBERS %sunavailable: %.*s (keeping the previous set)", c->prefix,
+    rclient__error(c, "SMEMBERS %s" RECD_KEY_UNAVAILABLE ": %.*s (keeping the previous set)", c->prefix,
                    (int)(r->len > 256 ? 256 : r->len), r->str);
     return;
   }
   if (r->type != REDIS_REPLY_ARRAY) {
     c->stats.anomalies++;
-    rclient__error(c, "SMEMBERS %sunavailable: unexpected reply type %d", c->prefix, r->type);
+    rclient__error(c, "SMEMBERS %s" RECD_KEY_UNAVAILABLE ": unexpected reply type %d", c->prefix, r->type);
     return;
   }
   const char **ids = NULL;
@@ -474,7 +469,7 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
     ids = malloc(r->elements * (sizeof *ids + sizeof *lens));
     if (ids == NULL) {
       c->stats.errors++;
-      rclient__error(c, "SMEMBERS %sunavailable: out of memory (keeping the previous set)",
+      rclient__error(c, "SMEMBERS %s" RECD_KEY_UNAVAILABLE ": out of memory (keeping the previous set)",
                      c->prefix);
       return;
     }
@@ -503,7 +498,7 @@ static void rclient__refresh_send(rclient_t *c) {
     return;
   char key[RCLIENT__KEY_MAX];
   const char *argv[2] = {"SMEMBERS", key};
-  size_t lens[2] = {8, rclient__key(c, key, "unavailable", NULL, 0)};
+  size_t lens[2] = {8, rclient__key(c, key, RECD_KEY_UNAVAILABLE, NULL, 0)};
   if (redisAsyncCommandArgv(c->ac, rclient__refresh_cb, NULL, 2, argv, lens) != REDIS_OK) {
     /* Only OOM gets here while CONNECTED; the next tick retries. */
     c->stats.errors++;
@@ -557,7 +552,7 @@ static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
     r->anomalies++;
   for (size_t i = 0; i < npairs; i++) {
     const redisReply *f = rep->element[2 * i];
-    if (f->type == REDIS_REPLY_STRING && f->len > 4 && memcmp(f->str, "cat:", 4) == 0)
+    if (f->type == REDIS_REPLY_STRING && f->len > 4 && memcmp(f->str, RECD_PREF_CATEGORY_PREFIX, 4) == 0)
       bytes += f->len - 4;
   }
   if (bytes > 0) {
@@ -576,14 +571,14 @@ static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
       r->anomalies++;
       continue;
     }
-    if (f->len == 11 && memcmp(f->str, "personalize", 11) == 0) {
+    if (f->len == 11 && memcmp(f->str, RECD_PREF_PERSONALIZE, 11) == 0) {
       if (v->len == 1 && v->str[0] == '0')
         r->personalize = 0;
       else if (!(v->len == 1 && v->str[0] == '1'))
         r->anomalies++; /* stays personalized: only "0" opts out */
       continue;
     }
-    if (f->len < 4 || memcmp(f->str, "cat:", 4) != 0)
+    if (f->len < 4 || memcmp(f->str, RECD_PREF_CATEGORY_PREFIX, 4) != 0)
       continue; /* other fields are for other readers */
     size_t nl = f->len - 4;
     double d;
@@ -783,7 +778,7 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
   r->cb.user = cb;
   char pkey[RCLIENT__KEY_MAX], hkey[RCLIENT__KEY_MAX], stop[24];
   const char *pargv[2] = {"HGETALL", pkey};
-  size_t plens[2] = {7, rclient__key(c, pkey, "pref:", user, ulen)};
+  size_t plens[2] = {7, rclient__key(c, pkey, RECD_KEY_PREF, user, ulen)};
   int err = rclient__send_first(c, r, 2, pargv, plens);
   if (err != 0) {
     free(r);
@@ -794,7 +789,7 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
   /* Back to back in hiredis's output buffer: one write, one round trip. */
   int sl = snprintf(stop, sizeof stop, "%zu", max_history - 1);
   const char *hargv[5] = {"ZREVRANGE", hkey, "0", stop, "WITHSCORES"};
-  size_t hlens[5] = {9, rclient__key(c, hkey, "hist:", user, ulen), 1, (size_t)sl, 10};
+  size_t hlens[5] = {9, rclient__key(c, hkey, RECD_KEY_HIST, user, ulen), 1, (size_t)sl, 10};
   if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 5, hargv, hlens) != REDIS_OK) {
     /* HGETALL is already queued and owns r; its reply completes r. */
     c->stats.errors++;
@@ -820,7 +815,7 @@ int rclient_feedback(rclient_t *c, const char *user, size_t ulen, const char *it
   /* %.17g round-trips every double exactly. */
   int wl = snprintf(wbuf, sizeof wbuf, "%.17g", weight);
   const char *argv[4] = {"ZINCRBY", key, wbuf, ilen > 0 ? item : ""};
-  size_t lens[4] = {7, rclient__key(c, key, "hist:", user, ulen), (size_t)wl, ilen};
+  size_t lens[4] = {7, rclient__key(c, key, RECD_KEY_HIST, user, ulen), (size_t)wl, ilen};
   int err = rclient__send_first(c, r, 4, argv, lens);
   if (err != 0)
     free(r);
@@ -878,7 +873,7 @@ void rclient_opts_init(rclient_opts_t *o) {
   memset(o, 0, sizeof *o);
   o->host = "127.0.0.1";
   o->port = 6379;
-  o->prefix = "recd:";
+  o->prefix = RECD_PREFIX_DEFAULT;
   o->connect_timeout_ms = 1000;
   o->reconnect_min_ms = 100;
   o->reconnect_max_ms = 5000;

@@ -12,7 +12,7 @@
  * once the new value is known to be good and fully allocated, so a bad value
  * or an allocation failure leaves the old value in place.
  */
-#include "recd/config.h"
+#include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

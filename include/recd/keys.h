@@ -1,0 +1,37 @@
+/* keys.h - the Redis key layout (DESIGN.md "Redis data layout"), spelled
+ * once for the daemon's Redis client and the trainer.
+ *
+ * Every key is <prefix><kind><id>, the prefix configurable (`key-prefix`,
+ * default "recd:"); ids are opaque bytes of 1 to RECD_ID_MAX. The kinds are
+ * string literals so that they also fit hiredis format strings:
+ *   redisAppendCommand(c, "ZINCRBY %s" RECD_KEY_HIST "%b ...", prefix, ...)
+ */
+#ifndef RECD_KEYS_H
+#define RECD_KEYS_H
+
+#include <stddef.h>
+
+#define RECD_PREFIX_DEFAULT "recd:"
+#define RECD_PREFIX_MAX 128
+#define RECD_ID_MAX 256
+
+#define RECD_KEY_HIST "hist:"              /* ZSET item -> weight, per customer */
+#define RECD_KEY_PREF "pref:"              /* HASH cat:<c> -> [-1, 1], personalize */
+#define RECD_KEY_ITEM "item:"              /* HASH category, per item (training) */
+#define RECD_KEY_UNAVAILABLE "unavailable" /* SET of item ids, global */
+
+/* Fields of RECD_KEY_PREF and RECD_KEY_ITEM hashes. */
+#define RECD_PREF_CATEGORY_PREFIX "cat:"
+#define RECD_PREF_PERSONALIZE "personalize"
+#define RECD_ITEM_CATEGORY "category"
+
+/* Longest key recd builds. */
+#define RECD_KEY_MAX (RECD_PREFIX_MAX + 16 + RECD_ID_MAX)
+
+/* Writes <prefix><kind><id> into buf (RECD_KEY_MAX bytes at least, not
+ * NUL-terminated) and returns its length. prefix_len <= RECD_PREFIX_MAX,
+ * kind one of the RECD_KEY_* literals, idlen <= RECD_ID_MAX. */
+size_t recd_key(char *buf, const char *prefix, size_t prefix_len, const char *kind,
+                const char *id, size_t idlen);
+
+#endif
