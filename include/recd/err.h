@@ -44,4 +44,10 @@ const char *recd_strerror(int err);
 int recd_errf(char *errbuf, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Writes byte c for a message or a log line: as itself when it is
+ * printable ASCII other than a backslash and the bytes in `also`, else as
+ * \xNN. Returns the bytes written to out (1 or 4), so that ids that are
+ * opaque bytes can be shown without breaking a line or a quote. */
+size_t recd_escape_byte(char *out, unsigned char c, const char *also);
+
 #endif

@@ -391,14 +391,35 @@ static int dataset__header_is(const csv_record_t *rec, const char *const *names,
   return 1;
 }
 
-/* Reads the header record of a CSV. 0, or an error naming the file. */
-static int dataset__read_header(csv_reader_t *r, csv_record_t *rec, const char *expected,
-                                char *errbuf) {
-  int rc = csv_next(r, rec, errbuf);
+
+/* Opens a CSV and reads its header, which must be h_a[0..n_a) or (when
+ * h_b is not NULL) h_b[0..n_b). 0 with the reader in *out and the header in
+ * rec, or an error naming the file ("expected <expected>"). */
+static int dataset__open(const char *path, const char *const *h_a, size_t n_a,
+                         const char *const *h_b, size_t n_b, const char *expected,
+                         csv_reader_t **out, csv_record_t *rec, char *errbuf) {
+  csv_reader_t *r;
+  int rc = csv_open(&r, path, errbuf);
+  if (rc != 0)
+    return rc;
+  rc = csv_next(r, rec, errbuf);
   if (rc == 0)
-    return recd_errf(errbuf, RECD_EFORMAT, "%s: empty file, expected header %s", csv_name(r),
-                     expected);
-  return rc < 0 ? rc : 0;
+    rc = recd_errf(errbuf, RECD_EFORMAT, "%s: empty file, expected header %s", csv_name(r),
+                   expected);
+  else if (rc > 0 && !dataset__header_is(rec, h_a, n_a) &&
+           !(h_b != NULL && dataset__header_is(rec, h_b, n_b))) {
+    char shown[64];
+    rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: bad header \"%s\", expected %s", csv_name(r),
+                   (unsigned long long)rec->line, dataset__show_record(shown, rec), expected);
+  } else if (rc > 0) {
+    rc = 0;
+  }
+  if (rc != 0) {
+    csv_close(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
 }
 
 static double dataset__now(void) {
@@ -462,22 +483,11 @@ int dataset_read_csv(dataset_t *ds, const char *path, int skip_bad, uint64_t *sk
   if (ds->finalized)
     return recd_errf(errbuf, RECD_EINVAL, "%s: data set already finalized", path);
   csv_reader_t *r;
-  int rc = csv_open(&r, path, errbuf);
+  csv_record_t rec;
+  int rc = dataset__open(path, h3, 3, h4, 4, expected, &r, &rec, errbuf);
   if (rc != 0)
     return rc;
   const char *name = csv_name(r);
-  csv_record_t rec;
-  if ((rc = dataset__read_header(r, &rec, expected, errbuf)) != 0) {
-    csv_close(r);
-    return rc;
-  }
-  if (!dataset__header_is(&rec, h3, 3) && !dataset__header_is(&rec, h4, 4)) {
-    char shown[64];
-    rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: bad header \"%s\", expected %s", name,
-                   (unsigned long long)rec.line, dataset__show_record(shown, &rec), expected);
-    csv_close(r);
-    return rc;
-  }
   const size_t n_fields = rec.n_fields;
   uint64_t rows = 0, bad = 0;
   const double t0 = dataset__now();
@@ -525,22 +535,11 @@ int dataset_read_items_csv_ex(dataset_t *ds, const char *path, uint64_t *ignored
   if (ignored != NULL)
     *ignored = 0;
   csv_reader_t *r;
-  int rc = csv_open(&r, path, errbuf);
+  csv_record_t rec;
+  int rc = dataset__open(path, h, 3, NULL, 0, "item,title,category", &r, &rec, errbuf);
   if (rc != 0)
     return rc;
   const char *name = csv_name(r);
-  csv_record_t rec;
-  if ((rc = dataset__read_header(r, &rec, "item,title,category", errbuf)) != 0) {
-    csv_close(r);
-    return rc;
-  }
-  if (!dataset__header_is(&rec, h, 3)) {
-    char shown[64];
-    rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: bad header \"%s\", expected item,title,category",
-                   name, (unsigned long long)rec.line, dataset__show_record(shown, &rec));
-    csv_close(r);
-    return rc;
-  }
   uint64_t unknown = 0;
   while ((rc = csv_next(r, &rec, errbuf)) == 1) {
     const unsigned long long line = (unsigned long long)rec.line;

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 const char *recd_err_name(int err) {
   switch (err) {
@@ -32,4 +33,17 @@ int recd_errf(char *errbuf, int err, const char *fmt, ...) {
     va_end(ap);
   }
   return err;
+}
+
+size_t recd_escape_byte(char *out, unsigned char c, const char *also) {
+  static const char hex[] = "0123456789abcdef";
+  if (c >= 0x20 && c < 0x7f && c != '\\' && (also == NULL || strchr(also, c) == NULL)) {
+    out[0] = (char)c;
+    return 1;
+  }
+  out[0] = '\\';
+  out[1] = 'x';
+  out[2] = hex[c >> 4];
+  out[3] = hex[c & 15];
+  return 4;
 }

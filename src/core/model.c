@@ -7,6 +7,7 @@
 #include "model_internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "recd/err.h"
@@ -34,82 +35,71 @@ void model__put_u64(unsigned char *p, uint64_t v) {
   model__put_u32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* IEEE 754 values travel as their bit patterns; memcpy is the defined way
- * to reinterpret them. */
-static float model__get_f32(const unsigned char *p) {
-  uint32_t u = model__get_u32(p);
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
+/* The header's fields, once: where each lives in the file and in
+ * model__header_t. Encoding and decoding walk the same table, so they
+ * cannot disagree. Every field is a 4- or 8-byte integer or IEEE 754 value
+ * stored little-endian; floats travel as their bit patterns (memcpy is the
+ * defined way to reinterpret them). */
+typedef struct model__field {
+  uint32_t file_off; /* MODEL__OFF_* */
+  uint32_t mem_off;  /* offsetof(model__header_t, ...) */
+  uint32_t size;     /* 4 or 8: the member's own size */
+} model__field_t;
 
-static double model__get_f64(const unsigned char *p) {
-  uint64_t u = model__get_u64(p);
-  double d;
-  memcpy(&d, &u, sizeof d);
-  return d;
-}
+#define MODEL__F(off, member)                                                                     \
+  {off, offsetof(model__header_t, member), sizeof(((model__header_t *)0)->member)}
+#define MODEL__METRICS(off, member)                                                               \
+  MODEL__F(off, member.precision), MODEL__F(off + 8, member.recall),                             \
+      MODEL__F(off + 16, member.ndcg), MODEL__F(off + 24, member.map),                           \
+      MODEL__F(off + 32, member.coverage)
 
-static void model__put_f32(unsigned char *p, float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  model__put_u32(p, u);
-}
-
-static void model__put_f64(unsigned char *p, double d) {
-  uint64_t u;
-  memcpy(&u, &d, sizeof u);
-  model__put_u64(p, u);
-}
-
-static void model__put_metrics(unsigned char *p, const model_metrics_t *m) {
-  model__put_f64(p, m->precision);
-  model__put_f64(p + 8, m->recall);
-  model__put_f64(p + 16, m->ndcg);
-  model__put_f64(p + 24, m->map);
-  model__put_f64(p + 32, m->coverage);
-}
-
-static void model__get_metrics(const unsigned char *p, model_metrics_t *m) {
-  m->precision = model__get_f64(p);
-  m->recall = model__get_f64(p + 8);
-  m->ndcg = model__get_f64(p + 16);
-  m->map = model__get_f64(p + 24);
-  m->coverage = model__get_f64(p + 32);
-}
+static const model__field_t model__fields[] = {
+  MODEL__F(MODEL__OFF_CHECKSUM, checksum),
+  MODEL__F(MODEL__OFF_VERSION, version),
+  MODEL__F(MODEL__OFF_HEADER_SIZE, header_size),
+  MODEL__F(MODEL__OFF_BYTE_ORDER, byte_order),
+  MODEL__F(MODEL__OFF_FILE_SIZE, file_size),
+  MODEL__F(MODEL__OFF_N_ITEMS, n_items),
+  MODEL__F(MODEL__OFF_K, k),
+  MODEL__F(MODEL__OFF_STRIDE, stride),
+  MODEL__F(MODEL__OFF_N_CATEGORIES, n_categories),
+  MODEL__F(MODEL__OFF_P_FACTORS, params.factors),
+  MODEL__F(MODEL__OFF_P_ITERATIONS, params.iterations),
+  MODEL__F(MODEL__OFF_P_CONF_MODE, params.conf_mode),
+  MODEL__F(MODEL__OFF_P_CG_STEPS, params.cg_steps),
+  MODEL__F(MODEL__OFF_P_LAMBDA, params.lambda),
+  MODEL__F(MODEL__OFF_P_ALPHA, params.alpha),
+  MODEL__F(MODEL__OFF_P_EPS, params.eps),
+  MODEL__F(MODEL__OFF_P_REG_EXPONENT, params.reg_exponent),
+  MODEL__F(MODEL__OFF_P_SEED, params.seed),
+  MODEL__F(MODEL__OFF_M_CREATED_AT, meta.created_at),
+  MODEL__F(MODEL__OFF_M_N_USERS, meta.n_users),
+  MODEL__F(MODEL__OFF_M_N_INTERACTIONS, meta.n_interactions),
+  MODEL__F(MODEL__OFF_M_TRAIN_SECONDS, meta.train_seconds),
+  MODEL__F(MODEL__OFF_M_HOLDOUT_FRACTION, meta.holdout_fraction),
+  MODEL__F(MODEL__OFF_M_HOLDOUT_USERS, meta.holdout_users),
+  MODEL__METRICS(MODEL__OFF_M_MODEL, meta.model),
+  MODEL__METRICS(MODEL__OFF_M_POPULARITY, meta.popularity),
+  MODEL__F(MODEL__OFF_M_SCORE_SCALE, meta.score_scale),
+};
+#define MODEL__N_FIELDS (sizeof model__fields / sizeof model__fields[0])
 
 void model__header_encode(const model__header_t *h, unsigned char *buf) {
   memset(buf, 0, MODEL__HEADER_SIZE);
   memcpy(buf + MODEL__OFF_MAGIC, MODEL__MAGIC, MODEL__MAGIC_LEN);
-  model__put_u32(buf + MODEL__OFF_CHECKSUM, h->checksum);
-  model__put_u32(buf + MODEL__OFF_VERSION, h->version);
-  model__put_u32(buf + MODEL__OFF_HEADER_SIZE, h->header_size);
-  model__put_u32(buf + MODEL__OFF_BYTE_ORDER, h->byte_order);
-  model__put_u64(buf + MODEL__OFF_FILE_SIZE, h->file_size);
-  model__put_u32(buf + MODEL__OFF_N_ITEMS, h->n_items);
-  model__put_u32(buf + MODEL__OFF_K, h->k);
-  model__put_u32(buf + MODEL__OFF_STRIDE, h->stride);
-  model__put_u32(buf + MODEL__OFF_N_CATEGORIES, h->n_categories);
-  const params_t *p = &h->params;
-  model__put_u32(buf + MODEL__OFF_P_FACTORS, p->factors);
-  model__put_u32(buf + MODEL__OFF_P_ITERATIONS, p->iterations);
-  model__put_u32(buf + MODEL__OFF_P_CONF_MODE, p->conf_mode);
-  model__put_u32(buf + MODEL__OFF_P_CG_STEPS, p->cg_steps);
-  model__put_f32(buf + MODEL__OFF_P_LAMBDA, p->lambda);
-  model__put_f32(buf + MODEL__OFF_P_ALPHA, p->alpha);
-  model__put_f32(buf + MODEL__OFF_P_EPS, p->eps);
-  model__put_f32(buf + MODEL__OFF_P_REG_EXPONENT, p->reg_exponent);
-  model__put_u64(buf + MODEL__OFF_P_SEED, p->seed);
-  const model_meta_t *m = &h->meta;
-  model__put_u64(buf + MODEL__OFF_M_CREATED_AT, (uint64_t)m->created_at);
-  model__put_u64(buf + MODEL__OFF_M_N_USERS, m->n_users);
-  model__put_u64(buf + MODEL__OFF_M_N_INTERACTIONS, m->n_interactions);
-  model__put_f64(buf + MODEL__OFF_M_TRAIN_SECONDS, m->train_seconds);
-  model__put_f64(buf + MODEL__OFF_M_HOLDOUT_FRACTION, m->holdout_fraction);
-  model__put_u64(buf + MODEL__OFF_M_HOLDOUT_USERS, m->holdout_users);
-  model__put_metrics(buf + MODEL__OFF_M_MODEL, &m->model);
-  model__put_metrics(buf + MODEL__OFF_M_POPULARITY, &m->popularity);
-  model__put_f32(buf + MODEL__OFF_M_SCORE_SCALE, m->score_scale);
+  for (size_t i = 0; i < MODEL__N_FIELDS; i++) {
+    const model__field_t *f = &model__fields[i];
+    const char *src = (const char *)h + f->mem_off;
+    if (f->size == 4) {
+      uint32_t v;
+      memcpy(&v, src, 4);
+      model__put_u32(buf + f->file_off, v);
+    } else {
+      uint64_t v;
+      memcpy(&v, src, 8);
+      model__put_u64(buf + f->file_off, v);
+    }
+  }
   for (int s = 0; s < MODEL__N_SECTIONS; s++) {
     model__put_u64(buf + MODEL__OFF_SECTIONS + 16 * s, h->sec[s].offset);
     model__put_u64(buf + MODEL__OFF_SECTIONS + 16 * s + 8, h->sec[s].length);
@@ -118,35 +108,17 @@ void model__header_encode(const model__header_t *h, unsigned char *buf) {
 
 void model__header_decode(const unsigned char *buf, model__header_t *h) {
   memset(h, 0, sizeof *h);
-  h->checksum = model__get_u32(buf + MODEL__OFF_CHECKSUM);
-  h->version = model__get_u32(buf + MODEL__OFF_VERSION);
-  h->header_size = model__get_u32(buf + MODEL__OFF_HEADER_SIZE);
-  h->byte_order = model__get_u32(buf + MODEL__OFF_BYTE_ORDER);
-  h->file_size = model__get_u64(buf + MODEL__OFF_FILE_SIZE);
-  h->n_items = model__get_u32(buf + MODEL__OFF_N_ITEMS);
-  h->k = model__get_u32(buf + MODEL__OFF_K);
-  h->stride = model__get_u32(buf + MODEL__OFF_STRIDE);
-  h->n_categories = model__get_u32(buf + MODEL__OFF_N_CATEGORIES);
-  params_t *p = &h->params;
-  p->factors = model__get_u32(buf + MODEL__OFF_P_FACTORS);
-  p->iterations = model__get_u32(buf + MODEL__OFF_P_ITERATIONS);
-  p->conf_mode = model__get_u32(buf + MODEL__OFF_P_CONF_MODE);
-  p->cg_steps = model__get_u32(buf + MODEL__OFF_P_CG_STEPS);
-  p->lambda = model__get_f32(buf + MODEL__OFF_P_LAMBDA);
-  p->alpha = model__get_f32(buf + MODEL__OFF_P_ALPHA);
-  p->eps = model__get_f32(buf + MODEL__OFF_P_EPS);
-  p->reg_exponent = model__get_f32(buf + MODEL__OFF_P_REG_EXPONENT);
-  p->seed = model__get_u64(buf + MODEL__OFF_P_SEED);
-  model_meta_t *m = &h->meta;
-  m->created_at = (int64_t)model__get_u64(buf + MODEL__OFF_M_CREATED_AT);
-  m->n_users = model__get_u64(buf + MODEL__OFF_M_N_USERS);
-  m->n_interactions = model__get_u64(buf + MODEL__OFF_M_N_INTERACTIONS);
-  m->train_seconds = model__get_f64(buf + MODEL__OFF_M_TRAIN_SECONDS);
-  m->holdout_fraction = model__get_f64(buf + MODEL__OFF_M_HOLDOUT_FRACTION);
-  m->holdout_users = model__get_u64(buf + MODEL__OFF_M_HOLDOUT_USERS);
-  model__get_metrics(buf + MODEL__OFF_M_MODEL, &m->model);
-  model__get_metrics(buf + MODEL__OFF_M_POPULARITY, &m->popularity);
-  m->score_scale = model__get_f32(buf + MODEL__OFF_M_SCORE_SCALE);
+  for (size_t i = 0; i < MODEL__N_FIELDS; i++) {
+    const model__field_t *f = &model__fields[i];
+    char *dst = (char *)h + f->mem_off;
+    if (f->size == 4) {
+      const uint32_t v = model__get_u32(buf + f->file_off);
+      memcpy(dst, &v, 4);
+    } else {
+      const uint64_t v = model__get_u64(buf + f->file_off);
+      memcpy(dst, &v, 8);
+    }
+  }
   for (int s = 0; s < MODEL__N_SECTIONS; s++) {
     h->sec[s].offset = model__get_u64(buf + MODEL__OFF_SECTIONS + 16 * s);
     h->sec[s].length = model__get_u64(buf + MODEL__OFF_SECTIONS + 16 * s + 8);
@@ -248,7 +220,6 @@ int model__section_lengths(uint32_t n_items, uint32_t k, uint32_t stride,
 }
 
 void model__quote(const char *id, size_t len, char out[96]) {
-  static const char hex[] = "0123456789abcdef";
   size_t o = 0;
   out[o++] = '"';
   for (size_t i = 0; i < len; i++) {
@@ -257,15 +228,7 @@ void model__quote(const char *id, size_t len, char out[96]) {
       o += 3;
       break;
     }
-    unsigned char c = (unsigned char)id[i];
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out[o++] = (char)c;
-    } else {
-      out[o++] = '\\';
-      out[o++] = 'x';
-      out[o++] = hex[c >> 4];
-      out[o++] = hex[c & 15];
-    }
+    o += recd_escape_byte(out + o, (unsigned char)id[i], "\"");
   }
   out[o++] = '"';
   out[o] = '\0';

@@ -1,6 +1,8 @@
 /* log.c - see log.h. */
 #include "log.h"
 
+#include "recd/err.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,18 +45,8 @@ void log_msg(int level, const char *fmt, ...) {
 }
 
 void log_sanitize(char *out, const char *s, size_t len, size_t max) {
-  static const char hex[] = "0123456789abcdef";
   size_t o = 0;
-  for (size_t i = 0; i < len && i < max; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out[o++] = (char)c;
-    } else {
-      out[o++] = '\\';
-      out[o++] = 'x';
-      out[o++] = hex[c >> 4];
-      out[o++] = hex[c & 15];
-    }
-  }
+  for (size_t i = 0; i < len && i < max; i++)
+    o += recd_escape_byte(out + o, (unsigned char)s[i], NULL);
   out[o] = '\0';
 }
