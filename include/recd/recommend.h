@@ -3,9 +3,11 @@
  *
  * Pure computation (no I/O, no loop): the daemon gathers a request's inputs
  * (history and preferences from Redis, options from the command) into a
- * rec_query_t, calls rec_recommend() or rec_rank() on the loop or on a
- * worker thread, and formats the rec_result_t. Keeping the rules here means
- * the tests can check them against brute force without a daemon.
+ * rec_query_t and formats the answer. RECOMMEND runs through serve.h,
+ * which sequences the building blocks below (fold-in, a first pass, exact
+ * re-scoring and the rules) for a batch of customers; RANK and SIMILAR are
+ * answered here directly (rec_rank, rec_similar). Keeping the rules here
+ * means the tests can check them against brute force without a daemon.
  *
  * Rules, in order (DESIGN.md "Model semantics"):
  *  1. personalized when personalize != 0 and the history has at least one
@@ -80,25 +82,22 @@ void rec_ws_free(rec_ws_t *ws);
  * non-personalized answers); computed once per model by the caller. */
 float rec_popularity_scale(const model_t *m);
 
-/* RECOMMEND. pop_scale as from rec_popularity_scale(). Returns 0,
- * RECD_ENOMEM, or the fold-in's error (then nothing is returned). */
-int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
-                  rec_result_t *out);
-
-/* The two halves of rec_recommend(), for callers that score many customers
- * with one sgemm (the daemon's micro-batching):
+/* The two halves of a RECOMMEND with a dense first pass (serve.h runs
+ * them, with the first pass in between):
  *  - rec_prepare() folds the customer in: x (model_stride() floats, caller
  *    owned) and *personalized = 1, or *personalized = 0 when the answer
- *    will be popularity (x untouched);
+ *    will be popularity (x untouched, and may be NULL). Returns 0,
+ *    RECD_ENOMEM or the fold-in's error;
  *  - rec_select() applies the rules to the catalogue's scores for that x
- *    (scores = NULL: the non-personalized answer); the scores may come from
- *    any BLAS path, or from an approximate pass whose error is at most
- *    `err` for every item (0 for float BLAS, whose rounding is accounted
- *    for here): the final ranking re-scores the candidates that can reach
- *    the top exactly with x (rec_score_exact). WITHREASONS needs the
- *    fold-in factor that rec_prepare() leaves in ws, so with_reasons is only
- *    valid when rec_select() follows rec_prepare() of the same query on the
- *    same ws. */
+ *    (scores = NULL: the non-personalized answer, pop_scale as from
+ *    rec_popularity_scale()); the scores may come from any BLAS path, or
+ *    from an approximate pass whose error is at most `err` for every item
+ *    (0 for float BLAS, whose rounding is accounted for here): the final
+ *    ranking re-scores the candidates that can reach the top exactly with
+ *    x (rec_score_exact). The result points into ws, valid until its next
+ *    use. WITHREASONS needs the fold-in factor that rec_prepare() leaves in
+ *    ws, so with_reasons is only valid when rec_select() follows
+ *    rec_prepare() of the same query on the same ws. */
 int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
                 int *personalized, size_t *n_used);
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
@@ -123,23 +122,14 @@ void rec_rules_free(rec_rules_t *r);
 float rec_score_slack(const model_t *m, const float *x, const topk_filter_t *f);
 
 /* The end of a personalized answer from a first pass that delivered its
- * candidates (qsel_t after its final qsel_compact): re-scores cand[0..n)
- * exactly, ranks them and applies offset, count and reasons (reasons as for
- * rec_select). The candidates must already pass rules->f and include every
- * item that can reach the top offset + count. */
+ * candidates (the int8 scan's qsel_t after its final qsel_compact, in
+ * serve.h): re-scores cand[0..n) exactly, ranks them and applies offset,
+ * count and reasons (reasons as for rec_select). The candidates must
+ * already pass rules->f and include every item that can reach the top
+ * offset + count. */
 int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rules_t *rules,
                           const float *x, const uint32_t *cand, size_t n_cand, size_t n_used,
                           rec_ws_t *ws, rec_result_t *out);
-
-/* RECOMMEND through the fused int8 pass (qscore.h) on one thread: the same
- * answer as rec_recommend(), reading a quarter of the bytes. rec_select_q
- * is its second half, as rec_select() is rec_recommend()'s, for a customer
- * already folded in (x from rec_prepare(), NULL when not personalized). */
-int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
-                 const rec_query_t *q, const float *x, size_t n_used, rec_ws_t *ws,
-                 rec_result_t *out);
-int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
-                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out);
 
 /* The exact score of an item for a customer: the dot product accumulated in
  * double in a fixed order (four partial sums) and rounded once. Personalized answers (RECOMMEND
@@ -157,7 +147,7 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
 
 /* SIMILAR: the `count` items most similar to `item` by cosine of item
  * factors, skipping unavailable items (bitmap, may be NULL). Results point
- * into ws as for rec_recommend(). */
+ * into ws as for rec_select(). */
 int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
                 rec_ws_t *ws, rec_result_t *out);
 

@@ -13,6 +13,12 @@
  * batched path does the same for B users with one sgemm for the scores,
  * which is what a daemon could do with a queue of requests.
  *
+ * Next to those kernels, the daemon's own answer path (serve.h, a batch of
+ * one customer whose vector is the fold-in above) is timed on the same
+ * queries after each first pass: the float pass (sgemv, then rec_select's
+ * top-k and exact re-scoring) and the fused int8 scan with its exact
+ * re-scoring; the two answers must be the same.
+ *
  * BLAS runs on one thread unless --blas-threads says otherwise (STYLE 25):
  * the daemon owns its threads, and a multi-threaded sgemv on a small model
  * mostly measures thread wake-ups.
@@ -31,6 +37,7 @@
 #include "recd/recommend.h"
 #include "recd/rng.h"
 #include "recd/score.h"
+#include "recd/serve.h"
 
 /* OpenBLAS symbol; declared here because cblas.h of some BLAS builds lacks it. */
 void openblas_set_num_threads(int num_threads);
@@ -149,14 +156,15 @@ typedef struct kernel_run {
   float *top;           /* count */
   foldin_ws_t ws;
   double *t[4];         /* per-sample timings: fold-in, score, top-k, total */
-  /* The daemon's answer path on the same queries (rec_select: filters,
-   * top-k, exact re-scoring of the candidates): after the sgemv above, and
-   * after an int8 first pass instead */
-  qmat_t q;
+  /* The daemon's answer path on the same queries (serve.h: filters,
+   * top-k, exact re-scoring of the candidates) after the float pass and
+   * after the fused int8 pass; and the int8 pass's dense scores alone */
+  serve_model_t fsm, qsm;
+  int have_fsm, have_qsm;
   int8_t *qx;
   float *qscores;
   rec_ws_t rws;
-  double *d[3];         /* sgemv + select, dense int8 pass, fused int8 scan + select */
+  double *d[3];         /* float pass + select, dense int8 pass, fused int8 scan + select */
   uint64_t differ;      /* queries whose two answers differ (must stay 0) */
 } kernel_run_t;
 
@@ -207,6 +215,17 @@ static void kernel_sort_history(uint32_t *ex, const uint32_t *items, uint32_t H)
 
 static volatile uint64_t kernel_sink; /* keeps results observable */
 
+/* Every phase of a batch of one on this thread, with the customer's
+ * vector given (the answer, or its error, is the batch's). */
+static void kernel_serve(serve_batch_t *b, const float *x, rec_ws_t *ws) {
+  serve_batch_set_vector(b, 0, x);
+  if (serve_batch_rows(b) != 0)
+    return; /* the row already carries the error */
+  (void)serve_batch_scan(b, 0, 0, serve_batch_n_items(b)); /* a failure fails the row */
+  for (size_t row = 0; row < serve_batch_n_rows(b); row++)
+    serve_batch_finish(b, row, ws);
+}
+
 /* One single-user query; timings into r->t[*][slot] when slot >= 0. */
 static int kernel_query(kernel_run_t *r, long slot) {
   const kernel_cfg_t *c = r->cfg;
@@ -232,33 +251,42 @@ static int kernel_query(kernel_run_t *r, long slot) {
     r->t[2][slot] = t3 - t2;
     r->t[3][slot] = t3 - t0;
   }
-  /* The daemon's path, both ways, on this query. */
+  /* The daemon's path, both ways, on this query: a batch of one whose
+   * vector is the fold-in above (created outside the timed regions). */
   rec_query_t q = {.hist = r->hist, .hist_w = r->w, .n_hist = c->history, .personalize = 1,
                    .exclude_history = 1, .count = c->count};
-  rec_result_t a, b;
-  const double u0 = bench_now_us();
-  int rs = rec_select(r->m, 1.0f, &q, r->scores, r->x, 0.0f, c->history, &r->rws, &a);
-  const double u1 = bench_now_us();
-  uint32_t first[64];
-  size_t na = a.n < 64 ? a.n : 64;
+  const rec_query_t *qs[1] = {&q};
+  serve_batch_t *fb = NULL, *qb = NULL;
+  int rs = serve_batch_new(&r->fsm, qs, 1, 1, &fb);
   if (rs == 0)
-    memcpy(first, a.items, na * sizeof *first);
-  float err = qscore_items(&r->q, r->x, r->qscores, r->qx);
-  kernel_sink += err > 0;
-  const double u2 = bench_now_us();
+    rs = serve_batch_new(&r->qsm, qs, 1, 1, &qb);
+  double u[4] = {0, 0, 0, 0};
+  if (rs == 0) {
+    u[0] = bench_now_us();
+    kernel_serve(fb, r->x, &r->rws);
+    u[1] = bench_now_us();
+    float err = qscore_items(&r->qsm.q, r->x, r->qscores, r->qx);
+    kernel_sink += err > 0;
+    u[2] = bench_now_us();
+    kernel_serve(qb, r->x, &r->rws);
+    u[3] = bench_now_us();
+  }
+  const serve_answer_t *a = rs == 0 ? serve_batch_answer(fb, 0) : NULL;
+  const serve_answer_t *b = rs == 0 ? serve_batch_answer(qb, 0) : NULL;
   if (rs == 0)
-    rs = rec_select_q(r->m, &r->q, qscore_isa_default(), 1.0f, &q, r->x, c->history, &r->rws,
-                      &b);
-  const double u3 = bench_now_us();
+    rs = a->rc != 0 ? a->rc : b->rc;
+  if (rs == 0)
+    r->differ += b->n != a->n || memcmp(b->items, a->items, a->n * sizeof *a->items) != 0;
+  serve_batch_free(fb);
+  serve_batch_free(qb);
   if (rs != 0) {
-    fprintf(stderr, "recd-bench kernel: rec_select failed: %s\n", recd_strerror(rs));
+    fprintf(stderr, "recd-bench kernel: serving failed: %s\n", recd_strerror(rs));
     return -1;
   }
-  r->differ += b.n != a.n || memcmp(b.items, first, na * sizeof *first) != 0;
   if (slot >= 0) {
-    r->d[0][slot] = (t2 - t1) + (u1 - u0);
-    r->d[1][slot] = u2 - u1;
-    r->d[2][slot] = u3 - u2;
+    r->d[0][slot] = u[1] - u[0];
+    r->d[1][slot] = u[2] - u[1];
+    r->d[2][slot] = u[3] - u[2];
   }
   return 0;
 }
@@ -337,7 +365,10 @@ static void kernel_free(kernel_run_t *r) {
     free(r->d[i]);
   free(r->qx);
   free(r->qscores);
-  qmat_free(&r->q);
+  if (r->have_fsm)
+    serve_model_free(&r->fsm);
+  if (r->have_qsm)
+    serve_model_free(&r->qsm);
   rec_ws_free(&r->rws);
   foldin_ws_free(&r->ws);
 }
@@ -389,8 +420,16 @@ int bench_kernel_main(int argc, char **argv) {
   for (int i = 0; i < 3; i++)
     ok &= (r.d[i] = malloc(nt * sizeof *r.d[i])) != NULL;
   rec_ws_init(&r.rws);
-  ok &= qmat_build(&r.q, r.Y, r.stride, r.n, r.k) == 0;
-  ok &= (r.qx = malloc(qquery_bytes(&r.q))) != NULL && (r.qscores = malloc((size_t)r.n * sizeof(float))) != NULL;
+  /* Both passes forced, whatever the catalogue's size. */
+  serve_opts_t so;
+  serve_opts_default(&so);
+  so.automatic = 0;
+  so.pass = SERVE_PASS_FLOAT;
+  ok &= r.have_fsm = serve_model_init(&r.fsm, m, &so) == 0;
+  so.pass = SERVE_PASS_INT8;
+  ok &= r.have_qsm = serve_model_init(&r.qsm, m, &so) == 0;
+  ok &= r.have_qsm && (r.qx = malloc(qquery_bytes(&r.qsm.q))) != NULL &&
+        (r.qscores = malloc((size_t)r.n * sizeof(float))) != NULL;
   if (!ok || foldin_ws_init(&r.ws, r.k) != 0) {
     fprintf(stderr, "recd-bench kernel: out of memory (--batch %u x %u items of scores?)\n", B,
             r.n);
@@ -423,7 +462,7 @@ int bench_kernel_main(int argc, char **argv) {
     bench_print_row(stdout, "sgemv + select", &d[0]);
     bench_print_row(stdout, "int8 dense pass", &d[1]);
     char fused[64];
-    snprintf(fused, sizeof fused, "fused int8 scan (%s)", qscore_isa_name(qscore_isa_default()));
+    snprintf(fused, sizeof fused, "fused int8 scan (%s)", qscore_isa_name(r.qsm.isa));
     bench_print_row(stdout, fused, &d[2]);
     printf("  fused/sgemv path: %.2fx at the median; answers differing: %llu (must be 0)\n",
            d[2].median / d[0].median, (unsigned long long)r.differ);

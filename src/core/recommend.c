@@ -182,6 +182,8 @@ static int rec__score(const model_t *m, float pop_scale, const rec_query_t *q, r
  * triangular solves. */
 static int32_t rec__reason(const model_t *m, const rec_query_t *q, rec_ws_t *ws, size_t n_used,
                            uint32_t item) {
+  if (n_used == 0)
+    return -1; /* nothing folded in (a given vector): ws->fw.A is not this customer's */
   const uint32_t k = model_factors(m), stride = model_stride(m);
   const float *Y = model_item_factors(m);
   float *z = ws->tmp;
@@ -438,79 +440,6 @@ int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rule
     return r;
   rec__output(m, q, (size_t)r, n_used, ws, out);
   return 0;
-}
-
-int rec_select_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
-                 const rec_query_t *q, const float *x, size_t n_used, rec_ws_t *ws,
-                 rec_result_t *out) {
-  const size_t want = q->offset + q->count;
-  if (x == NULL)
-    return rec_select(m, pop_scale, q, NULL, NULL, 0.0f, n_used, ws, out);
-  memset(out, 0, sizeof *out);
-  if (want == 0) {
-    out->personalized = 1;
-    out->n_used = n_used;
-    return 0;
-  }
-  rec_rules_t rules;
-  if (rec_rules_init(&rules, m, q, model_meta(m)->score_scale) != 0)
-    return RECD_ENOMEM;
-  int8_t *xq = malloc(qquery_bytes(qm));
-  qsel_t sel;
-  int rc = xq == NULL ? RECD_ENOMEM : 0;
-  if (rc == 0) {
-    qquery_t qq = {.xq = xq};
-    qquery_prepare(qm, x, &qq); /* its per-item bounds go with the scan */
-    rc = qsel_init(&sel, &rules.f, want, rec_score_slack(m, x, &rules.f));
-    if (rc == 0) {
-      rc = qscan(isa, qm, 0, qm->n, &qq, &sel, 1);
-      if (rc == 0)
-        rc = qsel_compact(&sel);
-      if (rc == 0)
-        rc = rec_select_candidates(m, q, &rules, x, sel.idx, sel.n, n_used, ws, out);
-      qsel_free(&sel);
-    }
-  }
-  free(xq);
-  rec_rules_free(&rules);
-  return rc;
-}
-
-/* rec_prepare() into the workspace's own x (the first half of
- * rec_recommend and rec_recommend_q). */
-static int rec__prepare_ws(const model_t *m, const rec_query_t *q, rec_ws_t *ws,
-                           rec_result_t *out, int *personalized, size_t *n_used) {
-  memset(out, 0, sizeof *out);
-  /* ws->x must exist before it is passed as the output vector. */
-  int rc = rec__ws_for_model(ws, m);
-  return rc != 0 ? rc : rec_prepare(m, q, ws, ws->x, personalized, n_used);
-}
-
-int rec_recommend_q(const model_t *m, const qmat_t *qm, qscore_isa_t isa, float pop_scale,
-                    const rec_query_t *q, rec_ws_t *ws, rec_result_t *out) {
-  int personalized;
-  size_t n_used;
-  int rc = rec__prepare_ws(m, q, ws, out, &personalized, &n_used);
-  if (rc != 0)
-    return rc;
-  return rec_select_q(m, qm, isa, pop_scale, q, personalized ? ws->x : NULL, n_used, ws, out);
-}
-
-int rec_recommend(const model_t *m, float pop_scale, const rec_query_t *q, rec_ws_t *ws,
-                  rec_result_t *out) {
-  int personalized;
-  size_t n_used;
-  int rc = rec__prepare_ws(m, q, ws, out, &personalized, &n_used);
-  if (rc != 0)
-    return rc;
-  if (personalized) {
-    if (rec__ws_scores(ws) == NULL)
-      return RECD_ENOMEM;
-    score_items(model_item_factors(m), model_stride(m), model_n_items(m), model_factors(m),
-                ws->x, ws->scores);
-  }
-  return rec_select(m, pop_scale, q, personalized ? ws->scores : NULL, ws->x, 0.0f, n_used, ws,
-                    out);
 }
 
 typedef struct rec__ranked {

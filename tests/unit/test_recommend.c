@@ -3,7 +3,10 @@
  * The fold-in itself is checked against a dense solve in test_foldin.c;
  * here x comes from foldin_solve() and everything after it (scores,
  * preference adjustment, filters, paging, reasons, RANK order) is recomputed
- * naively in double and compared. */
+ * naively in double and compared. A RECOMMEND is served as the daemon
+ * serves it, through serve.h (serve_one), with each first pass forced: the
+ * float pass, and the int8 pass with every kernel the CPU runs. How
+ * batches and split scans compare with serve_one is test_serve.c's. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include "recd/recommend.h"
 #include "recd/rng.h"
 #include "recd/score.h"
+#include "recd/serve.h"
 #include "testutil.h"
 
 enum { N = 300, K = 8, NC = 5 };
@@ -85,6 +89,28 @@ static model_t *make_model(char **dir_out) {
   return make_model_ex(dir_out, 0);
 }
 
+/* The ways of serving a model: the float pass, then the int8 pass with
+ * each kernel (SERVES of them, some perhaps not run by this CPU). */
+enum { SERVES = 3 };
+
+static const char *serve_way_name(int way) {
+  return way == 0 ? "float" : way == 1 ? "int8-scalar" : "int8-avx2";
+}
+
+/* Serves m the way `way`; 0 when this CPU cannot (no AVX2). */
+static int serve_way(serve_model_t *sm, const model_t *m, int way) {
+  serve_opts_t o;
+  serve_opts_default(&o);
+  o.automatic = 0;
+  o.pass = way == 0 ? SERVE_PASS_FLOAT : SERVE_PASS_INT8;
+  o.isa = way == 2 ? QSCORE_AVX2 : QSCORE_SCALAR;
+  if (way > 0 && !qscore_isa_supported(o.isa))
+    return 0;
+  ck_assert_int_eq(serve_model_init(sm, m, &o), 0);
+  ck_assert_int_eq(sm->pass, o.pass);
+  return 1;
+}
+
 typedef struct cand {
   double s;
   uint32_t i;
@@ -144,7 +170,7 @@ static size_t brute(const model_t *m, const rec_query_t *q, const float *x, floa
   return got;
 }
 
-static void check_same(const rec_result_t *res, const uint32_t *want, const double *ws,
+static void check_same(const serve_answer_t *res, const uint32_t *want, const double *ws,
                        size_t n) {
   ck_assert_uint_eq(res->n, n);
   for (size_t j = 0; j < n; j++) {
@@ -163,6 +189,10 @@ START_TEST(test_rules_match_brute_force) {
   char *dir;
   model_t *m = make_model(&dir);
   float pop_scale = rec_popularity_scale(m);
+  serve_model_t sm[SERVES];
+  int have[SERVES];
+  for (int way = 0; way < SERVES; way++)
+    have[way] = serve_way(&sm[way], m, way);
   rec_ws_t ws;
   rec_ws_init(&ws);
   foldin_ws_t fw;
@@ -199,10 +229,7 @@ START_TEST(test_rules_match_brute_force) {
                      .category_filter = nc > 0, .pref_cat = pcat, .pref_val = pval, .n_pref = np,
                      .unavailable = trial % 2 ? unav : NULL, .offset = rng_below(&r, 6),
                      .count = rng_below(&r, 25)};
-    rec_result_t res;
-    ck_assert_int_eq(rec_recommend(m, pop_scale, &q, &ws, &res), 0);
     int personal = q.personalize && nh > 0;
-    ck_assert_int_eq(res.personalized, personal);
     float x[K];
     if (personal)
       ck_assert_int_eq(foldin_solve(model_item_factors(m), model_stride(m), model_gram(m),
@@ -211,8 +238,19 @@ START_TEST(test_rules_match_brute_force) {
     double want_s[32];
     size_t n = brute(m, &q, personal ? x : NULL,
                      personal ? model_meta(m)->score_scale : pop_scale, want, want_s);
-    check_same(&res, want, want_s, n);
+    for (int way = 0; way < SERVES; way++) {
+      if (!have[way])
+        continue;
+      serve_answer_t res;
+      ck_assert_int_eq(serve_one(&sm[way], &q, &ws, &res), 0);
+      ck_assert_msg(res.personalized == personal, "%s trial %d", serve_way_name(way), trial);
+      check_same(&res, want, want_s, n);
+      serve_answer_free(&res);
+    }
   }
+  for (int way = 0; way < SERVES; way++)
+    if (have[way])
+      serve_model_free(&sm[way]);
   foldin_ws_free(&fw);
   rec_ws_free(&ws);
   model_free(m);
@@ -234,11 +272,6 @@ START_TEST(test_reasons_match_dense_formula) {
   const uint32_t st = model_stride(m);
   uint32_t hist[6] = {3, 50, 77, 120, 200, 299};
   float hw[6] = {1, 3, 2, 5, 1, 2};
-  rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = 6, .history_limit = 0,
-                   .personalize = 1, .exclude_history = 1, .count = 20, .with_reasons = 1};
-  rec_result_t res;
-  ck_assert_int_eq(rec_recommend(m, 1.0f, &q, &ws, &res), 0);
-  ck_assert_uint_eq(res.n, 20);
   double A[K * K] = {0}, Id[K * K] = {0}, W[K * K];
   for (uint32_t i = 0; i < N; i++)
     for (int a = 0; a < K; a++)
@@ -256,32 +289,51 @@ START_TEST(test_reasons_match_dense_formula) {
     Id[a * K + a] = 1;
   }
   tu_solve(A, K, Id, K, W);
-  for (size_t t = 0; t < res.n; t++) {
-    uint32_t i = res.items[t];
-    double best = -INFINITY, second = -INFINITY;
-    int arg = -1;
-    for (int j = 0; j < 6; j++) {
-      double v = 0;
-      for (int a = 0; a < K; a++)
-        for (int b = 0; b < K; b++)
-          v += Y[i * st + a] * W[a * K + b] * Y[hist[j] * st + b];
-      v *= c[j];
-      if (v > best) {
-        second = best;
-        best = v;
-        arg = j;
-      } else if (v > second) {
-        second = v;
+  for (int way = 0; way < SERVES; way++) {
+    serve_model_t sm;
+    if (!serve_way(&sm, m, way))
+      continue;
+    rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = 6, .history_limit = 0,
+                     .personalize = 1, .exclude_history = 1, .count = 20, .with_reasons = 1};
+    serve_answer_t res;
+    ck_assert_int_eq(serve_one(&sm, &q, &ws, &res), 0);
+    ck_assert_uint_eq(res.n, 20);
+    ck_assert_uint_eq(res.n_used, 6);
+    ck_assert_ptr_nonnull(res.reasons);
+    for (size_t t = 0; t < res.n; t++) {
+      uint32_t i = res.items[t];
+      double best = -INFINITY, second = -INFINITY;
+      int arg = -1;
+      for (int j = 0; j < 6; j++) {
+        double v = 0;
+        for (int a = 0; a < K; a++)
+          for (int b = 0; b < K; b++)
+            v += Y[i * st + a] * W[a * K + b] * Y[hist[j] * st + b];
+        v *= c[j];
+        if (v > best) {
+          second = best;
+          best = v;
+          arg = j;
+        } else if (v > second) {
+          second = v;
+        }
       }
+      if (best - second > 1e-4) /* a clear winner must be the one reported */
+        ck_assert_msg(res.reasons[t] == arg, "%s pos %zu: reason %d vs %d",
+                      serve_way_name(way), t, res.reasons[t], arg);
     }
-    if (best - second > 1e-4) /* a clear winner must be the one reported */
-      ck_assert_int_eq(res.reasons[t], arg);
+    serve_answer_free(&res);
+    /* not personalized: no reasons */
+    q.personalize = 0;
+    ck_assert_int_eq(serve_one(&sm, &q, &ws, &res), 0);
+    ck_assert_int_eq(res.personalized, 0);
+    ck_assert_uint_eq(res.n, 20);
+    ck_assert_ptr_nonnull(res.reasons);
+    for (size_t t = 0; t < res.n; t++)
+      ck_assert_int_eq(res.reasons[t], -1);
+    serve_answer_free(&res);
+    serve_model_free(&sm);
   }
-  /* not personalized: no reasons */
-  q.personalize = 0;
-  ck_assert_int_eq(rec_recommend(m, 1.0f, &q, &ws, &res), 0);
-  for (size_t t = 0; t < res.n; t++)
-    ck_assert_int_eq(res.reasons[t], -1);
   rec_ws_free(&ws);
   model_free(m);
   tu_rmtree(dir);
@@ -334,13 +386,16 @@ START_TEST(test_rank_orders_candidates) {
 END_TEST
 
 START_TEST(test_batched_halves_equal_single) {
-  /* The daemon's micro-batching: rec_prepare for several customers, one
-   * sgemm, rec_select per row must give what rec_recommend gives alone.
-   * sgemm and sgemv may sum in different orders, so scores agree to float
+  /* The building blocks by hand, as a batch uses them: rec_prepare for
+   * several customers, one sgemm, rec_select per row must give what
+   * serve_one gives for each alone (its float pass is one sgemv). sgemm
+   * and sgemv may sum in different orders, so scores agree to float
    * rounding and ids up to near-ties (check_same). */
   char *dir;
   model_t *m = make_model(&dir);
   float pop_scale = rec_popularity_scale(m);
+  serve_model_t sm;
+  ck_assert_int_eq(serve_way(&sm, m, 0), 1);
   enum { B = 6 };
   const uint32_t st = model_stride(m);
   float *X = calloc((size_t)B * st, sizeof *X), *S = malloc((size_t)B * N * sizeof *S);
@@ -367,7 +422,7 @@ START_TEST(test_batched_halves_equal_single) {
   ck_assert_int_eq(pers[4], 0); /* opted out */
   score_items_batch(model_item_factors(m), st, N, K, X, st, B, S, N);
   for (int b = 0; b < B; b++) {
-    rec_result_t got, want;
+    rec_result_t got;
     ck_assert_int_eq(rec_select(m, pop_scale, &q[b], pers[b] ? S + (size_t)b * N : NULL,
                                 pers[b] ? X + (size_t)b * st : NULL, 0.0f, used[b], &ws, &got),
                      0);
@@ -378,10 +433,14 @@ START_TEST(test_batched_halves_equal_single) {
       gi[j] = got.items[j];
       gs[j] = got.scores[j];
     }
-    ck_assert_int_eq(rec_recommend(m, pop_scale, &q[b], &ws, &want), 0);
+    serve_answer_t want;
+    ck_assert_int_eq(serve_one(&sm, &q[b], &ws, &want), 0);
     ck_assert_int_eq(want.personalized, pers[b]);
+    ck_assert_uint_eq(want.n_used, used[b]);
     check_same(&want, gi, gs, n);
+    serve_answer_free(&want);
   }
+  serve_model_free(&sm);
   free(X);
   free(S);
   rec_ws_free(&ws);
@@ -495,15 +554,17 @@ START_TEST(test_int8_first_pass_is_exact) {
 END_TEST
 
 START_TEST(test_fused_pass_equals_float_path) {
-  /* rec_recommend_q (int8 scan + collector + exact re-scoring) gives
-   * rec_recommend's answer bit for bit, reasons included, with every rule,
-   * on the random model and on both adversarial ones, with both kernels. */
+  /* The int8 pass (scan + collector + exact re-scoring) gives the float
+   * pass's answer bit for bit, reasons included, with every rule, on the
+   * random model and on both adversarial ones, with both kernels. */
   for (int variant = 0; variant <= 2; variant++) {
     char *dir;
     model_t *m = make_model_ex(&dir, variant);
-    float pop_scale = rec_popularity_scale(m);
-    qmat_t qm;
-    ck_assert_int_eq(qmat_build(&qm, model_item_factors(m), model_stride(m), N, K), 0);
+    serve_model_t sm[SERVES];
+    int have[SERVES];
+    for (int way = 0; way < SERVES; way++)
+      have[way] = serve_way(&sm[way], m, way);
+    ck_assert(have[0] && have[1]); /* float and the portable kernel: always */
     rec_ws_t wa, wb;
     rec_ws_init(&wa);
     rec_ws_init(&wb);
@@ -531,26 +592,33 @@ START_TEST(test_fused_pass_equals_float_path) {
                        .pref_val = pval, .n_pref = (size_t)(trial % 3 == 0),
                        .unavailable = trial % 4 ? unav : NULL, .offset = rng_below(&r, 4),
                        .count = rng_below(&r, 60), .with_reasons = trial % 5 == 0};
-      rec_result_t a, b;
-      ck_assert_int_eq(rec_recommend(m, pop_scale, &q, &wa, &a), 0);
-      for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
-        if (!qscore_isa_supported((qscore_isa_t)isa))
+      serve_answer_t a, b;
+      ck_assert_int_eq(serve_one(&sm[0], &q, &wa, &a), 0);
+      ck_assert_int_eq(a.personalized, 1);
+      for (int way = 1; way < SERVES; way++) {
+        if (!have[way])
           continue;
-        ck_assert_int_eq(rec_recommend_q(m, &qm, (qscore_isa_t)isa, pop_scale, &q, &wb, &b), 0);
-        ck_assert_msg(b.n == a.n, "variant %d trial %d: %zu vs %zu items", variant, trial, b.n,
-                      a.n);
+        ck_assert_int_eq(serve_one(&sm[way], &q, &wb, &b), 0);
+        ck_assert_msg(b.n == a.n, "variant %d trial %d %s: %zu vs %zu items", variant, trial,
+                      serve_way_name(way), b.n, a.n);
         ck_assert_int_eq(b.personalized, 1);
-        if (a.n == 0)
-          continue; /* items may be NULL: nothing to compare */
-        ck_assert_int_eq(memcmp(b.items, a.items, a.n * sizeof *a.items), 0);
-        ck_assert_int_eq(memcmp(b.scores, a.scores, a.n * sizeof *a.scores), 0);
-        if (q.with_reasons)
-          ck_assert_int_eq(memcmp(b.reasons, a.reasons, a.n * sizeof *a.reasons), 0);
+        ck_assert_uint_eq(b.n_used, a.n_used);
+        ck_assert_int_eq(b.reasons != NULL, a.reasons != NULL);
+        if (a.n > 0) { /* memcmp of 0 bytes: nothing to compare */
+          ck_assert_int_eq(memcmp(b.items, a.items, a.n * sizeof *a.items), 0);
+          ck_assert_int_eq(memcmp(b.scores, a.scores, a.n * sizeof *a.scores), 0);
+          if (q.with_reasons)
+            ck_assert_int_eq(memcmp(b.reasons, a.reasons, a.n * sizeof *a.reasons), 0);
+        }
+        serve_answer_free(&b);
       }
+      serve_answer_free(&a);
     }
+    for (int way = 0; way < SERVES; way++)
+      if (have[way])
+        serve_model_free(&sm[way]);
     rec_ws_free(&wa);
     rec_ws_free(&wb);
-    qmat_free(&qm);
     model_free(m);
     tu_rmtree(dir);
     free(dir);

@@ -1,0 +1,531 @@
+/* serve.c - the serving algorithm for a batch of customers (see serve.h).
+ *
+ * A batch is n slots, one per customer, and, after phase 2, `rows`: the
+ * personalized customers that still need the first pass, in slot order.
+ * Every phase writes only what belongs to its own slot, row or part, which
+ * is what lets a caller run the calls of one phase on several threads
+ * without a lock:
+ *
+ *   fold(j)      slot j, answer j
+ *   rows()       everything (one call)
+ *   scan(p)      part p's collectors (int8), part p's columns of the score
+ *                rows (float), scan_rc[p], scanned[p]
+ *   finish(r)    row r's collectors, its slot's rules, its answer
+ *
+ * The two first passes:
+ *  - float: the customers' vectors are rows of X, and the scan fills the
+ *    rows x items score matrix S (one sgemm per range, or one sgemv per row
+ *    for fewer than SERVE__GEMM_MIN rows); finish runs rec_select() on the
+ *    row's scores, which takes the top and re-scores exactly what the
+ *    float error bound cannot rule out;
+ *  - int8: each row has its quantized query (qquery_t) and one collector
+ *    (qsel_t) per part; the scan offers every item of its ranges to part
+ *    p's collectors, and finish merges the parts' collectors and re-scores
+ *    the survivors exactly (rec_select_candidates).
+ * Both end on rec_score_exact() for every answer, so a customer's answer
+ * does not depend on the pass, the batch or the split.
+ */
+#include "recd/serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "recd/err.h"
+#include "recd/score.h"
+
+/* Fewest rows for which one sgemm beats an sgemv each. OpenBLAS's sgemm
+ * packs (copies) the item matrix first, which costs about two sgemv
+ * passes: below this, sgemv per customer is faster (measured: 1.7 ms vs
+ * 5 ms for one customer at 100k items, k = 64). */
+#define SERVE__GEMM_MIN 3
+
+/* A slot's state. */
+enum {
+  SERVE__NEW = 0, /* not folded in yet (its answer says RECD_EINVAL) */
+  SERVE__DONE,    /* answered in phase 1 (or failed) */
+  SERVE__ROW      /* goes through the scan and finish */
+};
+
+typedef struct serve_slot {
+  int state;
+  size_t used;       /* history items folded in */
+  float *x;          /* the customer's vector: a row of b->X */
+  qquery_t qq;       /* int8: x quantized (xq: a slice of b->XQ) */
+  rec_rules_t rules; /* int8: its filters, while a row */
+  float slack;       /* int8: the exact score's own error (rec_score_slack) */
+} serve_slot_t;
+
+struct serve_batch {
+  const serve_model_t *sm;
+  const rec_query_t *const *q;
+  size_t n;
+  unsigned parts;
+  uint32_t n_items, stride;
+  serve_slot_t *slot;
+  serve_answer_t *ans;
+  float *X;            /* n x stride: the customers' vectors */
+  size_t rows;         /* customers of phases 3 and 4 ... */
+  size_t *row_slot;    /* ... and their slots */
+  /* int8 */
+  int8_t *XQ;          /* n x qquery_bytes(): the quantized vectors */
+  qquery_t *qq;        /* the rows' queries, contiguous for qscan */
+  qsel_t *sel;         /* parts x rows collectors: part p's at p * rows */
+  /* float */
+  float *S;            /* rows x n_items first-pass scores */
+  int rows_rc;                        /* serve_batch_rows()'s result */
+  int scan_rc[SERVE_MAX_PARTS];       /* a part's first failure */
+  uint64_t scanned[SERVE_MAX_PARTS];  /* items a part has covered */
+};
+
+/* ---- the model ------------------------------------------------------- */
+
+void serve_opts_default(serve_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->pass = SERVE_PASS_FLOAT;
+  o->automatic = 1;
+  o->int8_min_items = SERVE_INT8_MIN_ITEMS;
+  o->isa = qscore_isa_default();
+}
+
+int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o) {
+  serve_opts_t def;
+  if (o == NULL) {
+    serve_opts_default(&def);
+    o = &def;
+  }
+  memset(sm, 0, sizeof *sm);
+  serve_pass_t pass = o->pass;
+  if (o->automatic)
+    /* The portable kernel is slower than sgemv: without a vector kernel
+     * the int8 copy would only cost memory. */
+    pass = model_n_items(m) >= o->int8_min_items && o->isa != QSCORE_SCALAR &&
+                   qscore_isa_supported(o->isa)
+               ? SERVE_PASS_INT8
+               : SERVE_PASS_FLOAT;
+  if (pass == SERVE_PASS_INT8 && !qscore_isa_supported(o->isa))
+    return RECD_EINVAL; /* qscan may only run a supported kernel */
+  sm->m = m;
+  sm->pop_scale = rec_popularity_scale(m);
+  sm->pass = pass;
+  sm->isa = o->isa;
+  if (pass == SERVE_PASS_INT8 && qmat_build(&sm->q, model_item_factors(m), model_stride(m),
+                                            model_n_items(m), model_factors(m)) != 0) {
+    memset(sm, 0, sizeof *sm);
+    return RECD_ENOMEM;
+  }
+  return 0;
+}
+
+void serve_model_free(serve_model_t *sm) {
+  if (sm->pass == SERVE_PASS_INT8)
+    qmat_free(&sm->q);
+  memset(sm, 0, sizeof *sm);
+}
+
+const char *serve_pass_name(const serve_model_t *sm) {
+  if (sm->pass == SERVE_PASS_FLOAT)
+    return "float-blas";
+  return sm->isa == QSCORE_AVX2 ? "int8-avx2" : "int8-scalar";
+}
+
+/* ---- answers --------------------------------------------------------- */
+
+void serve_answer_free(serve_answer_t *a) {
+  free(a->items); /* scores and reasons live in the same block */
+  memset(a, 0, sizeof *a);
+}
+
+/* Copies a result out of the (per-thread) workspace into the answer, which
+ * the batch owns. Items, scores and reasons are one allocation: one malloc
+ * per customer instead of three, on the path of every request. */
+static void serve__keep(serve_answer_t *a, const rec_result_t *res) {
+  const size_t n = res->n ? res->n : 1; /* items is never NULL on success */
+  const size_t per = sizeof(uint32_t) + sizeof(float) + (res->reasons ? sizeof(int32_t) : 0);
+  memset(a, 0, sizeof *a);
+  void *blk = malloc(n * per);
+  if (blk == NULL) {
+    a->rc = RECD_ENOMEM;
+    return;
+  }
+  a->personalized = res->personalized;
+  a->n_used = res->n_used;
+  a->n = res->n;
+  a->items = blk;
+  a->scores = (float *)(a->items + n);
+  if (res->reasons != NULL)
+    a->reasons = (int32_t *)(a->scores + n);
+  if (res->n > 0) { /* memcpy from NULL is undefined even for 0 bytes */
+    memcpy(a->items, res->items, res->n * sizeof *a->items);
+    memcpy(a->scores, res->scores, res->n * sizeof *a->scores);
+    if (res->reasons != NULL)
+      memcpy(a->reasons, res->reasons, res->n * sizeof *a->reasons);
+  }
+}
+
+static void serve__fail(serve_answer_t *a, int rc) {
+  serve_answer_free(a);
+  a->rc = rc;
+}
+
+/* ---- the batch ------------------------------------------------------- */
+
+size_t serve_batch_capacity(const serve_model_t *sm, size_t wanted) {
+  size_t cap = wanted ? wanted : 1;
+  if (sm->pass == SERVE_PASS_FLOAT) {
+    /* Only the float pass has a score buffer (rows x items floats); the
+     * int8 scan keeps a few candidates per customer. */
+    const size_t row = (size_t)model_n_items(sm->m) * sizeof(float);
+    size_t fit = SERVE_FLOAT_MAX_SCORE_BYTES / (row ? row : 1);
+    if (fit < 1)
+      fit = 1;
+    if (fit < cap)
+      cap = fit;
+  }
+  return cap;
+}
+
+/* 64-byte aligned memory for n bytes (aligned_alloc wants a multiple of
+ * the alignment), zeroed: the vectors' padding past k stays zero. */
+static void *serve__aligned(size_t n) {
+  const size_t sz = ((n ? n : 1) + 63) & ~(size_t)63;
+  void *p = aligned_alloc(64, sz);
+  if (p != NULL)
+    memset(p, 0, sz);
+  return p;
+}
+
+int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t n,
+                    unsigned parts, serve_batch_t **out) {
+  *out = NULL;
+  if (parts < 1 || parts > SERVE_MAX_PARTS || n > serve_batch_capacity(sm, n) ||
+      (n > 0 && q == NULL))
+    return RECD_EINVAL;
+  serve_batch_t *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return RECD_ENOMEM;
+  const model_t *m = sm->m;
+  const size_t nn = n ? n : 1;
+  b->sm = sm;
+  b->q = q;
+  b->n = n;
+  b->parts = parts;
+  b->n_items = model_n_items(m);
+  b->stride = model_stride(m);
+  b->slot = calloc(nn, sizeof *b->slot);
+  b->ans = calloc(nn, sizeof *b->ans);
+  b->row_slot = calloc(nn, sizeof *b->row_slot);
+  b->X = serve__aligned(nn * b->stride * sizeof(float));
+  int ok = b->slot != NULL && b->ans != NULL && b->row_slot != NULL && b->X != NULL;
+  size_t qb = 0;
+  if (ok && sm->pass == SERVE_PASS_INT8) {
+    qb = qquery_bytes(&sm->q);
+    b->XQ = serve__aligned(nn * qb);
+    b->qq = calloc(nn, sizeof *b->qq);
+    ok = b->XQ != NULL && b->qq != NULL;
+  }
+  if (!ok) {
+    serve_batch_free(b);
+    return RECD_ENOMEM;
+  }
+  for (size_t j = 0; j < n; j++) {
+    b->slot[j].x = b->X + j * b->stride;
+    if (b->XQ != NULL)
+      b->slot[j].qq.xq = b->XQ + j * qb;
+    /* Until its phase computes it: a caller that skips a phase gets an
+     * error, never an empty answer that looks right. */
+    b->ans[j].rc = RECD_EINVAL;
+  }
+  *out = b;
+  return 0;
+}
+
+void serve_batch_free(serve_batch_t *b) {
+  if (b == NULL)
+    return;
+  for (size_t j = 0; b->slot != NULL && j < b->n; j++)
+    rec_rules_free(&b->slot[j].rules);
+  for (size_t r = 0; b->sel != NULL && r < b->rows * b->parts; r++)
+    qsel_free(&b->sel[r]);
+  for (size_t j = 0; b->ans != NULL && j < b->n; j++)
+    serve_answer_free(&b->ans[j]);
+  free(b->slot);
+  free(b->ans);
+  free(b->row_slot);
+  free(b->X);
+  free(b->XQ);
+  free(b->qq);
+  free(b->sel);
+  free(b->S);
+  free(b);
+}
+
+size_t serve_batch_size(const serve_batch_t *b) {
+  return b->n;
+}
+
+uint32_t serve_batch_n_items(const serve_batch_t *b) {
+  return b->n_items;
+}
+
+size_t serve_batch_n_rows(const serve_batch_t *b) {
+  return b->rows;
+}
+
+const serve_answer_t *serve_batch_answer(const serve_batch_t *b, size_t j) {
+  return &b->ans[j];
+}
+
+/* ---- phase 1 --------------------------------------------------------- */
+
+/* Customer j is personalized and its vector is in its slot: either it
+ * needs no scan (nothing asked for) and is answered now, or it becomes a
+ * row (the int8 pass also sets up its query and filters here, so that
+ * this work is shared out with the fold-ins). */
+static void serve__admit(serve_batch_t *b, size_t j) {
+  const serve_model_t *sm = b->sm;
+  const rec_query_t *q = b->q[j];
+  serve_slot_t *sl = &b->slot[j];
+  serve_answer_t *a = &b->ans[j];
+  sl->state = SERVE__DONE;
+  if (q->offset + q->count == 0) {
+    /* What the first pass and rec_select would answer: personalized,
+     * nothing (and the collectors need want >= 1). */
+    const rec_result_t none = {.personalized = 1, .n_used = sl->used};
+    serve__keep(a, &none);
+    return;
+  }
+  if (sm->pass == SERVE_PASS_INT8) {
+    int rc = rec_rules_init(&sl->rules, sm->m, q, model_meta(sm->m)->score_scale);
+    if (rc != 0) {
+      serve__fail(a, rc);
+      return;
+    }
+    qquery_prepare(&sm->q, sl->x, &sl->qq); /* its per-item bounds go with the scan */
+    sl->slack = rec_score_slack(sm->m, sl->x, &sl->rules.f);
+  }
+  sl->state = SERVE__ROW;
+}
+
+void serve_batch_fold(serve_batch_t *b, size_t j, rec_ws_t *ws) {
+  const serve_model_t *sm = b->sm;
+  const rec_query_t *q = b->q[j];
+  serve_slot_t *sl = &b->slot[j];
+  serve_answer_t *a = &b->ans[j];
+  int pers;
+  int rc = rec_prepare(sm->m, q, ws, sl->x, &pers, &sl->used);
+  if (rc != 0) {
+    sl->state = SERVE__DONE;
+    serve__fail(a, rc);
+    return;
+  }
+  if (pers) {
+    serve__admit(b, j);
+    return;
+  }
+  /* Not personalized: the answer is popularity, whatever the pass. */
+  sl->state = SERVE__DONE;
+  rec_result_t res;
+  rc = rec_select(sm->m, sm->pop_scale, q, NULL, NULL, 0.0f, sl->used, ws, &res);
+  if (rc != 0)
+    serve__fail(a, rc);
+  else
+    serve__keep(a, &res);
+}
+
+void serve_batch_set_vector(serve_batch_t *b, size_t j, const float *x) {
+  serve_slot_t *sl = &b->slot[j];
+  memcpy(sl->x, x, (size_t)model_factors(b->sm->m) * sizeof *sl->x);
+  sl->used = 0;
+  serve__admit(b, j);
+}
+
+/* ---- phase 2 --------------------------------------------------------- */
+
+int serve_batch_rows(serve_batch_t *b) {
+  const serve_model_t *sm = b->sm;
+  b->rows = 0;
+  for (size_t j = 0; j < b->n; j++)
+    if (b->slot[j].state == SERVE__ROW)
+      b->row_slot[b->rows++] = j;
+  if (b->rows == 0)
+    return 0; /* everyone was answered in phase 1 */
+  int rc = 0;
+  if (sm->pass == SERVE_PASS_FLOAT) {
+    /* sgemm wants the rows' vectors contiguous: move them up in place
+     * (row r's slot is at r or after it, and every slot before it that
+     * was a row has already moved, so nothing still needed is
+     * overwritten). Cheaper than a second n x k matrix. */
+    for (size_t r = 0; r < b->rows; r++) {
+      serve_slot_t *sl = &b->slot[b->row_slot[r]];
+      float *dst = b->X + r * b->stride;
+      if (sl->x != dst) {
+        memcpy(dst, sl->x, (size_t)b->stride * sizeof *dst);
+        sl->x = dst;
+      }
+    }
+    b->S = malloc(b->rows * b->n_items * sizeof *b->S);
+    if (b->S == NULL)
+      rc = RECD_ENOMEM;
+  } else {
+    b->sel = calloc(b->rows * b->parts, sizeof *b->sel);
+    if (b->sel == NULL) {
+      rc = RECD_ENOMEM;
+    } else {
+      for (size_t r = 0; r < b->rows; r++)
+        b->qq[r] = b->slot[b->row_slot[r]].qq;
+      /* One collector per part and row: the parts scan concurrently and
+       * never share one; finish merges them. */
+      for (size_t r = 0; r < b->rows && rc == 0; r++) {
+        const serve_slot_t *sl = &b->slot[b->row_slot[r]];
+        const rec_query_t *q = b->q[b->row_slot[r]];
+        for (unsigned p = 0; p < b->parts && rc == 0; p++)
+          rc = qsel_init(&b->sel[p * b->rows + r], &sl->rules.f, q->offset + q->count,
+                         sl->slack);
+      }
+    }
+  }
+  if (rc != 0) {
+    b->rows_rc = rc;
+    for (size_t r = 0; r < b->rows; r++)
+      serve__fail(&b->ans[b->row_slot[r]], rc);
+  }
+  return rc;
+}
+
+/* ---- phase 3 --------------------------------------------------------- */
+
+int serve_batch_scan(serve_batch_t *b, unsigned part, uint32_t lo, uint32_t hi) {
+  const serve_model_t *sm = b->sm;
+  if (part >= b->parts)
+    return RECD_EINVAL; /* no part to remember it in: finish sees the gap */
+  if (lo % SERVE_SCAN_ALIGN != 0 || lo > hi || hi > b->n_items) {
+    if (b->scan_rc[part] == 0)
+      b->scan_rc[part] = RECD_EINVAL;
+    return RECD_EINVAL;
+  }
+  b->scanned[part] += hi - lo;
+  if (b->rows_rc != 0)
+    return b->rows_rc;
+  if (b->rows == 0 || lo == hi)
+    return 0;
+  int rc = 0;
+  if (sm->pass == SERVE_PASS_FLOAT) {
+    const model_t *m = sm->m;
+    const float *Y = model_item_factors(m) + (size_t)lo * b->stride;
+    const uint32_t k = model_factors(m), len = hi - lo;
+    if (b->rows >= SERVE__GEMM_MIN)
+      score_items_batch(Y, b->stride, len, k, b->X, b->stride, (uint32_t)b->rows, b->S + lo,
+                        b->n_items);
+    else
+      for (size_t r = 0; r < b->rows; r++)
+        score_items(Y, b->stride, len, k, b->X + r * b->stride,
+                    b->S + r * b->n_items + lo);
+  } else {
+    rc = qscan(sm->isa, &sm->q, lo, hi, b->qq, b->sel + (size_t)part * b->rows, b->rows);
+  }
+  if (rc != 0 && b->scan_rc[part] == 0)
+    b->scan_rc[part] = rc; /* the part's candidates are incomplete */
+  return rc;
+}
+
+/* ---- phase 4 --------------------------------------------------------- */
+
+/* Why no row of this batch may be answered, or 0: phase 2 or a scan part
+ * failed, or the parts did not cover the catalogue (a caller's mistake,
+ * which would otherwise lose candidates silently). */
+static int serve__broken(const serve_batch_t *b) {
+  if (b->rows_rc != 0)
+    return b->rows_rc;
+  uint64_t covered = 0;
+  for (unsigned p = 0; p < b->parts; p++) {
+    if (b->scan_rc[p] != 0)
+      return b->scan_rc[p];
+    covered += b->scanned[p];
+  }
+  return covered == b->n_items ? 0 : RECD_EINVAL;
+}
+
+/* WITHREASONS needs the customer's fold-in factor in ws (rec_prepare left
+ * it there in phase 1, but this ws has folded others in since, or is
+ * another thread's): fold in again. Deterministic, so the vector it
+ * computes is the row's own; it goes to ws->x and is not used (the row's
+ * x is). k^3, small next to the scan. */
+static int serve__refold(const serve_model_t *sm, const rec_query_t *q, rec_ws_t *ws) {
+  int pers;
+  size_t used;
+  /* ws->x exists only once ws is sized for the model: a query that is not
+   * personalized makes rec_prepare do just that. */
+  const rec_query_t none = {.personalize = 0};
+  int rc = rec_prepare(sm->m, &none, ws, NULL, &pers, &used);
+  return rc != 0 ? rc : rec_prepare(sm->m, q, ws, ws->x, &pers, &used);
+}
+
+void serve_batch_finish(serve_batch_t *b, size_t r, rec_ws_t *ws) {
+  const serve_model_t *sm = b->sm;
+  const size_t j = b->row_slot[r];
+  const rec_query_t *q = b->q[j];
+  serve_slot_t *sl = &b->slot[j];
+  serve_answer_t *a = &b->ans[j];
+  int rc = serve__broken(b);
+  qsel_t *sel = NULL;
+  if (rc == 0 && sm->pass == SERVE_PASS_INT8) {
+    sel = &b->sel[r];
+    for (unsigned p = 1; p < b->parts && rc == 0; p++)
+      rc = qsel_merge(sel, &b->sel[p * b->rows + r]);
+    if (rc == 0)
+      rc = qsel_compact(sel); /* with one part: the scan's last word */
+  }
+  if (rc == 0 && q->with_reasons && sl->used > 0) /* given vectors: no reasons */
+    rc = serve__refold(sm, q, ws);
+  rec_result_t res;
+  if (rc == 0) {
+    if (sm->pass == SERVE_PASS_FLOAT)
+      /* first-pass error 0: float BLAS, whose rounding rec_select bounds */
+      rc = rec_select(sm->m, sm->pop_scale, q, b->S + r * b->n_items, sl->x, 0.0f, sl->used, ws,
+                      &res);
+    else
+      rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel->idx, sel->n, sl->used, ws,
+                                 &res);
+  }
+  if (rc != 0)
+    serve__fail(a, rc);
+  else
+    serve__keep(a, &res);
+  /* The row's collectors and filters are done with: give their memory back
+   * now rather than with the batch. */
+  if (sm->pass == SERVE_PASS_INT8 && b->sel != NULL)
+    for (unsigned p = 0; p < b->parts; p++)
+      qsel_free(&b->sel[p * b->rows + r]);
+  rec_rules_free(&sl->rules);
+}
+
+/* ---- on one thread --------------------------------------------------- */
+
+int serve_batch_run(serve_batch_t *b, rec_ws_t *ws) {
+  for (size_t j = 0; j < b->n; j++)
+    serve_batch_fold(b, j, ws);
+  if (serve_batch_rows(b) != 0)
+    return 0; /* every row already carries the error */
+  /* The result needs no check: a failure is remembered and every row's
+   * finish reports it. */
+  (void)serve_batch_scan(b, 0, 0, b->n_items);
+  for (size_t r = 0; r < b->rows; r++)
+    serve_batch_finish(b, r, ws);
+  return 0;
+}
+
+int serve_one(const serve_model_t *sm, const rec_query_t *q, rec_ws_t *ws, serve_answer_t *out) {
+  memset(out, 0, sizeof *out);
+  serve_batch_t *b;
+  int rc = serve_batch_new(sm, &q, 1, 1, &b);
+  if (rc != 0) {
+    out->rc = rc;
+    return rc;
+  }
+  serve_batch_run(b, ws);
+  /* The answer changes hands: the batch no longer frees it. */
+  *out = b->ans[0];
+  memset(&b->ans[0], 0, sizeof b->ans[0]);
+  serve_batch_free(b);
+  return out->rc;
+}
