@@ -1,4 +1,5 @@
-/* commands.c - the command table, dispatch, and the small commands.
+/* commands.c - the command table, dispatch, and the small commands
+ * (see commands.h).
  *
  * Dispatch order (as Redis's processCommand): lookup, arity, auth policy,
  * handler, statistics. Command flags:
@@ -15,14 +16,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "batch.h"
+#include "commands.h"
 #include "log.h"
-#include "server.h"
+#include "model_store.h"
 
 #define CMD_NOAUTH (1u << 0)
 #define CMD_ASYNC (1u << 1)
-
-typedef void (*cmd_fn)(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
 
 struct cmd_def {
   const char *name;
@@ -32,20 +31,20 @@ struct cmd_def {
   cmd_stats_t st;
 };
 
-static void cmd_ping(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_echo(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_quit(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_auth(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_hello(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_command(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_info(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
-static void cmd_model(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a);
+static void cmd_ping(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_echo(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_quit(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_auth(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_info(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+static void cmd_model(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 
 static struct cmd_def cmd_table[] = {
   {"recommend", reco_recommend, -2, CMD_ASYNC, {0}},
   {"rank", reco_rank, -3, CMD_ASYNC, {0}},
-  {"similar", reco_similar, -2, CMD_ASYNC, {0}},
-  {"feedback", reco_feedback, -3, CMD_ASYNC, {0}},
+  {"similar", similar_command, -2, CMD_ASYNC, {0}},
+  {"feedback", feedback_command, -3, CMD_ASYNC, {0}},
   {"model", cmd_model, -2, CMD_ASYNC, {0}},
   {"ping", cmd_ping, -1, 0, {0}},
   {"echo", cmd_echo, 2, 0, {0}},
@@ -64,62 +63,9 @@ static struct cmd_def *commands__lookup(const char *name, size_t len) {
   return NULL;
 }
 
-void commands_record(struct cmd_def *cmd, uint64_t us, int failed) {
-  cmd->st.calls++;
-  cmd->st.errors += failed != 0;
-  stats_hist_record(&cmd->st.latency, us);
-}
-
 void commands_foreach(void (*fn)(const char *name, const cmd_stats_t *st, void *arg), void *arg) {
   for (size_t i = 0; i < CMD_COUNT; i++)
     fn(cmd_table[i].name, &cmd_table[i].st, arg);
-}
-
-reply_buf_t *client_sync_reply(client_t *c) {
-  if (c->q_head == NULL)
-    return &c->out;
-  req_t *r = req_new(c, NULL);
-  if (r == NULL)
-    return NULL;
-  r->done = 1;
-  return &r->reply;
-}
-
-req_t *req_new(client_t *c, struct cmd_def *cmd) {
-  req_t *r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    client_close(c, "out of memory");
-    return NULL;
-  }
-  reply_init(&r->reply);
-  r->c = c;
-  r->refs = 1; /* the queue's */
-  r->cmd = cmd;
-  r->start_us = stats_now_us();
-  if (c->q_tail)
-    c->q_tail->next = r;
-  else
-    c->q_head = r;
-  c->q_tail = r;
-  c->q_len++;
-  return r;
-}
-
-void req_unref(req_t *r) {
-  if (--r->refs > 0)
-    return;
-  if (r->ctx_free)
-    r->ctx_free(r->ctx);
-  reply_free(&r->reply);
-  free(r);
-}
-
-void req_finish(req_t *r, int failed) {
-  r->done = 1;
-  if (r->cmd)
-    commands_record(r->cmd, stats_now_us() - r->start_us, failed);
-  if (r->c != NULL)
-    client_advance(r->c);
 }
 
 /* Redis's wording, with the first arguments shown (sanitised, bounded). */
@@ -138,7 +84,7 @@ static void commands__unknown(reply_buf_t *r, const resp_cmd_t *a) {
 void commands_dispatch(client_t *c, const resp_cmd_t *a) {
   struct cmd_def *cmd = commands__lookup(a->argv[0], a->argvlen[0]);
   if (cmd == NULL) {
-    reply_buf_t *r = client_sync_reply(c);
+    reply_buf_t *r = client_reply(c);
     if (r)
       commands__unknown(r, a);
     client_advance(c);
@@ -146,32 +92,32 @@ void commands_dispatch(client_t *c, const resp_cmd_t *a) {
   }
   if ((cmd->arity > 0 && a->argc != (size_t)cmd->arity) ||
       (cmd->arity < 0 && a->argc < (size_t)-cmd->arity)) {
-    reply_buf_t *r = client_sync_reply(c);
+    reply_buf_t *r = client_reply(c);
     if (r)
       reply_errorf(r, "wrong number of arguments for '%s' command", cmd->name);
-    commands_record(cmd, 0, 1);
+    cmd_stats_record(&cmd->st, 0, 1);
     client_advance(c);
     return;
   }
   if (!(c->flags & CLIENT_AUTHED) && !(cmd->flags & CMD_NOAUTH)) {
-    reply_buf_t *r = client_sync_reply(c);
+    reply_buf_t *r = client_reply(c);
     if (r)
       reply_error(r, "-NOAUTH Authentication required.");
-    commands_record(cmd, 0, 1);
+    cmd_stats_record(&cmd->st, 0, 1);
     client_advance(c);
     return;
   }
   uint64_t t0 = stats_now_us();
-  cmd->fn(c, cmd, a);
+  cmd->fn(c, &cmd->st, a);
   if (!(cmd->flags & CMD_ASYNC))
-    commands_record(cmd, stats_now_us() - t0, 0);
+    cmd_stats_record(&cmd->st, stats_now_us() - t0, 0);
   if (!(c->flags & CLIENT_CLOSING))
     client_advance(c);
 }
 
-static void cmd_ping(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_ping(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st;
+  reply_buf_t *r = client_reply(c);
   if (r == NULL)
     return;
   if (a->argc == 1)
@@ -182,16 +128,16 @@ static void cmd_ping(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
     reply_error(r, "wrong number of arguments for 'ping' command");
 }
 
-static void cmd_echo(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_echo(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st;
+  reply_buf_t *r = client_reply(c);
   if (r)
     reply_bulk(r, a->argv[1], a->argvlen[1]);
 }
 
-static void cmd_quit(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd, (void)a;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_quit(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st, (void)a;
+  reply_buf_t *r = client_reply(c);
   if (r)
     reply_simple(r, "OK");
   client_advance(c);
@@ -225,9 +171,9 @@ static int commands__auth(client_t *c, const char *user, size_t ulen, const char
   return 0;
 }
 
-static void cmd_auth(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_auth(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st;
+  reply_buf_t *r = client_reply(c);
   if (r == NULL)
     return;
   if (a->argc > 3) {
@@ -242,9 +188,9 @@ static void cmd_auth(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
 
 /* HELLO [protover [AUTH user pass] [SETNAME name]]: recd speaks RESP2 only,
  * which clients accept as -NOPROTO for HELLO 3 (they fall back to RESP2). */
-static void cmd_hello(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st;
+  reply_buf_t *r = client_reply(c);
   if (r == NULL)
     return;
   size_t i = 1;
@@ -298,9 +244,9 @@ static void cmd_hello(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
 /* COMMAND: just enough for redis-cli and client libraries: COMMAND COUNT,
  * and an empty list for everything else (COMMAND, COMMAND DOCS, INFO), which
  * clients treat as "no hints available". */
-static void cmd_command(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st;
+  reply_buf_t *r = client_reply(c);
   if (r == NULL)
     return;
   if (a->argc == 2 && strcasecmp(a->argv[1], "count") == 0)
@@ -309,9 +255,9 @@ static void cmd_command(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
     reply_array(r, 0);
 }
 
-static void cmd_info(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
-  (void)cmd;
-  reply_buf_t *r = client_sync_reply(c);
+static void cmd_info(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  (void)st;
+  reply_buf_t *r = client_reply(c);
   if (r == NULL)
     return;
   if (a->argc > 2) {
@@ -323,7 +269,7 @@ static void cmd_info(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
 
 /* MODEL INFO: a flat array of field, value pairs (like CONFIG GET). */
 static void commands__model_info(server_t *s, reply_buf_t *r) {
-  const served_t *sv = s->model;
+  const served_t *sv = model_store_current(s->models);
   const model_t *m = sv->m;
   const model_meta_t *meta = model_meta(m);
   const params_t *p = model_params(m);
@@ -350,21 +296,20 @@ static void commands__model_info(server_t *s, reply_buf_t *r) {
 #undef KV_FMT
 }
 
-static void commands__reload_done(server_t *s, int status, const char *msg, void *arg) {
+static void commands__reload_done(int status, const char *msg, void *arg) {
   req_t *r = arg;
-  (void)s;
   if (status == 0)
     reply_simple(&r->reply, msg);
   else
     reply_errorf(&r->reply, "%s", msg);
   req_finish(r, status != 0);
-  req_unref(r);
+  req_release(r); /* the reload's hold */
 }
 
-static void cmd_model(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
+static void cmd_model(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   server_t *s = c->srv;
   if (strcasecmp(a->argv[1], "info") == 0 && a->argc == 2) {
-    req_t *r = req_new(c, cmd);
+    req_t *r = client_request(c, st);
     if (r == NULL)
       return;
     commands__model_info(s, &r->reply);
@@ -372,7 +317,7 @@ static void cmd_model(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
     return;
   }
   if (strcasecmp(a->argv[1], "reload") == 0 && a->argc <= 3) {
-    req_t *r = req_new(c, cmd);
+    req_t *r = client_request(c, st);
     if (r == NULL)
       return;
     char err[RECD_ERRLEN];
@@ -384,15 +329,15 @@ static void cmd_model(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
     }
     if (a->argc == 3)
       path = (char *)a->argv[2];
-    r->refs++; /* the reload callback's */
-    if (model_store_reload(s, path, commands__reload_done, r, err) != 0) {
-      r->refs--;
+    req_hold(r); /* the reload's */
+    if (model_store_reload(s->models, path, commands__reload_done, r, err) != 0) {
+      req_release(r);
       reply_errorf(&r->reply, "%s", err);
       req_finish(r, 1);
     }
     return;
   }
-  req_t *r = req_new(c, cmd);
+  req_t *r = client_request(c, st);
   if (r == NULL)
     return;
   reply_error(&r->reply, "unknown MODEL subcommand or wrong number of arguments "
@@ -400,117 +345,3 @@ static void cmd_model(client_t *c, struct cmd_def *cmd, const resp_cmd_t *a) {
   req_finish(r, 1);
 }
 
-/* INFO ---------------------------------------------------------------- */
-
-typedef struct info_out {
-  char *buf;
-  size_t len, cap;
-  int oom;
-} info_out_t;
-
-static void info__printf(info_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void info__printf(info_out_t *o, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->buf ? o->cap - o->len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-      return;
-    if (o->buf && o->len + (size_t)n < o->cap) {
-      o->len += (size_t)n;
-      return;
-    }
-    size_t cap = o->cap ? o->cap * 2 : 4096;
-    while (cap < o->len + (size_t)n + 1)
-      cap *= 2;
-    char *b = realloc(o->buf, cap);
-    if (b == NULL) {
-      o->oom = 1;
-      return;
-    }
-    o->buf = b;
-    o->cap = cap;
-  }
-}
-
-static int info__want(const char *section, const char *name) {
-  return strcasecmp(section, "all") == 0 || strcasecmp(section, "everything") == 0 ||
-         strcasecmp(section, "default") == 0 || strcasecmp(section, name) == 0;
-}
-
-int info_render(server_t *s, const char *section, reply_buf_t *out) {
-  info_out_t o = {0};
-  uint64_t now = uv_now(s->loop);
-  if (info__want(section, "server")) {
-    info__printf(&o, "# Server\r\nrecd_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\n"
-                 "uptime_in_seconds:%llu\r\nlibuv_version:%s\r\n\r\n",
-                 RECD_VERSION, (int)getpid(), s->cfg->port,
-                 (unsigned long long)((now - s->started_ms) / 1000), uv_version_string());
-  }
-  if (info__want(section, "clients")) {
-    info__printf(&o, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%d\r\n"
-                 "total_connections_received:%llu\r\nrejected_connections:%llu\r\n\r\n",
-                 s->n_clients, s->cfg->maxclients, (unsigned long long)s->total_connections,
-                 (unsigned long long)s->rejected_connections);
-  }
-  if (info__want(section, "model")) {
-    const model_t *m = s->model->m;
-    info__printf(&o, "# Model\r\nmodel_path:%s\r\nmodel_version:%llu\r\nmodel_items:%u\r\n"
-                 "model_factors:%u\r\nmodel_categories:%u\r\nmodel_created_at:%lld\r\n"
-                 "model_loaded_at:%lld\r\nmodel_checksum:%08x\r\nmodel_reloads_ok:%llu\r\n"
-                 "model_reloads_failed:%llu\r\nmodel_last_reload_error:%s\r\n"
-                 "unavailable_items:%zu\r\n\r\n",
-                 s->model->path, (unsigned long long)s->model->version, model_n_items(m),
-                 model_factors(m), model_n_categories(m), (long long)model_meta(m)->created_at,
-                 (long long)s->model->loaded_at, model_checksum(m),
-                 (unsigned long long)s->reloads_ok, (unsigned long long)s->reloads_failed,
-                 s->last_reload_error, s->unavail ? s->unavail->n_set : 0);
-  }
-  if (info__want(section, "stats")) {
-    info__printf(&o, "# Stats\r\ntotal_commands_processed:%llu\r\nprotocol_errors:%llu\r\n"
-                 "degraded_answers:%llu\r\noutput_limit_disconnections:%llu\r\n"
-                 "idle_disconnections:%llu\r\n",
-                 (unsigned long long)s->total_commands, (unsigned long long)s->protocol_errors,
-                 (unsigned long long)s->degraded, (unsigned long long)s->output_limit_closes,
-                 (unsigned long long)s->idle_closes);
-    batcher_stats_t bs;
-    batcher_get_stats(s->batcher, &bs);
-    info__printf(&o, "scoring_batches:%llu\r\nscoring_batch_rows:%llu\r\n"
-                 "scoring_batch_rows_avg:%.2f\r\nscoring_batch_rows_max:%llu\r\n"
-                 "scoring_split_batches:%llu\r\nscoring_first_pass:%s\r\n",
-                 (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
-                 bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
-                 (unsigned long long)bs.max_rows_seen, (unsigned long long)bs.split_jobs,
-                 s->model->have_q && qscore_isa_default() != QSCORE_SCALAR ? "int8-avx2"
-                                                                           : "float-blas");
-    for (size_t i = 0; i < CMD_COUNT; i++) {
-      const cmd_stats_t *st = &cmd_table[i].st;
-      if (st->calls == 0)
-        continue;
-      info__printf(&o, "cmdstat_%s:calls=%llu,failed=%llu,usec_per_call=%.2f,p50_usec=%llu,"
-                   "p99_usec=%llu,p999_usec=%llu,max_usec=%llu\r\n",
-                   cmd_table[i].name, (unsigned long long)st->calls,
-                   (unsigned long long)st->errors, (double)st->latency.sum_us / st->calls,
-                   (unsigned long long)stats_hist_quantile(&st->latency, 0.5),
-                   (unsigned long long)stats_hist_quantile(&st->latency, 0.99),
-                   (unsigned long long)stats_hist_quantile(&st->latency, 0.999),
-                   (unsigned long long)st->latency.max_us);
-    }
-    info__printf(&o, "\r\n");
-  }
-  if (info__want(section, "redis")) {
-    rclient_stats_t rs;
-    rclient_get_stats(s->redis, &rs);
-    info__printf(&o, "# Redis\r\nredis_connected:%d\r\nredis_connects:%llu\r\n"
-                 "redis_disconnects:%llu\r\nredis_errors:%llu\r\nredis_anomalies:%llu\r\n"
-                 "redis_last_error:%s\r\ndegraded_answers:%llu\r\n\r\n",
-                 rs.connected, (unsigned long long)rs.connects,
-                 (unsigned long long)rs.disconnects, (unsigned long long)rs.errors,
-                 (unsigned long long)rs.anomalies, rs.last_error,
-                 (unsigned long long)s->degraded);
-  }
-  int rc = o.oom ? RECD_ENOMEM : reply_bulk(out, o.buf ? o.buf : "", o.len);
-  free(o.buf);
-  return rc;
-}

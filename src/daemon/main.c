@@ -14,9 +14,12 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "commands.h"
 #include "log.h"
 #include "metrics.h"
+#include "model_store.h"
 #include "notify.h"
+#include "rclient.h"
 #include "server.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -26,6 +29,7 @@ void openblas_set_num_threads(int num_threads);
 
 typedef struct daemon_ctx {
   server_t srv;
+  uv_signal_t sig_hup, sig_term, sig_int;
   uv_timer_t drain;
   uint64_t drain_started;
   int reload_pending; /* SIGHUP during a reload: reload again after it */
@@ -41,24 +45,23 @@ static void on_unavailable(const char *const *ids, const size_t *lens, size_t n,
   model_store_set_unavailable(arg, ids, lens, n);
 }
 
-static void on_sighup_reload_done(server_t *s, int status, const char *msg, void *arg);
+static void on_sighup_reload_done(int status, const char *msg, void *arg);
 
 static void start_signal_reload(daemon_ctx_t *d) {
   char err[RECD_ERRLEN];
-  if (d->srv.reloading) {
+  if (model_store_reloading(d->srv.models)) {
     d->reload_pending = 1;
     return;
   }
   notify_reloading();
-  if (model_store_reload(&d->srv, NULL, on_sighup_reload_done, d, err) != 0) {
+  if (model_store_reload(d->srv.models, NULL, on_sighup_reload_done, d, err) != 0) {
     log_warning("SIGHUP: %s", err);
     notify_reloaded("reload refused; serving the previous model");
   }
 }
 
-static void on_sighup_reload_done(server_t *s, int status, const char *msg, void *arg) {
+static void on_sighup_reload_done(int status, const char *msg, void *arg) {
   daemon_ctx_t *d = arg;
-  (void)s;
   if (status == 0)
     log_notice("SIGHUP: %s", msg);
   /* systemd waits for READY=1 after RELOADING=1 whatever the outcome: a
@@ -85,7 +88,7 @@ static void finish_shutdown(daemon_ctx_t *d) {
   server_t *s = &d->srv;
   uv_timer_stop(&d->drain);
   uv_close((uv_handle_t *)&d->drain, NULL);
-  server_close_all_clients(s);
+  server_close(s);
   /* The metrics listener closes last, so that /healthz answers 503 (not
    * "connection refused") while the requests in flight drain. */
   metrics_stop(d->metrics);
@@ -96,23 +99,16 @@ static void finish_shutdown(daemon_ctx_t *d) {
   }
   if (s->redis)
     rclient_close(s->redis, on_redis_closed, s);
-  uv_close((uv_handle_t *)&s->sig_hup, NULL);
-  uv_close((uv_handle_t *)&s->sig_term, NULL);
-  uv_close((uv_handle_t *)&s->sig_int, NULL);
-}
-
-static int all_answered(server_t *s) {
-  for (client_t *c = s->clients; c != NULL; c = c->next)
-    if (!(c->flags & CLIENT_CLOSING) &&
-        (c->q_len > 0 || c->write_bytes > 0 || reply_len(&c->out) > 0))
-      return 0;
-  return 1;
+  uv_close((uv_handle_t *)&d->sig_hup, NULL);
+  uv_close((uv_handle_t *)&d->sig_term, NULL);
+  uv_close((uv_handle_t *)&d->sig_int, NULL);
 }
 
 static void on_drain_tick(uv_timer_t *t) {
   daemon_ctx_t *d = t->data;
-  if (all_answered(&d->srv) || uv_now(d->srv.loop) - d->drain_started > SHUTDOWN_GRACE_MS) {
-    if (!all_answered(&d->srv))
+  int drained = server_drained(&d->srv);
+  if (drained || uv_now(d->srv.loop) - d->drain_started > SHUTDOWN_GRACE_MS) {
+    if (!drained)
       log_warning("shutdown: grace period over, closing clients with requests in flight");
     finish_shutdown(d);
   }
@@ -128,16 +124,12 @@ static void on_sigterm(uv_signal_t *h, int signum) {
     on_drain_tick(&d->drain);
     return;
   }
-  s->stopping = 1;
   notify_stopping();
   notify_close();
   log_notice("signal %d: shutting down (no new connections, finishing %u clients' requests)",
              signum, s->n_clients);
-  server_stop_accepting(s);
   /* No new commands; requests already read are answered and flushed. */
-  for (client_t *c = s->clients; c != NULL; c = c->next)
-    if (!(c->flags & CLIENT_CLOSING))
-      uv_read_stop(&c->h.stream);
+  server_shutdown_begin(s);
   d->drain_started = uv_now(s->loop);
   uv_timer_start(&d->drain, on_drain_tick, 0, 10);
 }
@@ -193,15 +185,15 @@ int main(int argc, char **argv) {
   server_t *s = &d.srv;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  s->loop = &loop;
-  s->cfg = &cfg;
-  s->started_ms = uv_now(&loop);
-  rec_ws_init(&s->ws);
+  server_init(s, &loop, &cfg, commands_dispatch);
   log_notice("recd %s starting, pid %d", RECD_VERSION, (int)getpid());
 
-  if (model_store_load_initial(s, err) != 0) {
+  model_store_opts_t mo = {.model = cfg.model, .models_dir = cfg.models_dir};
+  serve_opts_default(&mo.serve);
+  if (model_store_open(&loop, &mo, &s->models, err) != 0) {
     log_warning("cannot start: %s", err);
     fprintf(stderr, "recd: cannot start: %s\n", err);
+    rec_ws_free(&s->ws);
     uv_loop_close(&loop);
     config_free(&cfg);
     return 1;
@@ -227,15 +219,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "recd: redis client: %s\n", err);
     return 1;
   }
-  rclient_on_unavailable(s->redis, on_unavailable, s);
+  rclient_on_unavailable(s->redis, on_unavailable, s->models);
 
-  uv_signal_init(&loop, &s->sig_hup);
-  uv_signal_init(&loop, &s->sig_term);
-  uv_signal_init(&loop, &s->sig_int);
-  s->sig_hup.data = s->sig_term.data = s->sig_int.data = &d;
-  uv_signal_start(&s->sig_hup, on_sighup, SIGHUP);
-  uv_signal_start(&s->sig_term, on_sigterm, SIGTERM);
-  uv_signal_start(&s->sig_int, on_sigterm, SIGINT);
+  uv_signal_init(&loop, &d.sig_hup);
+  uv_signal_init(&loop, &d.sig_term);
+  uv_signal_init(&loop, &d.sig_int);
+  d.sig_hup.data = d.sig_term.data = d.sig_int.data = &d;
+  uv_signal_start(&d.sig_hup, on_sighup, SIGHUP);
+  uv_signal_start(&d.sig_term, on_sigterm, SIGTERM);
+  uv_signal_start(&d.sig_int, on_sigterm, SIGINT);
   uv_timer_init(&loop, &d.drain);
   d.drain.data = &d;
 
@@ -246,7 +238,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "recd: %s\n", err);
     log_warning("cannot start: %s", err);
     rc = 1;
-    on_sigterm(&s->sig_term, SIGTERM);
+    on_sigterm(&d.sig_term, SIGTERM);
   } else {
     rc = 0;
     if (cfg.pidfile[0] && write_pidfile(cfg.pidfile) != 0)
@@ -254,15 +246,15 @@ int main(int argc, char **argv) {
     log_notice("ready to accept connections");
     char status[128];
     snprintf(status, sizeof status, "serving model version %llu (%u items)",
-             (unsigned long long)s->model->version, model_n_items(s->model->m));
+             (unsigned long long)model_store_current(s->models)->version,
+             model_n_items(model_store_current(s->models)->m));
     notify_ready(&loop, status);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
 
   if (cfg.pidfile[0])
     unlink(cfg.pidfile);
-  model_store_shutdown(s);
-  rec_ws_free(&s->ws);
+  model_store_free(s->models);
   int close_rc = uv_loop_close(&loop);
   if (close_rc != 0)
     log_warning("event loop closed with handles still open: %s", uv_strerror(close_rc));

@@ -28,7 +28,10 @@
 #include <time.h>
 
 #include "batch.h"
+#include "commands.h"
 #include "log.h"
+#include "model_store.h"
+#include "rclient.h"
 
 /* Longest request target we keep; longer ones get 414. Paths we serve are
  * 8 bytes, so this only has to leave room for query strings. */
@@ -206,7 +209,7 @@ char *metrics_render(server_t *s, size_t *len) {
 
   metrics__u64(&b, "recd_degraded_answers_total", "counter",
                "Requests answered with popular items because Redis did not answer in time.",
-               s->degraded);
+               s->st.degraded);
   batcher_stats_t bs;
   memset(&bs, 0, sizeof bs);
   if (s->batcher != NULL) /* NULL only while shutting down */
@@ -218,19 +221,19 @@ char *metrics_render(server_t *s, size_t *len) {
                "size.", bs.rows);
   metrics__u64(&b, "recd_protocol_errors_total", "counter",
                "Connections closed for malformed or oversized RESP requests.",
-               s->protocol_errors);
+               s->st.protocol_errors);
   metrics__u64(&b, "recd_connected_clients", "gauge", "RESP clients connected now.",
                s->n_clients);
   metrics__u64(&b, "recd_connections_total", "counter", "RESP connections accepted.",
-               s->total_connections);
+               s->st.total_connections);
   metrics__u64(&b, "recd_rejected_connections_total", "counter",
                "RESP connections refused because maxclients was reached.",
-               s->rejected_connections);
+               s->st.rejected_connections);
   metrics__u64(&b, "recd_output_limit_disconnections_total", "counter",
                "Clients disconnected for exceeding client-output-buffer-limit.",
-               s->output_limit_closes);
+               s->st.output_limit_closes);
   metrics__u64(&b, "recd_idle_disconnections_total", "counter",
-               "Clients disconnected after `timeout` seconds idle.", s->idle_closes);
+               "Clients disconnected after `timeout` seconds idle.", s->st.idle_closes);
 
   rclient_stats_t rs;
   memset(&rs, 0, sizeof rs);
@@ -250,7 +253,10 @@ char *metrics_render(server_t *s, size_t *len) {
                "Malformed entries in Redis skipped (wrong key type, bad score or value).",
                rs.anomalies);
 
-  const served_t *sv = s->model;
+  const served_t *sv = s->models ? model_store_current(s->models) : NULL;
+  model_store_stats_t mst = {0};
+  if (s->models != NULL)
+    model_store_get_stats(s->models, &mst);
   const model_t *m = sv ? sv->m : NULL;
   metrics__u64(&b, "recd_model_version", "gauge",
                "Serial number of the model being served (1, 2, ... per successful load).",
@@ -271,10 +277,10 @@ char *metrics_render(server_t *s, size_t *len) {
   metrics__printf(&b,
                   "recd_model_reloads_total{outcome=\"ok\"} %llu\n"
                   "recd_model_reloads_total{outcome=\"error\"} %llu\n",
-                  (unsigned long long)s->reloads_ok, (unsigned long long)s->reloads_failed);
+                  (unsigned long long)mst.reloads_ok, (unsigned long long)mst.reloads_failed);
   metrics__u64(&b, "recd_unavailable_items", "gauge",
                "Items of the model currently in the unavailable set.",
-               s->unavail ? s->unavail->n_set : 0);
+               mst.unavailable);
 
   if (b.oom) {
     free(b.p);
@@ -421,7 +427,7 @@ static void metrics__route(metrics_conn_t *c) {
     /* Answered from the loop: reaching this line is the liveness check. */
     if (s->stopping)
       metrics__respond_text(c, 503, "Service Unavailable", "", "shutting down\n");
-    else if (s->model == NULL)
+    else if (s->models == NULL)
       metrics__respond_text(c, 503, "Service Unavailable", "", "no model loaded\n");
     else
       metrics__respond_text(c, 200, "OK", "", "ok\n");

@@ -1,54 +1,94 @@
-/* model_store.c - the served model: initial load, hot reload, and the
- * unavailable-items bitmap that goes with it.
+/* model_store.c - see model_store.h.
  *
- * A reload maps and validates the new file on libuv's thread pool (a 1M
- * item model takes ~0.5 s to validate, far too long for the loop), then
- * swaps the pointer on the loop thread. Requests in flight keep a reference
- * to the model they started with, so they finish on it; the old model is
- * unmapped when its last request ends. A file that fails validation never
- * replaces the current model.
+ * A file that fails validation never replaces the current model; a reload
+ * swaps the pointer on the loop thread only after the new model and its
+ * serving data (serve_model_init: the int8 copy) are complete.
  */
 #define _XOPEN_SOURCE 700 /* realpath */
+#include "model_store.h"
+
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
-#include "server.h"
 
-/* Catalogue size from which the int8 first pass is used (see below). */
-#define MODEL_STORE_QSCORE_ITEMS 20000u
+struct model_store {
+  uv_loop_t *loop;
+  char *model_path;        /* the configured model (its directory is the
+                              default models-dir) */
+  char *models_dir;        /* "" = the configured model's directory */
+  serve_opts_t serve;
+  served_t *current;
+  bits_t *unavail;         /* unavailable items of the current model */
+  char **unavail_ids;      /* the last set read from Redis, to rebuild */
+  size_t *unavail_lens;    /* the bitmap when a new model comes in */
+  size_t n_unavail_ids;
+  uint64_t next_version;
+  int reloading;           /* a load is running on the pool */
+  int closing;             /* model_store_free() called during a reload */
+  uint64_t reloads_ok, reloads_failed;
+  char last_reload_error[RECD_ERRLEN];
+};
 
-served_t *served_ref(served_t *s) {
-  s->refs++;
-  return s;
+static served_t *served__hold(served_t *sv) {
+  sv->refs++;
+  return sv;
 }
 
-void served_unref(served_t *s) {
-  if (--s->refs > 0)
+static void served__release(served_t *sv) {
+  if (--sv->refs > 0)
     return;
-  if (s->have_q)
-    qmat_free(&s->q);
-  model_free(s->m);
-  free(s->path);
-  free(s);
+  serve_model_free(&sv->sm);
+  model_free(sv->m);
+  free(sv->path);
+  free(sv);
 }
 
-bits_t *bits_ref(bits_t *b) {
+static bits_t *bits__hold(bits_t *b) {
   b->refs++;
   return b;
 }
 
-void bits_unref(bits_t *b) {
+static void bits__release(bits_t *b) {
   if (--b->refs == 0)
     free(b);
 }
 
+void model_store_hold(model_store_t *ms, model_ref_t *out) {
+  out->sv = served__hold(ms->current);
+  /* The set always belongs to the current model, except after a reload
+   * whose rebuild ran out of memory: indices of another model would filter
+   * the wrong items, so then nothing is unavailable (logged there). */
+  out->unavail = ms->unavail != NULL && ms->unavail->for_model == ms->current
+                     ? bits__hold(ms->unavail)
+                     : NULL;
+}
+
+void model_ref_release(model_ref_t *r) {
+  if (r->unavail != NULL)
+    bits__release(r->unavail);
+  if (r->sv != NULL)
+    served__release(r->sv);
+  r->sv = NULL;
+  r->unavail = NULL;
+}
+
+const served_t *model_store_current(const model_store_t *ms) {
+  return ms->current;
+}
+
+int model_store_reloading(const model_store_t *ms) {
+  return ms->reloading;
+}
+
 /* Loads and validates `path` into a new served_t (refs = 1). Thread-safe:
  * touches nothing shared. */
-static int model_store__open(const char *path, served_t **out, char *errbuf) {
+static int model_store__open(const char *path, const serve_opts_t *so, served_t **out,
+                             char *errbuf) {
   served_t *sv = calloc(1, sizeof *sv);
   if (sv == NULL)
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
@@ -58,25 +98,15 @@ static int model_store__open(const char *path, served_t **out, char *errbuf) {
     return rc;
   }
   sv->path = strdup(path);
-  if (sv->path == NULL) {
+  if (sv->path == NULL || serve_model_init(&sv->sm, sv->m, so) != 0) {
+    free(sv->path);
     model_free(sv->m);
     free(sv);
-    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
+    return recd_errf(errbuf, RECD_ENOMEM, "%s: out of memory preparing the model for serving",
+                     path);
   }
   sv->refs = 1;
   sv->loaded_at = (int64_t)time(NULL);
-  sv->pop_scale = rec_popularity_scale(sv->m);
-  /* Below this size the float matrix stays in cache and sgemv is about as
-   * fast; above, the fused int8 scan (a quarter of the bytes, ~+30% memory
-   * at k = 64) is 3-4x faster per customer (0.25 vs 1.9 ms at 100k items,
-   * k = 64, bench/README.md) with the same answers. Without AVX2 the
-   * batcher keeps the float path (the portable kernel is slower than
-   * sgemv), so the copy would only cost memory. */
-  if (model_n_items(sv->m) >= MODEL_STORE_QSCORE_ITEMS && qscore_isa_default() != QSCORE_SCALAR) {
-    if (qmat_build(&sv->q, model_item_factors(sv->m), model_stride(sv->m), model_n_items(sv->m),
-                   model_factors(sv->m)) == 0)
-      sv->have_q = 1;
-  }
   *out = sv;
   return 0;
 }
@@ -84,8 +114,8 @@ static int model_store__open(const char *path, served_t **out, char *errbuf) {
 /* Rebuilds the unavailable bitmap for the current model from the last set
  * read from Redis. A new object each time: requests on the thread pool may
  * still read the old one. */
-static void model_store__rebuild_bits(server_t *s) {
-  const model_t *m = s->model->m;
+static void model_store__rebuild_bits(model_store_t *ms) {
+  const model_t *m = ms->current->m;
   size_t words = (model_n_items(m) + 63) / 64;
   bits_t *b = calloc(1, sizeof *b + words * sizeof(uint64_t));
   if (b == NULL) {
@@ -93,44 +123,90 @@ static void model_store__rebuild_bits(server_t *s) {
     return;
   }
   b->refs = 1;
-  b->for_model = s->model;
-  for (size_t j = 0; j < s->n_unavail_ids; j++) {
-    int64_t i = model_find_item(m, s->unavail_ids[j], s->unavail_lens[j]);
+  b->for_model = ms->current;
+  for (size_t j = 0; j < ms->n_unavail_ids; j++) {
+    int64_t i = model_find_item(m, ms->unavail_ids[j], ms->unavail_lens[j]);
     if (i >= 0 && !(b->words[i / 64] & (1ull << (i % 64)))) {
       b->words[i / 64] |= 1ull << (i % 64);
       b->n_set++;
     }
   }
-  if (s->unavail)
-    bits_unref(s->unavail);
-  s->unavail = b;
+  if (ms->unavail)
+    bits__release(ms->unavail);
+  ms->unavail = b;
 }
 
-static void model_store__install(server_t *s, served_t *sv) {
-  sv->version = ++s->next_model_version;
-  if (s->model)
-    served_unref(s->model);
-  s->model = sv;
-  model_store__rebuild_bits(s);
+static void model_store__install(model_store_t *ms, served_t *sv) {
+  sv->version = ++ms->next_version;
+  if (ms->current)
+    served__release(ms->current);
+  ms->current = sv;
+  model_store__rebuild_bits(ms);
   const model_t *m = sv->m;
-  log_notice("model %s loaded: version %llu, %u items, k=%u, %u categories, checksum %08x",
+  log_notice("model %s loaded: version %llu, %u items, k=%u, %u categories, checksum %08x, "
+             "first pass %s",
              sv->path, (unsigned long long)sv->version, model_n_items(m), model_factors(m),
-             model_n_categories(m), model_checksum(m));
+             model_n_categories(m), model_checksum(m), serve_pass_name(&sv->sm));
 }
 
-int model_store_load_initial(server_t *s, char *errbuf) {
-  if (s->cfg->model[0] == '\0')
+int model_store_open(uv_loop_t *loop, const model_store_opts_t *o, model_store_t **out,
+                     char *errbuf) {
+  if (o->model == NULL || o->model[0] == '\0')
     return recd_errf(errbuf, RECD_EINVAL, "no model configured (set `model` in the config "
                                           "file or pass --model PATH)");
+  model_store_t *ms = calloc(1, sizeof *ms);
+  if (ms == NULL || (ms->model_path = strdup(o->model)) == NULL ||
+      (ms->models_dir = strdup(o->models_dir ? o->models_dir : "")) == NULL) {
+    if (ms != NULL)
+      free(ms->model_path);
+    free(ms);
+    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
+  }
+  ms->loop = loop;
+  ms->serve = o->serve;
   served_t *sv = NULL;
-  int rc = model_store__open(s->cfg->model, &sv, errbuf);
-  if (rc != 0)
+  int rc = model_store__open(o->model, &ms->serve, &sv, errbuf);
+  if (rc != 0) {
+    model_store_free(ms);
     return rc;
-  model_store__install(s, sv);
+  }
+  model_store__install(ms, sv);
+  *out = ms;
   return 0;
 }
 
-void model_store_set_unavailable(server_t *s, const char *const *ids, const size_t *lens,
+static void model_store__free_ids(model_store_t *ms) {
+  for (size_t j = 0; j < ms->n_unavail_ids; j++)
+    free(ms->unavail_ids[j]);
+  free(ms->unavail_ids);
+  free(ms->unavail_lens);
+  ms->unavail_ids = NULL;
+  ms->unavail_lens = NULL;
+  ms->n_unavail_ids = 0;
+}
+
+static void model_store__destroy(model_store_t *ms) {
+  if (ms->unavail)
+    bits__release(ms->unavail);
+  model_store__free_ids(ms);
+  if (ms->current)
+    served__release(ms->current);
+  free(ms->model_path);
+  free(ms->models_dir);
+  free(ms);
+}
+
+void model_store_free(model_store_t *ms) {
+  if (ms == NULL)
+    return;
+  if (ms->reloading) {
+    ms->closing = 1; /* the reload's callback frees it */
+    return;
+  }
+  model_store__destroy(ms);
+}
+
+void model_store_set_unavailable(model_store_t *ms, const char *const *ids, const size_t *lens,
                                  size_t n) {
   char **copy = calloc(n ? n : 1, sizeof *copy);
   size_t *clens = malloc((n ? n : 1) * sizeof *clens);
@@ -153,19 +229,16 @@ void model_store_set_unavailable(server_t *s, const char *const *ids, const size
     log_warning("out of memory copying the unavailable set; keeping the previous one");
     return;
   }
-  for (size_t j = 0; j < s->n_unavail_ids; j++)
-    free(s->unavail_ids[j]);
-  free(s->unavail_ids);
-  free(s->unavail_lens);
-  s->unavail_ids = copy;
-  s->unavail_lens = clens;
-  s->n_unavail_ids = n;
-  model_store__rebuild_bits(s);
+  model_store__free_ids(ms);
+  ms->unavail_ids = copy;
+  ms->unavail_lens = clens;
+  ms->n_unavail_ids = n;
+  model_store__rebuild_bits(ms);
 }
 
 typedef struct reload_job {
   uv_work_t work;
-  server_t *srv;
+  model_store_t *ms;
   char *path;
   served_t *result;
   int rc;
@@ -176,32 +249,40 @@ typedef struct reload_job {
 
 static void model_store__work(uv_work_t *w) {
   reload_job_t *j = w->data;
-  j->rc = model_store__open(j->path, &j->result, j->err);
+  j->rc = model_store__open(j->path, &j->ms->serve, &j->result, j->err);
 }
 
 static void model_store__after(uv_work_t *w, int status) {
   reload_job_t *j = w->data;
-  server_t *s = j->srv;
-  s->reloading = 0;
+  model_store_t *ms = j->ms;
+  ms->reloading = 0;
   char msg[RECD_ERRLEN + 64];
   if (status != 0 && j->rc == 0) {
+    served__release(j->result);
     j->rc = RECD_EINVAL;
     snprintf(j->err, sizeof j->err, "reload cancelled");
   }
-  if (j->rc == 0) {
-    model_store__install(s, j->result);
-    s->reloads_ok++;
+  if (ms->closing) { /* shut down while loading: nobody to serve it to */
+    if (j->rc == 0)
+      served__release(j->result);
+    j->rc = RECD_EINVAL;
+    snprintf(msg, sizeof msg, "model not reloaded: shutting down");
+  } else if (j->rc == 0) {
+    model_store__install(ms, j->result);
+    ms->reloads_ok++;
     snprintf(msg, sizeof msg, "OK model version %llu, %u items",
-             (unsigned long long)s->model->version, model_n_items(s->model->m));
+             (unsigned long long)ms->current->version, model_n_items(ms->current->m));
   } else {
-    s->reloads_failed++;
-    snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", j->err);
+    ms->reloads_failed++;
+    snprintf(ms->last_reload_error, sizeof ms->last_reload_error, "%s", j->err);
     snprintf(msg, sizeof msg, "model not reloaded, still serving version %llu: %s",
-             (unsigned long long)s->model->version, j->err);
+             (unsigned long long)ms->current->version, j->err);
     log_warning("%s", msg);
   }
   if (j->done)
-    j->done(s, j->rc, msg, j->arg);
+    j->done(j->rc, msg, j->arg);
+  if (ms->closing)
+    model_store__destroy(ms);
   free(j->path);
   free(j);
 }
@@ -210,12 +291,12 @@ static void model_store__after(uv_work_t *w, int status) {
  * directory of the configured model): a client must not be able to make
  * the daemon open arbitrary files. Both sides are resolved with realpath()
  * so that "../" and symlinks cannot escape. */
-static int model_store__allowed(server_t *s, const char *path, char *errbuf) {
+static int model_store__allowed(const model_store_t *ms, const char *path, char *errbuf) {
   char dir[PATH_MAX], real[PATH_MAX];
-  const char *base = s->cfg->models_dir;
+  const char *base = ms->models_dir;
   char tmp[PATH_MAX];
   if (base[0] == '\0') {
-    snprintf(tmp, sizeof tmp, "%s", s->cfg->model);
+    snprintf(tmp, sizeof tmp, "%s", ms->model_path);
     char *slash = strrchr(tmp, '/');
     if (slash == NULL)
       snprintf(tmp, sizeof tmp, ".");
@@ -235,43 +316,39 @@ static int model_store__allowed(server_t *s, const char *path, char *errbuf) {
   return 0;
 }
 
-int model_store_reload(server_t *s, const char *path, model_reload_cb done, void *arg,
+int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done, void *arg,
                        char *errbuf) {
-  if (s->reloading)
+  if (ms->reloading)
     return recd_errf(errbuf, RECD_EINVAL, "a model reload is already in progress");
-  if (path != NULL && model_store__allowed(s, path, errbuf) != 0)
+  if (path != NULL && model_store__allowed(ms, path, errbuf) != 0)
     return RECD_EINVAL;
+  /* No path (SIGHUP, MODEL RELOAD): the file the served model came from,
+   * which a retrain replaces in place. */
+  const char *p = path ? path : ms->current->path;
   reload_job_t *j = calloc(1, sizeof *j);
-  if (j == NULL || (j->path = strdup(path ? path : s->model->path)) == NULL) {
+  if (j == NULL || (j->path = strdup(p)) == NULL) {
     free(j);
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
   }
-  j->srv = s;
+  j->ms = ms;
   j->done = done;
   j->arg = arg;
   j->work.data = j;
-  int rc = uv_queue_work(s->loop, &j->work, model_store__work, model_store__after);
+  int rc = uv_queue_work(ms->loop, &j->work, model_store__work, model_store__after);
   if (rc != 0) {
     free(j->path);
     free(j);
     return recd_errf(errbuf, RECD_EIO, "cannot start reload: %s", uv_strerror(rc));
   }
-  s->reloading = 1;
-  log_notice("reloading model from %s", path ? path : s->model->path);
+  ms->reloading = 1;
+  log_notice("reloading model from %s", p);
   return 0;
 }
 
-void model_store_shutdown(server_t *s) {
-  if (s->unavail)
-    bits_unref(s->unavail);
-  s->unavail = NULL;
-  for (size_t j = 0; j < s->n_unavail_ids; j++)
-    free(s->unavail_ids[j]);
-  free(s->unavail_ids);
-  free(s->unavail_lens);
-  s->unavail_ids = NULL;
-  s->n_unavail_ids = 0;
-  if (s->model)
-    served_unref(s->model);
-  s->model = NULL;
+void model_store_get_stats(const model_store_t *ms, model_store_stats_t *out) {
+  out->reloads_ok = ms->reloads_ok;
+  out->reloads_failed = ms->reloads_failed;
+  out->last_reload_error = ms->last_reload_error;
+  out->unavailable =
+      ms->unavail != NULL && ms->unavail->for_model == ms->current ? ms->unavail->n_set : 0;
 }

@@ -57,3 +57,9 @@ uint64_t stats_now_us(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+void cmd_stats_record(cmd_stats_t *st, uint64_t us, int failed) {
+  st->calls++;
+  st->errors += failed != 0;
+  stats_hist_record(&st->latency, us);
+}

@@ -27,6 +27,13 @@ uint64_t stats_hist_quantile(const stats_hist_t *h, double q);
  * last bucket also holds every larger value. */
 uint64_t stats_hist_bucket_upper(unsigned b);
 
+/* One command's figures (INFO cmdstat_*, /metrics). */
+typedef struct cmd_stats {
+  uint64_t calls, errors;
+  stats_hist_t latency;
+} cmd_stats_t;
+void cmd_stats_record(cmd_stats_t *st, uint64_t us, int failed);
+
 /* Monotonic clock in microseconds. */
 uint64_t stats_now_us(void);
 

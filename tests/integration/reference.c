@@ -254,7 +254,10 @@ void ref_recommend(const ref_model_t *r, const ref_query_t *q, ref_answer_t *a) 
     size_t len;
     const char *id = model_item_id(r->m, i, &len);
     int ok = a->score[i] != -INFINITY;
-    for (size_t j = 0; ok && u != NULL && !q->keep_history && j < u->n_hist; j++)
+    /* An opted-out customer's history is not read at all: it filters
+     * nothing (DESIGN.md, recd:pref personalize = 0). */
+    for (size_t j = 0; ok && u != NULL && u->personalize && !q->keep_history && j < u->n_hist;
+         j++)
       ok = u->hist[j] != i;
     if (ok && ref__in(q->exclude, q->n_exclude, id, len))
       ok = 0;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "recd/err.h"
+#include "recd/model.h"
 #include "recd/rng.h"
 
 char *tu_mkdtemp(void) {
@@ -96,4 +98,49 @@ void tu_solve(const double *A, int n, const double *B, int m, double *X) {
     for (int c = 0; c < m; c++)
       X[(size_t)r * m + c] = M[(size_t)r * w + n + c] / M[(size_t)r * w + r];
   free(M);
+}
+
+void tu_write_model(const char *path, uint32_t n, uint32_t k, uint32_t n_cat, uint64_t seed) {
+  float *Y = malloc((size_t)n * k * sizeof *Y);
+  float *pop = malloc(n * sizeof *pop);
+  uint32_t *cat = malloc(n * sizeof *cat), *lens = malloc(n * sizeof *lens);
+  char **ids = malloc(n * sizeof *ids);
+  const char **cids = malloc(n * sizeof *cids);
+  uint32_t clens[64];
+  char cbuf[64][16];
+  const char *cnames[64];
+  ck_assert(Y && pop && cat && lens && ids && cids && n_cat <= 64);
+  tu_randn(Y, (size_t)n * k, seed, 0.3f);
+  rng_t r;
+  rng_seed(&r, seed + 1);
+  for (uint32_t i = 0; i < n; i++) {
+    pop[i] = (float)rng_below(&r, 1000);
+    cat[i] = n_cat ? i % (n_cat + 1) : 0;
+    ids[i] = malloc(16);
+    ck_assert(ids[i] != NULL);
+    lens[i] = (uint32_t)snprintf(ids[i], 16, "i%u", i);
+    cids[i] = ids[i];
+  }
+  for (uint32_t c = 0; c < n_cat; c++) {
+    clens[c] = (uint32_t)snprintf(cbuf[c], sizeof cbuf[c], "c%u", c + 1);
+    cnames[c] = cbuf[c];
+  }
+  model_spec_t spec = {.n_items = n,
+                       .params = {.factors = k, .iterations = 1, .conf_mode = PARAMS_CONF_LOG,
+                                  .cg_steps = 3, .lambda = 0.5f, .alpha = 2.0f, .eps = 1.0f,
+                                  .reg_exponent = 0.5f},
+                       .meta = {.score_scale = 0.7f},
+                       .Y = Y, .ldy = k, .popularity = pop, .item_ids = cids,
+                       .item_id_lens = lens, .item_category = cat, .n_categories = n_cat,
+                       .category_names = cnames, .category_name_lens = clens};
+  char err[RECD_ERRLEN];
+  ck_assert_msg(model_write(&spec, path, err) == 0, "model_write: %s", err);
+  for (uint32_t i = 0; i < n; i++)
+    free(ids[i]);
+  free(Y);
+  free(pop);
+  free(cat);
+  free(lens);
+  free(ids);
+  free(cids);
 }

@@ -27,4 +27,9 @@ void tu_randn(float *v, size_t n, uint64_t seed, float sd);
  * untouched. Fails the test if A is singular. */
 void tu_solve(const double *A, int n, const double *B, int m, double *X);
 
+/* Writes a random model file of n items, k factors and n_cat categories
+ * (item i is "i<i>", of category i % (n_cat + 1), 0 = none; category c is
+ * "c<c>"), reproducibly from seed. Fails the test on error. */
+void tu_write_model(const char *path, uint32_t n, uint32_t k, uint32_t n_cat, uint64_t seed);
+
 #endif

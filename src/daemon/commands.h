@@ -1,0 +1,34 @@
+/* commands.h - the command table and the handlers.
+ *
+ * commands_dispatch() is the server's dispatch function (server_init): it
+ * looks the command up, checks arity and the auth policy and calls the
+ * handler; the handlers live with their subject:
+ *   commands.c  PING ECHO QUIT AUTH HELLO COMMAND INFO MODEL
+ *   reco.c      RECOMMEND RANK        similar.c  SIMILAR
+ *   feedback.c  FEEDBACK
+ * A handler answers at once into client_reply(), or later through a
+ * request from client_request() that it finishes with req_finish(); `st`
+ * is the command's statistics, which a request records when it finishes.
+ */
+#ifndef RECD_DAEMON_COMMANDS_H
+#define RECD_DAEMON_COMMANDS_H
+
+#include "conn.h"
+#include "recd/resp.h"
+#include "stats.h"
+
+typedef void (*cmd_fn)(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+
+void commands_dispatch(client_t *c, const resp_cmd_t *cmd);
+/* Calls fn for every command with its statistics (INFO, /metrics). */
+void commands_foreach(void (*fn)(const char *name, const cmd_stats_t *st, void *arg), void *arg);
+
+void reco_recommend(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void reco_rank(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+
+/* INFO [section] text (info.c). 0 or RECD_ENOMEM. */
+int info_render(server_t *s, const char *section, reply_buf_t *out);
+
+#endif

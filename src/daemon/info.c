@@ -1,0 +1,133 @@
+/* info.c - INFO [section]: Redis-style sections (server, clients, model,
+ * stats, redis) of "field:value" lines. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "commands.h"
+#include "model_store.h"
+#include "rclient.h"
+
+
+typedef struct info_out {
+  char *buf;
+  size_t len, cap;
+  int oom;
+} info_out_t;
+
+static void info__printf(info_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void info__printf(info_out_t *o, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->buf ? o->cap - o->len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+      return;
+    if (o->buf && o->len + (size_t)n < o->cap) {
+      o->len += (size_t)n;
+      return;
+    }
+    size_t cap = o->cap ? o->cap * 2 : 4096;
+    while (cap < o->len + (size_t)n + 1)
+      cap *= 2;
+    char *b = realloc(o->buf, cap);
+    if (b == NULL) {
+      o->oom = 1;
+      return;
+    }
+    o->buf = b;
+    o->cap = cap;
+  }
+}
+
+static int info__want(const char *section, const char *name) {
+  return strcasecmp(section, "all") == 0 || strcasecmp(section, "everything") == 0 ||
+         strcasecmp(section, "default") == 0 || strcasecmp(section, name) == 0;
+}
+
+static void info__cmdstat(const char *name, const cmd_stats_t *st, void *arg) {
+  if (st->calls == 0)
+    return;
+  info__printf(arg, "cmdstat_%s:calls=%llu,failed=%llu,usec_per_call=%.2f,p50_usec=%llu,"
+               "p99_usec=%llu,p999_usec=%llu,max_usec=%llu\r\n",
+               name, (unsigned long long)st->calls, (unsigned long long)st->errors,
+               (double)st->latency.sum_us / st->calls,
+               (unsigned long long)stats_hist_quantile(&st->latency, 0.5),
+               (unsigned long long)stats_hist_quantile(&st->latency, 0.99),
+               (unsigned long long)stats_hist_quantile(&st->latency, 0.999),
+               (unsigned long long)st->latency.max_us);
+}
+
+int info_render(server_t *s, const char *section, reply_buf_t *out) {
+  info_out_t o = {0};
+  uint64_t now = uv_now(s->loop);
+  if (info__want(section, "server")) {
+    info__printf(&o, "# Server\r\nrecd_version:%s\r\nprocess_id:%d\r\ntcp_port:%d\r\n"
+                 "uptime_in_seconds:%llu\r\nlibuv_version:%s\r\n\r\n",
+                 RECD_VERSION, (int)getpid(), s->cfg->port,
+                 (unsigned long long)((now - s->started_ms) / 1000), uv_version_string());
+  }
+  if (info__want(section, "clients")) {
+    info__printf(&o, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%d\r\n"
+                 "total_connections_received:%llu\r\nrejected_connections:%llu\r\n\r\n",
+                 s->n_clients, s->cfg->maxclients, (unsigned long long)s->st.total_connections,
+                 (unsigned long long)s->st.rejected_connections);
+  }
+  if (info__want(section, "model")) {
+    const served_t *sv = model_store_current(s->models);
+    const model_t *m = sv->m;
+    model_store_stats_t ms;
+    model_store_get_stats(s->models, &ms);
+    info__printf(&o, "# Model\r\nmodel_path:%s\r\nmodel_version:%llu\r\nmodel_items:%u\r\n"
+                 "model_factors:%u\r\nmodel_categories:%u\r\nmodel_created_at:%lld\r\n"
+                 "model_loaded_at:%lld\r\nmodel_checksum:%08x\r\nmodel_reloads_ok:%llu\r\n"
+                 "model_reloads_failed:%llu\r\nmodel_last_reload_error:%s\r\n"
+                 "unavailable_items:%zu\r\n\r\n",
+                 sv->path, (unsigned long long)sv->version, model_n_items(m),
+                 model_factors(m), model_n_categories(m), (long long)model_meta(m)->created_at,
+                 (long long)sv->loaded_at, model_checksum(m),
+                 (unsigned long long)ms.reloads_ok, (unsigned long long)ms.reloads_failed,
+                 ms.last_reload_error, ms.unavailable);
+  }
+  if (info__want(section, "stats")) {
+    info__printf(&o, "# Stats\r\ntotal_commands_processed:%llu\r\nprotocol_errors:%llu\r\n"
+                 "degraded_answers:%llu\r\noutput_limit_disconnections:%llu\r\n"
+                 "idle_disconnections:%llu\r\n",
+                 (unsigned long long)s->st.total_commands,
+                 (unsigned long long)s->st.protocol_errors, (unsigned long long)s->st.degraded,
+                 (unsigned long long)s->st.output_limit_closes,
+                 (unsigned long long)s->st.idle_closes);
+    batcher_stats_t bs = {0};
+    if (s->batcher != NULL) /* NULL only while shutting down */
+      batcher_get_stats(s->batcher, &bs);
+    info__printf(&o, "scoring_batches:%llu\r\nscoring_batch_rows:%llu\r\n"
+                 "scoring_batch_rows_avg:%.2f\r\nscoring_batch_rows_max:%llu\r\n"
+                 "scoring_split_batches:%llu\r\nscoring_first_pass:%s\r\n",
+                 (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
+                 bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
+                 (unsigned long long)bs.max_rows_seen, (unsigned long long)bs.split_jobs,
+                 serve_pass_name(&model_store_current(s->models)->sm));
+    commands_foreach(info__cmdstat, &o);
+    info__printf(&o, "\r\n");
+  }
+  if (info__want(section, "redis")) {
+    rclient_stats_t rs = {0};
+    if (s->redis != NULL) /* NULL only while shutting down */
+      rclient_get_stats(s->redis, &rs);
+    info__printf(&o, "# Redis\r\nredis_connected:%d\r\nredis_connects:%llu\r\n"
+                 "redis_disconnects:%llu\r\nredis_errors:%llu\r\nredis_anomalies:%llu\r\n"
+                 "redis_last_error:%s\r\ndegraded_answers:%llu\r\n\r\n",
+                 rs.connected, (unsigned long long)rs.connects,
+                 (unsigned long long)rs.disconnects, (unsigned long long)rs.errors,
+                 (unsigned long long)rs.anomalies, rs.last_error,
+                 (unsigned long long)s->st.degraded);
+  }
+  int rc = o.oom ? RECD_ENOMEM : reply_bulk(out, o.buf ? o.buf : "", o.len);
+  free(o.buf);
+  return rc;
+}
