@@ -726,6 +726,63 @@ char *it_raw_read_until_close(int fd, long timeout_ms, size_t *len, int *closed)
   return buf;
 }
 
+/* ---- logs and non-blocking clients ---------------------------------------- */
+
+int it_file_contains(const char *path, const char *needle) {
+  FILE *fp = fopen(path, "r");
+  if (fp == NULL)
+    return 0;
+  /* Read in chunks that overlap by strlen(needle) - 1 bytes, so a needle
+   * across a chunk boundary is still found. */
+  const size_t nlen = strlen(needle);
+  char buf[8192 + 1];
+  size_t keep = 0;
+  int found = 0;
+  IT_CHECK(nlen > 0 && nlen < sizeof buf / 2, "needle of %zu bytes", nlen);
+  for (;;) {
+    size_t n = fread(buf + keep, 1, sizeof buf - 1 - keep, fp);
+    if (n == 0)
+      break;
+    size_t len = keep + n;
+    buf[len] = '\0';
+    /* memmem: the log may hold NUL bytes that would stop strstr early. */
+    if (memmem(buf, len, needle, nlen) != NULL) {
+      found = 1;
+      break;
+    }
+    keep = len < nlen - 1 ? len : nlen - 1;
+    memmove(buf, buf + len - keep, keep);
+  }
+  fclose(fp);
+  return found;
+}
+
+long it_wait_file_contains(const char *path, const char *needle, long timeout_ms) {
+  uint64_t t0 = it_now_ms();
+  for (;;) {
+    if (it_file_contains(path, needle))
+      return (long)(it_now_ms() - t0);
+    if (it_now_ms() - t0 >= (uint64_t)timeout_ms)
+      return -1;
+    it_sleep_ms(1);
+  }
+}
+
+int it_raw_connect_nb(int port) {
+  int fd = it_raw_connect(port);
+  int fl = fcntl(fd, F_GETFL);
+  IT_CHECK(fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0, "O_NONBLOCK: %s",
+           strerror(errno));
+  return fd;
+}
+
+int it_reader_partial(const redisReader *rd) {
+  /* Unparsed bytes, or a reply begun: redisReaderGetReply() sets up the
+   * root task (ridx 0, type -1) even when no byte is left, and gives the
+   * root its type only once it has consumed the reply's first byte. */
+  return rd->len > rd->pos || (rd->ridx >= 0 && rd->rstack[0].type != -1);
+}
+
 int it_run_suite(Suite *suite) {
   SRunner *sr = srunner_create(suite);
   srunner_set_fork_status(sr, CK_FORK);

@@ -175,6 +175,20 @@ redisReply **it_raw_read_replies(int fd, size_t n, long timeout_ms);
  * (NUL-terminated, malloc'ed), *closed = 1 when EOF was seen. */
 char *it_raw_read_until_close(int fd, long timeout_ms, size_t *len, int *closed);
 
+/* ---- logs and non-blocking clients (shutdown tests) ----------------------- */
+
+/* Whether the file at path contains `needle` now (0 when it cannot be read). */
+int it_file_contains(const char *path, const char *needle);
+/* Polls the file at path (every millisecond) until it contains `needle`.
+ * Returns the milliseconds waited, or -1 when timeout_ms passed first. */
+long it_wait_file_contains(const char *path, const char *needle, long timeout_ms);
+/* it_raw_connect(), then O_NONBLOCK: sends and receives never wait. */
+int it_raw_connect_nb(int port);
+/* After every complete reply has been taken out of rd with
+ * redisReaderGetReply(): 1 when it still holds bytes of an incomplete
+ * reply (a reply cut short), 0 when it stopped at a reply boundary. */
+int it_reader_partial(const redisReader *rd);
+
 /* Under ASan, freed memory sits in a quarantine (256 MB by default) that
  * would read as RSS growth in tests that watch the daemon's memory: caps it
  * at 16 MB for the processes started afterwards. No effect on other

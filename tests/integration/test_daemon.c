@@ -564,7 +564,8 @@ START_TEST(recommend_popular) {
   longid[257] = '\0';
   it_expect_error(c, "ERR user id longer than 256 bytes", "RECOMMEND %s", longid);
 
-  /* personalize = 0: popular items (never the customer's own). */
+  /* personalize = 0: popular items, as for an unknown visitor (the history
+   * is not read, so past items are not filtered out: opt_out_is_anonymous). */
   ck_assert(is_personalized(c, "user9"));
   freeReplyObject(it_cmd(e.redis, "HSET recd:pref:user9 personalize 0"));
   ck_assert(!is_personalized(c, "user9"));
@@ -575,6 +576,99 @@ START_TEST(recommend_popular) {
   freeReplyObject(it_cmd(e.redis, "HSET recd:pref:user9 personalize 1"));
   ck_assert(is_personalized(c, "user9"));
   reco_check(&e, &M1, "user9", "COUNT 20 WITHREASONS", 0, 20, "opted in again");
+  it_env_stop(&e);
+}
+END_TEST
+
+/* Two replies that must be the same, element by element (ids, scores as
+ * formatted, nil reasons). */
+static void expect_same_reply(const redisReply *got, const redisReply *want, const char *what) {
+  ck_assert_msg(got->type == want->type, "%s: reply type %d, want %d", what, got->type, want->type);
+  ck_assert_msg(got->type == REDIS_REPLY_ARRAY, "%s: reply type %d", what, got->type);
+  ck_assert_msg(got->elements == want->elements, "%s: %zu elements, want %zu (got %s)", what,
+                got->elements, want->elements, ref_ids_str(got, 1));
+  for (size_t j = 0; j < got->elements; j++) {
+    const redisReply *g = got->element[j], *w = want->element[j];
+    ck_assert_msg(g->type == w->type &&
+                      (g->type != REDIS_REPLY_STRING ||
+                       (g->len == w->len && memcmp(g->str, w->str, g->len) == 0)),
+                  "%s: element %zu is '%s' (type %d), want '%s' (type %d)", what, j,
+                  g->str ? g->str : "", g->type, w->str ? w->str : "", w->type);
+  }
+}
+
+/* recd:pref:<user> personalize = 0 (DESIGN.md, Redis data layout): the
+ * customer opted out, so recd answers with non-personalized (popular) items
+ * and does not read the history. An opted-out customer therefore gets
+ * exactly what an unknown visitor gets, even when the history holds the
+ * most popular items (a history filter would take them out of the answer,
+ * which uses the history). Same ids, same scores, same order, every page;
+ * RANK the same. */
+START_TEST(opt_out_is_anonymous) {
+  it_env_t e;
+  it_env_start(&e, __func__, NULL);
+  redisContext *c = e.c;
+  /* The unknown visitor's ranking: every item, by popularity. */
+  redisReply *anon = it_cmd(c, "RECOMMEND nobody COUNT 1000");
+  ck_assert_uint_eq(anon->elements, 120);
+  /* A customer who bought the 1st, 2nd, 4th and 7th most popular items and
+   * a less popular one, then opted out. */
+  const char *top[] = {anon->element[0]->str, anon->element[1]->str, anon->element[3]->str,
+                       anon->element[6]->str, anon->element[40]->str};
+  freeReplyObject(it_cmd(e.redis, "ZADD recd:hist:optout 5 %s 3 %s 2 %s 1 %s 1 %s", top[0],
+                         top[1], top[2], top[3], top[4]));
+  ck_assert(is_personalized(c, "optout")); /* the history personalizes ... */
+  freeReplyObject(it_cmd(e.redis, "HSET recd:pref:optout personalize 0"));
+  ck_assert(!is_personalized(c, "optout")); /* ... until the customer opts out */
+  /* user9, a customer of the data set, opts out too. */
+  freeReplyObject(it_cmd(e.redis, "HSET recd:pref:user9 personalize 0"));
+  redisReply *h9 = it_cmd(e.redis, "ZRANGE recd:hist:user9 0 -1");
+  ck_assert_uint_gt(h9->elements, 0);
+  freeReplyObject(h9);
+
+  const char *args[] = {"",
+                        "COUNT 5",
+                        "COUNT 20 WITHSCORES",
+                        "COUNT 1000 WITHSCORES",
+                        "COUNT 10 OFFSET 3 WITHSCORES WITHREASONS",
+                        "CATEGORY cat0 CATEGORY cat3 COUNT 50 WITHSCORES"};
+  const char *users[] = {"optout", "user9"};
+  for (size_t u = 0; u < 2; u++)
+    for (size_t j = 0; j < sizeof args / sizeof *args; j++) {
+      char line[256], what[320];
+      it_fmt(line, sizeof line, "RECOMMEND nobody %s", args[j]);
+      words_t w;
+      words_split(&w, line);
+      redisReply *want = it_cmdv(c, w.n, w.v);
+      w.v[1] = users[u];
+      redisReply *got = it_cmdv(c, w.n, w.v);
+      it_fmt(what, sizeof what, "opted-out %s vs an unknown visitor: RECOMMEND %s %s", users[u],
+             users[u], args[j]);
+      expect_same_reply(got, want, what);
+      freeReplyObject(want);
+      freeReplyObject(got);
+    }
+  /* The answer still is the popular one (never personalized): nil reasons. */
+  reco_check(&e, &M1, "optout", "COUNT 20 WITHREASONS WITHSCORES", 0, 20, "opted out");
+
+  /* RANK: the candidates (past items among them) in popularity order. */
+  char cand[512];
+  it_fmt(cand, sizeof cand, "%s nosuch %s %s item5 %s %s item77 WITHSCORES", top[3], top[0],
+         top[4], top[2], top[1]);
+  for (size_t u = 0; u < 2; u++) {
+    char cmd[600], what[700];
+    it_fmt(cmd, sizeof cmd, "RANK nobody %s", cand);
+    words_t w;
+    words_split(&w, cmd);
+    redisReply *want = it_cmdv(c, w.n, w.v);
+    w.v[1] = users[u];
+    redisReply *got = it_cmdv(c, w.n, w.v);
+    it_fmt(what, sizeof what, "opted-out %s vs an unknown visitor: %s", users[u], cmd);
+    expect_same_reply(got, want, what);
+    freeReplyObject(want);
+    freeReplyObject(got);
+  }
+  freeReplyObject(anon);
   it_env_stop(&e);
 }
 END_TEST
@@ -1916,6 +2010,7 @@ static Suite *daemon_suite(void) {
   IT_ADD(recommend_filters, 60);
   IT_ADD(recommend_withreasons, 60);
   IT_ADD(recommend_popular, 60);
+  IT_ADD(opt_out_is_anonymous, 60);
   IT_ADD(recommend_preferences, 60);
   IT_ADD(recommend_unavailable, 60);
   IT_ADD(rank, 60);
