@@ -411,8 +411,14 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
   char *tmp = NULL;
   o->fd = model__create_temp(path, &tmp);
   if (o->fd < 0) {
-    rc = recd_errf(errbuf, RECD_EIO, "cannot create a temporary file next to %s: %s", path,
-                   strerror(errno));
+    /* model__create_temp reports its own failed malloc as ENOMEM: that is
+     * out of memory, not an I/O error (found by tests/unit/test_fault.c). */
+    if (errno == ENOMEM)
+      rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory creating a temporary file next to %s",
+                     path);
+    else
+      rc = recd_errf(errbuf, RECD_EIO, "cannot create a temporary file next to %s: %s", path,
+                     strerror(errno));
     free(o);
     free(gram);
     return rc;
@@ -460,7 +466,10 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
   /* The new file is in place; only its durability across a crash is in
    * doubt, and the caller should know (a retrain job would retry). */
   if ((e = model__sync_dir(path)) != 0)
-    return recd_errf(errbuf, RECD_EIO, "%s was published but syncing its directory failed: %s",
-                     path, strerror(e));
+    /* ENOMEM is model__sync_dir's own failed malloc (test_fault.c): out of
+     * memory, as every other allocation failure here. */
+    return recd_errf(errbuf, e == ENOMEM ? RECD_ENOMEM : RECD_EIO,
+                     "%s was published but syncing its directory failed: %s", path,
+                     e == ENOMEM ? "out of memory" : strerror(e));
   return 0;
 }
