@@ -98,12 +98,13 @@ static int model_store__open(const char *path, const serve_opts_t *so, served_t 
     return rc;
   }
   sv->path = strdup(path);
-  if (sv->path == NULL || serve_model_init(&sv->sm, sv->m, so) != 0) {
+  rc = sv->path == NULL ? RECD_ENOMEM : serve_model_init(&sv->sm, sv->m, so);
+  if (rc != 0) {
     free(sv->path);
     model_free(sv->m);
     free(sv);
-    return recd_errf(errbuf, RECD_ENOMEM, "%s: out of memory preparing the model for serving",
-                     path);
+    return recd_errf(errbuf, rc, "%s: %s preparing the model for serving", path,
+                     rc == RECD_ENOMEM ? "out of memory" : "cannot use this CPU's kernel");
   }
   sv->refs = 1;
   sv->loaded_at = (int64_t)time(NULL);
@@ -113,13 +114,25 @@ static int model_store__open(const char *path, const serve_opts_t *so, served_t 
 
 /* Rebuilds the unavailable bitmap for the current model from the last set
  * read from Redis. A new object each time: requests on the thread pool may
- * still read the old one. */
+ * still read the old one. Out of memory: the previous bitmap stays when it
+ * belongs to the current model (a refresh of the set); one of a previous
+ * model is dropped (its indices mean other items, and its model may be
+ * freed and another allocated at the same address), so that nothing is
+ * unavailable until the next refresh. */
 static void model_store__rebuild_bits(model_store_t *ms) {
   const model_t *m = ms->current->m;
   size_t words = (model_n_items(m) + 63) / 64;
   bits_t *b = calloc(1, sizeof *b + words * sizeof(uint64_t));
   if (b == NULL) {
-    log_warning("out of memory rebuilding the unavailable set; keeping the previous one");
+    if (ms->unavail != NULL && ms->unavail->for_model != ms->current) {
+      bits__release(ms->unavail);
+      ms->unavail = NULL;
+      log_warning("out of memory building the unavailable set of model version %llu: nothing "
+                  "is unavailable until the next refresh",
+                  (unsigned long long)ms->current->version);
+    } else {
+      log_warning("out of memory rebuilding the unavailable set; keeping the previous one");
+    }
     return;
   }
   b->refs = 1;
@@ -320,8 +333,9 @@ int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done
                        char *errbuf) {
   if (ms->reloading)
     return recd_errf(errbuf, RECD_EINVAL, "a model reload is already in progress");
-  if (path != NULL && model_store__allowed(ms, path, errbuf) != 0)
-    return RECD_EINVAL;
+  int rc = path != NULL ? model_store__allowed(ms, path, errbuf) : 0;
+  if (rc != 0)
+    return rc;
   /* No path (SIGHUP, MODEL RELOAD): the file the served model came from,
    * which a retrain replaces in place. */
   const char *p = path ? path : ms->current->path;
@@ -334,7 +348,7 @@ int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done
   j->done = done;
   j->arg = arg;
   j->work.data = j;
-  int rc = uv_queue_work(ms->loop, &j->work, model_store__work, model_store__after);
+  rc = uv_queue_work(ms->loop, &j->work, model_store__work, model_store__after);
   if (rc != 0) {
     free(j->path);
     free(j);

@@ -76,7 +76,8 @@ typedef void (*model_reload_cb)(int status, const char *msg, void *arg);
  * does) on the thread pool.
  * A path given by a client must resolve inside models-dir. 0 (done() is
  * called later, exactly once) or an error in errbuf (done() is not
- * called): a reload already running, a path outside models-dir. */
+ * called): RECD_EINVAL (a reload already running, a path outside
+ * models-dir), RECD_ENOTFOUND (no such path), RECD_ENOMEM. */
 int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done, void *arg,
                        char *errbuf);
 int model_store_reloading(const model_store_t *ms);

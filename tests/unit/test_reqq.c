@@ -27,7 +27,8 @@ static const char *out_str(reply_buf_t *out) {
   size_t n;
   const char *d = reply_data(out, &n);
   ck_assert_uint_lt(n, sizeof buf);
-  memcpy(buf, d, n);
+  if (n > 0) /* d may be NULL when nothing was ever written */
+    memcpy(buf, d, n);
   buf[n] = '\0';
   return buf;
 }
