@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,7 +34,10 @@ typedef enum config__type {
   CONFIG__ENUM,   /* int field, index into names[] */
   CONFIG__OCTAL,  /* unsigned field, octal digits, in [min, max] */
   CONFIG__STRING, /* char * field, length in [min, max] bytes */
-  CONFIG__ADDRS   /* config_addrs_t field, [min, max] IP literals */
+  CONFIG__ADDRS,  /* config_addrs_t field, [min, max] IP literals */
+  CONFIG__DOUBLE, /* double field, a finite decimal number in [min, max] */
+  CONFIG__VARIANTS /* config_variants_t field, appended "name path percent"
+                      triples, at most max in all */
 } config__type_t;
 
 /* Row flags. */
@@ -75,6 +79,8 @@ static const char *const config__loglevels[] = {"debug", "verbose", "notice",
   CONFIG__ROW(name, CONFIG__SIZE, field, deflt, min, max, NULL, 0, help)
 #define CONFIG__STR_ROW(name, field, deflt, min, max, flags, help) \
   CONFIG__ROW(name, CONFIG__STRING, field, deflt, min, max, NULL, flags, help)
+#define CONFIG__DBL_ROW(name, field, deflt, min, max, help) \
+  CONFIG__ROW(name, CONFIG__DOUBLE, field, deflt, min, max, NULL, 0, help)
 
 /* Bounds policy: every limit has a floor that keeps the daemon usable (a
  * command must fit in the query buffer, a reply in the output buffer) and a
@@ -108,7 +114,7 @@ static const config__def_t config__defs[] = {
                    "(one hard limit, not Redis's class/hard/soft triple)"),
   /* model and scoring */
   CONFIG__STR_ROW("model", model, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
-                  "model file to serve (the daemon refuses to start without one)"),
+                  "model file to serve; required unless variant lines name the models"),
   CONFIG__STR_ROW("models-dir", models_dir, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
                   "the only directory MODEL RELOAD <path> may load from; "
                   "empty = the directory of model"),
@@ -143,6 +149,36 @@ static const config__def_t config__defs[] = {
                   "cap of the exponential backoff between Redis reconnections"),
   CONFIG__INT_ROW("unavailable-refresh-ms", unavailable_refresh_ms, "2000", 100,
                   3600000, "how often the unavailable-items set is re-read"),
+  /* experiments and outcomes */
+  CONFIG__ROW("variant", CONFIG__VARIANTS, variants, "", 0, CONFIG_VARIANT_MAX, NULL,
+              CONFIG__PATH,
+              "repeatable, each appends: an A/B variant serving model-path to percent "
+              "of the customers (the first is the control); percents sum to 100; "
+              "exclusive with model; \"\" removes every variant"),
+  CONFIG__STR_ROW("experiment-salt", experiment_salt, "recd", 1, CONFIG_VARIANT_NAME_MAX, 0,
+                  "salt of the hash that assigns customers to variants (changing it "
+                  "reshuffles them)"),
+  CONFIG__ROW("track-impressions", CONFIG__BOOL, track_impressions, "yes", 0, 1, NULL, 0,
+              "record the items of every answer to a customer as impressions "
+              "(NOTRACK opts one request out)"),
+  CONFIG__INT_ROW("attribution-window", attribution_window, "86400", 1, 2592000,
+                  "seconds an impression is kept and can explain a later outcome"),
+  CONFIG__INT_ROW("impressions-max", impressions_max, "200", 1, 100000,
+                  "most impressions kept per customer"),
+  CONFIG__DBL_ROW("feedback-weight-purchase", feedback_weight_purchase, "1", 0,
+                  1000000000, "history weight FEEDBACK ... TYPE purchase adds without "
+                  "WEIGHT; 0 = counted as an outcome, history unchanged"),
+  CONFIG__DBL_ROW("feedback-weight-cart", feedback_weight_cart, "0.5", 0, 1000000000,
+                  "history weight of FEEDBACK ... TYPE cart (0 = outcome only)"),
+  CONFIG__DBL_ROW("feedback-weight-click", feedback_weight_click, "0.1", 0, 1000000000,
+                  "history weight of FEEDBACK ... TYPE click (0 = outcome only)"),
+  CONFIG__DBL_ROW("feedback-weight-hide", feedback_weight_hide, "0", 0, 1000000000,
+                  "history weight of FEEDBACK ... TYPE hide (0 = outcome only)"),
+  CONFIG__DBL_ROW("feedback-weight-unhide", feedback_weight_unhide, "0", 0, 1000000000,
+                  "history weight of FEEDBACK ... TYPE unhide (0 = outcome only)"),
+  CONFIG__INT_ROW("experiment-refresh-ms", experiment_refresh_ms, "2000", 100, 3600000,
+                  "how often the experiment counters are re-read for INFO, /metrics "
+                  "and the status page"),
   /* operations */
   CONFIG__INT_ROW("metrics-port", metrics_port, "0", 0, 65535,
                   "HTTP port for GET /metrics and /healthz; 0 = off"),
@@ -154,9 +190,14 @@ static const config__def_t config__defs[] = {
 
 #define CONFIG__NDEFS (sizeof config__defs / sizeof config__defs[0])
 
-/* Most tokens kept from one line: the key and the most values a key takes.
- * More are still counted (for the message) but not stored. */
-#define CONFIG__MAX_TOK (1 + CONFIG_BIND_MAX)
+/* Most tokens kept from one line: the key and the most values a key takes
+ * (bind's addresses, or CONFIG_VARIANT_MAX variant triples on one line).
+ * More are still counted (for the message) but not stored: config__apply()
+ * checks the count before it reads a value, and refuses every count above
+ * what is stored. */
+#define CONFIG__MAX_VALUES \
+  (CONFIG_BIND_MAX > 3 * CONFIG_VARIANT_MAX ? CONFIG_BIND_MAX : 3 * CONFIG_VARIANT_MAX)
+#define CONFIG__MAX_TOK (1 + CONFIG__MAX_VALUES)
 
 /* Longest slice of a bad value quoted back in a message, so that a huge
  * value cannot push the key name out of the RECD_ERRLEN buffer. */
@@ -251,12 +292,34 @@ static void config__fmt_size(unsigned long long v, char *out, size_t size) {
     snprintf(out, size, "%llu", v);
 }
 
+/* A bound of a number as an operator writes it: "0", "100", "1e9". */
+static void config__fmt_bound(long long v, char *out, size_t size) {
+  long long m = v;
+  int e = 0;
+  while (m != 0 && m % 10 == 0) {
+    m /= 10;
+    e++;
+  }
+  if (e >= 6)
+    snprintf(out, size, "%llde%d", m, e);
+  else
+    snprintf(out, size, "%lld", v);
+}
+
 /* "an integer in [0, 65535]" etc.: what a valid value of d looks like. */
 static void config__expect(const config__def_t *d, char *out, size_t size) {
   char lo[32], hi[32];
   switch (d->type) {
   case CONFIG__INT:
     snprintf(out, size, "an integer in [%lld, %lld]", d->min, d->max);
+    break;
+  case CONFIG__DOUBLE:
+    config__fmt_bound(d->min, lo, sizeof lo);
+    config__fmt_bound(d->max, hi, sizeof hi);
+    snprintf(out, size, "a number in [%s, %s]", lo, hi);
+    break;
+  case CONFIG__VARIANTS:
+    snprintf(out, size, "<name> <model-path> <percent>");
     break;
   case CONFIG__SIZE:
     config__fmt_size((unsigned long long)d->min, lo, sizeof lo);
@@ -388,6 +451,74 @@ static int config__parse_octal(const char *s, size_t len, unsigned long long *ou
   return 0;
 }
 
+/* A decimal number: an optional '-', digits with an optional fraction (at
+ * least one digit in all: "1", "0.5", ".5", "5."), an optional exponent
+ * ("1e9", "2.5E-2"). No blanks, '+', hex, inf or nan: strtod() would take
+ * them, an operator's typo should not. s must be NUL-terminated at len
+ * (every value given to config__apply is). The value is strtod()'s, so
+ * correctly rounded; out of double range is RECD_ERANGE. */
+static int config__parse_double(const char *s, size_t len, double *out) {
+  size_t i = 0, digits = 0;
+  if (i < len && s[i] == '-')
+    i++;
+  for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+    digits++;
+  if (i < len && s[i] == '.')
+    for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+      digits++;
+  if (digits == 0)
+    return RECD_EINVAL;
+  if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+    size_t edigits = 0;
+    i++;
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+      i++;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+      edigits++;
+    if (edigits == 0)
+      return RECD_EINVAL;
+  }
+  if (i != len)
+    return RECD_EINVAL;
+  char *end;
+  double v = strtod(s, &end);
+  if (end != s + len) /* a locale with another decimal point */
+    return RECD_EINVAL;
+  if (!isfinite(v))
+    return RECD_ERANGE;
+  *out = v + 0.0; /* -0 is 0 */
+  return 0;
+}
+
+/* The shortest text that strtod() reads back as v: integers in full
+ * ("1000000000", not "1e+09"), else %.<p>g with the least p that is exact. */
+static void config__fmt_double(double v, char *out, size_t size) {
+  if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {
+    snprintf(out, size, "%.0f", v);
+    return;
+  }
+  for (int p = 1; p <= 17; p++) {
+    snprintf(out, size, "%.*g", p, v);
+    if (strtod(out, NULL) == v)
+      return;
+  }
+}
+
+/* A variant name: 1 to CONFIG_VARIANT_NAME_MAX bytes of [A-Za-z0-9_.:-], so
+ * that it can be a field of a Redis key and of the counters' hash fields
+ * ('|' is their separator) without escaping. */
+static int config__variant_name_ok(const char *s, size_t len) {
+  if (len == 0 || len > CONFIG_VARIANT_NAME_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '.' || c == ':' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
 /* Binary form of an IP literal, to find the same address written twice. */
 typedef struct config__ip {
   int family;
@@ -423,12 +554,119 @@ static void config__free_addrs(config_addrs_t *a) {
   memset(a, 0, sizeof *a);
 }
 
+static void config__free_variants(config_variants_t *vs) {
+  for (size_t i = 0; i < vs->n && i < CONFIG_VARIANT_MAX; i++) {
+    free(vs->name[i]);
+    free(vs->path[i]);
+  }
+  memset(vs, 0, sizeof *vs);
+}
+
+/* Appends the n / 3 variants of v (name, path, percent, ...) to the list of
+ * d, or, with `replace`, makes them the whole list; the one value "" empties
+ * it. All or nothing: every triple is checked and copied before the list
+ * changes. Counts are checked before any value is read (see
+ * CONFIG__MAX_TOK). */
+static int config__apply_variants(config_t *cfg, const config__def_t *d, int n,
+                                  const char *const *v, const size_t *len, int replace,
+                                  const char *where, const char *label, char *errbuf) {
+  config_variants_t *vs = config__field(cfg, d);
+  if (n == 1 && len[0] == 0) {
+    config__free_variants(vs);
+    return 0;
+  }
+  /* Replacing checks the new triples against none of the old ones. */
+  config_variants_t none;
+  memset(&none, 0, sizeof none);
+  const config_variants_t *old = replace ? &none : vs;
+  if (n == 0 || n % 3 != 0)
+    return config__fail(errbuf, RECD_EINVAL, where, label,
+                        "expected <name> <model-path> <percent>, got %d value%s%s", n,
+                        n == 1 ? "" : "s",
+                        n == 0 ? " (write \"\" to remove every variant)" : "");
+  size_t k = (size_t)n / 3;
+  if (old->n > (size_t)d->max || k > (size_t)d->max - old->n)
+    return config__fail(errbuf, RECD_EINVAL, where, label, "at most %lld variants, got %zu",
+                        d->max, old->n + k);
+  char show[CONFIG__SHOW_BUF];
+  unsigned percent[CONFIG_VARIANT_MAX];
+  for (size_t t = 0; t < k; t++) {
+    const char *name = v[3 * t], *path = v[3 * t + 1], *pct = v[3 * t + 2];
+    size_t nlen = len[3 * t], plen = len[3 * t + 1], clen = len[3 * t + 2];
+    if (!config__variant_name_ok(name, nlen)) {
+      config__show(name, nlen, show);
+      return config__fail(errbuf, nlen > CONFIG_VARIANT_NAME_MAX ? RECD_ERANGE : RECD_EINVAL,
+                          where, label, "expected a name of 1 to %d bytes of "
+                          "[A-Za-z0-9_.:-], got '%s'", CONFIG_VARIANT_NAME_MAX, show);
+    }
+    int dup = 0;
+    for (size_t j = 0; j < old->n && !dup; j++)
+      dup = old->name[j] != NULL && strlen(old->name[j]) == nlen &&
+            memcmp(old->name[j], name, nlen) == 0;
+    for (size_t j = 0; j < t && !dup; j++)
+      dup = len[3 * j] == nlen && memcmp(v[3 * j], name, nlen) == 0;
+    if (dup) {
+      config__show(name, nlen, show);
+      return config__fail(errbuf, RECD_EINVAL, where, label,
+                          "variant '%s' is given twice", show);
+    }
+    if (memchr(path, '\0', plen) != NULL)
+      return config__fail(errbuf, RECD_EINVAL, where, label,
+                          "model path of '%s' contains a NUL byte", name);
+    if (plen == 0)
+      return config__fail(errbuf, RECD_EINVAL, where, label,
+                          "model path of '%s' must not be empty", name);
+    if ((long long)plen > CONFIG__PATH_MAX)
+      return config__fail(errbuf, RECD_ERANGE, where, label,
+                          "model path of '%s' longer than %lld bytes", name,
+                          CONFIG__PATH_MAX);
+    long long ll;
+    int err = config__parse_ll(pct, clen, &ll);
+    if (err == 0 && (ll < 0 || ll > 100))
+      err = RECD_ERANGE;
+    if (err != 0) {
+      config__show(pct, clen, show);
+      return config__fail(errbuf, err, where, label,
+                          "percent of '%s': expected an integer in [0, 100], got '%s'", name,
+                          show);
+    }
+    percent[t] = (unsigned)ll;
+  }
+  char *names[CONFIG_VARIANT_MAX] = {NULL}, *paths[CONFIG_VARIANT_MAX] = {NULL};
+  for (size_t t = 0; t < k; t++) {
+    names[t] = malloc(len[3 * t] + 1);
+    paths[t] = names[t] != NULL ? malloc(len[3 * t + 1] + 1) : NULL;
+    if (paths[t] == NULL) {
+      for (size_t j = 0; j <= t; j++) {
+        free(names[j]);
+        free(paths[j]);
+      }
+      return config__fail(errbuf, RECD_ENOMEM, where, label, "out of memory");
+    }
+    memcpy(names[t], v[3 * t], len[3 * t] + 1);
+    memcpy(paths[t], v[3 * t + 1], len[3 * t + 1] + 1);
+  }
+  if (replace)
+    config__free_variants(vs);
+  for (size_t t = 0; t < k; t++) {
+    vs->name[vs->n] = names[t];
+    vs->path[vs->n] = paths[t];
+    vs->percent[vs->n] = percent[t];
+    vs->n++;
+  }
+  return 0;
+}
+
 /* Applies n values v[i] (v[i][0, len[i]), NUL-terminated at len[i]) to key
- * d. Only `bind` takes several values; every other key takes exactly one.
- * The field changes only on success. */
+ * d. Only `bind` and `variant` take several values; every other key takes
+ * exactly one. The count is checked before any value is read, so v may hold
+ * fewer than n values when n is too large for d. The field changes only on
+ * success. */
 static int config__apply(config_t *cfg, const config__def_t *d, int n,
                          const char *const *v, const size_t *len, const char *where,
                          const char *label, char *errbuf) {
+  if (d->type == CONFIG__VARIANTS)
+    return config__apply_variants(cfg, d, n, v, len, 0, where, label, errbuf);
   if (d->type == CONFIG__ADDRS) {
     if (n < d->min || n > d->max)
       return config__fail(errbuf, RECD_EINVAL, where, label,
@@ -451,6 +689,16 @@ static int config__apply(config_t *cfg, const config__def_t *d, int n,
       return config__bad_value(errbuf, err, where, label, d, v[0], len[0]);
     *(int *)field = (int)ll;
     return 0;
+  case CONFIG__DOUBLE: {
+    double x;
+    err = config__parse_double(v[0], len[0], &x);
+    if (err == 0 && (x < (double)d->min || x > (double)d->max))
+      err = RECD_ERANGE;
+    if (err != 0)
+      return config__bad_value(errbuf, err, where, label, d, v[0], len[0]);
+    *(double *)field = x;
+    return 0;
+  }
   case CONFIG__SIZE:
     err = config__parse_size(v[0], len[0], &ull);
     if (err == 0 && (ull < (unsigned long long)d->min || ull > (unsigned long long)d->max))
@@ -537,15 +785,45 @@ static int config__apply(config_t *cfg, const config__def_t *d, int n,
     *(config_addrs_t *)field = fresh;
     return 0;
   }
+  case CONFIG__VARIANTS:
+    break; /* handled above */
   }
   return RECD_EINVAL; /* not reached: every type is handled above */
 }
 
+static int config__split(const char *p, const char *end, char *out, const char **tok,
+                         size_t *tlen, int *ntok, const char **why);
+
+/* `variant` from the command line or config_set(): the value is split into
+ * tokens as a recd.conf line is (quotes and escapes included, so a model
+ * path with blanks can be given, and config_format()'s output reads back);
+ * the empty value is the one empty token that removes every variant. */
+static int config__apply_variants_text(config_t *cfg, const config__def_t *d,
+                                       const char *value, size_t vlen, const char *label,
+                                       char *errbuf) {
+  if (vlen == 0)
+    return config__apply(cfg, d, 1, &value, &vlen, "", label, errbuf);
+  char *scratch = malloc(vlen + 1);
+  if (scratch == NULL)
+    return config__fail(errbuf, RECD_ENOMEM, "", label, "out of memory");
+  const char *tok[CONFIG__MAX_TOK];
+  size_t tlen[CONFIG__MAX_TOK];
+  int n;
+  const char *why;
+  int err = config__split(value, value + vlen, scratch, tok, tlen, &n, &why) != 0
+                ? config__fail(errbuf, RECD_EFORMAT, "", label, "%s", why)
+                : config__apply(cfg, d, n, tok, tlen, "", label, errbuf);
+  free(scratch);
+  return err;
+}
+
 /* Applies the text `value` to d the command-line way: verbatim, except that
- * a multi-value key (bind) is split on blanks. */
+ * a multi-value key is split: bind on blanks, variant into tokens. */
 static int config__apply_text(config_t *cfg, const config__def_t *d, const char *value,
                               const char *label, char *errbuf) {
   size_t vlen = strlen(value);
+  if (d->type == CONFIG__VARIANTS)
+    return config__apply_variants_text(cfg, d, value, vlen, label, errbuf);
   if (d->type != CONFIG__ADDRS)
     return config__apply(cfg, d, 1, &value, &vlen, "", label, errbuf);
   char *copy = malloc(vlen + 1);
@@ -607,6 +885,8 @@ void config_free(config_t *cfg) {
       free(*(char **)config__field(cfg, d));
     else if (d->type == CONFIG__ADDRS)
       config__free_addrs((config_addrs_t *)config__field(cfg, d));
+    else if (d->type == CONFIG__VARIANTS)
+      config__free_variants((config_variants_t *)config__field(cfg, d));
   }
   memset(cfg, 0, sizeof *cfg);
 }
@@ -724,7 +1004,7 @@ int config_load_buffer(config_t *cfg, const char *buf, size_t len, const char *n
   if (scratch == NULL)
     return recd_errf(errbuf, RECD_ENOMEM, "%s: out of memory", name);
   size_t pos = 0, lineno = 0;
-  int err = 0;
+  int err = 0, variant_seen = 0;
   if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
     pos = 3;
   while (pos < len && err == 0) {
@@ -757,15 +1037,18 @@ int config_load_buffer(config_t *cfg, const char *buf, size_t len, const char *n
       err = recd_errf(errbuf, RECD_ENOTFOUND, "%sunknown key '%s'", where, show);
       break;
     }
-    if (n - 1 > CONFIG_BIND_MAX)
-      err = d->type == CONFIG__ADDRS
-                ? config__fail(errbuf, RECD_EINVAL, where, d->name,
-                               "expected %lld to %lld addresses, got %d", d->min, d->max,
-                               n - 1)
-                : config__fail(errbuf, RECD_EINVAL, where, d->name,
-                               "expected 1 value, got %d", n - 1);
+    /* Beyond CONFIG__MAX_TOK the tokens are counted, not stored; config__apply
+     * refuses such a count before it reads a value. The first variant line
+     * of a file replaces the list, as the first `save` line of redis.conf
+     * does: the file then says what the variants are whatever the config
+     * held, so loading it twice, or a dump over any config, gives the same
+     * list. */
+    if (d->type == CONFIG__VARIANTS)
+      err = config__apply_variants(cfg, d, n - 1, tok + 1, tlen + 1, !variant_seen, where,
+                                   d->name, errbuf);
     else
       err = config__apply(cfg, d, n - 1, tok + 1, tlen + 1, where, d->name, errbuf);
+    variant_seen |= d->type == CONFIG__VARIANTS;
   }
   free(scratch);
   return err;
@@ -799,6 +1082,67 @@ int config_load_file(config_t *cfg, const char *path, char *errbuf) {
   return err;
 }
 
+/* The variant rules: a list the setters could only have built well (the
+ * guards, for a hand-edited config_t), then the two rules that need every
+ * line: the percents sum to 100 (each customer gets exactly one variant)
+ * and `model` is empty (a second way to name the served model would leave
+ * the operator guessing which one runs). */
+static int config__validate_variants(const config_t *cfg, char *errbuf) {
+  const config_variants_t *vs = &cfg->variants;
+  if (vs->n > CONFIG_VARIANT_MAX)
+    return recd_errf(errbuf, RECD_EINVAL, "variant: at most %d variants, got %zu",
+                     CONFIG_VARIANT_MAX, vs->n);
+  char show[CONFIG__SHOW_BUF];
+  unsigned sum = 0;
+  for (size_t i = 0; i < vs->n; i++) {
+    if (vs->name[i] == NULL || vs->path[i] == NULL)
+      return recd_errf(errbuf, RECD_EINVAL, "variant: %zu not set", i + 1);
+    size_t nlen = strlen(vs->name[i]);
+    config__show(vs->name[i], nlen, show);
+    if (!config__variant_name_ok(vs->name[i], nlen))
+      return recd_errf(errbuf, RECD_EINVAL, "variant: expected a name of 1 to %d bytes of "
+                       "[A-Za-z0-9_.:-], got '%s'", CONFIG_VARIANT_NAME_MAX, show);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(vs->name[j], vs->name[i]) == 0)
+        return recd_errf(errbuf, RECD_EINVAL, "variant: variant '%s' is given twice", show);
+    if (vs->path[i][0] == '\0')
+      return recd_errf(errbuf, RECD_EINVAL, "variant: model path of '%s' must not be empty",
+                       show);
+    if (vs->percent[i] > 100)
+      return recd_errf(errbuf, RECD_EINVAL, "variant: percent of '%s': expected an integer "
+                       "in [0, 100], got %u", show, vs->percent[i]);
+    sum += vs->percent[i];
+  }
+  if (vs->n == 0)
+    return 0;
+  if (cfg->model[0] != '\0') {
+    config__show(cfg->model, strlen(cfg->model), show);
+    return recd_errf(errbuf, RECD_EINVAL, "model and variant are exclusive: with variants, "
+                     "every model is named by its variant line (model is '%s')", show);
+  }
+  if (sum != 100) {
+    /* "a 50 + b 40", cut with "..." where it would not fit the message. */
+    char list[160];
+    size_t o = 0;
+    for (size_t i = 0; i < vs->n; i++) {
+      char item[CONFIG_VARIANT_NAME_MAX + 16];
+      int w = snprintf(item, sizeof item, "%s%s %u", i ? " + " : "", vs->name[i],
+                       vs->percent[i]);
+      if (w < 0 || o + (size_t)w + 5 > sizeof list) {
+        memcpy(list + o, " ...", 5);
+        o += 4;
+        break;
+      }
+      memcpy(list + o, item, (size_t)w + 1);
+      o += (size_t)w;
+    }
+    list[o] = '\0';
+    return recd_errf(errbuf, RECD_EINVAL, "variant: percents must sum to 100, got %u (%s)",
+                     sum, list);
+  }
+  return 0;
+}
+
 int config_validate(const config_t *cfg, char *errbuf) {
   /* Cheap guards for a config_t edited by hand rather than through the
    * setters: the daemon indexes bind.addr[] and uses the strings as is. */
@@ -809,9 +1153,19 @@ int config_validate(const config_t *cfg, char *errbuf) {
     const config__def_t *d = &config__defs[i];
     if (d->type == CONFIG__STRING && *(char *const *)config__cfield(cfg, d) == NULL)
       return recd_errf(errbuf, RECD_EINVAL, "%s: not set", d->name);
+    if (d->type == CONFIG__DOUBLE) {
+      double x = *(const double *)config__cfield(cfg, d);
+      if (!(x >= (double)d->min && x <= (double)d->max)) { /* NaN too */
+        char expect[128];
+        config__expect(d, expect, sizeof expect);
+        return recd_errf(errbuf, RECD_EINVAL, "%s: expected %s, got %g", d->name, expect, x);
+      }
+    }
   }
   if (cfg->key_prefix[0] == '\0')
     return recd_errf(errbuf, RECD_EINVAL, "key-prefix: must not be empty");
+  if (cfg->experiment_salt[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "experiment-salt: must not be empty");
   if (cfg->redis_host[0] == '\0' && cfg->redis_socket[0] == '\0')
     return recd_errf(errbuf, RECD_EINVAL, "redis-host: must not be empty");
 
@@ -828,7 +1182,7 @@ int config_validate(const config_t *cfg, char *errbuf) {
                      "replace Redis's socket with its own");
   if (cfg->pidfile[0] != '\0' && strcmp(cfg->pidfile, cfg->unixsocket) == 0)
     return recd_errf(errbuf, RECD_EINVAL, "pidfile and unixsocket are the same path");
-  return 0;
+  return config__validate_variants(cfg, errbuf);
 }
 
 static int config__is_opt(const char *a, const char *opt) {
@@ -910,6 +1264,14 @@ static void config__hint(const config__def_t *d, char *out, size_t size) {
     config__fmt_size((unsigned long long)d->max, hi, sizeof hi);
     snprintf(out, size, "<size %s..%s>", lo, hi);
     break;
+  case CONFIG__DOUBLE:
+    config__fmt_bound(d->min, lo, sizeof lo);
+    config__fmt_bound(d->max, hi, sizeof hi);
+    snprintf(out, size, "<number %s..%s>", lo, hi);
+    break;
+  case CONFIG__VARIANTS:
+    snprintf(out, size, "<\"name path percent\">");
+    break;
   case CONFIG__BOOL:
     snprintf(out, size, "<yes|no>");
     break;
@@ -955,15 +1317,19 @@ void config_usage(FILE *fp, const char *progname) {
   }
 }
 
-/* Output sink with snprintf semantics: counts everything, stores what fits. */
+/* Output sink with snprintf semantics: counts everything, stores what fits;
+ * or, when fp is set, writes everything to fp. */
 typedef struct config__out {
   char *buf;
   size_t size;
   size_t len;
+  FILE *fp;
 } config__out_t;
 
 static void config__put(config__out_t *o, const char *s, size_t n) {
-  if (o->len < o->size) {
+  if (o->fp != NULL) {
+    fwrite(s, 1, n, o->fp);
+  } else if (o->len < o->size) {
     size_t room = o->size - 1 - o->len;
     memcpy(o->buf + o->len, s, n < room ? n : room);
     o->buf[o->len + (n < room ? n : room)] = '\0';
@@ -973,6 +1339,51 @@ static void config__put(config__out_t *o, const char *s, size_t n) {
 
 static void config__puts(config__out_t *o, const char *s) {
   config__put(o, s, strlen(s));
+}
+
+/* Writes s as one recd.conf token: bare when that reads back the same,
+ * otherwise in double quotes with escapes. */
+static void config__token(config__out_t *o, const char *s) {
+  int bare = s[0] != '\0';
+  for (const char *p = s; *p != '\0' && bare; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (config__isblank(*p) || c == '"' || c == '\'' || c == '\\' || c < 0x20 || c == 0x7f)
+      bare = 0;
+  }
+  if (bare) {
+    config__puts(o, s);
+    return;
+  }
+  config__puts(o, "\"");
+  for (const char *p = s; *p != '\0'; p++) {
+    unsigned char c = (unsigned char)*p;
+    char esc[8];
+    switch (c) {
+    case '"': config__puts(o, "\\\""); break;
+    case '\\': config__puts(o, "\\\\"); break;
+    case '\n': config__puts(o, "\\n"); break;
+    case '\r': config__puts(o, "\\r"); break;
+    case '\t': config__puts(o, "\\t"); break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        snprintf(esc, sizeof esc, "\\x%02x", c);
+        config__puts(o, esc);
+      } else {
+        config__put(o, (const char *)p, 1);
+      }
+    }
+  }
+  config__puts(o, "\"");
+}
+
+/* Variant i as "name path percent", the path quoted when it needs it. */
+static void config__variant(config__out_t *o, const config_variants_t *vs, size_t i) {
+  char num[32];
+  config__token(o, vs->name[i] != NULL ? vs->name[i] : "");
+  config__puts(o, " ");
+  config__token(o, vs->path[i] != NULL ? vs->path[i] : "");
+  snprintf(num, sizeof num, " %u", vs->percent[i]);
+  config__puts(o, num);
 }
 
 /* The raw value of d in cfg, as config_format() documents it. */
@@ -1020,6 +1431,19 @@ static void config__format_def(const config_t *cfg, const config__def_t *d,
     }
     break;
   }
+  case CONFIG__DOUBLE:
+    config__fmt_double(*(const double *)f, num, sizeof num);
+    config__puts(o, num);
+    break;
+  case CONFIG__VARIANTS: {
+    const config_variants_t *vs = f;
+    for (size_t i = 0; i < vs->n && i < CONFIG_VARIANT_MAX; i++) {
+      if (i > 0)
+        config__puts(o, " ");
+      config__variant(o, vs, i);
+    }
+    break;
+  }
   }
 }
 
@@ -1027,50 +1451,31 @@ int config_format(const config_t *cfg, const char *key, char *buf, size_t size) 
   const config__def_t *d = config__find(key, strlen(key));
   if (d == NULL)
     return RECD_ENOTFOUND;
-  config__out_t o = {buf, size, 0};
+  config__out_t o = {buf, size, 0, NULL};
   if (buf != NULL && size > 0)
     buf[0] = '\0';
   config__format_def(cfg, d, &o);
   return o.len > INT_MAX ? INT_MAX : (int)o.len;
 }
 
-/* Writes s as one recd.conf token: bare when that reads back the same,
- * otherwise in double quotes with escapes. */
-static void config__write_token(FILE *fp, const char *s) {
-  int bare = s[0] != '\0';
-  for (const char *p = s; *p != '\0' && bare; p++) {
-    unsigned char c = (unsigned char)*p;
-    if (config__isblank(*p) || c == '"' || c == '\'' || c == '\\' || c < 0x20 || c == 0x7f)
-      bare = 0;
-  }
-  if (bare) {
-    fputs(s, fp);
-    return;
-  }
-  fputc('"', fp);
-  for (const char *p = s; *p != '\0'; p++) {
-    unsigned char c = (unsigned char)*p;
-    switch (c) {
-    case '"': fputs("\\\"", fp); break;
-    case '\\': fputs("\\\\", fp); break;
-    case '\n': fputs("\\n", fp); break;
-    case '\r': fputs("\\r", fp); break;
-    case '\t': fputs("\\t", fp); break;
-    default:
-      if (c < 0x20 || c == 0x7f)
-        fprintf(fp, "\\x%02x", c);
-      else
-        fputc(c, fp);
-    }
-  }
-  fputc('"', fp);
-}
-
 int config_dump(const config_t *cfg, FILE *fp, int flags) {
+  config__out_t out = {NULL, 0, 0, fp};
   for (size_t i = 0; i < CONFIG__NDEFS; i++) {
     const config__def_t *d = &config__defs[i];
     const void *f = config__cfield(cfg, d);
-    if (d->type == CONFIG__STRING) {
+    if (d->type == CONFIG__VARIANTS) {
+      /* One line per variant, as an operator writes them; "" for none, so
+       * that the key is visible in --test-config's output and a dump of a
+       * config without variants empties the list it is loaded into. */
+      const config_variants_t *vs = f;
+      if (vs->n == 0)
+        fprintf(fp, "%s \"\"\n", d->name);
+      for (size_t j = 0; j < vs->n && j < CONFIG_VARIANT_MAX; j++) {
+        fprintf(fp, "%s ", d->name);
+        config__variant(&out, vs, j);
+        fputc('\n', fp);
+      }
+    } else if (d->type == CONFIG__STRING) {
       const char *s = *(char *const *)f;
       if (s == NULL)
         s = "";
@@ -1081,7 +1486,7 @@ int config_dump(const config_t *cfg, FILE *fp, int flags) {
         continue;
       }
       fprintf(fp, "%s ", d->name);
-      config__write_token(fp, s);
+      config__token(&out, s);
       fputc('\n', fp);
     } else if (d->type == CONFIG__SIZE) {
       char num[64];
@@ -1090,7 +1495,7 @@ int config_dump(const config_t *cfg, FILE *fp, int flags) {
     } else {
       /* Numbers, yes/no, enum names and IP literals never need quotes. */
       char val[CONFIG_BIND_MAX * 64];
-      config__out_t o = {val, sizeof val, 0};
+      config__out_t o = {val, sizeof val, 0, NULL};
       val[0] = '\0';
       config__format_def(cfg, d, &o);
       fprintf(fp, "%s %s\n", d->name, val);

@@ -17,11 +17,16 @@
  *    'single quotes' (only \' is an escape); a closing quote must be followed
  *    by a blank or the end of the line;
  *  - LF or CRLF line ends; a UTF-8 byte-order mark at the start is skipped;
- *  - a key given twice: the last one wins, like a command-line override;
+ *  - a key given twice: the last one wins, like a command-line override,
+ *    except `variant`, which is repeatable (see below);
  *  - an unknown key is an error (no `include`: one file is the whole truth).
  *
  * Value types:
  *  - integers: decimal digits only, within the key's bounds;
+ *  - numbers (feedback-weight-*): decimal, with an optional fraction and
+ *    exponent ("0.5", ".5", "1e3", "2.5E-2"), read as a double (strtod in
+ *    the C locale: the daemon must not call setlocale() for LC_NUMERIC),
+ *    finite and within the key's bounds; no '+', hex, inf or nan;
  *  - sizes: digits with an optional unit as in redis.conf, case-insensitive:
  *    b, k = 1000, kb = 1024, m = 1000^2, mb = 1024^2, g = 1000^3, gb = 1024^3;
  *  - booleans: yes or no;
@@ -30,6 +35,22 @@
  *    be written as "", a key with no value is an error);
  *  - bind: 1 to CONFIG_BIND_MAX IPv4 or IPv6 literals (inet_pton; no host
  *    names, no zone ids), separated by blanks; 0.0.0.0 or :: for all.
+ *  - variant: `variant <name> <model-path> <percent>`, repeatable: the
+ *    first variant line of a file replaces the variants the config had (as
+ *    the first `save` line of redis.conf does, so that loading a file, or a
+ *    dump, twice or over any config gives the same list) and each further
+ *    line appends one, in order (the first variant is the control of the
+ *    experiment), at most CONFIG_VARIANT_MAX in all; on the command line
+ *    every --variant appends to what the file gave; name: 1 to
+ *    CONFIG_VARIANT_NAME_MAX bytes of [A-Za-z0-9_.:-], unique; model-path:
+ *    1 to 4095 bytes (quoted like any value when it has blanks); percent:
+ *    an integer in [0, 100]. One line may also give several triples in a
+ *    row (`variant a /m/a.bin 50 b /m/b.bin 50`), the form CONFIG GET-like
+ *    output uses. `variant ""` removes every variant given so far (as
+ *    `save ""` does in redis.conf), so that a command line can replace the
+ *    file's variants (--variant "" --variant "a /m/a.bin 100"). The sum of
+ *    100 and the exclusion of `model` are
+ *    checked by config_validate(), once every line has been applied.
  *
  * Errors are a negative RECD_E* code plus a one-line message that names the
  * culprit: "recd.conf:12: unknown key 'prot'",
@@ -50,6 +71,8 @@
 #include "recd/err.h"
 
 #define CONFIG_BIND_MAX 16              /* addresses in `bind` (as Redis) */
+#define CONFIG_VARIANT_MAX 16           /* `variant` lines (EXP_MAX_VARIANTS) */
+#define CONFIG_VARIANT_NAME_MAX 64      /* bytes of a variant name (EXP_NAME_MAX) */
 #define CONFIG_FILE_MAX (1u << 20)      /* bytes; a larger recd.conf is refused */
 
 /* Values of config_t.loglevel, least to most severe; a message is logged
@@ -67,7 +90,20 @@ typedef struct config_addrs {
   char *addr[CONFIG_BIND_MAX];
 } config_addrs_t;
 
-/* Every key of recd.conf. Field names are the keys with '-' -> '_'. String
+/* The `variant` lines, in order: n variants, entry i of each array being
+ * variant i (entries n and beyond are NULL / 0). The strings are owned by
+ * the config. n = 0 means no variant lines: the daemon then serves `model`
+ * as one variant named "default". The layout matches what exp_assign()
+ * takes: exp_assign(salt, slen, user, ulen, v->percent, (unsigned)v->n). */
+typedef struct config_variants {
+  size_t n;                             /* 0..CONFIG_VARIANT_MAX */
+  char *name[CONFIG_VARIANT_MAX];       /* 1..64 bytes of [A-Za-z0-9_.:-], unique */
+  char *path[CONFIG_VARIANT_MAX];       /* model file, 1..4095 bytes */
+  unsigned percent[CONFIG_VARIANT_MAX]; /* 0..100; they sum to 100 once validated */
+} config_variants_t;
+
+/* Every key of recd.conf. Field names are the keys with '-' -> '_' (but
+ * `variant`, a list, lives in `variants`). String
  * fields are never NULL after config_init() (empty string = unset) and are
  * owned by the config: release them with config_free(). The defaults and the
  * meaning of each key are in the table in config.c, `recd --help` and
@@ -103,6 +139,20 @@ typedef struct config {
   int feedback_timeout_ms;           /* deadline of FEEDBACK's ZINCRBY */
   int redis_reconnect_max_ms;        /* reconnect backoff cap */
   int unavailable_refresh_ms;        /* period of the recd:unavailable read */
+  /* experiments and outcomes (DESIGN.md "Experiments and outcomes") */
+  config_variants_t variants;        /* `variant` lines; n = 0: none */
+  char *experiment_salt;             /* salt of the customer -> variant hash,
+                                        1..64 bytes */
+  bool track_impressions;            /* record the items answered as impressions */
+  int attribution_window;            /* s an impression can explain an outcome */
+  int impressions_max;               /* impressions kept per customer */
+  double feedback_weight_purchase;   /* history weight FEEDBACK ... TYPE <t> */
+  double feedback_weight_cart;       /* adds without WEIGHT; 0 = counted as */
+  double feedback_weight_click;      /* an outcome, history unchanged; */
+  double feedback_weight_hide;       /* finite, in [0, 1e9] */
+  double feedback_weight_unhide;
+  int experiment_refresh_ms;         /* period of the experiment counters' read
+                                        (INFO, /metrics, the status page) */
   /* operations */
   int metrics_port;                  /* HTTP /metrics port, 0 = off */
   int loglevel;                      /* a config_loglevel_t */
@@ -131,8 +181,10 @@ int config_init(config_t *cfg);
 void config_free(config_t *cfg);
 
 /* Sets one key from its text value, exactly as `--key value` on the command
- * line does (for `bind` the value is split on blanks; other values are taken
- * verbatim, with no quote processing). Returns 0, RECD_ENOTFOUND for an
+ * line does (for `bind` the value is split on blanks; for `variant` it is
+ * split into tokens as a recd.conf line is, quotes included, and appends,
+ * or is "" and removes every variant; other values are taken verbatim, with
+ * no quote processing). Returns 0, RECD_ENOTFOUND for an
  * unknown key ("unknown key 'x'"), RECD_EINVAL / RECD_ERANGE for a bad value
  * ("port: expected an integer in [0, 65535], got '70x0'") or RECD_ENOMEM.
  * On error the key keeps its old value. No cross-field check: call
@@ -141,7 +193,8 @@ int config_set(config_t *cfg, const char *key, const char *value, char *errbuf);
 
 /* Applies the recd.conf text buf[0, len) (any bytes, NUL included, need not
  * be NUL-terminated) line by line; `name` prefixes messages
- * ("name:line: ..."). Returns 0 or the first error; lines before the bad one
+ * ("name:line: ..."). Its first `variant` line replaces the config's
+ * variants, later ones append. Returns 0 or the first error; lines before the bad one
  * stay applied, so on error the caller should config_free() and give up
  * rather than run with half a file. No cross-field check. */
 int config_load_buffer(config_t *cfg, const char *buf, size_t len,
@@ -157,8 +210,12 @@ int config_load_file(config_t *cfg, const char *path, char *errbuf);
 /* The cross-field rules, run once everything has been applied (a single
  * key cannot know them): something to listen on (port != 0 or a unixsocket),
  * metrics-port != port, unixsocket != redis-socket, pidfile != unixsocket;
- * plus guards for a config_t edited directly rather than through the setters
- * (1..CONFIG_BIND_MAX bind addresses, no NULL string, non-empty key-prefix).
+ * with variants, percents summing to 100 ("variant: percents must sum to
+ * 100, got 90 (a 50 + b 40)") and an empty `model` (each variant names its
+ * model); plus guards for a config_t edited directly rather than through
+ * the setters (1..CONFIG_BIND_MAX bind addresses, no NULL string, non-empty
+ * key-prefix and experiment-salt, numbers within their bounds, well-formed
+ * and unique variants).
  * Whether `model` exists or lies in models-dir is the daemon's business: the
  * parser only stores paths. Returns 0 or RECD_EINVAL with the reason in
  * errbuf ("metrics-port and port are both 7070"). */
@@ -185,15 +242,21 @@ void config_usage(FILE *fp, const char *progname);
  * snprintf() does: NUL-terminated and truncated to size bytes (buf may be
  * NULL when size is 0). The text is the raw value, as CONFIG GET shows it:
  * sizes in bytes, booleans yes/no, the mode as 4 octal digits, strings
- * unquoted, bind as the addresses separated by one space. Feeding it back to
- * config_set() gives the same value. Returns the length of the full text
+ * unquoted, bind as the addresses separated by one space, numbers in the
+ * shortest form that reads back exactly ("0.5", "1000000000"), variant as
+ * its "name path percent" triples separated by one space, a path quoted as
+ * in recd.conf when it needs it ("" when there is none). Feeding it back to
+ * config_set() gives the same value (for `variant`: on a config without
+ * variants, since config_set() appends). Returns the length of the full text
  * (>= size means it was truncated) or RECD_ENOTFOUND for an unknown key. */
 int config_format(const config_t *cfg, const char *key, char *buf, size_t size);
 
 /* Writes every key as a recd.conf line ("key value", values quoted when they
- * need it, sizes with units when exact) in table order; loading the output
- * with config_load_buffer() reproduces *cfg unless CONFIG_DUMP_REDACT hides
- * the passwords. Returns 0 or RECD_EIO when fp reports a write error. */
+ * need it, sizes with units when exact) in table order, `variant` as one
+ * line per variant (or `variant ""` when there is none); loading the output
+ * with config_load_buffer() into any config reproduces *cfg unless
+ * CONFIG_DUMP_REDACT hides the passwords. Returns 0 or RECD_EIO when fp
+ * reports a write error. */
 int config_dump(const config_t *cfg, FILE *fp, int flags);
 
 /* Number of keys, and the name of key i (i < config_count(), NULL beyond),

@@ -1,17 +1,21 @@
 /* config_fuzz.c - libFuzzer target for the recd.conf parser.
  *
  * The input is config file text, fed to config_load_buffer(). Besides "no
- * crash, no leak, no UB", it checks two properties:
+ * crash, no leak, no UB", it checks these properties:
  *  - a text that loads dumps to a text that loads back to the same values
- *    (config_dump and the tokenizer agree on quoting);
- *  - config_format() of every key is accepted by config_set() unchanged.
+ *    (config_dump and the tokenizer agree on quoting), into a fresh config
+ *    and again over that result (the dump's first `variant` line replaces
+ *    the list, so a second load changes nothing);
+ *  - config_format() of every key is accepted by config_set() unchanged
+ *    (on a fresh config: `variant` appends).
  * An input starting with "ARGV\n" is instead split at NUL bytes into a
  * command line for config_parse_args(), unless its first argument would be
  * taken as a file name (the fuzzer must not read files it names).
  *
- * Build (not part of CMake):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
- *     src/core/config.c src/core/err.c tests/fuzz/config_fuzz.c -o config_fuzz
+ * Build (or cmake -DRECD_FUZZ=ON with clang):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
+ *     -Iinclude -Isrc/daemon src/daemon/config.c src/core/err.c \
+ *     tests/fuzz/config_fuzz.c -o config_fuzz
  *   ./config_fuzz tests/fuzz/corpus/config
  */
 #include <stdint.h>
@@ -23,16 +27,30 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* config_format() of key k in a malloc'ed string: `variant` may be far
+ * longer than any fixed buffer (16 quoted paths of 4095 bytes). */
+static char *format_key(const config_t *c, const char *k) {
+  int n = config_format(c, k, NULL, 0);
+  if (n < 0)
+    abort();
+  char *v = malloc((size_t)n + 1);
+  if (v == NULL)
+    abort();
+  if (config_format(c, k, v, (size_t)n + 1) != n)
+    abort();
+  return v;
+}
+
 static void check_same(const config_t *a, const config_t *b) {
-  static char va[16384], vb[16384];
   for (size_t i = 0; i < config_count(); i++) {
     const char *k = config_name(i);
-    int na = config_format(a, k, va, sizeof va);
-    int nb = config_format(b, k, vb, sizeof vb);
-    if (na < 0 || nb < 0 || strcmp(va, vb) != 0) {
+    char *va = format_key(a, k), *vb = format_key(b, k);
+    if (strcmp(va, vb) != 0) {
       fprintf(stderr, "%s: '%s' != '%s'\n", k, va, vb);
       abort();
     }
+    free(va);
+    free(vb);
   }
 }
 
@@ -59,6 +77,11 @@ static void fuzz_text(const uint8_t *data, size_t size) {
           abort();
         }
         check_same(&c, &d);
+        if (config_load_buffer(&d, text, len, "dump", err) != 0) {
+          fprintf(stderr, "dump does not load twice: %s\n%s", err, text);
+          abort();
+        }
+        check_same(&c, &d);
       }
       config_free(&d);
       free(text);
@@ -66,14 +89,14 @@ static void fuzz_text(const uint8_t *data, size_t size) {
 
     config_t e;
     if (config_init(&e) == 0) {
-      static char val[16384];
       for (size_t i = 0; i < config_count(); i++) {
         const char *k = config_name(i);
-        config_format(&c, k, val, sizeof val);
+        char *val = format_key(&c, k);
         if (config_set(&e, k, val, err) != 0) {
           fprintf(stderr, "%s '%s' does not set back: %s\n", k, val, err);
           abort();
         }
+        free(val);
       }
       check_same(&c, &e);
     }

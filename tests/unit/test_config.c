@@ -2,6 +2,8 @@
  * formatting and the shipped systemd/recd.conf. Error messages are asserted
  * byte for byte: they are what an operator sees at startup. */
 #include <check.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,28 @@ START_TEST(test_defaults) {
   ck_assert_int_eq(c.metrics_port, 0);
   ck_assert_int_eq(c.loglevel, CONFIG_LOG_NOTICE);
   ck_assert_str_eq(c.pidfile, "");
+  /* experiments and outcomes */
+  ck_assert_uint_eq(c.variants.n, 0);
+  for (int i = 0; i < CONFIG_VARIANT_MAX; i++) {
+    ck_assert_ptr_null(c.variants.name[i]);
+    ck_assert_ptr_null(c.variants.path[i]);
+    ck_assert_uint_eq(c.variants.percent[i], 0);
+  }
+  ck_assert_str_eq(c.experiment_salt, "recd");
+  ck_assert(c.track_impressions);
+  ck_assert_int_eq(c.attribution_window, 86400);
+  ck_assert_int_eq(c.impressions_max, 200);
+  ck_assert(c.feedback_weight_purchase == 1.0);
+  ck_assert(c.feedback_weight_cart == 0.5);
+  ck_assert(c.feedback_weight_click == 0.1);
+  ck_assert(c.feedback_weight_hide == 0.0);
+  ck_assert(c.feedback_weight_unhide == 0.0);
+  ck_assert_int_eq(c.experiment_refresh_ms, 2000);
+  ck_assert_str_eq(fmt(&c, "variant"), "");
+  ck_assert_str_eq(fmt(&c, "feedback-weight-purchase"), "1");
+  ck_assert_str_eq(fmt(&c, "feedback-weight-cart"), "0.5");
+  ck_assert_str_eq(fmt(&c, "feedback-weight-click"), "0.1");
+  ck_assert_str_eq(fmt(&c, "feedback-weight-hide"), "0");
   char err[RECD_ERRLEN] = "";
   ck_assert_int_eq(config_validate(&c, err), 0);
 
@@ -128,10 +152,13 @@ START_TEST(test_defaults) {
     "port", "bind", "unixsocket", "unixsocketperm", "requirepass", "maxclients",
     "model", "redis-host", "redis-port", "redis-socket", "redis-password",
     "key-prefix", "redis-timeout-ms", "feedback-timeout-ms", "history-limit", "max-count", "metrics-port",
-    "loglevel"};
+    "loglevel", "variant", "experiment-salt", "track-impressions", "attribution-window",
+    "impressions-max", "feedback-weight-purchase", "feedback-weight-cart",
+    "feedback-weight-click", "feedback-weight-hide", "feedback-weight-unhide",
+    "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 29);
+  ck_assert_uint_eq(config_count(), 40);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -587,6 +614,13 @@ static void set_unusual(config_t *c) {
     {"key-prefix", "#"}, {"redis-timeout-ms", "60000"}, {"feedback-timeout-ms", "1"},
     {"redis-reconnect-max-ms", "10"}, {"unavailable-refresh-ms", "3600000"},
     {"metrics-port", "65535"}, {"loglevel", "debug"}, {"pidfile", "/run/recd.pid"},
+    /* two variants in one value, the second's path needing quotes */
+    {"variant", "ctl /srv/a.bin 30 t-2.x:Y \"/srv/v 2/\\\"q'\\\\\\t.bin\" 70"},
+    {"experiment-salt", "s a\"lt"}, {"track-impressions", "no"},
+    {"attribution-window", "2592000"}, {"impressions-max", "1"},
+    {"feedback-weight-purchase", "1000000000"}, {"feedback-weight-cart", "0.3"},
+    {"feedback-weight-click", "1e-300"}, {"feedback-weight-hide", "123.456"},
+    {"feedback-weight-unhide", "0.1234567890123456789"}, {"experiment-refresh-ms", "100"},
   };
   char err[RECD_ERRLEN] = "";
   size_t n = sizeof kv / sizeof kv[0];
@@ -619,6 +653,16 @@ START_TEST(test_round_trip) {
   ck_assert_str_eq(b.requirepass, "p\tw \x01\x7f\xc3\xa9 #x");
   ck_assert_uint_eq(b.unixsocketperm, 0750);
   ck_assert_uint_eq(b.max_request_bytes, 1000001);
+  ck_assert_uint_eq(b.variants.n, 2);
+  ck_assert_str_eq(b.variants.name[1], "t-2.x:Y");
+  ck_assert_str_eq(b.variants.path[1], "/srv/v 2/\"q'\\\t.bin");
+  ck_assert_uint_eq(b.variants.percent[1], 70);
+  ck_assert_str_eq(b.experiment_salt, "s a\"lt");
+  ck_assert(b.feedback_weight_click == 1e-300);
+  ck_assert(b.feedback_weight_unhide == 0.1234567890123456789);
+  /* variants and model are exclusive */
+  ck_assert_int_eq(config_validate(&b, err), RECD_EINVAL);
+  ck_assert_int_eq(config_set(&b, "model", "", err), 0);
   ck_assert_int_eq(config_validate(&b, err), 0);
 
   /* config_dump -> config_load_buffer, the whole file */
@@ -636,6 +680,14 @@ START_TEST(test_round_trip) {
   ck_assert_ptr_nonnull(strstr(text, "\nbind ::1 10.1.2.3\n"));
   ck_assert_ptr_nonnull(strstr(text, "\nmodel \"/srv/m o d.bin\"\n"));
   ck_assert_ptr_nonnull(strstr(text, "\nkey-prefix #\n"));
+  /* one line per variant, in order */
+  ck_assert_ptr_nonnull(strstr(text, "\nvariant ctl /srv/a.bin 30\n"
+                                     "variant t-2.x:Y \"/srv/v 2/\\\"q'\\\\\\t.bin\" 70\n"
+                                     "experiment-salt \"s a\\\"lt\"\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-purchase 1000000000\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-cart 0.3\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-click 1e-300\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-hide 123.456\n"));
   free(text);
   config_free(&d);
 
@@ -648,6 +700,9 @@ START_TEST(test_round_trip) {
   ck_assert_ptr_nonnull(strstr(text, "\nmax-request-bytes 1mb\n"));
   ck_assert_ptr_nonnull(strstr(text, "\nunixsocketperm 0700\n"));
   ck_assert_ptr_nonnull(strstr(text, "\nrequirepass \"\"\n"));
+  /* no variants: `variant ""`, which also empties set_unusual's two */
+  ck_assert_ptr_nonnull(strstr(text, "\nvariant \"\"\nexperiment-salt recd\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-click 0.1\n"));
   ck_assert_int_eq(config_init(&d), 0);
   set_unusual(&d);
   ck_assert_int_eq(config_load_buffer(&d, text, len, "dump", err), 0);
@@ -731,6 +786,14 @@ START_TEST(test_usage) {
   ck_assert_ptr_nonnull(strstr(text, "  --max-request-bytes <size 1kb..1gb>  "
                                      "(default: 1mb)\n"));
   ck_assert_ptr_nonnull(strstr(text, "  --unixsocket <path>  (default: \"\")\n"));
+  ck_assert_ptr_nonnull(strstr(text, "  --variant <\"name path percent\">  (default: \"\")\n"
+                                     "      repeatable, each appends: "));
+  ck_assert_ptr_nonnull(strstr(text, "  --feedback-weight-cart <number 0..1e9>  "
+                                     "(default: 0.5)\n"));
+  ck_assert_ptr_nonnull(strstr(text, "  --attribution-window <1..2592000>  "
+                                     "(default: 86400)\n"));
+  ck_assert_ptr_nonnull(strstr(text, "  --track-impressions <yes|no>  (default: yes)\n"));
+  ck_assert_ptr_nonnull(strstr(text, "  --experiment-salt <string>  (default: recd)\n"));
   for (size_t i = 0; i < config_count(); i++) {
     char opt[64];
     snprintf(opt, sizeof opt, "\n  --%s <", config_name(i));
@@ -766,9 +829,29 @@ START_TEST(test_shipped_conf) {
   text[len] = '\0';
   for (size_t i = 0; i < config_count(); i++) {
     char line[64];
-    snprintf(line, sizeof line, "\n%s ", config_name(i));
+    /* variant has no default line: its examples are commented out */
+    snprintf(line, sizeof line, strcmp(config_name(i), "variant") == 0 ? "\n# %s " : "\n%s ",
+             config_name(i));
     ck_assert_msg(strstr(text, line) != NULL, "%s not in %s", config_name(i), path);
   }
+  /* the commented examples are valid variant lines (with model "") */
+  const char *ex = strstr(text, "\n# variant control ");
+  ck_assert_ptr_nonnull(ex);
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "model", "", err), 0);
+  char lines[512] = "";
+  for (int k = 0; k < 2; k++) {
+    const char *eol = strchr(ex + 1, '\n');
+    ck_assert_ptr_nonnull(eol);
+    ck_assert_int_eq(strncmp(ex, "\n# variant ", 11), 0);
+    snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%.*s\n",
+             (int)(eol - (ex + 3)), ex + 3);
+    ex = eol;
+  }
+  ck_assert_msg(config_load_buffer(&c, lines, strlen(lines), "example", err) == 0, "%s", err);
+  ck_assert_uint_eq(c.variants.n, 2);
+  ck_assert_msg(config_validate(&c, err) == 0, "%s", err);
+  config_free(&c);
   free(text);
 }
 END_TEST
@@ -817,6 +900,628 @@ START_TEST(test_file_limits) {
 }
 END_TEST
 
+/* The numbers of feedback-weight-*: a double, with messages like the
+ * integers'. */
+START_TEST(test_numbers) {
+  static const struct { const char *in; double v; const char *out; } good[] = {
+    {"0", 0, "0"}, {"1", 1, "1"}, {"0.5", 0.5, "0.5"}, {".5", 0.5, "0.5"},
+    {"5.", 5, "5"}, {"000.25", 0.25, "0.25"}, {"1e9", 1e9, "1000000000"},
+    {"1000000000", 1e9, "1000000000"}, {"1000000000.0", 1e9, "1000000000"},
+    {"2.5E-2", 0.025, "0.025"}, {"1e+3", 1000, "1000"}, {"-0", 0, "0"},
+    {"-0.0e5", 0, "0"}, {"0.1", 0.1, "0.1"}, {"0.3", 0.3, "0.3"}, {"1e-5", 1e-5, "1e-05"},
+    {"123456.789", 123456.789, "123456.789"}, {"1e-400", 0, "0"},
+    {"0.1000000000000000055511151231257827", 0.1, "0.1"},
+    {"999999999.99999994", 999999999.99999994, "999999999.9999999"},
+  };
+  config_t c;
+  char err[RECD_ERRLEN] = "";
+  ck_assert_int_eq(config_init(&c), 0);
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    ck_assert_msg(config_set(&c, "feedback-weight-cart", good[i].in, err) == 0, "%s: %s",
+                  good[i].in, err);
+    ck_assert_msg(c.feedback_weight_cart == good[i].v, "%s: %.17g", good[i].in,
+                  c.feedback_weight_cart);
+    ck_assert_str_eq(fmt(&c, "feedback-weight-cart"), good[i].out);
+    ck_assert(!signbit(c.feedback_weight_cart));
+  }
+  /* every key of the kind, both bounds */
+  static const char *const keys[] = {"feedback-weight-purchase", "feedback-weight-cart",
+                                     "feedback-weight-click", "feedback-weight-hide",
+                                     "feedback-weight-unhide"};
+  for (size_t k = 0; k < 5; k++) {
+    ck_assert_int_eq(config_set(&c, keys[k], "0", err), 0);
+    ck_assert_int_eq(config_set(&c, keys[k], "1e9", err), 0);
+    ck_assert_str_eq(fmt(&c, keys[k]), "1000000000");
+    ck_assert_int_eq(config_set(&c, keys[k], "1000000001", err), RECD_ERANGE);
+    char want[RECD_ERRLEN];
+    snprintf(want, sizeof want, "%s: expected a number in [0, 1e9], got '1000000001'",
+             keys[k]);
+    ck_assert_str_eq(err, want);
+    ck_assert_str_eq(fmt(&c, keys[k]), "1000000000"); /* kept */
+  }
+  /* what formats reads back bit for bit: a spread of doubles in range */
+  uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < 20000; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    double v = (double)(x >> 11) / 9007199254740992.0; /* [0, 1) */
+    v = i % 3 == 0 ? v * 1e9 : i % 3 == 1 ? v : v * pow(10, -(double)(i % 300));
+    char in[64];
+    snprintf(in, sizeof in, "%.17g", v);
+    ck_assert_msg(config_set(&c, "feedback-weight-click", in, err) == 0, "%s: %s", in, err);
+    ck_assert(c.feedback_weight_click == v);
+    char back[64];
+    const char *f = fmt(&c, "feedback-weight-click");
+    ck_assert_uint_lt(strlen(f), sizeof back);
+    memcpy(back, f, strlen(f) + 1);
+    ck_assert_int_eq(config_set(&c, "feedback-weight-click", back, err), 0);
+    ck_assert_msg(c.feedback_weight_click == v, "%s -> %s", in, back);
+    ck_assert_uint_le(strlen(back), strlen(in));
+  }
+  config_free(&c);
+
+  const char *range = "expected a number in [0, 1e9], got ";
+  static const char *const bad[] = {
+    "x", "\"\"", "\" 1\"", "\"1 \"", "+1", "0x10", "inf", "-inf", "nan", "NAN", "1e", "1e+",
+    "e5", ".", "-", "-.", "1.2.3", "1,5", "1e5.5", "1_000", "١", "0.5x", "1e9999999999999999999",
+    "-1", "-0.001", "1e10", "1000000000.0000002", "1e999", "-1e999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char msg[RECD_ERRLEN], raw[64];
+    size_t n = strlen(bad[i]);
+    if (bad[i][0] == '"')
+      snprintf(raw, sizeof raw, "%.*s", (int)(n - 2), bad[i] + 1);
+    else
+      snprintf(raw, sizeof raw, "%s", bad[i]);
+    char show[64];
+    if (strcmp(raw, "١") == 0)
+      snprintf(show, sizeof show, "\\xd9\\xa1");
+    else
+      snprintf(show, sizeof show, "%s", raw);
+    snprintf(msg, sizeof msg, "%s'%s'", range, show);
+    expect_bad("feedback-weight-hide", bad[i], msg);
+  }
+  /* syntax errors are RECD_EINVAL, out of range RECD_ERANGE */
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "feedback-weight-cart", "x", err), RECD_EINVAL);
+  ck_assert_str_eq(err, "feedback-weight-cart: expected a number in [0, 1e9], got 'x'");
+  ck_assert_int_eq(config_set(&c, "feedback-weight-cart", "-1", err), RECD_ERANGE);
+  ck_assert_int_eq(config_set(&c, "feedback-weight-cart", "1e999", err), RECD_ERANGE);
+  ck_assert(c.feedback_weight_cart == 0.5);
+  config_free(&c);
+  expect_file("\n\nfeedback-weight-click 0.1 0.2\n", RECD_EINVAL,
+              "recd.conf:3: feedback-weight-click: expected 1 value, got 2");
+  expect_file("feedback-weight-click\n", RECD_EINVAL,
+              "recd.conf:1: feedback-weight-click: expected 1 value, got 0");
+  expect_file("feedback-weight-click \"0.5\\x00\"\n", RECD_EINVAL,
+              "recd.conf:1: feedback-weight-click: expected a number in [0, 1e9], got "
+              "'0.5\\x00'");
+
+  /* a hand-edited NaN or out-of-range number is caught by config_validate */
+  ck_assert_int_eq(config_init(&c), 0);
+  c.feedback_weight_unhide = NAN;
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "feedback-weight-unhide: expected a number in [0, 1e9], got nan");
+  c.feedback_weight_unhide = -1;
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "feedback-weight-unhide: expected a number in [0, 1e9], got -1");
+  config_free(&c);
+}
+END_TEST
+
+/* The experiment keys other than variant: every bound. */
+START_TEST(test_experiment_keys) {
+  config_t c;
+  char err[RECD_ERRLEN] = "";
+  ck_assert_int_eq(config_init(&c), 0);
+  static const struct { const char *key; const char *lo, *hi; int *field; } ints[] = {
+    {"attribution-window", "1", "2592000", NULL},
+    {"impressions-max", "1", "100000", NULL},
+    {"experiment-refresh-ms", "100", "3600000", NULL},
+  };
+  int *fields[] = {&c.attribution_window, &c.impressions_max, &c.experiment_refresh_ms};
+  for (size_t i = 0; i < 3; i++) {
+    ck_assert_int_eq(config_set(&c, ints[i].key, ints[i].lo, err), 0);
+    ck_assert_int_eq(*fields[i], atoi(ints[i].lo));
+    ck_assert_int_eq(config_set(&c, ints[i].key, ints[i].hi, err), 0);
+    ck_assert_int_eq(*fields[i], atoi(ints[i].hi));
+    ck_assert_str_eq(fmt(&c, ints[i].key), ints[i].hi);
+  }
+  ck_assert_int_eq(config_set(&c, "track-impressions", "no", err), 0);
+  ck_assert(!c.track_impressions);
+  ck_assert_int_eq(config_set(&c, "track-impressions", "Yes", err), 0);
+  ck_assert(c.track_impressions);
+  char salt[80];
+  memset(salt, 'z', 64);
+  salt[64] = '\0';
+  ck_assert_int_eq(config_set(&c, "experiment-salt", salt, err), 0);
+  ck_assert_uint_eq(strlen(c.experiment_salt), 64);
+  ck_assert_int_eq(config_set(&c, "experiment-salt", "a b\t\"c'", err), 0);
+  ck_assert_str_eq(c.experiment_salt, "a b\t\"c'");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  /* a hand-emptied salt */
+  c.experiment_salt[0] = '\0';
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "experiment-salt: must not be empty");
+  config_free(&c);
+
+  expect_bad("attribution-window", "0", "expected an integer in [1, 2592000], got '0'");
+  expect_bad("attribution-window", "2592001",
+             "expected an integer in [1, 2592000], got '2592001'");
+  expect_bad("attribution-window", "1d", "expected an integer in [1, 2592000], got '1d'");
+  expect_bad("impressions-max", "0", "expected an integer in [1, 100000], got '0'");
+  expect_bad("impressions-max", "100001", "expected an integer in [1, 100000], got '100001'");
+  expect_bad("experiment-refresh-ms", "99",
+             "expected an integer in [100, 3600000], got '99'");
+  expect_bad("experiment-refresh-ms", "3600001",
+             "expected an integer in [100, 3600000], got '3600001'");
+  expect_bad("track-impressions", "on", "expected yes or no, got 'on'");
+  expect_bad("experiment-salt", "\"\"", "must not be empty");
+  memset(salt, 'z', 65);
+  salt[65] = '\0';
+  expect_bad("experiment-salt", salt, "longer than 64 bytes");
+  expect_file("experiment-salt \"a\\x00b\"\n", RECD_EINVAL,
+              "recd.conf:1: experiment-salt: contains a NUL byte");
+  expect_file("# x\ntrack-impressions yes no\n", RECD_EINVAL,
+              "recd.conf:2: track-impressions: expected 1 value, got 2");
+
+  /* a file with every experiment key */
+  static const char text[] =
+      "model \"\"\n"
+      "variant control /var/lib/recd/a.bin 90\n"
+      "VARIANT test /var/lib/recd/b.bin 10\n"
+      "experiment-salt spring-2025\n"
+      "track-impressions no\n"
+      "attribution-window 3600\n"
+      "impressions-max 50\n"
+      "feedback-weight-purchase 2\n"
+      "feedback-weight-cart 0.25\n"
+      "feedback-weight-click 0\n"
+      "feedback-weight-hide 0.5\n"
+      "feedback-weight-unhide 1e-3\n"
+      "experiment-refresh-ms 500\n";
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_msg(config_load_buffer(&c, text, strlen(text), "recd.conf", err) == 0, "%s", err);
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  ck_assert_uint_eq(c.variants.n, 2);
+  ck_assert_str_eq(c.variants.name[0], "control");
+  ck_assert_str_eq(c.variants.path[0], "/var/lib/recd/a.bin");
+  ck_assert_uint_eq(c.variants.percent[0], 90);
+  ck_assert_str_eq(c.variants.name[1], "test");
+  ck_assert_str_eq(c.variants.path[1], "/var/lib/recd/b.bin");
+  ck_assert_uint_eq(c.variants.percent[1], 10);
+  ck_assert_ptr_null(c.variants.name[2]);
+  ck_assert_str_eq(c.experiment_salt, "spring-2025");
+  ck_assert(!c.track_impressions);
+  ck_assert_int_eq(c.attribution_window, 3600);
+  ck_assert_int_eq(c.impressions_max, 50);
+  ck_assert(c.feedback_weight_purchase == 2);
+  ck_assert(c.feedback_weight_cart == 0.25);
+  ck_assert(c.feedback_weight_click == 0);
+  ck_assert(c.feedback_weight_hide == 0.5);
+  ck_assert(c.feedback_weight_unhide == 1e-3);
+  ck_assert_int_eq(c.experiment_refresh_ms, 500);
+  ck_assert_str_eq(fmt(&c, "variant"),
+                   "control /var/lib/recd/a.bin 90 test /var/lib/recd/b.bin 10");
+  ck_assert_str_eq(fmt(&c, "feedback-weight-unhide"), "0.001");
+  config_free(&c);
+}
+END_TEST
+
+/* Loads text into a fresh config (model "" first) and returns it in *c. */
+static void load_ok(config_t *c, const char *text) {
+  char err[RECD_ERRLEN] = "";
+  ck_assert_int_eq(config_init(c), 0);
+  ck_assert_int_eq(config_set(c, "model", "", err), 0);
+  ck_assert_msg(config_load_buffer(c, text, strlen(text), "recd.conf", err) == 0, "%s: %s",
+                text, err);
+}
+
+START_TEST(test_variant_lines) {
+  config_t c;
+  char err[RECD_ERRLEN] = "";
+
+  /* repeated lines append in order; quoting as for any value; "" empties */
+  load_ok(&c, "variant a /m/a.bin 20\n"
+              "variant \"b\" '/m/with blanks.bin' 30\n"
+              "Variant c.2:x-y_Z /m/c.bin 50\n");
+  ck_assert_uint_eq(c.variants.n, 3);
+  ck_assert_str_eq(c.variants.name[1], "b");
+  ck_assert_str_eq(c.variants.path[1], "/m/with blanks.bin");
+  ck_assert_str_eq(c.variants.name[2], "c.2:x-y_Z");
+  ck_assert_uint_eq(c.variants.percent[0] + c.variants.percent[1] + c.variants.percent[2],
+                    100);
+  ck_assert_str_eq(fmt(&c, "variant"),
+                   "a /m/a.bin 20 b \"/m/with blanks.bin\" 30 c.2:x-y_Z /m/c.bin 50");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  ck_assert_int_eq(config_set(&c, "variant", "", err), 0);
+  ck_assert_uint_eq(c.variants.n, 0);
+  ck_assert_ptr_null(c.variants.name[0]);
+  ck_assert_str_eq(fmt(&c, "variant"), "");
+  config_free(&c);
+
+  /* `variant ""` in a file empties what came before it; one line may hold
+   * several triples; percent 0 is a variant only VARIANT <name> reaches */
+  load_ok(&c, "variant old /m/old.bin 100\n"
+              "variant \"\"\n"
+              "variant a /m/a.bin 100 b /m/b.bin 0\n"
+              "variant c /m/c.bin 0\n");
+  ck_assert_uint_eq(c.variants.n, 3);
+  ck_assert_str_eq(c.variants.name[0], "a");
+  ck_assert_str_eq(c.variants.name[1], "b");
+  ck_assert_uint_eq(c.variants.percent[1], 0);
+  ck_assert_str_eq(c.variants.name[2], "c");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  config_free(&c);
+
+  /* a file's first variant line replaces the list (as redis.conf's first
+   * `save` line does), so loading it twice, or over other variants, gives
+   * its list; a file without variant lines leaves the list alone */
+  static const char two[] = "variant a /m/a.bin 50\nvariant b /m/b.bin 50\n";
+  load_ok(&c, two);
+  ck_assert_int_eq(config_load_buffer(&c, two, sizeof two - 1, "recd.conf", err), 0);
+  ck_assert_uint_eq(c.variants.n, 2);
+  ck_assert_str_eq(fmt(&c, "variant"), "a /m/a.bin 50 b /m/b.bin 50");
+  ck_assert_int_eq(config_load_buffer(&c, "port 1\n", 7, "recd.conf", err), 0);
+  ck_assert_uint_eq(c.variants.n, 2);
+  ck_assert_int_eq(config_load_buffer(&c, "variant z /m/z.bin 100\n", 23, "x", err), 0);
+  ck_assert_str_eq(fmt(&c, "variant"), "z /m/z.bin 100");
+  /* a bad first line leaves the old list */
+  ck_assert_int_eq(config_load_buffer(&c, "variant y /m/y.bin 101\n", 23, "x", err),
+                   RECD_ERANGE);
+  ck_assert_str_eq(fmt(&c, "variant"), "z /m/z.bin 100");
+  /* config_set and the command line append, to a file's list too */
+  ck_assert_int_eq(config_set(&c, "variant", "y /m/y.bin 0", err), 0);
+  ck_assert_str_eq(fmt(&c, "variant"), "z /m/z.bin 100 y /m/y.bin 0");
+  ck_assert_int_eq(config_set(&c, "variant", "y /m/y2.bin 0", err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: variant 'y' is given twice");
+  config_free(&c);
+
+  /* the cap: 16 variants, from a file, and one line of 16 triples */
+  char text[4096] = "", line16[4096] = "variant";
+  for (int i = 0; i < 16; i++) {
+    snprintf(text + strlen(text), sizeof text - strlen(text), "variant v%d /m/%d.bin %d\n", i,
+             i, i < 4 ? 25 : 0);
+    snprintf(line16 + strlen(line16), sizeof line16 - strlen(line16), " v%d /m/%d.bin %d", i,
+             i, i < 4 ? 25 : 0);
+  }
+  load_ok(&c, text);
+  ck_assert_uint_eq(c.variants.n, 16);
+  ck_assert_str_eq(c.variants.name[15], "v15");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  ck_assert_int_eq(config_set(&c, "variant", "v16 /m/16.bin 0", err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: at most 16 variants, got 17");
+  ck_assert_uint_eq(c.variants.n, 16);
+  config_free(&c);
+  strcat(line16, "\n");
+  load_ok(&c, line16);
+  ck_assert_uint_eq(c.variants.n, 16);
+  config_free(&c);
+  strcat(text, "variant v16 /m/16.bin 0\n");
+  expect_file(text, RECD_EINVAL, "recd.conf:17: variant: at most 16 variants, got 17");
+  line16[strlen(line16) - 1] = '\0';
+  strcat(line16, " v16 /m/16.bin 0\n");
+  expect_file(line16, RECD_EINVAL, "recd.conf:1: variant: at most 16 variants, got 17");
+  /* a line far beyond the tokens stored: counted, refused before reading */
+  char huge[8192] = "variant";
+  for (int i = 0; i < 200; i++)
+    strcat(huge, " a /m 1");
+  strcat(huge, "\n");
+  expect_file(huge, RECD_EINVAL, "recd.conf:1: variant: at most 16 variants, got 200");
+  huge[strlen(huge) - 3] = '\n';
+  huge[strlen(huge) - 2] = '\0';
+  expect_file(huge, RECD_EINVAL,
+              "recd.conf:1: variant: expected <name> <model-path> <percent>, got 599 values");
+
+  /* the number of values */
+  expect_file("variant\n", RECD_EINVAL,
+              "recd.conf:1: variant: expected <name> <model-path> <percent>, got 0 values "
+              "(write \"\" to remove every variant)");
+  expect_bad("variant", "a", "expected <name> <model-path> <percent>, got 1 value");
+  expect_bad("variant", "a /m.bin", "expected <name> <model-path> <percent>, got 2 values");
+  expect_bad("variant", "a /m.bin 50 b",
+             "expected <name> <model-path> <percent>, got 4 values");
+  char *blank[] = {"recd", "--variant", " \t"};
+  expect_args(ARGC(blank), blank, RECD_EINVAL,
+              "--variant: expected <name> <model-path> <percent>, got 0 values (write \"\" "
+              "to remove every variant)");
+
+  /* names */
+  const char *badname = "expected a name of 1 to 64 bytes of [A-Za-z0-9_.:-], got ";
+  char want[RECD_ERRLEN];
+  static const char *const names[][2] = {
+    {"a/b", "a/b"}, {"a|b", "a|b"}, {"\"a b\"", "a b"}, {"\"\"", ""}, {"caf\xc3\xa9", "caf\\xc3\\xa9"},
+    {"\"a\\x00\"", "a\\x00"}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char line[256];
+    snprintf(line, sizeof line, "variant %s /m.bin 100\n", names[i][0]);
+    snprintf(want, sizeof want, "recd.conf:1: variant: %s'%s'", badname, names[i][1]);
+    expect_file(line, RECD_EINVAL, want);
+  }
+  char name[80];
+  memset(name, 'n', 64);
+  name[64] = '\0';
+  char value[256];
+  snprintf(value, sizeof value, "%s /m.bin 100", name);
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "variant", value, err), 0);
+  ck_assert_uint_eq(strlen(c.variants.name[0]), 64);
+  config_free(&c);
+  snprintf(value, sizeof value, "%sn /m.bin 100", name);
+  snprintf(want, sizeof want, "%s'%.48s...'", badname, name);
+  expect_bad("variant", value, want);
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "variant", value, err), RECD_ERANGE);
+  config_free(&c);
+
+  /* duplicates: on one line, across lines (with the line), across the file
+   * and the command line; case matters, as in Redis key names */
+  expect_bad("variant", "a /m/1.bin 50 a /m/2.bin 50", "variant 'a' is given twice");
+  expect_file("variant a /m/1.bin 50\n# c\nvariant a /m/2.bin 50\n", RECD_EINVAL,
+              "recd.conf:3: variant: variant 'a' is given twice");
+  load_ok(&c, "variant a /m/1.bin 50\nvariant A /m/2.bin 50\n");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  config_free(&c);
+
+  /* paths */
+  expect_bad("variant", "a \"\" 100", "model path of 'a' must not be empty");
+  expect_file("variant a \"/m\\x00.bin\" 100\n", RECD_EINVAL,
+              "recd.conf:1: variant: model path of 'a' contains a NUL byte");
+  char *path = malloc(4200);
+  memset(path, 'p', 4095);
+  path[0] = '/';
+  path[4095] = '\0';
+  char *pv = malloc(4300);
+  snprintf(pv, 4300, "a %s 100", path);
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "variant", pv, err), 0);
+  ck_assert_uint_eq(strlen(c.variants.path[0]), 4095);
+  config_free(&c);
+  snprintf(pv, 4300, "a %sp 100", path);
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "variant", pv, err), RECD_ERANGE);
+  ck_assert_str_eq(err, "variant: model path of 'a' longer than 4095 bytes");
+  config_free(&c);
+  snprintf(pv, 4300, "variant a %sp 100\n", path);
+  expect_file(pv, RECD_ERANGE, "recd.conf:1: variant: model path of 'a' longer than 4095 bytes");
+  free(pv);
+  free(path);
+
+  /* percents */
+  const char *pct = "percent of 'a': expected an integer in [0, 100], got ";
+  static const char *const pcts[][2] = {
+    {"101", "101"}, {"-1", "-1"}, {"50%", "50%"}, {"\"\"", ""}, {"0x10", "0x10"},
+    {"1.5", "1.5"}, {"+5", "+5"}, {"99999999999999999999999", "99999999999999999999999"}};
+  for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
+    char v[128];
+    snprintf(v, sizeof v, "a /m.bin %s", pcts[i][0]);
+    /* (the command-line form of these messages is in test_variant_args) */
+    char line[256];
+    snprintf(line, sizeof line, "variant %s\n", v);
+    snprintf(want, sizeof want, "recd.conf:1: variant: %s'%s'", pct, pcts[i][1]);
+    config_t t;
+    ck_assert_int_eq(config_init(&t), 0);
+    int rc = config_load_buffer(&t, line, strlen(line), "recd.conf", err);
+    ck_assert_int_eq(rc, i == 0 || i == 1 || i == 7 ? RECD_ERANGE : RECD_EINVAL);
+    ck_assert_str_eq(err, want);
+    config_free(&t);
+  }
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "variant", "a /m.bin 007", err), 0);
+  ck_assert_uint_eq(c.variants.percent[0], 7);
+  ck_assert_str_eq(fmt(&c, "variant"), "a /m.bin 7");
+  config_free(&c);
+
+  /* all or nothing: a bad second triple leaves the list as it was */
+  load_ok(&c, "variant a /m/a.bin 50\n");
+  ck_assert_int_eq(config_set(&c, "variant", "b /m/b.bin 25 c /m/c.bin 250", err),
+                   RECD_ERANGE);
+  ck_assert_str_eq(err, "variant: percent of 'c': expected an integer in [0, 100], got '250'");
+  ck_assert_uint_eq(c.variants.n, 1);
+  ck_assert_ptr_null(c.variants.name[1]);
+  ck_assert_int_eq(config_set(&c, "variant", "b /m/b.bin 25 a /m/c.bin 25", err),
+                   RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: variant 'a' is given twice");
+  ck_assert_uint_eq(c.variants.n, 1);
+  /* the value is split like a recd.conf line, so quoting errors are its */
+  ck_assert_int_eq(config_set(&c, "variant", "b \"/m/b.bin 50", err), RECD_EFORMAT);
+  ck_assert_str_eq(err, "variant: unterminated quoted string");
+  ck_assert_int_eq(config_set(&c, "variant", "b \"/m/b\".bin 50", err), RECD_EFORMAT);
+  ck_assert_str_eq(err, "variant: closing quote must be followed by a blank");
+  ck_assert_int_eq(config_set(&c, "variant", "b '/m/it''s.bin' 50", err), RECD_EFORMAT);
+  ck_assert_int_eq(config_set(&c, "variant", "b \"/m/it's \\\"b\\\".bin\" 50", err), 0);
+  ck_assert_str_eq(c.variants.path[1], "/m/it's \"b\".bin");
+  ck_assert_uint_eq(c.variants.n, 2);
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  config_free(&c);
+}
+END_TEST
+
+START_TEST(test_variant_validate) {
+  config_t c;
+  char err[RECD_ERRLEN] = "";
+
+  /* the sum, named with the variants */
+  load_ok(&c, "variant control /m/a.bin 50\nvariant test /m/b.bin 40\n");
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: percents must sum to 100, got 90 (control 50 + test 40)");
+  ck_assert_int_eq(config_set(&c, "variant", "x /m/x.bin 11", err), 0);
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: percents must sum to 100, got 101 "
+                        "(control 50 + test 40 + x 11)");
+  config_free(&c);
+  load_ok(&c, "variant only /m/a.bin 0\n");
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: percents must sum to 100, got 0 (only 0)");
+  config_free(&c);
+  load_ok(&c, "variant only /m/a.bin 100\n");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  config_free(&c);
+  /* 16 long names: the list is cut, the message still fits */
+  char text[8192] = "";
+  for (int i = 0; i < 16; i++)
+    snprintf(text + strlen(text), sizeof text - strlen(text),
+             "variant %02d-%.58s /m/%d.bin 1\n", i,
+             "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", i);
+  load_ok(&c, text);
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  static const char head[] = "variant: percents must sum to 100, got 16 (00-nnn";
+  ck_assert_msg(strncmp(err, head, sizeof head - 1) == 0, "%s", err);
+  ck_assert_msg(strlen(err) < RECD_ERRLEN - 1 && strcmp(err + strlen(err) - 5, " ...)") == 0,
+                "%s", err);
+  config_free(&c);
+
+  /* model and variant are exclusive, whichever way they come */
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_set(&c, "model", "/var/lib/recd/model.bin", err), 0);
+  ck_assert_int_eq(config_set(&c, "variant", "a /m/a.bin 100", err), 0);
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "model and variant are exclusive: with variants, every model is "
+                        "named by its variant line (model is '/var/lib/recd/model.bin')");
+  config_free(&c);
+  char *both[] = {"recd", "--model", "/m.bin", "--variant", "a /m/a.bin 100"};
+  expect_args(ARGC(both), both, RECD_EINVAL,
+              "model and variant are exclusive: with variants, every model is named by "
+              "its variant line (model is '/m.bin')");
+  char *fine[] = {"recd", "--variant", "a /m/a.bin 60", "--variant", "b /m/b.bin 40"};
+  expect_args(ARGC(fine), fine, CONFIG_ARGS_RUN, NULL);
+  char *sum[] = {"recd", "--variant", "a /m/a.bin 60", "--variant", "b /m/b.bin 30"};
+  expect_args(ARGC(sum), sum, RECD_EINVAL,
+              "variant: percents must sum to 100, got 90 (a 60 + b 30)");
+  char *emptied[] = {"recd", "--variant", "a /m/a.bin 60", "--variant", "", "--model", "/m"};
+  expect_args(ARGC(emptied), emptied, CONFIG_ARGS_RUN, NULL);
+
+  /* the guards for a hand-edited struct */
+  load_ok(&c, "variant a /m/a.bin 50\nvariant b /m/b.bin 50\n");
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  c.variants.name[1][0] = 'a';
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: variant 'a' is given twice");
+  c.variants.name[1][0] = '|';
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: expected a name of 1 to 64 bytes of [A-Za-z0-9_.:-], "
+                        "got '|'");
+  c.variants.name[1][0] = 'b';
+  c.variants.percent[1] = 101;
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: percent of 'b': expected an integer in [0, 100], got 101");
+  c.variants.percent[1] = 50;
+  c.variants.path[1][0] = '\0';
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: model path of 'b' must not be empty");
+  c.variants.path[1][0] = '/';
+  char *saved = c.variants.path[1];
+  c.variants.path[1] = NULL;
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: 2 not set");
+  c.variants.path[1] = saved;
+  c.variants.n = CONFIG_VARIANT_MAX + 1;
+  ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "variant: at most 16 variants, got 17");
+  c.variants.n = 2;
+  ck_assert_int_eq(config_validate(&c, err), 0);
+  config_free(&c);
+}
+END_TEST
+
+/* --variant on the command line: appends after the file's lines, one
+ * variant per option, and --test-config's dump re-parses to the same. */
+START_TEST(test_variant_args) {
+  char *dir = tu_mkdtemp();
+  char path[4096];
+  snprintf(path, sizeof path, "%s", tu_path(dir, "recd.conf"));
+  static const char text[] = "model \"\"\n"
+                             "variant control /m/control.bin 80\n"
+                             "experiment-salt s1\n"
+                             "feedback-weight-cart 0.75\n";
+  tu_write_file(path, text, sizeof text - 1);
+
+  config_t c, d;
+  char err[RECD_ERRLEN] = "";
+  ck_assert_int_eq(config_init(&c), 0);
+  char *argv[] = {"recd", path, "--variant", "b /m/b.bin 15", "--test-config",
+                  "--VARIANT", "\tc  '/m/c c.bin'  5 ", "--track-impressions", "no"};
+  ck_assert_int_eq(config_parse_args(&c, ARGC(argv), argv, err), CONFIG_ARGS_TEST);
+  ck_assert_uint_eq(c.variants.n, 3);
+  ck_assert_str_eq(c.variants.name[0], "control");
+  ck_assert_str_eq(c.variants.name[1], "b");
+  ck_assert_str_eq(c.variants.name[2], "c");
+  ck_assert_str_eq(c.variants.path[2], "/m/c c.bin");
+  ck_assert_uint_eq(c.variants.percent[2], 5);
+  ck_assert(!c.track_impressions);
+
+  /* what --test-config prints loads back to the same configuration */
+  char *dump = NULL;
+  size_t len = 0;
+  FILE *fp = open_memstream(&dump, &len);
+  ck_assert_int_eq(config_dump(&c, fp, CONFIG_DUMP_REDACT), 0);
+  fclose(fp);
+  ck_assert_ptr_nonnull(strstr(dump, "\nvariant control /m/control.bin 80\n"
+                                     "variant b /m/b.bin 15\n"
+                                     "variant c \"/m/c c.bin\" 5\n"
+                                     "experiment-salt s1\n"
+                                     "track-impressions no\n"
+                                     "attribution-window 86400\n"
+                                     "impressions-max 200\n"
+                                     "feedback-weight-purchase 1\n"
+                                     "feedback-weight-cart 0.75\n"
+                                     "feedback-weight-click 0.1\n"
+                                     "feedback-weight-hide 0\n"
+                                     "feedback-weight-unhide 0\n"
+                                     "experiment-refresh-ms 2000\n"));
+  ck_assert_int_eq(config_init(&d), 0);
+  ck_assert_msg(config_load_buffer(&d, dump, len, "dump", err) == 0, "%s\n%s", err, dump);
+  ck_assert_int_eq(config_validate(&d, err), 0);
+  assert_same(&c, &d);
+  config_free(&d);
+  /* and as a file for a second --test-config */
+  tu_write_file(path, dump, len);
+  ck_assert_int_eq(config_init(&d), 0);
+  char *again[] = {"recd", path, "--test-config"};
+  ck_assert_int_eq(config_parse_args(&d, ARGC(again), again, err), CONFIG_ARGS_TEST);
+  assert_same(&c, &d);
+  config_free(&d);
+  free(dump);
+  config_free(&c);
+
+  /* the command line's errors name the option; the file's, its line */
+  tu_write_file(path, text, sizeof text - 1);
+  char *dup[] = {"recd", path, "--variant", "control /m/x.bin 20"};
+  expect_args(ARGC(dup), dup, RECD_EINVAL, "--variant: variant 'control' is given twice");
+  char *miss[] = {"recd", path, "--variant"};
+  expect_args(ARGC(miss), miss, RECD_EINVAL, "--variant: missing value");
+  char *sum[] = {"recd", path, "--variant", "b /m/b.bin 10"};
+  expect_args(ARGC(sum), sum, RECD_EINVAL,
+              "variant: percents must sum to 100, got 90 (control 80 + b 10)");
+  char *quote[] = {"recd", "--variant", "b '/m/b.bin 10"};
+  expect_args(ARGC(quote), quote, RECD_EFORMAT, "--variant: unterminated quoted string");
+  char *pct[] = {"recd", "--variant", "b /m/b.bin 1e2"};
+  expect_args(ARGC(pct), pct, RECD_EINVAL,
+              "--variant: percent of 'b': expected an integer in [0, 100], got '1e2'");
+  char *wt[] = {"recd", "--feedback-weight-purchase", "lots"};
+  expect_args(ARGC(wt), wt, RECD_EINVAL,
+              "--feedback-weight-purchase: expected a number in [0, 1e9], got 'lots'");
+  /* --variant "" replaces the file's variants */
+  char *replace[] = {"recd", path, "--variant", "", "--variant", "x /m/x.bin 100"};
+  ck_assert_int_eq(config_init(&c), 0);
+  ck_assert_int_eq(config_parse_args(&c, ARGC(replace), replace, err), CONFIG_ARGS_RUN);
+  ck_assert_uint_eq(c.variants.n, 1);
+  ck_assert_str_eq(c.variants.name[0], "x");
+  config_free(&c);
+  static const char bad[] = "model \"\"\nvariant control /m/control.bin 80\n"
+                            "variant b /m/b.bin 20 x\n";
+  tu_write_file(path, bad, sizeof bad - 1);
+  char *withfile[] = {"recd", path};
+  char want[8192];
+  snprintf(want, sizeof want,
+           "%s:3: variant: expected <name> <model-path> <percent>, got 4 values", path);
+  expect_args(ARGC(withfile), withfile, RECD_EINVAL, want);
+
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static Suite *config_suite(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("core");
@@ -838,6 +1543,11 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, test_usage);
   tcase_add_test(tc, test_shipped_conf);
   tcase_add_test(tc, test_file_limits);
+  tcase_add_test(tc, test_numbers);
+  tcase_add_test(tc, test_experiment_keys);
+  tcase_add_test(tc, test_variant_lines);
+  tcase_add_test(tc, test_variant_validate);
+  tcase_add_test(tc, test_variant_args);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -312,11 +312,27 @@ static void snap_one_of(const snap_t *got, const snap_t *const *allowed, int n_a
     "feedback-timeout-ms 1500\n" \
     "redis-reconnect-max-ms 5000\n" \
     "unavailable-refresh-ms 3000\n" \
+    CONF_VARIANT1 \
+    "VARIANT \"test-1\" '/var/lib/recd/b model.bin' 40\n" \
+    "experiment-salt \"salt 2\"\n" \
+    "track-impressions no\n" \
+    "attribution-window 3600\n" \
+    "impressions-max 500\n" \
+    "feedback-weight-purchase 2.5\n" \
+    "feedback-weight-cart 0.75\n" \
+    "feedback-weight-click 1e-2\n" \
+    "feedback-weight-hide 0\n" \
+    "feedback-weight-unhide 3\n" \
+    "experiment-refresh-ms 1500\n" \
     "metrics-port 9121\n" \
     "loglevel verbose\n" \
     "pidfile /run/recd/recd.pid\n"
+/* variant appends: after its first line and before its second, the list is
+ * neither the old one nor the new one (snapshot `one`). */
+#define CONF_VARIANT1 "variant control /var/lib/recd/a.bin 60\n"
 /* Keys given a second time: the last value wins. */
 #define CONF_TAIL \
+    "experiment-salt third\n" \
     "requirepass second\n" \
     "bind 127.0.0.1 ::1 10.1.2.3 192.168.7.1"
 static const char conf_text[] = CONF_MAIN CONF_TAIL;
@@ -326,7 +342,8 @@ typedef struct cfg_ctx {
   const char *path;
   int argc;
   char *const *argv;
-  snap_t defaults, mid, file, final; /* the references: mid is CONF_MAIN alone */
+  snap_t defaults, one, mid, file, final; /* the references: mid is CONF_MAIN alone,
+                                            one has its first variant line only */
   snap_t got;
 } cfg_ctx_t;
 
@@ -372,8 +389,8 @@ static void cfg_load_after_fail(void *c, int rc) {
   (void)rc;
   cfg_ctx_t *x = c;
   snap_take(&x->cfg, &x->got);
-  const snap_t *allowed[] = {&x->defaults, &x->mid, &x->file};
-  snap_one_of(&x->got, allowed, 3);
+  const snap_t *allowed[] = {&x->defaults, &x->one, &x->mid, &x->file};
+  snap_one_of(&x->got, allowed, 4);
 }
 
 static void cfg_check_file(void *c) {
@@ -386,6 +403,12 @@ static void cfg_check_file(void *c) {
   ck_assert_str_eq(x->cfg.requirepass, "second");
   ck_assert_str_eq(x->cfg.key_prefix, "shop:A");
   ck_assert_uint_eq(x->cfg.max_request_bytes, 2u << 20);
+  ck_assert_uint_eq(x->cfg.variants.n, 2);
+  ck_assert_str_eq(x->cfg.variants.name[1], "test-1");
+  ck_assert_str_eq(x->cfg.variants.path[1], "/var/lib/recd/b model.bin");
+  ck_assert_uint_eq(x->cfg.variants.percent[1], 40);
+  ck_assert_str_eq(x->cfg.experiment_salt, "third");
+  ck_assert(x->cfg.feedback_weight_click == 0.01);
 }
 
 static int cfg_file_run(void *c, char *err) {
@@ -402,8 +425,8 @@ static void cfg_args_after_fail(void *c, int rc) {
   (void)rc;
   cfg_ctx_t *x = c;
   snap_take(&x->cfg, &x->got);
-  const snap_t *allowed[] = {&x->defaults, &x->mid, &x->file, &x->final};
-  snap_one_of(&x->got, allowed, 4);
+  const snap_t *allowed[] = {&x->defaults, &x->one, &x->mid, &x->file, &x->final};
+  snap_one_of(&x->got, allowed, 5);
 }
 
 static void cfg_check_args(void *c) {
@@ -414,7 +437,11 @@ static void cfg_check_args(void *c) {
   ck_assert_int_eq(x->cfg.bind.n, 3);
   ck_assert_str_eq(x->cfg.bind.addr[2], "::1");
   ck_assert_str_eq(x->cfg.requirepass, "--help");
-  ck_assert_str_eq(x->cfg.model, "/srv/models/next.bin");
+  ck_assert_str_eq(x->cfg.model, "");
+  ck_assert_uint_eq(x->cfg.variants.n, 3);
+  ck_assert_str_eq(x->cfg.variants.name[2], "canary");
+  ck_assert_str_eq(x->cfg.variants.path[2], "/srv/models/next.bin");
+  ck_assert(x->cfg.feedback_weight_hide == 0.5);
 }
 
 START_TEST(test_config) {
@@ -426,7 +453,9 @@ START_TEST(test_config) {
                         "--port", "7272",
                         "--bind", " 0.0.0.0  10.9.8.7 ::1 ",
                         "--requirepass", "--help", /* a value, not the option */
-                        "--model", "/srv/models/next.bin",
+                        "--model", "", /* exclusive with the file's variants */
+                        "--variant", "canary /srv/models/next.bin 0", /* appends */
+                        "--feedback-weight-hide", ".5",
                         "--LOGLEVEL", "debug",
                         "--redis-socket", "/run/redis/redis.sock",
                         "--key-prefix", "k:",
@@ -441,6 +470,11 @@ START_TEST(test_config) {
   char err[RECD_ERRLEN];
   ck_assert_int_eq(config_init(&x.cfg), 0);
   snap_take(&x.cfg, &x.defaults);
+  ck_assert_msg(config_load_buffer(&x.cfg, CONF_VARIANT1, sizeof CONF_VARIANT1 - 1,
+                                   "recd.conf", err) == 0, "%s", err);
+  snap_take(&x.cfg, &x.one);
+  config_free(&x.cfg);
+  ck_assert_int_eq(config_init(&x.cfg), 0);
   ck_assert_msg(config_load_buffer(&x.cfg, CONF_MAIN, sizeof CONF_MAIN - 1, "recd.conf",
                                    err) == 0, "%s", err);
   snap_take(&x.cfg, &x.mid);
@@ -468,7 +502,7 @@ START_TEST(test_config) {
                            .run = cfg_file_run, .after_fail = cfg_load_after_fail,
                            .check = cfg_check_file, .teardown = cfg_teardown};
   fault_check(&file, &x);
-  const fault_op_t args = {.name = "config_parse_args (file + 7 --key)", .has_msg = 1,
+  const fault_op_t args = {.name = "config_parse_args (file + 9 --key)", .has_msg = 1,
                            .setup = cfg_setup, .run = cfg_args_run,
                            .after_fail = cfg_args_after_fail, .check = cfg_check_args,
                            .teardown = cfg_teardown};
