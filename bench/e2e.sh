@@ -6,7 +6,8 @@
 # ceiling of this machine).
 #   bench/e2e.sh [BUILD_DIR] [DATA_DIR] [REQUESTS]
 # Starts its own redis-server and recd on free loopback ports; prints a
-# markdown table. Real data sets are read from DATA_DIR (../shared/data)
+# markdown table. recd runs with its defaults (impressions tracked); the
+# synthetic cases are also measured with tracking off and on, side by side. Real data sets are read from DATA_DIR (../shared/data)
 # when present and never copied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +30,11 @@ ping_rps() { # port -> requests/s of redis-benchmark PING, 50 connections
   redis-benchmark -p "$1" -q -n 200000 -c 50 ping 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1 | sed 's/.*: \([0-9.]*\) requests.*/\1/'
 }
 
-run_case() { # name model users_csv
+run_case() { # name model users_csv [recd options...]
   local name=$1 model=$2 users=$3 port pid
+  shift 3
   port=$(free_port)
-  "$build/recd" --model "$model" --port "$port" --redis-port "$rport" --loglevel warning \
+  "$build/recd" --model "$model" --port "$port" --redis-port "$rport" --loglevel warning "$@" \
     2>>"$tmp/recd.log" & pid=$!
   wait_ping "$port"
   local uopt=()
@@ -45,6 +47,28 @@ run_case() { # name model users_csv
   done
   echo "| $name: PING via recd | 50 | $(ping_rps "$port") | | | |"
   kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+# Impression tracking (on by default) against --track-impressions no, at 50
+# connections, alternating off/on twice in the same minute; a recd without
+# the option (an older build) skips it.
+run_tracking() { # name model users_csv
+  local name=$1 model=$2 users=$3 port pid mode out
+  "$build/recd" --help 2>/dev/null | grep -q track-impressions || return 0
+  local off=() on=()
+  for round in 1 2; do
+    for mode in no yes; do
+      port=$(free_port)
+      "$build/recd" --model "$model" --port "$port" --redis-port "$rport" --loglevel warning \
+        --track-impressions "$mode" 2>>"$tmp/recd.log" & pid=$!
+      wait_ping "$port"
+      out=$("$build/recd-bench" e2e --port "$port" --connections 50 --requests "$requests" \
+        --users-csv "$users" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
+      if [ "$mode" = no ]; then off+=("$out"); else on+=("$out"); fi
+      kill "$pid"; wait "$pid" 2>/dev/null || true
+    done
+  done
+  echo "| $name: tracking off ${off[*]} / on ${on[*]} | 50 | $(( (on[0] + on[1]) * 100 / (off[0] + off[1]) ))% of off | | | |"
 }
 
 echo "| case | connections | RECOMMEND/s | p50 us | p99 us | p99.9 us |"
@@ -65,6 +89,7 @@ PY
   redis-cli -p "$rport" flushall >/dev/null
   "$build/recd-train" -q --import --csv "$tmp/synth$n.csv" --redis-port "$rport"
   run_case "synthetic $n items, k=64, 20-item histories" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
+  run_tracking "synthetic $n items" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
 done
 for d in movielens-100k online-retail movielens-1m; do
   [ -f "$data/$d/interactions.csv" ] || continue

@@ -19,6 +19,11 @@
 #define RECD_KEY_PREF "pref:"              /* HASH cat:<c> -> [-1, 1], personalize */
 #define RECD_KEY_ITEM "item:"              /* HASH category, per item (training) */
 #define RECD_KEY_UNAVAILABLE "unavailable" /* SET of item ids, global */
+#define RECD_KEY_IMP "imp:"                /* HASH item -> "<unix ms>|<variant>|<placement>":
+                                              the latest impression of each item
+                                              shown to a customer */
+#define RECD_KEY_EXP_COUNTERS "exp:counters" /* HASH "<variant>|<placement>|<counter>"
+                                                -> number: experiment.h */
 
 /* Fields of RECD_KEY_PREF and RECD_KEY_ITEM hashes. */
 #define RECD_PREF_CATEGORY_PREFIX "cat:"

@@ -18,7 +18,6 @@
 
 #include "commands.h"
 #include "log.h"
-#include "model_store.h"
 
 #define CMD_NOAUTH (1u << 0)
 #define CMD_ASYNC (1u << 1)
@@ -38,14 +37,14 @@ static void cmd_auth(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 static void cmd_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 static void cmd_info(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
-static void cmd_model(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 
 static struct cmd_def cmd_table[] = {
   {"recommend", reco_recommend, -2, CMD_ASYNC, {0}},
   {"rank", reco_rank, -3, CMD_ASYNC, {0}},
   {"similar", similar_command, -2, CMD_ASYNC, {0}},
   {"feedback", feedback_command, -3, CMD_ASYNC, {0}},
-  {"model", cmd_model, -2, CMD_ASYNC, {0}},
+  {"model", model_command, -2, CMD_ASYNC, {0}},
+  {"experiment", experiment_command, 2, CMD_ASYNC, {0}},
   {"ping", cmd_ping, -1, 0, {0}},
   {"echo", cmd_echo, 2, 0, {0}},
   {"quit", cmd_quit, -1, CMD_NOAUTH, {0}},
@@ -267,81 +266,4 @@ static void cmd_info(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   info_render(c->srv, a->argc == 2 ? a->argv[1] : "default", r);
 }
 
-/* MODEL INFO: a flat array of field, value pairs (like CONFIG GET). */
-static void commands__model_info(server_t *s, reply_buf_t *r) {
-  const served_t *sv = model_store_current(s->models);
-  const model_t *m = sv->m;
-  const model_meta_t *meta = model_meta(m);
-  const params_t *p = model_params(m);
-  char v[160];
-  reply_array(r, 2 * 14);
-#define KV_STR(k, val) (reply_bulk_cstr(r, k), reply_bulk_cstr(r, val))
-#define KV_FMT(k, ...) (snprintf(v, sizeof v, __VA_ARGS__), KV_STR(k, v))
-  KV_STR("path", sv->path);
-  KV_FMT("version", "%llu", (unsigned long long)sv->version);
-  KV_FMT("loaded_at", "%lld", (long long)sv->loaded_at);
-  KV_FMT("created_at", "%lld", (long long)meta->created_at);
-  KV_FMT("items", "%u", model_n_items(m));
-  KV_FMT("factors", "%u", model_factors(m));
-  KV_FMT("categories", "%u", model_n_categories(m));
-  KV_FMT("checksum", "%08x", model_checksum(m));
-  KV_FMT("file_bytes", "%zu", model_file_size(m));
-  KV_FMT("users_trained", "%llu", (unsigned long long)meta->n_users);
-  KV_FMT("interactions_trained", "%llu", (unsigned long long)meta->n_interactions);
-  KV_FMT("holdout_ndcg@10", "%.6f", meta->model.ndcg);
-  KV_FMT("holdout_popularity_ndcg@10", "%.6f", meta->popularity.ndcg);
-  KV_FMT("params", "factors=%u lambda=%g alpha=%g confidence=%s", p->factors, (double)p->lambda,
-         (double)p->alpha, p->conf_mode == PARAMS_CONF_LOG ? "log" : "linear");
-#undef KV_STR
-#undef KV_FMT
-}
-
-static void commands__reload_done(int status, const char *msg, void *arg) {
-  req_t *r = arg;
-  if (status == 0)
-    reply_simple(&r->reply, msg);
-  else
-    reply_errorf(&r->reply, "%s", msg);
-  req_finish(r, status != 0);
-  req_release(r); /* the reload's hold */
-}
-
-static void cmd_model(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
-  server_t *s = c->srv;
-  if (strcasecmp(a->argv[1], "info") == 0 && a->argc == 2) {
-    req_t *r = client_request(c, st);
-    if (r == NULL)
-      return;
-    commands__model_info(s, &r->reply);
-    req_finish(r, 0);
-    return;
-  }
-  if (strcasecmp(a->argv[1], "reload") == 0 && a->argc <= 3) {
-    req_t *r = client_request(c, st);
-    if (r == NULL)
-      return;
-    char err[RECD_ERRLEN];
-    char *path = NULL;
-    if (a->argc == 3 && memchr(a->argv[2], '\0', a->argvlen[2]) != NULL) {
-      reply_error(&r->reply, "model path contains a NUL byte");
-      req_finish(r, 1);
-      return;
-    }
-    if (a->argc == 3)
-      path = (char *)a->argv[2];
-    req_hold(r); /* the reload's */
-    if (model_store_reload(s->models, path, commands__reload_done, r, err) != 0) {
-      req_release(r);
-      reply_errorf(&r->reply, "%s", err);
-      req_finish(r, 1);
-    }
-    return;
-  }
-  req_t *r = client_request(c, st);
-  if (r == NULL)
-    return;
-  reply_error(&r->reply, "unknown MODEL subcommand or wrong number of arguments "
-                         "(MODEL INFO | MODEL RELOAD [path])");
-  req_finish(r, 1);
-}
 

@@ -3,9 +3,10 @@
  * commands_dispatch() is the server's dispatch function (server_init): it
  * looks the command up, checks arity and the auth policy and calls the
  * handler; the handlers live with their subject:
- *   commands.c  PING ECHO QUIT AUTH HELLO COMMAND INFO MODEL
+ *   commands.c  PING ECHO QUIT AUTH HELLO COMMAND INFO (text in info.c)
  *   reco.c      RECOMMEND RANK        similar.c  SIMILAR
- *   feedback.c  FEEDBACK
+ *   feedback.c  FEEDBACK              model_cmd.c  MODEL
+ *   experiment_cmd.c  EXPERIMENT
  * A handler answers at once into client_reply(), or later through a
  * request from client_request() that it finishes with req_finish(); `st`
  * is the command's statistics, which a request records when it finishes.
@@ -27,6 +28,8 @@ void reco_recommend(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void reco_rank(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void model_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void experiment_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 
 /* INFO [section] text (info.c). 0 or RECD_ENOMEM. */
 int info_render(server_t *s, const char *section, reply_buf_t *out);

@@ -1,8 +1,20 @@
-/* feedback.c - FEEDBACK <user> <item> [WEIGHT w]: records an interaction
- * in the customer's history in Redis (ZINCRBY) and replies the new
- * weight. A hung Redis must not hold this connection's later replies (they
- * leave in order) for longer than feedback-timeout-ms (deadline.h).
+/* feedback.c - FEEDBACK <user> <item> [WEIGHT w] [TYPE t] [VALUE v]:
+ * an outcome (a purchase, a cart, a click) recorded in the customer's
+ * history in Redis and attributed to the recommendation that showed the
+ * item, if one did (tracking.h).
+ *
+ * TYPE purchase (the default), cart or click; the history weight is
+ * WEIGHT, else the type's feedback-weight-<type> (0: the outcome is
+ * counted, the history is not changed). VALUE is the money it brought.
+ * The reply is the item's weight in the history afterwards. One round trip
+ * carries the history update (ZINCRBY, or ZSCORE for weight 0) and the read
+ * of the item's impression (HGET imp:<user>); the outcome counters are
+ * written after the reply. A hung Redis must not hold this connection's
+ * later replies (they leave in order) for longer than feedback-timeout-ms
+ * (deadline.h).
  */
+#include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,27 +23,64 @@
 #include "deadline.h"
 #include "rclient.h"
 #include "recd/csv.h"
+#include "tracking.h"
 
 typedef struct feedback_ctx {
   req_t *req;
+  server_t *srv;
   deadline_t dl;
   int timeout_ms;
+  exp_counter_t counter;
+  double value;
+  size_t ulen;
+  char user[RCLIENT_ID_MAX];
 } feedback_ctx_t;
 
-static void feedback__on_reply(rclient_t *rc, rclient_status_t st, double score,
-                               const char *errstr, void *arg) {
+static void feedback__reply(feedback_ctx_t *f, rclient_status_t st, double score,
+                            const char *errstr) {
+  req_t *r = f->req;
+  if (!deadline_settle(&f->dl))
+    return;
+  if (st == RCLIENT_OK)
+    reply_double(&r->reply, score);
+  else
+    reply_errorf(&r->reply, "Redis %s: %s", st == RCLIENT_UNAVAILABLE ? "unavailable" : "error",
+                 errstr ? errstr : "");
+  req_finish(r, st != RCLIENT_OK);
+}
+
+static void feedback__on_zincrby(rclient_t *rc, rclient_status_t st, double score,
+                                 const char *errstr, void *arg) {
   (void)rc;
   feedback_ctx_t *f = arg;
-  req_t *r = f->req;
-  if (deadline_settle(&f->dl)) {
-    if (st == RCLIENT_OK)
-      reply_double(&r->reply, score);
-    else
-      reply_errorf(&r->reply, "Redis %s: %s",
-                   st == RCLIENT_UNAVAILABLE ? "unavailable" : "error", errstr ? errstr : "");
-    req_finish(r, st != RCLIENT_OK);
+  feedback__reply(f, st, score, errstr);
+  req_release(f->req); /* the Redis callback's hold */
+}
+
+/* ZSCORE (weight 0): nil is weight 0, the item is not in the history. */
+static void feedback__on_zscore(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                                const char *errstr, void *arg) {
+  (void)rc;
+  feedback_ctx_t *f = arg;
+  double score = 0.0;
+  if (st == RCLIENT_OK && rep->type == REDIS_REPLY_STRING)
+    score = strtod(rep->str, NULL);
+  feedback__reply(f, st, score, errstr);
+  req_release(f->req);
+}
+
+/* The item's impression: the outcome's attribution (after the reply). */
+static void feedback__on_impression(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                                    const char *errstr, void *arg) {
+  (void)rc, (void)errstr;
+  feedback_ctx_t *f = arg;
+  tracker_t *t = f->srv->tracker;
+  if (st == RCLIENT_OK && t != NULL) {
+    const int have = rep->type == REDIS_REPLY_STRING;
+    tracker_outcome(t, f->user, f->ulen, have ? rep->str : NULL, have ? rep->len : 0, f->counter,
+                    f->value);
   }
-  req_release(r); /* the Redis callback's hold */
+  req_release(f->req);
 }
 
 static void feedback__expired(void *arg) {
@@ -46,26 +95,74 @@ static void feedback__fail(req_t *r, const char *msg) {
   req_finish(r, 1);
 }
 
+static int feedback__eq(const resp_cmd_t *a, size_t i, const char *word) {
+  return strlen(word) == a->argvlen[i] && strcasecmp(a->argv[i], word) == 0;
+}
+
+/* A number of the grammar csv_parse_float accepts, in double precision:
+ * WEIGHT 0.1 adds 0.1, not 0.100000001490116 (argv is NUL-terminated). */
+static int feedback__number(const resp_cmd_t *a, size_t i, double lo, double hi, double *out) {
+  float f;
+  if (csv_parse_float(a->argv[i], a->argvlen[i], &f) != 0)
+    return -1;
+  const double v = strtod(a->argv[i], NULL);
+  if (!(v >= lo && v <= hi))
+    return -1;
+  *out = v;
+  return 0;
+}
+
 void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
+  const config_t *cfg = c->srv->cfg;
   req_t *r = client_request(c, st);
   if (r == NULL)
     return;
-  double w = 1.0;
-  if (a->argc == 5 && a->argvlen[3] == 6 && strcasecmp(a->argv[3], "WEIGHT") == 0) {
-    /* csv_parse_float checks the grammar (argv[4] is NUL-terminated); the
-     * value is taken in double precision, so that WEIGHT 0.1 adds 0.1 and
-     * not 0.100000001490116, and 1000000001 is over the limit. It must
-     * stay > 0 as a float too: that is how the fold-in reads it back. */
-    float wf;
-    if (csv_parse_float(a->argv[4], a->argvlen[4], &wf) != 0 ||
-        !((w = strtod(a->argv[4], NULL)) > 0.0) || w > 1e9 || !((float)w > 0.0f)) {
-      feedback__fail(r, "WEIGHT must be a finite number in (0, 1e9]");
+  double w = -1.0, value = 0.0;
+  exp_counter_t counter = EXP_PURCHASES;
+  double type_weight = cfg->feedback_weight_purchase;
+  int have_type = 0, have_value = 0;
+  for (size_t i = 3; i < a->argc; i++) {
+    if (feedback__eq(a, i, "WEIGHT") && i + 1 < a->argc && w < 0) {
+      /* It must stay > 0 as a float too: that is how the fold-in reads it
+       * back. (A weight of 0, an outcome that leaves the history alone, is
+       * the business of the feedback-weight-<type> keys.) */
+      if (feedback__number(a, ++i, 0.0, 1e9, &w) != 0 || !((float)w > 0.0f)) {
+        feedback__fail(r, "WEIGHT must be a finite number in (0, 1e9]");
+        return;
+      }
+    } else if (feedback__eq(a, i, "TYPE") && i + 1 < a->argc && !have_type) {
+      have_type = 1;
+      i++;
+      if (feedback__eq(a, i, "purchase")) {
+        counter = EXP_PURCHASES;
+        type_weight = cfg->feedback_weight_purchase;
+      } else if (feedback__eq(a, i, "cart")) {
+        counter = EXP_CARTS;
+        type_weight = cfg->feedback_weight_cart;
+      } else if (feedback__eq(a, i, "click")) {
+        counter = EXP_CLICKS;
+        type_weight = cfg->feedback_weight_click;
+      } else if (feedback__eq(a, i, "hide") || feedback__eq(a, i, "unhide")) {
+        feedback__fail(r, "TYPE hide and unhide are not supported yet (they come with the "
+                          "storefront rules: hidden items)");
+        return;
+      } else {
+        feedback__fail(r, "TYPE must be purchase, cart or click");
+        return;
+      }
+    } else if (feedback__eq(a, i, "VALUE") && i + 1 < a->argc && !have_value) {
+      have_value = 1;
+      if (feedback__number(a, ++i, 0.0, 1e12, &value) != 0) {
+        feedback__fail(r, "VALUE must be a finite number in [0, 1e12]");
+        return;
+      }
+    } else {
+      feedback__fail(r, "syntax error");
       return;
     }
-  } else if (a->argc != 3) {
-    feedback__fail(r, "syntax error");
-    return;
   }
+  if (w < 0)
+    w = type_weight;
   if (a->argvlen[1] == 0 || a->argvlen[1] > RCLIENT_ID_MAX || a->argvlen[2] == 0 ||
       a->argvlen[2] > RCLIENT_ID_MAX) {
     feedback__fail(r, "user and item ids must be 1 to 256 bytes");
@@ -77,16 +174,39 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     return;
   }
   f->req = r;
-  f->timeout_ms = c->srv->cfg->feedback_timeout_ms;
+  f->srv = c->srv;
+  f->timeout_ms = cfg->feedback_timeout_ms;
+  f->counter = counter;
+  f->value = value;
+  f->ulen = a->argvlen[1];
+  memcpy(f->user, a->argv[1], f->ulen);
   r->ctx = f;
   r->ctx_free = free;
-  req_hold(r); /* the Redis callback's */
-  if (rclient_feedback(c->srv->redis, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2], w,
-                       feedback__on_reply, f) != 0) {
+  rclient_t *rc = c->srv->redis;
+  char key[RECD_KEY_MAX];
+  int err;
+  req_hold(r); /* the history update's callback */
+  if (w > 0) {
+    err = rclient_feedback(rc, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2], w,
+                           feedback__on_zincrby, f);
+  } else {
+    const char *argv[3] = {"ZSCORE", key, a->argv[2]};
+    const size_t lens[3] = {6, rclient_key(rc, key, RECD_KEY_HIST, a->argv[1], a->argvlen[1]),
+                            a->argvlen[2]};
+    err = rclient_call(rc, 3, argv, lens, feedback__on_zscore, f);
+  }
+  if (err != 0) {
     req_release(r);
     feedback__fail(r, "cannot send FEEDBACK to Redis");
     return;
   }
+  /* In the same round trip: the impression that explains the outcome. */
+  const char *hargv[3] = {"HGET", key, a->argv[2]};
+  const size_t hlens[3] = {4, rclient_key(rc, key, RECD_KEY_IMP, a->argv[1], a->argvlen[1]),
+                           a->argvlen[2]};
+  req_hold(r);
+  if (rclient_call(rc, 3, hargv, hlens, feedback__on_impression, f) != 0)
+    req_release(r); /* the outcome goes uncounted; the history is updated */
   deadline_init(&f->dl, c->srv->loop, r);
   deadline_arm(&f->dl, (uint64_t)f->timeout_ms, feedback__expired, f);
 }

@@ -11,6 +11,8 @@
 #include "commands.h"
 #include "model_store.h"
 #include "rclient.h"
+#include "tracking.h"
+#include "variants.h"
 
 
 typedef struct info_out {
@@ -79,20 +81,35 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)s->st.rejected_connections);
   }
   if (info__want(section, "model")) {
-    const served_t *sv = model_store_current(s->models);
-    const model_t *m = sv->m;
-    model_store_stats_t ms;
-    model_store_get_stats(s->models, &ms);
-    info__printf(&o, "# Model\r\nmodel_path:%s\r\nmodel_version:%llu\r\nmodel_items:%u\r\n"
-                 "model_factors:%u\r\nmodel_categories:%u\r\nmodel_created_at:%lld\r\n"
-                 "model_loaded_at:%lld\r\nmodel_checksum:%08x\r\nmodel_reloads_ok:%llu\r\n"
-                 "model_reloads_failed:%llu\r\nmodel_last_reload_error:%s\r\n"
-                 "unavailable_items:%zu\r\n\r\n",
-                 sv->path, (unsigned long long)sv->version, model_n_items(m),
-                 model_factors(m), model_n_categories(m), (long long)model_meta(m)->created_at,
-                 (long long)sv->loaded_at, model_checksum(m),
-                 (unsigned long long)ms.reloads_ok, (unsigned long long)ms.reloads_failed,
-                 ms.last_reload_error, ms.unavailable);
+    /* The control's model under the historical names; every variant's
+     * under variant_<name>_* (one variant, "default", without variant
+     * lines). */
+    const variants_t *vs = s->variants;
+    for (size_t i = 0; i < variants_count(vs); i++) {
+      const variant_t *v = variants_at(vs, i);
+      const served_t *sv = model_store_current(v->store);
+      const model_t *m = sv->m;
+      model_store_stats_t ms;
+      model_store_get_stats(v->store, &ms);
+      if (i == 0)
+        info__printf(&o, "# Model\r\nmodel_path:%s\r\nmodel_version:%llu\r\nmodel_items:%u\r\n"
+                     "model_factors:%u\r\nmodel_categories:%u\r\nmodel_created_at:%lld\r\n"
+                     "model_loaded_at:%lld\r\nmodel_checksum:%08x\r\nmodel_reloads_ok:%llu\r\n"
+                     "model_reloads_failed:%llu\r\nmodel_last_reload_error:%s\r\n"
+                     "unavailable_items:%zu\r\nvariants:%zu\r\n",
+                     sv->path, (unsigned long long)sv->version, model_n_items(m),
+                     model_factors(m), model_n_categories(m),
+                     (long long)model_meta(m)->created_at, (long long)sv->loaded_at,
+                     model_checksum(m), (unsigned long long)ms.reloads_ok,
+                     (unsigned long long)ms.reloads_failed, ms.last_reload_error, ms.unavailable,
+                     variants_count(vs));
+      info__printf(&o, "variant_%s:percent=%u,path=%s,version=%llu,items=%u,factors=%u,"
+                   "reloads_ok=%llu,reloads_failed=%llu\r\n",
+                   v->name, v->percent, sv->path, (unsigned long long)sv->version,
+                   model_n_items(m), model_factors(m), (unsigned long long)ms.reloads_ok,
+                   (unsigned long long)ms.reloads_failed);
+    }
+    info__printf(&o, "\r\n");
   }
   if (info__want(section, "stats")) {
     info__printf(&o, "# Stats\r\ntotal_commands_processed:%llu\r\nprotocol_errors:%llu\r\n"
@@ -111,8 +128,37 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
                  bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
                  (unsigned long long)bs.max_rows_seen, (unsigned long long)bs.split_jobs,
-                 serve_pass_name(&model_store_current(s->models)->sm));
+                 serve_pass_name(&model_store_current(variants_control(s->variants)->store)->sm));
     commands_foreach(info__cmdstat, &o);
+    info__printf(&o, "\r\n");
+  }
+  if (info__want(section, "experiments") && s->tracker != NULL) {
+    tracker_stats_t ts;
+    tracker_get_stats(s->tracker, &ts);
+    int64_t age = -1;
+    const exp_report_t *rep = tracker_report(s->tracker, &age);
+    info__printf(&o, "# Experiments\r\ntrack_impressions:%d\r\ntracked_requests:%llu\r\n"
+                 "tracked_impressions:%llu\r\ntracking_errors:%llu\r\n"
+                 "impression_trims:%llu\r\noutcomes_attributed:%llu\r\n"
+                 "outcomes_organic:%llu\r\nreport_anomalies:%llu\r\nreport_age_ms:%lld\r\n",
+                 tracker_enabled(s->tracker), (unsigned long long)ts.requests,
+                 (unsigned long long)ts.impressions, (unsigned long long)ts.errors,
+                 (unsigned long long)ts.trims, (unsigned long long)ts.attributed,
+                 (unsigned long long)ts.organic, (unsigned long long)ts.report_anomalies,
+                 (long long)age);
+    /* One line per (variant, placement), Redis-style key=value pairs. */
+    for (size_t i = 0; rep != NULL && i < rep->n; i++) {
+      const exp_row_t *w = &rep->row[i];
+      info__printf(&o, "exp_%s_%s:requests=%.0f,impressions=%.0f,clicks=%.0f,carts=%.0f,"
+                   "purchases=%.0f,value=%.2f,ctr=%.6f,conversion=%.6f",
+                   w->variant, w->placement, w->v[EXP_REQUESTS], w->v[EXP_IMPRESSIONS],
+                   w->v[EXP_CLICKS], w->v[EXP_CARTS], w->v[EXP_PURCHASES], w->v[EXP_VALUE],
+                   w->ctr, w->conversion);
+      if (w->has_lift)
+        info__printf(&o, ",lift=%.6f,lift_low=%.6f,lift_high=%.6f,p_value=%.6g", w->lift,
+                     w->lift_low, w->lift_high, w->p_value);
+      info__printf(&o, "\r\n");
+    }
     info__printf(&o, "\r\n");
   }
   if (info__want(section, "redis")) {

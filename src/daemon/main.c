@@ -21,6 +21,8 @@
 #include "notify.h"
 #include "rclient.h"
 #include "server.h"
+#include "tracking.h"
+#include "variants.h"
 
 void openblas_set_num_threads(int num_threads);
 
@@ -33,6 +35,7 @@ typedef struct daemon_ctx {
   uv_timer_t drain;
   uint64_t drain_started;
   int reload_pending; /* SIGHUP during a reload: reload again after it */
+  unsigned reloads_running; /* variants a SIGHUP is reloading */
   metrics_t *metrics; /* HTTP /metrics and /healthz; NULL when off */
 } daemon_ctx_t;
 
@@ -41,29 +44,41 @@ static void on_rclient_log(int level, const char *msg, void *arg) {
   log_msg(level, "%s", msg);
 }
 
+/* The set is one for the shop; each variant maps it onto its own model. */
 static void on_unavailable(const char *const *ids, const size_t *lens, size_t n, void *arg) {
-  model_store_set_unavailable(arg, ids, lens, n);
+  variants_t *vs = arg;
+  for (size_t i = 0; i < variants_count(vs); i++)
+    model_store_set_unavailable(variants_at(vs, i)->store, ids, lens, n);
 }
 
 static void on_sighup_reload_done(int status, const char *msg, void *arg);
 
+/* SIGHUP reloads every variant's model file; each fails on its own. */
 static void start_signal_reload(daemon_ctx_t *d) {
-  char err[RECD_ERRLEN];
-  if (model_store_reloading(d->srv.models)) {
+  variants_t *vs = d->srv.variants;
+  if (d->reloads_running > 0) {
     d->reload_pending = 1;
     return;
   }
   notify_reloading();
-  if (model_store_reload(d->srv.models, NULL, on_sighup_reload_done, d, err) != 0) {
-    log_warning("SIGHUP: %s", err);
-    notify_reloaded("reload refused; serving the previous model");
+  for (size_t i = 0; i < variants_count(vs); i++) {
+    char err[RECD_ERRLEN];
+    variant_t *v = variants_at(vs, i);
+    if (model_store_reload(v->store, NULL, on_sighup_reload_done, d, err) == 0)
+      d->reloads_running++;
+    else
+      log_warning("SIGHUP: variant %s: %s", v->name, err);
   }
+  if (d->reloads_running == 0)
+    notify_reloaded("reload refused; serving the previous models");
 }
 
 static void on_sighup_reload_done(int status, const char *msg, void *arg) {
   daemon_ctx_t *d = arg;
   if (status == 0)
     log_notice("SIGHUP: %s", msg);
+  if (--d->reloads_running > 0)
+    return;
   /* systemd waits for READY=1 after RELOADING=1 whatever the outcome: a
    * failed reload leaves the old model serving, which is a ready daemon. */
   notify_reloaded(msg);
@@ -96,6 +111,10 @@ static void finish_shutdown(daemon_ctx_t *d) {
   if (s->batcher) {
     batcher_close(s->batcher);
     s->batcher = NULL;
+  }
+  if (s->tracker) {
+    tracker_close(s->tracker);
+    s->tracker = NULL;
   }
   if (s->redis)
     rclient_close(s->redis, on_redis_closed, s);
@@ -188,9 +207,7 @@ int main(int argc, char **argv) {
   server_init(s, &loop, &cfg, commands_dispatch);
   log_notice("recd %s starting, pid %d", RECD_VERSION, (int)getpid());
 
-  model_store_opts_t mo = {.model = cfg.model, .models_dir = cfg.models_dir};
-  serve_opts_default(&mo.serve);
-  if (model_store_open(&loop, &mo, &s->models, err) != 0) {
+  if (variants_open(&loop, &cfg, &s->variants, err) != 0) {
     log_warning("cannot start: %s", err);
     fprintf(stderr, "recd: cannot start: %s\n", err);
     rec_ws_free(&s->ws);
@@ -219,7 +236,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "recd: redis client: %s\n", err);
     return 1;
   }
-  rclient_on_unavailable(s->redis, on_unavailable, s->models);
+  rclient_on_unavailable(s->redis, on_unavailable, s->variants);
+  tracker_opts_t to = {.enabled = cfg.track_impressions,
+                       .window_s = (uint64_t)cfg.attribution_window,
+                       .cap = (unsigned)cfg.impressions_max,
+                       .refresh_ms = (uint64_t)cfg.experiment_refresh_ms};
+  if (tracker_new(&loop, s->redis, s->variants, &to, &s->tracker) != 0) {
+    fprintf(stderr, "recd: out of memory\n");
+    return 1;
+  }
 
   uv_signal_init(&loop, &d.sig_hup);
   uv_signal_init(&loop, &d.sig_term);
@@ -245,16 +270,16 @@ int main(int argc, char **argv) {
       log_warning("cannot write pidfile %s", cfg.pidfile);
     log_notice("ready to accept connections");
     char status[128];
+    const served_t *ctl = model_store_current(variants_control(s->variants)->store);
     snprintf(status, sizeof status, "serving model version %llu (%u items)",
-             (unsigned long long)model_store_current(s->models)->version,
-             model_n_items(model_store_current(s->models)->m));
+             (unsigned long long)ctl->version, model_n_items(ctl->m));
     notify_ready(&loop, status);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
 
   if (cfg.pidfile[0])
     unlink(cfg.pidfile);
-  model_store_free(s->models);
+  variants_free(s->variants);
   int close_rc = uv_loop_close(&loop);
   if (close_rc != 0)
     log_warning("event loop closed with handles still open: %s", uv_strerror(close_rc));

@@ -21,7 +21,9 @@
 #include "metrics.h"
 
 #include <http_parser.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,9 @@
 #include "log.h"
 #include "model_store.h"
 #include "rclient.h"
+#include "status.h"
+#include "tracking.h"
+#include "variants.h"
 
 /* Longest request target we keep; longer ones get 414. Paths we serve are
  * 8 bytes, so this only has to leave room for query strings. */
@@ -189,6 +194,57 @@ static void metrics__on_command(const char *name, const cmd_stats_t *st, void *a
                   (unsigned long long)h->count);
 }
 
+/* The experiment counters, from the tracker's periodic copy of the
+ * counters in Redis: the figures of every replica together, so they may
+ * go down after EXPERIMENT RESET (a counter reset to Prometheus). */
+static void metrics__experiments(metrics_buf_t *b, const server_t *s) {
+  const exp_report_t *rep = s->tracker ? tracker_report(s->tracker, NULL) : NULL;
+  if (rep == NULL)
+    return;
+  static const char *const help[EXP_N_COUNTERS] = {
+    "Answers recorded as impressions, by variant and placement (all replicas).",
+    "Items shown in those answers.",
+    "Clicks (FEEDBACK TYPE click) attributed to an impression, or organic.",
+    "Items put in a cart (FEEDBACK TYPE cart), attributed or organic.",
+    "Purchases (FEEDBACK TYPE purchase), attributed or organic.",
+    "Money of the purchases (FEEDBACK ... VALUE), attributed or organic.",
+  };
+  for (int k = 0; k < EXP_N_COUNTERS; k++) {
+    char name[64];
+    snprintf(name, sizeof name, "recd_experiment_%s_total", exp_counter_name((exp_counter_t)k));
+    metrics__family(b, name, "counter", help[k]);
+    for (size_t i = 0; i < rep->n; i++)
+      metrics__printf(b, "%s{variant=\"%s\",placement=\"%s\"} %.17g\n", name,
+                      rep->row[i].variant, rep->row[i].placement, rep->row[i].v[k]);
+  }
+  /* The figures, where they are defined (variant and placement names are
+   * [A-Za-z0-9_.:-], nothing to escape in a label). */
+  static const struct {
+    const char *name, *help;
+    size_t off;
+    int lift_only;
+  } figs[] = {
+    {"recd_experiment_ctr", "Clicks per impression.", offsetof(exp_row_t, ctr), 0},
+    {"recd_experiment_conversion", "Purchases per impression.", offsetof(exp_row_t, conversion),
+     0},
+    {"recd_experiment_lift", "Conversion relative to the control variant, minus 1.",
+     offsetof(exp_row_t, lift), 1},
+    {"recd_experiment_p_value", "Two-proportion z-test of conversion against the control.",
+     offsetof(exp_row_t, p_value), 1},
+  };
+  for (size_t f = 0; f < sizeof figs / sizeof figs[0]; f++) {
+    metrics__family(b, figs[f].name, "gauge", figs[f].help);
+    for (size_t i = 0; i < rep->n; i++) {
+      const exp_row_t *w = &rep->row[i];
+      const double v = *(const double *)((const char *)w + figs[f].off);
+      if ((figs[f].lift_only && !w->has_lift) || !isfinite(v))
+        continue;
+      metrics__printf(b, "%s{variant=\"%s\",placement=\"%s\"} %.17g\n", figs[f].name,
+                      w->variant, w->placement, v);
+    }
+  }
+}
+
 char *metrics_render(server_t *s, size_t *len) {
   metrics_buf_t b = {0};
   metrics_cmd_pass_t cp = {&b, 0};
@@ -253,10 +309,13 @@ char *metrics_render(server_t *s, size_t *len) {
                "Malformed entries in Redis skipped (wrong key type, bad score or value).",
                rs.anomalies);
 
-  const served_t *sv = s->models ? model_store_current(s->models) : NULL;
+  /* The control's model under the historical names (the only model
+   * without variant lines). */
+  model_store_t *ctl = s->variants ? variants_control(s->variants)->store : NULL;
+  const served_t *sv = ctl ? model_store_current(ctl) : NULL;
   model_store_stats_t mst = {0};
-  if (s->models != NULL)
-    model_store_get_stats(s->models, &mst);
+  if (ctl != NULL)
+    model_store_get_stats(ctl, &mst);
   const model_t *m = sv ? sv->m : NULL;
   metrics__u64(&b, "recd_model_version", "gauge",
                "Serial number of the model being served (1, 2, ... per successful load).",
@@ -281,6 +340,7 @@ char *metrics_render(server_t *s, size_t *len) {
   metrics__u64(&b, "recd_unavailable_items", "gauge",
                "Items of the model currently in the unavailable set.",
                mst.unavailable);
+  metrics__experiments(&b, s);
 
   if (b.oom) {
     free(b.p);
@@ -411,11 +471,14 @@ static void metrics__route(metrics_conn_t *c) {
   }
   int is_metrics = metrics__path_is(path, plen, "/metrics");
   int is_health = metrics__path_is(path, plen, "/healthz");
+  int is_page = metrics__path_is(path, plen, "/");
+  int is_json = metrics__path_is(path, plen, "/experiments.json");
   char shown[4 * 64 + 1];
   log_sanitize(shown, path, plen, 64);
   log_debug("metrics: %s %s", http_method_str((enum http_method)c->parser.method), shown);
-  if (!is_metrics && !is_health) {
-    metrics__respond_text(c, 404, "Not Found", "", "not found: try /metrics or /healthz\n");
+  if (!is_metrics && !is_health && !is_page && !is_json) {
+    metrics__respond_text(c, 404, "Not Found", "",
+                          "not found: try /, /metrics, /healthz or /experiments.json\n");
     return;
   }
   if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
@@ -427,10 +490,21 @@ static void metrics__route(metrics_conn_t *c) {
     /* Answered from the loop: reaching this line is the liveness check. */
     if (s->stopping)
       metrics__respond_text(c, 503, "Service Unavailable", "", "shutting down\n");
-    else if (s->models == NULL)
+    else if (s->variants == NULL)
       metrics__respond_text(c, 503, "Service Unavailable", "", "no model loaded\n");
     else
       metrics__respond_text(c, 200, "OK", "", "ok\n");
+    return;
+  }
+  if (is_page || is_json) {
+    size_t len = 0;
+    char *body = is_page ? status_html(s, &len) : status_json(s, &len);
+    if (body == NULL) {
+      metrics__respond_text(c, 500, "Internal Server Error", "", "out of memory\n");
+      return;
+    }
+    metrics__respond(c, 200, "OK", "",
+                     is_page ? "text/html; charset=utf-8" : "application/json", body, len, body);
     return;
   }
   size_t len = 0;

@@ -41,7 +41,7 @@
 /* Longest key we build: prefix + "unavailable" or "hist:"/"pref:" + id. */
 #define RCLIENT__KEY_MAX RECD_KEY_MAX
 
-enum { RCLIENT__FETCH = 1, RCLIENT__FEEDBACK = 2 };
+enum { RCLIENT__FETCH = 1, RCLIENT__FEEDBACK = 2, RCLIENT__CALL = 3 };
 
 /* One request from the daemon, alive from the issuing call until its
  * callback has returned. */
@@ -57,6 +57,7 @@ typedef struct rclient__req {
   union {
     rclient_user_cb user;
     rclient_feedback_cb feedback;
+    rclient_call_cb call;
   } cb;
   void *arg;
   /* Fetch only: the preferences, parsed from the HGETALL reply (hiredis
@@ -685,13 +686,24 @@ static void rclient__finish_feedback(rclient__req_t *r, const redisReply *rep) {
   free(r);
 }
 
+static void rclient__finish_call(rclient__req_t *r, const redisReply *rep) {
+  if (r->status == RCLIENT_OK && rep != NULL && rep->type == REDIS_REPLY_ERROR)
+    rclient__req_fail_reply(r, rep);
+  if (r->cb.call != NULL)
+    r->cb.call(r->c, r->status, r->status == RCLIENT_OK ? rep : NULL,
+               r->status == RCLIENT_OK ? NULL : r->errstr, r->arg);
+  free(r);
+}
+
 static void rclient__finish(rclient__req_t *r, const redisReply *rep) {
   if (r->sent > 0)
     r->c->stats.inflight--;
   if (r->kind == RCLIENT__FETCH)
     rclient__finish_fetch(r, rep);
-  else
+  else if (r->kind == RCLIENT__FEEDBACK)
     rclient__finish_feedback(r, rep);
+  else
+    rclient__finish_call(r, rep);
 }
 
 /* One hiredis reply for r arrived (or NULL: the connection is going).
@@ -820,6 +832,25 @@ int rclient_feedback(rclient_t *c, const char *user, size_t ulen, const char *it
   if (err != 0)
     free(r);
   return err;
+}
+
+int rclient_call(rclient_t *c, int argc, const char **argv, const size_t *lens,
+                 rclient_call_cb cb, void *arg) {
+  if (c == NULL || c->closing || argc < 1)
+    return RECD_EINVAL;
+  rclient__req_t *r = rclient__req_new(c, RCLIENT__CALL, arg);
+  if (r == NULL)
+    return RECD_ENOMEM;
+  r->cb.call = cb;
+  int err = rclient__send_first(c, r, argc, argv, lens);
+  if (err != 0)
+    free(r);
+  return err;
+}
+
+size_t rclient_key(const rclient_t *c, char *buf, const char *kind, const char *id,
+                   size_t idlen) {
+  return rclient__key(c, buf, kind, id, idlen);
 }
 
 /* ---- lifetime --------------------------------------------------------- */

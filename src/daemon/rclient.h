@@ -220,6 +220,24 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
 int rclient_feedback(rclient_t *c, const char *user, size_t ulen, const char *item,
                      size_t ilen, double weight, rclient_feedback_cb cb, void *arg);
 
+/* Any command, for the daemon's writes and reads beyond the two above
+ * (impressions, outcome counters, the experiment report). Commands issued
+ * back to back in one loop turn leave in one write (hiredis pipelines
+ * them) and are answered in order. cb (may be NULL: fire and forget, a
+ * failure is only counted) fires exactly once, never before this call
+ * returns: with st RCLIENT_OK and the reply (borrowed: valid during the
+ * call; an error reply is RCLIENT_ERROR, counted in the stats), or with
+ * another status, a NULL reply and errstr. Returns 0, RECD_EINVAL (client
+ * closing, argc < 1) or RECD_ENOMEM (cb never fires). */
+struct redisReply;
+typedef void (*rclient_call_cb)(rclient_t *c, rclient_status_t st, const struct redisReply *rep,
+                                const char *errstr, void *arg);
+int rclient_call(rclient_t *c, int argc, const char **argv, const size_t *lens,
+                 rclient_call_cb cb, void *arg);
+/* <prefix><kind><id> into buf (RECD_KEY_MAX bytes); returns its length. */
+size_t rclient_key(const rclient_t *c, char *buf, const char *kind, const char *id,
+                   size_t idlen);
+
 /* Copies the counters into *out. */
 void rclient_get_stats(const rclient_t *c, rclient_stats_t *out);
 

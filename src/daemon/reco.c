@@ -22,6 +22,8 @@
 #include "model_store.h"
 #include "rclient.h"
 #include "recd/csv.h"
+#include "tracking.h"
+#include "variants.h"
 
 /* History entries read per request: the strongest history-limit feed the
  * fold-in, and up to this many are excluded from the answer. A customer
@@ -44,6 +46,9 @@ static int reco__parse_size(const resp_cmd_t *a, size_t i, size_t max, size_t *o
 
 static int reco__user(const resp_cmd_t *a, reco_opts_t *o, char *err) {
   memset(o, 0, sizeof *o);
+  snprintf(o->placement, sizeof o->placement, "%s", EXP_DEFAULT_PLACEMENT);
+  o->argc = a->argc;
+  o->excl_from = a->argc;
   if (a->argvlen[1] > RCLIENT_ID_MAX)
     return recd_errf(err, RECD_EINVAL, "user id longer than 256 bytes");
   o->user = a->argv[1];
@@ -51,15 +56,45 @@ static int reco__user(const resp_cmd_t *a, reco_opts_t *o, char *err) {
   return 0;
 }
 
-int reco_parse_recommend(const resp_cmd_t *a, const model_t *m, size_t max_count,
-                         reco_opts_t *o, char *err) {
+/* The options RECOMMEND, RANK and SIMILAR share: PLACEMENT, VARIANT,
+ * NOTRACK. 1 when a->argv[*i] is one of them (then *i is moved past its
+ * value), 0 when not, -1 on a bad value (message in err). */
+int reco_parse_common(const resp_cmd_t *a, size_t *i, reco_opts_t *o, char *err) {
+  if (reco__eq(a, *i, "NOTRACK")) {
+    o->notrack = 1;
+    return 1;
+  }
+  if (reco__eq(a, *i, "PLACEMENT") && *i + 1 < a->argc) {
+    ++*i;
+    if (!exp_name_valid(a->argv[*i], a->argvlen[*i]))
+      return recd_errf(err, RECD_EINVAL, "PLACEMENT must be 1 to %d bytes of A-Z a-z 0-9 _ . : -",
+                       EXP_NAME_MAX),
+             -1;
+    memcpy(o->placement, a->argv[*i], a->argvlen[*i]);
+    o->placement[a->argvlen[*i]] = '\0';
+    return 1;
+  }
+  if (reco__eq(a, *i, "VARIANT") && *i + 1 < a->argc) {
+    ++*i;
+    o->variant = a->argv[*i];
+    o->variant_len = a->argvlen[*i];
+    return 1;
+  }
+  return 0;
+}
+
+int reco_parse_recommend(const resp_cmd_t *a, size_t max_count, reco_opts_t *o, char *err) {
   if (reco__user(a, o, err) != 0)
     return RECD_EINVAL;
   o->count = 10;
-  if ((o->cats = malloc(a->argc * sizeof *o->cats)) == NULL ||
-      (o->excl = malloc(a->argc * sizeof *o->excl)) == NULL)
+  if ((o->cat_arg = malloc(a->argc * sizeof *o->cat_arg)) == NULL)
     return recd_errf(err, RECD_ENOMEM, "out of memory");
   for (size_t i = 2; i < a->argc; i++) {
+    int common = reco_parse_common(a, &i, o, err);
+    if (common < 0)
+      return RECD_EINVAL;
+    if (common > 0)
+      continue;
     if (reco__eq(a, i, "COUNT") && i + 1 < a->argc) {
       if (reco__parse_size(a, ++i, max_count, &o->count) != 0)
         return recd_errf(err, RECD_EINVAL, "COUNT must be an integer in [0, %zu]", max_count);
@@ -67,22 +102,16 @@ int reco_parse_recommend(const resp_cmd_t *a, const model_t *m, size_t max_count
       if (reco__parse_size(a, ++i, max_count, &o->offset) != 0)
         return recd_errf(err, RECD_EINVAL, "OFFSET must be an integer in [0, %zu]", max_count);
     } else if (reco__eq(a, i, "CATEGORY") && i + 1 < a->argc) {
-      i++;
       o->cat_filter = 1;
-      uint32_t cat = model_find_category(m, a->argv[i], a->argvlen[i]);
-      if (cat != 0)
-        o->cats[o->n_cats++] = cat;
+      o->cat_arg[o->n_cat_arg++] = ++i;
     } else if (reco__eq(a, i, "WITHSCORES")) {
       o->withscores = 1;
     } else if (reco__eq(a, i, "WITHREASONS")) {
       o->withreasons = 1;
     } else if (reco__eq(a, i, "EXCLUDE") && i + 1 < a->argc) {
       /* EXCLUDE takes every remaining argument. */
-      for (i++; i < a->argc; i++) {
-        int64_t idx = model_find_item(m, a->argv[i], a->argvlen[i]);
-        if (idx >= 0)
-          o->excl[o->n_excl++] = (uint32_t)idx;
-      }
+      o->excl_from = i + 1;
+      break;
     } else {
       return recd_errf(err, RECD_EINVAL, "syntax error");
     }
@@ -93,7 +122,7 @@ int reco_parse_recommend(const resp_cmd_t *a, const model_t *m, size_t max_count
   return 0;
 }
 
-int reco_parse_rank(const resp_cmd_t *a, const model_t *m, reco_opts_t *o, char *err) {
+int reco_parse_rank(const resp_cmd_t *a, reco_opts_t *o, char *err) {
   if (reco__user(a, o, err) != 0)
     return RECD_EINVAL;
   size_t n = a->argc - 2;
@@ -103,17 +132,37 @@ int reco_parse_rank(const resp_cmd_t *a, const model_t *m, reco_opts_t *o, char 
   }
   if (n == 0)
     return recd_errf(err, RECD_EINVAL, "wrong number of arguments for 'rank' command");
-  if ((o->cand = malloc(n * sizeof *o->cand)) == NULL)
-    return recd_errf(err, RECD_ENOMEM, "out of memory");
   o->cand_ids = (const char *const *)a->argv + 2;
   o->cand_lens = a->argvlen + 2;
-  for (size_t j = 0; j < n; j++)
-    o->cand[j] = model_find_item(m, a->argv[2 + j], a->argvlen[2 + j]);
   o->n_cand = n;
   return 0;
 }
 
+int reco_resolve(reco_opts_t *o, const resp_cmd_t *a, const model_t *m, char *err) {
+  const size_t n_excl = o->argc - o->excl_from;
+  o->cats = malloc((o->n_cat_arg ? o->n_cat_arg : 1) * sizeof *o->cats);
+  o->excl = malloc((n_excl ? n_excl : 1) * sizeof *o->excl);
+  o->cand = malloc((o->n_cand ? o->n_cand : 1) * sizeof *o->cand);
+  if (o->cats == NULL || o->excl == NULL || o->cand == NULL)
+    return recd_errf(err, RECD_ENOMEM, "out of memory");
+  for (size_t j = 0; j < o->n_cat_arg; j++) {
+    const size_t i = o->cat_arg[j];
+    uint32_t cat = model_find_category(m, a->argv[i], a->argvlen[i]);
+    if (cat != 0)
+      o->cats[o->n_cats++] = cat;
+  }
+  for (size_t i = o->excl_from; i < o->argc; i++) {
+    int64_t idx = model_find_item(m, a->argv[i], a->argvlen[i]);
+    if (idx >= 0)
+      o->excl[o->n_excl++] = (uint32_t)idx;
+  }
+  for (size_t j = 0; j < o->n_cand; j++)
+    o->cand[j] = model_find_item(m, o->cand_ids[j], o->cand_lens[j]);
+  return 0;
+}
+
 void reco_opts_free(reco_opts_t *o) {
+  free(o->cat_arg);
   free(o->cats);
   free(o->excl);
   free(o->cand);
@@ -128,7 +177,8 @@ typedef struct reco_ctx {
   req_t *req;
   server_t *srv;
   reco_kind_t kind;
-  model_ref_t ref;          /* the model this request started with */
+  const variant_t *variant; /* the customer's (or the forced one) */
+  model_ref_t ref;          /* its model when this request started */
   reco_opts_t o;
   char *user;               /* copies of what outlives the command's argv */
   char *cand_buf;           /* RANK: the candidate ids, back to back */
@@ -196,6 +246,23 @@ static void reco__reply_recommend(reco_ctx_t *x, const serve_answer_t *a) {
   }
 }
 
+/* The answer's items are impressions (after the reply is formatted: the
+ * writes to Redis never delay it). */
+static void reco__track(reco_ctx_t *x, const uint32_t *items, size_t n) {
+  tracker_t *t = x->srv->tracker;
+  if (x->o.notrack || t == NULL || !tracker_enabled(t))
+    return;
+  const char **ids = malloc((n ? n : 1) * sizeof *ids);
+  size_t *lens = malloc((n ? n : 1) * sizeof *lens);
+  if (ids != NULL && lens != NULL) {
+    for (size_t j = 0; j < n; j++)
+      ids[j] = model_item_id(x->ref.sv->m, items[j], &lens[j]);
+    tracker_impressions(t, x->o.user, x->o.ulen, x->variant->name, x->o.placement, ids, lens, n);
+  }
+  free(ids);
+  free(lens);
+}
+
 /* The batcher answered (loop thread). */
 static void reco__batch_done(batch_item_t *it, const serve_answer_t *a) {
   reco_ctx_t *x = (reco_ctx_t *)((char *)it - offsetof(reco_ctx_t, bi));
@@ -206,6 +273,7 @@ static void reco__batch_done(batch_item_t *it, const serve_answer_t *a) {
   else {
     reco__reply_recommend(x, a);
     req_finish(x->req, 0);
+    reco__track(x, a->items, a->n);
   }
   req_release(x->req); /* the batcher's hold */
 }
@@ -236,6 +304,12 @@ static void reco__rank_now(reco_ctx_t *x) {
       }
     }
     req_finish(x->req, 0);
+    /* RANK shows every known candidate, in its order */
+    size_t known = 0;
+    for (size_t j = 0; j < n; j++)
+      if (x->o.cand[order[j]] >= 0)
+        order[known++] = (uint32_t)x->o.cand[order[j]];
+    reco__track(x, order, known);
   }
   free(order);
   free(scores);
@@ -350,6 +424,7 @@ static int reco__keep(reco_ctx_t *x) {
     return RECD_ENOMEM;
   memcpy(x->user, o->user, o->ulen);
   o->user = x->user;
+  o->variant = NULL; /* argv; x->variant holds the outcome */
   if (o->n_cand == 0)
     return 0;
   size_t total = 0;
@@ -384,12 +459,24 @@ static void reco__command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a, rec
   x->kind = kind;
   r->ctx = x;
   r->ctx_free = reco__ctx_free;
-  /* The request answers with the model it was parsed against. */
-  model_store_hold(s->models, &x->ref);
   char err[RECD_ERRLEN];
-  int rc = kind == RECO_RECOMMEND
-               ? reco_parse_recommend(a, x->ref.sv->m, (size_t)s->cfg->max_count, &x->o, err)
-               : reco_parse_rank(a, x->ref.sv->m, &x->o, err);
+  int rc = kind == RECO_RECOMMEND ? reco_parse_recommend(a, (size_t)s->cfg->max_count, &x->o, err)
+                                  : reco_parse_rank(a, &x->o, err);
+  if (rc == 0) {
+    x->variant = x->o.variant ? variants_find(s->variants, x->o.variant, x->o.variant_len)
+                              : variants_for_user(s->variants, x->o.user, x->o.ulen);
+    if (x->variant == NULL) {
+      char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
+      variants_list(s->variants, names, sizeof names);
+      rc = recd_errf(err, RECD_EINVAL, "unknown VARIANT '%.*s' (variants: %s)",
+                     (int)(x->o.variant_len > 64 ? 64 : x->o.variant_len), x->o.variant, names);
+    }
+  }
+  if (rc == 0) {
+    /* The request answers with the model it was resolved against. */
+    model_store_hold(x->variant->store, &x->ref);
+    rc = reco_resolve(&x->o, a, x->ref.sv->m, err);
+  }
   if (rc == 0 && reco__keep(x) != 0)
     rc = recd_errf(err, RECD_ENOMEM, "out of memory");
   if (rc != 0) {

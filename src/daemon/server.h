@@ -2,8 +2,9 @@
  * services commands use, counters, and shutdown.
  *
  * Ownership: server_t owns the listeners and every client_t (conn.h); the
- * model store, Redis client and batcher are created by main() and handed
- * to the server as the services commands run on. The server knows nothing
+ * variants (their model stores), Redis client, batcher and tracker are
+ * created by main() and handed to the server as the services commands run
+ * on. The server knows nothing
  * about commands: each complete command a connection parses goes to the
  * `dispatch` function given to server_init() (commands.c's).
  *
@@ -28,8 +29,9 @@
 typedef struct server server_t;
 typedef struct client client_t;
 struct rclient;
-struct model_store;
+struct variants;
 struct batcher;
+struct tracker;
 
 typedef void (*server_dispatch_fn)(client_t *c, const resp_cmd_t *cmd);
 
@@ -44,9 +46,10 @@ struct server {
   const config_t *cfg;
   server_dispatch_fn dispatch;
   /* services for the commands (owned by main) */
-  struct model_store *models;
+  struct variants *variants;  /* the models served (variants.h) */
   struct rclient *redis;      /* NULL once closed at shutdown */
   struct batcher *batcher;    /* NULL once closed at shutdown */
+  struct tracker *tracker;    /* impressions and outcomes; NULL once closed */
   rec_ws_t ws;                /* scratch for scoring on the loop thread */
   /* connections */
   uv_tcp_t tcp[CONFIG_BIND_MAX];

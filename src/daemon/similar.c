@@ -1,5 +1,8 @@
-/* similar.c - SIMILAR <item> [COUNT n] [WITHSCORES]: the items closest to
- * one item by cosine of their factors ("customers also bought").
+/* similar.c - SIMILAR <item> [COUNT n] [WITHSCORES] [PLACEMENT p]
+ * [VARIANT v] [NOTRACK]: the items closest to one item by cosine of their
+ * factors ("customers also bought"), with the control variant's model
+ * unless VARIANT names another. It answers no customer, so it records no
+ * impressions (PLACEMENT and NOTRACK are accepted for symmetry).
  *
  * SIMILAR needs no Redis. It is one pass over the item matrix: inline on
  * the loop for small catalogues, on the thread pool above
@@ -12,7 +15,9 @@
 
 #include "commands.h"
 #include "model_store.h"
+#include "reco.h"
 #include "recd/csv.h"
+#include "variants.h"
 
 #define SIMILAR_OFFLOAD_ITEMS 50000u
 
@@ -103,8 +108,18 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     return;
   size_t count = 10;
   int withscores = 0;
+  reco_opts_t common = {0};
+  char err[RECD_ERRLEN];
   for (size_t i = 2; i < a->argc; i++) {
     uint64_t v;
+    int c_rc = reco_parse_common(a, &i, &common, err);
+    if (c_rc < 0) {
+      reply_error(&r->reply, err);
+      req_finish(r, 1);
+      return;
+    }
+    if (c_rc > 0)
+      continue;
     if (similar__eq(a, i, "COUNT") && i + 1 < a->argc) {
       i++;
       if (csv_parse_u64(a->argv[i], a->argvlen[i], &v) != 0 || v > (uint64_t)s->cfg->max_count) {
@@ -121,7 +136,18 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
       return;
     }
   }
-  const model_t *m = model_store_current(s->models)->m;
+  const variant_t *var = common.variant
+                             ? variants_find(s->variants, common.variant, common.variant_len)
+                             : variants_control(s->variants);
+  if (var == NULL) {
+    char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
+    variants_list(s->variants, names, sizeof names);
+    reply_errorf(&r->reply, "unknown VARIANT '%.*s' (variants: %s)",
+                 (int)(common.variant_len > 64 ? 64 : common.variant_len), common.variant, names);
+    req_finish(r, 1);
+    return;
+  }
+  const model_t *m = model_store_current(var->store)->m;
   int64_t item = model_find_item(m, a->argv[1], a->argvlen[1]);
   if (item < 0 || count == 0) {
     reply_array(&r->reply, 0); /* an unknown item is not an error */
@@ -135,7 +161,7 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     return;
   }
   x->req = r;
-  model_store_hold(s->models, &x->ref);
+  model_store_hold(var->store, &x->ref);
   x->item = (uint32_t)item;
   x->count = count;
   x->withscores = withscores;

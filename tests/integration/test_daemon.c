@@ -277,7 +277,8 @@ START_TEST(small_commands) {
   it_fmt(sum, sizeof sum, "%08x", model_checksum(M1.m));
   ck_assert_str_eq(it_model_info(c, "checksum"), sum);
   ck_assert_ptr_nonnull(strstr(it_model_info(c, "params"), "factors=16"));
-  it_expect_error(c, "ERR unknown MODEL subcommand", "MODEL INFO extra");
+  it_expect_error(c, "ERR unknown variant 'extra' (variants: default)", "MODEL INFO extra");
+  it_expect_error(c, "ERR unknown MODEL subcommand", "MODEL INFO a b");
 
   /* QUIT: +OK, then the server closes the connection. */
   int fd = it_raw_connect(e.port);
@@ -1536,7 +1537,8 @@ START_TEST(hot_reload) {
   freeReplyObject(r);
   ck_assert_str_eq(it_model_info(c, "version"), "5");
   reco_check(&e, &M1, "user2", "COUNT 10 WITHSCORES", 0, 10, "good model again");
-  it_expect_error(c, "ERR unknown MODEL subcommand", "MODEL RELOAD a b");
+  it_expect_error(c, "ERR unknown variant 'a' (variants: default)", "MODEL RELOAD a b");
+  it_expect_error(c, "ERR unknown MODEL subcommand", "MODEL RELOAD a b c");
   free(good);
   it_env_stop(&e);
 }

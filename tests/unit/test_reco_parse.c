@@ -40,7 +40,8 @@ static resp_cmd_t cmd(const char *line) {
 
 static int rec(const char *line, reco_opts_t *o, char *err) {
   resp_cmd_t c = cmd(line);
-  return reco_parse_recommend(&c, m, 100, o, err);
+  int rc = reco_parse_recommend(&c, 100, o, err);
+  return rc != 0 ? rc : reco_resolve(o, &c, m, err);
 }
 
 START_TEST(recommend_defaults_and_options) {
@@ -63,6 +64,32 @@ START_TEST(recommend_defaults_and_options) {
   ck_assert_uint_eq(o.n_excl, 2); /* an unknown id is dropped */
   ck_assert_uint_eq(o.excl[0], 3);
   ck_assert_uint_eq(o.excl[1], 4);
+  reco_opts_free(&o);
+}
+END_TEST
+
+START_TEST(placement_variant_notrack) {
+  reco_opts_t o;
+  char err[RECD_ERRLEN];
+  ck_assert_int_eq(rec("RECOMMEND u", &o, err), 0);
+  ck_assert_str_eq(o.placement, "default");
+  ck_assert(!o.notrack);
+  ck_assert_ptr_null(o.variant);
+  reco_opts_free(&o);
+  ck_assert_int_eq(rec("RECOMMEND u placement home.top NOTRACK VARIANT b COUNT 3", &o, err), 0);
+  ck_assert_str_eq(o.placement, "home.top");
+  ck_assert(o.notrack);
+  ck_assert_uint_eq(o.variant_len, 1);
+  ck_assert_int_eq(o.variant[0], 'b');
+  ck_assert_uint_eq(o.count, 3);
+  reco_opts_free(&o);
+  ck_assert_int_eq(rec("RECOMMEND u PLACEMENT a|b", &o, err), RECD_EINVAL);
+  ck_assert_msg(strstr(err, "PLACEMENT must be 1 to 64 bytes") != NULL, "%s", err);
+  reco_opts_free(&o);
+  /* EXCLUDE still takes every remaining argument, options included */
+  ck_assert_int_eq(rec("RECOMMEND u EXCLUDE i1 NOTRACK i2", &o, err), 0);
+  ck_assert(!o.notrack);
+  ck_assert_uint_eq(o.n_excl, 2);
   reco_opts_free(&o);
 }
 END_TEST
@@ -100,7 +127,8 @@ START_TEST(rank_candidates) {
   reco_opts_t o;
   char err[RECD_ERRLEN];
   resp_cmd_t c = cmd("RANK u i1 nope i2 WITHSCORES");
-  ck_assert_int_eq(reco_parse_rank(&c, m, &o, err), 0);
+  ck_assert_int_eq(reco_parse_rank(&c, &o, err), 0);
+  ck_assert_int_eq(reco_resolve(&o, &c, m, err), 0);
   ck_assert(o.withscores);
   ck_assert_uint_eq(o.n_cand, 3);
   ck_assert_int_eq(o.cand[0], 1);
@@ -110,7 +138,7 @@ START_TEST(rank_candidates) {
   ck_assert_int_eq(memcmp(o.cand_ids[1], "nope", 4), 0);
   reco_opts_free(&o);
   c = cmd("RANK u WITHSCORES");
-  ck_assert_int_eq(reco_parse_rank(&c, m, &o, err), RECD_EINVAL);
+  ck_assert_int_eq(reco_parse_rank(&c, &o, err), RECD_EINVAL);
   ck_assert_str_eq(err, "wrong number of arguments for 'rank' command");
   reco_opts_free(&o);
 }
@@ -123,6 +151,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, recommend_defaults_and_options);
   tcase_add_test(tc, recommend_errors);
+  tcase_add_test(tc, placement_variant_notrack);
   tcase_add_test(tc, rank_candidates);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -1,0 +1,86 @@
+/* tracking.h - what recommendations sell: impressions, outcomes and their
+ * attribution, kept in Redis (DESIGN.md "Experiments and outcomes").
+ *
+ * Impressions: after an answer to a customer has been replied, its items
+ * are written to <prefix>imp:<user>, a HASH item -> "<unix ms>|<variant>|
+ * <placement>" (so the latest impression of an item wins), which expires
+ * attribution-window seconds after the customer's last answer and is
+ * trimmed to its impressions-max most recent items once it exceeds that by
+ * a quarter: one Lua script per answer, on that one key. The answer and
+ * its items are counted in memory and added to <prefix>exp:counters every
+ * 100 ms. Fire and forget, after the reply: recording never delays or
+ * fails a request (a failure is only counted: INFO tracking_errors).
+ *
+ * Outcomes (FEEDBACK ... TYPE purchase|cart|click): the impression of that
+ * item is read in the same round trip as the history update; shown within
+ * the window, the outcome counts for the impression's variant and
+ * placement, otherwise for the customer's own variant and the placement
+ * "organic".
+ *
+ * The report (EXPERIMENT REPORT) is HGETALL <prefix>exp:counters turned
+ * into rows by experiment.h; a copy refreshed every experiment-refresh-ms
+ * serves INFO, /metrics and the status page without a Redis round trip.
+ */
+#ifndef RECD_DAEMON_TRACKING_H
+#define RECD_DAEMON_TRACKING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "rclient.h"
+#include "recd/experiment.h"
+#include "variants.h"
+
+typedef struct tracker tracker_t;
+
+typedef struct tracker_opts {
+  int enabled;            /* track-impressions */
+  uint64_t window_s;      /* attribution-window */
+  unsigned cap;           /* impressions-max */
+  uint64_t refresh_ms;    /* experiment-refresh-ms */
+} tracker_opts_t;
+
+typedef struct tracker_stats {
+  uint64_t requests;      /* answers whose impressions were sent */
+  uint64_t impressions;   /* items in them */
+  uint64_t errors;        /* writes or reads that failed (Redis down...) */
+  uint64_t trims;         /* customers' impressions trimmed to the cap */
+  uint64_t attributed;    /* outcomes attributed to an impression */
+  uint64_t organic;       /* outcomes without one */
+  uint64_t report_anomalies; /* malformed counter fields in the last read */
+} tracker_stats_t;
+
+int tracker_new(uv_loop_t *loop, rclient_t *rc, const variants_t *vs, const tracker_opts_t *o,
+                tracker_t **out);
+/* Stops the refresh timer; freed once its handle is closed. */
+void tracker_close(tracker_t *t);
+int tracker_enabled(const tracker_t *t);
+
+/* An answer's items (ids[0..n)) shown to user by variant at placement. */
+void tracker_impressions(tracker_t *t, const char *user, size_t ulen, const char *variant,
+                         const char *placement, const char *const *ids, const size_t *lens,
+                         size_t n);
+
+/* An outcome's attribution, from the HGET imp:<user> <item> reply (NULL or
+ * nil: no impression): counts it under the impression's variant and
+ * placement when shown within the window, else organic under the
+ * customer's variant. counter: EXP_CLICKS, EXP_CARTS or EXP_PURCHASES;
+ * value: money (added to EXP_VALUE when > 0). */
+void tracker_outcome(tracker_t *t, const char *user, size_t ulen, const char *impression,
+                     size_t ilen, exp_counter_t counter, double value);
+
+/* The last report read by the refresh (NULL before the first) and its age
+ * in ms. */
+const exp_report_t *tracker_report(const tracker_t *t, int64_t *age_ms);
+void tracker_get_stats(const tracker_t *t, tracker_stats_t *out);
+
+/* A fresh report: HGETALL now; done(rc, report, arg) on the loop thread
+ * (report NULL when rc != 0: Redis down, out of memory). */
+typedef void (*tracker_report_cb)(int rc, const exp_report_t *report, const char *errstr,
+                                  void *arg);
+int tracker_read_report(tracker_t *t, tracker_report_cb done, void *arg);
+/* EXPERIMENT RESET: deletes the counters; done(rc, NULL, errstr, arg). */
+int tracker_reset(tracker_t *t, tracker_report_cb done, void *arg);
+
+#endif
