@@ -15,6 +15,7 @@ PACKAGES=(
   curl python3-prometheus-client            # metrics endpoint tests
   python3-redis                             # Python storefront example
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
+  chromium                                  # the status page rendered in a real browser
 )
 # Node.js and npm for the Node storefront example: Debian's nodejs + npm,
 # unless a node and an npm are already installed (e.g. a NodeSource nodejs,
