@@ -28,6 +28,8 @@ void openblas_set_num_threads(int num_threads);
 
 /* How long SIGTERM waits for in-flight requests before closing anyway. */
 #define SHUTDOWN_GRACE_MS 5000
+/* Then how long the Redis connection stays for the tracker's last writes. */
+#define SHUTDOWN_REDIS_MS 1000
 
 typedef struct daemon_ctx {
   server_t srv;
@@ -36,6 +38,8 @@ typedef struct daemon_ctx {
   uint64_t drain_started;
   int reload_pending; /* SIGHUP during a reload: reload again after it */
   unsigned reloads_running; /* variants a SIGHUP is reloading */
+  uv_timer_t redis_grace; /* shutdown: the tracker's last writes, at most */
+  int redis_closing;
   metrics_t *metrics; /* HTTP /metrics and /healthz; NULL when off */
 } daemon_ctx_t;
 
@@ -98,6 +102,24 @@ static void on_redis_closed(void *arg) {
   s->redis = NULL;
 }
 
+static void close_redis(daemon_ctx_t *d) {
+  server_t *s = &d->srv;
+  if (!uv_is_closing((uv_handle_t *)&d->redis_grace))
+    uv_close((uv_handle_t *)&d->redis_grace, NULL);
+  if (s->redis != NULL && !d->redis_closing) {
+    d->redis_closing = 1;
+    rclient_close(s->redis, on_redis_closed, s);
+  }
+}
+
+static void on_tracker_closed(void *arg) {
+  close_redis(arg);
+}
+
+static void on_redis_grace(uv_timer_t *t) {
+  close_redis(t->data);
+}
+
 /* Everything is answered (or the grace period is over): close the rest. */
 static void finish_shutdown(daemon_ctx_t *d) {
   server_t *s = &d->srv;
@@ -112,12 +134,16 @@ static void finish_shutdown(daemon_ctx_t *d) {
     batcher_close(s->batcher);
     s->batcher = NULL;
   }
+  /* The Redis client goes once the tracker's last writes are answered
+   * (counts of the last 100 ms, outcomes), or after SHUTDOWN_REDIS_MS if
+   * Redis does not answer. */
   if (s->tracker) {
-    tracker_close(s->tracker);
+    uv_timer_start(&d->redis_grace, on_redis_grace, SHUTDOWN_REDIS_MS, 0);
+    tracker_close(s->tracker, on_tracker_closed, d);
     s->tracker = NULL;
+  } else {
+    close_redis(d);
   }
-  if (s->redis)
-    rclient_close(s->redis, on_redis_closed, s);
   uv_close((uv_handle_t *)&d->sig_hup, NULL);
   uv_close((uv_handle_t *)&d->sig_term, NULL);
   uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -255,6 +281,8 @@ int main(int argc, char **argv) {
   uv_signal_start(&d.sig_int, on_sigterm, SIGINT);
   uv_timer_init(&loop, &d.drain);
   d.drain.data = &d;
+  uv_timer_init(&loop, &d.redis_grace);
+  d.redis_grace.data = &d;
 
   int listen_rc = server_listen(s, err);
   if (listen_rc == 0 && cfg.metrics_port != 0)

@@ -125,10 +125,29 @@ int reco_parse_recommend(const resp_cmd_t *a, size_t max_count, reco_opts_t *o, 
 int reco_parse_rank(const resp_cmd_t *a, reco_opts_t *o, char *err) {
   if (reco__user(a, o, err) != 0)
     return RECD_EINVAL;
+  /* The options come after the items: peel them off the end (WITHSCORES,
+   * NOTRACK, PLACEMENT p, VARIANT v, in any order); what is left are the
+   * candidates. */
   size_t n = a->argc - 2;
-  if (n > 0 && reco__eq(a, a->argc - 1, "WITHSCORES")) {
-    o->withscores = 1;
-    n--;
+  int placement_given = 0;
+  for (;;) {
+    const size_t last = 2 + n - 1;
+    if (n > 0 && reco__eq(a, last, "WITHSCORES") && !o->withscores) {
+      o->withscores = 1;
+      n--;
+    } else if (n > 0 && reco__eq(a, last, "NOTRACK") && !o->notrack) {
+      o->notrack = 1;
+      n--;
+    } else if (n > 1 && ((reco__eq(a, last - 1, "PLACEMENT") && !placement_given) ||
+                         (reco__eq(a, last - 1, "VARIANT") && o->variant == NULL))) {
+      placement_given |= reco__eq(a, last - 1, "PLACEMENT");
+      size_t i = last - 1;
+      if (reco_parse_common(a, &i, o, err) < 0)
+        return RECD_EINVAL;
+      n -= 2;
+    } else {
+      break;
+    }
   }
   if (n == 0)
     return recd_errf(err, RECD_EINVAL, "wrong number of arguments for 'rank' command");

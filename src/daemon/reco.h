@@ -7,7 +7,8 @@
  *   RECOMMEND <user> [COUNT n] [OFFSET m] [CATEGORY c]... [WITHSCORES]
  *             [WITHREASONS] [PLACEMENT p] [VARIANT v] [NOTRACK]
  *             [EXCLUDE id [id ...]]
- *   RANK <user> <item> [item ...] [WITHSCORES]
+ *   RANK <user> <item> [item ...] [WITHSCORES] [PLACEMENT p] [VARIANT v]
+ *        [NOTRACK]       (the options after the items, in any order)
  *
  * Parsing is two steps: reco_parse_* reads the grammar (no model needed),
  * then reco_resolve maps CATEGORY names and EXCLUDE / RANK ids onto the

@@ -44,7 +44,7 @@ typedef struct tracker_opts {
 typedef struct tracker_stats {
   uint64_t requests;      /* answers whose impressions were sent */
   uint64_t impressions;   /* items in them */
-  uint64_t errors;        /* writes or reads that failed (Redis down...) */
+  uint64_t errors;        /* writes lost, reads answered with an error */
   uint64_t trims;         /* customers' impressions trimmed to the cap */
   uint64_t attributed;    /* outcomes attributed to an impression */
   uint64_t organic;       /* outcomes without one */
@@ -53,8 +53,11 @@ typedef struct tracker_stats {
 
 int tracker_new(uv_loop_t *loop, rclient_t *rc, const variants_t *vs, const tracker_opts_t *o,
                 tracker_t **out);
-/* Stops the refresh timer; freed once its handle is closed. */
-void tracker_close(tracker_t *t);
+/* Sends what was counted and not yet flushed, stops the timers, and frees
+ * the tracker once every Redis call it made is back; then closed(arg)
+ * (may be NULL) runs: the Redis client may be closed from there (closing
+ * it earlier drops what hiredis has not sent yet). */
+void tracker_close(tracker_t *t, void (*closed)(void *arg), void *arg);
 int tracker_enabled(const tracker_t *t);
 
 /* An answer's items (ids[0..n)) shown to user by variant at placement. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -469,7 +470,15 @@ void it_env_start(it_env_t *e, const char *name, const it_opts_t *o) {
     IT_CHECK(rc == 0, "recd-train --import exited %d", rc);
   }
   e->redis = it_connect(e->redis_port);
+  it_recd_start(e, o);
+}
 
+void it_recd_start(it_env_t *e, const it_opts_t *o) {
+  static const it_opts_t none;
+  if (o == NULL)
+    o = &none;
+  char rport[16];
+  it_fmt(rport, sizeof rport, "%d", e->redis_port);
   e->port = it_free_port();
   char port[16], tmo[16], bin[IT_PATH];
   it_fmt(port, sizeof port, "%d", e->port);
@@ -478,8 +487,10 @@ void it_env_start(it_env_t *e, const char *name, const it_opts_t *o) {
   char *argv[64];
   int n = 0;
   argv[n++] = bin;
-  argv[n++] = "--model";
-  argv[n++] = e->model;
+  if (!o->no_model) {
+    argv[n++] = "--model";
+    argv[n++] = e->model;
+  }
   argv[n++] = "--port";
   argv[n++] = port;
   argv[n++] = "--bind";
@@ -530,6 +541,15 @@ void it_check_clean_exit(const it_env_t *e) {
 }
 
 void it_env_stop(it_env_t *e) {
+  it_recd_stop(e);
+  if (e->redis) {
+    redisFree(e->redis);
+    e->redis = NULL;
+  }
+  it_redis_stop(e);
+}
+
+void it_recd_stop(it_env_t *e) {
   if (e->c) {
     redisFree(e->c);
     e->c = NULL;
@@ -548,11 +568,6 @@ void it_env_stop(it_env_t *e) {
              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     it_check_clean_exit(e);
   }
-  if (e->redis) {
-    redisFree(e->redis);
-    e->redis = NULL;
-  }
-  it_redis_stop(e);
 }
 
 /* ---- clients -------------------------------------------------------------- */
@@ -802,6 +817,66 @@ int it_run_suite(Suite *suite) {
   }
   srunner_free(sr);
   return failed;
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+char *it_http_get(int port, const char *path, int *status, size_t *len, long timeout_ms) {
+  int fd = it_raw_connect(port);
+  char req[1024];
+  it_fmt(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+         path);
+  it_raw_send(fd, req, strlen(req));
+  size_t cap = 8192, n = 0;
+  char *buf = malloc(cap);
+  IT_CHECK(buf != NULL, "out of memory");
+  uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms;
+  long clen = -1;
+  size_t body = 0; /* offset of the body once the head is complete */
+  for (;;) {
+    if (body == 0) {
+      buf[n] = '\0';
+      char *end = strstr(buf, "\r\n\r\n");
+      if (end != NULL) {
+        body = (size_t)(end + 4 - buf);
+        /* Content-Length, when given, ends the response (keep-alive or not). */
+        for (char *h = buf; h < end; h++)
+          if ((h == buf || h[-1] == '\n') && strncasecmp(h, "Content-Length:", 15) == 0)
+            clen = strtol(h + 15, NULL, 10);
+      }
+    }
+    if (body > 0 && clen >= 0 && n - body >= (size_t)clen)
+      break;
+    if (n + 4096 + 1 > cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      IT_CHECK(buf != NULL, "out of memory");
+    }
+    IT_CHECK(it__readable(fd, deadline), "GET %s: no complete response within %ld ms", path,
+             timeout_ms);
+    ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    IT_CHECK(r >= 0, "GET %s: recv: %s", path, strerror(errno));
+    if (r == 0)
+      break; /* the server closed: the body is what came */
+    n += (size_t)r;
+  }
+  close(fd);
+  buf[n] = '\0';
+  IT_CHECK(body > 0, "GET %s: no HTTP head in %zu bytes", path, n);
+  int code = 0;
+  IT_CHECK(sscanf(buf, "HTTP/1.%*d %d", &code) == 1, "GET %s: bad status line", path);
+  if (status != NULL)
+    *status = code;
+  size_t blen = n - body;
+  if (clen >= 0 && (size_t)clen < blen)
+    blen = (size_t)clen;
+  memmove(buf, buf + body, blen);
+  buf[blen] = '\0';
+  if (len != NULL)
+    *len = blen;
+  return buf;
 }
 
 void it_cap_asan_quarantine(void) {

@@ -91,6 +91,8 @@ typedef struct it_opts {
   int no_import;           /* leave Redis empty */
   const char *model;       /* model to serve (copied), NULL = model1 */
   const char *extra[16];   /* more recd arguments, NULL-terminated */
+  int no_model;            /* do not pass --model (variant lines name the
+                              models); the copy at e->model is still made */
 } it_opts_t;
 
 typedef struct it_env {
@@ -137,6 +139,15 @@ void it_env_stop(it_env_t *e);
 /* After recd exited: its log shows an orderly stop and no handle left open
  * at uv_loop_close(). */
 void it_check_clean_exit(const it_env_t *e);
+
+/* recd alone, against the redis-server of e (already running): started on
+ * a new free port with o's options (what it_env_start does after the
+ * import), e->port, e->recd_pid and e->c set. With it_recd_stop, a restart
+ * with other options on the same Redis data. */
+void it_recd_start(it_env_t *e, const it_opts_t *o);
+/* The recd half of it_env_stop: SIGTERM, exit status 0 within 10 s, clean
+ * exit; e->c closed. Redis keeps running. */
+void it_recd_stop(it_env_t *e);
 
 /* redis-server alone: started on e->redis_port with its RDB file in e->dir
  * (no automatic saves), ready to answer PING when this returns. */
@@ -188,6 +199,14 @@ int it_raw_connect_nb(int port);
  * redisReaderGetReply(): 1 when it still holds bytes of an incomplete
  * reply (a reply cut short), 0 when it stopped at a reply boundary. */
 int it_reader_partial(const redisReader *rd);
+
+/* ---- HTTP (the metrics port) ---------------------------------------------- */
+
+/* GET path from 127.0.0.1:port (HTTP/1.1, Connection: close). Returns the
+ * body (malloc'ed, NUL-terminated, *len bytes when len is not NULL) and
+ * the status code in *status; fails the test on a connection error or
+ * after timeout_ms. */
+char *it_http_get(int port, const char *path, int *status, size_t *len, long timeout_ms);
 
 /* Under ASan, freed memory sits in a quarantine (256 MB by default) that
  * would read as RSS growth in tests that watch the daemon's memory: caps it
