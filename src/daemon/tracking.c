@@ -35,6 +35,10 @@ struct tracker {
   int handles;             /* refresh and flush, until closed */
   tracker__agg_t *agg;
   size_t n_agg, cap_agg;
+  /* The impressions script by its SHA1 once Redis has it (SCRIPT LOAD):
+   * EVALSHA sends 40 bytes instead of the script's ~900 every answer. */
+  enum { TRACKER_SHA_NONE, TRACKER_SHA_LOADING, TRACKER_SHA_READY } sha_state;
+  char sha[41];
   void (*closed)(void *arg); /* tracker_close()'s callback */
   void *closed_arg;
   int refresh_inflight;
@@ -143,17 +147,50 @@ static const char tracker__script[] =
     "end\n"
     "return n\n";
 
-/* The script's reply: how many impressions the cap removed. */
+/* The script's reply: how many impressions the cap removed. NOSCRIPT:
+ * Redis restarted or flushed its scripts since SCRIPT LOAD; that answer's
+ * impressions are lost (counted) and the next answer loads it again. */
 static void tracker__script_done(rclient_t *rc, rclient_status_t st, const redisReply *rep,
                                  const char *errstr, void *arg) {
+  (void)rc;
+  tracker_t *t = arg;
+  t->pending--;
+  if (st != RCLIENT_OK) {
+    t->st.errors++;
+    if (errstr != NULL && strncmp(errstr, "NOSCRIPT", 8) == 0 &&
+        t->sha_state == TRACKER_SHA_READY)
+      t->sha_state = TRACKER_SHA_NONE;
+  } else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
+    t->st.trims++;
+  }
+  tracker__maybe_free(t);
+}
+
+static void tracker__script_loaded(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                                   const char *errstr, void *arg) {
   (void)rc, (void)errstr;
   tracker_t *t = arg;
   t->pending--;
-  if (st != RCLIENT_OK)
-    t->st.errors++;
-  else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-    t->st.trims++;
+  if (st == RCLIENT_OK && rep->type == REDIS_REPLY_STRING && rep->len == 40) {
+    memcpy(t->sha, rep->str, 40);
+    t->sha[40] = '\0';
+    t->sha_state = TRACKER_SHA_READY;
+  } else {
+    t->sha_state = TRACKER_SHA_NONE; /* EVAL until a later load works */
+  }
   tracker__maybe_free(t);
+}
+
+/* Sends SCRIPT LOAD once (answers go on with EVAL meanwhile). */
+static void tracker__load_script(tracker_t *t) {
+  if (t->sha_state != TRACKER_SHA_NONE)
+    return;
+  const char *argv[3] = {"SCRIPT", "LOAD", tracker__script};
+  const size_t lens[3] = {6, 4, sizeof tracker__script - 1};
+  if (rclient_call(t->rc, 3, argv, lens, tracker__script_loaded, t) == 0) {
+    t->pending++;
+    t->sha_state = TRACKER_SHA_LOADING;
+  }
 }
 
 /* Requests and impressions are counted in memory and added to Redis every
@@ -229,8 +266,14 @@ void tracker_impressions(tracker_t *t, const char *user, size_t ulen, const char
   const int xl = snprintf(slack, sizeof slack, "%u", TRACKER_TRIM_SLACK(t->o.cap));
   size_t argc = 0;
 #define ARG(p, l) (argv[argc] = (p), alens[argc++] = (size_t)(l))
-  ARG("EVAL", 4);
-  ARG(tracker__script, sizeof tracker__script - 1);
+  tracker__load_script(t);
+  if (t->sha_state == TRACKER_SHA_READY) {
+    ARG("EVALSHA", 7);
+    ARG(t->sha, 40);
+  } else {
+    ARG("EVAL", 4);
+    ARG(tracker__script, sizeof tracker__script - 1);
+  }
   ARG("1", 1);
   ARG(key, kl);
   ARG(val, vl);

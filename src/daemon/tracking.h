@@ -6,7 +6,8 @@
  * <placement>" (so the latest impression of an item wins), which expires
  * attribution-window seconds after the customer's last answer and is
  * trimmed to its impressions-max most recent items once it exceeds that by
- * a quarter: one Lua script per answer, on that one key. The answer and
+ * a quarter: one Lua script per answer (EVALSHA after one SCRIPT LOAD), on
+ * that one key. The answer and
  * its items are counted in memory and added to <prefix>exp:counters every
  * 100 ms. Fire and forget, after the reply: recording never delays or
  * fails a request (a failure is only counted: INFO tracking_errors).
