@@ -89,28 +89,6 @@ static model_t *make_model(char **dir_out) {
   return make_model_ex(dir_out, 0);
 }
 
-/* The ways of serving a model: the float pass, then the int8 pass with
- * each kernel (SERVES of them, some perhaps not run by this CPU). */
-enum { SERVES = 3 };
-
-static const char *serve_way_name(int way) {
-  return way == 0 ? "float" : way == 1 ? "int8-scalar" : "int8-avx2";
-}
-
-/* Serves m the way `way`; 0 when this CPU cannot (no AVX2). */
-static int serve_way(serve_model_t *sm, const model_t *m, int way) {
-  serve_opts_t o;
-  serve_opts_default(&o);
-  o.automatic = 0;
-  o.pass = way == 0 ? SERVE_PASS_FLOAT : SERVE_PASS_INT8;
-  o.isa = way == 2 ? QSCORE_AVX2 : QSCORE_SCALAR;
-  if (way > 0 && !qscore_isa_supported(o.isa))
-    return 0;
-  ck_assert_int_eq(serve_model_init(sm, m, &o), 0);
-  ck_assert_int_eq(sm->pass, o.pass);
-  return 1;
-}
-
 typedef struct cand {
   double s;
   uint32_t i;
@@ -189,10 +167,10 @@ START_TEST(test_rules_match_brute_force) {
   char *dir;
   model_t *m = make_model(&dir);
   float pop_scale = rec_popularity_scale(m);
-  serve_model_t sm[SERVES];
-  int have[SERVES];
-  for (int way = 0; way < SERVES; way++)
-    have[way] = serve_way(&sm[way], m, way);
+  serve_model_t sm[TU_SERVE_WAYS];
+  int have[TU_SERVE_WAYS];
+  for (int way = 0; way < TU_SERVE_WAYS; way++)
+    have[way] = tu_serve_way(&sm[way], m, way);
   rec_ws_t ws;
   rec_ws_init(&ws);
   foldin_ws_t fw;
@@ -238,17 +216,17 @@ START_TEST(test_rules_match_brute_force) {
     double want_s[32];
     size_t n = brute(m, &q, personal ? x : NULL,
                      personal ? model_meta(m)->score_scale : pop_scale, want, want_s);
-    for (int way = 0; way < SERVES; way++) {
+    for (int way = 0; way < TU_SERVE_WAYS; way++) {
       if (!have[way])
         continue;
       serve_answer_t res;
       ck_assert_int_eq(serve_one(&sm[way], &q, &ws, &res), 0);
-      ck_assert_msg(res.personalized == personal, "%s trial %d", serve_way_name(way), trial);
+      ck_assert_msg(res.personalized == personal, "%s trial %d", tu_serve_way_name(way), trial);
       check_same(&res, want, want_s, n);
       serve_answer_free(&res);
     }
   }
-  for (int way = 0; way < SERVES; way++)
+  for (int way = 0; way < TU_SERVE_WAYS; way++)
     if (have[way])
       serve_model_free(&sm[way]);
   foldin_ws_free(&fw);
@@ -289,9 +267,9 @@ START_TEST(test_reasons_match_dense_formula) {
     Id[a * K + a] = 1;
   }
   tu_solve(A, K, Id, K, W);
-  for (int way = 0; way < SERVES; way++) {
+  for (int way = 0; way < TU_SERVE_WAYS; way++) {
     serve_model_t sm;
-    if (!serve_way(&sm, m, way))
+    if (!tu_serve_way(&sm, m, way))
       continue;
     rec_query_t q = {.hist = hist, .hist_w = hw, .n_hist = 6, .history_limit = 0,
                      .personalize = 1, .exclude_history = 1, .count = 20, .with_reasons = 1};
@@ -320,7 +298,7 @@ START_TEST(test_reasons_match_dense_formula) {
       }
       if (best - second > 1e-4) /* a clear winner must be the one reported */
         ck_assert_msg(res.reasons[t] == arg, "%s pos %zu: reason %d vs %d",
-                      serve_way_name(way), t, res.reasons[t], arg);
+                      tu_serve_way_name(way), t, res.reasons[t], arg);
     }
     serve_answer_free(&res);
     /* not personalized: no reasons */
@@ -395,7 +373,7 @@ START_TEST(test_batched_halves_equal_single) {
   model_t *m = make_model(&dir);
   float pop_scale = rec_popularity_scale(m);
   serve_model_t sm;
-  ck_assert_int_eq(serve_way(&sm, m, 0), 1);
+  ck_assert_int_eq(tu_serve_way(&sm, m, 0), 1);
   enum { B = 6 };
   const uint32_t st = model_stride(m);
   float *X = calloc((size_t)B * st, sizeof *X), *S = malloc((size_t)B * N * sizeof *S);
@@ -560,10 +538,10 @@ START_TEST(test_fused_pass_equals_float_path) {
   for (int variant = 0; variant <= 2; variant++) {
     char *dir;
     model_t *m = make_model_ex(&dir, variant);
-    serve_model_t sm[SERVES];
-    int have[SERVES];
-    for (int way = 0; way < SERVES; way++)
-      have[way] = serve_way(&sm[way], m, way);
+    serve_model_t sm[TU_SERVE_WAYS];
+    int have[TU_SERVE_WAYS];
+    for (int way = 0; way < TU_SERVE_WAYS; way++)
+      have[way] = tu_serve_way(&sm[way], m, way);
     ck_assert(have[0] && have[1]); /* float and the portable kernel: always */
     rec_ws_t wa, wb;
     rec_ws_init(&wa);
@@ -595,12 +573,12 @@ START_TEST(test_fused_pass_equals_float_path) {
       serve_answer_t a, b;
       ck_assert_int_eq(serve_one(&sm[0], &q, &wa, &a), 0);
       ck_assert_int_eq(a.personalized, 1);
-      for (int way = 1; way < SERVES; way++) {
+      for (int way = 1; way < TU_SERVE_WAYS; way++) {
         if (!have[way])
           continue;
         ck_assert_int_eq(serve_one(&sm[way], &q, &wb, &b), 0);
         ck_assert_msg(b.n == a.n, "variant %d trial %d %s: %zu vs %zu items", variant, trial,
-                      serve_way_name(way), b.n, a.n);
+                      tu_serve_way_name(way), b.n, a.n);
         ck_assert_int_eq(b.personalized, 1);
         ck_assert_uint_eq(b.n_used, a.n_used);
         ck_assert_int_eq(b.reasons != NULL, a.reasons != NULL);
@@ -614,7 +592,7 @@ START_TEST(test_fused_pass_equals_float_path) {
       }
       serve_answer_free(&a);
     }
-    for (int way = 0; way < SERVES; way++)
+    for (int way = 0; way < TU_SERVE_WAYS; way++)
       if (have[way])
         serve_model_free(&sm[way]);
     rec_ws_free(&wa);

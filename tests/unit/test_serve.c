@@ -75,28 +75,6 @@ static model_t *make_model(char **dir_out, int adversarial) {
   return m;
 }
 
-/* The ways of serving a model: float, int8 with the portable kernel, int8
- * with AVX2 (when the CPU has it). */
-enum { WAYS = 3 };
-
-static const char *way_name(int way) {
-  return way == 0 ? "float" : way == 1 ? "int8-scalar" : "int8-avx2";
-}
-
-/* Serves m the way `way`; 0 when this CPU cannot. */
-static int serve_way(serve_model_t *sm, const model_t *m, int way) {
-  serve_opts_t o;
-  serve_opts_default(&o);
-  o.automatic = 0;
-  o.pass = way == 0 ? SERVE_PASS_FLOAT : SERVE_PASS_INT8;
-  o.isa = way == 2 ? QSCORE_AVX2 : QSCORE_SCALAR;
-  if (way > 0 && !qscore_isa_supported(o.isa))
-    return 0;
-  ck_assert_int_eq(serve_model_init(sm, m, &o), 0);
-  ck_assert_int_eq(sm->pass, o.pass);
-  return 1;
-}
-
 /* A query and the arrays it points to. */
 typedef struct tq {
   uint32_t hist[24], excl[6], cats[2], pcat[2];
@@ -256,10 +234,10 @@ START_TEST(test_batch_equals_one) {
   for (int adv = 0; adv <= 1; adv++) {
     char *dir;
     model_t *m = make_model(&dir, adv);
-    serve_model_t sm[WAYS];
-    int have[WAYS];
-    for (int way = 0; way < WAYS; way++)
-      have[way] = serve_way(&sm[way], m, way);
+    serve_model_t sm[TU_SERVE_WAYS];
+    int have[TU_SERVE_WAYS];
+    for (int way = 0; way < TU_SERVE_WAYS; way++)
+      have[way] = tu_serve_way(&sm[way], m, way);
     rec_ws_t ws;
     rec_ws_init(&ws);
     rng_t r;
@@ -277,14 +255,14 @@ START_TEST(test_batch_equals_one) {
         const int rc = serve_one(&sm[0], qs[j], &ws, &ref[j]);
         ck_assert_int_eq(rc, ref[j].rc);
       }
-      for (int way = 0; way < WAYS; way++) {
+      for (int way = 0; way < TU_SERVE_WAYS; way++) {
         if (!have[way])
           continue;
         serve_batch_t *b;
         ck_assert_int_eq(serve_batch_new(&sm[way], qs, n, 1, &b), 0);
         ck_assert_int_eq(serve_batch_run(b, &ws), 0);
         char ctx[64];
-        snprintf(ctx, sizeof ctx, "%s adv %d batch %zu", way_name(way), adv, n);
+        snprintf(ctx, sizeof ctx, "%s adv %d batch %zu", tu_serve_way_name(way), adv, n);
         for (size_t j = 0; j < n; j++) {
           serve_answer_t one;
           serve_one(&sm[way], qs[j], &ws, &one);
@@ -297,7 +275,7 @@ START_TEST(test_batch_equals_one) {
       for (size_t j = 0; j < n; j++)
         serve_answer_free(&ref[j]);
     }
-    for (int way = 0; way < WAYS; way++)
+    for (int way = 0; way < TU_SERVE_WAYS; way++)
       if (have[way])
         serve_model_free(&sm[way]);
     rec_ws_free(&ws);
@@ -320,9 +298,9 @@ START_TEST(test_split_scan_equals_one_part) {
   rec_ws_init(&ws[1]);
   rng_t r;
   rng_seed(&r, 7);
-  for (int way = 0; way < WAYS; way++) {
+  for (int way = 0; way < TU_SERVE_WAYS; way++) {
     serve_model_t sm;
-    if (!serve_way(&sm, m, way))
+    if (!tu_serve_way(&sm, m, way))
       continue;
     for (unsigned parts = 1; parts <= SERVE_MAX_PARTS; parts++)
       for (int trial = 0; trial < 6; trial++) {
@@ -340,7 +318,7 @@ START_TEST(test_split_scan_equals_one_part) {
         split_random(&s, &r, parts);
         serve_batch_t *b = run_phased(&sm, qs, n, &s, ws, NULL);
         char ctx[96];
-        snprintf(ctx, sizeof ctx, "%s parts %u trial %d (%zu ranges)", way_name(way), parts,
+        snprintf(ctx, sizeof ctx, "%s parts %u trial %d (%zu ranges)", tu_serve_way_name(way), parts,
                  trial, s.nseg);
         for (size_t j = 0; j < n; j++) {
           serve_answer_t one;
@@ -398,9 +376,9 @@ START_TEST(test_mixed_batch) {
     qs[j] = &q[j];
   rec_ws_t ws;
   rec_ws_init(&ws);
-  for (int way = 0; way < WAYS; way++) {
+  for (int way = 0; way < TU_SERVE_WAYS; way++) {
     serve_model_t sm;
-    if (!serve_way(&sm, m, way))
+    if (!tu_serve_way(&sm, m, way))
       continue;
     serve_batch_t *b;
     ck_assert_int_eq(serve_batch_new(&sm, qs, NQ, 3, &b), 0);
@@ -413,7 +391,7 @@ START_TEST(test_mixed_batch) {
     static const int at_fold[NQ] = {0, 1, 1, 1, 0, 0, 0, 1};
     for (size_t j = 0; j < NQ; j++)
       ck_assert_msg(serve_batch_answer(b, j)->rc == (at_fold[j] ? 0 : RECD_EINVAL),
-                    "%s customer %zu: %d", way_name(way), j, serve_batch_answer(b, j)->rc);
+                    "%s customer %zu: %d", tu_serve_way_name(way), j, serve_batch_answer(b, j)->rc);
     ck_assert_int_eq(serve_batch_rows(b), 0);
     ck_assert_uint_eq(serve_batch_n_rows(b), 3); /* 0, 4, 5 */
     /* three parts: two thirds and nothing */
@@ -427,7 +405,7 @@ START_TEST(test_mixed_batch) {
         ck_assert_int_eq(a->rc, RECD_EINVAL); /* the NaN weight */
         continue;
       }
-      ck_assert_msg(a->rc == 0, "%s customer %zu: %d", way_name(way), j, a->rc);
+      ck_assert_msg(a->rc == 0, "%s customer %zu: %d", tu_serve_way_name(way), j, a->rc);
       ck_assert_int_eq(a->personalized, j != 1 && j != 2 && j != 7);
       ck_assert_uint_eq(a->n_used, a->personalized ? 4 : 0);
       ck_assert_int_eq(a->reasons != NULL, j == 4 || j == 7);
@@ -435,7 +413,7 @@ START_TEST(test_mixed_batch) {
       /* and each is what it is alone */
       serve_answer_t one;
       serve_one(&sm, qs[j], &ws, &one);
-      same_answer(a, &one, way_name(way), j);
+      same_answer(a, &one, tu_serve_way_name(way), j);
       serve_answer_free(&one);
     }
     /* popularity: the most popular items, history excluded (ties: the
@@ -483,8 +461,8 @@ START_TEST(test_capacity) {
   char *dir;
   model_t *m = make_model(&dir, 0);
   serve_model_t fl, q8;
-  ck_assert_int_eq(serve_way(&fl, m, 0), 1);
-  ck_assert_int_eq(serve_way(&q8, m, 1), 1);
+  ck_assert_int_eq(tu_serve_way(&fl, m, 0), 1);
+  ck_assert_int_eq(tu_serve_way(&q8, m, 1), 1);
   /* the float pass: rows x N floats of scores fit in the cap, one more
    * row would not */
   const size_t fit = serve_batch_capacity(&fl, (size_t)1 << 30);
@@ -622,9 +600,9 @@ START_TEST(test_set_vector) {
   rec_ws_init(&ws[0]);
   rec_ws_init(&ws[1]);
   static cand_t c[N];
-  for (int way = 0; way < WAYS; way++) {
+  for (int way = 0; way < TU_SERVE_WAYS; way++) {
     serve_model_t sm;
-    if (!serve_way(&sm, m, way))
+    if (!tu_serve_way(&sm, m, way))
       continue;
     split_t s;
     split_one(&s);
@@ -648,7 +626,7 @@ START_TEST(test_set_vector) {
       ck_assert_uint_eq(a->n, q[j].count);
       for (size_t t = 0; t < a->n; t++) {
         ck_assert_msg(a->items[t] == c[q[j].offset + t].i, "%s customer %d pos %zu: %u vs %u",
-                      way_name(way), j, t, a->items[t], c[q[j].offset + t].i);
+                      tu_serve_way_name(way), j, t, a->items[t], c[q[j].offset + t].i);
         ck_assert(memcmp(&a->scores[t], &c[q[j].offset + t].s, sizeof(float)) == 0);
       }
       /* reasons need a fold-in: none here */
@@ -674,7 +652,7 @@ START_TEST(test_set_vector) {
     ck_assert_int_eq(serve_one(&sm, &fq, &ws[0], &one), 0);
     ck_assert_uint_eq(one.n_used, 4);
     one.n_used = 0; /* the one difference */
-    same_answer(serve_batch_answer(b, 0), &one, way_name(way), 0);
+    same_answer(serve_batch_answer(b, 0), &one, tu_serve_way_name(way), 0);
     serve_answer_free(&one);
     serve_batch_free(b);
     serve_model_free(&sm);
@@ -734,9 +712,9 @@ START_TEST(test_threads) {
   enum { B = 9 };
   tq_t tq[B];
   const rec_query_t *qs[B];
-  for (int way = 0; way < WAYS; way++) {
+  for (int way = 0; way < TU_SERVE_WAYS; way++) {
     serve_model_t sm;
-    if (!serve_way(&sm, m, way))
+    if (!tu_serve_way(&sm, m, way))
       continue;
     for (int trial = 0; trial < 4; trial++) {
       for (size_t j = 0; j < B; j++) {
@@ -768,7 +746,7 @@ START_TEST(test_threads) {
       for (size_t j = 0; j < B; j++) {
         serve_answer_t one;
         serve_one(&sm, qs[j], &w[0].ws, &one);
-        same_answer(serve_batch_answer(b, j), &one, way_name(way), j);
+        same_answer(serve_batch_answer(b, j), &one, tu_serve_way_name(way), j);
         serve_answer_free(&one);
       }
       serve_batch_free(b);
@@ -795,9 +773,9 @@ START_TEST(test_misuse_is_an_error) {
   const rec_query_t *qs[2] = {&q, &q};
   rec_ws_t ws;
   rec_ws_init(&ws);
-  for (int way = 0; way < WAYS; way++) {
+  for (int way = 0; way < TU_SERVE_WAYS; way++) {
     serve_model_t sm;
-    if (!serve_way(&sm, m, way))
+    if (!tu_serve_way(&sm, m, way))
       continue;
     serve_batch_t *b = NULL;
     ck_assert_int_eq(serve_batch_new(&sm, qs, 2, 0, &b), RECD_EINVAL);
@@ -834,7 +812,7 @@ START_TEST(test_misuse_is_an_error) {
       serve_batch_finish(b, 0, &ws);
       serve_batch_finish(b, 1, &ws);
       ck_assert_msg(serve_batch_answer(b, 0)->rc == RECD_EINVAL, "%s mistake %d",
-                    way_name(way), mistake);
+                    tu_serve_way_name(way), mistake);
       ck_assert_int_eq(serve_batch_answer(b, 1)->rc, RECD_EINVAL);
       serve_batch_free(b);
     }

@@ -144,3 +144,20 @@ void tu_write_model(const char *path, uint32_t n, uint32_t k, uint32_t n_cat, ui
   free(ids);
   free(cids);
 }
+
+const char *tu_serve_way_name(int way) {
+  return way == 0 ? "float" : way == 1 ? "int8-scalar" : "int8-avx2";
+}
+
+int tu_serve_way(serve_model_t *sm, const model_t *m, int way) {
+  serve_opts_t o;
+  serve_opts_default(&o);
+  o.automatic = 0;
+  o.pass = way == 0 ? SERVE_PASS_FLOAT : SERVE_PASS_INT8;
+  o.isa = way == 2 ? QSCORE_AVX2 : QSCORE_SCALAR;
+  if (way > 0 && !qscore_isa_supported(o.isa))
+    return 0;
+  ck_assert_int_eq(serve_model_init(sm, m, &o), 0);
+  ck_assert_int_eq(sm->pass, o.pass);
+  return 1;
+}
