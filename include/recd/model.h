@@ -3,12 +3,13 @@
  * A model holds, for n items with k factors: item ids, item factors Y
  * (n x k float32, rows padded to `stride` floats so that each row starts on
  * a 64-byte boundary), the Gram matrix YtY (k x k), item popularity (for
- * cold start), item categories, the hyperparameters and training metadata.
- * User vectors are not stored: they are folded in at request time.
+ * cold start), item categories, product families (groups), the
+ * hyperparameters and training metadata. User vectors are not stored: they
+ * are folded in at request time.
  *
  * The byte layout is documented in models/FORMAT.md. model_load() maps the
  * file read-only and validates all of it (sizes, section bounds, checksum,
- * ids, categories, finiteness) before returning, so a model_t that exists is
+ * ids, categories, groups, finiteness) before returning, so a model_t that exists is
  * always safe to use; model_write() publishes atomically (temp file, fsync,
  * rename, fsync of the directory).
  */
@@ -21,11 +22,13 @@
 #include "recd/err.h"
 #include "recd/params.h"
 
-#define MODEL_VERSION 1
+#define MODEL_VERSION 2        /* written; model_load() reads 1 and 2 */
+#define MODEL_MIN_VERSION 1    /* oldest version model_load() still reads */
 #define MODEL_ALIGN 64         /* bytes; every row and section starts aligned */
 #define MODEL_MAX_ID_LEN 256   /* item ids and category names, bytes */
 #define MODEL_MAX_FACTORS 1024
 #define MODEL_NO_CATEGORY 0u   /* item_category value of an uncategorised item */
+#define MODEL_NO_GROUP 0u      /* item_group value of an item in no family */
 
 /* Ranking quality on held-out interactions, cut off at 10. */
 typedef struct model_metrics {
@@ -49,6 +52,11 @@ typedef struct model_meta {
   float score_scale;         /* typical spread of a user's scores (std. dev.
                                 over items, averaged over training users);
                                 preference adjustments are multiples of it */
+  uint32_t has_ease;         /* 1: `ease` holds the hold-out metrics of the
+                                EASE baseline; 0: not computed (no hold-out,
+                                catalogue too large, or a version-1 file), and
+                                `ease` is all zero */
+  model_metrics_t ease;
 } model_meta_t;
 
 typedef struct model model_t;
@@ -68,6 +76,13 @@ typedef struct model_spec {
   const char *const *category_names; /* n_categories names (category c is
                                         category_names[c - 1]), unique */
   const uint32_t *category_name_lens;
+  /* Product families ("the same parasol in natural and in pink"), stored
+   * like categories: item_group[i] in 0..n_groups (0 = none), or NULL for
+   * no groups at all; group g is group_names[g - 1]. */
+  const uint32_t *item_group;
+  uint32_t n_groups;
+  const char *const *group_names;
+  const uint32_t *group_name_lens;
 } model_spec_t;
 
 /* Writes a model file to `path` atomically: the data goes to a temporary file
@@ -100,6 +115,11 @@ const float *model_item_norms(const model_t *m);         /* ||y_i||, n values */
 float model_max_item_norm(const model_t *m);             /* max_i ||y_i|| */
 const uint32_t *model_item_categories(const model_t *m); /* n values, 0 = none */
 uint32_t model_n_categories(const model_t *m);
+/* Product family of each item: n values, 0 = none, else 1..model_n_groups().
+ * Always a valid array (all 0 for a version-1 file). */
+const uint32_t *model_item_groups(const model_t *m);
+uint32_t model_n_groups(const model_t *m);
+uint32_t model_version(const model_t *m);                /* of the loaded file */
 uint32_t model_checksum(const model_t *m);               /* as stored in the file */
 size_t model_file_size(const model_t *m);
 
@@ -111,5 +131,9 @@ int64_t model_find_item(const model_t *m, const char *id, size_t len);
 const char *model_category_name(const model_t *m, uint32_t c, size_t *len);
 /* Category number of a name, or 0 when the model does not know it. */
 uint32_t model_find_category(const model_t *m, const char *name, size_t len);
+/* Name of group g in 1..n_groups (not NUL-terminated); NULL, *len = 0 otherwise. */
+const char *model_group_name(const model_t *m, uint32_t g, size_t *len);
+/* Group number of a name, or 0 when the model does not know it. */
+uint32_t model_find_group(const model_t *m, const char *name, size_t len);
 
 #endif

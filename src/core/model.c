@@ -14,8 +14,17 @@
 
 const char *const model__section_name[MODEL__N_SECTIONS] = {
   "Y", "YtY", "popularity", "item_category", "item_id_offsets", "item_ids",
-  "category_name_offsets", "category_names",
+  "category_name_offsets", "category_names", "item_group", "group_name_offsets",
+  "group_names",
 };
+
+uint32_t model__header_size(uint32_t version) {
+  return version >= 2 ? MODEL__HEADER_SIZE : MODEL__HEADER_SIZE_V1;
+}
+
+int model__n_sections(uint32_t version) {
+  return version >= 2 ? MODEL__N_SECTIONS : MODEL__N_SECTIONS_V1;
+}
 
 uint32_t model__get_u32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -44,14 +53,16 @@ typedef struct model__field {
   uint32_t file_off; /* MODEL__OFF_* */
   uint32_t mem_off;  /* offsetof(model__header_t, ...) */
   uint32_t size;     /* 4 or 8: the member's own size */
+  uint32_t since;    /* first format version that has the field */
 } model__field_t;
 
-#define MODEL__F(off, member)                                                                     \
-  {off, offsetof(model__header_t, member), sizeof(((model__header_t *)0)->member)}
-#define MODEL__METRICS(off, member)                                                               \
-  MODEL__F(off, member.precision), MODEL__F(off + 8, member.recall),                             \
-      MODEL__F(off + 16, member.ndcg), MODEL__F(off + 24, member.map),                           \
-      MODEL__F(off + 32, member.coverage)
+#define MODEL__FV(off, member, v)                                                                 \
+  {off, offsetof(model__header_t, member), sizeof(((model__header_t *)0)->member), v}
+#define MODEL__F(off, member) MODEL__FV(off, member, 1)
+#define MODEL__METRICS(off, member, v)                                                            \
+  MODEL__FV(off, member.precision, v), MODEL__FV(off + 8, member.recall, v),                     \
+      MODEL__FV(off + 16, member.ndcg, v), MODEL__FV(off + 24, member.map, v),                   \
+      MODEL__FV(off + 32, member.coverage, v)
 
 static const model__field_t model__fields[] = {
   MODEL__F(MODEL__OFF_CHECKSUM, checksum),
@@ -78,17 +89,23 @@ static const model__field_t model__fields[] = {
   MODEL__F(MODEL__OFF_M_TRAIN_SECONDS, meta.train_seconds),
   MODEL__F(MODEL__OFF_M_HOLDOUT_FRACTION, meta.holdout_fraction),
   MODEL__F(MODEL__OFF_M_HOLDOUT_USERS, meta.holdout_users),
-  MODEL__METRICS(MODEL__OFF_M_MODEL, meta.model),
-  MODEL__METRICS(MODEL__OFF_M_POPULARITY, meta.popularity),
+  MODEL__METRICS(MODEL__OFF_M_MODEL, meta.model, 1),
+  MODEL__METRICS(MODEL__OFF_M_POPULARITY, meta.popularity, 1),
   MODEL__F(MODEL__OFF_M_SCORE_SCALE, meta.score_scale),
+  MODEL__FV(MODEL__OFF_N_GROUPS, n_groups, 2),
+  MODEL__FV(MODEL__OFF_M_HAS_EASE, meta.has_ease, 2),
+  MODEL__METRICS(MODEL__OFF_M_EASE, meta.ease, 2),
 };
 #define MODEL__N_FIELDS (sizeof model__fields / sizeof model__fields[0])
 
 void model__header_encode(const model__header_t *h, unsigned char *buf) {
-  memset(buf, 0, MODEL__HEADER_SIZE);
+  const uint32_t version = h->version >= 2 ? 2 : 1;
+  memset(buf, 0, model__header_size(version));
   memcpy(buf + MODEL__OFF_MAGIC, MODEL__MAGIC, MODEL__MAGIC_LEN);
   for (size_t i = 0; i < MODEL__N_FIELDS; i++) {
     const model__field_t *f = &model__fields[i];
+    if (f->since > version)
+      continue;
     const char *src = (const char *)h + f->mem_off;
     if (f->size == 4) {
       uint32_t v;
@@ -100,7 +117,7 @@ void model__header_encode(const model__header_t *h, unsigned char *buf) {
       model__put_u64(buf + f->file_off, v);
     }
   }
-  for (int s = 0; s < MODEL__N_SECTIONS; s++) {
+  for (int s = 0; s < model__n_sections(version); s++) {
     model__put_u64(buf + MODEL__OFF_SECTIONS + 16 * s, h->sec[s].offset);
     model__put_u64(buf + MODEL__OFF_SECTIONS + 16 * s + 8, h->sec[s].length);
   }
@@ -108,8 +125,11 @@ void model__header_encode(const model__header_t *h, unsigned char *buf) {
 
 void model__header_decode(const unsigned char *buf, model__header_t *h) {
   memset(h, 0, sizeof *h);
+  const uint32_t version = model__get_u32(buf + MODEL__OFF_VERSION) == 2 ? 2 : 1;
   for (size_t i = 0; i < MODEL__N_FIELDS; i++) {
     const model__field_t *f = &model__fields[i];
+    if (f->since > version)
+      continue;
     char *dst = (char *)h + f->mem_off;
     if (f->size == 4) {
       const uint32_t v = model__get_u32(buf + f->file_off);
@@ -119,7 +139,7 @@ void model__header_decode(const unsigned char *buf, model__header_t *h) {
       memcpy(dst, &v, 8);
     }
   }
-  for (int s = 0; s < MODEL__N_SECTIONS; s++) {
+  for (int s = 0; s < model__n_sections(version); s++) {
     h->sec[s].offset = model__get_u64(buf + MODEL__OFF_SECTIONS + 16 * s);
     h->sec[s].length = model__get_u64(buf + MODEL__OFF_SECTIONS + 16 * s + 8);
   }
@@ -191,7 +211,19 @@ int model__check_meta(const model_meta_t *m, int err, char *errbuf) {
   int rc = model__check_metrics(&m->model, "model", err, errbuf);
   if (rc == 0)
     rc = model__check_metrics(&m->popularity, "popularity", err, errbuf);
-  return rc;
+  if (rc != 0)
+    return rc;
+  if (m->has_ease > 1)
+    return recd_errf(errbuf, err, "meta.has_ease is %u (must be 0 or 1)", m->has_ease);
+  if (m->has_ease)
+    return model__check_metrics(&m->ease, "ease", err, errbuf);
+  /* Not computed means all zero: no hidden values, and two files of the
+   * same model are the same bytes. */
+  const model_metrics_t *e = &m->ease;
+  if (e->precision != 0 || e->recall != 0 || e->ndcg != 0 || e->map != 0 || e->coverage != 0)
+    return recd_errf(errbuf, err, "meta.has_ease is 0 but meta.ease is not all zero "
+                     "(ndcg %g)", e->ndcg);
+  return 0;
 }
 
 /* a * b, or -1 on 64-bit overflow. */
@@ -203,7 +235,8 @@ static int model__mul(uint64_t a, uint64_t b, uint64_t *out) {
 }
 
 int model__section_lengths(uint32_t n_items, uint32_t k, uint32_t stride,
-                           uint32_t n_categories, uint64_t len[MODEL__N_SECTIONS]) {
+                           uint32_t n_categories, uint32_t n_groups,
+                           uint64_t len[MODEL__N_SECTIONS]) {
   uint64_t y;
   /* n * stride < 2^64 always (both are 32-bit), only the * 4 can overflow. */
   if (model__mul((uint64_t)n_items * stride, sizeof(float), &y) != 0)
@@ -216,6 +249,9 @@ int model__section_lengths(uint32_t n_items, uint32_t k, uint32_t stride,
   len[MODEL__SEC_ID_BLOB] = 0;
   len[MODEL__SEC_CAT_OFFSETS] = ((uint64_t)n_categories + 1) * sizeof(uint64_t);
   len[MODEL__SEC_CAT_BLOB] = 0;
+  len[MODEL__SEC_GROUP] = (uint64_t)n_items * sizeof(uint32_t);
+  len[MODEL__SEC_GRP_OFFSETS] = ((uint64_t)n_groups + 1) * sizeof(uint64_t);
+  len[MODEL__SEC_GRP_BLOB] = 0;
   return 0;
 }
 

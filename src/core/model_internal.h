@@ -16,7 +16,12 @@
 #define MODEL__MAGIC "RECDMDL" /* 7 letters + the terminating NUL = 8 bytes */
 #define MODEL__MAGIC_LEN 8
 #define MODEL__BYTE_ORDER_MARK 0x01020304u /* reads 0x04030201 if byte-swapped */
-#define MODEL__HEADER_SIZE 384u
+/* Version 1 has a 384-byte header and 8 sections; version 2 a 512-byte
+ * header and 11 (the three group sections appended), plus n_groups and the
+ * EASE metrics. Everything version 1 defines keeps its offset in version 2
+ * except the reserved bytes that version 2 puts to use. */
+#define MODEL__HEADER_SIZE_V1 384u
+#define MODEL__HEADER_SIZE 512u     /* version 2, the largest */
 /* The checksum covers bytes [MODEL__CRC_START, file size): everything but
  * the magic and the checksum field itself, which sit together at the start
  * so that the covered range is one contiguous run. */
@@ -54,9 +59,15 @@ enum {
   MODEL__OFF_M_MODEL = 136,          /* 5 x f64: precision recall ndcg map coverage */
   MODEL__OFF_M_POPULARITY = 176,     /* 5 x f64, same order */
   MODEL__OFF_M_SCORE_SCALE = 216,    /* f32 */
-  MODEL__OFF_RESERVED0 = 220,        /* u32, must be 0 */
-  MODEL__OFF_SECTIONS = 224,         /* MODEL__N_SECTIONS x (u64 offset, u64 length) */
-  MODEL__OFF_RESERVED1 = 352         /* up to MODEL__HEADER_SIZE, must be 0 */
+  MODEL__OFF_RESERVED0 = 220,        /* v1: u32, must be 0 */
+  MODEL__OFF_N_GROUPS = 220,         /* v2: u32 (the same bytes) */
+  MODEL__OFF_SECTIONS = 224,         /* n_sections x (u64 offset, u64 length) */
+  MODEL__OFF_RESERVED1 = 352,        /* v1: up to 384, must be 0 */
+  /* version 2 only: */
+  MODEL__OFF_M_HAS_EASE = 400,       /* u32, 0 or 1 */
+  MODEL__OFF_RESERVED2 = 404,        /* u32, must be 0 */
+  MODEL__OFF_M_EASE = 408,           /* 5 x f64, same order as meta.model */
+  MODEL__OFF_RESERVED3 = 448         /* up to 512, must be 0 */
 };
 
 /* Sections, in the order of the section table (and of the file, as written). */
@@ -69,8 +80,12 @@ enum {
   MODEL__SEC_ID_BLOB,      /* id bytes */
   MODEL__SEC_CAT_OFFSETS,  /* n_categories + 1 u64 */
   MODEL__SEC_CAT_BLOB,     /* category name bytes */
+  MODEL__SEC_GROUP,        /* v2: n_items u32 */
+  MODEL__SEC_GRP_OFFSETS,  /* v2: n_groups + 1 u64 */
+  MODEL__SEC_GRP_BLOB,     /* v2: group name bytes */
   MODEL__N_SECTIONS
 };
+#define MODEL__N_SECTIONS_V1 8
 
 typedef struct model__section {
   uint64_t offset;
@@ -82,10 +97,15 @@ typedef struct model__header {
   uint32_t checksum, version, header_size, byte_order;
   uint64_t file_size;
   uint32_t n_items, k, stride, n_categories;
+  uint32_t n_groups;    /* 0 in version 1 */
   params_t params;
   model_meta_t meta;
-  model__section_t sec[MODEL__N_SECTIONS];
+  model__section_t sec[MODEL__N_SECTIONS]; /* v1: the last 3 are all 0 */
 } model__header_t;
+
+/* Header size and section count of a version (1 or 2). */
+uint32_t model__header_size(uint32_t version);
+int model__n_sections(uint32_t version);
 
 /* Section names as used in messages and in FORMAT.md. */
 extern const char *const model__section_name[MODEL__N_SECTIONS];
@@ -97,10 +117,13 @@ uint64_t model__get_u64(const unsigned char *p);
 void model__put_u32(unsigned char *p, uint32_t v);
 void model__put_u64(unsigned char *p, uint64_t v);
 
-/* Serialises h into the first MODEL__HEADER_SIZE bytes of buf (reserved
- * bytes zeroed). The magic is written, the checksum field is h->checksum. */
+/* Serialises h into the first model__header_size(h->version) bytes of buf
+ * (reserved bytes zeroed), with the fields and sections of that version. The
+ * magic is written, the checksum field is h->checksum. */
 void model__header_encode(const model__header_t *h, unsigned char *buf);
-/* Decodes MODEL__HEADER_SIZE bytes; no validation. */
+/* Decodes a header of the version stored at MODEL__OFF_VERSION (a version
+ * other than 2 is decoded as version 1); buf must hold
+ * model__header_size() of that version. No validation. */
 void model__header_decode(const unsigned char *buf, model__header_t *h);
 
 /* Floats per Y row for k factors: k rounded up to a whole 64-byte line. */
@@ -116,11 +139,12 @@ int model__host_is_little_endian(void);
 int model__check_params(const params_t *p, uint32_t k, int err, char *errbuf);
 int model__check_meta(const model_meta_t *m, int err, char *errbuf);
 
-/* Expected length in bytes of each fixed-size section (the two blobs get 0:
- * their length comes from the offset tables). Returns 0, or -1 when a length
- * overflows 64 bits (which no file can satisfy). */
+/* Expected length in bytes of each fixed-size section (the three blobs get
+ * 0: their length comes from the offset tables). Returns 0, or -1 when a
+ * length overflows 64 bits (which no file can satisfy). */
 int model__section_lengths(uint32_t n_items, uint32_t k, uint32_t stride,
-                           uint32_t n_categories, uint64_t len[MODEL__N_SECTIONS]);
+                           uint32_t n_categories, uint32_t n_groups,
+                           uint64_t len[MODEL__N_SECTIONS]);
 
 /* Writes a printable rendering of an id (at most 92 characters, non-printable
  * bytes as \xNN, "..." when cut) into out[96]. For messages only. */

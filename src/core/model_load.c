@@ -35,10 +35,13 @@ struct model {
   const float *gram;    /* k x k */
   const float *pop;     /* n */
   const uint32_t *cat;  /* n */
+  const uint32_t *grp;  /* n: inside base (v2) or grp_zero (v1) */
+  uint32_t *grp_zero;   /* heap, n zeros: a version-1 file has no groups */
   float *norms;         /* heap, n: ||y_i|| for cosine similarity */
   float max_norm;       /* max_i ||y_i||, for error bounds */
   idmap_t *ids;         /* item id -> index (copies of the ids) */
   idmap_t *cats;        /* category name -> number - 1 */
+  idmap_t *grps;        /* group name -> number - 1 */
 };
 
 /* Tolerances of the Gram matrix checks. The writer mirrors the upper
@@ -65,25 +68,27 @@ static int model__check_identity(const unsigned char *b, size_t size, char *eb) 
                      "not a recd model file: bad magic %02x %02x %02x %02x %02x %02x %02x %02x "
                      "(expected \"RECDMDL\\0\")", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
   if (size < MODEL__OFF_VERSION + 4)
-    return recd_errf(eb, RECD_EFORMAT, "truncated: %zu bytes, the header alone is %u", size,
-                     MODEL__HEADER_SIZE);
+    return recd_errf(eb, RECD_EFORMAT, "truncated: %zu bytes, shorter than the version field",
+                     size);
   uint32_t version = model__get_u32(b + MODEL__OFF_VERSION);
-  if (version != MODEL_VERSION) {
-    /* A byte-swapped version 1 reads as 0x01000000; say so instead of
-     * reporting version 16777216. */
-    if (version == (uint32_t)MODEL_VERSION << 24)
-      return recd_errf(eb, RECD_EFORMAT, "big-endian model file (version field reads "
-                       "0x%08x); recd model files are little-endian", version);
-    return recd_errf(eb, RECD_EVERSION, "unsupported model version %u (this recd reads %d)",
-                     version, MODEL_VERSION);
+  if (version < MODEL_MIN_VERSION || version > MODEL_VERSION) {
+    /* A byte-swapped 1 or 2 reads as 0x01000000 or 0x02000000; say so
+     * instead of reporting version 16777216. */
+    for (uint32_t v = MODEL_MIN_VERSION; v <= MODEL_VERSION; v++)
+      if (version == v << 24)
+        return recd_errf(eb, RECD_EFORMAT, "big-endian model file (version field reads "
+                         "0x%08x); recd model files are little-endian", version);
+    return recd_errf(eb, RECD_EVERSION, "unsupported model version %u (this recd reads %d "
+                     "to %d)", version, MODEL_MIN_VERSION, MODEL_VERSION);
   }
-  if (size < MODEL__HEADER_SIZE)
-    return recd_errf(eb, RECD_EFORMAT, "truncated: %zu bytes, the header alone is %u", size,
-                     MODEL__HEADER_SIZE);
+  const uint32_t want = model__header_size(version);
+  if (size < want)
+    return recd_errf(eb, RECD_EFORMAT, "truncated: %zu bytes, the version %u header alone is "
+                     "%u", size, version, want);
   uint32_t hsize = model__get_u32(b + MODEL__OFF_HEADER_SIZE);
-  if (hsize != MODEL__HEADER_SIZE)
-    return recd_errf(eb, RECD_EFORMAT, "header: header_size is %u, version %d headers are %u "
-                     "bytes", hsize, MODEL_VERSION, MODEL__HEADER_SIZE);
+  if (hsize != want)
+    return recd_errf(eb, RECD_EFORMAT, "header: header_size is %u, version %u headers are %u "
+                     "bytes", hsize, version, want);
   uint32_t bom = model__get_u32(b + MODEL__OFF_BYTE_ORDER);
   if (bom != MODEL__BYTE_ORDER_MARK) {
     if (bom == 0x04030201u)
@@ -117,13 +122,19 @@ static int model__check_crc(const unsigned char *b, size_t size, char *eb) {
   return 0;
 }
 
-static int model__check_reserved(const unsigned char *b, char *eb) {
-  for (uint32_t i = MODEL__OFF_RESERVED0; i < MODEL__OFF_RESERVED0 + 4; i++)
-    if (b[i] != 0)
-      return recd_errf(eb, RECD_EFORMAT, "header: reserved byte %u is 0x%02x, not 0", i, b[i]);
-  for (uint32_t i = MODEL__OFF_RESERVED1; i < MODEL__HEADER_SIZE; i++)
-    if (b[i] != 0)
-      return recd_errf(eb, RECD_EFORMAT, "header: reserved byte %u is 0x%02x, not 0", i, b[i]);
+static int model__check_reserved(const unsigned char *b, uint32_t version, char *eb) {
+  /* [from, to) ranges per version; version 2 uses v1's reserved bytes for
+   * n_groups and the three group sections. */
+  static const uint32_t v1[][2] = {{MODEL__OFF_RESERVED0, MODEL__OFF_RESERVED0 + 4},
+                                   {MODEL__OFF_RESERVED1, MODEL__HEADER_SIZE_V1}};
+  static const uint32_t v2[][2] = {{MODEL__OFF_RESERVED2, MODEL__OFF_RESERVED2 + 4},
+                                   {MODEL__OFF_RESERVED3, MODEL__HEADER_SIZE}};
+  const uint32_t(*r)[2] = version >= 2 ? v2 : v1;
+  for (int k = 0; k < 2; k++)
+    for (uint32_t i = r[k][0]; i < r[k][1]; i++)
+      if (b[i] != 0)
+        return recd_errf(eb, RECD_EFORMAT, "header: reserved byte %u is 0x%02x, not 0", i,
+                         b[i]);
   return 0;
 }
 
@@ -148,6 +159,8 @@ static int model__check_sizes(const model__header_t *h, char *eb) {
                      want, h->k);
   if (h->n_categories == UINT32_MAX)
     return recd_errf(eb, RECD_EFORMAT, "header: n_categories %u is too large", h->n_categories);
+  if (h->n_groups == UINT32_MAX)
+    return recd_errf(eb, RECD_EFORMAT, "header: n_groups %u is too large", h->n_groups);
   return 0;
 }
 
@@ -155,31 +168,35 @@ static int model__check_sections(const model__header_t *h, const unsigned char *
                                  char *eb) {
   static const char *const formula[MODEL__N_SECTIONS] = {
     "n_items x stride x 4", "k x k x 4", "n_items x 4", "n_items x 4",
-    "(n_items + 1) x 8", NULL, "(n_categories + 1) x 8", NULL,
+    "(n_items + 1) x 8", NULL, "(n_categories + 1) x 8", NULL, "n_items x 4",
+    "(n_groups + 1) x 8", NULL,
   };
+  const int nsec = model__n_sections(h->version);
+  const uint32_t hsize = model__header_size(h->version);
   uint64_t len[MODEL__N_SECTIONS];
-  if (model__section_lengths(h->n_items, h->k, h->stride, h->n_categories, len) != 0)
+  if (model__section_lengths(h->n_items, h->k, h->stride, h->n_categories, h->n_groups, len) !=
+      0)
     return recd_errf(eb, RECD_EFORMAT, "header: n_items %u x stride %u overflows", h->n_items,
                      h->stride);
   /* A cheap, early, readable verdict on absurd counts: the fixed-size
    * sections alone must fit in the file. Saturating sum. */
-  uint64_t need = MODEL__HEADER_SIZE;
-  for (int s = 0; s < MODEL__N_SECTIONS; s++)
+  uint64_t need = hsize;
+  for (int s = 0; s < nsec; s++)
     need = len[s] > UINT64_MAX - need ? UINT64_MAX : need + len[s];
   if (need > size)
-    return recd_errf(eb, RECD_EFORMAT, "header: n_items %u, k %u, n_categories %u need at "
-                     "least %llu bytes, the file has %zu", h->n_items, h->k, h->n_categories,
-                     (unsigned long long)need, size);
-  uint64_t end = MODEL__HEADER_SIZE;
-  for (int s = 0; s < MODEL__N_SECTIONS; s++) {
+    return recd_errf(eb, RECD_EFORMAT, "header: n_items %u, k %u, n_categories %u, n_groups %u "
+                     "need at least %llu bytes, the file has %zu", h->n_items, h->k,
+                     h->n_categories, h->n_groups, (unsigned long long)need, size);
+  uint64_t end = hsize;
+  for (int s = 0; s < nsec; s++) {
     const model__section_t *sec = &h->sec[s];
     const char *name = model__section_name[s];
     if (sec->offset % MODEL_ALIGN != 0)
       return recd_errf(eb, RECD_EFORMAT, "section %s: offset %llu is not %d-byte aligned",
                        name, (unsigned long long)sec->offset, MODEL_ALIGN);
-    if (sec->offset < MODEL__HEADER_SIZE)
+    if (sec->offset < hsize)
       return recd_errf(eb, RECD_EFORMAT, "section %s: offset %llu is inside the %u-byte header",
-                       name, (unsigned long long)sec->offset, MODEL__HEADER_SIZE);
+                       name, (unsigned long long)sec->offset, hsize);
     /* Written as a subtraction so that offset + length cannot wrap. */
     if (sec->offset > size || sec->length > size - sec->offset)
       return recd_errf(eb, RECD_EFORMAT, "section %s: offset %llu + length %llu is past the "
@@ -191,8 +208,8 @@ static int model__check_sections(const model__header_t *h, const unsigned char *
     if (sec->offset + sec->length > end)
       end = sec->offset + sec->length;
   }
-  for (int s = 0; s < MODEL__N_SECTIONS; s++)
-    for (int t = s + 1; t < MODEL__N_SECTIONS; t++) {
+  for (int s = 0; s < nsec; s++)
+    for (int t = s + 1; t < nsec; t++) {
       const model__section_t *a = &h->sec[s], *c = &h->sec[t];
       if (a->length > 0 && c->length > 0 && a->offset < c->offset + c->length &&
           c->offset < a->offset + a->length)
@@ -208,12 +225,12 @@ static int model__check_sections(const model__header_t *h, const unsigned char *
   /* Every byte that belongs to no section is padding and must be zero: the
    * format has no hidden places, so two files with the same model are the
    * same bytes. Sections are visited in file order (selection by offset;
-   * there are eight). */
-  uint64_t pos = MODEL__HEADER_SIZE;
+   * there are eight or eleven). */
+  uint64_t pos = hsize;
   unsigned done = 0;
-  for (int round = 0; round < MODEL__N_SECTIONS; round++) {
+  for (int round = 0; round < nsec; round++) {
     int next = -1;
-    for (int s = 0; s < MODEL__N_SECTIONS; s++)
+    for (int s = 0; s < nsec; s++)
       if (!(done & 1u << s) && (next < 0 || h->sec[s].offset < h->sec[next].offset))
         next = s;
     done |= 1u << next;
@@ -318,13 +335,16 @@ static int model__check_items(const model_t *m, char *eb) {
     if (m->cat[i] > m->h.n_categories)
       return recd_errf(eb, RECD_EFORMAT, "section item_category: item %u has category %u, "
                        "n_categories is %u", i, m->cat[i], m->h.n_categories);
+    if (m->grp[i] > m->h.n_groups)
+      return recd_errf(eb, RECD_EFORMAT, "section item_group: item %u has group %u, "
+                       "n_groups is %u", i, m->grp[i], m->h.n_groups);
   }
   return 0;
 }
 
 /* Checks one offsets + blob pair and interns every name into a fresh map.
  * `first` is 0 for items (0-based numbers in messages) and 1 for categories
- * (which items refer to by 1-based number). */
+ * and groups (which items refer to by 1-based number). */
 static int model__check_names(const model_t *m, const char *what, uint32_t first,
                               int off_sec, int blob_sec, uint32_t n, idmap_t **out, char *eb) {
   const char *kind = first ? "name" : "id";
@@ -387,7 +407,8 @@ static int model__validate(model_t *m, char *eb) {
     return rc;
   model__header_decode(b, &m->h);
   const model__header_t *h = &m->h;
-  if ((rc = model__check_reserved(b, eb)) != 0 || (rc = model__check_sizes(h, eb)) != 0)
+  if ((rc = model__check_reserved(b, h->version, eb)) != 0 ||
+      (rc = model__check_sizes(h, eb)) != 0)
     return rc;
   if ((rc = model__check_params(&h->params, h->k, RECD_EFORMAT, eb)) != 0 ||
       (rc = model__check_meta(&h->meta, RECD_EFORMAT, eb)) != 0)
@@ -400,6 +421,16 @@ static int model__validate(model_t *m, char *eb) {
   m->gram = (const float *)(b + h->sec[MODEL__SEC_GRAM].offset);
   m->pop = (const float *)(b + h->sec[MODEL__SEC_POPULARITY].offset);
   m->cat = (const uint32_t *)(b + h->sec[MODEL__SEC_CATEGORY].offset);
+  if (h->version >= 2) {
+    m->grp = (const uint32_t *)(b + h->sec[MODEL__SEC_GROUP].offset);
+  } else {
+    /* Callers index model_item_groups() without asking for the version. */
+    m->grp_zero = calloc(h->n_items, sizeof *m->grp_zero);
+    if (m->grp_zero == NULL)
+      return recd_errf(eb, RECD_ENOMEM, "out of memory for the groups of %u items",
+                       h->n_items);
+    m->grp = m->grp_zero;
+  }
   if ((rc = model__check_factors(m, eb)) != 0 || (rc = model__check_items(m, eb)) != 0)
     return rc;
   rc = model__check_names(m, "item", 0, MODEL__SEC_ID_OFFSETS, MODEL__SEC_ID_BLOB, h->n_items,
@@ -407,6 +438,11 @@ static int model__validate(model_t *m, char *eb) {
   if (rc == 0)
     rc = model__check_names(m, "category", 1, MODEL__SEC_CAT_OFFSETS, MODEL__SEC_CAT_BLOB,
                             h->n_categories, &m->cats, eb);
+  if (rc == 0 && h->version >= 2)
+    rc = model__check_names(m, "group", 1, MODEL__SEC_GRP_OFFSETS, MODEL__SEC_GRP_BLOB,
+                            h->n_groups, &m->grps, eb);
+  else if (rc == 0 && (m->grps = idmap_new(0)) == NULL)
+    rc = recd_errf(eb, RECD_ENOMEM, "out of memory for the group map");
   return rc;
 }
 
@@ -541,6 +577,8 @@ void model_free(model_t *m) {
     return;
   idmap_free(m->ids);
   idmap_free(m->cats);
+  idmap_free(m->grps);
+  free(m->grp_zero);
   free(m->norms);
   if (m->mapped == 1)
     munmap(m->base, m->size);
@@ -563,6 +601,9 @@ const float *model_item_norms(const model_t *m) { return m->norms; }
 float model_max_item_norm(const model_t *m) { return m->max_norm; }
 const uint32_t *model_item_categories(const model_t *m) { return m->cat; }
 uint32_t model_n_categories(const model_t *m) { return m->h.n_categories; }
+const uint32_t *model_item_groups(const model_t *m) { return m->grp; }
+uint32_t model_n_groups(const model_t *m) { return m->h.n_groups; }
+uint32_t model_version(const model_t *m) { return m->h.version; }
 uint32_t model_checksum(const model_t *m) { return m->h.checksum; }
 size_t model_file_size(const model_t *m) { return m->size; }
 
@@ -597,5 +638,22 @@ const char *model_category_name(const model_t *m, uint32_t c, size_t *len) {
 /* 1-based category number of a name, 0 when unknown. */
 uint32_t model_find_category(const model_t *m, const char *name, size_t len) {
   int64_t idx = idmap_get(m->cats, name, len);
+  return idx < 0 ? 0 : (uint32_t)idx + 1;
+}
+
+/* Name of group g in 1..n_groups; NULL with *len = 0 otherwise (including
+ * 0, "no group"). */
+const char *model_group_name(const model_t *m, uint32_t g, size_t *len) {
+  if (g < 1 || g > m->h.n_groups) {
+    if (len != NULL)
+      *len = 0;
+    return NULL;
+  }
+  return idmap_key(m->grps, g - 1, len);
+}
+
+/* 1-based group number of a name, 0 when unknown. */
+uint32_t model_find_group(const model_t *m, const char *name, size_t len) {
+  int64_t idx = idmap_get(m->grps, name, len);
   return idx < 0 ? 0 : (uint32_t)idx + 1;
 }

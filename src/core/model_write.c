@@ -4,13 +4,16 @@
  * CRC32 accumulating as bytes go out; the checksum field is excluded from its
  * own coverage, so it is patched in with pwrite() once everything else is on
  * disk. Publication is the classic atomic replace: temp file in the target's
- * directory, fsync, rename over the target, fsync of the directory. Every
- * failure before the rename unlinks the temp file, so the old model (if any)
- * is untouched and no debris is left.
+ * directory (unnamed with O_TMPFILE where possible, so that even a killed
+ * writer leaves nothing; see "atomic publication"), fsync, rename over the
+ * target, fsync of the directory. Every failure before the rename removes
+ * the temp file, so the old model (if any) is untouched and no debris is
+ * left.
  *
  * OOM policy: like the rest of recd's core, allocation failures are reported
  * (RECD_ENOMEM), never fatal.
  */
+#define _GNU_SOURCE /* O_TMPFILE, linkat, flock */
 #include "model_internal.h"
 
 #include <cblas.h>
@@ -21,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -31,9 +36,9 @@
 /* ---- spec validation --------------------------------------------------- */
 
 /* Checks a list of n byte strings: present, 1..MODEL_MAX_ID_LEN bytes and
- * unique. `what` is "item" or "category"; category numbers are 1-based in
- * messages because that is how items refer to them. *blob_len receives the
- * summed length. */
+ * unique. `what` is "item", "category" or "group"; category and group
+ * numbers are 1-based in messages because that is how items refer to them.
+ * *blob_len receives the summed length. */
 static int model__check_names(const char *what, uint32_t first, const char *const *names,
                               const uint32_t *lens, uint32_t n, uint64_t *blob_len,
                               char *errbuf) {
@@ -75,7 +80,7 @@ static int model__check_names(const char *what, uint32_t first, const char *cons
 /* Everything model_load() will check, checked here first, so that a bad
  * spec fails before any file is created and with the spec's own terms. */
 static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t *cat_blob,
-                             char *errbuf) {
+                             uint64_t *grp_blob, char *errbuf) {
   const uint32_t n = s->n_items, k = s->params.factors;
   if (n < 1)
     return recd_errf(errbuf, RECD_EINVAL, "n_items is 0 (a model needs at least one item)");
@@ -97,6 +102,11 @@ static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t 
   if (s->n_categories > 0 && (s->category_names == NULL || s->category_name_lens == NULL))
     return recd_errf(errbuf, RECD_EINVAL, "%u categories but spec.category_name%s is NULL",
                      s->n_categories, s->category_names == NULL ? "s" : "_lens");
+  if (s->n_groups > UINT32_MAX - 1)
+    return recd_errf(errbuf, RECD_EINVAL, "n_groups %u is too large", s->n_groups);
+  if (s->n_groups > 0 && (s->group_names == NULL || s->group_name_lens == NULL))
+    return recd_errf(errbuf, RECD_EINVAL, "%u groups but spec.group_name%s is NULL",
+                     s->n_groups, s->group_names == NULL ? "s" : "_lens");
   int rc = model__check_params(&s->params, k, RECD_EINVAL, errbuf);
   if (rc == 0)
     rc = model__check_meta(&s->meta, RECD_EINVAL, errbuf);
@@ -115,11 +125,17 @@ static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t 
     if (s->item_category != NULL && s->item_category[i] > s->n_categories)
       return recd_errf(errbuf, RECD_EINVAL, "item %u: category %u out of range (n_categories %u)",
                        i, s->item_category[i], s->n_categories);
+    if (s->item_group != NULL && s->item_group[i] > s->n_groups)
+      return recd_errf(errbuf, RECD_EINVAL, "item %u: group %u out of range (n_groups %u)", i,
+                       s->item_group[i], s->n_groups);
   }
   rc = model__check_names("item", 0, s->item_ids, s->item_id_lens, n, id_blob, errbuf);
   if (rc == 0)
     rc = model__check_names("category", 1, s->category_names, s->category_name_lens,
                             s->n_categories, cat_blob, errbuf);
+  if (rc == 0)
+    rc = model__check_names("group", 1, s->group_names, s->group_name_lens, s->n_groups,
+                            grp_blob, errbuf);
   return rc;
 }
 
@@ -231,11 +247,13 @@ static uint64_t model__align_up(uint64_t v) {
 /* Places the sections back to back, each at the next 64-byte boundary; the
  * file ends where the last section does. Sizes are bounded by the spec
  * checks (n < 2^32, k <= 1024, ids <= 256 bytes), so nothing overflows. */
-static void model__layout(model__header_t *h, uint64_t id_blob, uint64_t cat_blob) {
+static void model__layout(model__header_t *h, uint64_t id_blob, uint64_t cat_blob,
+                          uint64_t grp_blob) {
   uint64_t len[MODEL__N_SECTIONS];
-  model__section_lengths(h->n_items, h->k, h->stride, h->n_categories, len);
+  model__section_lengths(h->n_items, h->k, h->stride, h->n_categories, h->n_groups, len);
   len[MODEL__SEC_ID_BLOB] = id_blob;
   len[MODEL__SEC_CAT_BLOB] = cat_blob;
+  len[MODEL__SEC_GRP_BLOB] = grp_blob;
   uint64_t pos = MODEL__HEADER_SIZE;
   for (int s = 0; s < MODEL__N_SECTIONS; s++) {
     pos = model__align_up(pos);
@@ -270,16 +288,23 @@ static void model__stream(model__out_t *o, const model__header_t *h, const model
       model__out_put(o, s->popularity, (size_t)n * sizeof(float));
       break;
     case MODEL__SEC_CATEGORY:
-      if (s->item_category != NULL)
-        model__out_put(o, s->item_category, (size_t)n * sizeof(uint32_t));
+    case MODEL__SEC_GROUP: {
+      const uint32_t *v = sec == MODEL__SEC_CATEGORY ? s->item_category : s->item_group;
+      if (v != NULL)
+        model__out_put(o, v, (size_t)n * sizeof(uint32_t));
       else
         model__out_zero(o, (uint64_t)n * sizeof(uint32_t));
       break;
+    }
     case MODEL__SEC_ID_OFFSETS:
-    case MODEL__SEC_CAT_OFFSETS: {
-      const uint32_t *lens = sec == MODEL__SEC_ID_OFFSETS ? s->item_id_lens
-                                                          : s->category_name_lens;
-      uint32_t count = sec == MODEL__SEC_ID_OFFSETS ? n : h->n_categories;
+    case MODEL__SEC_CAT_OFFSETS:
+    case MODEL__SEC_GRP_OFFSETS: {
+      const uint32_t *lens = sec == MODEL__SEC_ID_OFFSETS    ? s->item_id_lens
+                             : sec == MODEL__SEC_CAT_OFFSETS ? s->category_name_lens
+                                                             : s->group_name_lens;
+      uint32_t count = sec == MODEL__SEC_ID_OFFSETS    ? n
+                       : sec == MODEL__SEC_CAT_OFFSETS ? h->n_categories
+                                                       : h->n_groups;
       uint64_t at = 0;
       model__out_u64(o, at);
       for (uint32_t i = 0; i < count; i++)
@@ -294,6 +319,10 @@ static void model__stream(model__out_t *o, const model__header_t *h, const model
       for (uint32_t c = 0; c < h->n_categories; c++)
         model__out_put(o, s->category_names[c], s->category_name_lens[c]);
       break;
+    case MODEL__SEC_GRP_BLOB:
+      for (uint32_t g = 0; g < h->n_groups; g++)
+        model__out_put(o, s->group_names[g], s->group_name_lens[g]);
+      break;
     }
   }
   model__out_flush(o);
@@ -301,59 +330,186 @@ static void model__stream(model__out_t *o, const model__header_t *h, const model
 
 /* ---- atomic publication -------------------------------------------------- */
 
-/* Creates `path`.tmp.XXXXXX exclusively. mkstemp() is the usual tool but it
- * creates mode 0600 whatever the umask, which would leave the model
- * unreadable to a daemon running as another user; this is mkstemp's own
- * mechanism (O_CREAT | O_EXCL on a random name) with mode 0666, so the
- * process umask decides, as for any file the trainer creates. */
-static int model__create_temp(const char *path, char **tmp_out) {
+/* The file is written where no reader can see it and no crash can leave it:
+ * with O_TMPFILE (Linux 3.11+, most local file systems) it is an unnamed
+ * inode in the target's directory that the kernel frees if the writer dies
+ * (an OOM kill, a deploy, a timeout), and it is given a name only once it is
+ * complete and synced. Where the file system refuses O_TMPFILE (or /proc,
+ * through which an unnamed file is linked, is not mounted) it is the classic
+ * named `path`.tmp.XXXXXX. Either way the writer holds an flock() on the
+ * file until it is renamed onto `path`, so that a cleaner (recd-train
+ * removes stale `<out>.tmp.??????` files of interrupted runs) can tell a
+ * file being written (locked) from the debris of a dead writer (unlocked).
+ * RECD_MODEL_NAMED_TEMP=1 forces the named file (tests, and file systems
+ * whose O_TMPFILE misbehaves). */
+typedef struct model__temp {
+  int fd;       /* the data, written and synced */
+  int lock_fd;  /* dup of fd: holds the flock until the rename is done */
+  char *name;   /* `path`.tmp.XXXXXX once named (NULL: still unnamed) */
+} model__temp_t;
+
+/* `path`.tmp.XXXXXX with a random suffix into a new buffer. */
+static char *model__temp_name(const char *path, rng_t *r) {
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   size_t len = strlen(path);
-  char *tmp = malloc(len + 16);
-  if (tmp == NULL) {
-    errno = ENOMEM;
-    return -1;
-  }
+  char *tmp = malloc(len + 12);
+  if (tmp == NULL)
+    return NULL;
+  memcpy(tmp, path, len);
+  memcpy(tmp + len, ".tmp.", 5);
+  for (int i = 0; i < 6; i++)
+    tmp[len + 5 + i] = alphabet[rng_below(r, sizeof alphabet - 1)];
+  tmp[len + 11] = '\0';
+  return tmp;
+}
+
+static void model__temp_seed(rng_t *r, const void *salt) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  rng_t r;
-  rng_seed(&r, (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 20 ^
-               (uint64_t)(uintptr_t)tmp);
-  for (int attempt = 0; attempt < 100; attempt++) {
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.", 5);
-    for (int i = 0; i < 6; i++)
-      tmp[len + 5 + i] = alphabet[rng_below(&r, sizeof alphabet - 1)];
-    tmp[len + 11] = '\0';
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      *tmp_out = tmp;
-      return fd;
-    }
-    if (errno != EEXIST)
-      break;
+  rng_seed(r, (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 20 ^
+                  (uint64_t)(uintptr_t)salt);
+}
+
+/* The directory part of `path` ("." for a bare name), malloc'ed. */
+static char *model__dirname(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL)
+    return strdup(".");
+  size_t n = slash == path ? 1 : (size_t)(slash - path); /* "/x" lives in "/" */
+  char *dir = malloc(n + 1);
+  if (dir != NULL) {
+    memcpy(dir, path, n);
+    dir[n] = '\0';
   }
-  int e = errno;
-  free(tmp);
-  errno = e;
+  return dir;
+}
+
+/* Opens the file the model is written to. 0, or -1 with errno (ENOMEM for
+ * a failed allocation). Mode 0666 in both cases (the umask decides, as for
+ * any file the trainer creates; mkstemp's 0600 would make the model
+ * unreadable to a daemon running as another user). */
+static int model__temp_open(const char *path, model__temp_t *t) {
+  t->fd = t->lock_fd = -1;
+  t->name = NULL;
+  const char *force = getenv("RECD_MODEL_NAMED_TEMP");
+  if (force == NULL || strcmp(force, "1") != 0) {
+    char *dir = model__dirname(path);
+    if (dir == NULL) {
+      errno = ENOMEM;
+      return -1;
+    }
+    /* Unnamed files are linked through /proc/self/fd: without /proc
+     * there would be no way to name the finished file. */
+    int fd = access("/proc/self/fd", X_OK) == 0
+                 ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666)
+                 : -1;
+    free(dir);
+    /* Failed (EOPNOTSUPP, EISDIR, EINVAL: the file system or kernel cannot;
+     * EACCES, ENOENT...: the named file below reports the same error). */
+    if (fd >= 0) {
+      t->fd = fd;
+      t->lock_fd = dup(fd);
+      if (t->lock_fd < 0 || flock(t->lock_fd, LOCK_EX) != 0) {
+        int e = errno;
+        close(fd);
+        if (t->lock_fd >= 0)
+          close(t->lock_fd);
+        t->fd = t->lock_fd = -1;
+        errno = e;
+        return -1;
+      }
+      return 0;
+    }
+  }
+  rng_t r;
+  model__temp_seed(&r, t);
+  for (int attempt = 0; attempt < 100; attempt++) {
+    char *tmp = model__temp_name(path, &r);
+    if (tmp == NULL) {
+      errno = ENOMEM;
+      return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      int e = errno;
+      free(tmp);
+      if (e == EEXIST)
+        continue;
+      errno = e;
+      return -1;
+    }
+    int lfd = dup(fd);
+    struct stat st;
+    /* A cleaner may have found the new file unlocked between the open and
+     * the flock and removed it: then it has no name any more (nlink 0) and
+     * another name is tried. */
+    if (lfd < 0 || flock(lfd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
+      int e = errno;
+      unlink(tmp);
+      free(tmp);
+      close(fd);
+      if (lfd >= 0)
+        close(lfd);
+      errno = e;
+      return -1;
+    }
+    if (st.st_nlink == 0) {
+      free(tmp);
+      close(fd);
+      close(lfd);
+      continue;
+    }
+    t->fd = fd;
+    t->lock_fd = lfd;
+    t->name = tmp;
+    return 0;
+  }
+  errno = EEXIST;
   return -1;
+}
+
+/* Gives an unnamed file its temporary name (linkat through /proc, with a
+ * random name as for the named fallback). 0 or an errno value. */
+static int model__temp_link(const char *path, model__temp_t *t) {
+  if (t->name != NULL)
+    return 0;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->lock_fd);
+  rng_t r;
+  model__temp_seed(&r, t);
+  for (int attempt = 0; attempt < 100; attempt++) {
+    char *tmp = model__temp_name(path, &r);
+    if (tmp == NULL)
+      return ENOMEM;
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) {
+      t->name = tmp;
+      return 0;
+    }
+    int e = errno;
+    free(tmp);
+    if (e != EEXIST)
+      return e;
+  }
+  return EEXIST;
+}
+
+/* Removes whatever name the temp file has and releases it. */
+static void model__temp_discard(model__temp_t *t) {
+  if (t->name != NULL)
+    unlink(t->name);
+  free(t->name);
+  t->name = NULL;
+  if (t->fd >= 0)
+    close(t->fd);
+  if (t->lock_fd >= 0)
+    close(t->lock_fd);
+  t->fd = t->lock_fd = -1;
 }
 
 /* fsync of the directory holding `path`, so that the rename itself survives
  * a crash. Returns 0 or an errno value. */
 static int model__sync_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir;
-  if (slash == NULL) {
-    dir = strdup(".");
-  } else {
-    size_t n = slash == path ? 1 : (size_t)(slash - path); /* "/x" lives in "/" */
-    dir = malloc(n + 1);
-    if (dir != NULL) {
-      memcpy(dir, path, n);
-      dir[n] = '\0';
-    }
-  }
+  char *dir = model__dirname(path);
   if (dir == NULL)
     return ENOMEM;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -382,8 +538,8 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
     return recd_errf(errbuf, RECD_EINVAL,
                      "model files are little-endian and this host is not; recd does not "
                      "byte-swap models");
-  uint64_t id_blob = 0, cat_blob = 0;
-  int rc = model__check_spec(spec, &id_blob, &cat_blob, errbuf);
+  uint64_t id_blob = 0, cat_blob = 0, grp_blob = 0;
+  int rc = model__check_spec(spec, &id_blob, &cat_blob, &grp_blob, errbuf);
   if (rc != 0)
     return rc;
   float *gram = NULL;
@@ -399,19 +555,19 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
   h.k = spec->params.factors;
   h.stride = model__stride_for(h.k);
   h.n_categories = spec->n_categories;
+  h.n_groups = spec->n_groups;
   h.params = spec->params;
   h.meta = spec->meta;
-  model__layout(&h, id_blob, cat_blob);
+  model__layout(&h, id_blob, cat_blob, grp_blob);
 
   model__out_t *o = malloc(sizeof *o);
   if (o == NULL) {
     free(gram);
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory writing %s", path);
   }
-  char *tmp = NULL;
-  o->fd = model__create_temp(path, &tmp);
-  if (o->fd < 0) {
-    /* model__create_temp reports its own failed malloc as ENOMEM: that is
+  model__temp_t tf;
+  if (model__temp_open(path, &tf) != 0) {
+    /* model__temp_open reports its own failed malloc as ENOMEM: that is
      * out of memory, not an I/O error (found by tests/unit/test_fault.c). */
     if (errno == ENOMEM)
       rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory creating a temporary file next to %s",
@@ -423,6 +579,7 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
     free(gram);
     return rc;
   }
+  o->fd = tf.fd;
   o->off = 0;
   o->used = 0;
   o->crc = crc32(0L, Z_NULL, 0);
@@ -448,21 +605,29 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
     e = errno;
     step = "syncing";
   }
-  if (close(o->fd) != 0 && e == 0) {
+  /* The data descriptor is closed (and its error seen) before the file is
+   * published; the lock stays on lock_fd until the rename is done. */
+  if (close(tf.fd) != 0 && e == 0) {
     e = errno;
     step = "closing";
   }
+  tf.fd = -1;
   free(o);
-  if (e == 0 && rename(tmp, path) != 0) {
+  if (e == 0 && (e = model__temp_link(path, &tf)) != 0)
+    step = "naming the temporary file of";
+  if (e == 0 && rename(tf.name, path) != 0) {
     e = errno;
     step = "renaming the temporary file onto";
   }
   if (e != 0) {
-    unlink(tmp);
-    free(tmp);
+    model__temp_discard(&tf);
+    if (e == ENOMEM)
+      return recd_errf(errbuf, RECD_ENOMEM, "out of memory publishing %s", path);
     return recd_errf(errbuf, RECD_EIO, "%s %s: %s", step, path, strerror(e));
   }
-  free(tmp);
+  free(tf.name); /* renamed: nothing left to remove */
+  tf.name = NULL;
+  model__temp_discard(&tf);
   /* The new file is in place; only its durability across a crash is in
    * doubt, and the caller should know (a retrain job would retry). */
   if ((e = model__sync_dir(path)) != 0)

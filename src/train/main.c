@@ -600,7 +600,9 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
                            .n_interactions = rep.interactions,
                            .train_seconds = rep.train_seconds, .holdout_fraction = c->holdout,
                            .holdout_users = rep.eval_users, .model = rep.model,
-                           .popularity = rep.popularity};
+                           .popularity = rep.popularity, .has_ease = rep.have_ease != 0};
+      if (rep.have_ease)
+        meta.ease = rep.ease;
       if (reproducible)
         meta.train_seconds = 0;
       meta.score_scale = score_scale(&ds, &f, &c->params, c->history_limit);
@@ -693,14 +695,16 @@ static int cmd_info(const train_cfg_t *c, char *errbuf) {
     return rc;
   const params_t *p = model_params(m);
   const model_meta_t *meta = model_meta(m);
-  printf("{\n  \"items\": %u,\n  \"factors\": %u,\n  \"categories\": %u,\n"
+  printf("{\n  \"version\": %u,\n  \"items\": %u,\n  \"factors\": %u,\n"
+         "  \"categories\": %u,\n  \"groups\": %u,\n"
          "  \"file_bytes\": %zu,\n  \"checksum\": \"%08x\",\n  \"iterations\": %u,\n"
          "  \"lambda\": %g,\n  \"alpha\": %g,\n  \"confidence\": \"%s\",\n  \"eps\": %g,\n"
          "  \"reg_exponent\": %g,\n  \"cg_steps\": %u,\n  \"seed\": %llu,\n"
          "  \"created_at\": %lld,\n  \"users\": %llu,\n  \"interactions\": %llu,\n"
          "  \"train_seconds\": %.3f,\n  \"holdout\": %g,\n  \"holdout_users\": %llu,\n"
          "  \"score_scale\": %g,\n",
-         model_n_items(m), model_factors(m), model_n_categories(m), model_file_size(m),
+         model_version(m), model_n_items(m), model_factors(m), model_n_categories(m),
+         model_n_groups(m), model_file_size(m),
          model_checksum(m), p->iterations, (double)p->lambda, (double)p->alpha,
          p->conf_mode == PARAMS_CONF_LOG ? "log" : "linear", (double)p->eps,
          (double)p->reg_exponent, p->cg_steps, (unsigned long long)p->seed,
@@ -709,7 +713,11 @@ static int cmd_info(const train_cfg_t *c, char *errbuf) {
          meta->holdout_fraction, (unsigned long long)meta->holdout_users,
          (double)meta->score_scale);
   print_metrics("model", &meta->model, ",");
-  print_metrics("popularity", &meta->popularity, "");
+  print_metrics("popularity", &meta->popularity, ",");
+  if (meta->has_ease)
+    print_metrics("ease", &meta->ease, "");
+  else
+    printf("  \"ease\": null\n");
   printf("}\n");
   model_free(m);
   return 0;

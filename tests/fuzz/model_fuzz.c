@@ -31,6 +31,14 @@ static void touch(const model_t *m) {
     sink += Y[(size_t)i * st + (k - 1)] + model_popularity(m)[i] + model_item_norms(m)[i];
     if (model_item_categories(m)[i] > model_n_categories(m))
       abort();
+    if (model_item_groups(m)[i] > model_n_groups(m))
+      abort();
+  }
+  for (uint32_t g = 1; g <= model_n_groups(m); g++) {
+    size_t len;
+    const char *name = model_group_name(m, g, &len);
+    if (model_find_group(m, name, len) != g)
+      abort();
   }
   for (uint32_t c = 1; c <= model_n_categories(m); c++) {
     size_t len;

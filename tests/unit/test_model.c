@@ -39,6 +39,10 @@ typedef struct tm {
   uint32_t *id_lens;
   char **cnames;
   uint32_t *clens;
+  uint32_t ng;            /* groups: as many as categories, names grp-<g> */
+  uint32_t *grp;          /* NULL: no groups given */
+  char **gnames;
+  uint32_t *glens;
   params_t params;
   model_meta_t meta;
 } tm_t;
@@ -91,6 +95,18 @@ static void tm_init(tm_t *t, uint32_t n, uint32_t k, uint32_t nc, uint64_t seed)
       ck_assert_ptr_nonnull(t->cnames[c]);
       t->clens[c] = (uint32_t)snprintf(t->cnames[c], 32, "cat-%u", c + 1);
     }
+    t->ng = nc;
+    t->grp = malloc((size_t)n * sizeof *t->grp);
+    t->gnames = malloc(nc * sizeof *t->gnames);
+    t->glens = malloc(nc * sizeof *t->glens);
+    ck_assert(t->grp && t->gnames && t->glens);
+    for (uint32_t i = 0; i < n; i++)
+      t->grp[i] = (uint32_t)rng_below(&r, nc + 1);
+    for (uint32_t g = 0; g < nc; g++) {
+      t->gnames[g] = malloc(32);
+      ck_assert_ptr_nonnull(t->gnames[g]);
+      t->glens[g] = (uint32_t)snprintf(t->gnames[g], 32, "grp-%u", g + 1);
+    }
   }
   t->params = (params_t){.factors = k, .iterations = 7, .conf_mode = PARAMS_CONF_LOG,
                          .cg_steps = 3, .lambda = 0.125f, .alpha = 12.5f, .eps = 0.5f,
@@ -100,7 +116,8 @@ static void tm_init(tm_t *t, uint32_t n, uint32_t k, uint32_t nc, uint64_t seed)
                            .holdout_fraction = 0.2, .holdout_users = 4242,
                            .model = {0.1, 0.2, 0.3, 0.4, 0.5},
                            .popularity = {0.01, 0.02, 0.03, 0.04, 0.05},
-                           .score_scale = 0.375f};
+                           .score_scale = 0.375f, .has_ease = 1,
+                           .ease = {0.11, 0.21, 0.31, 0.41, 0.51}};
 }
 
 static void tm_free(tm_t *t) {
@@ -108,6 +125,11 @@ static void tm_free(tm_t *t) {
     free(t->ids[i]);
   for (uint32_t c = 0; c < t->nc && t->cnames; c++)
     free(t->cnames[c]);
+  for (uint32_t g = 0; g < t->ng && t->gnames; g++)
+    free(t->gnames[g]);
+  free(t->grp);
+  free(t->gnames);
+  free(t->glens);
   free(t->Y);
   free(t->pop);
   free(t->cat);
@@ -123,7 +145,9 @@ static model_spec_t tm_spec(const tm_t *t) {
                         .item_ids = (const char *const *)t->ids, .item_id_lens = t->id_lens,
                         .item_category = t->cat, .n_categories = t->nc,
                         .category_names = (const char *const *)t->cnames,
-                        .category_name_lens = t->clens};
+                        .category_name_lens = t->clens, .item_group = t->grp,
+                        .n_groups = t->ng, .group_names = (const char *const *)t->gnames,
+                        .group_name_lens = t->glens};
 }
 
 static void check_metrics(const model_metrics_t *a, const model_metrics_t *b) {
@@ -160,6 +184,10 @@ static void tm_check(const tm_t *t, const model_t *m) {
   check_metrics(&mm->model, &t->meta.model);
   check_metrics(&mm->popularity, &t->meta.popularity);
   ck_assert(mm->score_scale == t->meta.score_scale);
+  ck_assert_uint_eq(mm->has_ease, t->meta.has_ease);
+  check_metrics(&mm->ease, &t->meta.ease);
+  ck_assert_uint_eq(model_version(m), MODEL_VERSION);
+  ck_assert_uint_eq(model_n_groups(m), t->ng);
 
   const float *Y = model_item_factors(m);
   ck_assert_uint_eq((uintptr_t)Y % MODEL_ALIGN, 0);
@@ -176,6 +204,7 @@ static void tm_check(const tm_t *t, const model_t *m) {
     QUIET_ASSERT(fabs(norms[i] - sqrt(sq)) <= 1e-6 * sqrt(sq) + 1e-30, "norm of item %u", i);
     QUIET_ASSERT(model_popularity(m)[i] == t->pop[i], "popularity of item %u", i);
     QUIET_ASSERT(model_item_categories(m)[i] == (t->cat ? t->cat[i] : 0), "category of %u", i);
+    QUIET_ASSERT(model_item_groups(m)[i] == (t->grp ? t->grp[i] : 0), "group of %u", i);
   }
 
   /* YtY against a double-precision sum. ssyrk accumulates float products;
@@ -221,6 +250,16 @@ static void tm_check(const tm_t *t, const model_t *m) {
   ck_assert_ptr_null(model_category_name(m, 0, &len));
   ck_assert_ptr_null(model_category_name(m, t->nc + 1, &len));
   ck_assert_uint_eq(model_find_category(m, "no-such-category", 16), 0);
+  for (uint32_t gi = 1; gi <= t->ng; gi++) {
+    const char *name = model_group_name(m, gi, &len);
+    ck_assert_uint_eq(len, t->glens[gi - 1]);
+    ck_assert_int_eq(memcmp(name, t->gnames[gi - 1], len), 0);
+    ck_assert_uint_eq(model_find_group(m, t->gnames[gi - 1], t->glens[gi - 1]), gi);
+  }
+  ck_assert_ptr_null(model_group_name(m, 0, &len));
+  ck_assert_uint_eq(len, 0);
+  ck_assert_ptr_null(model_group_name(m, t->ng + 1, &len));
+  ck_assert_uint_eq(model_find_group(m, "no-such-group", 13), 0);
 }
 
 static uint32_t crc_of(const unsigned char *b, size_t len) {
@@ -298,21 +337,24 @@ END_TEST
 /* ---- a small fixed model for byte-level attacks ------------------------- */
 
 /* 4 items "aa" "ab" "ac" "ad", k = 3 (stride 16), categories "c1" "c2",
- * log confidence. About 1 KiB. */
+ * groups "g1" "g2", EASE metrics, log confidence. About 1 KiB. */
 static unsigned char *small_file(size_t *len) {
   static const char *ids[] = {"aa", "ab", "ac", "ad"};
   static const uint32_t id_lens[] = {2, 2, 2, 2};
-  static const char *cnames[] = {"c1", "c2"};
-  static const uint32_t clens[] = {2, 2};
-  static const uint32_t cat[] = {1, 2, 0, 1};
+  static const char *cnames[] = {"c1", "c2"}, *gnames[] = {"g1", "g2"};
+  static const uint32_t clens[] = {2, 2}, glens[] = {2, 2};
+  static const uint32_t cat[] = {1, 2, 0, 1}, grp[] = {1, 2, 0, 1};
   float Y[4 * 3], pop[4] = {1, 2, 3, 0};
   tu_randn(Y, 12, 5, 1.0f);
   model_spec_t spec = {.n_items = 4, .params = {.factors = 3, .iterations = 5,
                        .conf_mode = PARAMS_CONF_LOG, .lambda = 0.1f, .alpha = 10,
-                       .eps = 1}, .meta = {.created_at = 1, .score_scale = 1},
+                       .eps = 1}, .meta = {.created_at = 1, .score_scale = 1, .has_ease = 1,
+                       .ease = {0.1, 0.2, 0.3, 0.4, 0.5}},
                        .Y = Y, .ldy = 3, .popularity = pop, .item_ids = ids,
                        .item_id_lens = id_lens, .item_category = cat, .n_categories = 2,
-                       .category_names = cnames, .category_name_lens = clens};
+                       .category_names = cnames, .category_name_lens = clens,
+                       .item_group = grp, .n_groups = 2, .group_names = gnames,
+                       .group_name_lens = glens};
   char *dir = tu_mkdtemp();
   const char *path = tu_path(dir, "small.rmdl");
   char err[RECD_ERRLEN];
@@ -421,7 +463,7 @@ typedef struct bad_case {
 /* Small-file geometry: n = 4, k = 3, stride = 16, n_categories = 2. */
 static const bad_case_t bad_cases[] = {
   {"version 7", P1(ABS, MODEL__OFF_VERSION, 4, SET, 7), RECD_EVERSION,
-   "unsupported model version 7 (this recd reads 1)"},
+   "unsupported model version 7 (this recd reads 1 to 2)"},
   {"version 0", P1(ABS, MODEL__OFF_VERSION, 4, SET, 0), RECD_EVERSION,
    "unsupported model version 0"},
   {"byte-swapped version", P1(ABS, MODEL__OFF_VERSION, 4, SET, 0x01000000), RECD_EFORMAT,
@@ -437,7 +479,7 @@ static const bad_case_t bad_cases[] = {
   {"file size too small", P1(ABS, MODEL__OFF_FILE_SIZE, 8, ADD, (uint64_t)-64), RECD_EFORMAT,
    "64 trailing bytes"},
   {"huge n_items", P1(ABS, MODEL__OFF_N_ITEMS, 4, SET, 0xfffffff0u), RECD_EFORMAT,
-   "n_items 4294967280, k 3, n_categories 2 need at least"},
+   "n_items 4294967280, k 3, n_categories 2, n_groups 2 need at least"},
   {"max n_items", P1(ABS, MODEL__OFF_N_ITEMS, 4, SET, 0xffffffffu), RECD_EFORMAT,
    "n_items 4294967295 is too large"},
   {"n_items 0", P1(ABS, MODEL__OFF_N_ITEMS, 4, SET, 0), RECD_EFORMAT, "n_items is 0"},
@@ -482,18 +524,24 @@ static const bad_case_t bad_cases[] = {
    RECD_EFORMAT, "meta.popularity.coverage nan"},
   {"score_scale < 0", P1(ABS, MODEL__OFF_M_SCORE_SCALE, 4, SET, F32_M1), RECD_EFORMAT,
    "meta.score_scale -1"},
-  {"reserved word", P1(ABS, MODEL__OFF_RESERVED0 + 2, 1, SET, 1), RECD_EFORMAT,
-   "reserved byte 222 is 0x01"},
+  {"reserved word", P1(ABS, MODEL__OFF_RESERVED2 + 2, 1, SET, 1), RECD_EFORMAT,
+   "reserved byte 406 is 0x01"},
   {"reserved tail", P1(ABS, MODEL__HEADER_SIZE - 1, 1, SET, 0x80), RECD_EFORMAT,
-   "reserved byte 383 is 0x80"},
+   "reserved byte 511 is 0x80"},
+  {"has_ease 2", P1(ABS, MODEL__OFF_M_HAS_EASE, 4, SET, 2), RECD_EFORMAT,
+   "meta.has_ease is 2 (must be 0 or 1)"},
+  {"ease ndcg NaN", P1(ABS, MODEL__OFF_M_EASE + 16, 8, SET, F64_NAN), RECD_EFORMAT,
+   "meta.ease.ndcg nan"},
+  {"ease without has_ease", P1(ABS, MODEL__OFF_M_HAS_EASE, 4, SET, 0), RECD_EFORMAT,
+   "meta.has_ease is 0 but meta.ease is not all zero"},
   {"Y inside header", P1(ABS, SEC_OFF(MODEL__SEC_Y), 8, SET, 0), RECD_EFORMAT,
-   "section Y: offset 0 is inside the 384-byte header"},
+   "section Y: offset 0 is inside the 512-byte header"},
   {"Y misaligned", P1(ABS, SEC_OFF(MODEL__SEC_Y), 8, ADD, 4), RECD_EFORMAT,
-   "section Y: offset 388 is not 64-byte aligned"},
+   "section Y: offset 516 is not 64-byte aligned"},
   {"popularity past the end", P1(ABS, SEC_OFF(MODEL__SEC_POPULARITY), 8, ADD, 1u << 20),
    RECD_EFORMAT, "section popularity: offset"},
   {"YtY huge length", P1(ABS, SEC_LEN(MODEL__SEC_GRAM), 8, SET, 1ull << 63), RECD_EFORMAT,
-   "section YtY: offset 640 + length 9223372036854775808 is past the end"},
+   "section YtY: offset 768 + length 9223372036854775808 is past the end"},
   {"YtY offset wraps", P1(ABS, SEC_OFF(MODEL__SEC_GRAM), 8, SET, (uint64_t)-64), RECD_EFORMAT,
    "is past the end"},
   {"YtY short", P1(ABS, SEC_LEN(MODEL__SEC_GRAM), 8, ADD, (uint64_t)-4), RECD_EFORMAT,
@@ -501,11 +549,13 @@ static const bad_case_t bad_cases[] = {
   {"Y long", P1(ABS, SEC_LEN(MODEL__SEC_Y), 8, ADD, 64), RECD_EFORMAT,
    "section Y: length 320, expected 256 (n_items x stride x 4)"},
   {"sections overlap", P1(ABS, SEC_OFF(MODEL__SEC_CATEGORY), 8, ADD, (uint64_t)-64),
-   RECD_EFORMAT, "sections popularity (704..720) and item_category (704..720) overlap"},
-  {"bytes after the last section", P1(ABS, SEC_LEN(MODEL__SEC_CAT_BLOB), 8, ADD, (uint64_t)-1),
+   RECD_EFORMAT, "sections popularity (832..848) and item_category (832..848) overlap"},
+  {"bytes after the last section", P1(ABS, SEC_LEN(MODEL__SEC_GRP_BLOB), 8, ADD, (uint64_t)-1),
    RECD_EFORMAT, "1 bytes after the end of the last section"},
+  {"category names short", P1(ABS, SEC_LEN(MODEL__SEC_CAT_BLOB), 8, ADD, (uint64_t)-1),
+   RECD_EFORMAT, "padding byte 1155 before section item_group is 0x32"},
   {"padding byte", P1(MODEL__SEC_POPULARITY, 16, 1, SET, 1), RECD_EFORMAT,
-   "padding byte 720 before section item_category is 0x01"},
+   "padding byte 848 before section item_category is 0x01"},
   {"NaN in Y", P1(MODEL__SEC_Y, (1 * 16 + 0) * 4, 4, SET, F32_NAN), RECD_EFORMAT,
    "section Y: item 1, factor 0 is nan (not finite)"},
   {"Y padding", P1(MODEL__SEC_Y, 3 * 4, 4, SET, F32_M1), RECD_EFORMAT,
@@ -543,6 +593,24 @@ static const bad_case_t bad_cases[] = {
    "category 1: name offsets 0..0"},
   {"duplicate category name", P1(MODEL__SEC_CAT_BLOB, 3, 1, SET, '1'), RECD_EFORMAT,
    "category 2: duplicate name \"c1\" (same as category 1)"},
+  {"group out of range", P1(MODEL__SEC_GROUP, 4, 4, SET, 3), RECD_EFORMAT,
+   "section item_group: item 1 has group 3, n_groups is 2"},
+  {"max n_groups", P1(ABS, MODEL__OFF_N_GROUPS, 4, SET, 0xffffffffu), RECD_EFORMAT,
+   "n_groups 4294967295 is too large"},
+  {"huge n_groups", P1(ABS, MODEL__OFF_N_GROUPS, 4, SET, 1000000), RECD_EFORMAT,
+   "need at least"},
+  {"n_groups 1", P1(ABS, MODEL__OFF_N_GROUPS, 4, SET, 1), RECD_EFORMAT,
+   "section group_name_offsets: length 24, expected 16"},
+  {"group table short", P1(ABS, SEC_LEN(MODEL__SEC_GROUP), 8, ADD, (uint64_t)-4), RECD_EFORMAT,
+   "section item_group: length 12, expected 16 (n_items x 4)"},
+  {"group table outside the file", P1(ABS, SEC_OFF(MODEL__SEC_GROUP), 8, ADD, 1u << 20),
+   RECD_EFORMAT, "section item_group: offset"},
+  {"empty group name", P1(MODEL__SEC_GRP_OFFSETS, 8, 8, SET, 0), RECD_EFORMAT,
+   "group 1: name offsets 0..0"},
+  {"group names end early", P1(MODEL__SEC_GRP_OFFSETS, 16, 8, SET, 3), RECD_EFORMAT,
+   "section group_names: length 4, but the offsets end at 3"},
+  {"duplicate group name", P1(MODEL__SEC_GRP_BLOB, 3, 1, SET, '1'), RECD_EFORMAT,
+   "group 2: duplicate name \"g1\" (same as group 1)"},
 };
 
 static void apply(unsigned char *b, const model__header_t *h, const patch_t *p) {
@@ -587,20 +655,130 @@ START_TEST(test_small_file_geometry) {
   unsigned char *b = small_file(&len);
   model__header_t h;
   model__header_decode(b, &h);
-  ck_assert_uint_eq(h.sec[MODEL__SEC_Y].offset, 384);
-  ck_assert_uint_eq(h.sec[MODEL__SEC_GRAM].offset, 640);
-  ck_assert_uint_eq(h.sec[MODEL__SEC_POPULARITY].offset, 704);
-  ck_assert_uint_eq(h.sec[MODEL__SEC_CATEGORY].offset, 768);
+  ck_assert_uint_eq(h.version, 2);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_Y].offset, 512);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_GRAM].offset, 768);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_POPULARITY].offset, 832);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_CATEGORY].offset, 896);
   ck_assert_uint_eq(h.sec[MODEL__SEC_ID_BLOB].length, 8);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_CAT_BLOB].offset, 1152);
   ck_assert_uint_eq(h.sec[MODEL__SEC_CAT_BLOB].length, 4);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_GROUP].offset, 1216);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_GRP_OFFSETS].offset, 1280);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_GRP_BLOB].offset, 1344);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_GRP_BLOB].length, 4);
   ck_assert_uint_eq(h.file_size, len);
-  ck_assert_uint_eq(len, 1028);
+  ck_assert_uint_eq(len, 1348);
   /* Every section starts aligned and the file ends with the last one. */
   for (int s = 0; s < MODEL__N_SECTIONS; s++)
     ck_assert_uint_eq(h.sec[s].offset % MODEL_ALIGN, 0);
-  ck_assert_uint_eq(h.sec[MODEL__SEC_CAT_BLOB].offset + h.sec[MODEL__SEC_CAT_BLOB].length, len);
+  ck_assert_uint_eq(h.sec[MODEL__SEC_GRP_BLOB].offset + h.sec[MODEL__SEC_GRP_BLOB].length, len);
   ck_assert_int_eq(memcmp(b, "RECDMDL\0", 8), 0);
   free(b);
+}
+END_TEST
+
+/* ---- version 1 ----------------------------------------------------------- */
+
+/* Re-encodes a version-2 file as version 1: the 384-byte header, the first
+ * eight sections at their version-1 places (what the version-1 writer
+ * produced), new checksum. The groups and EASE metrics are dropped, so the
+ * file must have none. */
+static unsigned char *v1_from_v2(const unsigned char *b, size_t *len) {
+  model__header_t h;
+  model__header_decode(b, &h);
+  ck_assert_uint_eq(h.version, 2);
+  ck_assert_uint_eq(h.n_groups, 0);
+  ck_assert_uint_eq(h.meta.has_ease, 0);
+  model__header_t v1 = h;
+  v1.version = 1;
+  v1.header_size = MODEL__HEADER_SIZE_V1;
+  uint64_t pos = MODEL__HEADER_SIZE_V1;
+  for (int s = 0; s < MODEL__N_SECTIONS; s++) {
+    if (s >= MODEL__N_SECTIONS_V1) {
+      v1.sec[s].offset = v1.sec[s].length = 0;
+      continue;
+    }
+    pos = (pos + MODEL_ALIGN - 1) / MODEL_ALIGN * MODEL_ALIGN;
+    v1.sec[s].offset = pos;
+    pos += h.sec[s].length;
+  }
+  v1.file_size = pos;
+  unsigned char *out = calloc(pos, 1);
+  ck_assert_ptr_nonnull(out);
+  model__header_encode(&v1, out);
+  for (int s = 0; s < MODEL__N_SECTIONS_V1; s++)
+    memcpy(out + v1.sec[s].offset, b + h.sec[s].offset, h.sec[s].length);
+  *len = pos;
+  model__put_u32(out + MODEL__OFF_CHECKSUM,
+                 (uint32_t)crc32(crc32(0L, Z_NULL, 0), out + MODEL__CRC_START,
+                                 (uInt)(pos - MODEL__CRC_START)));
+  return out;
+}
+
+/* A version-1 file (no groups, no EASE) still loads: every item in no
+ * group, no EASE metrics, everything else as written. */
+START_TEST(test_v1_still_loads) {
+  char *dir = tu_mkdtemp();
+  const char *path = tu_path(dir, "m.rmdl");
+  tm_t t;
+  tm_init(&t, 50, 5, 3, 77);
+  free(t.grp);
+  t.grp = NULL;
+  for (uint32_t g = 0; g < t.ng; g++)
+    free(t.gnames[g]);
+  t.ng = 0;
+  t.meta.has_ease = 0;
+  memset(&t.meta.ease, 0, sizeof t.meta.ease);
+  model_spec_t spec = tm_spec(&t);
+  char err[RECD_ERRLEN];
+  ck_assert_msg(model_write(&spec, path, err) == 0, "%s", err);
+  size_t len, len1;
+  unsigned char *b = tu_read_file(path, &len);
+  unsigned char *v1 = v1_from_v2(b, &len1);
+  ck_assert_uint_lt(len1, len);
+  model_t *m;
+  ck_assert_msg(model_load_buffer(&m, v1, len1, err) == 0, "%s", err);
+  ck_assert_uint_eq(model_version(m), 1);
+  ck_assert_uint_eq(model_n_groups(m), 0);
+  for (uint32_t i = 0; i < t.n; i++)
+    ck_assert_uint_eq(model_item_groups(m)[i], MODEL_NO_GROUP);
+  ck_assert_ptr_null(model_group_name(m, 1, NULL));
+  ck_assert_uint_eq(model_find_group(m, "grp-1", 5), 0);
+  ck_assert_uint_eq(model_meta(m)->has_ease, 0);
+  ck_assert_uint_eq(model_n_categories(m), 3);
+  ck_assert_uint_eq(model_item_categories(m)[7], t.cat[7]);
+  ck_assert_int_eq(memcmp(model_item_factors(m), b + MODEL__HEADER_SIZE, 64 * 50), 0);
+  model_free(m);
+  /* Version 1 keeps its own header rules: its reserved tail must be zero. */
+  v1[MODEL__HEADER_SIZE_V1 - 1] = 1;
+  fix_crc(v1, len1);
+  ck_assert_int_eq(load_bad(v1, len1, err), RECD_EFORMAT);
+  ck_assert_msg(strstr(err, "reserved byte 383 is 0x01") != NULL, "%s", err);
+  v1[MODEL__HEADER_SIZE_V1 - 1] = 0;
+  /* A version-1 header claiming 512 bytes is refused. */
+  model__put_u32(v1 + MODEL__OFF_HEADER_SIZE, MODEL__HEADER_SIZE);
+  fix_crc(v1, len1);
+  ck_assert_int_eq(load_bad(v1, len1, err), RECD_EFORMAT);
+  ck_assert_msg(strstr(err, "header_size is 512, version 1 headers are 384 bytes") != NULL,
+                "%s", err);
+  free(v1);
+  free(b);
+
+  /* The fuzz corpus's seed was written by the version-1 writer itself. */
+  char seed[4096];
+  const char *src = getenv("RECD_SOURCE_DIR");
+  snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus/model/synthetic-12x4.bin",
+           src ? src : ".");
+  ck_assert_msg(model_load(&m, seed, err) == 0, "%s", err);
+  ck_assert_uint_eq(model_version(m), 1);
+  ck_assert_uint_eq(model_n_items(m), 12);
+  ck_assert_uint_eq(model_n_groups(m), 0);
+  ck_assert_uint_eq(model_item_groups(m)[11], 0);
+  model_free(m);
+  tm_free(&t);
+  tu_rmtree(dir);
+  free(dir);
 }
 END_TEST
 
@@ -648,10 +826,11 @@ START_TEST(test_bad_file_names_path) {
   model_t *m;
   ck_assert_int_eq(model_load(&m, path, err), RECD_EVERSION);
   ck_assert_ptr_null(m);
-  snprintf(want, sizeof want, "%s: unsupported model version 7 (this recd reads 1)", path);
+  snprintf(want, sizeof want, "%s: unsupported model version 7 (this recd reads 1 to 2)",
+           path);
   ck_assert_str_eq(err, want);
   /* Corruption that only the checksum can see. */
-  model__put_u32(b + MODEL__OFF_VERSION, 1);
+  model__put_u32(b + MODEL__OFF_VERSION, MODEL_VERSION);
   b[len - 1] ^= 0x20;
   tu_write_file(path, b, len);
   ck_assert_int_eq(model_load(&m, path, err), RECD_ECHECKSUM);
@@ -829,7 +1008,7 @@ START_TEST(test_write_honours_umask) {
 END_TEST
 
 /* Each invalid spec is refused before any file exists, culprit named. */
-enum { N_BAD_SPECS = 21 };
+enum { N_BAD_SPECS = 26 };
 
 START_TEST(test_write_invalid_spec) {
   static char long_id[MODEL_MAX_ID_LEN + 2];
@@ -881,6 +1060,17 @@ START_TEST(test_write_invalid_spec) {
     break;
   case 19: t.ids[9] = NULL; expect = "item 9: id pointer is NULL"; break;
   case 20: s.popularity = NULL; expect = "spec.popularity is NULL"; break;
+  case 21:
+    t.grp[6] = 4;
+    expect = "item 6: group 4 out of range (n_groups 3)";
+    break;
+  case 22:
+    memcpy(t.gnames[1], "grp-1", 6);
+    expect = "group 2: duplicate name \"grp-1\" (same as group 1)";
+    break;
+  case 23: s.group_name_lens = NULL; expect = "3 groups but spec.group_name_lens is NULL"; break;
+  case 24: s.meta.has_ease = 0; expect = "meta.has_ease is 0 but meta.ease is not all zero"; break;
+  case 25: s.meta.ease.map = NAN; expect = "meta.ease.map nan"; break;
   }
   ck_assert_ptr_nonnull(expect);
   int rc = model_write(&s, path, err);
@@ -909,6 +1099,7 @@ static Suite *model_suite(void) {
   tcase_add_loop_test(tc, test_bad_field_rejected, 0,
                       (int)(sizeof bad_cases / sizeof bad_cases[0]));
   tcase_add_test(tc, test_id_length_limit);
+  tcase_add_test(tc, test_v1_still_loads);
   tcase_add_test(tc, test_bad_file_names_path);
   tcase_add_test(tc, test_load_missing_and_odd_files);
   tcase_set_timeout(tc, 60);
