@@ -36,9 +36,9 @@
 /* ---- spec validation --------------------------------------------------- */
 
 /* Checks a list of n byte strings: present, 1..MODEL_MAX_ID_LEN bytes and
- * unique. `what` is "item" or "category"; category numbers are 1-based in
- * messages because that is how items refer to them. *blob_len receives the
- * summed length. */
+ * unique. `what` is "item", "category" or "group"; category and group
+ * numbers are 1-based in messages because that is how items refer to them.
+ * *blob_len receives the summed length. */
 static int model__check_names(const char *what, uint32_t first, const char *const *names,
                               const uint32_t *lens, uint32_t n, uint64_t *blob_len,
                               char *errbuf) {
@@ -80,7 +80,7 @@ static int model__check_names(const char *what, uint32_t first, const char *cons
 /* Everything model_load() will check, checked here first, so that a bad
  * spec fails before any file is created and with the spec's own terms. */
 static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t *cat_blob,
-                             char *errbuf) {
+                             uint64_t *grp_blob, char *errbuf) {
   const uint32_t n = s->n_items, k = s->params.factors;
   if (n < 1)
     return recd_errf(errbuf, RECD_EINVAL, "n_items is 0 (a model needs at least one item)");
@@ -102,6 +102,11 @@ static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t 
   if (s->n_categories > 0 && (s->category_names == NULL || s->category_name_lens == NULL))
     return recd_errf(errbuf, RECD_EINVAL, "%u categories but spec.category_name%s is NULL",
                      s->n_categories, s->category_names == NULL ? "s" : "_lens");
+  if (s->n_groups > UINT32_MAX - 1)
+    return recd_errf(errbuf, RECD_EINVAL, "n_groups %u is too large", s->n_groups);
+  if (s->n_groups > 0 && (s->group_names == NULL || s->group_name_lens == NULL))
+    return recd_errf(errbuf, RECD_EINVAL, "%u groups but spec.group_name%s is NULL",
+                     s->n_groups, s->group_names == NULL ? "s" : "_lens");
   int rc = model__check_params(&s->params, k, RECD_EINVAL, errbuf);
   if (rc == 0)
     rc = model__check_meta(&s->meta, RECD_EINVAL, errbuf);
@@ -120,11 +125,17 @@ static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t 
     if (s->item_category != NULL && s->item_category[i] > s->n_categories)
       return recd_errf(errbuf, RECD_EINVAL, "item %u: category %u out of range (n_categories %u)",
                        i, s->item_category[i], s->n_categories);
+    if (s->item_group != NULL && s->item_group[i] > s->n_groups)
+      return recd_errf(errbuf, RECD_EINVAL, "item %u: group %u out of range (n_groups %u)", i,
+                       s->item_group[i], s->n_groups);
   }
   rc = model__check_names("item", 0, s->item_ids, s->item_id_lens, n, id_blob, errbuf);
   if (rc == 0)
     rc = model__check_names("category", 1, s->category_names, s->category_name_lens,
                             s->n_categories, cat_blob, errbuf);
+  if (rc == 0)
+    rc = model__check_names("group", 1, s->group_names, s->group_name_lens, s->n_groups,
+                            grp_blob, errbuf);
   return rc;
 }
 
@@ -236,11 +247,13 @@ static uint64_t model__align_up(uint64_t v) {
 /* Places the sections back to back, each at the next 64-byte boundary; the
  * file ends where the last section does. Sizes are bounded by the spec
  * checks (n < 2^32, k <= 1024, ids <= 256 bytes), so nothing overflows. */
-static void model__layout(model__header_t *h, uint64_t id_blob, uint64_t cat_blob) {
+static void model__layout(model__header_t *h, uint64_t id_blob, uint64_t cat_blob,
+                          uint64_t grp_blob) {
   uint64_t len[MODEL__N_SECTIONS];
-  model__section_lengths(h->n_items, h->k, h->stride, h->n_categories, len);
+  model__section_lengths(h->n_items, h->k, h->stride, h->n_categories, h->n_groups, len);
   len[MODEL__SEC_ID_BLOB] = id_blob;
   len[MODEL__SEC_CAT_BLOB] = cat_blob;
+  len[MODEL__SEC_GRP_BLOB] = grp_blob;
   uint64_t pos = MODEL__HEADER_SIZE;
   for (int s = 0; s < MODEL__N_SECTIONS; s++) {
     pos = model__align_up(pos);
@@ -275,16 +288,23 @@ static void model__stream(model__out_t *o, const model__header_t *h, const model
       model__out_put(o, s->popularity, (size_t)n * sizeof(float));
       break;
     case MODEL__SEC_CATEGORY:
-      if (s->item_category != NULL)
-        model__out_put(o, s->item_category, (size_t)n * sizeof(uint32_t));
+    case MODEL__SEC_GROUP: {
+      const uint32_t *v = sec == MODEL__SEC_CATEGORY ? s->item_category : s->item_group;
+      if (v != NULL)
+        model__out_put(o, v, (size_t)n * sizeof(uint32_t));
       else
         model__out_zero(o, (uint64_t)n * sizeof(uint32_t));
       break;
+    }
     case MODEL__SEC_ID_OFFSETS:
-    case MODEL__SEC_CAT_OFFSETS: {
-      const uint32_t *lens = sec == MODEL__SEC_ID_OFFSETS ? s->item_id_lens
-                                                          : s->category_name_lens;
-      uint32_t count = sec == MODEL__SEC_ID_OFFSETS ? n : h->n_categories;
+    case MODEL__SEC_CAT_OFFSETS:
+    case MODEL__SEC_GRP_OFFSETS: {
+      const uint32_t *lens = sec == MODEL__SEC_ID_OFFSETS    ? s->item_id_lens
+                             : sec == MODEL__SEC_CAT_OFFSETS ? s->category_name_lens
+                                                             : s->group_name_lens;
+      uint32_t count = sec == MODEL__SEC_ID_OFFSETS    ? n
+                       : sec == MODEL__SEC_CAT_OFFSETS ? h->n_categories
+                                                       : h->n_groups;
       uint64_t at = 0;
       model__out_u64(o, at);
       for (uint32_t i = 0; i < count; i++)
@@ -298,6 +318,10 @@ static void model__stream(model__out_t *o, const model__header_t *h, const model
     case MODEL__SEC_CAT_BLOB:
       for (uint32_t c = 0; c < h->n_categories; c++)
         model__out_put(o, s->category_names[c], s->category_name_lens[c]);
+      break;
+    case MODEL__SEC_GRP_BLOB:
+      for (uint32_t g = 0; g < h->n_groups; g++)
+        model__out_put(o, s->group_names[g], s->group_name_lens[g]);
       break;
     }
   }
@@ -514,8 +538,8 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
     return recd_errf(errbuf, RECD_EINVAL,
                      "model files are little-endian and this host is not; recd does not "
                      "byte-swap models");
-  uint64_t id_blob = 0, cat_blob = 0;
-  int rc = model__check_spec(spec, &id_blob, &cat_blob, errbuf);
+  uint64_t id_blob = 0, cat_blob = 0, grp_blob = 0;
+  int rc = model__check_spec(spec, &id_blob, &cat_blob, &grp_blob, errbuf);
   if (rc != 0)
     return rc;
   float *gram = NULL;
@@ -531,9 +555,10 @@ int model_write(const model_spec_t *spec, const char *path, char *errbuf) {
   h.k = spec->params.factors;
   h.stride = model__stride_for(h.k);
   h.n_categories = spec->n_categories;
+  h.n_groups = spec->n_groups;
   h.params = spec->params;
   h.meta = spec->meta;
-  model__layout(&h, id_blob, cat_blob);
+  model__layout(&h, id_blob, cat_blob, grp_blob);
 
   model__out_t *o = malloc(sizeof *o);
   if (o == NULL) {
