@@ -72,7 +72,7 @@ build/recd --model "$run/model.bin" --port "$port" "${R[@]}" --unavailable-refre
 recd_pid=$!
 wait_ping "$port" || { echo "demo.sh: recd did not start" >&2; exit 1; }
 
-title() { awk -F, -v id="$1" '$1 == id { sub(/^[^,]*,/, ""); sub(/,[^,]*$/, ""); gsub(/"/, ""); print; exit }' demo/online-retail/items.csv; }
+title() { awk -F, -v id="$1" '$1 == id { sub(/^[^,]*,/, ""); sub(/,[^,]*,[^,]*$/, ""); gsub(/"/, ""); print; exit }' demo/online-retail/items.csv; }
 show() { # prints ids with their titles
   while read -r id; do [ -n "$id" ] && printf '     %-8s %s\n' "$id" "$(title "$id")"; done
 }

@@ -36,6 +36,10 @@ typedef struct dataset {
   uint32_t *item_category; /* per item, 0 = none, else 1 + categories index;
                               grown with items, NULL until categories set */
   size_t item_category_cap;
+  idmap_t *groups;         /* product family names; group g is key g-1 */
+  uint32_t *item_group;    /* per item, 0 = none, else 1 + groups index;
+                              grown with items, NULL until groups set */
+  size_t item_group_cap;
 
   /* Interactions as added (coordinate form), freed by finalize. */
   size_t n_coo, coo_cap;
@@ -65,6 +69,10 @@ int dataset_add(dataset_t *ds, const char *user, size_t ulen, const char *item,
 int dataset_set_category(dataset_t *ds, const char *item, size_t ilen,
                          const char *cat, size_t clen);
 
+/* The same for the item's product family (group); an empty name means none. */
+int dataset_set_group(dataset_t *ds, const char *item, size_t ilen, const char *group,
+                      size_t glen);
+
 /* Sums duplicate pairs and builds by_user and by_item. Idempotent. */
 int dataset_finalize(dataset_t *ds);
 
@@ -80,7 +88,8 @@ int dataset_from_csr(dataset_t *ds, const csr_t *by_user);
 int dataset_read_csv(dataset_t *ds, const char *path, int skip_bad,
                      uint64_t *skipped, FILE *progress, char *errbuf);
 
-/* Reads item categories from a CSV with header item,title,category. Items
+/* Reads item categories from a CSV with header item,title,category, or
+ * item,title,category,group (the product family; empty = none). Items
  * absent from the interactions are ignored (they have no factors). */
 int dataset_read_items_csv(dataset_t *ds, const char *path, char *errbuf);
 /* The same, and *ignored (may be NULL) receives the number of lines that

@@ -17,7 +17,7 @@
 
 #define RECD_KEY_HIST "hist:"              /* ZSET item -> weight, per customer */
 #define RECD_KEY_PREF "pref:"              /* HASH cat:<c> -> [-1, 1], personalize */
-#define RECD_KEY_ITEM "item:"              /* HASH category, per item (training) */
+#define RECD_KEY_ITEM "item:"              /* HASH category, group, per item (training) */
 #define RECD_KEY_UNAVAILABLE "unavailable" /* SET of item ids, global */
 #define RECD_KEY_IMP "imp:"                /* HASH item -> "<unix ms>|<variant>|<placement>":
                                               the latest impression of each item
@@ -29,6 +29,7 @@
 #define RECD_PREF_CATEGORY_PREFIX "cat:"
 #define RECD_PREF_PERSONALIZE "personalize"
 #define RECD_ITEM_CATEGORY "category"
+#define RECD_ITEM_GROUP "group"       /* product family, copied into the model */
 
 /* Longest key recd builds. */
 #define RECD_KEY_MAX (RECD_PREFIX_MAX + 16 + RECD_ID_MAX)

@@ -51,6 +51,8 @@ void dataset_free(dataset_t *ds) {
   idmap_free(ds->items);
   idmap_free(ds->categories);
   free(ds->item_category);
+  idmap_free(ds->groups);
+  free(ds->item_group);
   free(ds->coo_user);
   free(ds->coo_item);
   free(ds->coo_w);
@@ -59,21 +61,26 @@ void dataset_free(dataset_t *ds) {
   memset(ds, 0, sizeof *ds);
 }
 
-/* Makes item_category hold at least `need` entries, zeroing the new ones
- * (0 = no category). 0 or RECD_ENOMEM (array unchanged). */
-static int dataset__reserve_categories(dataset_t *ds, size_t need) {
-  if (ds->item_category != NULL && ds->item_category_cap >= need)
+/* Makes a per-item number array (item_category or item_group) hold at
+ * least `need` entries, zeroing the new ones (0 = none). 0 or RECD_ENOMEM
+ * (array unchanged). */
+static int dataset__reserve_numbers(uint32_t **arr, size_t *arr_cap, size_t need) {
+  if (*arr != NULL && *arr_cap >= need)
     return 0;
-  size_t cap = ds->item_category_cap ? ds->item_category_cap * 2 : 64;
+  size_t cap = *arr_cap ? *arr_cap * 2 : 64;
   if (cap < need)
     cap = need;
-  uint32_t *c = realloc(ds->item_category, cap * sizeof *c);
+  uint32_t *c = realloc(*arr, cap * sizeof *c);
   if (c == NULL)
     return RECD_ENOMEM;
-  memset(c + ds->item_category_cap, 0, (cap - ds->item_category_cap) * sizeof *c);
-  ds->item_category = c;
-  ds->item_category_cap = cap;
+  memset(c + *arr_cap, 0, (cap - *arr_cap) * sizeof *c);
+  *arr = c;
+  *arr_cap = cap;
   return 0;
+}
+
+static int dataset__reserve_categories(dataset_t *ds, size_t need) {
+  return dataset__reserve_numbers(&ds->item_category, &ds->item_category_cap, need);
 }
 
 /* Makes room for one more COO entry. 0 or RECD_ENOMEM. */
@@ -120,6 +127,10 @@ int dataset_add(dataset_t *ds, const char *user, size_t ulen, const char *item,
   if (ds->item_category != NULL &&
       dataset__reserve_categories(ds, idmap_size(ds->items) + 1) != 0)
     return RECD_ENOMEM;
+  if (ds->item_group != NULL &&
+      dataset__reserve_numbers(&ds->item_group, &ds->item_group_cap,
+                               idmap_size(ds->items) + 1) != 0)
+    return RECD_ENOMEM;
   uint32_t u, i;
   if (idmap_intern(ds->users, user, ulen, &u) < 0 || idmap_intern(ds->items, item, ilen, &i) < 0)
     return RECD_ENOMEM;
@@ -152,6 +163,30 @@ int dataset_set_category(dataset_t *ds, const char *item, size_t ilen, const cha
   if (idmap_intern(ds->categories, cat, clen, &c) < 0)
     return RECD_ENOMEM;
   ds->item_category[i] = c + 1;
+  return 0;
+}
+
+/* Contract in dataset.h; dataset_set_category() for groups. */
+int dataset_set_group(dataset_t *ds, const char *item, size_t ilen, const char *group,
+                      size_t glen) {
+  int64_t i = idmap_get(ds->items, item, ilen);
+  if (i < 0)
+    return RECD_ENOTFOUND;
+  if (glen > DATASET_MAX_ID)
+    return RECD_EINVAL;
+  if (glen == 0) {
+    if (ds->item_group != NULL && (size_t)i < ds->item_group_cap)
+      ds->item_group[i] = 0;
+    return 0;
+  }
+  if (ds->groups == NULL && (ds->groups = idmap_new(64)) == NULL)
+    return RECD_ENOMEM;
+  if (dataset__reserve_numbers(&ds->item_group, &ds->item_group_cap, idmap_size(ds->items)) != 0)
+    return RECD_ENOMEM;
+  uint32_t g;
+  if (idmap_intern(ds->groups, group, glen, &g) < 0)
+    return RECD_ENOMEM;
+  ds->item_group[i] = g + 1;
   return 0;
 }
 
@@ -521,8 +556,8 @@ int dataset_read_csv(dataset_t *ds, const char *path, int skip_bad, uint64_t *sk
   return rc;
 }
 
-/* Contract in dataset.h: reads item,title,category lines and sets the
- * category of every item the data set knows; *ignored (may be NULL)
+/* Contract in dataset.h: reads item,title,category[,group] lines and sets
+ * the category (and group) of every item the data set knows; *ignored (may be NULL)
  * receives the number of lines naming unknown items. A later line for the
  * same item overrides an earlier one. Titles are not kept. Every bad line
  * (wrong field count, empty or over-long item id, category longer than
@@ -531,21 +566,27 @@ int dataset_read_csv(dataset_t *ds, const char *path, int skip_bad, uint64_t *sk
  * likely means a wrong file than noise worth skipping. */
 int dataset_read_items_csv_ex(dataset_t *ds, const char *path, uint64_t *ignored,
                               char *errbuf) {
-  static const char *const h[] = {"item", "title", "category"};
+  static const char *const h[] = {"item", "title", "category", "group"};
   if (ignored != NULL)
     *ignored = 0;
   csv_reader_t *r;
   csv_record_t rec;
-  int rc = dataset__open(path, h, 3, NULL, 0, "item,title,category", &r, &rec, errbuf);
+  int rc = dataset__open(path, h, 3, h, 4, "item,title,category[,group]", &r, &rec, errbuf);
   if (rc != 0)
     return rc;
+  const size_t nf = rec.n_fields; /* the header's: 3, or 4 with groups */
   const char *name = csv_name(r);
   uint64_t unknown = 0;
   while ((rc = csv_next(r, &rec, errbuf)) == 1) {
     const unsigned long long line = (unsigned long long)rec.line;
-    if (rec.n_fields != 3) {
-      rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: expected 3 fields, got %zu", name, line,
-                     rec.n_fields);
+    if (rec.n_fields != nf) {
+      rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: expected %zu fields, got %zu", name, line,
+                     nf, rec.n_fields);
+      break;
+    }
+    if (nf == 4 && rec.len[3] > DATASET_MAX_ID) {
+      rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: group longer than %d bytes", name, line,
+                     DATASET_MAX_ID);
       break;
     }
     if (rec.len[0] == 0) {
@@ -558,6 +599,8 @@ int dataset_read_items_csv_ex(dataset_t *ds, const char *path, uint64_t *ignored
       break;
     }
     rc = dataset_set_category(ds, rec.field[0], rec.len[0], rec.field[2], rec.len[2]);
+    if (rc == 0 && nf == 4)
+      rc = dataset_set_group(ds, rec.field[0], rec.len[0], rec.field[3], rec.len[3]);
     if (rc == RECD_ENOTFOUND) {
       unknown++;
       continue;

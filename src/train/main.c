@@ -85,7 +85,7 @@ static void usage(FILE *fp) {
 "\n"
 "input:\n"
 "  --csv FILE             interactions, header user,item,weight[,timestamp]\n"
-"  --items FILE           item categories, header item,title,category\n"
+"  --items FILE           item attributes, header item,title,category[,group]\n"
 "  --skip-bad-lines       count and skip malformed CSV lines instead of failing\n"
 "  --redis-host HOST      (127.0.0.1)    --redis-port PORT (6379)\n"
 "  --redis-socket PATH    --redis-password PASS   --key-prefix PREFIX (recd:)\n"
@@ -493,20 +493,31 @@ static int write_model(const train_cfg_t *c, const dataset_t *ds, const als_fact
                        const model_meta_t *meta, char *errbuf) {
   const uint32_t n = f->n_items;
   const uint32_t nc = ds->categories ? (uint32_t)idmap_size(ds->categories) : 0;
+  const uint32_t ng = ds->groups ? (uint32_t)idmap_size(ds->groups) : 0;
   const char **ids = malloc((size_t)n * sizeof *ids);
   uint32_t *lens = malloc((size_t)n * sizeof *lens);
   float *pop = malloc((size_t)n * sizeof *pop);
   uint32_t *cat = calloc(n, sizeof *cat);
   const char **cnames = malloc((size_t)(nc ? nc : 1) * sizeof *cnames);
   uint32_t *clens = malloc((size_t)(nc ? nc : 1) * sizeof *clens);
+  uint32_t *grp = calloc(n, sizeof *grp);
+  const char **gnames = malloc((size_t)(ng ? ng : 1) * sizeof *gnames);
+  uint32_t *glens = malloc((size_t)(ng ? ng : 1) * sizeof *glens);
   int rc = RECD_ENOMEM;
-  if (ids && lens && pop && cat && cnames && clens) {
+  if (ids && lens && pop && cat && cnames && clens && grp && gnames && glens) {
     for (uint32_t i = 0; i < n; i++) {
       size_t len;
       ids[i] = idmap_key(ds->items, i, &len);
       lens[i] = (uint32_t)len;
       if (ds->item_category != NULL && i < ds->item_category_cap)
         cat[i] = ds->item_category[i];
+      if (ds->item_group != NULL && i < ds->item_group_cap)
+        grp[i] = ds->item_group[i];
+    }
+    for (uint32_t j = 0; j < ng; j++) {
+      size_t len;
+      gnames[j] = idmap_key(ds->groups, j, &len);
+      glens[j] = (uint32_t)len;
     }
     for (uint32_t j = 0; j < nc; j++) {
       size_t len;
@@ -517,11 +528,16 @@ static int write_model(const train_cfg_t *c, const dataset_t *ds, const als_fact
     model_spec_t spec = {.n_items = n, .params = c->params, .meta = *meta, .Y = f->Y,
                          .ldy = f->stride, .popularity = pop, .item_ids = ids,
                          .item_id_lens = lens, .item_category = cat, .n_categories = nc,
-                         .category_names = cnames, .category_name_lens = clens};
+                         .category_names = cnames, .category_name_lens = clens,
+                         .item_group = grp, .n_groups = ng, .group_names = gnames,
+                         .group_name_lens = glens};
     rc = model_write(&spec, c->out, errbuf);
   } else {
     recd_errf(errbuf, rc, "out of memory preparing the model file");
   }
+  free(grp);
+  free(gnames);
+  free(glens);
   free(ids);
   free(lens);
   free(pop);

@@ -109,13 +109,13 @@ static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n
   return 0;
 }
 
-int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
-                       FILE *progress, FILE *log, char *errbuf) {
-  redisContext *c;
-  int rc = redis_io__connect(o, &c, errbuf);
-  if (rc != 0)
-    return rc;
-  *anomalies = 0;
+int redis_connect(const redis_opts_t *o, redisContext **out, char *errbuf) {
+  return redis_io__connect(o, out, errbuf);
+}
+
+int redis_read_histories(redisContext *c, const redis_opts_t *o, dataset_t *ds,
+                         uint64_t *anomalies, FILE *progress, FILE *log, char *errbuf) {
+  int rc = 0;
   char pattern[512];
   snprintf(pattern, sizeof pattern, "%s" RECD_KEY_HIST "*", o->prefix);
   const size_t plen = strlen(o->prefix) + 5;
@@ -151,37 +151,78 @@ int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies
   } while (rc == 0 && strcmp(cursor, "0") != 0);
   if (progress != NULL)
     fputc('\n', progress);
+  return rc;
+}
 
-  /* Categories, for the items the histories mention. */
+int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
+                       FILE *progress, FILE *log, char *errbuf) {
+  redisContext *c = NULL;
+  int rc = redis_io__connect(o, &c, errbuf);
+  if (rc != 0)
+    return rc;
+  *anomalies = 0;
+  rc = redis_read_histories(c, o, ds, anomalies, progress, log, errbuf);
+  /* Categories and groups, for the items the histories mention. */
+  if (rc == 0)
+    rc = redis_read_item_attrs(c, o->prefix, ds, 0, anomalies, log, errbuf);
+  redisFree(c);
+  return rc;
+}
+
+/* One item's HMGET reply: [category, group], each a string or nil. */
+static int redis_io__item_attrs(dataset_t *ds, uint32_t i, const redisReply *r,
+                                uint64_t *anomalies, FILE *log, char *errbuf) {
+  size_t len;
+  const char *id = idmap_key(ds->items, i, &len);
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    /* A <prefix>item:<id> that is not a hash: the storefront's bug. */
+    if (log)
+      fprintf(log, "warning: item:%.*s is not a hash (%s), its category and group are "
+              "ignored\n", (int)len, id, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    ++*anomalies;
+    return 0;
+  }
+  for (int f = 0; f < 2; f++) {
+    const redisReply *v = r->element[f];
+    if (v->type != REDIS_REPLY_STRING)
+      continue; /* nil: no such field */
+    int s = f == 0 ? dataset_set_category(ds, id, len, v->str, v->len)
+                   : dataset_set_group(ds, id, len, v->str, v->len);
+    if (s == RECD_ENOMEM)
+      return recd_errf(errbuf, RECD_ENOMEM, "out of memory reading item attributes");
+    if (s != 0) {
+      if (log)
+        fprintf(log, "warning: item:%.*s: %s longer than %d bytes, ignored\n", (int)len, id,
+                f == 0 ? "category" : "group", DATASET_MAX_ID);
+      ++*anomalies;
+    }
+  }
+  return 0;
+}
+
+int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds, uint32_t from,
+                          uint64_t *anomalies, FILE *log, char *errbuf) {
   const uint32_t n_items = dataset_n_items(ds);
-  for (uint32_t b = 0; b < n_items && rc == 0; b += REDIS_IO_BATCH) {
+  int rc = 0;
+  for (uint32_t b = from; b < n_items && rc == 0; b += REDIS_IO_BATCH) {
     uint32_t n = n_items - b < REDIS_IO_BATCH ? n_items - b : REDIS_IO_BATCH;
     for (uint32_t i = b; i < b + n; i++) {
       size_t len;
       const char *id = idmap_key(ds->items, i, &len);
-      redisAppendCommand(c, "HGET %s" RECD_KEY_ITEM "%b " RECD_ITEM_CATEGORY, o->prefix, id, len);
+      redisAppendCommand(c, "HMGET %s" RECD_KEY_ITEM "%b " RECD_ITEM_CATEGORY " "
+                         RECD_ITEM_GROUP, prefix, id, len);
     }
+    /* Every reply is read even after a failure, so the connection stays in
+     * step; only the first error is kept. */
     for (uint32_t i = b; i < b + n; i++) {
       redisReply *r = redis_io__reply(c);
-      if (r == NULL) {
-        rc = recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
-        break;
-      }
-      if (r->type == REDIS_REPLY_STRING) {
-        size_t len;
-        const char *id = idmap_key(ds->items, i, &len);
-        int s = dataset_set_category(ds, id, len, r->str, r->len);
-        if (s == RECD_ENOMEM)
-          rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory reading categories");
-        else if (s != 0)
-          ++*anomalies;
-      } else if (r->type == REDIS_REPLY_ERROR) {
-        ++*anomalies; /* item key of the wrong type */
-      }
+      if (r == NULL)
+        return recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
+      if (rc == 0)
+        rc = redis_io__item_attrs(ds, i, r, anomalies, log, errbuf);
       freeReplyObject(r);
     }
   }
-  redisFree(c);
   return rc;
 }
 
@@ -203,7 +244,7 @@ static int redis_io__drain(redisContext *c, size_t pending, const char *what, ch
 
 int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_csv,
                      int skip_bad, uint64_t *rows, FILE *progress, char *errbuf) {
-  redisContext *c;
+  redisContext *c = NULL;
   int rc = redis_io__connect(o, &c, errbuf);
   if (rc != 0)
     return rc;
@@ -258,28 +299,47 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
     csv_record_t rec;
     int n;
     pending = 0;
-    int header = 1;
+    size_t nf = 0; /* fields per line, from the header: 3, or 4 with groups */
     while (rc == 0 && (n = csv_next(r, &rec, errbuf)) != 0) {
       if (n < 0) {
         rc = n;
         break;
       }
-      if (rec.n_fields != 3) {
-        rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: expected 3 fields (item,title,category), got %zu",
-                       items_csv, (unsigned long long)rec.line, rec.n_fields);
-        break;
-      }
-      if (header) {
-        header = 0;
+      if (nf == 0) {
+        if (rec.n_fields != 3 && rec.n_fields != 4) {
+          rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: expected the header "
+                         "item,title,category[,group], got %zu fields", items_csv,
+                         (unsigned long long)rec.line, rec.n_fields);
+          break;
+        }
+        nf = rec.n_fields;
         continue;
+      }
+      if (rec.n_fields != nf) {
+        rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: expected %zu fields (item,title,category%s), "
+                       "got %zu", items_csv, (unsigned long long)rec.line, nf,
+                       nf == 4 ? ",group" : "", rec.n_fields);
+        break;
       }
       if (rec.len[0] == 0 || rec.len[0] > 256) {
         rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: bad item id", items_csv,
                        (unsigned long long)rec.line);
         break;
       }
-      redisAppendCommand(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b", o->prefix, rec.field[0],
-                         rec.len[0], rec.field[1], rec.len[1], rec.field[2], rec.len[2]);
+      if (nf == 4 && rec.len[3] > 256) {
+        rc = recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: group longer than 256 bytes", items_csv,
+                       (unsigned long long)rec.line);
+        break;
+      }
+      if (nf == 4 && rec.len[3] > 0)
+        redisAppendCommand(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b "
+                           RECD_ITEM_GROUP " %b", o->prefix, rec.field[0], rec.len[0],
+                           rec.field[1], rec.len[1], rec.field[2], rec.len[2], rec.field[3],
+                           rec.len[3]);
+      else
+        redisAppendCommand(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b",
+                           o->prefix, rec.field[0], rec.len[0], rec.field[1], rec.len[1],
+                           rec.field[2], rec.len[2]);
       if (++pending == REDIS_IO_BATCH) {
         rc = redis_io__drain(c, pending, "HSET", errbuf);
         pending = 0;

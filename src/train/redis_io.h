@@ -7,6 +7,7 @@
 #ifndef RECD_TRAIN_REDIS_IO_H
 #define RECD_TRAIN_REDIS_IO_H
 
+#include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -22,16 +23,32 @@ typedef struct redis_opts {
 } redis_opts_t;
 
 /* Reads every <prefix>hist:<user> ZSET (SCAN, then ZRANGE ... WITHSCORES
- * pipelined in batches) into ds, then each item's category from
- * <prefix>item:<item> (HGET, pipelined). Keys of the wrong type, scores
+ * pipelined in batches) into ds, then each item's category and group from
+ * <prefix>item:<item> (HMGET, pipelined). Keys of the wrong type, scores
  * that are not finite and > 0, and over-long ids are skipped and counted in
  * *anomalies with a note on `log`. Progress on `progress` (may be NULL). */
 int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
                        FILE *progress, FILE *log, char *errbuf);
 
+/* Reads the category and group fields of <prefix>item:<id> for the data
+ * set's items from index `from` on (HMGET, pipelined); an item key of the
+ * wrong type or an over-long value is counted in *anomalies and noted on
+ * `log`. 0 or an error (connection, out of memory). */
+int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds, uint32_t from,
+                          uint64_t *anomalies, FILE *log, char *errbuf);
+
+/* Connects (and AUTHs) as recd-train does. */
+int redis_connect(const redis_opts_t *o, redisContext **out, char *errbuf);
+
+/* Reads every <prefix>hist:<user> into ds (no item attributes); what
+ * redis_read_dataset() does first. */
+int redis_read_histories(redisContext *c, const redis_opts_t *o, dataset_t *ds,
+                         uint64_t *anomalies, FILE *progress, FILE *log, char *errbuf);
+
 /* Loads interactions from a CSV (user,item,weight[,timestamp]) into
  * <prefix>hist:<user> with ZINCRBY, and, when items_csv is not NULL, item
- * attributes (category, title) into <prefix>item:<item> with HSET; both
+ * attributes (title, category and, with a fourth column, group) into
+ * <prefix>item:<item> with HSET; both
  * pipelined. *rows receives the interactions written. */
 int redis_import_csv(const redis_opts_t *o, const char *csv, const char *items_csv,
                      int skip_bad, uint64_t *rows, FILE *progress, char *errbuf);

@@ -22,7 +22,34 @@ assert r["users"] == 300 and r["items"] == 120 and r["factors"] == 16
 assert r["model"]["ndcg@10"] > 2 * r["popularity"]["ndcg@10"], r
 PY
 grep -q "hold-out evaluation" "$TMP/log" || fail "no evaluation table on stderr"
+# the model file carries the EASE baseline's figures, as the report does
+"$T" --info "$TMP/m.bin" > "$TMP/info.json"
+python3 - "$TMP/r.json" "$TMP/info.json" <<'PY' || fail "EASE metrics in the model"
+import json, sys
+r, i = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert i["version"] == 2 and i["groups"] == 0, i
+assert abs(i["ease"]["ndcg@10"] - r["ease"]["ndcg@10"]) < 1e-6, (i["ease"], r["ease"])
+PY
 pass "csv training with hold-out report"
+
+# 1b. Product families: a fourth column of the items file (empty = none).
+python3 - "$TMP/items.csv" "$TMP/items4.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(rows[0] + ["group"])
+    for r in rows[1:]:
+        n = int(r[0][4:])
+        w.writerow(r + ["fam%d" % (n // 3) if n < 60 else ""])
+PY
+"$T" -q --csv "$TMP/in.csv" --items "$TMP/items4.csv" --factors 8 --iterations 2 --out "$TMP/g.bin"
+"$T" --info "$TMP/g.bin" | grep -q '"groups": 20,' || fail "20 groups from the items file"
+"$T" --info "$TMP/g.bin" | grep -q '"ease": null' || fail "no EASE without --holdout"
+printf 'item,title,category,group\nitem1,t,c\n' > "$TMP/bad4.csv"
+expect_fail 1 "bad4.csv:2: expected 4 fields, got 3" \
+  "$T" --csv "$TMP/in.csv" --items "$TMP/bad4.csv" --out "$TMP/x.bin"
+pass "product families from the items file"
 
 # 2. Same data and seed, same bytes (SOURCE_DATE_EPOCH pins the creation
 #    time, as for reproducible builds); another seed, another model.
@@ -68,14 +95,24 @@ want=$(awk -F, 'NR > 1 && $1 == "user7" { s += $3 } END { print s }' "$TMP/in.cs
 got=$(redis-cli -p "$REDIS_PORT" eval "local s=0 for _,v in ipairs(redis.call('zrange',KEYS[1],0,-1,'withscores')) do if _ % 2 == 0 then s=s+tonumber(v) end end return s" 1 recd:hist:user7)
 [ "$got" = "$want" ] || fail "user7 weight sum $got, want $want"
 [ "$(redis-cli -p "$REDIS_PORT" hget recd:item:item3 category)" = cat3 ] || fail "item category"
+# groups: from the fourth column on import, and as the storefront writes them
+"$T" -q --import --csv "$TMP/in.csv" --items "$TMP/items4.csv" --redis-port "$REDIS_PORT"
+[ "$(redis-cli -p "$REDIS_PORT" hget recd:item:item7 group)" = fam2 ] || fail "item group imported"
+[ "$(redis-cli -p "$REDIS_PORT" hexists recd:item:item70 group)" = 0 ] || fail "empty group stored"
+redis-cli -p "$REDIS_PORT" hset recd:item:item70 group fam-x >/dev/null
+redis-cli -p "$REDIS_PORT" hset recd:item:item71 group fam-x >/dev/null
+redis-cli -p "$REDIS_PORT" del recd:item:item72 >/dev/null
+redis-cli -p "$REDIS_PORT" set recd:item:item72 "not a hash" >/dev/null
 # malformed data in Redis is skipped and counted, not fatal
 redis-cli -p "$REDIS_PORT" set recd:hist:broken "not a zset" >/dev/null
 redis-cli -p "$REDIS_PORT" zadd recd:hist:neg -5 item1 >/dev/null
 "$T" --redis-port "$REDIS_PORT" --factors 16 --iterations 8 --holdout 0.2 \
   --report "$TMP/rr.json" --out "$TMP/redis.bin" 2>"$TMP/log" || { cat "$TMP/log"; fail "train from redis"; }
-grep -q "skipped 2 malformed" "$TMP/log" || { cat "$TMP/log"; fail "anomaly count"; }
+grep -q "skipped 3 malformed" "$TMP/log" || { cat "$TMP/log"; fail "anomaly count"; }
+grep -q "item:item72 is not a hash" "$TMP/log" || { cat "$TMP/log"; fail "item key warning"; }
 "$T" --info "$TMP/redis.bin" | grep -q '"items": 120' || fail "redis model items"
 "$T" --info "$TMP/redis.bin" | grep -q '"categories": 6' || fail "redis model categories"
+"$T" --info "$TMP/redis.bin" | grep -q '"groups": 21,' || fail "redis model groups"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["model"]["ndcg@10"] > 2*r["popularity"]["ndcg@10"], r' "$TMP/rr.json" || fail "redis model quality"
 # a custom key prefix reads nothing here
 expect_fail 1 "no interactions" "$T" --redis-port "$REDIS_PORT" --key-prefix other: --out "$TMP/x.bin"

@@ -596,12 +596,57 @@ START_TEST(test_items_csv) {
 }
 END_TEST
 
+/* The optional fourth column: product families, like categories. */
+START_TEST(test_items_csv_groups) {
+  dataset_t ds;
+  char err[RECD_ERRLEN];
+  ck_assert_int_eq(dataset_init(&ds), 0);
+  const char *p = write_file("inter.csv", "user,item,weight\nu,a,1\nu,b,1\nu,c,1\nv,d,1\n");
+  ck_assert_int_eq(dataset_read_csv(&ds, p, 0, NULL, NULL, err), 0);
+  p = write_file("items.csv",
+                 "item,title,category,group\n"
+                 "a,PARASOL NATURAL,garden,PARASOL\n"
+                 "b,PARASOL PINK,garden,PARASOL\n"
+                 "c,MUG,,\n"
+                 "zzz,unknown,x,PARASOL\n"
+                 "d,\"BAG, RED\",bags,BAG\n");
+  uint64_t ignored = 0;
+  ck_assert_msg(dataset_read_items_csv_ex(&ds, p, &ignored, err) == 0, "%s", err);
+  ck_assert_uint_eq(ignored, 1);
+  ck_assert_ptr_nonnull(ds.groups);
+  ck_assert_uint_eq(idmap_size(ds.groups), 2);
+  uint32_t ga = ds.item_group[item_of(&ds, "a")], gd = ds.item_group[item_of(&ds, "d")];
+  ck_assert_uint_eq(ga, ds.item_group[item_of(&ds, "b")]);
+  ck_assert_str_eq(idmap_key(ds.groups, ga - 1, NULL), "PARASOL");
+  ck_assert_str_eq(idmap_key(ds.groups, gd - 1, NULL), "BAG");
+  ck_assert_uint_eq(ds.item_group[item_of(&ds, "c")], 0);
+  ck_assert_uint_eq(ds.item_category[item_of(&ds, "c")], 0);
+  /* New items after groups exist get "none", and the array keeps up. */
+  ck_assert_int_eq(dataset_add(&ds, "u", 1, "e", 1, 1.0f), 0);
+  ck_assert_uint_ge(ds.item_group_cap, dataset_n_items(&ds));
+  ck_assert_uint_eq(ds.item_group[item_of(&ds, "e")], 0);
+  ck_assert_int_eq(dataset_set_group(&ds, "nope", 4, "x", 1), RECD_ENOTFOUND);
+  char big[300];
+  memset(big, 'g', sizeof big);
+  ck_assert_int_eq(dataset_set_group(&ds, "a", 1, big, 257), RECD_EINVAL);
+  ck_assert_int_eq(dataset_set_group(&ds, "a", 1, "", 0), 0);
+  ck_assert_uint_eq(ds.item_group[item_of(&ds, "a")], 0);
+  /* A three-column file leaves groups alone. */
+  p = write_file("items3.csv", "item,title,category\nb,t,toys\n");
+  ck_assert_int_eq(dataset_read_items_csv(&ds, p, err), 0);
+  ck_assert_uint_eq(ds.item_group[item_of(&ds, "b")], ga);
+  dataset_free(&ds);
+}
+END_TEST
+
 START_TEST(test_items_csv_errors) {
   char cat[300];
   memset(cat, 'k', 257);
   cat[257] = '\0';
   char long_cat[400];
   snprintf(long_cat, sizeof long_cat, "item,title,category\na,t,%s\n", cat);
+  char long_grp[400];
+  snprintf(long_grp, sizeof long_grp, "item,title,category,group\na,t,c,%s\n", cat);
   static const char *const head = "item,title,category\na,ok,x\n";
   char buf[4][128];
   snprintf(buf[0], sizeof buf[0], "%sb,only two\n", head);
@@ -612,13 +657,18 @@ START_TEST(test_items_csv_errors) {
     const char *text;
     const char *msg;
   } cases[] = {
-      {"item,name,category\n", "1: bad header \"item,name,category\", expected item,title,category"},
-      {"", " empty file, expected header item,title,category"},
+      {"item,name,category\n",
+       "1: bad header \"item,name,category\", expected item,title,category[,group]"},
+      {"", " empty file, expected header item,title,category[,group]"},
       {buf[0], "3: expected 3 fields, got 2"},
       {buf[1], "3: empty item id"},
       {buf[2], "3: field 2: unterminated quote"},
       {buf[3], "3: expected 3 fields, got 4"},
       {long_cat, "2: category longer than 256 bytes"},
+      {long_grp, "2: group longer than 256 bytes"},
+      {"item,title,category,group\na,t,x,g\nb,t,x\n", "3: expected 4 fields, got 3"},
+      {"item,title,category,family\n",
+       "1: bad header \"item,title,category,family\", expected item,title,category[,group]"},
   };
   dataset_t ds;
   ck_assert_int_eq(dataset_init(&ds), 0);
@@ -686,6 +736,7 @@ static Suite *dataset_suite(void) {
   tcase_add_test(tio, test_read_csv_progress);
   tcase_add_test(tio, test_items_csv);
   tcase_add_test(tio, test_items_csv_errors);
+  tcase_add_test(tio, test_items_csv_groups);
   suite_add_tcase(s, tio);
   return s;
 }
