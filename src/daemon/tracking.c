@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "rscript.h"
 
 /* A customer's impressions are trimmed back to the cap once they exceed it
  * by a quarter: trimming costs an HGETALL of the whole hash, which must not
@@ -35,10 +36,6 @@ struct tracker {
   int handles;             /* refresh and flush, until closed */
   tracker__agg_t *agg;
   size_t n_agg, cap_agg;
-  /* The impressions script by its SHA1 once Redis has it (SCRIPT LOAD):
-   * EVALSHA sends 40 bytes instead of the script's ~900 every answer. */
-  enum { TRACKER_SHA_NONE, TRACKER_SHA_LOADING, TRACKER_SHA_READY } sha_state;
-  char sha[41];
   void (*closed)(void *arg); /* tracker_close()'s callback */
   void *closed_arg;
   int refresh_inflight;
@@ -107,27 +104,47 @@ static void tracker__count(tracker_t *t, const char *variant, const char *placem
 
 /* ---- impressions ----------------------------------------------------- */
 
-/* One command per answer: the items' impressions (HSET, the latest wins),
- * the expiry (EXPIRE, sliding with the customer's last answer) and the cap
- * (past cap + slack, the oldest beyond cap are deleted; this answer's own
- * items never lose a tie to an older one written in the same millisecond,
- * and equal times are broken by item id so that the choice is
- * deterministic), atomically in Redis. Against HSET + EXPIRE + HLEN from the daemon (and the HGETALL and
- * HDEL of a trim), this halves the commands per answer (measured: tracking
- * then cost 15-25% of RECOMMEND throughput at 100k items and 50
- * connections). One key: the script is cluster-safe. HDEL goes in slices
- * because Lua's unpack() has a stack limit (~8000 values).
- * KEYS[1] = imp:<user>; ARGV = value, window, cap, slack, item... */
-static const char tracker__script[] =
-    "local key, val = KEYS[1], ARGV[1]\n"
+/* One command per answer: the items' impressions (HSET, the latest wins,
+ * each with the number of times it was shown since its last outcome, see
+ * tracking.h), the expiry (EXPIRE, sliding with the customer's last
+ * answer) and the cap (past cap + slack, the oldest beyond cap are
+ * deleted; this answer's own items never lose a tie to an older one
+ * written in the same millisecond, and equal times are broken by item id
+ * so that the choice is deterministic), atomically in Redis. Against HSET +
+ * EXPIRE + HLEN from the daemon (and the HGETALL and HDEL of a trim), this
+ * halves the commands per answer (measured: tracking then cost 15-25% of
+ * RECOMMEND throughput at 100k items and 50 connections). One key: the
+ * script is cluster-safe. HMGET / HDEL go in slices because Lua's unpack()
+ * has a stack limit (~8000 values).
+ * KEYS[1] = imp:<user>; ARGV = now ms, "|<variant>|<placement>|", window s,
+ * cap, slack, item... */
+static rscript_t tracker__script = RSCRIPT_INIT(
+    "local key, now, tag = KEYS[1], tonumber(ARGV[1]), ARGV[2]\n"
+    "local win = tonumber(ARGV[3]) * 1000\n"
+    "local items = {}\n"
+    "for i = 6, #ARGV do items[#items + 1] = ARGV[i] end\n"
     "local a = {}\n"
-    "for i = 5, #ARGV do a[#a + 1] = ARGV[i]; a[#a + 1] = val end\n"
-    "redis.call('HSET', key, unpack(a))\n"
-    "redis.call('EXPIRE', key, ARGV[2])\n"
-    "local cap = tonumber(ARGV[3])\n"
-    "if redis.call('HLEN', key) <= cap + tonumber(ARGV[4]) then return 0 end\n"
+    "for i = 1, #items, 1000 do\n"
+    "  local s = {}\n"
+    "  for j = i, math.min(i + 999, #items) do s[#s + 1] = items[j] end\n"
+    "  local old = redis.call('HMGET', key, unpack(s))\n"
+    "  for j = 1, #s do\n"
+    "    local n = 1\n"
+    "    if old[j] then\n"
+    "      local t, c = string.match(old[j], '^(%d+)|[^|]*|[^|]*|(%d+)$')\n"
+    "      if t and now - tonumber(t) <= win then n = tonumber(c) + 1 end\n"
+    "    end\n"
+    "    a[#a + 1] = s[j]; a[#a + 1] = ARGV[1] .. tag .. n\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, #a, 1000 do\n"
+    "  redis.call('HSET', key, unpack(a, i, math.min(i + 999, #a)))\n"
+    "end\n"
+    "redis.call('EXPIRE', key, ARGV[3])\n"
+    "local cap = tonumber(ARGV[4])\n"
+    "if redis.call('HLEN', key) <= cap + tonumber(ARGV[5]) then return 0 end\n"
     "local new = {}\n"
-    "for i = 5, #ARGV do new[ARGV[i]] = true end\n"
+    "for i = 1, #items do new[items[i]] = true end\n"
     "local all = redis.call('HGETALL', key)\n"
     "local t = {}\n"
     "for i = 1, #all, 2 do\n"
@@ -145,52 +162,32 @@ static const char tracker__script[] =
     "  for j = i, math.min(i + 999, #t) do d[#d + 1] = t[j][1] end\n"
     "  n = n + redis.call('HDEL', key, unpack(d))\n"
     "end\n"
-    "return n\n";
+    "return n\n");
 
-/* The script's reply: how many impressions the cap removed. NOSCRIPT:
- * Redis restarted or flushed its scripts since SCRIPT LOAD; that answer's
- * impressions are lost (counted) and the next answer loads it again. */
+/* An outcome (click, cart, purchase) of an item: its impression is read
+ * for the attribution and, in the same step, its shown count goes back to
+ * 0 ("shown n times without an outcome since", the rotation rule).
+ * KEYS[1] = imp:<user>; ARGV[1] = the item. Returns the impression as it
+ * was (nil when none). */
+static rscript_t tracker__outcome_script = RSCRIPT_INIT(
+    "local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if v then\n"
+    "  local head = string.match(v, '^(%d+|[^|]*|[^|]*)|%d+$')\n"
+    "  if head then redis.call('HSET', KEYS[1], ARGV[1], head .. '|0') end\n"
+    "end\n"
+    "return v\n");
+
+/* The script's reply: how many impressions the cap removed. */
 static void tracker__script_done(rclient_t *rc, rclient_status_t st, const redisReply *rep,
                                  const char *errstr, void *arg) {
-  (void)rc;
-  tracker_t *t = arg;
-  t->pending--;
-  if (st != RCLIENT_OK) {
-    t->st.errors++;
-    if (errstr != NULL && strncmp(errstr, "NOSCRIPT", 8) == 0 &&
-        t->sha_state == TRACKER_SHA_READY)
-      t->sha_state = TRACKER_SHA_NONE;
-  } else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0) {
-    t->st.trims++;
-  }
-  tracker__maybe_free(t);
-}
-
-static void tracker__script_loaded(rclient_t *rc, rclient_status_t st, const redisReply *rep,
-                                   const char *errstr, void *arg) {
   (void)rc, (void)errstr;
   tracker_t *t = arg;
   t->pending--;
-  if (st == RCLIENT_OK && rep->type == REDIS_REPLY_STRING && rep->len == 40) {
-    memcpy(t->sha, rep->str, 40);
-    t->sha[40] = '\0';
-    t->sha_state = TRACKER_SHA_READY;
-  } else {
-    t->sha_state = TRACKER_SHA_NONE; /* EVAL until a later load works */
-  }
+  if (st != RCLIENT_OK)
+    t->st.errors++;
+  else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+    t->st.trims++;
   tracker__maybe_free(t);
-}
-
-/* Sends SCRIPT LOAD once (answers go on with EVAL meanwhile). */
-static void tracker__load_script(tracker_t *t) {
-  if (t->sha_state != TRACKER_SHA_NONE)
-    return;
-  const char *argv[3] = {"SCRIPT", "LOAD", tracker__script};
-  const size_t lens[3] = {6, 4, sizeof tracker__script - 1};
-  if (rclient_call(t->rc, 3, argv, lens, tracker__script_loaded, t) == 0) {
-    t->pending++;
-    t->sha_state = TRACKER_SHA_LOADING;
-  }
 }
 
 /* Requests and impressions are counted in memory and added to Redis every
@@ -249,55 +246,84 @@ void tracker_impressions(tracker_t *t, const char *user, size_t ulen, const char
   g->impressions += n;
   if (n == 0)
     return;
-  const char **argv = malloc((n + 9) * sizeof *argv);
-  size_t *alens = malloc((n + 9) * sizeof *alens);
+  const char **argv = malloc((n + 5) * sizeof *argv);
+  size_t *alens = malloc((n + 5) * sizeof *alens);
   if (argv == NULL || alens == NULL) {
     t->st.errors++;
     free(argv);
     free(alens);
     return;
   }
-  char key[RECD_KEY_MAX], val[32 + 2 * EXP_NAME_MAX], secs[24], cap[24], slack[24];
+  char key[RECD_KEY_MAX], now[24], tag[4 + 2 * EXP_NAME_MAX], secs[24], cap[24], slack[24];
   const size_t kl = rclient_key(t->rc, key, RECD_KEY_IMP, user, ulen);
-  const int vl = snprintf(val, sizeof val, "%lld|%s|%s", (long long)tracker__now_ms(), variant,
-                          placement);
+  const int nl = snprintf(now, sizeof now, "%lld", (long long)tracker__now_ms());
+  const int tl = snprintf(tag, sizeof tag, "|%s|%s|", variant, placement);
   const int sl = snprintf(secs, sizeof secs, "%llu", (unsigned long long)t->o.window_s);
   const int cl = snprintf(cap, sizeof cap, "%u", t->o.cap);
   const int xl = snprintf(slack, sizeof slack, "%u", TRACKER_TRIM_SLACK(t->o.cap));
   size_t argc = 0;
 #define ARG(p, l) (argv[argc] = (p), alens[argc++] = (size_t)(l))
-  tracker__load_script(t);
-  if (t->sha_state == TRACKER_SHA_READY) {
-    ARG("EVALSHA", 7);
-    ARG(t->sha, 40);
-  } else {
-    ARG("EVAL", 4);
-    ARG(tracker__script, sizeof tracker__script - 1);
-  }
-  ARG("1", 1);
-  ARG(key, kl);
-  ARG(val, vl);
+  ARG(now, nl);
+  ARG(tag, tl);
   ARG(secs, sl);
   ARG(cap, cl);
   ARG(slack, xl);
   for (size_t i = 0; i < n; i++)
     ARG(ids[i], lens[i]);
 #undef ARG
-  /* hiredis formats the command right away: the arrays only live through
-   * this call. */
-  tracker__send(t, (int)argc, argv, alens, tracker__script_done, t);
+  const char *keys[1] = {key};
+  if (rscript_call(t->rc, &tracker__script, 1, keys, &kl, argc, argv, alens,
+                   tracker__script_done, t) != 0)
+    t->st.errors++;
+  else
+    t->pending++;
   free(argv);
   free(alens);
 }
 
-/* An impression's time: the number before the first '|' (0 when it does
- * not parse). */
-static int64_t tracker__imp_time(const char *s, size_t len) {
-  int64_t v = 0;
+int tracker_parse_impression(const char *v, size_t len, tracker_impression_t *out) {
+  memset(out, 0, sizeof *out);
   size_t i = 0;
-  for (; i < len && i < 19 && s[i] >= '0' && s[i] <= '9'; i++)
-    v = v * 10 + (s[i] - '0');
-  return i > 0 && i < len && s[i] == '|' ? v : 0;
+  int64_t at = 0;
+  for (; i < len && i < 18 && v[i] >= '0' && v[i] <= '9'; i++)
+    at = at * 10 + (v[i] - '0');
+  if (i == 0 || i >= len || v[i] != '|' || at <= 0)
+    return -1;
+  const char *p1 = v + i;
+  const char *end = v + len;
+  const char *p2 = memchr(p1 + 1, '|', (size_t)(end - p1 - 1));
+  if (p2 == NULL)
+    return -1;
+  const char *p3 = memchr(p2 + 1, '|', (size_t)(end - p2 - 1));
+  const char *pend = p3 ? p3 : end;
+  const size_t vl = (size_t)(p2 - p1 - 1), pl = (size_t)(pend - p2 - 1);
+  if (!exp_name_valid(p1 + 1, vl) || !exp_name_valid(p2 + 1, pl))
+    return -1;
+  uint64_t shown = 1; /* written before counts were kept: shown once */
+  if (p3 != NULL) {
+    const char *q = p3 + 1;
+    if (q == end || end - q > 9)
+      return -1;
+    shown = 0;
+    for (; q < end; q++) {
+      if (*q < '0' || *q > '9')
+        return -1;
+      shown = shown * 10 + (uint64_t)(*q - '0');
+    }
+  }
+  out->at_ms = at;
+  memcpy(out->variant, p1 + 1, vl);
+  out->variant[vl] = '\0';
+  memcpy(out->placement, p2 + 1, pl);
+  out->placement[pl] = '\0';
+  out->shown = shown;
+  return 0;
+}
+
+int tracker_within_window(const tracker_t *t, int64_t at_ms) {
+  const int64_t age = tracker__now_ms() - at_ms;
+  /* A minute of clock skew between replicas is tolerated. */
+  return age >= -60000 && age <= (int64_t)t->o.window_s * 1000;
 }
 
 void tracker_outcome(tracker_t *t, const char *user, size_t ulen, const char *impression,
@@ -305,37 +331,74 @@ void tracker_outcome(tracker_t *t, const char *user, size_t ulen, const char *im
   if (t->closing)
     return;
   char variant[EXP_NAME_MAX + 1], placement[EXP_NAME_MAX + 1];
-  int attributed = 0;
-  if (impression != NULL && ilen > 0) {
-    /* "<unix ms>|<variant>|<placement>", as tracker_impressions wrote it;
-     * anything else (written by another program) is no impression. */
-    const char *p1 = memchr(impression, '|', ilen);
-    const char *p2 = p1 ? memchr(p1 + 1, '|', ilen - (size_t)(p1 + 1 - impression)) : NULL;
-    const int64_t at = tracker__imp_time(impression, ilen);
-    if (p2 != NULL && at > 0) {
-      const size_t vl = (size_t)(p2 - p1 - 1), pl = ilen - (size_t)(p2 + 1 - impression);
-      const int64_t age = tracker__now_ms() - at;
-      if (exp_name_valid(p1 + 1, vl) && exp_name_valid(p2 + 1, pl) && age >= -60000 &&
-          age <= (int64_t)t->o.window_s * 1000) {
-        memcpy(variant, p1 + 1, vl);
-        variant[vl] = '\0';
-        memcpy(placement, p2 + 1, pl);
-        placement[pl] = '\0';
-        attributed = 1;
-      }
-    }
-  }
-  if (!attributed) {
+  tracker_impression_t imp;
+  /* Anything tracker_impressions did not write (another program's value)
+   * is no impression. */
+  if (impression != NULL && ilen > 0 && tracker_parse_impression(impression, ilen, &imp) == 0 &&
+      tracker_within_window(t, imp.at_ms)) {
+    memcpy(variant, imp.variant, sizeof variant);
+    memcpy(placement, imp.placement, sizeof placement);
+    t->st.attributed++;
+  } else {
     snprintf(variant, sizeof variant, "%s", variants_for_user(t->vs, user, ulen)->name);
     snprintf(placement, sizeof placement, "%s", EXP_ORGANIC);
-  }
-  if (attributed)
-    t->st.attributed++;
-  else
     t->st.organic++;
+  }
   tracker__count(t, variant, placement, counter, 1);
   if (value > 0)
     tracker__count(t, variant, placement, EXP_VALUE, value);
+}
+
+/* An outcome's reading of its impression (the outcome script). */
+typedef struct tracker__outcome {
+  tracker_t *t;
+  exp_counter_t counter;
+  double value;
+  size_t ulen;
+  char user[];
+} tracker__outcome_t;
+
+static void tracker__outcome_done(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                                  const char *errstr, void *arg) {
+  (void)rc, (void)errstr;
+  tracker__outcome_t *o = arg;
+  tracker_t *t = o->t;
+  t->pending--;
+  if (st != RCLIENT_OK) {
+    t->st.errors++; /* the outcome goes uncounted; the history is updated */
+  } else {
+    const int have = rep->type == REDIS_REPLY_STRING;
+    tracker_outcome(t, o->user, o->ulen, have ? rep->str : NULL, have ? rep->len : 0, o->counter,
+                    o->value);
+  }
+  free(o);
+  tracker__maybe_free(t);
+}
+
+void tracker_outcome_send(tracker_t *t, const char *user, size_t ulen, const char *item,
+                          size_t ilen, exp_counter_t counter, double value) {
+  if (t->closing)
+    return;
+  tracker__outcome_t *o = malloc(sizeof *o + ulen);
+  if (o == NULL) {
+    t->st.errors++;
+    return;
+  }
+  o->t = t;
+  o->counter = counter;
+  o->value = value;
+  o->ulen = ulen;
+  memcpy(o->user, user, ulen);
+  char key[RECD_KEY_MAX];
+  const size_t kl = rclient_key(t->rc, key, RECD_KEY_IMP, user, ulen);
+  const char *keys[1] = {key}, *args[1] = {item};
+  if (rscript_call(t->rc, &tracker__outcome_script, 1, keys, &kl, 1, args, &ilen,
+                   tracker__outcome_done, o) != 0) {
+    t->st.errors++;
+    free(o);
+    return;
+  }
+  t->pending++;
 }
 
 /* ---- the report ------------------------------------------------------- */

@@ -3,7 +3,10 @@
  *
  * Impressions: after an answer to a customer has been replied, its items
  * are written to <prefix>imp:<user>, a HASH item -> "<unix ms>|<variant>|
- * <placement>" (so the latest impression of an item wins), which expires
+ * <placement>|<shown>" (so the latest impression of an item wins; shown
+ * counts the answers that showed the item since its last click, cart or
+ * purchase, and starts again at 1 when the item's previous impression is
+ * older than the window: the rotation rule, SHOWNLIMIT), which expires
  * attribution-window seconds after the customer's last answer and is
  * trimmed to its impressions-max most recent items once it exceeds that by
  * a quarter: one Lua script per answer (EVALSHA after one SCRIPT LOAD), on
@@ -13,7 +16,8 @@
  * fails a request (a failure is only counted: INFO tracking_errors).
  *
  * Outcomes (FEEDBACK ... TYPE purchase|cart|click): the impression of that
- * item is read in the same round trip as the history update; shown within
+ * item is read (and its shown count set back to 0) by a script sent in
+ * the same round trip as the history update; shown within
  * the window, the outcome counts for the impression's variant and
  * placement, otherwise for the customer's own variant and the placement
  * "organic".
@@ -73,6 +77,25 @@ void tracker_impressions(tracker_t *t, const char *user, size_t ulen, const char
  * value: money (added to EXP_VALUE when > 0). */
 void tracker_outcome(tracker_t *t, const char *user, size_t ulen, const char *impression,
                      size_t ilen, exp_counter_t counter, double value);
+
+/* Reads the impression of item (and resets its shown count) in Redis,
+ * then counts the outcome as tracker_outcome() does. Fire and forget:
+ * failures are counted (tracking_errors). */
+void tracker_outcome_send(tracker_t *t, const char *user, size_t ulen, const char *item,
+                          size_t ilen, exp_counter_t counter, double value);
+
+/* An impression's value, parsed. Values written before shown counts were
+ * kept ("<ms>|<variant>|<placement>") read as shown once. */
+typedef struct tracker_impression {
+  int64_t at_ms;
+  char variant[EXP_NAME_MAX + 1];
+  char placement[EXP_NAME_MAX + 1];
+  uint64_t shown;
+} tracker_impression_t;
+/* 0, or -1 when v is not an impression recd wrote. */
+int tracker_parse_impression(const char *v, size_t len, tracker_impression_t *out);
+/* 1 when an impression at at_ms is within the attribution window. */
+int tracker_within_window(const tracker_t *t, int64_t at_ms);
 
 /* The last report read by the refresh (NULL before the first) and its age
  * in ms. */
