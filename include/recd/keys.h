@@ -19,9 +19,13 @@
 #define RECD_KEY_PREF "pref:"              /* HASH cat:<c> -> [-1, 1], personalize */
 #define RECD_KEY_ITEM "item:"              /* HASH category, group, per item (training) */
 #define RECD_KEY_UNAVAILABLE "unavailable" /* SET of item ids, global */
-#define RECD_KEY_IMP "imp:"                /* HASH item -> "<unix ms>|<variant>|<placement>":
+#define RECD_KEY_IMP "imp:"                /* HASH item -> "<unix ms>|<variant>|<placement>|<shown>":
                                               the latest impression of each item
-                                              shown to a customer */
+                                              shown to a customer, and how often it
+                                              was shown since its last outcome */
+#define RECD_KEY_HIDDEN "hidden:"          /* SET of items the customer marked
+                                              "not interested" (FEEDBACK TYPE hide) */
+#define RECD_KEY_PROMOTED "promoted"       /* SET of item ids, global: PROMOTE slots */
 #define RECD_KEY_EXP_COUNTERS "exp:counters" /* HASH "<variant>|<placement>|<counter>"
                                                 -> number: experiment.h */
 

@@ -43,6 +43,15 @@
 
 enum { RCLIENT__FETCH = 1, RCLIENT__FEEDBACK = 2, RCLIENT__CALL = 3 };
 
+/* Strings copied out of a reply (hiredis frees a reply when its callback
+ * returns, and a fetch completes on its last reply): one block holding the
+ * pointer and length arrays, then the bytes. */
+typedef struct rclient__strs {
+  size_t n;
+  const char **s;
+  size_t *len;
+} rclient__strs_t;
+
 /* One request from the daemon, alive from the issuing call until its
  * callback has returned. */
 typedef struct rclient__req {
@@ -67,6 +76,9 @@ typedef struct rclient__req {
   size_t anomalies;
   size_t cats_n;
   rclient_cat_t *cats;        /* one block: array, then the names */
+  unsigned flags;             /* RCLIENT_FETCH_* */
+  rclient__strs_t hidden;     /* SMEMBERS hidden:<user>, copied */
+  rclient__strs_t imp;        /* HGETALL imp:<user> (flag), copied pairs */
 } rclient__req_t;
 
 struct rclient {
@@ -597,6 +609,67 @@ static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
   }
 }
 
+/* Copies the strings of an array reply (SMEMBERS, or HGETALL's fields and
+ * values when pairs) into *out: ids longer than RCLIENT_ID_MAX, non-string
+ * elements and values over RCLIENT__VAL_MAX are skipped as anomalies. An
+ * error reply fails the request unless it is WRONGTYPE (an anomaly: the
+ * storefront wrote something else under our key). */
+#define RCLIENT__VAL_MAX 1024
+static void rclient__copy_strs(rclient__req_t *r, const redisReply *rep, int pairs,
+                               rclient__strs_t *out) {
+  if (rep->type == REDIS_REPLY_ERROR) {
+    if (rclient__is_wrongtype(rep))
+      r->anomalies++;
+    else
+      rclient__req_fail_reply(r, rep);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    r->anomalies++;
+    return;
+  }
+  const size_t step = pairs ? 2 : 1;
+  if (pairs && rep->elements % 2)
+    r->anomalies++;
+  const size_t cap = rep->elements / step * step;
+  size_t bytes = 0;
+  for (size_t i = 0; i < cap; i++)
+    if (rep->element[i]->type == REDIS_REPLY_STRING)
+      bytes += rep->element[i]->len;
+  if (cap == 0)
+    return;
+  char *block = malloc(cap * (sizeof(char *) + sizeof(size_t)) + bytes);
+  if (block == NULL) {
+    r->c->stats.errors++;
+    rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+    return;
+  }
+  out->s = (const char **)(void *)block;
+  out->len = (size_t *)(void *)(out->s + cap);
+  char *bytes_at = (char *)(out->len + cap);
+  out->n = 0;
+  for (size_t i = 0; i < cap; i += step) {
+    int ok = 1;
+    for (size_t j = 0; j < step; j++) {
+      const redisReply *e = rep->element[i + j];
+      if (e->type != REDIS_REPLY_STRING || e->len > (j == 0 ? RCLIENT_ID_MAX : RCLIENT__VAL_MAX))
+        ok = 0;
+    }
+    if (!ok) {
+      r->anomalies++;
+      continue;
+    }
+    for (size_t j = 0; j < step; j++) {
+      const redisReply *e = rep->element[i + j];
+      memcpy(bytes_at, e->str, e->len);
+      out->s[out->n] = bytes_at;
+      out->len[out->n] = e->len;
+      out->n++;
+      bytes_at += e->len;
+    }
+  }
+}
+
 /* Completes a fetch: parses the history reply (borrowed, alive during this
  * call only) when there is one, fires the callback, frees everything. */
 static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
@@ -656,6 +729,12 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
     res.personalize = r->personalize;
     res.cats_n = r->cats_n;
     res.cats = r->cats;
+    res.hidden_n = r->hidden.n;
+    res.hidden_ids = r->hidden.s;
+    res.hidden_lens = r->hidden.len;
+    res.imp_n = r->imp.n / 2;
+    res.imp = r->imp.s;
+    res.imp_lens = r->imp.len;
   } else {
     res.hist_n = 0;
     res.hist_ids = NULL;
@@ -666,6 +745,8 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
   r->cb.user(c, &res, r->arg);
   free(block);
   free(r->cats);
+  free((void *)r->hidden.s);
+  free((void *)r->imp.s);
   free(r);
 }
 
@@ -706,23 +787,39 @@ static void rclient__finish(rclient__req_t *r, const redisReply *rep) {
     rclient__finish_call(r, rep);
 }
 
+/* A fetch's commands, in the order they are sent and answered. */
+enum { RCLIENT__F_PREF = 0, RCLIENT__F_HIDDEN = 1, RCLIENT__F_IMP = 2, RCLIENT__F_HIST = 3 };
+
+/* The fetch command answering reply number idx of r. */
+static int rclient__fetch_part(const rclient__req_t *r, int idx) {
+  if (idx < RCLIENT__F_IMP)
+    return idx;
+  if (idx == RCLIENT__F_IMP && (r->flags & RCLIENT_FETCH_IMPRESSIONS))
+    return RCLIENT__F_IMP;
+  return RCLIENT__F_HIST;
+}
+
 /* One hiredis reply for r arrived (or NULL: the connection is going).
- * Replies come in command order: a fetch's first is HGETALL (copied into
- * r), its second ZREVRANGE (borrowed while the callback runs); the request
+ * Replies come in command order: a fetch's first replies are copied into
+ * r, its last (ZREVRANGE) is borrowed while the callback runs; the request
  * completes on the last reply of what was actually queued. */
 static void rclient__reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
   rclient__req_t *r = priv;
   const redisReply *rep = reply;
   int idx = r->got++;
-  int is_prefs = r->kind == RCLIENT__FETCH && idx == 0;
+  const int part = r->kind == RCLIENT__FETCH ? rclient__fetch_part(r, idx) : -1;
   if (rep == NULL) {
     rclient__lost(r->c, ac);
     rclient__req_fail(r, RCLIENT_UNAVAILABLE, "connection to Redis lost");
-  } else if (is_prefs) {
+  } else if (part == RCLIENT__F_PREF) {
     rclient__parse_prefs(r, rep);
+  } else if (part == RCLIENT__F_HIDDEN && r->status == RCLIENT_OK) {
+    rclient__copy_strs(r, rep, 0, &r->hidden);
+  } else if (part == RCLIENT__F_IMP && r->status == RCLIENT_OK) {
+    rclient__copy_strs(r, rep, 1, &r->imp);
   }
   if (r->got == r->sent)
-    rclient__finish(r, is_prefs ? NULL : rep);
+    rclient__finish(r, part == RCLIENT__F_HIST || part < 0 ? rep : NULL);
 }
 
 static void rclient__idle_cb(uv_idle_t *h);
@@ -780,15 +877,17 @@ static int rclient__send_first(rclient_t *c, rclient__req_t *r, int argc, const 
 }
 
 int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_history,
-                       rclient_user_cb cb, void *arg) {
+                       unsigned flags, rclient_user_cb cb, void *arg) {
   if (c == NULL || cb == NULL || c->closing || (user == NULL && ulen > 0) ||
-      ulen > RCLIENT_ID_MAX || max_history == 0 || max_history > INT32_MAX)
+      ulen > RCLIENT_ID_MAX || max_history == 0 || max_history > INT32_MAX ||
+      (flags & ~(unsigned)RCLIENT_FETCH_IMPRESSIONS) != 0)
     return RECD_EINVAL;
   rclient__req_t *r = rclient__req_new(c, RCLIENT__FETCH, arg);
   if (r == NULL)
     return RECD_ENOMEM;
   r->cb.user = cb;
-  char pkey[RCLIENT__KEY_MAX], hkey[RCLIENT__KEY_MAX], stop[24];
+  r->flags = flags;
+  char pkey[RCLIENT__KEY_MAX], key[RCLIENT__KEY_MAX], stop[24];
   const char *pargv[2] = {"HGETALL", pkey};
   size_t plens[2] = {7, rclient__key(c, pkey, RECD_KEY_PREF, user, ulen)};
   int err = rclient__send_first(c, r, 2, pargv, plens);
@@ -798,18 +897,34 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
   }
   if (r->sent == 0)
     return 0; /* deferred */
-  /* Back to back in hiredis's output buffer: one write, one round trip. */
-  int sl = snprintf(stop, sizeof stop, "%zu", max_history - 1);
-  const char *hargv[5] = {"ZREVRANGE", hkey, "0", stop, "WITHSCORES"};
-  size_t hlens[5] = {9, rclient__key(c, hkey, RECD_KEY_HIST, user, ulen), 1, (size_t)sl, 10};
-  if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 5, hargv, hlens) != REDIS_OK) {
-    /* HGETALL is already queued and owns r; its reply completes r. */
-    c->stats.errors++;
-    rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
-    return 0;
-  }
-  r->sent = 2;
+  /* Back to back in hiredis's output buffer: one write, one round trip.
+   * Once the first is queued it owns r: a later failure marks r and the
+   * last queued reply completes it. */
+  const char *hargv[2] = {"SMEMBERS", key};
+  size_t hlens[2] = {8, rclient__key(c, key, RECD_KEY_HIDDEN, user, ulen)};
+  if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 2, hargv, hlens) != REDIS_OK)
+    goto oom;
+  r->sent++;
   c->stats.commands_sent++;
+  if (flags & RCLIENT_FETCH_IMPRESSIONS) {
+    const char *iargv[2] = {"HGETALL", key};
+    size_t ilens[2] = {7, rclient__key(c, key, RECD_KEY_IMP, user, ulen)};
+    if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 2, iargv, ilens) != REDIS_OK)
+      goto oom;
+    r->sent++;
+    c->stats.commands_sent++;
+  }
+  int sl = snprintf(stop, sizeof stop, "%zu", max_history - 1);
+  const char *zargv[5] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
+  size_t zlens[5] = {9, rclient__key(c, key, RECD_KEY_HIST, user, ulen), 1, (size_t)sl, 10};
+  if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 5, zargv, zlens) != REDIS_OK)
+    goto oom;
+  r->sent++;
+  c->stats.commands_sent++;
+  return 0;
+oom:
+  c->stats.errors++;
+  rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
   return 0;
 }
 

@@ -165,6 +165,16 @@ typedef struct rclient_user {
    * longer than RCLIENT_ID_MAX, a cat: value that is not a finite number in
    * [-1, 1], a personalize value other than "0" or "1". */
   size_t anomalies;
+  /* Items the customer marked "not interested" (SMEMBERS hidden:<user>). */
+  size_t hidden_n;
+  const char *const *hidden_ids;
+  const size_t *hidden_lens;
+  /* With RCLIENT_FETCH_IMPRESSIONS: the impressions hash (HGETALL
+   * imp:<user>), imp_n pairs: imp[2j] the item, imp[2j + 1] its value
+   * (tracking.h parses it), lengths in imp_lens. */
+  size_t imp_n;
+  const char *const *imp;
+  const size_t *imp_lens;
 } rclient_user_t;
 
 typedef void (*rclient_user_cb)(rclient_t *c, const rclient_user_t *res, void *arg);
@@ -201,17 +211,24 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
  * the daemon keeps its previous copy. Never fires synchronously. */
 void rclient_on_unavailable(rclient_t *c, rclient_unavailable_cb cb, void *arg);
 
-/* Reads the history (strongest max_history items) and the preferences of
- * user (ulen bytes, binary-safe) in one pipelined round trip:
+/* rclient_fetch_user flags. */
+#define RCLIENT_FETCH_IMPRESSIONS 1u /* also read imp:<user> (rotation) */
+
+/* Reads the history (strongest max_history items), the preferences and
+ * the hidden items of user (ulen bytes, binary-safe) in one pipelined round
+ * trip:
  *   HGETALL <prefix>pref:<user>
+ *   SMEMBERS <prefix>hidden:<user>
+ *   HGETALL <prefix>imp:<user>          (RCLIENT_FETCH_IMPRESSIONS only)
  *   ZREVRANGE <prefix>hist:<user> 0 <max_history-1> WITHSCORES
  * Bad data is skipped and counted (see rclient_user_t), never fatal: an
  * unknown user is RCLIENT_OK with empty arrays. Returns 0 (cb fires exactly
  * once, never before this call returns), RECD_EINVAL (ulen > RCLIENT_ID_MAX,
- * max_history == 0 or > INT32_MAX, cb NULL, client closing) or RECD_ENOMEM;
- * on error cb never fires. user is not referenced after the call. */
+ * max_history == 0 or > INT32_MAX, unknown flags, cb NULL, client closing)
+ * or RECD_ENOMEM; on error cb never fires. user is not referenced after the
+ * call. */
 int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_history,
-                       rclient_user_cb cb, void *arg);
+                       unsigned flags, rclient_user_cb cb, void *arg);
 
 /* ZINCRBY <prefix>hist:<user> <weight> <item>. Returns 0 (cb fires exactly
  * once with the new score or an error status, never before this call

@@ -267,7 +267,7 @@ static void reco__start(reco_ctx_t *x) {
   if (fetch < RECO_MIN_FETCH)
     fetch = RECO_MIN_FETCH;
   req_hold(x->req); /* the fetch's */
-  if (rclient_fetch_user(s->redis, x->o.user, x->o.ulen, fetch, reco__on_user, x) != 0) {
+  if (rclient_fetch_user(s->redis, x->o.user, x->o.ulen, fetch, 0, reco__on_user, x) != 0) {
     req_release(x->req);
     deadline_settle(&x->dl);
     s->st.degraded++;

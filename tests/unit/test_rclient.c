@@ -376,7 +376,7 @@ static void fb_cb(rclient_t *c, rclient_status_t st, double score, const char *e
 static void fetch(tloop_t *t, rclient_t *c, const char *user, size_t ulen, size_t max,
                   fetch_cap_t *f) {
   memset(f, 0, sizeof *f);
-  ck_assert_int_eq(rclient_fetch_user(c, user, ulen, max, fetch_cb, f), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, user, ulen, max, 0, fetch_cb, f), 0);
   ck_assert_int_eq(f->calls, 0); /* never synchronous */
   tl_wait_count(t, &f->calls, 1, 2000);
 }
@@ -459,9 +459,9 @@ START_TEST(test_fetch_history) {
 
   /* refused arguments never fire the callback */
   memset(&f, 0, sizeof f);
-  ck_assert_int_eq(rclient_fetch_user(c, longid, sizeof longid, 10, fetch_cb, &f), RECD_EINVAL);
-  ck_assert_int_eq(rclient_fetch_user(c, "a", 1, 0, fetch_cb, &f), RECD_EINVAL);
-  ck_assert_int_eq(rclient_fetch_user(c, "a", 1, 10, NULL, &f), RECD_EINVAL);
+  ck_assert_int_eq(rclient_fetch_user(c, longid, sizeof longid, 10, 0, fetch_cb, &f), RECD_EINVAL);
+  ck_assert_int_eq(rclient_fetch_user(c, "a", 1, 0, 0, fetch_cb, &f), RECD_EINVAL);
+  ck_assert_int_eq(rclient_fetch_user(c, "a", 1, 10, 0, NULL, &f), RECD_EINVAL);
 
   rclient_stats_t st;
   rclient_get_stats(c, &st);
@@ -699,9 +699,9 @@ START_TEST(test_redis_restart) {
   tr_cmd(ctx, "CLIENT PAUSE 5000");
   fetch_cap_t p1 = {0}, p2 = {0};
   fb_cap_t fb = {0};
-  ck_assert_int_eq(rclient_fetch_user(c, "gus", 3, 10, fetch_cb, &p1), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "gus", 3, 10, 0, fetch_cb, &p1), 0);
   ck_assert_int_eq(rclient_feedback(c, "gus", 3, "x", 1, 1.0, fb_cb, &fb), 0);
-  ck_assert_int_eq(rclient_fetch_user(c, "gus", 3, 10, fetch_cb, &p2), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "gus", 3, 10, 0, fetch_cb, &p2), 0);
   tl_run_for(&t, 100);
   ck_assert_int_eq(p1.calls + p2.calls + fb.calls, 0);
   redisFree(ctx);
@@ -721,7 +721,7 @@ START_TEST(test_redis_restart) {
 
   /* new requests while down: UNAVAILABLE on the next loop turn */
   memset(&f, 0, sizeof f);
-  ck_assert_int_eq(rclient_fetch_user(c, "gus", 3, 10, fetch_cb, &f), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "gus", 3, 10, 0, fetch_cb, &f), 0);
   ck_assert_int_eq(f.calls, 0);
   tl_wait_count(&t, &f.calls, 1, 500);
   ck_assert_int_eq(f.st, RCLIENT_UNAVAILABLE);
@@ -827,7 +827,7 @@ START_TEST(test_close_with_requests_in_flight) {
   memset(f, 0, sizeof f);
   memset(fb, 0, sizeof fb);
   for (int i = 0; i < N; i++) {
-    ck_assert_int_eq(rclient_fetch_user(c, "ivy", 3, 10, fetch_cb, &f[i]), 0);
+    ck_assert_int_eq(rclient_fetch_user(c, "ivy", 3, 10, 0, fetch_cb, &f[i]), 0);
     ck_assert_int_eq(rclient_feedback(c, "ivy", 3, "i", 1, 1.0, fb_cb, &fb[i]), 0);
   }
   tl_run_for(&t, 50);
@@ -851,7 +851,7 @@ START_TEST(test_close_with_requests_in_flight) {
     ck_assert_int_eq(fb[i].calls, 1);
     ck_assert_int_eq(fb[i].st, RCLIENT_UNAVAILABLE);
   }
-  ck_assert_int_eq(rclient_fetch_user(c, "ivy", 3, 10, fetch_cb, &f[0]), RECD_EINVAL);
+  ck_assert_int_eq(rclient_fetch_user(c, "ivy", 3, 10, 0, fetch_cb, &f[0]), RECD_EINVAL);
   rclient_get_stats(c, &st);
   ck_assert_uint_eq(st.inflight, 0);
   rclient_close(c, tl_closed_cb, &t); /* second close: no-op */
@@ -881,8 +881,8 @@ START_TEST(test_close_from_callback) {
   memset(&a, 0, sizeof a);
   memset(&b, 0, sizeof b);
   a.close_me = c; /* the first answer closes the client */
-  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, fetch_cb, &a), 0);
-  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, fetch_cb, &b), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, 0, fetch_cb, &a), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, 0, fetch_cb, &b), 0);
   tl_wait_count(&t, &b.calls, 1, 2000);
   ck_assert_int_eq(a.calls, 1);
   ck_assert_int_eq(a.st, RCLIENT_OK);
@@ -901,8 +901,8 @@ START_TEST(test_close_from_callback) {
   memset(&a, 0, sizeof a);
   memset(&b, 0, sizeof b);
   a.close_me = c;
-  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, fetch_cb, &a), 0);
-  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, fetch_cb, &b), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, 0, fetch_cb, &a), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "jo", 2, 10, 0, fetch_cb, &b), 0);
   tl_wait_count(&t, &b.calls, 1, 2000);
   ck_assert_int_eq(a.st, RCLIENT_UNAVAILABLE);
   ck_assert_int_eq(b.st, RCLIENT_UNAVAILABLE);
@@ -1018,7 +1018,7 @@ START_TEST(test_connection_reset) {
   wait_connected(&t, c);
   fetch_cap_t f;
   memset(&f, 0, sizeof f);
-  ck_assert_int_eq(rclient_fetch_user(c, "mo", 2, 10, fetch_cb, &f), 0);
+  ck_assert_int_eq(rclient_fetch_user(c, "mo", 2, 10, 0, fetch_cb, &f), 0);
   tl_run_for(&t, 50);
   ck_assert_int_eq(f.calls, 0);
 
