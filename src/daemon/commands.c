@@ -43,6 +43,7 @@ static struct cmd_def cmd_table[] = {
   {"rank", reco_rank, -3, CMD_ASYNC, {0}},
   {"similar", similar_command, -2, CMD_ASYNC, {0}},
   {"feedback", feedback_command, -3, CMD_ASYNC, {0}},
+  {"merge", merge_command, 3, CMD_ASYNC, {0}},
   {"model", model_command, -2, CMD_ASYNC, {0}},
   {"experiment", experiment_command, 2, CMD_ASYNC, {0}},
   {"ping", cmd_ping, -1, 0, {0}},

@@ -6,6 +6,7 @@
  *   commands.c  PING ECHO QUIT AUTH HELLO COMMAND INFO (text in info.c)
  *   reco.c      RECOMMEND RANK        similar.c  SIMILAR
  *   feedback.c  FEEDBACK              model_cmd.c  MODEL
+ *   merge.c     MERGE
  *   experiment_cmd.c  EXPERIMENT
  * A handler answers at once into client_reply(), or later through a
  * request from client_request() that it finishes with req_finish(); `st`
@@ -28,6 +29,7 @@ void reco_recommend(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void reco_rank(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void merge_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void model_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void experiment_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 

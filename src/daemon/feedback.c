@@ -8,8 +8,12 @@
  * counted, the history is not changed). VALUE is the money it brought.
  * The reply is the item's weight in the history afterwards. One round trip
  * carries the history update (ZINCRBY, or ZSCORE for weight 0) and the read
- * of the item's impression (HGET imp:<user>); the outcome counters are
- * written after the reply. A hung Redis must not hold this connection's
+ * of the item's impression (tracking.h's outcome script); the outcome
+ * counters are written after the reply.
+ *
+ * TYPE hide / unhide ("not interested"): SADD / SREM of the item in
+ * <prefix>hidden:<user>, which every RECOMMEND of that customer reads;
+ * the reply is 1 when the set changed, else 0. A hung Redis must not hold this connection's
  * later replies (they leave in order) for longer than feedback-timeout-ms
  * (deadline.h).
  */
@@ -69,18 +73,25 @@ static void feedback__on_zscore(rclient_t *rc, rclient_status_t st, const redisR
   req_release(f->req);
 }
 
-/* The item's impression: the outcome's attribution (after the reply). */
-static void feedback__on_impression(rclient_t *rc, rclient_status_t st, const redisReply *rep,
-                                    const char *errstr, void *arg) {
-  (void)rc, (void)errstr;
+/* SADD / SREM of TYPE hide / unhide: 1 when the set changed, 0 when the
+ * item was already hidden (or not hidden). */
+static void feedback__on_hidden(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                                const char *errstr, void *arg) {
+  (void)rc;
   feedback_ctx_t *f = arg;
-  tracker_t *t = f->srv->tracker;
-  if (st == RCLIENT_OK && t != NULL) {
-    const int have = rep->type == REDIS_REPLY_STRING;
-    tracker_outcome(t, f->user, f->ulen, have ? rep->str : NULL, have ? rep->len : 0, f->counter,
-                    f->value);
+  req_t *r = f->req;
+  if (deadline_settle(&f->dl)) {
+    if (st == RCLIENT_OK && rep->type == REDIS_REPLY_INTEGER) {
+      reply_int(&r->reply, rep->integer);
+      req_finish(r, 0);
+    } else {
+      reply_errorf(&r->reply, "Redis %s: %s",
+                   st == RCLIENT_UNAVAILABLE ? "unavailable" : "error",
+                   errstr ? errstr : "unexpected reply to SADD/SREM");
+      req_finish(r, 1);
+    }
   }
-  req_release(f->req);
+  req_release(r);
 }
 
 static void feedback__expired(void *arg) {
@@ -121,6 +132,7 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   exp_counter_t counter = EXP_PURCHASES;
   double type_weight = cfg->feedback_weight_purchase;
   int have_type = 0, have_value = 0;
+  int hide = 0; /* TYPE hide: 1, unhide: -1 */
   for (size_t i = 3; i < a->argc; i++) {
     if (feedback__eq(a, i, "WEIGHT") && i + 1 < a->argc && w < 0) {
       /* It must stay > 0 as a float too: that is how the fold-in reads it
@@ -143,9 +155,7 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
         counter = EXP_CLICKS;
         type_weight = cfg->feedback_weight_click;
       } else if (feedback__eq(a, i, "hide") || feedback__eq(a, i, "unhide")) {
-        feedback__fail(r, "TYPE hide and unhide are not supported yet (they come with the "
-                          "storefront rules: hidden items)");
-        return;
+        hide = feedback__eq(a, i, "hide") ? 1 : -1;
       } else {
         feedback__fail(r, "TYPE must be purchase, cart or click");
         return;
@@ -161,6 +171,10 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
       return;
     }
   }
+  if (hide != 0 && (have_value || w >= 0)) {
+    feedback__fail(r, "TYPE hide and unhide take no WEIGHT or VALUE");
+    return;
+  }
   if (w < 0)
     w = type_weight;
   if (a->argvlen[1] == 0 || a->argvlen[1] > RCLIENT_ID_MAX || a->argvlen[2] == 0 ||
@@ -168,6 +182,7 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     feedback__fail(r, "user and item ids must be 1 to 256 bytes");
     return;
   }
+
   feedback_ctx_t *f = calloc(1, sizeof *f);
   if (f == NULL) {
     feedback__fail(r, "out of memory");
@@ -186,6 +201,21 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   char key[RECD_KEY_MAX];
   int err;
   req_hold(r); /* the history update's callback */
+  if (hide != 0) {
+    /* "Not interested": the hidden set, nothing else (no history weight, no
+     * outcome). */
+    const char *argv[3] = {hide > 0 ? "SADD" : "SREM", key, a->argv[2]};
+    const size_t lens[3] = {4, rclient_key(rc, key, RECD_KEY_HIDDEN, a->argv[1], a->argvlen[1]),
+                            a->argvlen[2]};
+    if (rclient_call(rc, 3, argv, lens, feedback__on_hidden, f) != 0) {
+      req_release(r);
+      feedback__fail(r, "cannot send FEEDBACK to Redis");
+      return;
+    }
+    deadline_init(&f->dl, c->srv->loop, r);
+    deadline_arm(&f->dl, (uint64_t)f->timeout_ms, feedback__expired, f);
+    return;
+  }
   if (w > 0) {
     err = rclient_feedback(rc, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2], w,
                            feedback__on_zincrby, f);
@@ -201,12 +231,9 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     return;
   }
   /* In the same round trip: the impression that explains the outcome. */
-  const char *hargv[3] = {"HGET", key, a->argv[2]};
-  const size_t hlens[3] = {4, rclient_key(rc, key, RECD_KEY_IMP, a->argv[1], a->argvlen[1]),
-                           a->argvlen[2]};
-  req_hold(r);
-  if (rclient_call(rc, 3, hargv, hlens, feedback__on_impression, f) != 0)
-    req_release(r); /* the outcome goes uncounted; the history is updated */
+  if (c->srv->tracker != NULL)
+    tracker_outcome_send(c->srv->tracker, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2],
+                         counter, value);
   deadline_init(&f->dl, c->srv->loop, r);
   deadline_arm(&f->dl, (uint64_t)f->timeout_ms, feedback__expired, f);
 }
