@@ -217,5 +217,14 @@ void it_cap_asan_quarantine(void);
 /* Runs a suite in Check's fork mode and, for every failed test, prints the
  * tail of its recd and redis-server logs. Returns the number of failures. */
 int it_run_suite(Suite *suite);
+/* Adds test fn to suite s in a test case of its own with a timeout of secs
+ * seconds (one redis-server and recd per test: cases must not share). */
+#define IT_ADD(s, fn, secs)                                                                        \
+  do {                                                                                             \
+    TCase *tc_ = tcase_create(#fn "_fn");                                                          \
+    tcase_set_timeout(tc_, secs);                                                                  \
+    tcase_add_test(tc_, fn);                                                                       \
+    suite_add_tcase(s, tc_);                                                                       \
+  } while (0)
 
 #endif

@@ -1998,40 +1998,32 @@ END_TEST
 
 static Suite *daemon_suite(void) {
   Suite *s = suite_create("daemon");
-#define IT_ADD(fn, secs)                                                                           \
-  do {                                                                                             \
-    TCase *tc = tcase_create(#fn "_fn");                                                           \
-    tcase_set_timeout(tc, secs);                                                                   \
-    tcase_add_test(tc, fn);                                                                        \
-    suite_add_tcase(s, tc);                                                                        \
-  } while (0)
-  IT_ADD(small_commands, 60);
-  IT_ADD(auth, 60);
-  IT_ADD(recommend_vs_bruteforce, 60);
-  IT_ADD(recommend_paging, 60);
-  IT_ADD(recommend_filters, 60);
-  IT_ADD(recommend_withreasons, 60);
-  IT_ADD(recommend_popular, 60);
-  IT_ADD(opt_out_is_anonymous, 60);
-  IT_ADD(recommend_preferences, 60);
-  IT_ADD(recommend_unavailable, 60);
-  IT_ADD(rank, 60);
-  IT_ADD(similar, 60);
-  IT_ADD(freshness, 60);
-  IT_ADD(pipeline_1000, 60);
-  IT_ADD(byte_by_byte, 60);
-  IT_ADD(inline_commands, 60);
-  IT_ADD(protocol_errors, 60);
-  IT_ADD(redis_down_and_back, 60);
-  IT_ADD(hot_reload, 60);
-  IT_ADD(reload_under_load, 90);
-  IT_ADD(sigterm_unix_socket, 60);
-  IT_ADD(sigint_and_startup_errors, 60);
-  IT_ADD(limits_and_options, 60);
-  IT_ADD(large_catalogue, 60);
-  IT_ADD(large_catalogue_split, 60);
-  IT_ADD(bad_data_in_redis, 60);
-#undef IT_ADD
+  IT_ADD(s, small_commands, 60);
+  IT_ADD(s, auth, 60);
+  IT_ADD(s, recommend_vs_bruteforce, 60);
+  IT_ADD(s, recommend_paging, 60);
+  IT_ADD(s, recommend_filters, 60);
+  IT_ADD(s, recommend_withreasons, 60);
+  IT_ADD(s, recommend_popular, 60);
+  IT_ADD(s, opt_out_is_anonymous, 60);
+  IT_ADD(s, recommend_preferences, 60);
+  IT_ADD(s, recommend_unavailable, 60);
+  IT_ADD(s, rank, 60);
+  IT_ADD(s, similar, 60);
+  IT_ADD(s, freshness, 60);
+  IT_ADD(s, pipeline_1000, 60);
+  IT_ADD(s, byte_by_byte, 60);
+  IT_ADD(s, inline_commands, 60);
+  IT_ADD(s, protocol_errors, 60);
+  IT_ADD(s, redis_down_and_back, 60);
+  IT_ADD(s, hot_reload, 60);
+  IT_ADD(s, reload_under_load, 90);
+  IT_ADD(s, sigterm_unix_socket, 60);
+  IT_ADD(s, sigint_and_startup_errors, 60);
+  IT_ADD(s, limits_and_options, 60);
+  IT_ADD(s, large_catalogue, 60);
+  IT_ADD(s, large_catalogue_split, 60);
+  IT_ADD(s, bad_data_in_redis, 60);
   return s;
 }
 

@@ -512,16 +512,8 @@ END_TEST
 
 static Suite *faults_suite(void) {
   Suite *s = suite_create("faults");
-#define IT_ADD(fn, secs)                                                                           \
-  do {                                                                                             \
-    TCase *tc = tcase_create(#fn "_fn");                                                           \
-    tcase_set_timeout(tc, secs);                                                                   \
-    tcase_add_test(tc, fn);                                                                        \
-    suite_add_tcase(s, tc);                                                                        \
-  } while (0)
-  IT_ADD(redis_faults_under_load, 60);
-  IT_ADD(reload_storm, 60);
-#undef IT_ADD
+  IT_ADD(s, redis_faults_under_load, 60);
+  IT_ADD(s, reload_storm, 60);
   return s;
 }
 

@@ -1137,21 +1137,13 @@ END_TEST
 
 static Suite *hostile_suite(void) {
   Suite *s = suite_create("hostile");
-#define IT_ADD(fn, secs)                                                                           \
-  do {                                                                                             \
-    TCase *tc = tcase_create(#fn "_fn");                                                           \
-    tcase_set_timeout(tc, secs);                                                                   \
-    tcase_add_test(tc, fn);                                                                        \
-    suite_add_tcase(s, tc);                                                                        \
-  } while (0)
-  IT_ADD(protocol_attacks, 60);
-  IT_ADD(ids_and_numbers, 60);
-  IT_ADD(never_ending_requests, 60);
-  IT_ADD(slow_reader, 60);
-  IT_ADD(auth_and_unix_socket, 60);
-  IT_ADD(reload_paths, 60);
-  IT_ADD(bad_data_in_redis, 60);
-#undef IT_ADD
+  IT_ADD(s, protocol_attacks, 60);
+  IT_ADD(s, ids_and_numbers, 60);
+  IT_ADD(s, never_ending_requests, 60);
+  IT_ADD(s, slow_reader, 60);
+  IT_ADD(s, auth_and_unix_socket, 60);
+  IT_ADD(s, reload_paths, 60);
+  IT_ADD(s, bad_data_in_redis, 60);
   return s;
 }
 

@@ -545,16 +545,8 @@ END_TEST
 
 static Suite *shutdown_suite(void) {
   Suite *s = suite_create("shutdown");
-#define IT_ADD(fn, secs)                                                                           \
-  do {                                                                                             \
-    TCase *tc = tcase_create(#fn "_fn");                                                           \
-    tcase_set_timeout(tc, secs);                                                                   \
-    tcase_add_test(tc, fn);                                                                        \
-    suite_add_tcase(s, tc);                                                                        \
-  } while (0)
-  IT_ADD(sigterm_stops_reading, 60);
-  IT_ADD(sigterm_replies_whole, 60);
-#undef IT_ADD
+  IT_ADD(s, sigterm_stops_reading, 60);
+  IT_ADD(s, sigterm_replies_whole, 60);
   return s;
 }
 
