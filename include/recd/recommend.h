@@ -9,17 +9,83 @@
  * answered here directly (rec_rank, rec_similar). Keeping the rules here
  * means the tests can check them against brute force without a daemon.
  *
- * Rules, in order (DESIGN.md "Model semantics"):
+ * Rules, in order (DESIGN.md "Model semantics", "Touchpoints and rules"):
  *  1. personalized when personalize != 0 and the history has at least one
  *     item the model knows: x = fold-in of the history (capped), score
  *     s_i = x . y_i; otherwise s_i = popularity_i (not personalized);
  *  2. preference adjustment: s_i += pref(cat_i) * scale, where scale is the
  *     model's score_scale (personalized) or the popularity standard
  *     deviation (popular); pref = -1 removes the category;
- *  3. filters: history items (when exclude_history), unavailable items,
- *     EXCLUDE ids, CATEGORY (items of any listed category only);
- *  4. top offset+count by adjusted score (ties: smaller item index), of
- *     which the last `count` are returned.
+ *  3. filters: history items (when exclude_history), hidden items,
+ *     unavailable items, EXCLUDE ids, CATEGORY (items of any listed
+ *     category only), and with exclude_bought_groups every item whose
+ *     product family (group) is the family of a history item. What passes
+ *     is "the filtered ranking" R: adjusted score descending, equal scores
+ *     by smaller item index;
+ *  4. the caps (max_per_category, one_per_group) and the promoted slots
+ *     (promote) turn R into "the answer ranking" L by the walk below; with
+ *     none of them L = R;
+ *  5. L[offset .. offset + count) is returned.
+ *
+ * The walk (exact: it is a pure function of R and the promoted items, so
+ * the first pass only has to deliver enough of R, see "Depth" below).
+ * Positions p = 1, 2, 3, ... of L are filled in order. Position p is a
+ * promoted slot when promote > 0, p is even and p <= 2 * promote (the
+ * slots 2, 4, ..., 2 * promote, 1-based: every other slot starting with
+ * the second, so the best organic item always leads and promoted items
+ * never bunch together). An item is *admissible* at a position when
+ *  - max_per_category > 0: its category is 0 (uncategorised) or fewer than
+ *    max_per_category items of its category are already in L[1..p);
+ *  - one_per_group: its group is 0 (no family) or no item of its group is
+ *    already in L[1..p);
+ *  - it is not already in L[1..p).
+ * A promoted slot takes the best (in R's order) admissible item of R that
+ * is in the promoted bitmap, flagged as promoted; when none is left the
+ * slot is an ordinary one. Every other position takes the best admissible
+ * item of R, promoted or not (flagged organic: a promoted item that earns
+ * its place on its own score is shown, and not repeated, and the promoted
+ * slots then go to the next promoted items, so the merchandiser's slots
+ * always add promoted items that the organic ranking would not show
+ * there). The walk ends when count + offset positions are filled or no
+ * admissible item is left. Consequences, by design:
+ *  - promoted items pass every filter of step 3 and count toward the caps
+ *    like any item (a promotion never breaks MAXPERCATEGORY or
+ *    ONEPERGROUP, and fills the category's quota);
+ *  - uncategorised items (category 0) are never capped: category 0 means
+ *    "no category", not one big category, so a catalogue without
+ *    categories is not cut to max_per_category items; likewise group 0;
+ *  - an item skipped because its category or group was full never comes
+ *    back later in the walk (counts only grow), so L is a subsequence of
+ *    R once the promoted items are put back in their slots;
+ *  - OFFSET pages through L: page 2 with the same query is L[offset ..],
+ *    so the promoted slots are absolute positions of L (with PROMOTE 2 a
+ *    page starting at offset 2 has its promoted item at its second
+ *    position, position 4 of L), and the concatenation of pages is the
+ *    long list.
+ *
+ * Depth. The walk reads a prefix of R. Without caps or group rules the
+ * prefix it reads is never longer than offset + count (each item read is
+ * either placed or was placed in a promoted slot already); with them it
+ * is unknown beforehand. So the first pass delivers the exact top D of R
+ * (D from rec_depth(): offset + count without those rules, a few times
+ * more with them) and the walk runs on it; when the walk would read past
+ * a prefix that is not the whole of R, the answer is not decided yet: the
+ * caller collects the top D' (a larger depth estimated from how far the
+ * walk got) and runs it again, ultimately over the whole filtered
+ * catalogue. The walk also stops early, deciding the answer, when every
+ * category the filters let through is full and category 0 is filtered
+ * out (e.g. CATEGORY kitchen MAXPERCATEGORY 3). The promoted items are few
+ * (tens to thousands): they are scored exactly one by one, not taken from
+ * the first pass.
+ *
+ * History: hist may hold an item more than once (the daemon appends the
+ * request's HISTORY items to the stored history): fold-in merges
+ * duplicates, summing their weights (foldin.h), the exclusion lists
+ * accept duplicates, and a reason names the item's first position.
+ *
+ * Rotation (SHOWNLIMIT): the items shown too often are passed by the
+ * daemon as more EXCLUDE entries (appended to exclude); they are filtered
+ * exactly like EXCLUDE ids, so nothing here needs to know about them.
  */
 #ifndef RECD_RECOMMEND_H
 #define RECD_RECOMMEND_H
@@ -51,6 +117,16 @@ typedef struct rec_query {
   const uint64_t *unavailable; /* bitmap over items, or NULL */
   size_t offset, count;
   int with_reasons;
+  /* Issue 14 (see the walk above); all 0 / NULL: off. */
+  const uint32_t *hidden;      /* "not interested": model indices, any order,
+                                  duplicates allowed; never returned, last
+                                  in RANK */
+  size_t n_hidden;
+  size_t max_per_category;     /* MAXPERCATEGORY: 0 = no cap */
+  int one_per_group;           /* ONEPERGROUP: at most one item per family */
+  int exclude_bought_groups;   /* no item of a family any hist item is in */
+  const uint64_t *promoted;    /* bitmap over items, or NULL ... */
+  size_t promote;              /* ... and PROMOTE slots (0 = off) */
 } rec_query_t;
 
 typedef struct rec_result {
@@ -59,6 +135,10 @@ typedef struct rec_result {
   float *scores;     /* adjusted scores */
   int32_t *reasons;  /* WITHREASONS: index into the query's hist of the
                         past item contributing most, -1 when none */
+  uint8_t *promoted; /* when the query has promote > 0 and a promoted
+                        bitmap (else NULL; also NULL when n is 0): 1 for
+                        an item placed in a promoted slot, 0 for an
+                        organic one */
   int personalized;  /* 1 when the answer used the customer's vector */
   size_t n_used;     /* history items folded in */
 } rec_result_t;
@@ -73,6 +153,14 @@ typedef struct rec_ws {
   float *top_scores;
   int32_t *reasons;
   size_t top_cap, slots_cap;
+  /* the walk (rules.c): the answer ranking, the promoted candidates and
+   * the walk's sets, grown on demand */
+  uint32_t *ans;
+  float *ans_scores;
+  uint8_t *ans_promoted;
+  size_t ans_cap;
+  void *walk;
+  size_t walk_cap;
 } rec_ws_t;
 
 void rec_ws_init(rec_ws_t *ws);
@@ -121,15 +209,26 @@ void rec_rules_free(rec_rules_t *r);
  * of the float first passes, to which an approximate pass adds its own. */
 float rec_score_slack(const model_t *m, const float *x, const topk_filter_t *f);
 
+/* The depth D of the filtered ranking R that a first pass must deliver
+ * for q (see "Depth" above): offset + count without caps or group rules;
+ * with max_per_category or one_per_group 4 (offset + count) + 32, and
+ * with exclude_bought_groups 4 more per history item (at most 1024 more),
+ * since every bought family may hide a few items near the top. Never more
+ * than the catalogue needs (the caller clamps to its item count). */
+size_t rec_depth(const rec_query_t *q);
+
 /* The end of a personalized answer from a first pass that delivered its
  * candidates (the int8 scan's qsel_t after its final qsel_compact, in
- * serve.h): re-scores cand[0..n) exactly, ranks them and applies offset,
- * count and reasons (reasons as for rec_select). The candidates must
- * already pass rules->f and include every item that can reach the top
- * offset + count. */
+ * serve.h): re-scores cand[0..n) exactly, keeps the top `depth` of R and
+ * applies the walk, offset, count and reasons (reasons as for
+ * rec_select). The candidates must already pass rules->f and include
+ * every item that can reach the top `depth` of R. *deeper is 0 when the
+ * answer is decided (out is set); otherwise the top `depth` was not enough
+ * for the caps (see "Depth"): out is empty and *deeper > depth is the
+ * depth to collect candidates for and call again with. */
 int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rules_t *rules,
-                          const float *x, const uint32_t *cand, size_t n_cand, size_t n_used,
-                          rec_ws_t *ws, rec_result_t *out);
+                          const float *x, const uint32_t *cand, size_t n_cand, size_t depth,
+                          size_t n_used, rec_ws_t *ws, rec_result_t *out, size_t *deeper);
 
 /* The exact score of an item for a customer: the dot product accumulated in
  * double in a fixed order (four partial sums) and rounded once. Personalized answers (RECOMMEND
@@ -138,10 +237,15 @@ int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rule
 float rec_score_exact(const float *x, const float *y, uint32_t k);
 
 /* RANK: orders the candidates cand[0..n) (model indices, -1 = unknown id)
- * by adjusted score; unknown ids go last, removed categories (pref -1) just
- * before them, in their given order. order_out receives n positions into
- * cand, scores_out (may be NULL) their scores (NAN for unknown). Only the
- * query's history, personalize and preference fields are used. */
+ * by adjusted score; then, in their given order, the removed candidates:
+ * hidden items and items of a removed category (pref -1), as one group
+ * (both mean "the customer does not want this", so neither outranks the
+ * other and the storefront's own order is kept among them); unknown ids
+ * last, in their given order. order_out receives n positions into cand,
+ * scores_out (may be NULL) their scores (NAN for unknown; a hidden item
+ * keeps its score). Only the query's history, personalize, preference and
+ * hidden fields are used: RANK orders the storefront's own list, so it
+ * filters nothing and neither caps nor promotes. */
 int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int64_t *cand,
              size_t n, rec_ws_t *ws, uint32_t *order_out, float *scores_out, int *personalized);
 
@@ -150,5 +254,21 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
  * into ws as for rec_select(). */
 int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
                 rec_ws_t *ws, rec_result_t *out);
+
+/* SIMILAR with the rules: R is every item but `item` itself ranked by the
+ * cosine of item factors (the float ranking of rec_similar(), equal
+ * cosines by smaller index), filtered by q's history (exclude_history),
+ * hidden, unavailable, EXCLUDE, CATEGORY, the categories whose preference
+ * is -1 (other preferences do not move a cosine) and exclude_bought_groups
+ * (the families of q's hist); then the walk with max_per_category and
+ * one_per_group, and q's offset and count. Without FOR <user> the daemon
+ * passes a query with only count, offset, CATEGORY, EXCLUDE, the caps and
+ * unavailable. Ignored: personalize, history_limit, hist_w, the preference
+ * values other than -1, promote (a product page's "similar items" has no
+ * promoted slots) and with_reasons. `item` itself is never returned and
+ * does not fill its category's or family's quota (the page can show one
+ * sibling of the same family). Results point into ws. 0, RECD_ENOMEM. */
+int rec_similar_q(const model_t *m, uint32_t item, const rec_query_t *q, rec_ws_t *ws,
+                  rec_result_t *out);
 
 #endif

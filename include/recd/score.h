@@ -46,6 +46,14 @@ typedef struct topk_filter {
 size_t topk_select(const float *scores, uint32_t n, const topk_filter_t *f,
                    size_t want, uint32_t *idx_out, float *score_out);
 
+/* The cosine of every item with `item` into out[0..n): (y_i . y_item) /
+ * |y_i| / |y_item| from one sgemv, NaN for `item` itself and for
+ * zero-norm items (never returned by topk_select). Returns 0, and writes
+ * nothing, when `item` is out of range, k is 0 or its norm is zero (it is
+ * similar to nothing); else 1. score_similar's scores. */
+int score_cosines(const float *Y, size_t ldy, uint32_t n, uint32_t k, const float *norms,
+                  uint32_t item, float *out);
+
 /* Items most similar to `item` by cosine of item factors (norms given, a
  * zero-norm item is similar to nothing), excluding the item itself and
  * anything the filter removes. scratch holds n floats. Returns the number of

@@ -32,6 +32,13 @@
  * whatever the pass, the batch size or the split: personalized answers are
  * ranked on rec_score_exact(), and each first pass keeps every candidate
  * that its proven error bound cannot rule out.
+ *
+ * Caps and families (recommend.h, "Depth"): the first pass collects the
+ * top rec_depth() of the filtered ranking; when the walk needs more, the
+ * float pass selects deeper on the row's scores it still has, and the
+ * int8 pass scans the catalogue again for that row alone in phase 4 (one
+ * customer's scan, about a batch row's cost) with a deeper collector,
+ * until the answer is decided (at worst over every item).
  */
 #ifndef RECD_SERVE_H
 #define RECD_SERVE_H
@@ -108,6 +115,10 @@ typedef struct serve_answer {
   int32_t *reasons;  /* with_reasons only (else NULL): index into the
                         query's hist of the past item contributing most,
                         -1 when none */
+  uint8_t *promoted; /* promote > 0 with a promoted bitmap only (else
+                        NULL; may be NULL when n is 0): 1 for an item in
+                        a promoted slot
+                        (WITHREASONS says "promoted"), 0 otherwise */
 } serve_answer_t;
 
 typedef struct serve_batch serve_batch_t;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "recd/score.h"
+#include "rules_internal.h"
 
 void rec_ws_init(rec_ws_t *ws) {
   memset(ws, 0, sizeof *ws);
@@ -21,6 +22,10 @@ void rec_ws_free(rec_ws_t *ws) {
   free(ws->top);
   free(ws->top_scores);
   free(ws->reasons);
+  free(ws->ans);
+  free(ws->ans_scores);
+  free(ws->ans_promoted);
+  free(ws->walk);
   memset(ws, 0, sizeof *ws);
 }
 
@@ -104,7 +109,8 @@ static int rec__cmp_u32(const void *a, const void *b) {
 
 int rec_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *q, float scale) {
   memset(r, 0, sizeof *r);
-  const size_t n_excl = q->n_exclude + (q->exclude_history ? q->n_hist : 0);
+  const size_t n_hist = q->exclude_history ? q->n_hist : 0;
+  const size_t n_excl = q->n_exclude + n_hist + q->n_hidden;
   r->excl = malloc((n_excl ? n_excl : 1) * sizeof *r->excl);
   r->cat_adjust = malloc(((size_t)model_n_categories(m) + 1) * sizeof *r->cat_adjust);
   if (r->excl == NULL || r->cat_adjust == NULL) {
@@ -114,8 +120,10 @@ int rec_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *q, float
   /* memcpy from NULL is undefined even for 0 bytes. */
   if (q->n_exclude > 0)
     memcpy(r->excl, q->exclude, q->n_exclude * sizeof *r->excl);
-  if (q->exclude_history && q->n_hist > 0)
-    memcpy(r->excl + q->n_exclude, q->hist, q->n_hist * sizeof *r->excl);
+  if (n_hist > 0)
+    memcpy(r->excl + q->n_exclude, q->hist, n_hist * sizeof *r->excl);
+  if (q->n_hidden > 0)
+    memcpy(r->excl + q->n_exclude + n_hist, q->hidden, q->n_hidden * sizeof *r->excl);
   qsort(r->excl, n_excl, sizeof *r->excl, rec__cmp_u32);
   r->f = (topk_filter_t){.exclude = r->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};
   if (rec__category_rules(m, q, scale, r->cat_adjust)) {
@@ -376,26 +384,71 @@ static int rec__refine(const model_t *m, const float *approx, const float *x, fl
   return rec__rescore(m, x, f, want, got, ws);
 }
 
-/* The answer from ws->top[0..got) (best first): offset, count, reasons. */
-static void rec__output(const model_t *m, const rec_query_t *q, size_t got, size_t n_used,
-                        rec_ws_t *ws, rec_result_t *out) {
+/* The answer from items[0..got) (the answer ranking, best first): offset,
+ * count, reasons, promoted flags (promo, or NULL). */
+static void rec__output(const model_t *m, const rec_query_t *q, uint32_t *items, float *scores,
+                        uint8_t *promo, size_t got, size_t n_used, rec_ws_t *ws,
+                        rec_result_t *out) {
+  const size_t want = q->offset + q->count;
+  if (got > want)
+    got = want;
   if (got <= q->offset)
     return;
   out->n = got - q->offset;
-  out->items = ws->top + q->offset;
-  out->scores = ws->top_scores + q->offset;
+  out->items = items + q->offset;
+  out->scores = scores + q->offset;
+  if (promo != NULL)
+    out->promoted = promo + q->offset;
   if (q->with_reasons) {
+    if (out->n > ws->top_cap)
+      return; /* cannot happen: ws->reasons holds the depth, >= n */
     out->reasons = ws->reasons;
     for (size_t j = 0; j < out->n; j++)
       out->reasons[j] = out->personalized ? rec__reason(m, q, ws, n_used, out->items[j]) : -1;
   }
 }
 
+size_t rec_depth(const rec_query_t *q) {
+  const size_t lim = SIZE_MAX / 8;
+  size_t want = q->offset + q->count;
+  if (want < q->offset || want > lim)
+    want = lim; /* saturate: the callers clamp to the catalogue anyway */
+  size_t d = want;
+  if (q->max_per_category > 0 || q->one_per_group)
+    d = 4 * want + 32;
+  if (q->exclude_bought_groups)
+    d += q->n_hist < 256 ? 4 * q->n_hist : 1024;
+  return d;
+}
+
+/* The answer from the exact prefix ws->top[0..got) of the filtered
+ * ranking (best first; the whole of it when `complete`): the walk when q
+ * needs one, else the prefix itself. *deeper as for rec_walk. */
+static int rec__answer(const model_t *m, const rec_query_t *q, const topk_filter_t *f,
+                       const float *x, const float *base, size_t got, int complete,
+                       size_t n_used, int use_promote, rec_ws_t *ws, rec_result_t *out,
+                       size_t *deeper) {
+  *deeper = 0;
+  if (!rec_walk_needed(q, use_promote)) {
+    rec__output(m, q, ws->top, ws->top_scores, NULL, got, n_used, ws, out);
+    return 0;
+  }
+  size_t len;
+  int rc = rec_walk(m, q, f, ws->top, ws->top_scores, got, complete, x, base, use_promote, ws,
+                    &len, deeper);
+  if (rc != 0 || *deeper != 0)
+    return rc;
+  const int promo = use_promote && q->promote > 0 && q->promoted != NULL;
+  rec__output(m, q, ws->ans, ws->ans_scores, promo ? ws->ans_promoted : NULL, len, n_used, ws,
+              out);
+  return 0;
+}
+
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
                const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
-  const size_t want = q->offset + q->count;
-  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, want + 8) != 0)
+  const uint32_t n = model_n_items(m);
+  if (rec__ws_for_model(ws, m) != 0)
     return RECD_ENOMEM;
   out->personalized = scores != NULL;
   out->n_used = n_used;
@@ -407,45 +460,74 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
   rec_rules_t rules;
   if (rec_rules_init(&rules, m, q, scale) != 0)
     return RECD_ENOMEM;
-  size_t got;
-  if (out->personalized) {
-    got = topk_select(scores, model_n_items(m), &rules.f, want + 8, ws->top, ws->top_scores);
-    int r = rec__refine(m, scores, x, err, &rules.f, want, got, ws);
-    if (r < 0) {
-      rec_rules_free(&rules);
-      return r;
+  size_t depth = rec_depth(q);
+  if (depth > n)
+    depth = n;
+  int rc = 0;
+  /* The dense scores are all here: a deeper prefix is one more selection
+   * on them (see recommend.h, "Depth"). */
+  for (;;) {
+    if (rec__grow_top(ws, depth + 8) != 0) {
+      rc = RECD_ENOMEM;
+      break;
     }
-    got = (size_t)r;
-  } else {
-    got = topk_select(scores, model_n_items(m), &rules.f, want, ws->top, ws->top_scores);
+    size_t got;
+    if (out->personalized) {
+      got = topk_select(scores, n, &rules.f, depth + 8, ws->top, ws->top_scores);
+      int r = rec__refine(m, scores, x, err, &rules.f, depth, got, ws);
+      if (r < 0) {
+        rc = r;
+        break;
+      }
+      got = (size_t)r;
+    } else {
+      got = topk_select(scores, n, &rules.f, depth, ws->top, ws->top_scores);
+    }
+    size_t deeper;
+    rc = rec__answer(m, q, &rules.f, out->personalized ? x : NULL, scores, got,
+                     got < depth || depth >= n, n_used, 1, ws, out, &deeper);
+    if (rc != 0 || deeper == 0)
+      break;
+    depth = deeper < n ? deeper : n;
   }
   rec_rules_free(&rules);
-  rec__output(m, q, got, n_used, ws, out);
-  return 0;
+  return rc;
 }
 
 int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rules_t *rules,
-                          const float *x, const uint32_t *cand, size_t n_cand, size_t n_used,
-                          rec_ws_t *ws, rec_result_t *out) {
+                          const float *x, const uint32_t *cand, size_t n_cand, size_t depth,
+                          size_t n_used, rec_ws_t *ws, rec_result_t *out, size_t *deeper) {
   memset(out, 0, sizeof *out);
-  const size_t want = q->offset + q->count;
-  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, n_cand > want ? n_cand : want) != 0)
+  *deeper = 0;
+  const uint32_t n = model_n_items(m);
+  if (depth > n)
+    depth = n;
+  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, n_cand > depth ? n_cand : depth) != 0)
     return RECD_ENOMEM;
   out->personalized = 1;
   out->n_used = n_used;
   if (n_cand > 0)
     memcpy(ws->top, cand, n_cand * sizeof *ws->top);
-  int r = rec__rescore(m, x, &rules->f, want, n_cand, ws);
+  int r = rec__rescore(m, x, &rules->f, depth, n_cand, ws);
   if (r < 0)
     return r;
-  rec__output(m, q, (size_t)r, n_used, ws, out);
-  return 0;
+  const size_t got = (size_t)r;
+  int rc = rec__answer(m, q, &rules->f, x, NULL, got, got < depth || depth >= n, n_used, 1, ws,
+                       out, deeper);
+  if (rc == 0 && *deeper != 0) {
+    memset(out, 0, sizeof *out);
+    if (*deeper > n)
+      *deeper = n;
+    if (*deeper <= depth) /* cannot happen: a prefix of n items is complete */
+      *deeper = 0;
+  }
+  return rc;
 }
 
 typedef struct rec__ranked {
   float score;
   uint32_t pos;
-  int cls; /* 0 scored, 1 removed category, 2 unknown id */
+  int cls; /* 0 scored, 1 removed (hidden or removed category), 2 unknown id */
 } rec__ranked_t;
 
 static int rec__cmp_ranked(const void *a, const void *b) {
@@ -474,6 +556,17 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
     free(r);
     return rc;
   }
+  /* Hidden items, sorted for a binary search per candidate. */
+  uint32_t *hid = NULL;
+  if (q->n_hidden > 0) {
+    hid = malloc(q->n_hidden * sizeof *hid);
+    if (hid == NULL) {
+      free(r);
+      return RECD_ENOMEM;
+    }
+    memcpy(hid, q->hidden, q->n_hidden * sizeof *hid);
+    qsort(hid, q->n_hidden, sizeof *hid, rec__cmp_u32);
+  }
   rec_query_t rules = *q;
   rules.category_filter = 0;
   int have_rules = rec__category_rules(m, &rules, scale, ws->cat_adjust);
@@ -490,10 +583,12 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
     float s = *personalized ? rec_score_exact(ws->x, Y + (size_t)i * stride, k) : scores[i];
     if (have_rules)
       s += ws->cat_adjust[cats[i]];
-    if (s == -INFINITY || isnan(s))
+    if (s == -INFINITY || isnan(s) ||
+        (hid != NULL && bsearch(&i, hid, q->n_hidden, sizeof *hid, rec__cmp_u32) != NULL))
       r[j].cls = 1;
     r[j].score = s;
   }
+  free(hid);
   qsort(r, n, sizeof *r, rec__cmp_ranked);
   for (size_t j = 0; j < n; j++) {
     order_out[j] = r[j].pos;
@@ -517,4 +612,48 @@ int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *u
   out->items = ws->top;
   out->scores = ws->top_scores;
   return 0;
+}
+
+int rec_similar_q(const model_t *m, uint32_t item, const rec_query_t *q, rec_ws_t *ws,
+                  rec_result_t *out) {
+  memset(out, 0, sizeof *out);
+  const uint32_t n = model_n_items(m);
+  if (rec__ws_for_model(ws, m) != 0 || rec__ws_scores(ws) == NULL)
+    return RECD_ENOMEM;
+  if (item >= n || q->offset + q->count == 0)
+    return 0;
+  /* No promoted slots, no reasons; preferences only as removals: a scale
+   * of 0 makes every adjustment 0 but the -1's -INFINITY, so a cosine
+   * plus its adjustment is the cosine itself. */
+  rec_query_t sq = *q;
+  sq.promote = 0;
+  sq.promoted = NULL;
+  sq.with_reasons = 0;
+  rec_rules_t rules;
+  if (rec_rules_init(&rules, m, &sq, 0.0f) != 0)
+    return RECD_ENOMEM;
+  if (!score_cosines(model_item_factors(m), model_stride(m), n, model_factors(m),
+                     model_item_norms(m), item, ws->scores)) {
+    rec_rules_free(&rules);
+    return 0; /* a zero vector is similar to nothing */
+  }
+  size_t depth = rec_depth(&sq);
+  if (depth > n)
+    depth = n;
+  int rc = 0;
+  for (;;) {
+    if (rec__grow_top(ws, depth) != 0) {
+      rc = RECD_ENOMEM;
+      break;
+    }
+    const size_t got = topk_select(ws->scores, n, &rules.f, depth, ws->top, ws->top_scores);
+    size_t deeper;
+    rc = rec__answer(m, &sq, &rules.f, NULL, ws->scores, got, got < depth || depth >= n, 0, 0,
+                     ws, out, &deeper);
+    if (rc != 0 || deeper == 0)
+      break;
+    depth = deeper < n ? deeper : n;
+  }
+  rec_rules_free(&rules);
+  return rc;
 }

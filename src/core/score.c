@@ -61,22 +61,29 @@ void score_items_batch(const float *Y, size_t ldy, uint32_t n, uint32_t k, const
  * similar. Cosines are computed as (y_i . y_q) / |y_i| / |y_q|: dividing
  * by each norm separately keeps a product of two tiny norms from underflowing
  * to a zero denominator (and 1 / |y_q| from overflowing). */
-size_t score_similar(const float *Y, size_t ldy, uint32_t n, uint32_t k, const float *norms,
-                     uint32_t item, const topk_filter_t *f, size_t want, uint32_t *idx_out,
-                     float *score_out, float *scratch) {
-  if (item >= n || want == 0 || k == 0)
+int score_cosines(const float *Y, size_t ldy, uint32_t n, uint32_t k, const float *norms,
+                  uint32_t item, float *out) {
+  if (item >= n || k == 0)
     return 0;
   const float nq = norms[item];
   if (!(nq > 0.0f))
     return 0;
-  score_items(Y, ldy, n, k, Y + (size_t)item * ldy, scratch);
+  score_items(Y, ldy, n, k, Y + (size_t)item * ldy, out);
   /* NaN marks "never return" for topk_select: zero-norm candidates (whose
    * cosine is undefined) and, below, the query itself. The select compiles
    * to a blend, so this loop vectorises. */
   for (uint32_t i = 0; i < n; i++) {
     const float ni = norms[i];
-    scratch[i] = ni > 0.0f ? scratch[i] / ni / nq : NAN;
+    out[i] = ni > 0.0f ? out[i] / ni / nq : NAN;
   }
-  scratch[item] = NAN;
+  out[item] = NAN;
+  return 1;
+}
+
+size_t score_similar(const float *Y, size_t ldy, uint32_t n, uint32_t k, const float *norms,
+                     uint32_t item, const topk_filter_t *f, size_t want, uint32_t *idx_out,
+                     float *score_out, float *scratch) {
+  if (want == 0 || !score_cosines(Y, ldy, n, k, norms, item, scratch))
+    return 0;
   return topk_select(scratch, n, f, want, idx_out, score_out);
 }

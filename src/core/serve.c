@@ -53,6 +53,7 @@ typedef struct serve_slot {
   qquery_t qq;       /* int8: x quantized (xq: a slice of b->XQ) */
   rec_rules_t rules; /* int8: its filters, while a row */
   float slack;       /* int8: the exact score's own error (rec_score_slack) */
+  size_t depth;      /* int8: the top of the filtered ranking to collect */
 } serve_slot_t;
 
 struct serve_batch {
@@ -140,7 +141,8 @@ void serve_answer_free(serve_answer_t *a) {
  * per customer instead of three, on the path of every request. */
 static void serve__keep(serve_answer_t *a, const rec_result_t *res) {
   const size_t n = res->n ? res->n : 1; /* items is never NULL on success */
-  const size_t per = sizeof(uint32_t) + sizeof(float) + (res->reasons ? sizeof(int32_t) : 0);
+  const size_t per = sizeof(uint32_t) + sizeof(float) + (res->reasons ? sizeof(int32_t) : 0) +
+                     (res->promoted ? sizeof(uint8_t) : 0);
   memset(a, 0, sizeof *a);
   void *blk = malloc(n * per);
   if (blk == NULL) {
@@ -154,11 +156,16 @@ static void serve__keep(serve_answer_t *a, const rec_result_t *res) {
   a->scores = (float *)(a->items + n);
   if (res->reasons != NULL)
     a->reasons = (int32_t *)(a->scores + n);
+  if (res->promoted != NULL) /* the 1-byte flags last: no alignment gap */
+    a->promoted = (uint8_t *)(res->reasons != NULL ? (void *)(a->reasons + n)
+                                                   : (void *)(a->scores + n));
   if (res->n > 0) { /* memcpy from NULL is undefined even for 0 bytes */
     memcpy(a->items, res->items, res->n * sizeof *a->items);
     memcpy(a->scores, res->scores, res->n * sizeof *a->scores);
     if (res->reasons != NULL)
       memcpy(a->reasons, res->reasons, res->n * sizeof *a->reasons);
+    if (res->promoted != NULL)
+      memcpy(a->promoted, res->promoted, res->n * sizeof *a->promoted);
   }
 }
 
@@ -302,6 +309,11 @@ static void serve__admit(serve_batch_t *b, size_t j) {
     }
     qquery_prepare(&sm->q, sl->x, &sl->qq); /* its per-item bounds go with the scan */
     sl->slack = rec_score_slack(sm->m, sl->x, &sl->rules.f);
+    sl->depth = rec_depth(q);
+    if (sl->depth > model_n_items(sm->m))
+      sl->depth = model_n_items(sm->m);
+    if (sl->depth < 1)
+      sl->depth = 1; /* a collector wants at least one */
   }
   sl->state = SERVE__ROW;
 }
@@ -377,10 +389,8 @@ int serve_batch_rows(serve_batch_t *b) {
        * never share one; finish merges them. */
       for (size_t r = 0; r < b->rows && rc == 0; r++) {
         const serve_slot_t *sl = &b->slot[b->row_slot[r]];
-        const rec_query_t *q = b->q[b->row_slot[r]];
         for (unsigned p = 0; p < b->parts && rc == 0; p++)
-          rc = qsel_init(&b->sel[p * b->rows + r], &sl->rules.f, q->offset + q->count,
-                         sl->slack);
+          rc = qsel_init(&b->sel[p * b->rows + r], &sl->rules.f, sl->depth, sl->slack);
       }
     }
   }
@@ -460,6 +470,33 @@ static int serve__refold(const serve_model_t *sm, const rec_query_t *q, rec_ws_t
   return rc != 0 ? rc : rec_prepare(sm->m, q, ws, ws->x, &pers, &used);
 }
 
+/* The int8 pass when the walk needs a deeper prefix than the row's
+ * collectors hold: the whole catalogue scanned again for this row alone
+ * into a collector of `depth`, and the answer tried again, as often as the
+ * walk asks (each time deeper, at worst every item). Rare: rec_depth()
+ * collects a few times the answer's length to begin with. */
+static int serve__deepen(const serve_batch_t *b, serve_slot_t *sl, const rec_query_t *q,
+                         size_t depth, rec_ws_t *ws, rec_result_t *res) {
+  const serve_model_t *sm = b->sm;
+  int rc = 0;
+  while (rc == 0 && depth != 0) {
+    qsel_t sel;
+    rc = qsel_init(&sel, &sl->rules.f, depth, sl->slack);
+    if (rc != 0)
+      break;
+    rc = qscan(sm->isa, &sm->q, 0, b->n_items, &sl->qq, &sel, 1);
+    if (rc == 0)
+      rc = qsel_compact(&sel);
+    size_t deeper = 0;
+    if (rc == 0)
+      rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel.idx, sel.n, depth, sl->used,
+                                 ws, res, &deeper);
+    qsel_free(&sel);
+    depth = deeper;
+  }
+  return rc;
+}
+
 void serve_batch_finish(serve_batch_t *b, size_t r, rec_ws_t *ws) {
   const serve_model_t *sm = b->sm;
   const size_t j = b->row_slot[r];
@@ -483,9 +520,13 @@ void serve_batch_finish(serve_batch_t *b, size_t r, rec_ws_t *ws) {
       /* first-pass error 0: float BLAS, whose rounding rec_select bounds */
       rc = rec_select(sm->m, sm->pop_scale, q, b->S + r * b->n_items, sl->x, 0.0f, sl->used, ws,
                       &res);
-    else
-      rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel->idx, sel->n, sl->used, ws,
-                                 &res);
+    else {
+      size_t deeper = 0;
+      rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel->idx, sel->n, sl->depth,
+                                 sl->used, ws, &res, &deeper);
+      if (rc == 0 && deeper != 0)
+        rc = serve__deepen(b, sl, q, deeper, ws, &res);
+    }
   }
   if (rc != 0)
     serve__fail(a, rc);
