@@ -210,12 +210,14 @@ void rec_rules_free(rec_rules_t *r);
 float rec_score_slack(const model_t *m, const float *x, const topk_filter_t *f);
 
 /* The depth D of the filtered ranking R that a first pass must deliver
- * for q (see "Depth" above): offset + count without caps or group rules;
- * with max_per_category or one_per_group 4 (offset + count) + 32, and
- * with exclude_bought_groups 4 more per history item (at most 1024 more),
- * since every bought family may hide a few items near the top. Never more
- * than the catalogue needs (the caller clamps to its item count). */
-size_t rec_depth(const rec_query_t *q);
+ * for q (see "Depth" above): offset + count without caps or family rules;
+ * with max_per_category or one_per_group 4 (offset + count) + 32 (a top
+ * dominated by two or three categories or by families of near-identical
+ * rows still fits), and with exclude_bought_groups 4 more per history
+ * item that is in a family (at most 1024 more): every bought family may
+ * hide its siblings, which rank near the top. A guess, not a bound: the
+ * walk deepens when it is short. Never more than the catalogue's items. */
+size_t rec_depth(const model_t *m, const rec_query_t *q);
 
 /* The end of a personalized answer from a first pass that delivered its
  * candidates (the int8 scan's qsel_t after its final qsel_compact, in

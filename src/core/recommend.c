@@ -408,17 +408,22 @@ static void rec__output(const model_t *m, const rec_query_t *q, uint32_t *items,
   }
 }
 
-size_t rec_depth(const rec_query_t *q) {
-  const size_t lim = SIZE_MAX / 8;
+size_t rec_depth(const model_t *m, const rec_query_t *q) {
+  const size_t n = model_n_items(m);
   size_t want = q->offset + q->count;
-  if (want < q->offset || want > lim)
-    want = lim; /* saturate: the callers clamp to the catalogue anyway */
+  if (want < q->offset || want > n)
+    want = n; /* no ranking is longer than the catalogue */
   size_t d = want;
   if (q->max_per_category > 0 || q->one_per_group)
     d = 4 * want + 32;
-  if (q->exclude_bought_groups)
-    d += q->n_hist < 256 ? 4 * q->n_hist : 1024;
-  return d;
+  if (q->exclude_bought_groups) {
+    const uint32_t *g = model_item_groups(m);
+    size_t in_family = 0;
+    for (size_t j = 0; j < q->n_hist && in_family < 256; j++)
+      in_family += q->hist[j] < n && g[q->hist[j]] != MODEL_NO_GROUP;
+    d += 4 * in_family;
+  }
+  return d < n ? d : n;
 }
 
 /* The answer from the exact prefix ws->top[0..got) of the filtered
@@ -460,9 +465,7 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
   rec_rules_t rules;
   if (rec_rules_init(&rules, m, q, scale) != 0)
     return RECD_ENOMEM;
-  size_t depth = rec_depth(q);
-  if (depth > n)
-    depth = n;
+  size_t depth = rec_depth(m, q);
   int rc = 0;
   /* The dense scores are all here: a deeper prefix is one more selection
    * on them (see recommend.h, "Depth"). */
@@ -637,9 +640,7 @@ int rec_similar_q(const model_t *m, uint32_t item, const rec_query_t *q, rec_ws_
     rec_rules_free(&rules);
     return 0; /* a zero vector is similar to nothing */
   }
-  size_t depth = rec_depth(&sq);
-  if (depth > n)
-    depth = n;
+  size_t depth = rec_depth(m, &sq);
   int rc = 0;
   for (;;) {
     if (rec__grow_top(ws, depth) != 0) {

@@ -309,9 +309,7 @@ static void serve__admit(serve_batch_t *b, size_t j) {
     }
     qquery_prepare(&sm->q, sl->x, &sl->qq); /* its per-item bounds go with the scan */
     sl->slack = rec_score_slack(sm->m, sl->x, &sl->rules.f);
-    sl->depth = rec_depth(q);
-    if (sl->depth > model_n_items(sm->m))
-      sl->depth = model_n_items(sm->m);
+    sl->depth = rec_depth(sm->m, q);
     if (sl->depth < 1)
       sl->depth = 1; /* a collector wants at least one */
   }

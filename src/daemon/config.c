@@ -70,6 +70,7 @@ typedef struct config__def {
 
 static const char *const config__loglevels[] = {"debug", "verbose", "notice",
                                                 "warning", NULL};
+static const char *const config__unknown_items[] = {"count", "warn", NULL};
 
 #define CONFIG__ROW(name, type, field, deflt, min, max, names, flags, help) \
   {name, type, offsetof(config_t, field), deflt, min, max, names, flags, help}
@@ -176,6 +177,10 @@ static const config__def_t config__defs[] = {
                   "history weight of FEEDBACK ... TYPE hide (0 = outcome only)"),
   CONFIG__DBL_ROW("feedback-weight-unhide", feedback_weight_unhide, "0", 0, 1000000000,
                   "history weight of FEEDBACK ... TYPE unhide (0 = outcome only)"),
+  CONFIG__ROW("feedback-unknown-items", CONFIG__ENUM, feedback_unknown_items, "count", 0, 1,
+              config__unknown_items, 0,
+              "FEEDBACK for an item the model does not know: count (INFO) or warn (count and "
+              "log once per item)"),
   CONFIG__INT_ROW("experiment-refresh-ms", experiment_refresh_ms, "2000", 100, 3600000,
                   "how often the experiment counters are re-read for INFO, /metrics "
                   "and the status page"),

@@ -151,6 +151,8 @@ typedef struct config {
   double feedback_weight_click;      /* an outcome, history unchanged; */
   double feedback_weight_hide;       /* finite, in [0, 1e9] */
   double feedback_weight_unhide;
+  int feedback_unknown_items;        /* 0 count, 1 warn: FEEDBACK of an item
+                                        no model knows is also logged once */
   int experiment_refresh_ms;         /* period of the experiment counters' read
                                         (INFO, /metrics, the status page) */
   /* operations */

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "recd/recommend.h"
 #include "recd/resp.h"
+#include "traps.h"
 
 typedef struct server server_t;
 typedef struct client client_t;
@@ -64,6 +65,7 @@ struct server {
   int stopping;               /* server_shutdown_begin() was called */
   uint64_t started_ms;
   server_stats_t st;
+  traps_t traps;              /* issue 19's counters and once-only logs */
 };
 
 /* Sets s up on loop (no I/O yet). */

@@ -158,13 +158,18 @@ static size_t filtered(const model_t *m, const rec_query_t *q, const double *sc,
   return n;
 }
 
-/* The walk of recommend.h, the obvious way: L[0..want) into out. */
+/* The walk of recommend.h, the obvious way: each position scans R from
+ * its start for the first item not taken whose category and family are
+ * not full (for a promoted slot: the first promoted one, else any). */
 static size_t walk(const model_t *m, const rec_query_t *q, const bf_t *r, size_t nr, int promote,
                    bf_t *out, uint8_t *promo) {
   const uint32_t *cat = model_item_categories(m), *grp = model_item_groups(m);
   const size_t want = q->offset + q->count;
   static uint8_t taken[N];
+  static size_t in_cat[NC + 1], in_grp[MAXG + 1];
   memset(taken, 0, sizeof taken);
+  memset(in_cat, 0, sizeof in_cat);
+  memset(in_grp, 0, sizeof in_grp);
   size_t len = 0;
   for (size_t pos = 1; len < want; pos++) {
     const int slot = promote && q->promoted != NULL && pos % 2 == 0 && pos / 2 <= q->promote;
@@ -174,21 +179,19 @@ static size_t walk(const model_t *m, const rec_query_t *q, const bf_t *r, size_t
         const uint32_t i = r[j].i;
         if (taken[i] || (pass == 0 && !bit(q->promoted, i)))
           continue;
-        size_t same_cat = 0, same_grp = 0;
-        for (size_t t = 0; t < len; t++) {
-          same_cat += cat[out[t].i] == cat[i];
-          same_grp += grp[out[t].i] == grp[i];
-        }
-        if (q->max_per_category && cat[i] != 0 && same_cat >= q->max_per_category)
+        if (q->max_per_category && cat[i] != 0 && in_cat[cat[i]] >= q->max_per_category)
           continue;
-        if (q->one_per_group && grp[i] != 0 && same_grp > 0)
+        if (q->one_per_group && grp[i] != 0 && in_grp[grp[i]] > 0)
           continue;
         pick = j;
         promo[len] = pass == 0;
       }
     if (pick == nr)
       break;
-    taken[r[pick].i] = 1;
+    const uint32_t i = r[pick].i;
+    taken[i] = 1;
+    in_cat[cat[i]]++;
+    in_grp[grp[i]]++;
     out[len++] = r[pick];
   }
   return len;
