@@ -25,6 +25,10 @@
 
 #include "commands.h"
 #include "deadline.h"
+#include "log.h"
+#include "model_store.h"
+#include "reco.h"
+#include "variants.h"
 #include "rclient.h"
 #include "recd/csv.h"
 #include "tracking.h"
@@ -106,21 +110,24 @@ static void feedback__fail(req_t *r, const char *msg) {
   req_finish(r, 1);
 }
 
-static int feedback__eq(const resp_cmd_t *a, size_t i, const char *word) {
-  return strlen(word) == a->argvlen[i] && strcasecmp(a->argv[i], word) == 0;
-}
-
-/* A number of the grammar csv_parse_float accepts, in double precision:
- * WEIGHT 0.1 adds 0.1, not 0.100000001490116 (argv is NUL-terminated). */
-static int feedback__number(const resp_cmd_t *a, size_t i, double lo, double hi, double *out) {
-  float f;
-  if (csv_parse_float(a->argv[i], a->argvlen[i], &f) != 0)
-    return -1;
-  const double v = strtod(a->argv[i], NULL);
-  if (!(v >= lo && v <= hi))
-    return -1;
-  *out = v;
-  return 0;
+/* An item that the customer's model does not know is stored all the same
+ * (new products are real), but counted, and with feedback-unknown-items
+ * warn logged once per item: an id with the wrong case ("85123a") looks
+ * exactly like a new product otherwise (issue 19). */
+static void feedback__unknown_item(server_t *s, const reco_feedback_t *fb, int hide) {
+  if (hide != 0 || s->variants == NULL)
+    return;
+  const variant_t *v = variants_for_user(s->variants, fb->user, fb->ulen);
+  if (v == NULL || model_find_item(model_store_current(v->store)->m, fb->item, fb->ilen) >= 0)
+    return;
+  s->traps.feedback_unknown_items++;
+  if (s->cfg->feedback_unknown_items == 1 && traps_first(s->traps.seen_items, fb->item, fb->ilen)) {
+    char id[4 * 64 + 1];
+    log_sanitize(id, fb->item, fb->ilen, 64);
+    log_warning("FEEDBACK for item '%s', which model %s (variant %s) does not know: stored in "
+                "the history all the same (logged once per item)", id,
+                model_store_current(v->store)->path, v->name);
+  }
 }
 
 void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
@@ -128,60 +135,23 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   req_t *r = client_request(c, st);
   if (r == NULL)
     return;
-  double w = -1.0, value = 0.0;
-  exp_counter_t counter = EXP_PURCHASES;
-  double type_weight = cfg->feedback_weight_purchase;
-  int have_type = 0, have_value = 0;
-  int hide = 0; /* TYPE hide: 1, unhide: -1 */
-  for (size_t i = 3; i < a->argc; i++) {
-    if (feedback__eq(a, i, "WEIGHT") && i + 1 < a->argc && w < 0) {
-      /* It must stay > 0 as a float too: that is how the fold-in reads it
-       * back. (A weight of 0, an outcome that leaves the history alone, is
-       * the business of the feedback-weight-<type> keys.) */
-      if (feedback__number(a, ++i, 0.0, 1e9, &w) != 0 || !((float)w > 0.0f)) {
-        feedback__fail(r, "WEIGHT must be a finite number in (0, 1e9]");
-        return;
-      }
-    } else if (feedback__eq(a, i, "TYPE") && i + 1 < a->argc && !have_type) {
-      have_type = 1;
-      i++;
-      if (feedback__eq(a, i, "purchase")) {
-        counter = EXP_PURCHASES;
-        type_weight = cfg->feedback_weight_purchase;
-      } else if (feedback__eq(a, i, "cart")) {
-        counter = EXP_CARTS;
-        type_weight = cfg->feedback_weight_cart;
-      } else if (feedback__eq(a, i, "click")) {
-        counter = EXP_CLICKS;
-        type_weight = cfg->feedback_weight_click;
-      } else if (feedback__eq(a, i, "hide") || feedback__eq(a, i, "unhide")) {
-        hide = feedback__eq(a, i, "hide") ? 1 : -1;
-      } else {
-        feedback__fail(r, "TYPE must be purchase, cart or click");
-        return;
-      }
-    } else if (feedback__eq(a, i, "VALUE") && i + 1 < a->argc && !have_value) {
-      have_value = 1;
-      if (feedback__number(a, ++i, 0.0, 1e12, &value) != 0) {
-        feedback__fail(r, "VALUE must be a finite number in [0, 1e12]");
-        return;
-      }
-    } else {
-      feedback__fail(r, "syntax error");
-      return;
-    }
-  }
-  if (hide != 0 && (have_value || w >= 0)) {
-    feedback__fail(r, "TYPE hide and unhide take no WEIGHT or VALUE");
+  /* The grammar (reco_parse_feedback, unit-tested with the others). */
+  reco_feedback_t fb;
+  char perr[RECD_ERRLEN];
+  if (reco_parse_feedback(a, &fb, perr) != 0) {
+    feedback__fail(r, perr);
     return;
   }
-  if (w < 0)
-    w = type_weight;
-  if (a->argvlen[1] == 0 || a->argvlen[1] > RCLIENT_ID_MAX || a->argvlen[2] == 0 ||
-      a->argvlen[2] > RCLIENT_ID_MAX) {
-    feedback__fail(r, "user and item ids must be 1 to 256 bytes");
-    return;
-  }
+  static const exp_counter_t counters[] = {EXP_PURCHASES, EXP_CARTS, EXP_CLICKS, EXP_PURCHASES,
+                                           EXP_PURCHASES};
+  const double type_weights[] = {cfg->feedback_weight_purchase, cfg->feedback_weight_cart,
+                                 cfg->feedback_weight_click, cfg->feedback_weight_hide,
+                                 cfg->feedback_weight_unhide};
+  const exp_counter_t counter = counters[fb.type];
+  const double value = fb.value;
+  const int hide = fb.type == RECO_FB_HIDE ? 1 : fb.type == RECO_FB_UNHIDE ? -1 : 0;
+  double w = fb.weight >= 0 ? fb.weight : type_weights[fb.type];
+  feedback__unknown_item(c->srv, &fb, hide);
 
   feedback_ctx_t *f = calloc(1, sizeof *f);
   if (f == NULL) {

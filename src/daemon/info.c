@@ -119,6 +119,18 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)s->st.protocol_errors, (unsigned long long)s->st.degraded,
                  (unsigned long long)s->st.output_limit_closes,
                  (unsigned long long)s->st.idle_closes);
+    /* issue 19: degraded answers by cause, and what was accepted but
+     * could not be used */
+    const traps_t *t = &s->traps;
+    info__printf(&o, "degraded_answers_timeout:%llu\r\ndegraded_answers_redis_down:%llu\r\n"
+                 "degraded_answers_redis_error:%llu\r\nfeedback_unknown_items:%llu\r\n"
+                 "customer_unusable_entries:%llu\r\npref_unknown_categories:%llu\r\n",
+                 (unsigned long long)t->degraded[TRAPS_DEG_TIMEOUT],
+                 (unsigned long long)t->degraded[TRAPS_DEG_REDIS_DOWN],
+                 (unsigned long long)t->degraded[TRAPS_DEG_REDIS_ERROR],
+                 (unsigned long long)t->feedback_unknown_items,
+                 (unsigned long long)t->pref_bad_entries,
+                 (unsigned long long)t->pref_unknown_categories);
     batcher_stats_t bs = {0};
     if (s->batcher != NULL) /* NULL only while shutting down */
       batcher_get_stats(s->batcher, &bs);
@@ -167,11 +179,16 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
       rclient_get_stats(s->redis, &rs);
     info__printf(&o, "# Redis\r\nredis_connected:%d\r\nredis_connects:%llu\r\n"
                  "redis_disconnects:%llu\r\nredis_errors:%llu\r\nredis_anomalies:%llu\r\n"
-                 "redis_last_error:%s\r\ndegraded_answers:%llu\r\n\r\n",
+                 "redis_last_error:%s\r\ndegraded_answers:%llu\r\n"
+                 "degraded_answers_timeout:%llu\r\ndegraded_answers_redis_down:%llu\r\n"
+                 "degraded_answers_redis_error:%llu\r\n\r\n",
                  rs.connected, (unsigned long long)rs.connects,
                  (unsigned long long)rs.disconnects, (unsigned long long)rs.errors,
                  (unsigned long long)rs.anomalies, rs.last_error,
-                 (unsigned long long)s->st.degraded);
+                 (unsigned long long)s->st.degraded,
+                 (unsigned long long)s->traps.degraded[TRAPS_DEG_TIMEOUT],
+                 (unsigned long long)s->traps.degraded[TRAPS_DEG_REDIS_DOWN],
+                 (unsigned long long)s->traps.degraded[TRAPS_DEG_REDIS_ERROR]);
   }
   int rc = o.oom ? RECD_ENOMEM : reply_bulk(out, o.buf ? o.buf : "", o.len);
   free(o.buf);

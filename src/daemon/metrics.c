@@ -266,6 +266,22 @@ char *metrics_render(server_t *s, size_t *len) {
   metrics__u64(&b, "recd_degraded_answers_total", "counter",
                "Requests answered with popular items because Redis did not answer in time.",
                s->st.degraded);
+  metrics__family(&b, "recd_degraded_answers_by_cause_total", "counter",
+                  "Degraded answers by cause: timeout (redis-timeout-ms passed), redis_down "
+                  "(not connected or not sent), redis_error (Redis answered an error).");
+  for (int c = 0; c < TRAPS_DEG_N; c++)
+    metrics__printf(&b, "recd_degraded_answers_by_cause_total{cause=\"%s\"} %llu\n",
+                    traps_degraded_name((traps_degraded_t)c),
+                    (unsigned long long)s->traps.degraded[c]);
+  metrics__u64(&b, "recd_feedback_unknown_items_total", "counter",
+               "FEEDBACKs stored for an item the customer's model does not know.",
+               s->traps.feedback_unknown_items);
+  metrics__u64(&b, "recd_customer_unusable_entries_total", "counter",
+               "Entries of customers' pref/hist keys skipped as unusable (bad values).",
+               s->traps.pref_bad_entries);
+  metrics__u64(&b, "recd_pref_unknown_categories_total", "counter",
+               "cat:<name> preference fields naming a category the model does not know.",
+               s->traps.pref_unknown_categories);
   batcher_stats_t bs;
   memset(&bs, 0, sizeof bs);
   if (s->batcher != NULL) /* NULL only while shutting down */

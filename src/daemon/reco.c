@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "commands.h"
 #include "deadline.h"
+#include "log.h"
 #include "model_store.h"
 #include "rclient.h"
 #include "recd/csv.h"
@@ -54,6 +55,7 @@ typedef struct reco_ctx {
   uint32_t *pref_cat;
   float *pref_val;
   size_t n_pref;
+  int deg;                  /* degraded: 1 + traps_degraded_t; 0 = not */
 } reco_ctx_t;
 
 static void reco__ctx_free(void *p) {
@@ -84,11 +86,70 @@ static int reco__nobody(const req_t *r) {
   return c == NULL || client_gone(c);
 }
 
+/* A degraded answer: counted by cause (INFO, /metrics) and remembered for
+ * WITHMETA. */
+static void reco__degraded(reco_ctx_t *x, traps_degraded_t cause) {
+  x->srv->st.degraded++;
+  x->srv->traps.degraded[cause]++;
+  x->deg = 1 + (int)cause;
+}
+
+/* WITHMETA's leading element (reco.h: reco_reply_meta). */
+static void reco__meta(reco_ctx_t *x, int personalized) {
+  const char *kind = "personalized", *reason = "";
+  if (x->deg) {
+    kind = "degraded";
+    reason = traps_degraded_name((traps_degraded_t)(x->deg - 1));
+  } else if (!personalized) {
+    kind = "popular";
+    reason = x->q.personalize ? "no_history" : "opted_out";
+  }
+  reco_reply_meta(&x->req->reply, kind, reason, x->variant->name, x->ref.sv->m);
+}
+
+/* Issue 19: what the customer's keys hold but the answer cannot use (a
+ * cat: value that is not a number in [-1, 1], a personalize other than
+ * 0 / 1, a bad history entry: rclient skips and counts them; a cat:<name>
+ * the model does not know) is logged once per customer, with the key. */
+static void reco__check_user(reco_ctx_t *x, const rclient_user_t *u) {
+  const model_t *m = x->ref.sv->m;
+  size_t unknown = 0;
+  const rclient_cat_t *first = NULL;
+  for (size_t j = 0; j < u->cats_n; j++)
+    if (model_find_category(m, u->cats[j].name, u->cats[j].len) == 0) {
+      unknown++;
+      if (first == NULL)
+        first = &u->cats[j];
+    }
+  if (unknown == 0 && u->anomalies == 0)
+    return;
+  traps_t *t = &x->srv->traps;
+  t->pref_unknown_categories += unknown;
+  t->pref_bad_entries += u->anomalies;
+  if (!traps_first(t->seen_users, x->o.user, x->o.ulen))
+    return;
+  const char *prefix = x->srv->cfg->key_prefix;
+  char user[4 * 64 + 1], cat[4 * 64 + 1];
+  log_sanitize(user, x->o.user, x->o.ulen, 64);
+  if (u->anomalies > 0)
+    log_warning("%spref:%s / %shist:%s: %zu unusable entries skipped (a cat: value that is not "
+                "a number in [-1, 1], a personalize other than 0 or 1, or a bad history score "
+                "or id; logged once per customer)", prefix, user, prefix, user, u->anomalies);
+  if (first != NULL) {
+    log_sanitize(cat, first->name, first->len, 64);
+    log_warning("%spref:%s: field cat:%s names a category that model %s does not know (%zu such "
+                "fields; category names are case-sensitive; logged once per customer)",
+                prefix, user, cat, x->ref.sv->path, unknown);
+  }
+}
+
 static void reco__reply_recommend(reco_ctx_t *x, const serve_answer_t *a) {
   reply_buf_t *r = &x->req->reply;
   const model_t *m = x->ref.sv->m;
   size_t per = 1 + (size_t)x->o.withscores + (size_t)x->o.withreasons;
-  reply_array(r, a->n * per);
+  reply_array(r, a->n * per + (size_t)x->o.withmeta);
+  if (x->o.withmeta)
+    reco__meta(x, a->personalized);
   for (size_t j = 0; j < a->n; j++) {
     size_t len;
     const char *id = model_item_id(m, a->items[j], &len);
@@ -153,7 +214,9 @@ static void reco__rank_now(reco_ctx_t *x) {
     reco__fail(x->req, "internal error computing the answer");
   } else {
     reply_buf_t *r = &x->req->reply;
-    reply_array(r, n * (x->o.withscores ? 2 : 1));
+    reply_array(r, n * (x->o.withscores ? 2 : 1) + (size_t)x->o.withmeta);
+    if (x->o.withmeta)
+      reco__meta(x, personalized);
     for (size_t j = 0; j < n; j++) {
       uint32_t pos = order[j];
       reply_bulk(r, x->cand_buf + x->cand_off[pos], x->cand_off[pos + 1] - x->cand_off[pos]);
@@ -245,9 +308,12 @@ static void reco__on_user(rclient_t *rc, const rclient_user_t *u, void *arg) {
   reco_ctx_t *x = arg;
   if (deadline_settle(&x->dl)) {
     if (u->status != RCLIENT_OK) {
-      x->srv->st.degraded++;
+      reco__degraded(x, u->status == RCLIENT_ERROR ? TRAPS_DEG_REDIS_ERROR
+                                                   : TRAPS_DEG_REDIS_DOWN);
       u = NULL;
     }
+    if (u != NULL)
+      reco__check_user(x, u);
     reco__answer(x, u);
   }
   req_release(x->req); /* the fetch's hold */
@@ -255,7 +321,7 @@ static void reco__on_user(rclient_t *rc, const rclient_user_t *u, void *arg) {
 
 static void reco__on_deadline(void *arg) {
   reco_ctx_t *x = arg;
-  x->srv->st.degraded++;
+  reco__degraded(x, TRAPS_DEG_TIMEOUT);
   reco__answer(x, NULL);
 }
 
@@ -270,7 +336,7 @@ static void reco__start(reco_ctx_t *x) {
   if (rclient_fetch_user(s->redis, x->o.user, x->o.ulen, fetch, 0, reco__on_user, x) != 0) {
     req_release(x->req);
     deadline_settle(&x->dl);
-    s->st.degraded++;
+    reco__degraded(x, TRAPS_DEG_REDIS_DOWN);
     reco__answer(x, NULL);
     return;
   }

@@ -1,8 +1,14 @@
-/* similar.c - SIMILAR <item> [COUNT n] [WITHSCORES] [PLACEMENT p]
- * [VARIANT v] [NOTRACK]: the items closest to one item by cosine of their
- * factors ("customers also bought"), with the control variant's model
- * unless VARIANT names another. It answers no customer, so it records no
- * impressions (PLACEMENT and NOTRACK are accepted for symmetry).
+/* similar.c - SIMILAR <item> [COUNT n] [OFFSET m] [CATEGORY c]...
+ * [MAXPERCATEGORY n] [FOR user] [WITHSCORES] [WITHMETA] [PLACEMENT p]
+ * [VARIANT v] [NOTRACK] [EXCLUDE id ...] (grammar: reco_parse_similar):
+ * the items closest to one item by cosine of their factors ("customers
+ * also bought"), with the control variant's model unless VARIANT names
+ * another. It answers no customer, so it records no impressions
+ * (PLACEMENT and NOTRACK are accepted for symmetry). OFFSET pages through
+ * the ranking. CATEGORY, MAXPERCATEGORY, FOR and EXCLUDE (issue 14) are
+ * parsed and validated, and refused with a clear error until the core's
+ * filtered SIMILAR is wired in: accepting them without applying them
+ * would be exactly the kind of silent trap issue 19 is about.
  *
  * SIMILAR needs no Redis. It is one pass over the item matrix: inline on
  * the loop for small catalogues, on the thread pool above
@@ -25,8 +31,9 @@ typedef struct similar_ctx {
   req_t *req;
   model_ref_t ref;
   uint32_t item;
-  size_t count;
-  int withscores;
+  size_t count, offset;
+  int withscores, withmeta;
+  const variant_t *var;
   uv_work_t work;
   int rc;           /* the answer: rc, then n items and scores */
   size_t n;
@@ -44,11 +51,16 @@ static void similar__free(void *p) {
 
 static void similar__compute(similar_ctx_t *x, rec_ws_t *ws) {
   rec_result_t res;
-  x->rc = rec_similar(x->ref.sv->m, x->item, x->count,
+  x->rc = rec_similar(x->ref.sv->m, x->item, x->offset + x->count,
                       x->ref.unavail ? x->ref.unavail->words : NULL, ws, &res);
   if (x->rc != 0)
     return;
-  /* res points into ws: copy it out before ws is reused or freed. */
+  /* res points into ws: copy it out before ws is reused or freed. OFFSET:
+   * the top offset + count, less the first offset. */
+  const size_t skip = res.n < x->offset ? res.n : x->offset;
+  res.items += skip;
+  res.scores += skip;
+  res.n -= skip;
   x->n = res.n;
   x->items = malloc((res.n ? res.n : 1) * sizeof *x->items);
   x->scores = malloc((res.n ? res.n : 1) * sizeof *x->scores);
@@ -70,7 +82,9 @@ static void similar__reply(similar_ctx_t *x) {
     req_finish(x->req, 1);
     return;
   }
-  reply_array(r, x->n * (x->withscores ? 2 : 1));
+  reply_array(r, x->n * (x->withscores ? 2 : 1) + (size_t)x->withmeta);
+  if (x->withmeta)
+    reco_reply_meta(r, "similar", "", x->var->name, x->ref.sv->m);
   for (size_t j = 0; j < x->n; j++) {
     size_t len;
     const char *id = model_item_id(x->ref.sv->m, x->items[j], &len);
@@ -97,8 +111,9 @@ static void similar__after(uv_work_t *w, int status) {
   req_release(x->req); /* the work's hold */
 }
 
-static int similar__eq(const resp_cmd_t *a, size_t i, const char *word) {
-  return strlen(word) == a->argvlen[i] && strcasecmp(a->argv[i], word) == 0;
+static void similar__fail(req_t *r, const char *msg) {
+  reply_error(&r->reply, msg);
+  req_finish(r, 1);
 }
 
 void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
@@ -106,67 +121,69 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   req_t *r = client_request(c, st);
   if (r == NULL)
     return;
-  size_t count = 10;
-  int withscores = 0;
-  reco_opts_t common = {0};
+  reco_opts_t o;
   char err[RECD_ERRLEN];
-  for (size_t i = 2; i < a->argc; i++) {
-    uint64_t v;
-    int c_rc = reco_parse_common(a, &i, &common, err);
-    if (c_rc < 0) {
-      reply_error(&r->reply, err);
-      req_finish(r, 1);
-      return;
-    }
-    if (c_rc > 0)
-      continue;
-    if (similar__eq(a, i, "COUNT") && i + 1 < a->argc) {
-      i++;
-      if (csv_parse_u64(a->argv[i], a->argvlen[i], &v) != 0 || v > (uint64_t)s->cfg->max_count) {
-        reply_errorf(&r->reply, "COUNT must be an integer in [0, %d]", s->cfg->max_count);
-        req_finish(r, 1);
-        return;
-      }
-      count = (size_t)v;
-    } else if (similar__eq(a, i, "WITHSCORES")) {
-      withscores = 1;
-    } else {
-      reply_error(&r->reply, "syntax error");
-      req_finish(r, 1);
-      return;
-    }
+  if (reco_parse_similar(a, (size_t)s->cfg->max_count, &o, err) != 0) {
+    reco_opts_free(&o);
+    similar__fail(r, err);
+    return;
   }
-  const variant_t *var = common.variant
-                             ? variants_find(s->variants, common.variant, common.variant_len)
-                             : variants_control(s->variants);
+  const char *later = o.user != NULL            ? "FOR"
+                      : o.cat_filter            ? "CATEGORY"
+                      : o.max_per_category >= 0 ? "MAXPERCATEGORY"
+                      : o.excl_from < o.argc    ? "EXCLUDE"
+                                                : NULL;
+  if (later != NULL) {
+    reco_opts_free(&o);
+    reply_errorf(&r->reply, "SIMILAR %s is not available yet (the filtered SIMILAR of issue 14 "
+                 "is not wired in)", later);
+    req_finish(r, 1);
+    return;
+  }
+  const variant_t *var = o.variant ? variants_find(s->variants, o.variant, o.variant_len)
+                                   : variants_control(s->variants);
   if (var == NULL) {
     char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
     variants_list(s->variants, names, sizeof names);
     reply_errorf(&r->reply, "unknown VARIANT '%.*s' (variants: %s)",
-                 (int)(common.variant_len > 64 ? 64 : common.variant_len), common.variant, names);
+                 (int)(o.variant_len > 64 ? 64 : o.variant_len), o.variant, names);
+    reco_opts_free(&o);
     req_finish(r, 1);
-    return;
-  }
-  const model_t *m = model_store_current(var->store)->m;
-  int64_t item = model_find_item(m, a->argv[1], a->argvlen[1]);
-  if (item < 0 || count == 0) {
-    reply_array(&r->reply, 0); /* an unknown item is not an error */
-    req_finish(r, 0);
     return;
   }
   similar_ctx_t *x = calloc(1, sizeof *x);
   if (x == NULL) {
-    reply_error(&r->reply, "out of memory");
-    req_finish(r, 1);
+    reco_opts_free(&o);
+    similar__fail(r, "out of memory");
     return;
   }
   x->req = r;
-  model_store_hold(var->store, &x->ref);
-  x->item = (uint32_t)item;
-  x->count = count;
-  x->withscores = withscores;
+  x->var = var;
   r->ctx = x;
   r->ctx_free = similar__free;
+  /* The request answers with the model it resolved against. */
+  model_store_hold(var->store, &x->ref);
+  const model_t *m = x->ref.sv->m;
+  if (reco_resolve(&o, a, m, err) != 0) {
+    reco_opts_free(&o);
+    similar__fail(r, err);
+    return;
+  }
+  x->count = o.count;
+  x->offset = o.offset;
+  x->withscores = o.withscores;
+  x->withmeta = o.withmeta;
+  const int64_t item = o.sim_item;
+  reco_opts_free(&o);
+  if (item < 0 || x->count == 0) {
+    /* an unknown item is not an error (WITHMETA says which it was) */
+    reply_array(&r->reply, (size_t)x->withmeta);
+    if (x->withmeta)
+      reco_reply_meta(&r->reply, item < 0 ? "unknown_item" : "similar", "", var->name, m);
+    req_finish(r, 0);
+    return;
+  }
+  x->item = (uint32_t)item;
   if (model_n_items(m) > SIMILAR_OFFLOAD_ITEMS) {
     x->work.data = x;
     req_hold(r);
