@@ -27,6 +27,8 @@
 #include "recd/rng.h"
 #include "recd/keys.h"
 #include "recd/score.h"
+#include "gate.h"
+#include "publish.h"
 #include "redis_io.h"
 #include "report.h"
 
@@ -52,7 +54,17 @@ typedef struct train_cfg {
   float ease_grid[TRAIN_MAX_GRID];
   size_t n_ease_grid;
   int quiet;
+  uint32_t keep;    /* --keep N: versioned publishing (publish.h) */
+  gate_opts_t gate; /* --compare, --history ...: the retrain gate (gate.h) */
 } train_cfg_t;
+
+/* Exit status of a run the gate refused (1 is a failure, 2 bad usage). */
+#define TRAIN_EXIT_REFUSED 3
+
+/* The output being published (locked for the whole run) and whether the
+ * gate refused the model. */
+static publish_t g_pub;
+static int g_refused;
 
 /* The defaults were chosen on the data sets in README.md ("Choosing the
  * defaults"): log confidence, regularisation proportional to a row's
@@ -73,6 +85,9 @@ static void train_cfg_defaults(train_cfg_t *c) {
   const float grid[] = {10, 50, 200, 500, 1000, 3000};
   memcpy(c->ease_grid, grid, sizeof grid);
   c->n_ease_grid = sizeof grid / sizeof grid[0];
+  c->gate = (gate_opts_t){.max_drop = GATE_DEFAULT_MAX_DROP,
+                          .max_drift = GATE_DEFAULT_MAX_DRIFT,
+                          .drift_days = GATE_DEFAULT_DRIFT_DAYS};
 }
 
 static void usage(FILE *fp) {
@@ -93,6 +108,11 @@ static void usage(FILE *fp) {
 "output:\n"
 "  --out MODEL            model file to write (atomically)\n"
 "  --report FILE          hold-out figures as JSON\n"
+"  --keep N               versioned publishing: write DIR/STEM.<version>.bin\n"
+"                         (version = created-at, UTC, YYYYMMDDTHHMMSSZ), make\n"
+"                         --out (DIR/STEM.bin) a symlink to it, keep the N\n"
+"                         newest versions (stale temp files of interrupted\n"
+"                         runs are removed with or without --keep)\n"
 "model:\n"
 "  --factors K            latent factors (256)\n"
 "  --iterations N         ALS sweeps (15)\n"
@@ -113,6 +133,17 @@ static void usage(FILE *fp) {
 "  --history-limit H      strongest items used to fold a user in (500)\n"
 "  --ease-max-items N     skip EASE above N items (20000; it is O(N^3))\n"
 "  --ease-lambdas L,L,..  EASE regularisation grid (10,50,200,500,1000,3000)\n"
+"gate (with --holdout; a refused model is not written, exit status 3):\n"
+"  --compare MODEL        evaluate MODEL (the serving model) and the new one\n"
+"                         on the same hold-out split and refuse a new model\n"
+"                         whose ndcg@10 is below (1 - R) x MODEL's\n"
+"  --max-drop R           that relative bound R (0.02)\n"
+"  --history FILE         published hold-out ndcg@10 values (one \"time version\n"
+"                         ndcg\" line per published model, appended on publish):\n"
+"                         refuse a new model below (1 - X) x the best of the\n"
+"                         last D days\n"
+"  --max-drift X          that cumulative bound X (0.05)\n"
+"  --drift-days D         the window D (7)\n"
 "other modes:\n"
 "  --import               load --csv (and --items) into Redis and exit\n"
 "  --synthetic ITEMS      write a random well-formed model of ITEMS items\n"
@@ -126,7 +157,8 @@ enum {
   OPT_CSV = 256, OPT_ITEMS, OPT_SKIP, OPT_RHOST, OPT_RPORT, OPT_RSOCK, OPT_RPASS, OPT_PREFIX,
   OPT_RTIMEOUT, OPT_OUT, OPT_REPORT, OPT_FACTORS, OPT_ITER, OPT_LAMBDA, OPT_ALPHA, OPT_CONF,
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
-  OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO
+  OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO,
+  OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS
 };
 
 static const struct option train_options[] = {
@@ -159,6 +191,12 @@ static const struct option train_options[] = {
   {"import", no_argument, NULL, OPT_IMPORT},
   {"synthetic", required_argument, NULL, OPT_SYNTH},
   {"info", required_argument, NULL, OPT_INFO},
+  {"keep", required_argument, NULL, OPT_KEEP},
+  {"compare", required_argument, NULL, OPT_COMPARE},
+  {"max-drop", required_argument, NULL, OPT_MAXDROP},
+  {"history", required_argument, NULL, OPT_HISTORY},
+  {"max-drift", required_argument, NULL, OPT_MAXDRIFT},
+  {"drift-days", required_argument, NULL, OPT_DRIFTDAYS},
   {"quiet", no_argument, NULL, 'q'},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -272,6 +310,12 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_SYNTH: c->mode = MODE_SYNTHETIC;
       bad = opt_u32("synthetic", optarg, 1, 100000000, &c->synthetic_items); break;
     case OPT_INFO: c->mode = MODE_INFO; c->info = optarg; break;
+    case OPT_KEEP: bad = opt_u32("keep", optarg, 1, 1000, &c->keep); break;
+    case OPT_COMPARE: c->gate.compare = optarg; break;
+    case OPT_MAXDROP: bad = opt_float("max-drop", optarg, 0, 1, &f); c->gate.max_drop = f; break;
+    case OPT_HISTORY: c->gate.history = optarg; break;
+    case OPT_MAXDRIFT: bad = opt_float("max-drift", optarg, 0, 1, &f); c->gate.max_drift = f; break;
+    case OPT_DRIFTDAYS: bad = opt_u32("drift-days", optarg, 1, 3650, &c->gate.drift_days); break;
     case 'q': c->quiet = 1; break;
     case 'h': usage(stdout); exit(0);
     default:
@@ -296,6 +340,16 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
   }
   if (c->mode == MODE_TRAIN && c->out == NULL && c->holdout == 0) {
     fprintf(stderr, "recd-train: nothing to do: give --out MODEL and/or --holdout F\n");
+    return -1;
+  }
+  if ((c->gate.compare != NULL || c->gate.history != NULL) &&
+      (c->mode != MODE_TRAIN || c->holdout == 0)) {
+    fprintf(stderr, "recd-train: --%s needs --holdout F (the new model and the serving one are "
+            "judged on its split)\n", c->gate.compare != NULL ? "compare" : "history");
+    return -1;
+  }
+  if (c->keep > 0 && (c->out == NULL || c->mode == MODE_IMPORT || c->mode == MODE_INFO)) {
+    fprintf(stderr, "recd-train: --keep needs --out MODEL (the path served)\n");
     return -1;
   }
   if (c->items != NULL && c->csv == NULL) {
@@ -531,7 +585,7 @@ static int write_model(const train_cfg_t *c, const dataset_t *ds, const als_fact
                          .category_names = cnames, .category_name_lens = clens,
                          .item_group = grp, .n_groups = ng, .group_names = gnames,
                          .group_name_lens = glens};
-    rc = model_write(&spec, c->out, errbuf);
+    rc = publish_write(&g_pub, &spec, c->quiet ? NULL : stderr, errbuf);
   } else {
     recd_errf(errbuf, rc, "out of memory preparing the model file");
   }
@@ -577,8 +631,14 @@ static int load_data(const train_cfg_t *c, dataset_t *ds, char *errbuf) {
 }
 
 static int cmd_train(const train_cfg_t *c, char *errbuf) {
+  /* The gate's history is read first: a bad file fails before hours of
+   * training, not after. */
+  gate_result_t gres = {0};
+  const int64_t now = (int64_t)time(NULL);
+  int rc = gate_read_history(&c->gate, now, &gres, errbuf);
   dataset_t ds;
-  int rc = load_data(c, &ds, errbuf);
+  if (rc == 0)
+    rc = load_data(c, &ds, errbuf);
   if (rc != 0)
     return rc;
   char source[600];
@@ -612,7 +672,8 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
     if (rc == 0) {
       rep.seconds_per_iteration = rep.train_seconds / c->params.iterations;
       int reproducible;
-      model_meta_t meta = {.created_at = creation_time(&reproducible), .n_users = rep.users,
+      model_meta_t meta = {.created_at = publish_created_at(&g_pub, creation_time(&reproducible)),
+                           .n_users = rep.users,
                            .n_interactions = rep.interactions,
                            .train_seconds = rep.train_seconds, .holdout_fraction = c->holdout,
                            .holdout_users = rep.eval_users, .model = rep.model,
@@ -622,11 +683,36 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
       if (reproducible)
         meta.train_seconds = 0;
       meta.score_scale = score_scale(&ds, &f, &c->params, c->history_limit);
-      rc = write_model(c, &ds, &f, &meta, errbuf);
+      /* The gate (gate.h): this model and the serving one on the same split;
+       * a refused model is not written. */
+      if (c->gate.compare != NULL || c->gate.history != NULL) {
+        als_scorer_t s;
+        rc = als_scorer_init(&s, &f, &c->params, c->history_limit);
+        if (rc == 0) {
+          rc = gate_compare(&c->gate, &ds, c->holdout, c->params.seed, c->history_limit,
+                            als_scorer_score, &s, &gres, errbuf);
+          als_scorer_free(&s);
+        } else {
+          recd_errf(errbuf, rc, "out of memory");
+        }
+        if (rc == 0 && gate_check(&c->gate, rep.model.ndcg, &gres, stderr, errbuf)) {
+          g_refused = 1;
+          rc = RECD_EINVAL; /* errbuf says why */
+        }
+      }
+      if (rc == 0)
+        rc = write_model(c, &ds, &f, &meta, errbuf);
       als_factors_free(&f);
       if (rc == 0 && !c->quiet)
         fprintf(stderr, "wrote %s: %llu items, k=%u, trained in %.2f s\n", c->out,
                 (unsigned long long)rep.items, c->params.factors, rep.train_seconds);
+      if (rc == 0 && c->gate.history != NULL) {
+        char v[KEPT_VERSION_LEN + 1];
+        if (g_pub.version[0] == '\0')
+          kept_version_format(meta.created_at, v);
+        rc = gate_record(&c->gate, now, g_pub.version[0] ? g_pub.version : v, rep.model.ndcg,
+                         errbuf);
+      }
       if (rc == 0 && c->report != NULL)
         rc = report_write_json(&rep, c->report, errbuf);
     }
@@ -667,12 +753,13 @@ static int cmd_synthetic(const train_cfg_t *c, char *errbuf) {
       cnames[j] = cbuf[j];
     }
     int reproducible;
-    model_meta_t meta = {.created_at = creation_time(&reproducible), .score_scale = 1.0f};
+    model_meta_t meta = {.created_at = publish_created_at(&g_pub, creation_time(&reproducible)),
+                         .score_scale = 1.0f};
     model_spec_t spec = {.n_items = n, .params = c->params, .meta = meta, .Y = Y,
                          .ldy = stride, .popularity = pop, .item_ids = ids,
                          .item_id_lens = lens, .item_category = cat, .n_categories = nc,
                          .category_names = cnames, .category_name_lens = clens};
-    rc = model_write(&spec, c->out, errbuf);
+    rc = publish_write(&g_pub, &spec, c->quiet ? NULL : stderr, errbuf);
     if (rc == 0 && !c->quiet)
       fprintf(stderr, "wrote %s: synthetic model, %u items, k=%u\n", c->out, n, k);
   } else {
@@ -748,16 +835,24 @@ int main(int argc, char **argv) {
    * (k x k), so BLAS threads would only oversubscribe the cores. */
   openblas_set_num_threads(1);
   char errbuf[RECD_ERRLEN] = "";
-  int rc;
-  switch (cfg.mode) {
-  case MODE_IMPORT: rc = cmd_import(&cfg, errbuf); break;
-  case MODE_SYNTHETIC: rc = cmd_synthetic(&cfg, errbuf); break;
-  case MODE_INFO: rc = cmd_info(&cfg, errbuf); break;
-  default: rc = cmd_train(&cfg, errbuf); break;
+  int rc = 0;
+  /* Before any work: the output is locked and the debris of interrupted
+   * runs removed (publish.h). */
+  g_pub.lock_fd = -1;
+  if (cfg.out != NULL && (cfg.mode == MODE_TRAIN || cfg.mode == MODE_SYNTHETIC))
+    rc = publish_begin(&g_pub, cfg.out, cfg.keep, stderr, errbuf);
+  if (rc == 0) {
+    switch (cfg.mode) {
+    case MODE_IMPORT: rc = cmd_import(&cfg, errbuf); break;
+    case MODE_SYNTHETIC: rc = cmd_synthetic(&cfg, errbuf); break;
+    case MODE_INFO: rc = cmd_info(&cfg, errbuf); break;
+    default: rc = cmd_train(&cfg, errbuf); break;
+    }
   }
+  publish_end(&g_pub);
   if (rc != 0) {
     fprintf(stderr, "recd-train: %s\n", errbuf[0] ? errbuf : recd_strerror(rc));
-    return 1;
+    return g_refused ? TRAIN_EXIT_REFUSED : 1;
   }
   return 0;
 }
