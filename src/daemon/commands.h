@@ -15,6 +15,8 @@
 #ifndef RECD_DAEMON_COMMANDS_H
 #define RECD_DAEMON_COMMANDS_H
 
+#include <stdio.h>
+
 #include "conn.h"
 #include "recd/resp.h"
 #include "stats.h"
@@ -22,6 +24,11 @@
 typedef void (*cmd_fn)(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 
 void commands_dispatch(client_t *c, const resp_cmd_t *cmd);
+/* Prints the command reference (README's "Command reference") as
+ * Markdown: every command of the table, its syntax (for RECOMMEND, RANK,
+ * SIMILAR and FEEDBACK generated from the parser's option table), options,
+ * grammar and reply. 0, or -1 when a command has no documentation. */
+int commands_markdown(FILE *fp);
 /* Calls fn for every command with its statistics (INFO, /metrics). */
 void commands_foreach(void (*fn)(const char *name, const cmd_stats_t *st, void *arg), void *arg);
 

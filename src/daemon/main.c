@@ -190,6 +190,10 @@ static int write_pidfile(const char *path) {
 int main(int argc, char **argv) {
   config_t cfg;
   char err[RECD_ERRLEN] = "";
+  /* The command reference (README's "Command reference" is this output;
+   * tests/cli/test_commands_doc.sh keeps the two equal). */
+  if (argc == 2 && strcmp(argv[1], "--commands-markdown") == 0)
+    return commands_markdown(stdout) == 0 ? 0 : 1;
   if (config_init(&cfg) != 0) {
     fprintf(stderr, "recd: out of memory\n");
     return 1;

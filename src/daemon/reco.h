@@ -146,6 +146,11 @@ int reco_parse_feedback(const resp_cmd_t *a, reco_feedback_t *f, char *err);
  * the grammar; snprintf-like (returns the full length; buf non-NULL). */
 size_t reco_syntax(reco_cmd_t cmd, char *buf, size_t size);
 
+/* Calls fn with the syntax ("[COUNT n]") and the one-line description of
+ * every option of cmd, in the documented order. */
+void reco_options_foreach(reco_cmd_t cmd,
+                          void (*fn)(const char *syntax, const char *doc, void *arg), void *arg);
+
 /* WITHMETA: the leading element of a RECOMMEND / RANK / SIMILAR reply, a
  * flat array of four field, value pairs, always in this order (as MODEL
  * INFO and CONFIG GET reply, so any RESP2 client reads it as a list or a

@@ -70,6 +70,52 @@ static const reco__opt_t reco__opts[O_N] = {
   [O_VALUE] = {"VALUE", "[VALUE v]", RECO_CMD_FEEDBACK, K_VALUE, 0},
 };
 
+/* What each option does, for the command reference (README). */
+static const char *const reco__docs[O_N] = {
+  [O_COUNT] = "items in the answer, 0 to max-count (default 10)",
+  [O_OFFSET] = "skip the first m items of the ranking (\"show more\"); OFFSET + COUNT is at most "
+               "max-count",
+  [O_CATEGORY] = "only items of category c; repeated, items of any of them. An unknown name is "
+                 "an error that suggests close names; names are case-sensitive (MODEL "
+                 "CATEGORIES lists them)",
+  [O_MAXPERCATEGORY] = "at most n items of one category, the best list under that cap (0 = off; "
+                       "default: config max-per-category)",
+  [O_FOR] = "apply this customer's filters: history, hidden items, banned categories",
+  [O_WITHSCORES] = "each item followed by its score (a bulk string; RANK: nil for an unknown id)",
+  [O_WITHREASONS] = "each item followed by the customer's past item that contributed most, "
+                    "`promoted` for a promoted slot, or nil when the answer is not personalized",
+  [O_WITHMETA] = "one leading element describing the answer (see WITHMETA below)",
+  [O_HISTORY] = "n items the visitor is interacting with now (a cart), counted: exactly n ids "
+                "follow, n from 1 to 1000; folded in at weight 1 on top of the stored history "
+                "(for an unknown id they are the whole history) and never recommended",
+  [O_SHOWNLIMIT] = "leave out items shown to the customer n or more times within the attribution "
+                   "window with no click, cart or purchase since (0 = off; default: config "
+                   "shown-limit)",
+  [O_PROMOTE] = "slots 2, 4, ..., 2n go to the customer's best items of the promoted set (0 = "
+                "off; default: config promote-slots)",
+  [O_ONEPERGROUP] = "at most one item per product family (also config one-per-group)",
+  [O_PLACEMENT] = "the touchpoint impressions and outcomes are counted for, 1 to 64 bytes of "
+                  "A-Z a-z 0-9 _ . : - (default `default`)",
+  [O_VARIANT] = "answer with this variant's model (QA); default: the customer's variant "
+                "(SIMILAR: the control)",
+  [O_NOTRACK] = "record no impressions for this answer",
+  [O_EXCLUDE] = "never return these items; takes every argument after it, so it comes last, "
+                "and an option name after it is an error, not an id",
+  [O_WEIGHT] = "history weight to add, a finite number in (0, 1e9] (default: the type's "
+               "feedback-weight-<type>)",
+  [O_TYPE] = "purchase (default), cart or click: an outcome, attributed to the answer that "
+             "showed the item; hide / unhide: add the item to / remove it from the customer's "
+             "hidden set (no WEIGHT or VALUE)",
+  [O_VALUE] = "money the outcome brought, a finite number in [0, 1e12] (default 0)",
+};
+
+void reco_options_foreach(reco_cmd_t cmd,
+                          void (*fn)(const char *syntax, const char *doc, void *arg), void *arg) {
+  for (int k = 0; k < O_N; k++)
+    if (reco__opts[k].cmds & (unsigned)cmd)
+      fn(reco__opts[k].syntax, reco__docs[k], arg);
+}
+
 static const char *reco__cmd_name(reco_cmd_t cmd) {
   switch (cmd) {
   case RECO_CMD_RECOMMEND: return "RECOMMEND";
