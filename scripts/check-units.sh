@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
+# usage: scripts/check-units.sh [BUILD_DIR]
+#
 # Installs the build (cmake --install, as the units expect) and checks the
 # systemd units: `systemd-analyze verify` must pass, and the exposure score
 # of recd.service must stay below 2.0.
-#   scripts/check-units.sh [BUILD_DIR]
 set -euo pipefail
+usage() { sed -n '2,/^set -/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) echo "check-units.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 build=${1:-build}
 cmake --install "$build" >/dev/null
 units=(/usr/local/lib/systemd/system/recd.service /usr/local/lib/systemd/system/recd-train.service
-       /usr/local/lib/systemd/system/recd-train.timer)
+       /usr/local/lib/systemd/system/recd-train.timer /usr/local/lib/systemd/system/recd-refresh.service
+       /usr/local/lib/systemd/system/recd-refresh.timer)
 systemd-analyze verify "${units[@]}"
 echo "systemd-analyze verify: ok"
 for u in recd.service recd-train.service; do

@@ -20,7 +20,8 @@ while [ $# -gt 0 ]; do
     --redis-host) redis_host=$2; shift 2 ;;
     --redis-port) redis_port=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) echo "usage: scripts/demo.sh [--redis-host H --redis-port P] [--port N]"
+               sed -n '2,12{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

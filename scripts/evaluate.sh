@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
+# usage: scripts/evaluate.sh [DATA_DIR] [OUT_DIR]
+#
 # Reruns the hold-out evaluation of README.md on the shared data sets
 # (../shared/data, never copied into this repository) with the defaults.
-#   scripts/evaluate.sh [DATA_DIR] [OUT_DIR]
 set -euo pipefail
+usage() { sed -n '2,/^set -/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) echo "evaluate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 out=${2:-build/eval}

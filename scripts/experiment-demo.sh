@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# usage: scripts/experiment-demo.sh [--no-wait]
+#
 # The A/B demo: two models of the demo shop served side by side, scripted
 # shoppers, and the report of what each model sold.
 #
@@ -12,6 +14,12 @@
 # shown the item. Variant "current" is a small model (k = 16), "candidate"
 # the default one (k = 256); customers are split 50/50 by recd.
 set -euo pipefail
+usage() { sed -n '2,/^set -/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  ""|--no-wait) ;;
+  *) echo "experiment-demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 wait_at_end=1
 [ "${1:-}" = "--no-wait" ] && wait_at_end=0

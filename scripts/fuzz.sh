@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
+# usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 60)
+#
 # Builds the libFuzzer targets (clang, ASan+UBSan) and runs each one for a
 # bounded time on a scratch copy of its seed corpus (tests/fuzz/corpus/<name>;
 # the repository's corpus is never modified). Fails on the first finding.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 60)
 set -euo pipefail
+usage() { sed -n '2,/^set -/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  ""|[0-9]*) ;;
+  *) echo "fuzz.sh: expected SECONDS_PER_TARGET, got $1 (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRECD_FUZZ=ON \

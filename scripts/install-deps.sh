@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
+# usage: scripts/install-deps.sh
+#
 # Installs everything recd needs to build, test and run its demo on Debian 12.
 # Idempotent: apt-get skips what is already there.
 set -euo pipefail
+usage() { sed -n '2,/^set -/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  "") ;;
+  *) echo "install-deps.sh: takes no arguments, got $1 (see --help)" >&2; exit 2 ;;
+esac
 PACKAGES=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev libhiredis-dev                 # event loop, Redis client

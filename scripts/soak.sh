@@ -2,7 +2,7 @@
 # Soak test: recd under mixed load for a bounded time, with its memory and
 # file descriptors sampled; fails if either grows.
 #
-#   scripts/soak.sh [--seconds N] [--sample S] [--rss-slack-mb M] [--bin-dir DIR]
+# usage: scripts/soak.sh [--seconds N] [--sample S] [--rss-slack-mb M] [--bin-dir DIR]
 #
 # Starts its own redis-server on a free loopback port, imports the bundled
 # demo shop (demo/online-retail: 4,334 customers, 3,659 products), trains a
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     --sample) sample=$2; shift 2 ;;
     --rss-slack-mb) slack_mb=$2; shift 2 ;;
     --bin-dir) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25{s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
+# usage: scripts/test.sh [--sanitize]
+#
 # Sets up (dependencies, build) and runs the whole test suite.
 #   scripts/test.sh             Release build in build/, all tests
 #   scripts/test.sh --sanitize  ASan+UBSan build in build-asan/, all tests
 set -euo pipefail
+usage() { sed -n '2,/^set -/{/^#/{s/^# \{0,1\}//;p}}' "$0"; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  ""|--sanitize) ;;
+  *) echo "test.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 dir=build
