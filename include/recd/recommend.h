@@ -63,6 +63,10 @@
  *    position, position 4 of L), and the concatenation of pages is the
  *    long list.
  *
+ * Bought families are a filter of step 3: with the family index
+ * (q->families) their members are excluded like EXCLUDE ids, before any
+ * pass; without it the walk skips them, which needs more depth.
+ *
  * Depth. The walk reads a prefix of R. Without caps or group rules the
  * prefix it reads is never longer than offset + count (each item read is
  * either placed or was placed in a promoted slot already); with them it
@@ -98,6 +102,24 @@
 #include "recd/qscore.h"
 #include "recd/score.h"
 
+/* The members of every product family of a model, for
+ * exclude_bought_groups: family g's items are items[start[g] ..
+ * start[g + 1]) in ascending order (g in 1..n_groups; start has n_groups +
+ * 2 entries). Built once per model (serve_model_init keeps one in
+ * serve_model_t), so that a query's bought families become plain
+ * exclusions that the first pass filters, instead of items the walk must
+ * skip (which would need a deeper first pass). */
+typedef struct rec_families {
+  uint32_t n_groups;
+  uint32_t *start;
+  uint32_t *items;
+} rec_families_t;
+
+/* 0 or RECD_ENOMEM (then f is empty and rec_families_free is safe). A
+ * model without families gets an empty index (n_groups 0, no memory). */
+int rec_families_build(rec_families_t *f, const model_t *m);
+void rec_families_free(rec_families_t *f);
+
 typedef struct rec_query {
   const uint32_t *hist;        /* model indices of the history items ... */
   const float *hist_w;         /* ... and their weights (> 0), n_hist each */
@@ -127,6 +149,14 @@ typedef struct rec_query {
   int exclude_bought_groups;   /* no item of a family any hist item is in */
   const uint64_t *promoted;    /* bitmap over items, or NULL ... */
   size_t promote;              /* ... and PROMOTE slots (0 = off) */
+  const rec_families_t *families; /* the model's family index, or NULL:
+                                  with it the bought families are filtered
+                                  as exclusions; without it the walk skips
+                                  their items (the same answer, found with
+                                  a deeper first pass). serve.h sets it
+                                  itself (a batch's own copy of the query);
+                                  direct callers (SIMILAR) may pass
+                                  serve_model_t's */
 } rec_query_t;
 
 typedef struct rec_result {
@@ -192,9 +222,11 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
                const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out);
 
 /* A query's filters as a topk_filter_t, owning its arrays (sorted
- * exclusions: EXCLUDE ids and, with exclude_history, the history; category
- * adjustments at `scale` per preference unit). Independent of any ws, so a
- * batch can keep one per customer. 0 or RECD_ENOMEM. */
+ * exclusions: EXCLUDE ids, hidden items, with exclude_history the history,
+ * with exclude_bought_groups and q->families the members of the history's
+ * families; category adjustments at `scale` per preference unit).
+ * Independent of any ws, so a batch can keep one per customer. 0 or
+ * RECD_ENOMEM. */
 typedef struct rec_rules {
   topk_filter_t f;
   uint32_t *excl;

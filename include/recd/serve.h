@@ -92,6 +92,9 @@ typedef struct serve_model {
   serve_pass_t pass;  /* the first pass every batch of this model uses */
   qscore_isa_t isa;   /* its kernel (SERVE_PASS_INT8) */
   qmat_t q;           /* the int8 copy of the items (SERVE_PASS_INT8 only) */
+  rec_families_t families; /* the product families' members: every
+                              batch's queries get it (exclude_bought_groups
+                              as a first-pass filter) */
 } serve_model_t;
 
 /* 0, RECD_ENOMEM (the int8 copy could not be built) or RECD_EINVAL (the
@@ -127,7 +130,9 @@ typedef struct serve_batch serve_batch_t;
  * pass's score buffer is capped by SERVE_FLOAT_MAX_SCORE_BYTES); >= 1. */
 size_t serve_batch_capacity(const serve_model_t *sm, size_t wanted);
 
-/* A batch of the n queries q[0..n) (borrowed until serve_batch_free; n <=
+/* A batch of the n queries q[0..n) (copied; what they point to is
+ * borrowed until serve_batch_free, and their `families` is replaced by the
+ * served model's; n <=
  * serve_batch_capacity) whose scan is split into `parts` parts (1 ..
  * SERVE_MAX_PARTS). 0, RECD_EINVAL or RECD_ENOMEM. */
 int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t n,

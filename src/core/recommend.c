@@ -107,23 +107,106 @@ static int rec__cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+int rec_families_build(rec_families_t *f, const model_t *m) {
+  memset(f, 0, sizeof *f);
+  const uint32_t n = model_n_items(m), ng = model_n_groups(m);
+  const uint32_t *g = model_item_groups(m);
+  if (ng == 0)
+    return 0; /* no families: nothing to index (and nothing allocated) */
+  f->start = calloc((size_t)ng + 2, sizeof *f->start);
+  if (f->start == NULL)
+    return RECD_ENOMEM;
+  /* A counting sort: items in index order land in ascending order. */
+  for (uint32_t i = 0; i < n; i++)
+    if (g[i] != MODEL_NO_GROUP && g[i] <= ng)
+      f->start[g[i] + 1]++;
+  for (uint32_t c = 1; c <= ng + 1; c++)
+    f->start[c] += f->start[c - 1];
+  const uint32_t members = f->start[ng + 1];
+  f->items = malloc((members ? members : 1) * sizeof *f->items);
+  uint32_t *at = malloc(((size_t)ng + 1) * sizeof *at);
+  if (f->items == NULL || at == NULL) {
+    free(at);
+    rec_families_free(f);
+    return RECD_ENOMEM;
+  }
+  memcpy(at, f->start, ((size_t)ng + 1) * sizeof *at);
+  for (uint32_t i = 0; i < n; i++)
+    if (g[i] != MODEL_NO_GROUP && g[i] <= ng)
+      f->items[at[g[i]]++] = i;
+  free(at);
+  f->n_groups = ng;
+  return 0;
+}
+
+void rec_families_free(rec_families_t *f) {
+  free(f->start);
+  free(f->items);
+  memset(f, 0, sizeof *f);
+}
+
+/* The distinct non-zero families of q's history, sorted, into *out
+ * (malloc'ed; NULL when none) and the number of their members. */
+static int rec__bought(const model_t *m, const rec_query_t *q, uint32_t **out, size_t *n_fam,
+                       size_t *n_members) {
+  *out = NULL;
+  *n_fam = *n_members = 0;
+  const rec_families_t *fam = q->families;
+  if (!q->exclude_bought_groups || fam == NULL || fam->n_groups == 0 || q->n_hist == 0)
+    return 0;
+  const uint32_t n = model_n_items(m), *g = model_item_groups(m);
+  uint32_t *v = malloc(q->n_hist * sizeof *v);
+  if (v == NULL)
+    return RECD_ENOMEM;
+  size_t k = 0;
+  for (size_t j = 0; j < q->n_hist; j++)
+    if (q->hist[j] < n && g[q->hist[j]] != MODEL_NO_GROUP && g[q->hist[j]] <= fam->n_groups)
+      v[k++] = g[q->hist[j]];
+  qsort(v, k, sizeof *v, rec__cmp_u32);
+  size_t u = 0;
+  for (size_t j = 0; j < k; j++)
+    if (u == 0 || v[u - 1] != v[j])
+      v[u++] = v[j];
+  for (size_t j = 0; j < u; j++)
+    *n_members += fam->start[v[j] + 1] - fam->start[v[j]];
+  *out = v;
+  *n_fam = u;
+  return 0;
+}
+
 int rec_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *q, float scale) {
   memset(r, 0, sizeof *r);
+  uint32_t *fams;
+  size_t n_fam, n_members;
+  if (rec__bought(m, q, &fams, &n_fam, &n_members) != 0)
+    return RECD_ENOMEM;
   const size_t n_hist = q->exclude_history ? q->n_hist : 0;
-  const size_t n_excl = q->n_exclude + n_hist + q->n_hidden;
+  const size_t n_excl = q->n_exclude + n_hist + q->n_hidden + n_members;
   r->excl = malloc((n_excl ? n_excl : 1) * sizeof *r->excl);
   r->cat_adjust = malloc(((size_t)model_n_categories(m) + 1) * sizeof *r->cat_adjust);
   if (r->excl == NULL || r->cat_adjust == NULL) {
+    free(fams);
     rec_rules_free(r);
     return RECD_ENOMEM;
   }
   /* memcpy from NULL is undefined even for 0 bytes. */
+  size_t at = 0;
   if (q->n_exclude > 0)
     memcpy(r->excl, q->exclude, q->n_exclude * sizeof *r->excl);
+  at += q->n_exclude;
   if (n_hist > 0)
-    memcpy(r->excl + q->n_exclude, q->hist, n_hist * sizeof *r->excl);
+    memcpy(r->excl + at, q->hist, n_hist * sizeof *r->excl);
+  at += n_hist;
   if (q->n_hidden > 0)
-    memcpy(r->excl + q->n_exclude + n_hist, q->hidden, q->n_hidden * sizeof *r->excl);
+    memcpy(r->excl + at, q->hidden, q->n_hidden * sizeof *r->excl);
+  at += q->n_hidden;
+  for (size_t j = 0; j < n_fam; j++) {
+    const rec_families_t *fam = q->families;
+    const uint32_t lo = fam->start[fams[j]], hi = fam->start[fams[j] + 1];
+    memcpy(r->excl + at, fam->items + lo, (size_t)(hi - lo) * sizeof *r->excl);
+    at += hi - lo;
+  }
+  free(fams);
   qsort(r->excl, n_excl, sizeof *r->excl, rec__cmp_u32);
   r->f = (topk_filter_t){.exclude = r->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};
   if (rec__category_rules(m, q, scale, r->cat_adjust)) {
@@ -416,7 +499,8 @@ size_t rec_depth(const model_t *m, const rec_query_t *q) {
   size_t d = want;
   if (q->max_per_category > 0 || q->one_per_group)
     d = 4 * want + 32;
-  if (q->exclude_bought_groups) {
+  if (q->exclude_bought_groups && q->families == NULL) {
+    /* with the index the bought families are filtered in the first pass */
     const uint32_t *g = model_item_groups(m);
     size_t in_family = 0;
     for (size_t j = 0; j < q->n_hist && in_family < 256; j++)

@@ -64,7 +64,8 @@ static void rules__set_add(rules__set_t *s, uint32_t v) {
 }
 
 int rec_walk_needed(const rec_query_t *q, int use_promote) {
-  return q->max_per_category > 0 || q->one_per_group || q->exclude_bought_groups ||
+  return q->max_per_category > 0 || q->one_per_group ||
+         (q->exclude_bought_groups && q->families == NULL) ||
          (use_promote && q->promote > 0 && q->promoted != NULL);
 }
 
@@ -205,9 +206,10 @@ int rec_walk(const model_t *m, const rec_query_t *q, const topk_filter_t *f, con
                      .n_slots = model_n_categories(m) + 1};
   if (f != NULL && f->cat_adjust != NULL && f->n_slots == w.n_slots)
     w.adj = f->cat_adjust;
-  if (q->one_per_group || q->exclude_bought_groups)
+  if (q->one_per_group || (q->exclude_bought_groups && q->families == NULL))
     w.group = model_item_groups(m);
-  w.track_bought = q->exclude_bought_groups && q->n_hist > 0 && w.group != NULL;
+  /* with the family index the bought families are already filtered out */
+  w.track_bought = q->exclude_bought_groups && q->families == NULL && q->n_hist > 0;
   size_t promote = use_promote && q->promoted != NULL ? q->promote : 0;
   if (promote > want / 2)
     promote = want / 2; /* slots beyond the answer's length never come up */

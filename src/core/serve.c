@@ -47,6 +47,7 @@ enum {
 };
 
 typedef struct serve_slot {
+  rec_query_t q;     /* the query, with the model's family index */
   int state;
   size_t used;       /* history items folded in */
   float *x;          /* the customer's vector: a row of b->X */
@@ -109,8 +110,13 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
   sm->pop_scale = rec_popularity_scale(m);
   sm->pass = pass;
   sm->isa = o->isa;
+  if (rec_families_build(&sm->families, m) != 0) {
+    memset(sm, 0, sizeof *sm);
+    return RECD_ENOMEM;
+  }
   if (pass == SERVE_PASS_INT8 && qmat_build(&sm->q, model_item_factors(m), model_stride(m),
                                             model_n_items(m), model_factors(m)) != 0) {
+    rec_families_free(&sm->families);
     memset(sm, 0, sizeof *sm);
     return RECD_ENOMEM;
   }
@@ -120,6 +126,7 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
 void serve_model_free(serve_model_t *sm) {
   if (sm->pass == SERVE_PASS_INT8)
     qmat_free(&sm->q);
+  rec_families_free(&sm->families);
   memset(sm, 0, sizeof *sm);
 }
 
@@ -235,6 +242,8 @@ int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t
     return RECD_ENOMEM;
   }
   for (size_t j = 0; j < n; j++) {
+    b->slot[j].q = *q[j];
+    b->slot[j].q.families = &sm->families;
     b->slot[j].x = b->X + j * b->stride;
     if (b->XQ != NULL)
       b->slot[j].qq.xq = b->XQ + j * qb;
@@ -290,7 +299,7 @@ const serve_answer_t *serve_batch_answer(const serve_batch_t *b, size_t j) {
  * this work is shared out with the fold-ins). */
 static void serve__admit(serve_batch_t *b, size_t j) {
   const serve_model_t *sm = b->sm;
-  const rec_query_t *q = b->q[j];
+  const rec_query_t *q = &b->slot[j].q;
   serve_slot_t *sl = &b->slot[j];
   serve_answer_t *a = &b->ans[j];
   sl->state = SERVE__DONE;
@@ -318,7 +327,7 @@ static void serve__admit(serve_batch_t *b, size_t j) {
 
 void serve_batch_fold(serve_batch_t *b, size_t j, rec_ws_t *ws) {
   const serve_model_t *sm = b->sm;
-  const rec_query_t *q = b->q[j];
+  const rec_query_t *q = &b->slot[j].q;
   serve_slot_t *sl = &b->slot[j];
   serve_answer_t *a = &b->ans[j];
   int pers;
@@ -498,7 +507,7 @@ static int serve__deepen(const serve_batch_t *b, serve_slot_t *sl, const rec_que
 void serve_batch_finish(serve_batch_t *b, size_t r, rec_ws_t *ws) {
   const serve_model_t *sm = b->sm;
   const size_t j = b->row_slot[r];
-  const rec_query_t *q = b->q[j];
+  const rec_query_t *q = &b->slot[j].q;
   serve_slot_t *sl = &b->slot[j];
   serve_answer_t *a = &b->ans[j];
   int rc = serve__broken(b);

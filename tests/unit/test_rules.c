@@ -548,6 +548,7 @@ START_TEST(test_rec_select_dense) {
   for (int t = 0; t < 60; t++) {
     tq_t tq;
     tq_random(&tq, &r, g_m);
+    tq.q.families = t % 2 ? &sm.families : NULL;
     int pers;
     size_t used;
     const size_t n = expected(g_m, &sm, &tq.q, e, ep, &pers);
@@ -706,10 +707,13 @@ START_TEST(test_similar_filters) {
   rng_seed(&r, 2718);
   const float *Y = model_item_factors(g_m), *norms = model_item_norms(g_m);
   const uint32_t stride = model_stride(g_m);
+  rec_families_t fam;
+  ck_assert_int_eq(rec_families_build(&fam, g_m), 0);
   for (int t = 0; t < 150; t++) {
     tq_t tq;
     tq_random(&tq, &r, g_m);
     rec_query_t *q = &tq.q;
+    q->families = t % 2 ? &fam : NULL; /* bought families filtered, or skipped */
     const uint32_t item = (uint32_t)rng_below(&r, N);
     if (t % 3 == 0) { /* without FOR: no customer filters */
       q->n_hist = q->n_hidden = q->n_pref = 0;
@@ -752,6 +756,7 @@ START_TEST(test_similar_filters) {
       ck_assert_uint_ne(res.items[j], item);
     }
   }
+  rec_families_free(&fam);
   rec_ws_free(&ws);
 }
 END_TEST
@@ -789,6 +794,31 @@ START_TEST(test_duplicate_history) {
 }
 END_TEST
 
+/* The family index: every member of a family once, ascending, and
+ * nothing else. */
+START_TEST(test_families_index) {
+  rec_families_t f;
+  ck_assert_int_eq(rec_families_build(&f, g_m), 0);
+  const uint32_t *g = model_item_groups(g_m);
+  ck_assert_uint_eq(f.n_groups, g_n_groups);
+  size_t members = 0;
+  for (uint32_t i = 0; i < N; i++)
+    members += g[i] != 0;
+  ck_assert_uint_eq(f.start[0], 0);
+  ck_assert_uint_eq(f.start[f.n_groups + 1], members);
+  for (uint32_t c = 1; c <= f.n_groups; c++) {
+    ck_assert_uint_ge(f.start[c + 1] - f.start[c], 2); /* families of 2..4 here */
+    for (uint32_t j = f.start[c]; j < f.start[c + 1]; j++) {
+      ck_assert_uint_eq(g[f.items[j]], c);
+      if (j > f.start[c])
+        ck_assert_uint_lt(f.items[j - 1], f.items[j]);
+    }
+  }
+  rec_families_free(&f);
+  rec_families_free(&f); /* twice is safe */
+}
+END_TEST
+
 static Suite *rules_suite(void) {
   Suite *s = suite_create("rules");
   TCase *tc = tcase_create("core");
@@ -803,6 +833,7 @@ static Suite *rules_suite(void) {
   tcase_add_test(tc, test_rank_hidden);
   tcase_add_test(tc, test_similar_filters);
   tcase_add_test(tc, test_duplicate_history);
+  tcase_add_test(tc, test_families_index);
   suite_add_tcase(s, tc);
   return s;
 }
