@@ -30,6 +30,7 @@
 #include "gate.h"
 #include "publish.h"
 #include "redis_io.h"
+#include "refresh.h"
 #include "report.h"
 
 /* OpenBLAS symbol; declared here because cblas.h of some BLAS builds lacks it. */
@@ -37,7 +38,10 @@ void openblas_set_num_threads(int num_threads);
 
 #define TRAIN_MAX_GRID 16
 
-typedef enum train_mode { MODE_TRAIN, MODE_IMPORT, MODE_SYNTHETIC, MODE_INFO } train_mode_t;
+typedef enum train_mode {
+  MODE_TRAIN, MODE_IMPORT, MODE_SYNTHETIC, MODE_INFO, MODE_REFRESH, MODE_EVAL_REFRESH,
+  MODE_EVAL_CART
+} train_mode_t;
 
 typedef struct train_cfg {
   train_mode_t mode;
@@ -54,6 +58,8 @@ typedef struct train_cfg {
   float ease_grid[TRAIN_MAX_GRID];
   size_t n_ease_grid;
   int quiet;
+  const char *model;        /* --refresh-items: the served model (refresh.h) */
+  uint32_t min_item_users;  /* --min-item-users (3) */
   uint32_t keep;    /* --keep N: versioned publishing (publish.h) */
   gate_opts_t gate; /* --compare, --history ...: the retrain gate (gate.h) */
 } train_cfg_t;
@@ -81,6 +87,7 @@ static void train_cfg_defaults(train_cfg_t *c) {
                          .reg_exponent = 1.0f, .seed = 42};
   c->threads = 2;
   c->history_limit = 500;
+  c->min_item_users = 3;
   c->ease_max_items = 20000;
   const float grid[] = {10, 50, 200, 500, 1000, 3000};
   memcpy(c->ease_grid, grid, sizeof grid);
@@ -149,6 +156,14 @@ static void usage(FILE *fp) {
 "  --synthetic ITEMS      write a random well-formed model of ITEMS items\n"
 "                         (ids i0.., categories c0..c99) for benchmarks\n"
 "  --info MODEL           validate a model file and print what it holds (JSON)\n"
+"  --refresh-items        give items in the histories (Redis, or --csv) that\n"
+"                         --model MODEL lacks a vector by the ALS item step,\n"
+"                         every other row unchanged; publish to --out\n"
+"  --min-item-users N     customers a new item needs (3)\n"
+"  --eval-refresh         (--csv) hold out 5%% of the items, refresh them in,\n"
+"                         compare their neighbours with a full retrain\n"
+"  --eval-cart            (--csv with timestamps) last-basket evaluation of\n"
+"                         anonymous carts (README \"How good are cart ...\")\n"
 "  -q, --quiet            no progress output\n"
 "  -h, --help             this text\n");
 }
@@ -157,7 +172,8 @@ enum {
   OPT_CSV = 256, OPT_ITEMS, OPT_SKIP, OPT_RHOST, OPT_RPORT, OPT_RSOCK, OPT_RPASS, OPT_PREFIX,
   OPT_RTIMEOUT, OPT_OUT, OPT_REPORT, OPT_FACTORS, OPT_ITER, OPT_LAMBDA, OPT_ALPHA, OPT_CONF,
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
-  OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO,
+  OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO, OPT_REFRESH, OPT_MODEL, OPT_MINUSERS,
+  OPT_EVALREFRESH, OPT_EVALCART,
   OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS
 };
 
@@ -191,6 +207,11 @@ static const struct option train_options[] = {
   {"import", no_argument, NULL, OPT_IMPORT},
   {"synthetic", required_argument, NULL, OPT_SYNTH},
   {"info", required_argument, NULL, OPT_INFO},
+  {"refresh-items", no_argument, NULL, OPT_REFRESH},
+  {"model", required_argument, NULL, OPT_MODEL},
+  {"min-item-users", required_argument, NULL, OPT_MINUSERS},
+  {"eval-refresh", no_argument, NULL, OPT_EVALREFRESH},
+  {"eval-cart", no_argument, NULL, OPT_EVALCART},
   {"keep", required_argument, NULL, OPT_KEEP},
   {"compare", required_argument, NULL, OPT_COMPARE},
   {"max-drop", required_argument, NULL, OPT_MAXDROP},
@@ -310,6 +331,11 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_SYNTH: c->mode = MODE_SYNTHETIC;
       bad = opt_u32("synthetic", optarg, 1, 100000000, &c->synthetic_items); break;
     case OPT_INFO: c->mode = MODE_INFO; c->info = optarg; break;
+    case OPT_REFRESH: c->mode = MODE_REFRESH; break;
+    case OPT_MODEL: c->model = optarg; break;
+    case OPT_MINUSERS: bad = opt_u32("min-item-users", optarg, 1, 1000000, &c->min_item_users); break;
+    case OPT_EVALREFRESH: c->mode = MODE_EVAL_REFRESH; break;
+    case OPT_EVALCART: c->mode = MODE_EVAL_CART; break;
     case OPT_KEEP: bad = opt_u32("keep", optarg, 1, 1000, &c->keep); break;
     case OPT_COMPARE: c->gate.compare = optarg; break;
     case OPT_MAXDROP: bad = opt_float("max-drop", optarg, 0, 1, &f); c->gate.max_drop = f; break;
@@ -350,6 +376,15 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
   }
   if (c->keep > 0 && (c->out == NULL || c->mode == MODE_IMPORT || c->mode == MODE_INFO)) {
     fprintf(stderr, "recd-train: --keep needs --out MODEL (the path served)\n");
+    return -1;
+  }
+  if (c->mode == MODE_REFRESH && (c->model == NULL || c->out == NULL)) {
+    fprintf(stderr, "recd-train: --refresh-items needs --model SERVED and --out NEW\n");
+    return -1;
+  }
+  if ((c->mode == MODE_EVAL_REFRESH || c->mode == MODE_EVAL_CART) && c->csv == NULL) {
+    fprintf(stderr, "recd-train: --eval-%s needs --csv FILE\n",
+            c->mode == MODE_EVAL_CART ? "cart" : "refresh");
     return -1;
   }
   if (c->items != NULL && c->csv == NULL) {
@@ -826,6 +861,20 @@ static int cmd_info(const train_cfg_t *c, char *errbuf) {
   return 0;
 }
 
+/* --refresh-items, --eval-refresh, --eval-cart: refresh.c and cart_eval.c. */
+static int cmd_refresh(const train_cfg_t *c, char *errbuf) {
+  refresh_opts_t o = {.model = c->model, .out = c->out, .csv = c->csv, .items = c->items,
+                      .skip_bad = c->skip_bad, .redis = c->redis,
+                      .min_item_users = c->min_item_users,
+                      .history_limit = c->history_limit, .params = c->params,
+                      .threads = c->threads, .quiet = c->quiet};
+  if (c->mode == MODE_EVAL_REFRESH)
+    return refresh_eval_main(&o, 0.05, errbuf);
+  if (c->mode == MODE_EVAL_CART)
+    return cart_eval_main(&o, errbuf);
+  return refresh_main(&o, errbuf);
+}
+
 int main(int argc, char **argv) {
   train_cfg_t cfg;
   train_cfg_defaults(&cfg);
@@ -846,6 +895,9 @@ int main(int argc, char **argv) {
     case MODE_IMPORT: rc = cmd_import(&cfg, errbuf); break;
     case MODE_SYNTHETIC: rc = cmd_synthetic(&cfg, errbuf); break;
     case MODE_INFO: rc = cmd_info(&cfg, errbuf); break;
+    case MODE_REFRESH:
+    case MODE_EVAL_REFRESH:
+    case MODE_EVAL_CART: rc = cmd_refresh(&cfg, errbuf); break;
     default: rc = cmd_train(&cfg, errbuf); break;
     }
   }

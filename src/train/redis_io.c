@@ -164,7 +164,7 @@ int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies
   rc = redis_read_histories(c, o, ds, anomalies, progress, log, errbuf);
   /* Categories and groups, for the items the histories mention. */
   if (rc == 0)
-    rc = redis_read_item_attrs(c, o->prefix, ds, 0, anomalies, log, errbuf);
+    rc = redis_read_item_attrs(c, o->prefix, ds, NULL, 0, anomalies, log, errbuf);
   redisFree(c);
   return rc;
 }
@@ -200,26 +200,27 @@ static int redis_io__item_attrs(dataset_t *ds, uint32_t i, const redisReply *r,
   return 0;
 }
 
-int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds, uint32_t from,
-                          uint64_t *anomalies, FILE *log, char *errbuf) {
-  const uint32_t n_items = dataset_n_items(ds);
+int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds,
+                          const uint32_t *which, uint32_t n_which, uint64_t *anomalies,
+                          FILE *log, char *errbuf) {
+  const uint32_t n_items = which != NULL ? n_which : dataset_n_items(ds);
   int rc = 0;
-  for (uint32_t b = from; b < n_items && rc == 0; b += REDIS_IO_BATCH) {
+  for (uint32_t b = 0; b < n_items && rc == 0; b += REDIS_IO_BATCH) {
     uint32_t n = n_items - b < REDIS_IO_BATCH ? n_items - b : REDIS_IO_BATCH;
-    for (uint32_t i = b; i < b + n; i++) {
+    for (uint32_t t = b; t < b + n; t++) {
       size_t len;
-      const char *id = idmap_key(ds->items, i, &len);
+      const char *id = idmap_key(ds->items, which != NULL ? which[t] : t, &len);
       redisAppendCommand(c, "HMGET %s" RECD_KEY_ITEM "%b " RECD_ITEM_CATEGORY " "
                          RECD_ITEM_GROUP, prefix, id, len);
     }
     /* Every reply is read even after a failure, so the connection stays in
      * step; only the first error is kept. */
-    for (uint32_t i = b; i < b + n; i++) {
+    for (uint32_t t = b; t < b + n; t++) {
       redisReply *r = redis_io__reply(c);
       if (r == NULL)
         return recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
       if (rc == 0)
-        rc = redis_io__item_attrs(ds, i, r, anomalies, log, errbuf);
+        rc = redis_io__item_attrs(ds, which != NULL ? which[t] : t, r, anomalies, log, errbuf);
       freeReplyObject(r);
     }
   }

@@ -31,11 +31,13 @@ int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies
                        FILE *progress, FILE *log, char *errbuf);
 
 /* Reads the category and group fields of <prefix>item:<id> for the data
- * set's items from index `from` on (HMGET, pipelined); an item key of the
- * wrong type or an over-long value is counted in *anomalies and noted on
- * `log`. 0 or an error (connection, out of memory). */
-int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds, uint32_t from,
-                          uint64_t *anomalies, FILE *log, char *errbuf);
+ * set's items which[0..n_which) (all items when which is NULL) with HMGET,
+ * pipelined; an item key of the wrong type or an over-long value is
+ * counted in *anomalies and noted on `log`. 0 or an error (connection, out
+ * of memory). */
+int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds,
+                          const uint32_t *which, uint32_t n_which, uint64_t *anomalies,
+                          FILE *log, char *errbuf);
 
 /* Connects (and AUTHs) as recd-train does. */
 int redis_connect(const redis_opts_t *o, redisContext **out, char *errbuf);
