@@ -99,9 +99,9 @@ static const cmd_doc_t cmd_docs[] = {
   {"similar", RECO_CMD_SIMILAR, NULL,
    "The items closest to an item by cosine of their factors (\"customers also bought\"), "
    "unavailable items skipped. An unknown item is not an error (an empty answer; WITHMETA "
-   "says `unknown_item`). CATEGORY, MAXPERCATEGORY, FOR and EXCLUDE are parsed and checked; "
-   "until the filtered SIMILAR is wired in, the daemon answers them with an error rather "
-   "than ignore them.",
+   "says `unknown_item`). CATEGORY, EXCLUDE and MAXPERCATEGORY filter and cap the ranking "
+   "(config max-per-category and one-per-group do not apply). FOR is parsed and checked, and "
+   "answered with an error until the customer's filters are wired in, rather than ignored.",
    "as RECOMMEND: options in any order, each at most once, EXCLUDE last.",
    "an array of item ids, with WITHSCORES each followed by its cosine; with WITHMETA the "
    "first element is the WITHMETA array."},

@@ -5,10 +5,13 @@
  * also bought"), with the control variant's model unless VARIANT names
  * another. It answers no customer, so it records no impressions
  * (PLACEMENT and NOTRACK are accepted for symmetry). OFFSET pages through
- * the ranking. CATEGORY, MAXPERCATEGORY, FOR and EXCLUDE (issue 14) are
- * parsed and validated, and refused with a clear error until the core's
- * filtered SIMILAR is wired in: accepting them without applying them
- * would be exactly the kind of silent trap issue 19 is about.
+ * the ranking. With CATEGORY, EXCLUDE or MAXPERCATEGORY the answer is
+ * rec_similar_q's (the rules of recommend.h); without, rec_similar's, as
+ * before. FOR (the
+ * customer's filters, which need their Redis keys) is parsed and validated
+ * and refused with a clear error until it is wired in: accepting it
+ * without applying it would be exactly the kind of silent trap issue 19
+ * is about.
  *
  * SIMILAR needs no Redis. It is one pass over the item matrix: inline on
  * the loop for small catalogues, on the thread pool above
@@ -34,6 +37,9 @@ typedef struct similar_ctx {
   size_t count, offset;
   int withscores, withmeta;
   const variant_t *var;
+  int filtered;     /* rec_similar_q with q */
+  rec_query_t q;
+  reco_opts_t o;    /* owns q's CATEGORY and EXCLUDE arrays */
   uv_work_t work;
   int rc;           /* the answer: rc, then n items and scores */
   size_t n;
@@ -44,6 +50,7 @@ typedef struct similar_ctx {
 static void similar__free(void *p) {
   similar_ctx_t *x = p;
   model_ref_release(&x->ref);
+  reco_opts_free(&x->o);
   free(x->items);
   free(x->scores);
   free(x);
@@ -51,13 +58,16 @@ static void similar__free(void *p) {
 
 static void similar__compute(similar_ctx_t *x, rec_ws_t *ws) {
   rec_result_t res;
-  x->rc = rec_similar(x->ref.sv->m, x->item, x->offset + x->count,
-                      x->ref.unavail ? x->ref.unavail->words : NULL, ws, &res);
+  if (x->filtered)
+    x->rc = rec_similar_q(x->ref.sv->m, x->item, &x->q, ws, &res);
+  else
+    x->rc = rec_similar(x->ref.sv->m, x->item, x->offset + x->count,
+                        x->ref.unavail ? x->ref.unavail->words : NULL, ws, &res);
   if (x->rc != 0)
     return;
-  /* res points into ws: copy it out before ws is reused or freed. OFFSET:
-   * the top offset + count, less the first offset. */
-  const size_t skip = res.n < x->offset ? res.n : x->offset;
+  /* res points into ws: copy it out before ws is reused or freed. OFFSET
+   * (rec_similar): the top offset + count, less the first offset. */
+  const size_t skip = x->filtered ? 0 : res.n < x->offset ? res.n : x->offset;
   res.items += skip;
   res.scores += skip;
   res.n -= skip;
@@ -121,60 +131,59 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   req_t *r = client_request(c, st);
   if (r == NULL)
     return;
-  reco_opts_t o;
-  char err[RECD_ERRLEN];
-  if (reco_parse_similar(a, (size_t)s->cfg->max_count, &o, err) != 0) {
-    reco_opts_free(&o);
-    similar__fail(r, err);
-    return;
-  }
-  const char *later = o.user != NULL            ? "FOR"
-                      : o.cat_filter            ? "CATEGORY"
-                      : o.max_per_category >= 0 ? "MAXPERCATEGORY"
-                      : o.excl_from < o.argc    ? "EXCLUDE"
-                                                : NULL;
-  if (later != NULL) {
-    reco_opts_free(&o);
-    reply_errorf(&r->reply, "SIMILAR %s is not available yet (the filtered SIMILAR of issue 14 "
-                 "is not wired in)", later);
-    req_finish(r, 1);
-    return;
-  }
-  const variant_t *var = o.variant ? variants_find(s->variants, o.variant, o.variant_len)
-                                   : variants_control(s->variants);
-  if (var == NULL) {
-    char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
-    variants_list(s->variants, names, sizeof names);
-    reply_errorf(&r->reply, "unknown VARIANT '%.*s' (variants: %s)",
-                 (int)(o.variant_len > 64 ? 64 : o.variant_len), o.variant, names);
-    reco_opts_free(&o);
-    req_finish(r, 1);
-    return;
-  }
   similar_ctx_t *x = calloc(1, sizeof *x);
   if (x == NULL) {
-    reco_opts_free(&o);
     similar__fail(r, "out of memory");
     return;
   }
   x->req = r;
-  x->var = var;
   r->ctx = x;
   r->ctx_free = similar__free;
-  /* The request answers with the model it resolved against. */
-  model_store_hold(var->store, &x->ref);
-  const model_t *m = x->ref.sv->m;
-  if (reco_resolve(&o, a, m, err) != 0) {
-    reco_opts_free(&o);
+  reco_opts_t *o = &x->o;
+  char err[RECD_ERRLEN];
+  if (reco_parse_similar(a, (size_t)s->cfg->max_count, o, err) != 0) {
     similar__fail(r, err);
     return;
   }
-  x->count = o.count;
-  x->offset = o.offset;
-  x->withscores = o.withscores;
-  x->withmeta = o.withmeta;
-  const int64_t item = o.sim_item;
-  reco_opts_free(&o);
+  const variant_t *var = o->variant ? variants_find(s->variants, o->variant, o->variant_len)
+                                    : variants_control(s->variants);
+  if (var == NULL) {
+    char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
+    variants_list(s->variants, names, sizeof names);
+    reply_errorf(&r->reply, "unknown VARIANT '%.*s' (variants: %s)",
+                 (int)(o->variant_len > 64 ? 64 : o->variant_len), o->variant, names);
+    req_finish(r, 1);
+    return;
+  }
+  x->var = var;
+  /* The request answers with the model it resolved against. */
+  model_store_hold(var->store, &x->ref);
+  const model_t *m = x->ref.sv->m;
+  if (reco_resolve(o, a, m, err) != 0) {
+    similar__fail(r, err);
+    return;
+  }
+  if (o->user != NULL) {
+    similar__fail(r, "SIMILAR ... FOR is not available yet (the customer's filters are not "
+                     "wired in); ask without FOR");
+    return;
+  }
+  x->count = o->count;
+  x->offset = o->offset;
+  x->withscores = o->withscores;
+  x->withmeta = o->withmeta;
+  /* The cap is the request's: SIMILAR does not take the config's
+   * max-per-category or one-per-group (a product page's neighbours are
+   * not a home page's list). */
+  const size_t cap = o->max_per_category >= 0 ? (size_t)o->max_per_category : 0;
+  x->filtered = o->cat_filter || o->n_excl > 0 || cap > 0;
+  x->q = (rec_query_t){.exclude = o->excl, .n_exclude = o->n_excl,
+                       .categories = o->cats, .n_categories = o->n_cats,
+                       .category_filter = o->cat_filter,
+                       .unavailable = x->ref.unavail ? x->ref.unavail->words : NULL,
+                       .offset = o->offset, .count = o->count,
+                       .max_per_category = cap};
+  const int64_t item = o->sim_item;
   if (item < 0 || x->count == 0) {
     /* an unknown item is not an error (WITHMETA says which it was) */
     reply_array(&r->reply, (size_t)x->withmeta);
