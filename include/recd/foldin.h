@@ -34,10 +34,10 @@ typedef struct foldin_ws {
                       the strict upper triangle is left unspecified */
   float *b;        /* k right-hand side Yt C_u p_u of the last solve */
   uint32_t *order; /* [0, n_used): positions in the caller's items/weights of
-                      the history entries used. Strongest first (weight
-                      descending, then item index ascending) when the cap
-                      cut the history; otherwise in input order. A duplicated
-                      item appears once, at its first position. */
+                      the history entries used, in ascending item order
+                      (whatever the input order: the same history gives
+                      the same x bit for bit). A duplicated item appears
+                      once, at its first position. */
   float *conf;     /* [0, n_used): confidence c of order[j]'s item (from its
                       summed weight when duplicated) */
   float *rows;     /* FOLDIN_BLOCK x k gathered rows sqrt(c - 1) y_i */

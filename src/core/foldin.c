@@ -111,6 +111,43 @@ static int foldin__grow_n(foldin_ws_t *ws, size_t n) {
   return 0;
 }
 
+/* Heapsort of the entries order/conf[0, n) by items[order[j]] ascending:
+ * in place (no allocation on the request path), O(n log n). Items are
+ * distinct here (duplicates were merged), so the order is total. */
+static void foldin__sift_item(uint32_t *order, float *conf, const uint32_t *items, size_t root,
+                         size_t n) {
+  for (;;) {
+    size_t child = 2 * root + 1;
+    if (child >= n)
+      return;
+    if (child + 1 < n && items[order[child + 1]] > items[order[child]])
+      child++;
+    if (items[order[root]] >= items[order[child]])
+      return;
+    const uint32_t o = order[root];
+    order[root] = order[child];
+    order[child] = o;
+    const float c = conf[root];
+    conf[root] = conf[child];
+    conf[child] = c;
+    root = child;
+  }
+}
+
+static void foldin__sort_by_item(uint32_t *order, float *conf, const uint32_t *items, size_t n) {
+  for (size_t i = n / 2; i-- > 0;)
+    foldin__sift_item(order, conf, items, i, n);
+  for (size_t end = n; end-- > 1;) {
+    const uint32_t o = order[0];
+    order[0] = order[end];
+    order[end] = o;
+    const float c = conf[0];
+    conf[0] = conf[end];
+    conf[end] = c;
+    foldin__sift_item(order, conf, items, 0, end);
+  }
+}
+
 /* Smallest power of two >= 2n: the table stays at most half full, so a
  * linear probe ends after a couple of steps on average. */
 static size_t foldin__table_size(size_t n) {
@@ -284,6 +321,15 @@ int foldin_solve(const float *Y, size_t ldy, const float *YtY, const params_t *p
     foldin__select(order, conf, items, m, cap);
     used = cap;
   }
+
+  /* The entries go in ascending item order whatever the input order, so
+   * that the same history gives the same floats bit for bit however it was
+   * assembled (a stored history comes strongest first, a cart in page
+   * order, and HISTORY a b c must answer exactly like a stored {a, b, c}):
+   * the sums of phase 3 are not associative. An ascending input that the
+   * cap did not reorder already is. */
+  if (!ascending || used < m)
+    foldin__sort_by_item(order, conf, items, used);
 
   /* Weights become confidences in place. c < 1 (a negative alpha) could not
    * be written as a sqrt-scaled row, and an overflowed c (huge summed

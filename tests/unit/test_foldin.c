@@ -239,9 +239,15 @@ static int cmp_strongest(const void *a, const void *b) {
   return (x->item > y->item) - (x->item < y->item);
 }
 
+static int cmp_item(const void *a, const void *b) {
+  const ranked_t *x = a, *y = b;
+  return (x->item > y->item) - (x->item < y->item);
+}
+
 /* Runs a capped fold-in and checks that it used exactly the `cap` strongest
- * distinct items (summed weights, ties by smaller index), listed strongest
- * first with their confidences, and that x solves their dense system. */
+ * distinct items (summed weights, ties by smaller index), listed in
+ * ascending item order with their confidences, and that x solves their
+ * dense system. */
 static void check_cap(const float *Y, uint32_t N, uint32_t k, size_t ldy, const float *G,
                       const params_t *p, const uint32_t *items, const float *w, size_t n,
                       size_t cap, foldin_ws_t *ws, const char *what) {
@@ -266,12 +272,13 @@ static void check_cap(const float *Y, uint32_t N, uint32_t k, size_t ldy, const 
   ck_assert_uint_eq(used, want);
   uint32_t *ui = malloc(want * sizeof *ui);
   double *uw = malloc(want * sizeof *uw);
+  /* The entries used are listed in ascending item order, with their
+   * confidences. */
+  qsort(rk, want, sizeof *rk, cmp_item);
   for (size_t j = 0; j < want; j++) {
-    if (m > cap) { /* cut: listed strongest first, with their confidences */
-      EXPECT(ws->order[j] == rk[j].pos, "%s: order[%zu] = %u, want position %u", what,
-                    j, ws->order[j], rk[j].pos);
-      EXPECT(ws->conf[j] == params_confidence(p, rk[j].w), "%s: conf[%zu]", what, j);
-    }
+    EXPECT(ws->order[j] == rk[j].pos, "%s: order[%zu] = %u, want position %u", what, j,
+           ws->order[j], rk[j].pos);
+    EXPECT(ws->conf[j] == params_confidence(p, rk[j].w), "%s: conf[%zu]", what, j);
     ui[j] = rk[j].item;
     uw[j] = rk[j].w;
   }
@@ -328,9 +335,13 @@ START_TEST(test_random_vs_dense) {
             ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, items, w, n, n, x2, &used, &ws), 0);
             ck_assert_int_eq(memcmp(x, x2, k * sizeof *x), 0);
             free(x2);
-            /* Cap or not, the used entries are listed in input order. */
-            for (size_t j = 0; j < n; j++)
-              EXPECT(ws.order[j] == j, "%s: order[%zu] = %u", what, j, ws.order[j]);
+            /* Uncut, the used entries are every input entry, in ascending
+             * item order (random_items gives distinct items). */
+            for (size_t j = 0; j < n; j++) {
+              EXPECT(j == 0 || items[ws.order[j]] > items[ws.order[j - 1]],
+                     "%s: order[%zu] = %u out of item order", what, j, ws.order[j]);
+              EXPECT(ws.order[j] < n, "%s: order[%zu] = %u", what, j, ws.order[j]);
+            }
             /* And with the cap cutting the history in half. */
             if (n > 1)
               check_cap(Y, N, k, ldy, G, &p, items, w, n, (n + 1) / 2, &ws, what);
@@ -414,10 +425,11 @@ START_TEST(test_duplicates_are_summed) {
   size_t used;
   ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, dup_items, dup_w, 6, 0, x1, &used, &ws), 0);
   ck_assert_uint_eq(used, 3);
-  ck_assert_uint_eq(ws.order[0], 0);
-  ck_assert_uint_eq(ws.order[1], 1);
-  ck_assert_uint_eq(ws.order[2], 3);
-  ck_assert_float_eq(ws.conf[0], params_confidence(&p, 1.75f));
+  /* Ascending items 3, 5, 9 at their first positions 3, 0, 1. */
+  ck_assert_uint_eq(ws.order[0], 3);
+  ck_assert_uint_eq(ws.order[1], 0);
+  ck_assert_uint_eq(ws.order[2], 1);
+  ck_assert_float_eq(ws.conf[1], params_confidence(&p, 1.75f));
   ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, merged_items, merged_w, 3, 0, x2, &used, &ws), 0);
   ck_assert_int_eq(memcmp(x1, x2, sizeof x1), 0);
   const double wd[] = {1.75, 3.0, 1.0};
@@ -431,6 +443,60 @@ START_TEST(test_duplicates_are_summed) {
   const uint32_t one = 7;
   const double w12 = 0.6f + 0.6f;
   check_against_dense(x1, Y, N, k, ldy, &p, &one, &w12, 1, NULL, "duplicates under cap");
+  foldin_ws_free(&ws);
+  free(Y);
+  free(G);
+}
+END_TEST
+
+/* The same history in any order (a stored history comes strongest first,
+ * a cart in page order) gives the same x, bit for bit, and the same
+ * entries in the same order. */
+START_TEST(test_order_independent) {
+  const uint32_t N = 300, k = 16;
+  const size_t ldy = 16;
+  float *Y = make_Y(N, k, ldy, 11, 0.3f);
+  float *G = make_gram(Y, N, k, ldy);
+  foldin_ws_t ws;
+  ck_assert_int_eq(foldin_ws_init(&ws, k), 0);
+  params_t p = make_params(k, PARAMS_CONF_LINEAR, 2.0f);
+  enum { n = 120 };
+  uint32_t items[n], perm_items[n];
+  float w[n], perm_w[n];
+  for (uint32_t i = 0; i < n; i++) {
+    items[i] = (i * 37u + 5u) % N;
+    w[i] = 0.5f + (float)(i % 7) * 0.75f;
+  }
+  float x0[16], x1[16];
+  uint32_t items0[n];
+  size_t used0, used1;
+  for (size_t cap = 0; cap <= 40; cap += 40) {
+    ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, items, w, n, cap, x0, &used0, &ws), 0);
+    for (size_t j = 0; j < used0; j++)
+      items0[j] = items[ws.order[j]];
+    uint64_t rng = 99;
+    for (int round = 0; round < 5; round++) {
+      /* Fisher-Yates with a fixed LCG. */
+      memcpy(perm_items, items, sizeof items);
+      memcpy(perm_w, w, sizeof w);
+      for (size_t i = n - 1; i > 0; i--) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        size_t j = (size_t)(rng >> 33) % (i + 1);
+        uint32_t ti = perm_items[i];
+        perm_items[i] = perm_items[j];
+        perm_items[j] = ti;
+        float tw = perm_w[i];
+        perm_w[i] = perm_w[j];
+        perm_w[j] = tw;
+      }
+      ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, perm_items, perm_w, n, cap, x1, &used1, &ws),
+                       0);
+      ck_assert_uint_eq(used0, used1);
+      ck_assert_int_eq(memcmp(x0, x1, sizeof x0), 0);
+      for (size_t j = 0; j < used1; j++)
+        ck_assert_uint_eq(perm_items[ws.order[j]], items0[j]);
+    }
+  }
   foldin_ws_free(&ws);
   free(Y);
   free(G);
@@ -617,6 +683,7 @@ static Suite *foldin_suite(void) {
   tcase_add_test(tc, test_random_vs_dense);
   tcase_add_test(tc, test_cap_uses_strongest);
   tcase_add_test(tc, test_duplicates_are_summed);
+  tcase_add_test(tc, test_order_independent);
   tcase_add_test(tc, test_empty_and_single);
   tcase_add_test(tc, test_extreme_weights);
   tcase_add_test(tc, test_errors);
