@@ -149,7 +149,24 @@ static const config__def_t config__defs[] = {
   CONFIG__INT_ROW("redis-reconnect-max-ms", redis_reconnect_max_ms, "2000", 10, 600000,
                   "cap of the exponential backoff between Redis reconnections"),
   CONFIG__INT_ROW("unavailable-refresh-ms", unavailable_refresh_ms, "2000", 100,
-                  3600000, "how often the unavailable-items set is re-read"),
+                  3600000, "how often the unavailable-items (and promoted-items) sets are "
+                  "re-read"),
+  /* storefront rules (DESIGN.md "Touchpoints and rules"); each has a
+   * per-request option that overrides it */
+  CONFIG__INT_ROW("shown-limit", shown_limit, "0", 0, 1000000,
+                  "leave out items shown to the customer this many times within the "
+                  "attribution window without a click, cart or purchase (0 = off; "
+                  "SHOWNLIMIT n)"),
+  CONFIG__INT_ROW("max-per-category", max_per_category, "0", 0, 100000,
+                  "at most this many items of one category per answer (0 = off; "
+                  "MAXPERCATEGORY n)"),
+  CONFIG__INT_ROW("promote-slots", promote_slots, "0", 0, 100000,
+                  "slots 2, 4, ... of an answer given to promoted items (0 = off; "
+                  "PROMOTE n)"),
+  CONFIG__ROW("one-per-group", CONFIG__BOOL, one_per_group, "no", 0, 1, NULL, 0,
+              "at most one item of a product family per answer (ONEPERGROUP)"),
+  CONFIG__ROW("exclude-bought-groups", CONFIG__BOOL, exclude_bought_groups, "no", 0, 1, NULL,
+              0, "leave out the product families of the customer's history"),
   /* experiments and outcomes */
   CONFIG__ROW("variant", CONFIG__VARIANTS, variants, "", 0, CONFIG_VARIANT_MAX, NULL,
               CONFIG__PATH,

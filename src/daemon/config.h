@@ -139,6 +139,12 @@ typedef struct config {
   int feedback_timeout_ms;           /* deadline of FEEDBACK's ZINCRBY */
   int redis_reconnect_max_ms;        /* reconnect backoff cap */
   int unavailable_refresh_ms;        /* period of the recd:unavailable read */
+  /* storefront rules (DESIGN.md "Touchpoints and rules") */
+  int shown_limit;                   /* 0 = off */
+  int max_per_category;              /* 0 = off */
+  int promote_slots;                 /* 0 = off */
+  bool one_per_group;
+  bool exclude_bought_groups;
   /* experiments and outcomes (DESIGN.md "Experiments and outcomes") */
   config_variants_t variants;        /* `variant` lines; n = 0: none */
   char *experiment_salt;             /* salt of the customer -> variant hash,

@@ -15,6 +15,7 @@
 
 #include "batch.h"
 #include "commands.h"
+#include "itemset.h"
 #include "log.h"
 #include "metrics.h"
 #include "model_store.h"
@@ -53,6 +54,12 @@ static void on_unavailable(const char *const *ids, const size_t *lens, size_t n,
   variants_t *vs = arg;
   for (size_t i = 0; i < variants_count(vs); i++)
     model_store_set_unavailable(variants_at(vs, i)->store, ids, lens, n);
+}
+
+/* The promoted set: one for the shop, mapped onto each model on use. */
+static void on_promoted(const char *const *ids, const size_t *lens, size_t n, void *arg) {
+  if (itemset_replace(arg, ids, lens, n) != 0)
+    log_warning("out of memory replacing the promoted set; keeping the previous one");
 }
 
 static void on_sighup_reload_done(int status, const char *msg, void *arg);
@@ -267,6 +274,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   rclient_on_unavailable(s->redis, on_unavailable, s->variants);
+  if ((s->promoted = itemset_new()) == NULL) {
+    fprintf(stderr, "recd: out of memory\n");
+    return 1;
+  }
+  rclient_on_set(s->redis, RCLIENT_SET_PROMOTED, on_promoted, s->promoted);
   tracker_opts_t to = {.enabled = cfg.track_impressions,
                        .window_s = (uint64_t)cfg.attribution_window,
                        .cap = (unsigned)cfg.impressions_max,
@@ -312,6 +324,7 @@ int main(int argc, char **argv) {
   if (cfg.pidfile[0])
     unlink(cfg.pidfile);
   variants_free(s->variants);
+  itemset_free(s->promoted);
   int close_rc = uv_loop_close(&loop);
   if (close_rc != 0)
     log_warning("event loop closed with handles still open: %s", uv_strerror(close_rc));

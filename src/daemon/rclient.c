@@ -86,7 +86,8 @@ struct rclient {
   redisAsyncContext *ac;      /* our connection; NULL when none or dying */
   rclient_state_t state;
   int closing;                /* rclient_close() was called */
-  int refresh_inflight;       /* an SMEMBERS is outstanding */
+  int refresh_inflight[RCLIENT_SET_COUNT]; /* an SMEMBERS of that set is
+                                             outstanding */
   int drop_requested;         /* the zero-delay state timer is a drop asked
                                  for where freeing was unsafe, not a timeout */
   unsigned attempt;           /* failed attempts since last CONNECTED */
@@ -103,8 +104,8 @@ struct rclient {
   unsigned max_inflight;      /* 0 = no limit */
   rclient_log_cb log;
   void *log_arg;
-  rclient_unavailable_cb on_unavail;
-  void *unavail_arg;
+  rclient_unavailable_cb on_set[RCLIENT_SET_COUNT];
+  void *set_arg[RCLIENT_SET_COUNT];
 
   /* handles: one timer serves the connect timeout (CONNECTING) and the
    * backoff (DISCONNECTED), which never overlap */
@@ -451,11 +452,16 @@ static void rclient__connect(rclient_t *c) {
 
 /* ---- the unavailable set --------------------------------------------- */
 
+/* The Redis key of each watched set (after the prefix). */
+static const char *const rclient__set_key[RCLIENT_SET_COUNT] = {RECD_KEY_UNAVAILABLE,
+                                                                RECD_KEY_PROMOTED};
+
 static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) {
   rclient_t *c = ac->data;
   const redisReply *r = reply;
-  (void)priv;
-  c->refresh_inflight = 0;
+  const rclient_set_t set = (rclient_set_t)(uintptr_t)priv;
+  const char *name = rclient__set_key[set];
+  c->refresh_inflight[set] = 0;
   if (r == NULL) {
     rclient__lost(c, ac);
     return;
@@ -465,13 +471,13 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
       c->stats.anomalies++;
     else
       c->stats.errors++;
-    rclient__error(c, "SMEMBERS %s" RECD_KEY_UNAVAILABLE ": %.*s (keeping the previous set)", c->prefix,
+    rclient__error(c, "SMEMBERS %s%s: %.*s (keeping the previous set)", c->prefix, name,
                    (int)(r->len > 256 ? 256 : r->len), r->str);
     return;
   }
   if (r->type != REDIS_REPLY_ARRAY) {
     c->stats.anomalies++;
-    rclient__error(c, "SMEMBERS %s" RECD_KEY_UNAVAILABLE ": unexpected reply type %d", c->prefix, r->type);
+    rclient__error(c, "SMEMBERS %s%s: unexpected reply type %d", c->prefix, name, r->type);
     return;
   }
   const char **ids = NULL;
@@ -482,8 +488,8 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
     ids = malloc(r->elements * (sizeof *ids + sizeof *lens));
     if (ids == NULL) {
       c->stats.errors++;
-      rclient__error(c, "SMEMBERS %s" RECD_KEY_UNAVAILABLE ": out of memory (keeping the previous set)",
-                     c->prefix);
+      rclient__error(c, "SMEMBERS %s%s: out of memory (keeping the previous set)", c->prefix,
+                     name);
       return;
     }
     lens = (size_t *)(ids + r->elements);
@@ -498,28 +504,39 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
     lens[n] = e->len;
     n++;
   }
-  c->stats.unavailable_refreshes++;
-  c->stats.last_refresh_unix_ms = rclient__now_unix_ms();
-  c->stats.unavailable_count = n;
-  if (c->on_unavail != NULL && !c->closing)
-    c->on_unavail(ids, lens, n, c->unavail_arg);
+  if (set == RCLIENT_SET_UNAVAILABLE) {
+    c->stats.unavailable_refreshes++;
+    c->stats.last_refresh_unix_ms = rclient__now_unix_ms();
+    c->stats.unavailable_count = n;
+  } else {
+    c->stats.promoted_count = n;
+  }
+  if (c->on_set[set] != NULL && !c->closing)
+    c->on_set[set](ids, lens, n, c->set_arg[set]);
   free(ids);
 }
 
+/* SMEMBERS of every watched set (the unavailable set always: INFO reports
+ * its refreshes), at most one read of each in flight. */
 static void rclient__refresh_send(rclient_t *c) {
-  if (c->state != RCLIENT_CONNECTED || c->refresh_inflight || c->closing)
+  if (c->state != RCLIENT_CONNECTED || c->closing)
     return;
-  char key[RCLIENT__KEY_MAX];
-  const char *argv[2] = {"SMEMBERS", key};
-  size_t lens[2] = {8, rclient__key(c, key, RECD_KEY_UNAVAILABLE, NULL, 0)};
-  if (redisAsyncCommandArgv(c->ac, rclient__refresh_cb, NULL, 2, argv, lens) != REDIS_OK) {
-    /* Only OOM gets here while CONNECTED; the next tick retries. */
-    c->stats.errors++;
-    rclient__error(c, "cannot queue SMEMBERS: out of memory");
-    return;
+  for (int set = 0; set < RCLIENT_SET_COUNT; set++) {
+    if (c->refresh_inflight[set] || (set != RCLIENT_SET_UNAVAILABLE && c->on_set[set] == NULL))
+      continue;
+    char key[RCLIENT__KEY_MAX];
+    const char *argv[2] = {"SMEMBERS", key};
+    size_t lens[2] = {8, rclient__key(c, key, rclient__set_key[set], NULL, 0)};
+    if (redisAsyncCommandArgv(c->ac, rclient__refresh_cb, (void *)(uintptr_t)set, 2, argv,
+                              lens) != REDIS_OK) {
+      /* Only OOM gets here while CONNECTED; the next tick retries. */
+      c->stats.errors++;
+      rclient__error(c, "cannot queue SMEMBERS: out of memory");
+      return;
+    }
+    c->refresh_inflight[set] = 1;
+    c->stats.commands_sent++;
   }
-  c->refresh_inflight = 1;
-  c->stats.commands_sent++;
 }
 
 static void rclient__refresh_tick(uv_timer_t *t) {
@@ -1126,9 +1143,13 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
   return 0;
 }
 
+void rclient_on_set(rclient_t *c, rclient_set_t set, rclient_unavailable_cb cb, void *arg) {
+  c->on_set[set] = cb;
+  c->set_arg[set] = arg;
+}
+
 void rclient_on_unavailable(rclient_t *c, rclient_unavailable_cb cb, void *arg) {
-  c->on_unavail = cb;
-  c->unavail_arg = arg;
+  rclient_on_set(c, RCLIENT_SET_UNAVAILABLE, cb, arg);
 }
 
 void rclient_get_stats(const rclient_t *c, rclient_stats_t *out) {

@@ -115,6 +115,13 @@ typedef struct rclient_opts {
   void *log_arg;
 } rclient_opts_t;
 
+/* The global item sets refreshed in the background. */
+typedef enum rclient_set {
+  RCLIENT_SET_UNAVAILABLE = 0, /* <prefix>unavailable */
+  RCLIENT_SET_PROMOTED = 1,    /* <prefix>promoted */
+  RCLIENT_SET_COUNT = 2
+} rclient_set_t;
+
 /* Counters for INFO. Copied out by rclient_get_stats(). */
 typedef struct rclient_stats {
   rclient_state_t state;
@@ -133,6 +140,7 @@ typedef struct rclient_stats {
   int64_t last_refresh_unix_ms;  /* wall clock of the last successful
                                     refresh, 0 = never */
   size_t unavailable_count;      /* ids delivered by that refresh */
+  size_t promoted_count;         /* ids of the last promoted-set refresh */
   char last_error[RCLIENT_ERRLEN]; /* "" until the first error */
 } rclient_stats_t;
 
@@ -210,6 +218,10 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
  * A reply of the wrong type is logged and counted and no callback fires, so
  * the daemon keeps its previous copy. Never fires synchronously. */
 void rclient_on_unavailable(rclient_t *c, rclient_unavailable_cb cb, void *arg);
+/* The same for any watched set: rclient_on_set(c, RCLIENT_SET_UNAVAILABLE,
+ * ...) is rclient_on_unavailable. A set other than the unavailable one is
+ * read only while a callback is registered. */
+void rclient_on_set(rclient_t *c, rclient_set_t set, rclient_unavailable_cb cb, void *arg);
 
 /* rclient_fetch_user flags. */
 #define RCLIENT_FETCH_IMPRESSIONS 1u /* also read imp:<user> (rotation) */

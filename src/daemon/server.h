@@ -33,6 +33,7 @@ struct rclient;
 struct variants;
 struct batcher;
 struct tracker;
+struct itemset;
 
 typedef void (*server_dispatch_fn)(client_t *c, const resp_cmd_t *cmd);
 
@@ -51,6 +52,7 @@ struct server {
   struct rclient *redis;      /* NULL once closed at shutdown */
   struct batcher *batcher;    /* NULL once closed at shutdown */
   struct tracker *tracker;    /* impressions and outcomes; NULL once closed */
+  struct itemset *promoted;   /* <prefix>promoted (itemset.h) */
   rec_ws_t ws;                /* scratch for scoring on the loop thread */
   /* connections */
   uv_tcp_t tcp[CONFIG_BIND_MAX];
