@@ -457,15 +457,12 @@ START_TEST(recommend_filters) {
   q = (ref_query_t){.cats = one, .n_cats = 1};
   freeReplyObject(reco_check_q(&e, c, &M1, "user2", "category cat2 count 5 withscores", &q, 0, 5, 0,
                                "CATEGORY x1"));
-  /* An unknown category matches nothing. */
-  redisReply *r = it_cmd(c, "RECOMMEND user2 CATEGORY nosuch");
-  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-  ck_assert_uint_eq(r->elements, 0);
-  freeReplyObject(r);
-  const char *mixed[] = {"nosuch", "cat3"};
-  q = (ref_query_t){.cats = mixed, .n_cats = 2};
-  freeReplyObject(reco_check_q(&e, c, &M1, "user2", "CATEGORY nosuch CATEGORY cat3 COUNT 30", &q, 0,
-                               30, 0, "CATEGORY unknown + known"));
+  /* An unknown category is an error (issue 19: it used to match nothing,
+   * silently), alone or next to a known one. */
+  it_expect_error(c, "ERR unknown CATEGORY 'nosuch'", "RECOMMEND user2 CATEGORY nosuch");
+  it_expect_error(c, "ERR unknown CATEGORY 'nosuch'",
+                  "RECOMMEND user2 CATEGORY nosuch CATEGORY cat3 COUNT 30");
+  redisReply *r;
 
   /* EXCLUDE: the best three disappear, the rest moves up. */
   r = it_cmd(c, "RECOMMEND user9 COUNT 3");

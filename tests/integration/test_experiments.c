@@ -961,7 +961,7 @@ START_TEST(counters) {
   /* Errors change nothing (checked by the exact views below). */
   int present;
   const double w0 = zscore(e.redis, "user1", "item0", &present);
-  it_expect_error(e.c, "ERR TYPE must be purchase, cart or click",
+  it_expect_error(e.c, "ERR TYPE must be purchase, cart, click, hide or unhide",
                   "FEEDBACK user1 item0 TYPE bogus");
   it_expect_error(e.c, "ERR VALUE must be a finite number", "FEEDBACK user1 item0 VALUE -1");
   it_expect_error(e.c, "ERR VALUE must be a finite number", "FEEDBACK user1 item0 VALUE abc");
