@@ -4,7 +4,7 @@
  * swaps the pointer on the loop thread only after the new model and its
  * serving data (serve_model_init: the int8 copy) are complete.
  */
-#define _XOPEN_SOURCE 700 /* realpath */
+#define _XOPEN_SOURCE 700 /* realpath, strndup */
 #include "model_store.h"
 
 #include <errno.h>
@@ -21,6 +21,9 @@ struct model_store {
   char *model_path;        /* the configured model (its directory is the
                               default models-dir) */
   char *models_dir;        /* "" = the configured model's directory */
+  char *base_dir;          /* models_dir, or the configured model's directory */
+  char stem[256];          /* kept versions are base_dir/<stem>.<version>.bin */
+  int pinned;              /* MODEL PIN: plain reloads and rollbacks refused */
   serve_opts_t serve;
   served_t *current;
   bits_t *unavail;         /* unavailable items of the current model */
@@ -45,6 +48,7 @@ static void served__release(served_t *sv) {
   serve_model_free(&sv->sm);
   model_free(sv->m);
   free(sv->path);
+  free(sv->file);
   free(sv);
 }
 
@@ -86,9 +90,9 @@ int model_store_reloading(const model_store_t *ms) {
 }
 
 /* Loads and validates `path` into a new served_t (refs = 1). Thread-safe:
- * touches nothing shared. */
-static int model_store__open(const char *path, const serve_opts_t *so, served_t **out,
-                             char *errbuf) {
+ * touches nothing shared (stem is fixed at open). */
+static int model_store__open(const char *path, const serve_opts_t *so, const char *stem,
+                             served_t **out, char *errbuf) {
   served_t *sv = calloc(1, sizeof *sv);
   if (sv == NULL)
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
@@ -98,9 +102,20 @@ static int model_store__open(const char *path, const serve_opts_t *so, served_t 
     return rc;
   }
   sv->path = strdup(path);
-  rc = sv->path == NULL ? RECD_ENOMEM : serve_model_init(&sv->sm, sv->m, so);
+  /* The file behind the path (model.bin -> model.<version>.bin): which
+   * version is served. Unresolvable (out of memory) is not an error: the
+   * path itself is then shown. */
+  char real[PATH_MAX];
+  sv->file = strdup(realpath(path, real) != NULL ? real : path);
+  const char *name = strrchr(sv->file ? sv->file : path, '/');
+  name = name ? name + 1 : (sv->file ? sv->file : path);
+  if (!kept_name_match(name, stem, sv->file_version))
+    kept_version_format(model_meta(sv->m)->created_at, sv->file_version);
+  rc = sv->path == NULL || sv->file == NULL ? RECD_ENOMEM
+                                            : serve_model_init(&sv->sm, sv->m, so);
   if (rc != 0) {
     free(sv->path);
+    free(sv->file);
     model_free(sv->m);
     free(sv);
     return recd_errf(errbuf, rc, "%s: %s preparing the model for serving", path,
@@ -177,8 +192,24 @@ int model_store_open(uv_loop_t *loop, const model_store_opts_t *o, model_store_t
   }
   ms->loop = loop;
   ms->serve = o->serve;
+  if (ms->models_dir[0] != '\0') {
+    ms->base_dir = strdup(ms->models_dir);
+  } else {
+    const char *slash = strrchr(o->model, '/');
+    ms->base_dir = slash == NULL  ? strdup(".")
+                   : slash == o->model ? strdup("/")
+                                       : strndup(o->model, (size_t)(slash - o->model));
+  }
+  if (ms->base_dir == NULL) {
+    model_store_free(ms);
+    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
+  }
+  if (kept_stem(o->model, ms->stem, sizeof ms->stem) != 0) {
+    model_store_free(ms);
+    return recd_errf(errbuf, RECD_EINVAL, "model %s: file name too long", o->model);
+  }
   served_t *sv = NULL;
-  int rc = model_store__open(o->model, &ms->serve, &sv, errbuf);
+  int rc = model_store__open(o->model, &ms->serve, ms->stem, &sv, errbuf);
   if (rc != 0) {
     model_store_free(ms);
     return rc;
@@ -206,6 +237,7 @@ static void model_store__destroy(model_store_t *ms) {
     served__release(ms->current);
   free(ms->model_path);
   free(ms->models_dir);
+  free(ms->base_dir);
   free(ms);
 }
 
@@ -249,9 +281,13 @@ void model_store_set_unavailable(model_store_t *ms, const char *const *ids, cons
   model_store__rebuild_bits(ms);
 }
 
+/* What a load is for: the reply names what serves now, and until when. */
+typedef enum reload_kind { RELOAD_CONFIGURED, RELOAD_PATH, RELOAD_ROLLBACK, RELOAD_PIN } reload_kind_t;
+
 typedef struct reload_job {
   uv_work_t work;
   model_store_t *ms;
+  reload_kind_t kind;
   char *path;
   served_t *result;
   int rc;
@@ -262,14 +298,14 @@ typedef struct reload_job {
 
 static void model_store__work(uv_work_t *w) {
   reload_job_t *j = w->data;
-  j->rc = model_store__open(j->path, &j->ms->serve, &j->result, j->err);
+  j->rc = model_store__open(j->path, &j->ms->serve, j->ms->stem, &j->result, j->err);
 }
 
 static void model_store__after(uv_work_t *w, int status) {
   reload_job_t *j = w->data;
   model_store_t *ms = j->ms;
   ms->reloading = 0;
-  char msg[RECD_ERRLEN + 64];
+  char msg[RECD_ERRLEN + 2 * PATH_MAX];
   if (status != 0 && j->rc == 0) {
     served__release(j->result);
     j->rc = RECD_EINVAL;
@@ -283,8 +319,22 @@ static void model_store__after(uv_work_t *w, int status) {
   } else if (j->rc == 0) {
     model_store__install(ms, j->result);
     ms->reloads_ok++;
-    snprintf(msg, sizeof msg, "OK model version %llu, %u items",
-             (unsigned long long)ms->current->version, model_n_items(ms->current->m));
+    const served_t *sv = ms->current;
+    int n = snprintf(msg, sizeof msg, "OK model version %llu, %u items",
+                     (unsigned long long)sv->version, model_n_items(sv->m));
+    size_t o = n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+    if (j->kind == RELOAD_PIN) {
+      ms->pinned = 1;
+      snprintf(msg + o, sizeof msg - o, ": pinned to %s (%s); SIGHUP, MODEL RELOAD and "
+               "MODEL ROLLBACK are refused until MODEL UNPIN", sv->file_version, sv->file);
+    } else if (j->kind != RELOAD_CONFIGURED) {
+      snprintf(msg + o, sizeof msg - o, ": %s %s (%s), not pinned: the next publish, SIGHUP "
+               "or MODEL RELOAD serves %s again",
+               j->kind == RELOAD_ROLLBACK ? "rolled back to" : "serving", sv->file_version,
+               sv->file, ms->model_path);
+    }
+    if (j->kind != RELOAD_CONFIGURED)
+      log_notice("%s", msg + 3);
   } else {
     ms->reloads_failed++;
     snprintf(ms->last_reload_error, sizeof ms->last_reload_error, "%s", j->err);
@@ -306,21 +356,9 @@ static void model_store__after(uv_work_t *w, int status) {
  * so that "../" and symlinks cannot escape. */
 static int model_store__allowed(const model_store_t *ms, const char *path, char *errbuf) {
   char dir[PATH_MAX], real[PATH_MAX];
-  const char *base = ms->models_dir;
-  char tmp[PATH_MAX];
-  if (base[0] == '\0') {
-    snprintf(tmp, sizeof tmp, "%s", ms->model_path);
-    char *slash = strrchr(tmp, '/');
-    if (slash == NULL)
-      snprintf(tmp, sizeof tmp, ".");
-    else if (slash == tmp)
-      tmp[1] = '\0';
-    else
-      *slash = '\0';
-    base = tmp;
-  }
-  if (realpath(base, dir) == NULL)
-    return recd_errf(errbuf, RECD_EINVAL, "models directory %s: %s", base, strerror(errno));
+  if (realpath(ms->base_dir, dir) == NULL)
+    return recd_errf(errbuf, RECD_EINVAL, "models directory %s: %s", ms->base_dir,
+                     strerror(errno));
   if (realpath(path, real) == NULL)
     return recd_errf(errbuf, RECD_ENOTFOUND, "%s: %s", path, strerror(errno));
   size_t n = strlen(dir);
@@ -329,26 +367,25 @@ static int model_store__allowed(const model_store_t *ms, const char *path, char 
   return 0;
 }
 
-int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done, void *arg,
-                       char *errbuf) {
-  if (ms->reloading)
-    return recd_errf(errbuf, RECD_EINVAL, "a model reload is already in progress");
-  int rc = path != NULL ? model_store__allowed(ms, path, errbuf) : 0;
-  if (rc != 0)
-    return rc;
-  /* No path (SIGHUP, MODEL RELOAD): the file the served model came from,
-   * which a retrain replaces in place. */
-  const char *p = path ? path : ms->current->path;
+static int model_store__pinned_error(const model_store_t *ms, const char *what, char *errbuf) {
+  return recd_errf(errbuf, RECD_EINVAL, "%s refused: model pinned to %s (%s); MODEL UNPIN first",
+                   what, ms->current->file_version, ms->current->file);
+}
+
+/* Queues the load of `p` (already checked) on the thread pool. */
+static int model_store__start(model_store_t *ms, const char *p, reload_kind_t kind,
+                              model_reload_cb done, void *arg, char *errbuf) {
   reload_job_t *j = calloc(1, sizeof *j);
   if (j == NULL || (j->path = strdup(p)) == NULL) {
     free(j);
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
   }
   j->ms = ms;
+  j->kind = kind;
   j->done = done;
   j->arg = arg;
   j->work.data = j;
-  rc = uv_queue_work(ms->loop, &j->work, model_store__work, model_store__after);
+  int rc = uv_queue_work(ms->loop, &j->work, model_store__work, model_store__after);
   if (rc != 0) {
     free(j->path);
     free(j);
@@ -357,6 +394,125 @@ int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done
   ms->reloading = 1;
   log_notice("reloading model from %s", p);
   return 0;
+}
+
+int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done, void *arg,
+                       char *errbuf) {
+  if (ms->reloading)
+    return recd_errf(errbuf, RECD_EINVAL, "a model reload is already in progress");
+  if (ms->pinned)
+    return model_store__pinned_error(ms, "reload", errbuf);
+  if (path == NULL) /* SIGHUP, MODEL RELOAD: the configured model, which a
+                       publish replaces; never the file loaded last */
+    return model_store__start(ms, ms->model_path, RELOAD_CONFIGURED, done, arg, errbuf);
+  /* A relative path is relative to models-dir, not to the daemon's cwd
+   * (which an operator at a shell cannot see). */
+  char full[PATH_MAX];
+  if (path[0] != '/') {
+    int n = snprintf(full, sizeof full, "%s/%s", ms->base_dir, path);
+    if (n < 0 || (size_t)n >= sizeof full)
+      return recd_errf(errbuf, RECD_EINVAL, "model path too long");
+    path = full;
+  }
+  int rc = model_store__allowed(ms, path, errbuf);
+  if (rc != 0)
+    return rc;
+  return model_store__start(ms, path, RELOAD_PATH, done, arg, errbuf);
+}
+
+int model_store_versions(const model_store_t *ms, kept_list_t *out, char *errbuf) {
+  return kept_list(ms->base_dir, ms->stem, out, errbuf);
+}
+
+/* "a, b, c" (newest first) of a list, for error messages. */
+static void model_store__list_text(const kept_list_t *l, char *buf, size_t cap) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t i = l->n; i-- > 0 && o + KEPT_VERSION_LEN + 8 < cap;)
+    o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", l->v[i]);
+  if (l->n == 0)
+    snprintf(buf, cap, "none");
+}
+
+/* The path of kept version `version` (checked: its grammar, and that it is
+ * kept), or with version NULL of the newest one older than the served one. */
+static int model_store__kept_path(const model_store_t *ms, const char *version, char *path,
+                                  size_t cap, char *errbuf) {
+  if (version != NULL && kept_version_parse(version, strlen(version), NULL) != 0)
+    return recd_errf(errbuf, RECD_EINVAL,
+                     "'%.64s' is not a version: expected YYYYMMDDTHHMMSSZ, as MODEL INFO lists "
+                     "them in kept_versions", version);
+  kept_list_t l;
+  int rc = kept_list(ms->base_dir, ms->stem, &l, errbuf);
+  if (rc != 0)
+    return rc;
+  const char *pick = NULL;
+  for (size_t i = 0; i < l.n; i++) {
+    if (version != NULL ? strcmp(l.v[i], version) == 0
+                        : strcmp(l.v[i], ms->current->file_version) < 0)
+      pick = l.v[i]; /* the list is oldest first: the last match is the newest */
+  }
+  char kept[12 * (KEPT_VERSION_LEN + 2)];
+  model_store__list_text(&l, kept, sizeof kept);
+  if (pick == NULL)
+    rc = version != NULL
+             ? recd_errf(errbuf, RECD_ENOTFOUND, "no kept version %s in %s (kept: %s)", version,
+                         ms->base_dir, kept)
+             : recd_errf(errbuf, RECD_ENOTFOUND,
+                         "no kept version older than the served %s in %s (kept: %s)",
+                         ms->current->file_version, ms->base_dir, kept);
+  else if (snprintf(path, cap, "%s/%s.%s.bin", ms->base_dir, ms->stem, pick) >= (int)cap)
+    rc = recd_errf(errbuf, RECD_EINVAL, "model path too long");
+  kept_list_free(&l);
+  return rc != 0 ? rc : model_store__allowed(ms, path, errbuf);
+}
+
+int model_store_rollback(model_store_t *ms, const char *version, model_reload_cb done,
+                         void *arg, char *errbuf) {
+  if (ms->reloading)
+    return recd_errf(errbuf, RECD_EINVAL, "a model reload is already in progress");
+  if (ms->pinned)
+    return model_store__pinned_error(ms, "rollback", errbuf);
+  char path[PATH_MAX];
+  int rc = model_store__kept_path(ms, version, path, sizeof path, errbuf);
+  return rc != 0 ? rc : model_store__start(ms, path, RELOAD_ROLLBACK, done, arg, errbuf);
+}
+
+int model_store_pin(model_store_t *ms, const char *version, model_reload_cb done, void *arg,
+                    char *errbuf) {
+  if (ms->reloading)
+    return recd_errf(errbuf, RECD_EINVAL, "a model reload is already in progress");
+  if (version == NULL) {
+    ms->pinned = 1;
+    char msg[RECD_ERRLEN + PATH_MAX];
+    snprintf(msg, sizeof msg, "OK model version %llu pinned to %s (%s); SIGHUP, MODEL RELOAD "
+             "and MODEL ROLLBACK are refused until MODEL UNPIN",
+             (unsigned long long)ms->current->version, ms->current->file_version,
+             ms->current->file);
+    log_notice("%s", msg + 3);
+    done(0, msg, arg);
+    return 0;
+  }
+  char path[PATH_MAX];
+  int rc = model_store__kept_path(ms, version, path, sizeof path, errbuf);
+  return rc != 0 ? rc : model_store__start(ms, path, RELOAD_PIN, done, arg, errbuf);
+}
+
+int model_store_unpin(model_store_t *ms) {
+  int was = ms->pinned;
+  ms->pinned = 0;
+  if (was)
+    log_notice("model unpinned: still serving %s; the next publish, SIGHUP or MODEL RELOAD "
+               "serves %s", ms->current->file, ms->model_path);
+  return was;
+}
+
+int model_store_pinned(const model_store_t *ms) {
+  return ms->pinned;
+}
+
+const char *model_store_model_path(const model_store_t *ms) {
+  return ms->model_path;
 }
 
 void model_store_get_stats(const model_store_t *ms, model_store_stats_t *out) {

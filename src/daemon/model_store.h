@@ -20,6 +20,7 @@
 #include "recd/err.h"
 #include "recd/model.h"
 #include "recd/serve.h"
+#include "recd/versions.h"
 
 /* A loaded model and what is derived from it once (serve.h). */
 typedef struct served {
@@ -27,7 +28,12 @@ typedef struct served {
   model_t *m;
   serve_model_t sm;    /* m as served: popularity scale, first pass, int8 copy */
   uint64_t version;    /* 1, 2, ... per successful load */
-  char *path;
+  char *path;          /* as loaded (the configured `model`, or a path
+                          MODEL RELOAD / ROLLBACK / PIN resolved) */
+  char *file;          /* path after symlinks (realpath at load) */
+  char file_version[KEPT_VERSION_LEN + 1]; /* the kept version it is: from
+                          its name when it is <stem>.<version>.bin, else
+                          the version its created-at would have */
   int64_t loaded_at;   /* unix seconds */
 } served_t;
 
@@ -72,15 +78,42 @@ void model_ref_release(model_ref_t *r);
 /* A reload's outcome, on the loop thread: status 0 or RECD_E*, and a
  * message ("OK model version 3, 3706 items" or why not). */
 typedef void (*model_reload_cb)(int status, const char *msg, void *arg);
-/* Starts loading `path` (NULL: the served model's file again, as SIGHUP
- * does) on the thread pool.
- * A path given by a client must resolve inside models-dir. 0 (done() is
+/* Starts loading a model on the thread pool. path NULL (SIGHUP, a plain
+ * MODEL RELOAD): the configured `model` again, whatever was loaded since
+ * (a publish replaces it, and an earlier MODEL RELOAD <path> or ROLLBACK
+ * does not stick), refused while pinned. A path given by a client is
+ * relative to models-dir (absolute ones are taken as they are) and must
+ * resolve inside it; it serves until the next plain reload. 0 (done() is
  * called later, exactly once) or an error in errbuf (done() is not
- * called): RECD_EINVAL (a reload already running, a path outside
+ * called): RECD_EINVAL (a reload already running, pinned, a path outside
  * models-dir), RECD_ENOTFOUND (no such path), RECD_ENOMEM. */
 int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done, void *arg,
                        char *errbuf);
 int model_store_reloading(const model_store_t *ms);
+
+/* Kept versions (recd/versions.h): models-dir/<stem>.<version>.bin, stem
+ * from the configured model's file name ("model" for model.bin), as
+ * `recd-train --keep` publishes them. */
+/* The kept versions, oldest first. 0 or an error in errbuf. */
+int model_store_versions(const model_store_t *ms, kept_list_t *out, char *errbuf);
+/* Serves a kept version, NULL: the newest one older than the served one.
+ * Not pinned: the next plain reload (SIGHUP, a publish) serves the
+ * configured model again. Refused while pinned. As model_store_reload. */
+int model_store_rollback(model_store_t *ms, const char *version, model_reload_cb done,
+                         void *arg, char *errbuf);
+/* Pins a kept version (loaded first; pinned only once it serves), NULL:
+ * the served model, at once (then done() is called before returning).
+ * While pinned, plain reloads (SIGHUP, MODEL RELOAD) and rollbacks are
+ * refused, so the nightly publish cannot replace it. As
+ * model_store_reload. */
+int model_store_pin(model_store_t *ms, const char *version, model_reload_cb done, void *arg,
+                    char *errbuf);
+/* Unpins; nothing is loaded (the next plain reload serves the configured
+ * model). 1 if it was pinned, else 0. */
+int model_store_unpin(model_store_t *ms);
+int model_store_pinned(const model_store_t *ms);
+/* The configured model's path (what a plain reload loads). */
+const char *model_store_model_path(const model_store_t *ms);
 
 /* Replaces the unavailable set (ids as read from Redis). The previous set
  * stays when memory runs out (logged). */

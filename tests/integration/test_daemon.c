@@ -1507,12 +1507,11 @@ START_TEST(hot_reload) {
   double failed = it_info_num(c, "model", "model_reloads_failed");
   ck_assert_double_ge(failed, 4);
 
-  /* A corrupt file at the served path: SIGHUP and MODEL RELOAD fail, the
-   * old model keeps serving. */
+  /* A corrupt file at the configured path: SIGHUP and MODEL RELOAD (which
+   * load the configured model, not other.bin loaded last) fail, the old
+   * model keeps serving. */
   it_fmt(path, sizeof path, "%s/flipped.bin", e.models_dir);
-  char served[IT_PATH + 64];
-  it_fmt(served, sizeof served, "%s/other.bin", e.models_dir);
-  it_install_file(path, served);
+  it_install_file(path, e.model);
   kill(e.recd_pid, SIGHUP);
   uint64_t t0 = it_now_ms();
   while (it_info_num(c, "model", "model_reloads_failed") < failed + 1) {
@@ -1527,13 +1526,28 @@ START_TEST(hot_reload) {
   freeReplyObject(r);
   ck_assert_str_eq(it_model_info(c, "version"), "4");
   reco_check(&e, &M2, "user2", "COUNT 10 WITHSCORES", 0, 10, "after a corrupt reload");
-  /* ... until a good file is published again. */
-  it_install_file(it_data.model1, served);
+  /* ... until a good file is published again: a plain MODEL RELOAD serves
+   * the configured model, not other.bin (issue 19: a MODEL RELOAD <path>
+   * used to stick until a restart). */
+  it_install_file(it_data.model1, e.model);
   r = it_cmd(c, "MODEL RELOAD");
   ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
   freeReplyObject(r);
   ck_assert_str_eq(it_model_info(c, "version"), "5");
+  ck_assert_str_eq(it_model_info(c, "path"), e.model);
   reco_check(&e, &M1, "user2", "COUNT 10 WITHSCORES", 0, 10, "good model again");
+  /* A relative path is relative to models-dir, not to recd's cwd. */
+  r = it_cmd(c, "MODEL RELOAD other.bin");
+  ck_assert_msg(r->type == REDIS_REPLY_STATUS && strstr(r->str, "not pinned") != NULL,
+                "MODEL RELOAD other.bin: %s", r->str);
+  freeReplyObject(r);
+  it_fmt(path, sizeof path, "%s/other.bin", e.models_dir);
+  ck_assert_str_eq(it_model_info(c, "path"), path);
+  ck_assert_str_eq(it_model_info(c, "factors"), "12");
+  kill(e.recd_pid, SIGHUP); /* and SIGHUP serves the configured model again */
+  wait_model_version(c, "7");
+  ck_assert_str_eq(it_model_info(c, "path"), e.model);
+  ck_assert_str_eq(it_model_info(c, "factors"), "16");
   it_expect_error(c, "ERR unknown variant 'a' (variants: default)", "MODEL RELOAD a b");
   it_expect_error(c, "ERR unknown MODEL subcommand", "MODEL RELOAD a b c");
   free(good);
