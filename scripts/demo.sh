@@ -66,8 +66,10 @@ build/recd-train -q --import --csv "$run/interactions.csv" --items demo/online-r
 echo "== imported 266,221 purchase histories of 4,334 customers (UCI Online Retail, CC BY 4.0)"
 
 echo "== training from Redis, with a 20% hold-out evaluation"
+# A small model first, kept as an earlier version (--keep) to roll back to.
+build/recd-train -q "${R[@]}" --factors 16 --iterations 4 --out "$run/model.bin" --keep 3
 build/recd-train "${R[@]}" --holdout 0.2 --ease-max-items 0 --report "$run/report.json" \
-  --out "$run/model.bin" 2>&1 | grep -E '^  |hold-out|wrote'
+  --out "$run/model.bin" --keep 3 2>&1 | grep -E '^  |hold-out|wrote|published'
 
 build/recd --model "$run/model.bin" --port "$port" "${R[@]}" --unavailable-refresh-ms 500 &
 recd_pid=$!
@@ -96,6 +98,8 @@ echo "   redis-cli -p $port RECOMMEND $customer COUNT 5        # $first is gone,
 redis-cli -p "$port" RECOMMEND "$customer" COUNT 5 | show
 echo "   redis-cli -p $port INFO stats"
 echo "   redis-cli -p $port MODEL INFO"
+echo "   redis-cli -p $port MODEL ROLLBACK                   # the previous version (k=16), until:"
+echo "   redis-cli -p $port MODEL RELOAD                     # model.bin, the newest, again"
 echo
 echo "== recd runs in the foreground; Ctrl-C stops it and the demo's redis-server."
 wait "$recd_pid"
