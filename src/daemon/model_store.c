@@ -408,7 +408,7 @@ int model_store_reload(model_store_t *ms, const char *path, model_reload_cb done
   /* A relative path is relative to models-dir, not to the daemon's cwd
    * (which an operator at a shell cannot see). */
   char full[PATH_MAX];
-  if (path[0] != '/') {
+  if (path[0] != '/' && path[0] != '\0') { /* "": "No such file", as before */
     int n = snprintf(full, sizeof full, "%s/%s", ms->base_dir, path);
     if (n < 0 || (size_t)n >= sizeof full)
       return recd_errf(errbuf, RECD_EINVAL, "model path too long");
