@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "commands.h"
 #include "deadline.h"
+#include "itemset.h"
 #include "log.h"
 #include "model_store.h"
 #include "rclient.h"
@@ -55,6 +56,12 @@ typedef struct reco_ctx {
   uint32_t *pref_cat;
   float *pref_val;
   size_t n_pref;
+  uint32_t *hidden;         /* the hidden set, model indices */
+  size_t n_hidden;
+  uint32_t *excl;           /* EXCLUDE ids, HISTORY items and the items shown
+                               too often (SHOWNLIMIT) */
+  size_t n_excl;
+  itemset_bits_t *promoted; /* held for the batch (PROMOTE) */
   int deg;                  /* degraded: 1 + traps_degraded_t; 0 = not */
 } reco_ctx_t;
 
@@ -69,6 +76,9 @@ static void reco__ctx_free(void *p) {
   free(x->hist_w);
   free(x->pref_cat);
   free(x->pref_val);
+  free(x->hidden);
+  free(x->excl);
+  itemset_bits_release(x->promoted);
   free(x);
 }
 
@@ -158,7 +168,9 @@ static void reco__reply_recommend(reco_ctx_t *x, const serve_answer_t *a) {
       reply_float(r, a->scores[j]);
     if (x->o.withreasons) {
       int32_t why = a->reasons ? a->reasons[j] : -1;
-      if (why >= 0) {
+      if (a->promoted != NULL && a->promoted[j]) {
+        reply_bulk(r, "promoted", 8);
+      } else if (why >= 0) {
         const char *rid = model_item_id(m, x->hist[why], &len);
         reply_bulk(r, rid, len);
       } else {
@@ -239,6 +251,77 @@ static void reco__rank_now(reco_ctx_t *x) {
   free(scores);
 }
 
+/* The SHOWNLIMIT in force: the request's, else the config's. */
+static size_t reco__shown_limit(const reco_ctx_t *x) {
+  return x->o.shown_limit >= 0 ? (size_t)x->o.shown_limit : (size_t)x->srv->cfg->shown_limit;
+}
+
+/* The customer's history as model indices: the stored one (strongest
+ * first, items newer than the model skipped) and then the request's
+ * HISTORY items at weight 1 each (the fold-in sums an item's weights). An
+ * opted-out customer has none: their answer is an unknown visitor's. */
+static int reco__history(reco_ctx_t *x, const rclient_user_t *u, int personalize) {
+  const model_t *m = x->ref.sv->m;
+  const size_t stored = u != NULL && personalize ? u->hist_n : 0;
+  const size_t cart = personalize ? x->o.n_hist_items : 0;
+  if (stored + cart == 0)
+    return 0;
+  x->hist = malloc((stored + cart) * sizeof *x->hist);
+  x->hist_w = malloc((stored + cart) * sizeof *x->hist_w);
+  if (x->hist == NULL || x->hist_w == NULL)
+    return RECD_ENOMEM;
+  for (size_t j = 0; j < stored; j++) {
+    int64_t i = model_find_item(m, u->hist_ids[j], u->hist_lens[j]);
+    if (i < 0)
+      continue; /* an item newer than the model: nothing to fold in */
+    x->hist[x->n_hist] = (uint32_t)i;
+    x->hist_w[x->n_hist++] = u->hist_weights[j];
+  }
+  for (size_t j = 0; j < cart; j++) {
+    x->hist[x->n_hist] = x->o.hist_items[j];
+    x->hist_w[x->n_hist++] = 1.0f;
+  }
+  return 0;
+}
+
+/* Everything that must not be shown: EXCLUDE ids, the HISTORY items (even
+ * for an opted-out customer: the cart is on the page already) and, with a
+ * shown limit, the items shown that often since their last outcome within
+ * the attribution window (tracking.h); and the hidden set apart (RANK
+ * puts it last rather than dropping it). */
+static int reco__exclusions(reco_ctx_t *x, const rclient_user_t *u) {
+  const model_t *m = x->ref.sv->m;
+  const size_t limit = reco__shown_limit(x);
+  const size_t n_imp = u != NULL && limit > 0 ? u->imp_n : 0;
+  const size_t n_hid = u != NULL ? u->hidden_n : 0;
+  const size_t cap = x->o.n_excl + x->o.n_hist_items + n_imp;
+  if (cap > 0 && (x->excl = malloc(cap * sizeof *x->excl)) == NULL)
+    return RECD_ENOMEM;
+  if (x->o.n_excl > 0)
+    memcpy(x->excl, x->o.excl, x->o.n_excl * sizeof *x->excl);
+  if (x->o.n_hist_items > 0)
+    memcpy(x->excl + x->o.n_excl, x->o.hist_items, x->o.n_hist_items * sizeof *x->excl);
+  x->n_excl = x->o.n_excl + x->o.n_hist_items;
+  tracker_t *t = x->srv->tracker;
+  for (size_t j = 0; j < n_imp && t != NULL; j++) {
+    tracker_impression_t imp;
+    if (tracker_parse_impression(u->imp[2 * j + 1], u->imp_lens[2 * j + 1], &imp) != 0 ||
+        imp.shown < limit || !tracker_within_window(t, imp.at_ms))
+      continue;
+    int64_t i = model_find_item(m, u->imp[2 * j], u->imp_lens[2 * j]);
+    if (i >= 0)
+      x->excl[x->n_excl++] = (uint32_t)i;
+  }
+  if (n_hid > 0 && (x->hidden = malloc(n_hid * sizeof *x->hidden)) == NULL)
+    return RECD_ENOMEM;
+  for (size_t j = 0; j < n_hid; j++) {
+    int64_t i = model_find_item(m, u->hidden_ids[j], u->hidden_lens[j]);
+    if (i >= 0)
+      x->hidden[x->n_hidden++] = (uint32_t)i;
+  }
+  return 0;
+}
+
 /* Maps the customer read from Redis (NULL: degraded, nothing read) onto
  * the model and answers. */
 static void reco__answer(reco_ctx_t *x, const rclient_user_t *u) {
@@ -252,20 +335,9 @@ static void reco__answer(reco_ctx_t *x, const rclient_user_t *u) {
    * fold-in, and not to filter the answer either, so that they get exactly
    * what an unknown visitor gets (DESIGN.md, recd:pref personalize = 0). */
   const int personalize = u ? u->personalize : 1;
-  if (u != NULL && personalize && u->hist_n > 0) {
-    x->hist = malloc(u->hist_n * sizeof *x->hist);
-    x->hist_w = malloc(u->hist_n * sizeof *x->hist_w);
-    if (x->hist == NULL || x->hist_w == NULL) {
-      reco__fail(x->req, "out of memory");
-      return;
-    }
-    for (size_t j = 0; j < u->hist_n; j++) {
-      int64_t i = model_find_item(m, u->hist_ids[j], u->hist_lens[j]);
-      if (i < 0)
-        continue; /* an item newer than the model: nothing to fold in */
-      x->hist[x->n_hist] = (uint32_t)i;
-      x->hist_w[x->n_hist++] = u->hist_weights[j];
-    }
+  if (reco__history(x, u, personalize) != 0 || reco__exclusions(x, u) != 0) {
+    reco__fail(x->req, "out of memory");
+    return;
   }
   if (u != NULL && u->cats_n > 0) {
     x->pref_cat = malloc(u->cats_n * sizeof *x->pref_cat);
@@ -282,16 +354,27 @@ static void reco__answer(reco_ctx_t *x, const rclient_user_t *u) {
       x->pref_val[x->n_pref++] = u->cats[j].value;
     }
   }
+  const size_t promote = x->o.promote >= 0 ? (size_t)x->o.promote : (size_t)cfg->promote_slots;
+  if (promote > 0 && x->kind == RECO_RECOMMEND)
+    x->promoted = itemset_hold(x->srv->promoted, m);
   x->q = (rec_query_t){.hist = x->hist, .hist_w = x->hist_w, .n_hist = x->n_hist,
                        .history_limit = (size_t)cfg->history_limit,
                        .personalize = personalize, .exclude_history = cfg->exclude_history,
-                       .exclude = x->o.excl, .n_exclude = x->o.n_excl,
+                       .exclude = x->excl, .n_exclude = x->n_excl,
                        .categories = x->o.cats, .n_categories = x->o.n_cats,
                        .category_filter = x->o.cat_filter, .pref_cat = x->pref_cat,
                        .pref_val = x->pref_val, .n_pref = x->n_pref,
                        .unavailable = x->ref.unavail ? x->ref.unavail->words : NULL,
                        .offset = x->o.offset, .count = x->o.count,
-                       .with_reasons = x->o.withreasons};
+                       .with_reasons = x->o.withreasons,
+                       .hidden = x->hidden, .n_hidden = x->n_hidden,
+                       .max_per_category = x->o.max_per_category >= 0
+                                               ? (size_t)x->o.max_per_category
+                                               : (size_t)cfg->max_per_category,
+                       .one_per_group = x->o.one_per_group || cfg->one_per_group,
+                       .exclude_bought_groups = cfg->exclude_bought_groups,
+                       .promoted = x->promoted ? x->promoted->words : NULL,
+                       .promote = x->promoted ? promote : 0};
   if (x->kind == RECO_RANK) {
     reco__rank_now(x);
     return;
@@ -333,7 +416,10 @@ static void reco__start(reco_ctx_t *x) {
   if (fetch < RECO_MIN_FETCH)
     fetch = RECO_MIN_FETCH;
   req_hold(x->req); /* the fetch's */
-  if (rclient_fetch_user(s->redis, x->o.user, x->o.ulen, fetch, 0, reco__on_user, x) != 0) {
+  /* The impressions are read only when the rotation rule needs them. */
+  const unsigned flags =
+      x->kind == RECO_RECOMMEND && reco__shown_limit(x) > 0 ? RCLIENT_FETCH_IMPRESSIONS : 0;
+  if (rclient_fetch_user(s->redis, x->o.user, x->o.ulen, fetch, flags, reco__on_user, x) != 0) {
     req_release(x->req);
     deadline_settle(&x->dl);
     reco__degraded(x, TRAPS_DEG_REDIS_DOWN);
