@@ -104,6 +104,39 @@ static int rules__cmp_cand(const void *a, const void *b) {
   return (x->i > y->i) - (x->i < y->i);
 }
 
+static int rules__better(const rules__cand_t *a, const rules__cand_t *b) {
+  return a->s > b->s || (a->s == b->s && a->i < b->i);
+}
+
+/* Reorders a[0..n) so that a[0..t) are its best t, in any order (0 < t <
+ * n). Wirth's selection: linear on average; the order is total (indices
+ * differ), so it is well defined. */
+static void rules__select(rules__cand_t *a, size_t n, size_t t) {
+  ptrdiff_t l = 0, m = (ptrdiff_t)n - 1;
+  const ptrdiff_t k = (ptrdiff_t)t - 1;
+  while (l < m) {
+    const rules__cand_t x = a[k];
+    ptrdiff_t i = l, j = m;
+    do {
+      while (rules__better(&a[i], &x))
+        i++;
+      while (rules__better(&x, &a[j]))
+        j--;
+      if (i <= j) {
+        const rules__cand_t tmp = a[i];
+        a[i] = a[j];
+        a[j] = tmp;
+        i++;
+        j--;
+      }
+    } while (i <= j);
+    if (j < k)
+      l = i;
+    if (k < i)
+      m = j;
+  }
+}
+
 /* The answer arrays to `want` entries. */
 static int rules__grow_ans(rec_ws_t *ws, size_t want) {
   if (want <= ws->ans_cap && ws->ans != NULL)
@@ -262,33 +295,68 @@ int rec_walk(const model_t *m, const rec_query_t *q, const topk_filter_t *f, con
       w.open += rules__allowed_slot(&w, c);
   }
 
-  /* P: the promoted items that pass the filter, scored as R is. */
-  size_t np = 0;
+  /* P: the promoted items that pass the filter, scored as R is. Their
+   * rows are scattered over the catalogue: the rows a few items ahead are
+   * requested while one is scored (as rec__rescore does), and only the
+   * best few are sorted up front (the walk rarely needs more than the
+   * slots plus a few the caps skip); the rest is sorted if it is reached. */
+  size_t np = 0, sorted = 0;
   if (promote > 0) {
-    const float *Y = model_item_factors(m);
-    const uint32_t stride = model_stride(m), k = model_factors(m);
     for (uint32_t b = 0; b < (n + 63) / 64; b++)
       for (uint64_t word = q->promoted[b]; word != 0; word &= word - 1) {
         const uint32_t i = b * 64 + (uint32_t)__builtin_ctzll(word);
-        if (i >= n || !rec_filter_passes(f, i))
-          continue;
-        float s = x != NULL ? rec_score_exact(x, Y + (size_t)i * stride, k) : base[i];
-        if (f != NULL && f->item_category != NULL && f->cat_adjust != NULL) {
-          const uint32_t c = f->item_category[i];
-          s += c < f->n_slots ? f->cat_adjust[c] : 0.0f;
-        }
-        if (isnan(s) || s == -INFINITY)
-          continue; /* never ranked, as in topk_select */
-        P[np++] = (rules__cand_t){s, i};
+        if (i < n && rec_filter_passes(f, i))
+          P[np++].i = i;
       }
-    qsort(P, np, sizeof *P, rules__cmp_cand);
+    const float *Y = model_item_factors(m);
+    const uint32_t stride = model_stride(m), k = model_factors(m);
+    enum { AHEAD = 8 };
+    const size_t row_bytes = (size_t)stride * sizeof(float);
+    for (size_t j = 0; x != NULL && j < np && j < AHEAD; j++)
+      for (size_t o = 0; o < row_bytes; o += 64)
+        __builtin_prefetch((const char *)(Y + (size_t)P[j].i * stride) + o);
+    size_t kept = 0;
+    for (size_t j = 0; j < np; j++) {
+      const uint32_t i = P[j].i;
+      float s;
+      if (x != NULL) {
+        if (j + AHEAD < np)
+          for (size_t o = 0; o < row_bytes; o += 64)
+            __builtin_prefetch((const char *)(Y + (size_t)P[j + AHEAD].i * stride) + o);
+        s = rec_score_exact(x, Y + (size_t)i * stride, k);
+      } else {
+        s = base[i];
+      }
+      if (f != NULL && f->item_category != NULL && f->cat_adjust != NULL) {
+        const uint32_t c = f->item_category[i];
+        s += c < f->n_slots ? f->cat_adjust[c] : 0.0f;
+      }
+      if (isnan(s) || s == -INFINITY)
+        continue; /* never ranked, as in topk_select */
+      P[kept++] = (rules__cand_t){s, i};
+    }
+    np = kept;
+    sorted = 2 * promote + 16;
+    if (sorted < np)
+      rules__select(P, np, sorted);
+    else
+      sorted = np;
+    qsort(P, sorted, sizeof *P, rules__cmp_cand);
   }
 
   size_t pos = 0, ri = 0, pi = 0;
   while (pos < want) {
     if (pos % 2 == 1 && pos / 2 < promote) {
-      while (pi < np && !rules__admissible(&w, P[pi].i))
+      for (;;) {
+        if (pi == sorted && sorted < np) {
+          /* everything left ranks below P[0..sorted): sort it too */
+          qsort(P + sorted, np - sorted, sizeof *P, rules__cmp_cand);
+          sorted = np;
+        }
+        if (pi == np || rules__admissible(&w, P[pi].i))
+          break;
         pi++;
+      }
       if (pi < np) {
         rules__take(&w, P[pi].i);
         ws->ans[pos] = P[pi].i;

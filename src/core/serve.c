@@ -480,13 +480,17 @@ static int serve__refold(const serve_model_t *sm, const rec_query_t *q, rec_ws_t
 /* The int8 pass when the walk needs a deeper prefix than the row's
  * collectors hold: the whole catalogue scanned again for this row alone
  * into a collector of `depth`, and the answer tried again, as often as the
- * walk asks (each time deeper, at worst every item). Rare: rec_depth()
- * collects a few times the answer's length to begin with. */
+ * walk asks (each time deeper). Rare: rec_depth() collects a few times the
+ * answer's length to begin with. From a quarter of the catalogue on, the
+ * row is scored densely in float instead (rec_select, which deepens on
+ * the scores it has): a collector that deep would hold ~100 bytes per
+ * item where the float scores take 4, and the answer is the same (both
+ * passes end on the exact scores). */
 static int serve__deepen(const serve_batch_t *b, serve_slot_t *sl, const rec_query_t *q,
                          size_t depth, rec_ws_t *ws, rec_result_t *res) {
   const serve_model_t *sm = b->sm;
   int rc = 0;
-  while (rc == 0 && depth != 0) {
+  while (rc == 0 && depth != 0 && depth <= b->n_items / 4) {
     qsel_t sel;
     rc = qsel_init(&sel, &sl->rules.f, depth, sl->slack);
     if (rc != 0)
@@ -501,6 +505,16 @@ static int serve__deepen(const serve_batch_t *b, serve_slot_t *sl, const rec_que
     qsel_free(&sel);
     depth = deeper;
   }
+  if (rc != 0 || depth == 0)
+    return rc;
+  float *S = malloc((size_t)(b->n_items ? b->n_items : 1) * sizeof *S);
+  if (S == NULL)
+    return RECD_ENOMEM;
+  const model_t *m = sm->m;
+  score_items(model_item_factors(m), model_stride(m), b->n_items, model_factors(m), sl->x, S);
+  /* first-pass error 0: float BLAS, whose rounding rec_select bounds */
+  rc = rec_select(m, sm->pop_scale, q, S, sl->x, 0.0f, sl->used, ws, res);
+  free(S);
   return rc;
 }
 

@@ -322,8 +322,12 @@ static void tq_random(tq_t *t, rng_t *r, const model_t *m) {
     /* promoted: a sparse random set, so that the promoted slots differ
      * from the organic ranking */
     const uint64_t per = 1 + rng_below(r, 60);
+    /* sometimes a whole category too: under a cap most of it is skipped,
+     * so the walk reads far down the promoted items */
+    const uint32_t whole = rng_below(r, 3) == 0 ? 1 + (uint32_t)rng_below(r, NC) : NC + 1;
+    const uint32_t *cat = model_item_categories(m);
     for (uint32_t i = 0; i < N; i++)
-      if (rng_below(r, 1000) < per)
+      if (rng_below(r, 1000) < per || cat[i] == whole)
         t->promoted[i / 64] |= (uint64_t)1 << (i % 64);
     q->promoted = t->promoted;
     q->promote = rng_below(r, 5);
@@ -331,7 +335,6 @@ static void tq_random(tq_t *t, rng_t *r, const model_t *m) {
   q->offset = rng_below(r, 3) == 0 ? rng_below(r, 25) : 0;
   q->count = 1 + rng_below(r, 14);
   q->with_reasons = rng_below(r, 4) == 0;
-  (void)m;
 }
 
 /* ---- tests -------------------------------------------------------------- */
