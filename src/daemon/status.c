@@ -64,7 +64,9 @@ char *status_html(server_t *s, size_t *len) {
       .first_pass = serve_pass_name(&sv->sm),
       .ndcg_model = status__ndcg(meta->model.ndcg, meta->holdout_fraction),
       .ndcg_popularity = status__ndcg(meta->popularity.ndcg, meta->holdout_fraction),
-      .ndcg_ease = NAN, /* not kept in the model file */
+      /* Version-1 model files, and models trained without EASE (catalogue
+       * over --ease-max-items), have none: the page shows n/a. */
+      .ndcg_ease = meta->has_ease ? status__ndcg(meta->ease.ndcg, meta->holdout_fraction) : NAN,
     };
   }
   size_t ncmd = 0;

@@ -8,8 +8,17 @@ source "$(dirname "$0")/lib.sh"
 command -v chromium >/dev/null || fail "chromium is not installed (scripts/install-deps.sh installs it)"
 
 start_redis
-"$BIN/recd-train" -q --synthetic 3000 --factors 16 --seed 1 --out "$TMP/a.bin"
-"$BIN/recd-train" -q --synthetic 3000 --factors 16 --seed 2 --out "$TMP/b.bin"
+# Both models from the same purchases with a hold-out, so that each card
+# has its three ndcg bars (model, popularity, EASE: model format 2).
+python3 "$(dirname "$0")/gen_clusters.py" "$TMP/buys.csv" "$TMP/items.csv"
+for s in 1 2; do
+  "$BIN/recd-train" -q --csv "$TMP/buys.csv" --items "$TMP/items.csv" --holdout 0.2 \
+    --factors 16 --seed $s --out "$TMP/m$s.bin"
+done
+mv "$TMP/m1.bin" "$TMP/a.bin"
+mv "$TMP/m2.bin" "$TMP/b.bin"
+ease_a=$("$BIN/recd-train" --info "$TMP/a.bin" | sed -n 's/.*"ease": {.*"ndcg@10": \([0-9.]*\),.*/\1/p')
+[ -n "$ease_a" ] || fail "recd-train --info shows no EASE ndcg@10 for a model trained with a hold-out"
 port=$(free_port)
 mport=$(free_port)
 "$BIN/recd" --port "$port" --redis-port "$REDIS_PORT" --metrics-port "$mport" --loglevel warning \
@@ -34,7 +43,7 @@ for u in range(200):
                 r.execute_command("FEEDBACK", f"u{u}", it, "TYPE", "purchase", "VALUE", "9.5")
             elif x < 0.3:
                 r.execute_command("FEEDBACK", f"u{u}", it, "TYPE", "click")
-r.execute_command("FEEDBACK", "u1", "i7", "TYPE", "cart")  # never shown: organic
+r.execute_command("FEEDBACK", "u1", "item7", "TYPE", "cart")  # never shown: organic
 PY
 # The page shows the periodic copy: wait until it has the last outcome.
 sleep 0.5
@@ -53,7 +62,7 @@ chromium --headless=new --no-sandbox --disable-gpu --window-size=1280,1400 \
   fail "chromium could not take the screenshot"
 [ -s "$shot_dir/status_page.png" ] || fail "no screenshot"
 
-/usr/bin/python3 - "$port" "$TMP/dom.html" <<'PY' || fail "the rendered page does not match EXPERIMENT REPORT"
+/usr/bin/python3 - "$port" "$TMP/dom.html" "$ease_a" <<'PY' || fail "the rendered page does not match EXPERIMENT REPORT"
 import sys
 from html.parser import HTMLParser
 import redis
@@ -68,6 +77,7 @@ class Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.rows, self.models, self.row = {}, set(), None
+        self.titles, self.in_title, self.variant = {}, False, None
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         cls = (a.get("class") or "").split()
@@ -75,15 +85,27 @@ class Page(HTMLParser):
             self.row = self.rows.setdefault((a["data-variant"], a["data-placement"]), {})
         elif tag == "section" and "model" in cls:
             self.models.add(a["data-variant"])
+            self.variant = a["data-variant"]
+        elif tag == "title" and self.variant is not None:
+            self.in_title = True
         elif self.row is not None and "data-value" in a and cls:
             self.row[cls[0]] = a["data-value"]
+    def handle_data(self, data):
+        if self.in_title and data.startswith("hold-out ndcg@10"):
+            self.titles[self.variant] = data
     def handle_endtag(self, tag):
         if tag == "tr":
             self.row = None
+        elif tag == "title":
+            self.in_title = False
 
 p = Page()
 p.feed(open(dom, encoding="utf-8").read())
 assert p.models == {"control", "candidate"}, p.models
+# The control's card shows its EASE baseline as recd-train --info gives it.
+ease = "EASE %.4f" % float(sys.argv[3])
+assert ease in p.titles.get("control", ""), (p.titles, ease)
+assert "n/a" not in "".join(p.titles.values()), p.titles
 keys = {(w["variant"], w["placement"]) for w in report}
 assert set(p.rows) == keys, (sorted(p.rows), sorted(keys))
 assert ("control", "organic") in keys or ("candidate", "organic") in keys
