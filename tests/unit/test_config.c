@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 40);
+  ck_assert_uint_eq(config_count(), 46);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -621,6 +621,7 @@ static void set_unusual(config_t *c) {
     {"feedback-weight-purchase", "1000000000"}, {"feedback-weight-cart", "0.3"},
     {"feedback-weight-click", "1e-300"}, {"feedback-weight-hide", "123.456"},
     {"feedback-weight-unhide", "0.1234567890123456789"}, {"experiment-refresh-ms", "100"},
+    {"feedback-unknown-items", "warn"},
   };
   char err[RECD_ERRLEN] = "";
   size_t n = sizeof kv / sizeof kv[0];
@@ -1468,6 +1469,7 @@ START_TEST(test_variant_args) {
                                      "feedback-weight-click 0.1\n"
                                      "feedback-weight-hide 0\n"
                                      "feedback-weight-unhide 0\n"
+                                     "feedback-unknown-items count\n"
                                      "experiment-refresh-ms 2000\n"));
   ck_assert_int_eq(config_init(&d), 0);
   ck_assert_msg(config_load_buffer(&d, dump, len, "dump", err) == 0, "%s\n%s", err, dump);
