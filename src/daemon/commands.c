@@ -346,7 +346,9 @@ static void cmd_auth(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   if (r == NULL)
     return;
   if (a->argc > 3) {
-    reply_error(r, "syntax error");
+    char tok[4 * 32 + 1];
+    log_sanitize(tok, a->argv[3], a->argvlen[3], 32);
+    reply_errorf(r, "syntax error at '%s': expected AUTH [username] password", tok);
     return;
   }
   int rc = a->argc == 2 ? commands__auth(c, NULL, 0, a->argv[1], a->argvlen[1], r)
@@ -383,7 +385,10 @@ static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     } else if (strcasecmp(a->argv[i], "SETNAME") == 0 && i + 1 < a->argc) {
       i += 1; /* accepted and ignored: recd has no CLIENT LIST */
     } else {
-      reply_error(r, "syntax error in HELLO option");
+      char tok[4 * 32 + 1];
+      log_sanitize(tok, a->argv[i], a->argvlen[i], 32);
+      reply_errorf(r, "syntax error in HELLO option '%s': expected AUTH username password or "
+                   "SETNAME name", tok);
       return;
     }
   }
@@ -430,7 +435,9 @@ static void cmd_info(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   if (r == NULL)
     return;
   if (a->argc > 2) {
-    reply_error(r, "syntax error");
+    char tok[4 * 32 + 1];
+    log_sanitize(tok, a->argv[2], a->argvlen[2], 32);
+    reply_errorf(r, "syntax error at '%s': INFO takes at most one section", tok);
     return;
   }
   info_render(c->srv, a->argc == 2 ? a->argv[1] : "default", r);
