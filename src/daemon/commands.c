@@ -119,8 +119,8 @@ static const cmd_doc_t cmd_docs[] = {
    "impressions to to-id's and deletes from-id's keys, atomically (one Lua script).",
    NULL, "the integer number of history items merged."},
   {"model", 0,
-   "MODEL INFO [variant]\nMODEL RELOAD [variant] [path]\nMODEL CATEGORIES\n"
-   "MODEL ROLLBACK [version]\nMODEL PIN\nMODEL UNPIN",
+   "MODEL INFO [variant]\nMODEL RELOAD [variant] [path]\nMODEL ROLLBACK [variant] [version]\n"
+   "MODEL PIN [variant] [version]\nMODEL UNPIN [variant]\nMODEL CATEGORIES [variant]",
    "The served models. INFO: path, version, checksum, created_at, items, ... of the control's "
    "model (or the variant's). RELOAD: load the model file again (or path, which resolves "
    "inside models-dir). CATEGORIES: the model's categories with item counts. ROLLBACK: serve "
@@ -199,22 +199,25 @@ int commands_markdown(FILE *fp) {
   }
   fprintf(fp, "#### WITHMETA\n\n"
               "RECOMMEND, RANK and SIMILAR with WITHMETA reply one more element, first: a flat "
-              "array of four field, value pairs, always in this order (read it as a list or, "
+              "array of five field, value pairs, always in this order (read it as a list or, "
               "like CONFIG GET's reply, as a map). Without WITHMETA the reply is unchanged.\n\n"
               "```\n"
               "1) \"kind\"      personalized | popular | degraded | similar | unknown_item\n"
               "2) \"reason\"    popular: no_history | opted_out; degraded: timeout | "
               "redis_down | redis_error; else \"\"\n"
               "3) \"variant\"   the variant whose model answered\n"
-              "4) \"model\"     that model's checksum, 8 hex digits (MODEL INFO's checksum)\n"
+              "4) \"model\"     that model's published version (MODEL INFO's file_version, "
+              "what MODEL ROLLBACK takes)\n"
+              "5) \"checksum\"  its checksum, 8 hex digits (MODEL INFO's checksum)\n"
               "```\n\n"
               "`personalized`: the customer's history (stored or HISTORY) was used; `popular`: "
               "no usable history (unknown customer, no item the model knows) or the customer "
               "opted out; `degraded`: Redis was not read (in time), so the answer is the popular "
               "one with none of the customer's filters. SIMILAR answers no customer: `similar`, "
-              "or `unknown_item`. The model is named by its checksum because that is the same "
-              "for the same file on every replica and across restarts (MODEL INFO's `version` "
-              "counts loads of one process).\n\n"
+              "or `unknown_item`. The model is named by its published version (the one MODEL "
+              "ROLLBACK and MODEL PIN take) and by its checksum, which is the same for the same "
+              "file on every replica and across restarts (MODEL INFO's `version` only counts "
+              "the loads of one process).\n\n"
               "#### Errors\n\n"
               "Every error names the offending token and what was expected, e.g. `-ERR syntax "
               "error at 'COUNTS': expected COUNT, OFFSET, ... or EXCLUDE (did you mean "

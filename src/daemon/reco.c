@@ -114,7 +114,8 @@ static void reco__meta(reco_ctx_t *x, int personalized) {
     kind = "popular";
     reason = x->q.personalize ? "no_history" : "opted_out";
   }
-  reco_reply_meta(&x->req->reply, kind, reason, x->variant->name, x->ref.sv->m);
+  reco_reply_meta(&x->req->reply, kind, reason, x->variant->name, x->ref.sv->file_version,
+                  x->ref.sv->m);
 }
 
 /* Issue 19: what the customer's keys hold but the answer cannot use (a

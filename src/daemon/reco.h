@@ -152,19 +152,21 @@ void reco_options_foreach(reco_cmd_t cmd,
                           void (*fn)(const char *syntax, const char *doc, void *arg), void *arg);
 
 /* WITHMETA: the leading element of a RECOMMEND / RANK / SIMILAR reply, a
- * flat array of four field, value pairs, always in this order (as MODEL
+ * flat array of five field, value pairs, always in this order (as MODEL
  * INFO and CONFIG GET reply, so any RESP2 client reads it as a list or a
  * map):
  *   kind     personalized | popular | degraded | similar | unknown_item
  *   reason   popular: no_history | opted_out; degraded: timeout |
  *            redis_down | redis_error; else ""
  *   variant  the variant whose model answered
- *   model    that model's checksum, 8 hex digits (MODEL INFO's checksum:
- *            the same file gives the same value on every replica)
+ *   model    that model's published version (MODEL INFO's file_version,
+ *            what MODEL ROLLBACK and PIN take)
+ *   checksum its checksum, 8 hex digits (MODEL INFO's checksum: the same
+ *            file gives the same value on every replica)
  * SIMILAR answers no customer: kind similar, or unknown_item when the
  * model does not know the item (the answer is then empty). */
 void reco_reply_meta(reply_buf_t *r, const char *kind, const char *reason, const char *variant,
-                     const model_t *m);
+                     const char *version, const model_t *m);
 
 /* Levenshtein distance of a and b, ASCII case-insensitive, or cap + 1 when
  * it is more than cap (cheap for a small cap: a band of the table). */

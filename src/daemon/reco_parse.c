@@ -711,10 +711,10 @@ size_t reco_syntax(reco_cmd_t cmd, char *buf, size_t size) {
 /* ---- WITHMETA ------------------------------------------------------------- */
 
 void reco_reply_meta(reply_buf_t *r, const char *kind, const char *reason, const char *variant,
-                     const model_t *m) {
+                     const char *version, const model_t *m) {
   char sum[16];
   snprintf(sum, sizeof sum, "%08x", model_checksum(m));
-  reply_array(r, 8);
+  reply_array(r, 10);
   reply_bulk_cstr(r, "kind");
   reply_bulk_cstr(r, kind);
   reply_bulk_cstr(r, "reason");
@@ -722,5 +722,7 @@ void reco_reply_meta(reply_buf_t *r, const char *kind, const char *reason, const
   reply_bulk_cstr(r, "variant");
   reply_bulk_cstr(r, variant);
   reply_bulk_cstr(r, "model");
+  reply_bulk_cstr(r, version);
+  reply_bulk_cstr(r, "checksum");
   reply_bulk_cstr(r, sum);
 }

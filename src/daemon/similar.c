@@ -94,7 +94,7 @@ static void similar__reply(similar_ctx_t *x) {
   }
   reply_array(r, x->n * (x->withscores ? 2 : 1) + (size_t)x->withmeta);
   if (x->withmeta)
-    reco_reply_meta(r, "similar", "", x->var->name, x->ref.sv->m);
+    reco_reply_meta(r, "similar", "", x->var->name, x->ref.sv->file_version, x->ref.sv->m);
   for (size_t j = 0; j < x->n; j++) {
     size_t len;
     const char *id = model_item_id(x->ref.sv->m, x->items[j], &len);
@@ -188,7 +188,8 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     /* an unknown item is not an error (WITHMETA says which it was) */
     reply_array(&r->reply, (size_t)x->withmeta);
     if (x->withmeta)
-      reco_reply_meta(&r->reply, item < 0 ? "unknown_item" : "similar", "", var->name, m);
+      reco_reply_meta(&r->reply, item < 0 ? "unknown_item" : "similar", "", var->name,
+                      x->ref.sv->file_version, m);
     req_finish(r, 0);
     return;
   }

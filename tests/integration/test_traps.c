@@ -49,7 +49,7 @@ static void expect_errorv(redisContext *c, int argc, const char **argv, const ch
 /* WITHMETA's element: a flat array of field, value pairs; the value of f. */
 static const char *meta(const redisReply *m, const char *f) {
   ck_assert_int_eq(m->type, REDIS_REPLY_ARRAY);
-  ck_assert_uint_eq(m->elements, 8);
+  ck_assert_uint_eq(m->elements, 10);
   for (size_t j = 0; j + 1 < m->elements; j += 2)
     if (strcmp(m->element[j]->str, f) == 0)
       return m->element[j + 1]->str;
@@ -143,8 +143,9 @@ START_TEST(withmeta_kinds) {
   it_env_t e;
   it_env_start(&e, "withmeta_kinds", NULL);
   redisContext *c = e.c;
-  char sum[16];
+  char sum[16], version[64];
   snprintf(sum, sizeof sum, "%s", it_model_info(c, "checksum"));
+  snprintf(version, sizeof version, "%s", it_model_info(c, "file_version"));
   /* Without WITHMETA the reply keeps its shape: the same items. */
   redisReply *plain = it_cmd(c, "RECOMMEND user5 COUNT 3 NOTRACK");
   redisReply *r = it_cmd(c, "RECOMMEND user5 COUNT 3 WITHMETA NOTRACK");
@@ -153,7 +154,8 @@ START_TEST(withmeta_kinds) {
   ck_assert_str_eq(meta(r->element[0], "kind"), "personalized");
   ck_assert_str_eq(meta(r->element[0], "reason"), "");
   ck_assert_str_eq(meta(r->element[0], "variant"), "default");
-  ck_assert_str_eq(meta(r->element[0], "model"), sum);
+  ck_assert_str_eq(meta(r->element[0], "model"), version);
+  ck_assert_str_eq(meta(r->element[0], "checksum"), sum);
   for (size_t j = 0; j < 3; j++)
     ck_assert_str_eq(r->element[1 + j]->str, plain->element[j]->str);
   freeReplyObject(plain);
@@ -178,7 +180,7 @@ START_TEST(withmeta_kinds) {
   r = it_cmd(c, "SIMILAR item1 COUNT 2 WITHMETA");
   ck_assert_uint_eq(r->elements, 3);
   ck_assert_str_eq(meta(r->element[0], "kind"), "similar");
-  ck_assert_str_eq(meta(r->element[0], "model"), sum);
+  ck_assert_str_eq(meta(r->element[0], "checksum"), sum);
   freeReplyObject(r);
   r = it_cmd(c, "SIMILAR Item1 WITHMETA");
   ck_assert_uint_eq(r->elements, 1);
