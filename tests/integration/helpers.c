@@ -260,7 +260,8 @@ static uint64_t it__rand(void) {
  * suite needs no interpreter: 300 users and 120 items in 6 clusters; a user
  * buys a third of their cluster's items (weights 1..4) and, one time in
  * three, one random item of any cluster, so that scores are not all exact
- * ties outside the user's cluster. Category = cluster. */
+ * ties outside the user's cluster. Category = cluster; product family =
+ * the pair {i, i + 6} of the same cluster (i % 12 < 6), "fam<n>". */
 #define IT_USERS 300
 #define IT_ITEMS 120
 #define IT_CLUSTERS 6
@@ -291,9 +292,10 @@ static void it__write_data(void) {
   IT_CHECK(fclose(fp) == 0, "fclose(fp) == 0 failed");
   fp = fopen(it_data.items, "w");
   IT_CHECK(fp != NULL, "cannot create a data file: %s", strerror(errno));
-  fprintf(fp, "item,title,category\n");
+  fprintf(fp, "item,title,category,group\n");
   for (int i = 0; i < IT_ITEMS; i++)
-    fprintf(fp, "item%d,\"Item %d\",cat%d\n", i, i, i % IT_CLUSTERS);
+    fprintf(fp, "item%d,\"Item %d\",cat%d,fam%d\n", i, i, i % IT_CLUSTERS,
+            i / (2 * IT_CLUSTERS) * IT_CLUSTERS + i % IT_CLUSTERS);
   IT_CHECK(fclose(fp) == 0, "fclose(fp) == 0 failed");
 }
 

@@ -14,6 +14,13 @@
  *   history       RECOMMEND <anon> HISTORY n ...: an anonymous visitor with
  *                 a cart gets exactly what a customer with that stored
  *                 history gets, cart items filtered out
+ *   caps_promote  MAXPERCATEGORY, ONEPERGROUP (the families of the suite's
+ *                 items file), OFFSET pages through the capped ranking, and
+ *                 PROMOTE fills slots 2, 4, ... with the best promoted items
+ *                 of recd:promoted once recd has re-read it: every answer is
+ *                 the daemon's own uncapped ranking walked by hand (the
+ *                 uncapped ranking is checked against brute force in
+ *                 test_daemon, the walk in tests/unit/test_rules.c)
  */
 #include <check.h>
 #include <signal.h>
@@ -233,12 +240,128 @@ START_TEST(history) {
 }
 END_TEST
 
+/* The suite's items (helpers.c): itemN is in category N % 6 and family
+ * N / 12 * 6 + N % 6. */
+static int item_num(const char *id) {
+  return atoi(id + 4);
+}
+static int item_cat(const char *id) {
+  return item_num(id) % 6;
+}
+static int item_fam(const char *id) {
+  return item_num(id) / 12 * 6 + item_num(id) % 6;
+}
+
+/* The capped walk of the ranking full[0..n): at most cap per category (0 =
+ * no cap), one per family when one_per_fam; the first `want` kept. */
+static size_t walk(char full[][16], size_t n, int cap, int one_per_fam, char out[][16],
+                   size_t want) {
+  int per_cat[6] = {0}, fam_used[120] = {0};
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < want; i++) {
+    if (cap > 0 && per_cat[item_cat(full[i])] >= cap)
+      continue;
+    if (one_per_fam && fam_used[item_fam(full[i])])
+      continue;
+    per_cat[item_cat(full[i])]++;
+    fam_used[item_fam(full[i])] = 1;
+    it_fmt(out[k++], 16, "%s", full[i]);
+  }
+  return k;
+}
+
+static void expect_ids(redisReply *r, char want[][16], size_t n, size_t per, const char *what) {
+  ck_assert_msg(r->type == REDIS_REPLY_ARRAY, "%s: type %d (%s)", what, r->type,
+                r->type == REDIS_REPLY_ERROR ? r->str : "");
+  ck_assert_msg(r->elements == n * per, "%s: %zu elements, want %zu", what, r->elements, n * per);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(strcmp(r->element[i * per]->str, want[i]) == 0, "%s: [%zu] = %s, want %s",
+                  what, i, r->element[i * per]->str, want[i]);
+}
+
+START_TEST(caps_promote) {
+  it_env_t e;
+  it_env_start(&e, "caps_promote",
+               &(it_opts_t){.extra = {"--unavailable-refresh-ms", "100", NULL}});
+  /* user7's whole uncapped ranking. */
+  static char full[120][16], want[120][16];
+  redisReply *r = it_cmd(e.c, "RECOMMEND user7 COUNT 120 NOTRACK");
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  const size_t n = r->elements;
+  ck_assert_uint_gt(n, 40);
+  for (size_t i = 0; i < n; i++)
+    it_fmt(full[i], sizeof full[i], "%s", r->element[i]->str);
+  freeReplyObject(r);
+  /* MAXPERCATEGORY 2: the best list under the cap, and its pages. */
+  size_t k = walk(full, n, 2, 0, want, 12);
+  ck_assert_uint_eq(k, 12);
+  r = it_cmd(e.c, "RECOMMEND user7 COUNT 12 MAXPERCATEGORY 2 NOTRACK");
+  expect_ids(r, want, 12, 1, "MAXPERCATEGORY 2");
+  freeReplyObject(r);
+  r = it_cmd(e.c, "RECOMMEND user7 COUNT 4 OFFSET 4 MAXPERCATEGORY 2 NOTRACK");
+  expect_ids(r, want + 4, 4, 1, "MAXPERCATEGORY 2 OFFSET 4");
+  freeReplyObject(r);
+  /* ONEPERGROUP, alone and with the cap. */
+  k = walk(full, n, 0, 1, want, 10);
+  r = it_cmd(e.c, "RECOMMEND user7 COUNT 10 ONEPERGROUP NOTRACK");
+  expect_ids(r, want, k, 1, "ONEPERGROUP");
+  freeReplyObject(r);
+  k = walk(full, n, 1, 1, want, 10);
+  r = it_cmd(e.c, "RECOMMEND user7 COUNT 10 ONEPERGROUP MAXPERCATEGORY 1 NOTRACK");
+  expect_ids(r, want, k, 1, "ONEPERGROUP MAXPERCATEGORY 1");
+  freeReplyObject(r);
+  /* PROMOTE 2 with two promoted items from the tail of the ranking. */
+  freeReplyObject(it_cmd(e.redis, "SADD recd:promoted %s %s", full[n - 1], full[n - 3]));
+  /* expected: organic 0, promoted (better of the two first), organic 1,
+   * promoted, organic 2 */
+  it_fmt(want[0], 16, "%s", full[0]);
+  it_fmt(want[1], 16, "%s", full[n - 3]);
+  it_fmt(want[2], 16, "%s", full[1]);
+  it_fmt(want[3], 16, "%s", full[n - 1]);
+  it_fmt(want[4], 16, "%s", full[2]);
+  uint64_t until = it_now_ms() + 5000;
+  for (;;) {
+    r = it_cmd(e.c, "RECOMMEND user7 COUNT 5 PROMOTE 2 WITHREASONS NOTRACK");
+    if ((r->type == REDIS_REPLY_ARRAY && r->elements == 10 &&
+         strcmp(r->element[2]->str, want[1]) == 0) ||
+        it_now_ms() > until)
+      break;
+    freeReplyObject(r);
+    it_sleep_ms(20);
+  }
+  expect_ids(r, want, 5, 2, "PROMOTE 2");
+  for (size_t i = 0; i < 5; i++) {
+    const redisReply *why = r->element[2 * i + 1];
+    if (i == 1 || i == 3)
+      ck_assert_msg(why->type == REDIS_REPLY_STRING && strcmp(why->str, "promoted") == 0,
+                    "slot %zu: reason is not 'promoted'", i + 1);
+    else
+      ck_assert_msg(why->type != REDIS_REPLY_STRING || strcmp(why->str, "promoted") != 0,
+                    "organic slot %zu says promoted", i + 1);
+  }
+  freeReplyObject(r);
+  /* The second page goes on with the organic ranking (both promoted items
+   * are placed). */
+  it_fmt(want[0], 16, "%s", full[3]);
+  it_fmt(want[1], 16, "%s", full[4]);
+  r = it_cmd(e.c, "RECOMMEND user7 COUNT 2 OFFSET 5 PROMOTE 2 NOTRACK");
+  expect_ids(r, want, 2, 1, "PROMOTE 2 OFFSET 5");
+  freeReplyObject(r);
+  /* Without PROMOTE the promoted set changes nothing. */
+  r = it_cmd(e.c, "RECOMMEND user7 COUNT 3 NOTRACK");
+  expect_ids(r, full, 3, 1, "no PROMOTE");
+  freeReplyObject(r);
+  it_env_stop(&e);
+}
+END_TEST
+
 static Suite *touchpoints_suite(void) {
   Suite *s = suite_create("touchpoints");
   IT_ADD(s, hide_unhide, 60);
   IT_ADD(s, merge, 60);
   IT_ADD(s, shown_counts, 60);
   IT_ADD(s, history, 60);
+  IT_ADD(s, caps_promote, 60);
   return s;
 }
 
