@@ -7,7 +7,9 @@
 #   bench/e2e.sh [BUILD_DIR] [DATA_DIR] [REQUESTS]
 # Starts its own redis-server and recd on free loopback ports; prints a
 # markdown table. recd runs with its defaults (impressions tracked); the
-# synthetic cases are also measured with tracking off and on, side by side. Real data sets are read from DATA_DIR (../shared/data)
+# synthetic cases are also measured with tracking off and on, and with the
+# storefront rules (a cart; a category cap with promoted slots) against a
+# plain RECOMMEND, side by side. Real data sets are read from DATA_DIR (../shared/data)
 # when present and never copied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +77,40 @@ run_tracking() { # name model users_csv
   echo "| $name: tracking off ${off[*]} / on ${on[*]} | 50 | $(( (on[0] + on[1]) * 100 / (off[0] + off[1]) ))% of off | | | |"
 }
 
+# The storefront rules against a plain RECOMMEND on the same daemon, at 50
+# connections, alternating twice: a cart (HISTORY 3 random items), and the
+# category cap with two promoted slots (recd:promoted holds 100 items).
+run_rules() { # name model users_csv n_items
+  local name=$1 model=$2 users=$3 n_items=$4 port pid out help
+  help=$("$build/recd" --help 2>/dev/null || true)
+  [[ "$help" == *promote-slots* ]] || return 0
+  redis-cli -p "$rport" del recd:promoted >/dev/null
+  python3 -c 'import random, sys; r = random.Random(5)
+print(" ".join(f"i{i}" for i in r.sample(range(int(sys.argv[1])), 100)))' "$n_items" |
+    xargs redis-cli -p "$rport" sadd recd:promoted >/dev/null
+  port=$(free_port)
+  "$build/recd" --model "$model" --port "$port" --redis-port "$rport" --loglevel warning \
+    2>>"$tmp/recd.log" & pid=$!
+  wait_ping "$port"
+  sleep 2.5 # the promoted set is read with the unavailable set, every 2 s
+  local plain=() cart=() rules=()
+  for round in 1 2; do
+    for mode in plain cart rules; do
+      local extra=()
+      [ "$mode" = cart ] && extra=(--history 3)
+      [ "$mode" = rules ] && extra=(--args "MAXPERCATEGORY 2 PROMOTE 2")
+      out=$("$build/recd-bench" e2e --port "$port" --connections 50 --requests "$requests" \
+        --users-csv "$users" "${extra[@]}" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
+      case $mode in plain) plain+=("$out") ;; cart) cart+=("$out") ;; rules) rules+=("$out") ;; esac
+    done
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local p=$((plain[0] + plain[1]))
+  echo "| $name: plain ${plain[*]} / HISTORY 3 ${cart[*]} | 50 | $(( (cart[0] + cart[1]) * 100 / p ))% of plain | | | |"
+  echo "| $name: plain ${plain[*]} / MAXPERCATEGORY 2 PROMOTE 2 ${rules[*]} | 50 | $(( (rules[0] + rules[1]) * 100 / p ))% of plain | | | |"
+  redis-cli -p "$rport" del recd:promoted >/dev/null
+}
+
 echo "| case | connections | RECOMMEND/s | p50 us | p99 us | p99.9 us |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "| redis-server PING (ceiling) | 50 | $(ping_rps "$rport") | | | |"
@@ -94,6 +130,7 @@ PY
   "$build/recd-train" -q --import --csv "$tmp/synth$n.csv" --redis-port "$rport"
   run_case "synthetic $n items, k=64, 20-item histories" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
   run_tracking "synthetic $n items" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
+  run_rules "synthetic $n items" "$tmp/synth$n.bin" "$tmp/synth$n.csv" "$n"
 done
 for d in movielens-100k online-retail movielens-1m; do
   [ -f "$data/$d/interactions.csv" ] || continue

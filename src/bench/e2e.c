@@ -6,6 +6,8 @@
  * leaves the other to the daemon. A request's latency is the time from its
  * send to its reply, so with P > 1 it includes queueing behind the
  * connection's earlier requests, as a pipelining client sees it.
+ * --history and --args add the storefront rules' options (a cart, caps,
+ * promoted slots) to every request, to measure what they cost.
  */
 #include <getopt.h>
 #include <hiredis/async.h>
@@ -35,6 +37,12 @@ typedef struct e2e {
   const char *users_csv;
   char **users;
   size_t n_users;
+  char **items;           /* the CSV's items: HISTORY's candidates */
+  size_t n_items;
+  uint32_t history;       /* HISTORY n random items per request (0 = none) */
+  char *args;             /* more options, split into words */
+  char *words[64];
+  size_t n_words;
   rng_t rng;
   double *lat;
   double t0, t1;
@@ -69,7 +77,10 @@ void bench_e2e_usage(FILE *fp) {
 "  --count C           COUNT of each RECOMMEND (10)\n"
 "  --users-csv FILE    sample users from this interactions CSV (user column);\n"
 "                      without it, users are u0..u9999 (unknown: popular path)\n"
-"  --seed S            user sampling seed (1)\n");
+"  --seed S            user sampling seed (1)\n"
+"  --history N         each request carries HISTORY N with N random items of\n"
+"                      --users-csv (a cart); 0 = none (0)\n"
+"  --args \"WORDS\"      more RECOMMEND options, e.g. \"MAXPERCATEGORY 2 PROMOTE 2\"\n");
 }
 
 static void e2e__send(e2e_conn_t *c);
@@ -115,8 +126,25 @@ static void e2e__send(e2e_conn_t *c) {
     snprintf(ubuf, sizeof ubuf, "u%u", (unsigned)rng_below(&b->rng, 10000));
   }
   b->sent++;
-  if (redisAsyncCommand(c->ac, e2e__on_reply, q, "RECOMMEND %s COUNT %u", user, b->count) !=
-      REDIS_OK) {
+  /* RECOMMEND user COUNT c [HISTORY n item...] [words...] */
+  const char *argv[4 + 2 + 256 + 64];
+  size_t argc = 0;
+  char cbuf[16], hbuf[16];
+  snprintf(cbuf, sizeof cbuf, "%u", b->count);
+  argv[argc++] = "RECOMMEND";
+  argv[argc++] = user;
+  argv[argc++] = "COUNT";
+  argv[argc++] = cbuf;
+  if (b->history > 0) {
+    snprintf(hbuf, sizeof hbuf, "%u", b->history);
+    argv[argc++] = "HISTORY";
+    argv[argc++] = hbuf;
+    for (uint32_t j = 0; j < b->history; j++)
+      argv[argc++] = b->items[rng_below(&b->rng, b->n_items)];
+  }
+  for (size_t j = 0; j < b->n_words; j++)
+    argv[argc++] = b->words[j];
+  if (redisAsyncCommandArgv(c->ac, e2e__on_reply, q, (int)argc, argv, NULL) != REDIS_OK) {
     free(q);
     b->errors++;
     b->done++;
@@ -148,8 +176,12 @@ static int e2e__load_users(e2e_t *b) {
   b->users = malloc(b->n_users * sizeof *b->users);
   for (size_t i = 0; b->users && i < b->n_users; i++)
     b->users[i] = strdup(idmap_key(ds.users, (uint32_t)i, NULL));
+  b->n_items = dataset_n_items(&ds);
+  b->items = malloc((b->n_items ? b->n_items : 1) * sizeof *b->items);
+  for (size_t i = 0; b->items && i < b->n_items; i++)
+    b->items[i] = strdup(idmap_key(ds.items, (uint32_t)i, NULL));
   dataset_free(&ds);
-  return b->users ? 0 : -1;
+  return b->users && b->items ? 0 : -1;
 }
 
 int bench_e2e_main(int argc, char **argv) {
@@ -158,6 +190,7 @@ int bench_e2e_main(int argc, char **argv) {
     {"connections", required_argument, NULL, 'c'}, {"pipeline", required_argument, NULL, 'P'},
     {"requests", required_argument, NULL, 'n'}, {"count", required_argument, NULL, 'k'},
     {"users-csv", required_argument, NULL, 'u'}, {"seed", required_argument, NULL, 's'},
+    {"history", required_argument, NULL, 'y'}, {"args", required_argument, NULL, 'a'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   e2e_t b = {.host = "127.0.0.1", .port = 7070, .conns = 1, .pipeline = 1, .count = 10,
              .requests = 10000, .seed = 1};
@@ -177,6 +210,8 @@ int bench_e2e_main(int argc, char **argv) {
     case 'k': bad = bench_opt_u32("e2e", "count", optarg, 0, 100000, &b.count); break;
     case 'u': b.users_csv = optarg; break;
     case 's': bad = bench_opt_u64("e2e", "seed", optarg, &b.seed); break;
+    case 'y': bad = bench_opt_u32("e2e", "history", optarg, 0, 256, &b.history); break;
+    case 'a': b.args = optarg; break;
     case 'h': bench_e2e_usage(stdout); return 0;
     default:
       fprintf(stderr, "recd-bench e2e: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
@@ -185,8 +220,23 @@ int bench_e2e_main(int argc, char **argv) {
     if (bad)
       return 2;
   }
+  if (b.history > 0 && b.users_csv == NULL) {
+    fprintf(stderr, "recd-bench e2e: --history needs --users-csv (its items fill the carts)\n");
+    return 2;
+  }
   if (b.users_csv != NULL && e2e__load_users(&b) != 0)
     return 1;
+  if (b.args != NULL) {
+    b.args = strdup(b.args);
+    for (char *save = NULL, *w = strtok_r(b.args, " ", &save); w != NULL;
+         w = strtok_r(NULL, " ", &save)) {
+      if (b.n_words == sizeof b.words / sizeof b.words[0]) {
+        fprintf(stderr, "recd-bench e2e: --args: more than 64 words\n");
+        return 2;
+      }
+      b.words[b.n_words++] = w;
+    }
+  }
   rng_seed(&b.rng, b.seed);
   b.lat = malloc(b.requests * sizeof *b.lat);
   e2e_conn_t *conns = calloc(b.conns, sizeof *conns);
@@ -233,6 +283,10 @@ int bench_e2e_main(int argc, char **argv) {
   for (size_t i = 0; i < b.n_users; i++)
     free(b.users[i]);
   free(b.users);
+  for (size_t i = 0; i < b.n_items; i++)
+    free(b.items[i]);
+  free(b.items);
+  free(b.args);
   free(b.lat);
   free(conns);
   return b.errors ? 1 : 0;
