@@ -63,11 +63,13 @@
  *    position, position 4 of L), and the concatenation of pages is the
  *    long list.
  *
- * Bought families are a filter of step 3: with the family index
+ * Bought families are a filter of step 3: the families of every item of
+ * hist (the whole list, HISTORY items included, not only the
+ * history_limit strongest that are folded in). With the family index
  * (q->families) their members are excluded like EXCLUDE ids, before any
  * pass; without it the walk skips them, which needs more depth.
  *
- * Depth. The walk reads a prefix of R. Without caps or group rules the
+ * Depth. The walk reads a prefix of R. Without caps or family rules the
  * prefix it reads is never longer than offset + count (each item read is
  * either placed or was placed in a promoted slot already); with them it
  * is unknown beforehand. So the first pass delivers the exact top D of R
@@ -75,12 +77,18 @@
  * more with them) and the walk runs on it; when the walk would read past
  * a prefix that is not the whole of R, the answer is not decided yet: the
  * caller collects the top D' (a larger depth estimated from how far the
- * walk got) and runs it again, ultimately over the whole filtered
- * catalogue. The walk also stops early, deciding the answer, when every
- * category the filters let through is full and category 0 is filtered
- * out (e.g. CATEGORY kitchen MAXPERCATEGORY 3). The promoted items are few
- * (tens to thousands): they are scored exactly one by one, not taken from
- * the first pass.
+ * walk got: twice the items per placed item it has seen so far for the
+ * positions left, at least 2D + 64) and runs it again, ultimately over
+ * the whole filtered catalogue. A dense float pass just selects deeper on
+ * the scores it has; the int8 pass scans the catalogue again for that
+ * customer with a deeper collector, or beyond a quarter of the catalogue
+ * scores it densely in float (serve.c). The walk also stops early,
+ * deciding the answer, when every category the filters let through is
+ * full and category 0 is filtered out (e.g. CATEGORY kitchen
+ * MAXPERCATEGORY 3). The promoted items are few (tens to thousands): they
+ * are scored exactly one by one (rows prefetched), not taken from the
+ * first pass, and only the best 2 * promote + 16 are sorted unless the
+ * walk reads further.
  *
  * History: hist may hold an item more than once (the daemon appends the
  * request's HISTORY items to the stored history): fold-in merges
@@ -146,7 +154,9 @@ typedef struct rec_query {
   size_t n_hidden;
   size_t max_per_category;     /* MAXPERCATEGORY: 0 = no cap */
   int one_per_group;           /* ONEPERGROUP: at most one item per family */
-  int exclude_bought_groups;   /* no item of a family any hist item is in */
+  int exclude_bought_groups;   /* no item of a family any hist item is in
+                                  (the history's own items too, even
+                                  without exclude_history) */
   const uint64_t *promoted;    /* bitmap over items, or NULL ... */
   size_t promote;              /* ... and PROMOTE slots (0 = off) */
   const rec_families_t *families; /* the model's family index, or NULL:

@@ -38,7 +38,12 @@
  * float pass selects deeper on the row's scores it still has, and the
  * int8 pass scans the catalogue again for that row alone in phase 4 (one
  * customer's scan, about a batch row's cost) with a deeper collector,
- * until the answer is decided (at worst over every item).
+ * until the answer is decided; a depth beyond a quarter of the catalogue
+ * is served by scoring the row densely in float instead (same answer: both
+ * end on the exact scores), which bounds the memory of the worst case to
+ * the float pass's 4 bytes per item. Bought families (exclude-bought-
+ * groups) cost no depth: serve_model_t's family index turns them into
+ * exclusions of the first pass.
  */
 #ifndef RECD_SERVE_H
 #define RECD_SERVE_H
