@@ -71,7 +71,10 @@ build/recd-train -q "${R[@]}" --factors 16 --iterations 4 --out "$run/model.bin"
 build/recd-train "${R[@]}" --holdout 0.2 --ease-max-items 0 --report "$run/report.json" \
   --out "$run/model.bin" --keep 3 2>&1 | grep -E '^  |hold-out|wrote|published'
 
-build/recd --model "$run/model.bin" --port "$port" "${R[@]}" --unavailable-refresh-ms 500 &
+# The demo shop's product families (a parasol in natural, pink, black...)
+# are used: no other colour of what the customer already bought.
+build/recd --model "$run/model.bin" --port "$port" "${R[@]}" --unavailable-refresh-ms 500 \
+  --exclude-bought-groups yes &
 recd_pid=$!
 wait_ping "$port" || { echo "demo.sh: recd did not start" >&2; exit 1; }
 
@@ -96,6 +99,14 @@ echo "   redis-cli -p $port FEEDBACK $customer $first          # the customer bu
 redis-cli -p "$port" FEEDBACK "$customer" "$first" | sed 's/^/     new weight /'
 echo "   redis-cli -p $port RECOMMEND $customer COUNT 5        # $first is gone, the rest moved"
 redis-cli -p "$port" RECOMMEND "$customer" COUNT 5 | show
+echo "   redis-cli -p $port RECOMMEND session-42 HISTORY 3 22727 22726 22728 COUNT 3"
+echo "     # an anonymous visitor whose cart holds: $(title 22727), $(title 22726), $(title 22728)"
+redis-cli -p "$port" RECOMMEND session-42 HISTORY 3 22727 22726 22728 COUNT 3 | show
+not=$(redis-cli -p "$port" RECOMMEND "$customer" COUNT 1)
+echo "   redis-cli -p $port FEEDBACK $customer $not TYPE hide     # \"not interested\" in $(title "$not")"
+redis-cli -p "$port" FEEDBACK "$customer" "$not" TYPE hide | sed 's/^/     hidden: /'
+echo "   redis-cli -p $port RECOMMEND $customer COUNT 3 MAXPERCATEGORY 1   # never again; one per category"
+redis-cli -p "$port" RECOMMEND "$customer" COUNT 3 MAXPERCATEGORY 1 | show
 echo "   redis-cli -p $port INFO stats"
 echo "   redis-cli -p $port MODEL INFO"
 echo "   redis-cli -p $port MODEL ROLLBACK                   # the previous version (k=16), until:"
