@@ -190,10 +190,14 @@ static const config__def_t config__defs[] = {
                   "history weight of FEEDBACK ... TYPE cart (0 = outcome only)"),
   CONFIG__DBL_ROW("feedback-weight-click", feedback_weight_click, "0.1", 0, 1000000000,
                   "history weight of FEEDBACK ... TYPE click (0 = outcome only)"),
-  CONFIG__DBL_ROW("feedback-weight-hide", feedback_weight_hide, "0", 0, 1000000000,
-                  "history weight of FEEDBACK ... TYPE hide (0 = outcome only)"),
-  CONFIG__DBL_ROW("feedback-weight-unhide", feedback_weight_unhide, "0", 0, 1000000000,
-                  "history weight of FEEDBACK ... TYPE unhide (0 = outcome only)"),
+  /* DESIGN.md names a weight for every type; "not interested" can only
+   * leave the history alone (implicit feedback has no negative weight), so
+   * anything but 0 is refused rather than silently ignored. */
+  CONFIG__DBL_ROW("feedback-weight-hide", feedback_weight_hide, "0", 0, 0,
+                  "history weight of FEEDBACK ... TYPE hide: always 0 (a hide only adds the "
+                  "item to the hidden set)"),
+  CONFIG__DBL_ROW("feedback-weight-unhide", feedback_weight_unhide, "0", 0, 0,
+                  "history weight of FEEDBACK ... TYPE unhide: always 0"),
   CONFIG__ROW("feedback-unknown-items", CONFIG__ENUM, feedback_unknown_items, "count", 0, 1,
               config__unknown_items, 0,
               "FEEDBACK for an item the model does not know: count (INFO) or warn (count and "

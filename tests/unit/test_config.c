@@ -619,9 +619,10 @@ static void set_unusual(config_t *c) {
     {"experiment-salt", "s a\"lt"}, {"track-impressions", "no"},
     {"attribution-window", "2592000"}, {"impressions-max", "1"},
     {"feedback-weight-purchase", "1000000000"}, {"feedback-weight-cart", "0.3"},
-    {"feedback-weight-click", "1e-300"}, {"feedback-weight-hide", "123.456"},
-    {"feedback-weight-unhide", "0.1234567890123456789"}, {"experiment-refresh-ms", "100"},
-    {"feedback-unknown-items", "warn"},
+    {"feedback-weight-click", "1e-300"}, {"feedback-weight-hide", "0"},
+    {"feedback-weight-unhide", "0"}, {"experiment-refresh-ms", "100"},
+    {"feedback-unknown-items", "warn"}, {"shown-limit", "1000000"}, {"max-per-category", "1"},
+    {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
   };
   char err[RECD_ERRLEN] = "";
   size_t n = sizeof kv / sizeof kv[0];
@@ -660,7 +661,9 @@ START_TEST(test_round_trip) {
   ck_assert_uint_eq(b.variants.percent[1], 70);
   ck_assert_str_eq(b.experiment_salt, "s a\"lt");
   ck_assert(b.feedback_weight_click == 1e-300);
-  ck_assert(b.feedback_weight_unhide == 0.1234567890123456789);
+  ck_assert(b.feedback_weight_unhide == 0.0);
+  ck_assert_int_eq(b.shown_limit, 1000000);
+  ck_assert(b.one_per_group && b.exclude_bought_groups);
   /* variants and model are exclusive */
   ck_assert_int_eq(config_validate(&b, err), RECD_EINVAL);
   ck_assert_int_eq(config_set(&b, "model", "", err), 0);
@@ -688,7 +691,8 @@ START_TEST(test_round_trip) {
   ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-purchase 1000000000\n"));
   ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-cart 0.3\n"));
   ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-click 1e-300\n"));
-  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-hide 123.456\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nfeedback-weight-hide 0\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\npromote-slots 100000\n"));
   free(text);
   config_free(&d);
 
@@ -927,9 +931,8 @@ START_TEST(test_numbers) {
   }
   /* every key of the kind, both bounds */
   static const char *const keys[] = {"feedback-weight-purchase", "feedback-weight-cart",
-                                     "feedback-weight-click", "feedback-weight-hide",
-                                     "feedback-weight-unhide"};
-  for (size_t k = 0; k < 5; k++) {
+                                     "feedback-weight-click"};
+  for (size_t k = 0; k < 3; k++) {
     ck_assert_int_eq(config_set(&c, keys[k], "0", err), 0);
     ck_assert_int_eq(config_set(&c, keys[k], "1e9", err), 0);
     ck_assert_str_eq(fmt(&c, keys[k]), "1000000000");
@@ -940,6 +943,10 @@ START_TEST(test_numbers) {
     ck_assert_str_eq(err, want);
     ck_assert_str_eq(fmt(&c, keys[k]), "1000000000"); /* kept */
   }
+  /* hide and unhide never weigh anything: only 0, anything else named */
+  ck_assert_int_eq(config_set(&c, "feedback-weight-hide", "0", err), 0);
+  ck_assert_int_eq(config_set(&c, "feedback-weight-unhide", "0.1", err), RECD_ERANGE);
+  ck_assert_str_eq(err, "feedback-weight-unhide: expected a number in [0, 0], got '0.1'");
   /* what formats reads back bit for bit: a spread of doubles in range */
   uint64_t x = 88172645463325252ULL;
   for (int i = 0; i < 20000; i++) {
@@ -980,7 +987,7 @@ START_TEST(test_numbers) {
     else
       snprintf(show, sizeof show, "%s", raw);
     snprintf(msg, sizeof msg, "%s'%s'", range, show);
-    expect_bad("feedback-weight-hide", bad[i], msg);
+    expect_bad("feedback-weight-click", bad[i], msg);
   }
   /* syntax errors are RECD_EINVAL, out of range RECD_ERANGE */
   ck_assert_int_eq(config_init(&c), 0);
@@ -1000,12 +1007,12 @@ START_TEST(test_numbers) {
 
   /* a hand-edited NaN or out-of-range number is caught by config_validate */
   ck_assert_int_eq(config_init(&c), 0);
-  c.feedback_weight_unhide = NAN;
+  c.feedback_weight_cart = NAN;
   ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
-  ck_assert_str_eq(err, "feedback-weight-unhide: expected a number in [0, 1e9], got nan");
-  c.feedback_weight_unhide = -1;
+  ck_assert_str_eq(err, "feedback-weight-cart: expected a number in [0, 1e9], got nan");
+  c.feedback_weight_cart = -1;
   ck_assert_int_eq(config_validate(&c, err), RECD_EINVAL);
-  ck_assert_str_eq(err, "feedback-weight-unhide: expected a number in [0, 1e9], got -1");
+  ck_assert_str_eq(err, "feedback-weight-cart: expected a number in [0, 1e9], got -1");
   config_free(&c);
 }
 END_TEST
@@ -1078,8 +1085,8 @@ START_TEST(test_experiment_keys) {
       "feedback-weight-purchase 2\n"
       "feedback-weight-cart 0.25\n"
       "feedback-weight-click 0\n"
-      "feedback-weight-hide 0.5\n"
-      "feedback-weight-unhide 1e-3\n"
+      "feedback-weight-hide 0\n"
+      "feedback-weight-unhide 0e0\n"
       "experiment-refresh-ms 500\n";
   ck_assert_int_eq(config_init(&c), 0);
   ck_assert_msg(config_load_buffer(&c, text, strlen(text), "recd.conf", err) == 0, "%s", err);
@@ -1099,12 +1106,12 @@ START_TEST(test_experiment_keys) {
   ck_assert(c.feedback_weight_purchase == 2);
   ck_assert(c.feedback_weight_cart == 0.25);
   ck_assert(c.feedback_weight_click == 0);
-  ck_assert(c.feedback_weight_hide == 0.5);
-  ck_assert(c.feedback_weight_unhide == 1e-3);
+  ck_assert(c.feedback_weight_hide == 0);
+  ck_assert(c.feedback_weight_unhide == 0);
   ck_assert_int_eq(c.experiment_refresh_ms, 500);
   ck_assert_str_eq(fmt(&c, "variant"),
                    "control /var/lib/recd/a.bin 90 test /var/lib/recd/b.bin 10");
-  ck_assert_str_eq(fmt(&c, "feedback-weight-unhide"), "0.001");
+  ck_assert_str_eq(fmt(&c, "feedback-weight-unhide"), "0");
   config_free(&c);
 }
 END_TEST
