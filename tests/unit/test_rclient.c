@@ -325,6 +325,10 @@ typedef struct fetch_cap {
   size_t catlens[CAP_N];
   float catv[CAP_N];
   size_t anomalies;
+  size_t nhidden;
+  char hidden[CAP_N][16];
+  size_t nimp;
+  char imp[CAP_N][2][48]; /* item, value (NUL-terminated copies) */
   rclient_t *close_me; /* closes this client from inside the callback */
 } fetch_cap_t;
 
@@ -350,6 +354,15 @@ static void fetch_cb(rclient_t *c, const rclient_user_t *res, void *arg) {
     f->catv[i] = res->cats[i].value;
   }
   f->anomalies = res->anomalies;
+  f->nhidden = res->hidden_n;
+  for (size_t i = 0; i < res->hidden_n && i < CAP_N; i++)
+    snprintf(f->hidden[i], sizeof f->hidden[i], "%.*s", (int)res->hidden_lens[i],
+             res->hidden_ids[i]);
+  f->nimp = res->imp_n;
+  for (size_t i = 0; i < res->imp_n && i < CAP_N; i++)
+    for (int j = 0; j < 2; j++)
+      snprintf(f->imp[i][j], sizeof f->imp[i][j], "%.*s", (int)res->imp_lens[2 * i + j],
+               res->imp[2 * i + j]);
   if (f->close_me)
     rclient_close(f->close_me, NULL, NULL);
 }
@@ -381,6 +394,14 @@ static void fetch(tloop_t *t, rclient_t *c, const char *user, size_t ulen, size_
   tl_wait_count(t, &f->calls, 1, 2000);
 }
 
+/* The same with flags. */
+static void fetch_flags(tloop_t *t, rclient_t *c, const char *user, unsigned flags,
+                        fetch_cap_t *f) {
+  memset(f, 0, sizeof *f);
+  ck_assert_int_eq(rclient_fetch_user(c, user, strlen(user), 100, flags, fetch_cb, f), 0);
+  tl_wait_count(t, &f->calls, 1, 2000);
+}
+
 static int cat_index(const fetch_cap_t *f, const char *name) {
   for (size_t i = 0; i < f->ncats; i++)
     if (f->catlens[i] == strlen(name) && memcmp(f->cats[i], name, f->catlens[i]) == 0)
@@ -389,6 +410,81 @@ static int cat_index(const fetch_cap_t *f, const char *name) {
 }
 
 /* ---- tests ------------------------------------------------------------- */
+
+static int has_hidden(const fetch_cap_t *f, const char *id) {
+  for (size_t i = 0; i < f->nhidden; i++)
+    if (strcmp(f->hidden[i], id) == 0)
+      return 1;
+  return 0;
+}
+
+/* The hidden set comes with every read; the impressions only when asked
+ * for; wrong types and oversized entries are anomalies, not failures. */
+START_TEST(test_fetch_hidden_and_impressions) {
+  tredis_t r = {0};
+  tr_start(&r);
+  redisContext *ctx = tr_sync(&r);
+  tr_cmd(ctx, "ZADD t:hist:ann 2 a 1 b");
+  tr_cmd(ctx, "SADD t:hidden:ann h1 h2");
+  tr_cmd(ctx, "HSET t:imp:ann a 1000|v|home|2 b 2000|v|cart|1");
+  tr_cmd(ctx, "SET t:hidden:bob notaset");
+  tr_cmd(ctx, "SET t:imp:bob notahash");
+  tr_cmd(ctx, "ZADD t:hist:bob 1 z");
+  char big[1100];
+  memset(big, 'v', sizeof big);
+  const char *hargv[] = {"HSET", "t:imp:cy", "ok", "1|v|p|1", "big", big};
+  size_t hlens[] = {4, 8, 2, 7, 3, sizeof big};
+  tr_cmdv(ctx, 6, hargv, hlens);
+
+  tloop_t t;
+  tl_init(&t);
+  rclient_opts_t o = test_opts(&t, &r);
+  rclient_t *c = new_client(&t, &o);
+  wait_connected(&t, c);
+
+  fetch_cap_t f;
+  fetch_flags(&t, c, "ann", 0, &f);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n, 2);
+  ck_assert_uint_eq(f.nhidden, 2);
+  ck_assert(has_hidden(&f, "h1") && has_hidden(&f, "h2"));
+  ck_assert_uint_eq(f.nimp, 0); /* not asked for */
+
+  fetch_flags(&t, c, "ann", RCLIENT_FETCH_IMPRESSIONS, &f);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n, 2); /* the history still comes last, whole */
+  ck_assert_int_eq(f.ids[0][0], 'a');
+  ck_assert_uint_eq(f.nhidden, 2);
+  ck_assert_uint_eq(f.nimp, 2);
+  for (size_t i = 0; i < 2; i++) {
+    const char *want = strcmp(f.imp[i][0], "a") == 0 ? "1000|v|home|2" : "2000|v|cart|1";
+    ck_assert_str_eq(f.imp[i][1], want);
+  }
+
+  /* wrong types: anomalies, the history is still read */
+  fetch_flags(&t, c, "bob", RCLIENT_FETCH_IMPRESSIONS, &f);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n, 1);
+  ck_assert_uint_eq(f.nhidden, 0);
+  ck_assert_uint_eq(f.nimp, 0);
+  ck_assert_uint_eq(f.anomalies, 2);
+
+  /* an oversized impression value is skipped, the rest kept */
+  fetch_flags(&t, c, "cy", RCLIENT_FETCH_IMPRESSIONS, &f);
+  ck_assert_uint_eq(f.nimp, 1);
+  ck_assert_str_eq(f.imp[0][0], "ok");
+  ck_assert_uint_eq(f.anomalies, 1);
+
+  /* unknown flags are refused */
+  memset(&f, 0, sizeof f);
+  ck_assert_int_eq(rclient_fetch_user(c, "x", 1, 10, 0x80u, fetch_cb, &f), RECD_EINVAL);
+
+  tl_finish(&t, c);
+  ck_assert_int_eq(f.calls, 0);
+  redisFree(ctx);
+  tr_stop(&r);
+}
+END_TEST
 
 START_TEST(test_fetch_history) {
   tredis_t r = {0};
@@ -1075,6 +1171,7 @@ static Suite *rclient_suite(void) {
   TCase *tc = tcase_create("redis");
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_fetch_history);
+  tcase_add_test(tc, test_fetch_hidden_and_impressions);
   tcase_add_test(tc, test_prefs_and_wrong_types);
   tcase_add_test(tc, test_feedback);
   tcase_add_test(tc, test_unavailable_refresh);
