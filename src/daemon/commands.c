@@ -153,6 +153,25 @@ static const cmd_doc_t cmd_docs[] = {
 };
 
 /* A table row; '|' in the syntax escaped so that it stays one cell. */
+/* Redis's wording, then the command's syntax (its first form) from the
+ * reference, so that the error says what was expected. */
+static void commands__arity_error(reply_buf_t *r, const char *name) {
+  char syntax[512] = "";
+  for (size_t j = 0; j < sizeof cmd_docs / sizeof cmd_docs[0]; j++) {
+    if (strcmp(cmd_docs[j].name, name) != 0)
+      continue;
+    if (cmd_docs[j].gen)
+      reco_syntax(cmd_docs[j].gen, syntax, sizeof syntax);
+    else
+      snprintf(syntax, sizeof syntax, "%.*s", (int)strcspn(cmd_docs[j].syntax, "\n"),
+               cmd_docs[j].syntax);
+  }
+  if (syntax[0])
+    reply_errorf(r, "wrong number of arguments for '%s' command (%s)", name, syntax);
+  else
+    reply_errorf(r, "wrong number of arguments for '%s' command", name);
+}
+
 static void commands__md_option(const char *syntax, const char *doc, void *arg) {
   FILE *fp = arg;
   fputs("| `", fp);
@@ -266,7 +285,7 @@ void commands_dispatch(client_t *c, const resp_cmd_t *a) {
       (cmd->arity < 0 && a->argc < (size_t)-cmd->arity)) {
     reply_buf_t *r = client_reply(c);
     if (r)
-      reply_errorf(r, "wrong number of arguments for '%s' command", cmd->name);
+      commands__arity_error(r, cmd->name);
     cmd_stats_record(&cmd->st, 0, 1);
     client_advance(c);
     return;

@@ -98,6 +98,11 @@ START_TEST(grammar_traps) {
   expect_errorv(c, 4, r4, "EXCLUDE id #1 is empty");
   const char *r5[] = {"FEEDBACK", "user5", ""};
   expect_errorv(c, 3, r5, "the item id is empty");
+  /* Wrong arity says what was expected. */
+  expect_error_has(c, "FEEDBACK user5", "wrong number of arguments for 'feedback' command",
+                   "(FEEDBACK <user> <item> [WEIGHT w]");
+  expect_error_has(c, "MERGE a", "wrong number of arguments for 'merge' command",
+                   "(MERGE <from-id> <to-id>)");
   /* The forms that were right stay right. */
   redisReply *r = it_cmd(c, "RECOMMEND user5 COUNT 2 WITHSCORES EXCLUDE item1 item7");
   ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
