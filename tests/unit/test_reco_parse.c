@@ -327,7 +327,13 @@ START_TEST(rank_candidates) {
   ck_assert_uint_eq(o.cand_lens[1], 4);
   ck_assert_int_eq(memcmp(o.cand_ids[1], "nope", 4), 0);
   reco_opts_free(&o);
+  /* a typo-like id is an item anywhere but last */
+  c = cmd("RANK u WITHSCORE i1");
+  ck_assert_int_eq(reco_parse_rank(&c, &o, err), 0);
+  ck_assert_uint_eq(o.n_cand, 2);
+  reco_opts_free(&o);
   c = cmd("RANK u i1 i2 notrack PLACEMENT pdp HISTORY 2 i3 i4 WITHMETA VARIANT b");
+
   ck_assert_int_eq(reco_parse_rank(&c, &o, err), 0);
   ck_assert_int_eq(reco_resolve(&o, &c, m, err), 0);
   ck_assert_uint_eq(o.n_cand, 2);
