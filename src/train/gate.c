@@ -66,6 +66,7 @@ static int gate__eval_served(const gate_opts_t *g, const dataset_t *ds, const cs
   int rc = model_load(&m, g->compare, err);
   if (rc != 0)
     return recd_errf(errbuf, rc, "--compare: %s", err);
+  res->served_interactions = model_meta(m)->n_interactions;
   served_scorer_t s = {.m = m, .Y = model_item_factors(m), .G = model_gram(m),
                        .pop = model_popularity(m), .params = model_params(m),
                        .n_s = model_n_items(m), .stride = model_stride(m),
@@ -127,6 +128,7 @@ int gate_compare(const gate_opts_t *g, const dataset_t *ds, double fraction, uin
                  gate_result_t *res, char *errbuf) {
   if (g->compare == NULL)
     return 0;
+  res->fresh_interactions = ds->by_user.ptr[ds->by_user.n_rows];
   csr_t train, test;
   int rc = eval_holdout_split(&ds->by_user, fraction, seed, &train, &test);
   if (rc != 0)
@@ -217,6 +219,24 @@ int gate_check(const gate_opts_t *g, double holdout_ndcg, const gate_result_t *r
                "not published: the new model's ndcg@10 %.6f is below (1 - %g) x %.6f = %.6f, "
                "the serving model's on the same hold-out split",
                fresh, g->max_drop, res->served.ndcg, bound);
+      refused = 1;
+    }
+  }
+  if (res->have_served && g->min_data > 0) {
+    const double floor = g->min_data * (double)res->served_interactions;
+    const int ok = (double)res->fresh_interactions >= floor;
+    if (log)
+      fprintf(log, "gate: interactions: new data %llu, the serving model's %llu; at least %g x: "
+                   "%s\n",
+              (unsigned long long)res->fresh_interactions,
+              (unsigned long long)res->served_interactions, g->min_data,
+              ok ? "passed" : "FAILED");
+    if (!ok && !refused) {
+      snprintf(why, RECD_ERRLEN,
+               "not published: the data has %llu interactions, fewer than %g x the %llu the "
+               "serving model was trained on (Redis emptied or truncated?)",
+               (unsigned long long)res->fresh_interactions, g->min_data,
+               (unsigned long long)res->served_interactions);
       refused = 1;
     }
   }

@@ -25,6 +25,11 @@
  * them). The serving model's catalogue may hold items the fresh data no
  * longer has: they compete for its top 10 too.
  *
+ * Data volume: the same split cannot tell a model trained on a Redis that
+ * was emptied or truncated (both models then answer the few customers
+ * left), so with --compare the new data must hold at least min_data x the
+ * interactions the serving model was trained on (its file records them).
+ *
  * Cumulative bound, across days. The new model's own hold-out ndcg@10 (of
  * the model trained without the held-out pairs: the figure that measures
  * generalisation, recorded in the model file) is compared with the best
@@ -47,6 +52,8 @@
 typedef struct gate_opts {
   const char *compare;  /* --compare MODEL: the serving model file, or NULL */
   double max_drop;      /* --max-drop R: new >= (1 - R) * serving's, same split */
+  double min_data;      /* --min-data F: refused when the data has fewer than
+                           F x the interactions the serving model had */
   const char *history;  /* --history FILE: published ndcg@10 values, or NULL */
   double max_drift;     /* --max-drift X: new >= (1 - X) * best of the window */
   uint32_t drift_days;  /* --drift-days N: the window */
@@ -54,6 +61,7 @@ typedef struct gate_opts {
 
 #define GATE_DEFAULT_MAX_DROP 0.02
 #define GATE_DEFAULT_MAX_DRIFT 0.05
+#define GATE_DEFAULT_MIN_DATA 0.5
 #define GATE_DEFAULT_DRIFT_DAYS 7
 
 typedef struct gate_result {
@@ -61,6 +69,8 @@ typedef struct gate_result {
   model_metrics_t served;   /* --compare's model on the split */
   model_metrics_t fresh;    /* the new model (trained on everything) on it */
   uint64_t served_users;
+  uint64_t served_interactions; /* what the serving model was trained on */
+  uint64_t fresh_interactions;  /* what the new one was */
   int have_best;            /* a history entry in the window */
   double best;              /* its highest ndcg@10 */
   char best_version[64];

@@ -94,6 +94,7 @@ static void train_cfg_defaults(train_cfg_t *c) {
   c->n_ease_grid = sizeof grid / sizeof grid[0];
   c->gate = (gate_opts_t){.max_drop = GATE_DEFAULT_MAX_DROP,
                           .max_drift = GATE_DEFAULT_MAX_DRIFT,
+                          .min_data = GATE_DEFAULT_MIN_DATA,
                           .drift_days = GATE_DEFAULT_DRIFT_DAYS};
 }
 
@@ -145,6 +146,8 @@ static void usage(FILE *fp) {
 "                         on the same hold-out split and refuse a new model\n"
 "                         whose ndcg@10 is below (1 - R) x MODEL's\n"
 "  --max-drop R           that relative bound R (0.02)\n"
+"  --min-data F           and refuse when the data has fewer than F x the\n"
+"                         interactions MODEL was trained on (0.5; 0 = off)\n"
 "  --history FILE         published hold-out ndcg@10 values (one \"time version\n"
 "                         ndcg\" line per published model, appended on publish):\n"
 "                         refuse a new model below (1 - X) x the best of the\n"
@@ -174,7 +177,7 @@ enum {
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
   OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO, OPT_REFRESH, OPT_MODEL, OPT_MINUSERS,
   OPT_EVALREFRESH, OPT_EVALCART,
-  OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS
+  OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA
 };
 
 static const struct option train_options[] = {
@@ -218,6 +221,7 @@ static const struct option train_options[] = {
   {"history", required_argument, NULL, OPT_HISTORY},
   {"max-drift", required_argument, NULL, OPT_MAXDRIFT},
   {"drift-days", required_argument, NULL, OPT_DRIFTDAYS},
+  {"min-data", required_argument, NULL, OPT_MINDATA},
   {"quiet", no_argument, NULL, 'q'},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -342,6 +346,7 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_HISTORY: c->gate.history = optarg; break;
     case OPT_MAXDRIFT: bad = opt_float("max-drift", optarg, 0, 1, &f); c->gate.max_drift = f; break;
     case OPT_DRIFTDAYS: bad = opt_u32("drift-days", optarg, 1, 3650, &c->gate.drift_days); break;
+    case OPT_MINDATA: bad = opt_float("min-data", optarg, 0, 1, &f); c->gate.min_data = f; break;
     case 'q': c->quiet = 1; break;
     case 'h': usage(stdout); exit(0);
     default:
