@@ -74,6 +74,7 @@ typedef struct rclient__req {
    * second), kept until the history reply completes the request. */
   int personalize;
   size_t anomalies;
+  char pref_bad[2 * 32 * 4 + 8]; /* the first unusable pref entry, "" = none */
   size_t cats_n;
   rclient_cat_t *cats;        /* one block: array, then the names */
   unsigned flags;             /* RCLIENT_FETCH_* */
@@ -563,6 +564,22 @@ static void rclient__req_fail_reply(rclient__req_t *r, const redisReply *e) {
   rclient__req_fail(r, RCLIENT_ERROR, msg);
 }
 
+/* Describes the first unusable preference entry (field = 'value', at most
+ * 32 bytes of each, escaped) for the daemon's once-per-customer log. */
+static void rclient__pref_bad(rclient__req_t *r, const redisReply *f, const redisReply *v) {
+  if (r->pref_bad[0] != '\0')
+    return;
+  size_t o = 0;
+  for (size_t j = 0; j < f->len && j < 32; j++)
+    o += recd_escape_byte(r->pref_bad + o, (unsigned char)f->str[j], "'");
+  memcpy(r->pref_bad + o, " = '", 4);
+  o += 4;
+  for (size_t j = 0; j < v->len && j < 32; j++)
+    o += recd_escape_byte(r->pref_bad + o, (unsigned char)v->str[j], "'");
+  r->pref_bad[o++] = '\'';
+  r->pref_bad[o] = '\0';
+}
+
 /* Parses the HGETALL reply into r (copying what must outlive the reply). */
 static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
   rclient_t *c = r->c;
@@ -604,8 +621,10 @@ static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
     if (f->len == 11 && memcmp(f->str, RECD_PREF_PERSONALIZE, 11) == 0) {
       if (v->len == 1 && v->str[0] == '0')
         r->personalize = 0;
-      else if (!(v->len == 1 && v->str[0] == '1'))
+      else if (!(v->len == 1 && v->str[0] == '1')) {
         r->anomalies++; /* stays personalized: only "0" opts out */
+        rclient__pref_bad(r, f, v);
+      }
       continue;
     }
     if (f->len < 4 || memcmp(f->str, RECD_PREF_CATEGORY_PREFIX, 4) != 0)
@@ -615,6 +634,7 @@ static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
     if (nl == 0 || nl > RCLIENT_ID_MAX || rclient__parse_double(v->str, v->len, &d) != 0 ||
         !isfinite(d) || d < -1.0 || d > 1.0) {
       r->anomalies++;
+      rclient__pref_bad(r, f, v);
       continue;
     }
     memcpy(names, f->str + 4, nl);
@@ -746,6 +766,7 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
     res.personalize = r->personalize;
     res.cats_n = r->cats_n;
     res.cats = r->cats;
+    res.pref_bad = r->pref_bad[0] != '\0' ? r->pref_bad : NULL;
     res.hidden_n = r->hidden.n;
     res.hidden_ids = r->hidden.s;
     res.hidden_lens = r->hidden.len;

@@ -173,6 +173,10 @@ typedef struct rclient_user {
    * longer than RCLIENT_ID_MAX, a cat: value that is not a finite number in
    * [-1, 1], a personalize value other than "0" or "1". */
   size_t anomalies;
+  /* The first unusable preference entry among them, described for a log
+   * line ("cat:kitchen = '5'"; each part at most 32 bytes, escaped), or
+   * NULL when every preference entry was usable. */
+  const char *pref_bad;
   /* Items the customer marked "not interested" (SMEMBERS hidden:<user>). */
   size_t hidden_n;
   const char *const *hidden_ids;

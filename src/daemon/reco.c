@@ -142,10 +142,14 @@ static void reco__check_user(reco_ctx_t *x, const rclient_user_t *u) {
   const char *prefix = x->srv->cfg->key_prefix;
   char user[4 * 64 + 1], cat[4 * 64 + 1];
   log_sanitize(user, x->o.user, x->o.ulen, 64);
-  if (u->anomalies > 0)
-    log_warning("%spref:%s / %shist:%s: %zu unusable entries skipped (a cat: value that is not "
-                "a number in [-1, 1], a personalize other than 0 or 1, or a bad history score "
-                "or id; logged once per customer)", prefix, user, prefix, user, u->anomalies);
+  if (u->pref_bad != NULL)
+    log_warning("%spref:%s: %s is not usable (a cat: value must be a number in [-1, 1], "
+                "personalize 0 or 1); skipped, with %zu unusable entries in all (logged once "
+                "per customer)", prefix, user, u->pref_bad, u->anomalies);
+  else if (u->anomalies > 0)
+    log_warning("%spref:%s / %shist:%s: %zu unusable entries skipped (a key of the wrong "
+                "type, a history score that is not a number > 0 or an id longer than 256 "
+                "bytes; logged once per customer)", prefix, user, prefix, user, u->anomalies);
   if (first != NULL) {
     log_sanitize(cat, first->name, first->len, 64);
     log_warning("%spref:%s: field cat:%s names a category that model %s does not know (%zu such "

@@ -272,7 +272,8 @@ START_TEST(bad_preferences) {
   }
   ck_assert(it_info_num(c, "stats", "customer_unusable_entries") == 3);
   ck_assert(it_info_num(c, "stats", "pref_unknown_categories") == 3);
-  ck_assert(it_wait_file_contains(e.recd_log, "recd:pref:user7", 5000) >= 0);
+  ck_assert(it_wait_file_contains(e.recd_log, "recd:pref:user7: cat:cat1 = '5' is not usable",
+                                  5000) >= 0);
   ck_assert(it_wait_file_contains(e.recd_log, "recd:pref:user8: field cat:kitchn", 5000) >= 0);
   FILE *f = fopen(e.recd_log, "r");
   ck_assert_ptr_nonnull(f);
