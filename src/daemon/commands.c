@@ -100,8 +100,11 @@ static const cmd_doc_t cmd_docs[] = {
    "The items closest to an item by cosine of their factors (\"customers also bought\"), "
    "unavailable items skipped. An unknown item is not an error (an empty answer; WITHMETA "
    "says `unknown_item`). CATEGORY, EXCLUDE and MAXPERCATEGORY filter and cap the ranking "
-   "(config max-per-category and one-per-group do not apply). FOR is parsed and checked, and "
-   "answered with an error until the customer's filters are wired in, rather than ignored.",
+   "(config max-per-category and one-per-group do not apply). With FOR the customer is read "
+   "from Redis like for RECOMMEND and their filters apply (history, hidden items, categories "
+   "they removed, families they bought with exclude-bought-groups), with their variant's "
+   "model; when Redis cannot answer in time the answer has no customer filters and counts "
+   "as degraded.",
    "as RECOMMEND: options in any order, each at most once, EXCLUDE last.",
    "an array of item ids, with WITHSCORES each followed by its cosine; with WITHMETA the "
    "first element is the WITHMETA array."},

@@ -165,6 +165,14 @@ void reco_options_foreach(reco_cmd_t cmd,
  *            file gives the same value on every replica)
  * SIMILAR answers no customer: kind similar, or unknown_item when the
  * model does not know the item (the answer is then empty). */
+/* SIMILAR ... FOR <user> (similar.c hands it over once parsed): reads the
+ * customer like RECOMMEND does and answers SIMILAR with their filters. o
+ * is moved into the request (the caller's copy is left empty); r's ctx is
+ * replaced (the caller must have released its own). */
+struct req;
+struct server;
+void reco_similar_for(struct req *r, struct server *s, reco_opts_t *o, const resp_cmd_t *a);
+
 void reco_reply_meta(reply_buf_t *r, const char *kind, const char *reason, const char *variant,
                      const char *version, const model_t *m);
 

@@ -80,7 +80,8 @@ static const char *const reco__docs[O_N] = {
                  "CATEGORIES lists them)",
   [O_MAXPERCATEGORY] = "at most n items of one category, the best list under that cap (0 = off; "
                        "default: config max-per-category)",
-  [O_FOR] = "apply this customer's filters: history, hidden items, banned categories",
+  [O_FOR] = "apply this customer's filters: history, hidden items, removed categories, "
+            "bought families (exclude-bought-groups); their variant answers",
   [O_WITHSCORES] = "each item followed by its score (a bulk string; RANK: nil for an unknown id)",
   [O_WITHREASONS] = "each item followed by the customer's past item that contributed most, "
                     "`promoted` for a promoted slot, or nil when the answer is not personalized",

@@ -7,11 +7,11 @@
  * (PLACEMENT and NOTRACK are accepted for symmetry). OFFSET pages through
  * the ranking. With CATEGORY, EXCLUDE or MAXPERCATEGORY the answer is
  * rec_similar_q's (the rules of recommend.h); without, rec_similar's, as
- * before. FOR (the
- * customer's filters, which need their Redis keys) is parsed and validated
- * and refused with a clear error until it is wired in: accepting it
- * without applying it would be exactly the kind of silent trap issue 19
- * is about.
+ * before. With FOR <user> the request goes to reco.c (reco_similar_for),
+ * which reads the customer from Redis like RECOMMEND and applies their
+ * filters (history, hidden items, removed categories, bought families),
+ * answering with the customer's variant; a customer Redis cannot give in
+ * time gets the answer without their filters, counted as degraded.
  *
  * SIMILAR needs no Redis. It is one pass over the item matrix: inline on
  * the loop for small catalogues, on the thread pool above
@@ -145,6 +145,16 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     similar__fail(r, err);
     return;
   }
+  if (o->user != NULL) {
+    /* FOR <user>: the customer's filters need their Redis read, which
+     * reco.c does (as for RECOMMEND); it takes the request over. */
+    reco_opts_t moved = *o;
+    memset(o, 0, sizeof *o);
+    r->ctx = NULL;
+    similar__free(x);
+    reco_similar_for(r, s, &moved, a);
+    return;
+  }
   const variant_t *var = o->variant ? variants_find(s->variants, o->variant, o->variant_len)
                                     : variants_control(s->variants);
   if (var == NULL) {
@@ -161,11 +171,6 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   const model_t *m = x->ref.sv->m;
   if (reco_resolve(o, a, m, err) != 0) {
     similar__fail(r, err);
-    return;
-  }
-  if (o->user != NULL) {
-    similar__fail(r, "SIMILAR ... FOR is not available yet (the customer's filters are not "
-                     "wired in); ask without FOR");
     return;
   }
   x->count = o->count;

@@ -21,6 +21,10 @@
  *                 the daemon's own uncapped ranking walked by hand (the
  *                 uncapped ranking is checked against brute force in
  *                 test_daemon, the walk in tests/unit/test_rules.c)
+ *   similar_for   SIMILAR <item> FOR <user>: the plain SIMILAR ranking less
+ *                 the customer's history, hidden items and removed
+ *                 categories, in order; without FOR nothing of the
+ *                 customer's applies
  */
 #include <check.h>
 #include <signal.h>
@@ -355,6 +359,60 @@ START_TEST(caps_promote) {
 }
 END_TEST
 
+START_TEST(similar_for) {
+  it_env_t e;
+  it_env_start(&e, "similar_for", &(it_opts_t){0});
+  /* The whole plain ranking of item0's neighbours. */
+  static char full[120][16], want[120][16];
+  redisReply *r = it_cmd(e.c, "SIMILAR item0 COUNT 119");
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  const size_t n = r->elements;
+  ck_assert_uint_gt(n, 100);
+  for (size_t i = 0; i < n; i++)
+    it_fmt(full[i], sizeof full[i], "%s", r->element[i]->str);
+  freeReplyObject(r);
+  /* A customer who bought two of the neighbours, hid a third and removed
+   * category cat3. */
+  freeReplyObject(it_cmd(e.redis, "DEL recd:hist:shopper"));
+  freeReplyObject(it_cmd(e.redis, "ZADD recd:hist:shopper 1 %s 2 %s", full[0], full[2]));
+  freeReplyObject(it_cmd(e.redis, "SADD recd:hidden:shopper %s", full[1]));
+  freeReplyObject(it_cmd(e.redis, "HSET recd:pref:shopper cat:cat3 -1"));
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < 10; i++) {
+    if (i <= 2 || item_cat(full[i]) == 3)
+      continue;
+    it_fmt(want[k++], 16, "%s", full[i]);
+  }
+  r = it_cmd(e.c, "SIMILAR item0 COUNT 10 FOR shopper");
+  expect_ids(r, want, k, 1, "SIMILAR FOR");
+  freeReplyObject(r);
+  /* OFFSET pages the filtered ranking; WITHMETA says similar. */
+  r = it_cmd(e.c, "SIMILAR item0 COUNT 3 OFFSET 2 FOR shopper WITHMETA");
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  ck_assert_uint_eq(r->elements, 4);
+  ck_assert_int_eq(r->element[0]->type, REDIS_REPLY_ARRAY);
+  ck_assert_str_eq(r->element[0]->element[1]->str, "similar");
+  for (size_t i = 0; i < 3; i++)
+    ck_assert_str_eq(r->element[1 + i]->str, want[2 + i]);
+  freeReplyObject(r);
+  /* An unknown customer filters nothing. */
+  r = it_cmd(e.c, "SIMILAR item0 COUNT 10 FOR nobody-at-all");
+  expect_ids(r, full, 10, 1, "SIMILAR FOR an unknown customer");
+  freeReplyObject(r);
+  /* Redis gone: the answer without the customer's filters, degraded. */
+  it_redis_stop(&e);
+  r = it_cmd(e.c, "SIMILAR item0 COUNT 3 FOR shopper WITHMETA");
+  ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+  ck_assert_uint_eq(r->elements, 4);
+  ck_assert_str_eq(r->element[0]->element[1]->str, "degraded");
+  for (size_t i = 0; i < 3; i++)
+    ck_assert_str_eq(r->element[1 + i]->str, full[i]);
+  freeReplyObject(r);
+  it_redis_start(&e);
+  it_env_stop(&e);
+}
+END_TEST
+
 static Suite *touchpoints_suite(void) {
   Suite *s = suite_create("touchpoints");
   IT_ADD(s, hide_unhide, 60);
@@ -362,6 +420,7 @@ static Suite *touchpoints_suite(void) {
   IT_ADD(s, shown_counts, 60);
   IT_ADD(s, history, 60);
   IT_ADD(s, caps_promote, 60);
+  IT_ADD(s, similar_for, 60);
   return s;
 }
 
