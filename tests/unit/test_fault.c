@@ -322,7 +322,7 @@ static void snap_one_of(const snap_t *got, const snap_t *const *allowed, int n_a
     "feedback-weight-cart 0.75\n" \
     "feedback-weight-click 1e-2\n" \
     "feedback-weight-hide 0\n" \
-    "feedback-weight-unhide 3\n" \
+    "feedback-weight-unhide 0\n" \
     "experiment-refresh-ms 1500\n" \
     "metrics-port 9121\n" \
     "loglevel verbose\n" \
@@ -441,7 +441,7 @@ static void cfg_check_args(void *c) {
   ck_assert_uint_eq(x->cfg.variants.n, 3);
   ck_assert_str_eq(x->cfg.variants.name[2], "canary");
   ck_assert_str_eq(x->cfg.variants.path[2], "/srv/models/next.bin");
-  ck_assert(x->cfg.feedback_weight_hide == 0.5);
+  ck_assert(x->cfg.feedback_weight_click == 0.5);
 }
 
 START_TEST(test_config) {
@@ -455,7 +455,7 @@ START_TEST(test_config) {
                         "--requirepass", "--help", /* a value, not the option */
                         "--model", "", /* exclusive with the file's variants */
                         "--variant", "canary /srv/models/next.bin 0", /* appends */
-                        "--feedback-weight-hide", ".5",
+                        "--feedback-weight-click", ".5",
                         "--LOGLEVEL", "debug",
                         "--redis-socket", "/run/redis/redis.sock",
                         "--key-prefix", "k:",
