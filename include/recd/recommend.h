@@ -201,6 +201,9 @@ typedef struct rec_ws {
   size_t ans_cap;
   void *walk;
   size_t walk_cap;
+  size_t walk_read;  /* after a decided walk: how many items of the
+                        filtered ranking it read (serve.c learns the depth
+                        of the first pass from it) */
 } rec_ws_t;
 
 void rec_ws_init(rec_ws_t *ws);
@@ -228,6 +231,12 @@ float rec_popularity_scale(const model_t *m);
  *    rec_prepare() of the same query on the same ws. */
 int rec_prepare(const model_t *m, const rec_query_t *q, rec_ws_t *ws, float *x,
                 int *personalized, size_t *n_used);
+/* rec_select with the depth of the first selection given (0: rec_depth):
+ * serve.c passes what the model has learnt of its walks. Any depth gives
+ * the same answer; only the work differs. */
+int rec_select_depth(const model_t *m, float pop_scale, const rec_query_t *q,
+                     const float *scores, const float *x, float err, size_t n_used,
+                     size_t depth, rec_ws_t *ws, rec_result_t *out);
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
                const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out);
 

@@ -100,6 +100,8 @@ typedef struct serve_model {
   rec_families_t families; /* the product families' members: every
                               batch's queries get it (exclude_bought_groups
                               as a first-pass filter) */
+  struct serve_depth *depth; /* how deep capped walks read (int8 pass):
+                                see serve_depth_for() in serve.c */
 } serve_model_t;
 
 /* 0, RECD_ENOMEM (the int8 copy could not be built) or RECD_EINVAL (the
@@ -107,6 +109,12 @@ typedef struct serve_model {
  * defaults. */
 int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o);
 void serve_model_free(serve_model_t *sm);
+/* What the model has learnt of its capped walks (MAXPERCATEGORY,
+ * ONEPERGROUP): the running average of items read per answer position,
+ * in sixteenths (64 = 4x, the starting guess). The int8 pass collects
+ * about 1.5 times that; only speed depends on it. */
+uint32_t serve_model_walk_ratio16(const serve_model_t *sm);
+
 /* "int8-avx2", "int8-scalar" or "float-blas": for INFO and benchmarks. */
 const char *serve_pass_name(const serve_model_t *sm);
 

@@ -535,6 +535,12 @@ static int rec__answer(const model_t *m, const rec_query_t *q, const topk_filter
 
 int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const float *scores,
                const float *x, float err, size_t n_used, rec_ws_t *ws, rec_result_t *out) {
+  return rec_select_depth(m, pop_scale, q, scores, x, err, n_used, 0, ws, out);
+}
+
+int rec_select_depth(const model_t *m, float pop_scale, const rec_query_t *q,
+                     const float *scores, const float *x, float err, size_t n_used,
+                     size_t first_depth, rec_ws_t *ws, rec_result_t *out) {
   memset(out, 0, sizeof *out);
   const uint32_t n = model_n_items(m);
   if (rec__ws_for_model(ws, m) != 0)
@@ -549,7 +555,7 @@ int rec_select(const model_t *m, float pop_scale, const rec_query_t *q, const fl
   rec_rules_t rules;
   if (rec_rules_init(&rules, m, q, scale) != 0)
     return RECD_ENOMEM;
-  size_t depth = rec_depth(m, q);
+  size_t depth = first_depth > 0 && first_depth < n ? first_depth : rec_depth(m, q);
   int rc = 0;
   /* The dense scores are all here: a deeper prefix is one more selection
    * on them (see recommend.h, "Depth"). */

@@ -389,5 +389,6 @@ int rec_walk(const model_t *m, const rec_query_t *q, const topk_filter_t *f, con
     ri++;
   }
   *n_out = pos;
+  ws->walk_read = ri;
   return 0;
 }

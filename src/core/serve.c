@@ -27,6 +27,7 @@
  */
 #include "recd/serve.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,59 @@ void serve_opts_default(serve_opts_t *o) {
   o->isa = qscore_isa_default();
 }
 
+/* The depth of a capped walk. With MAXPERCATEGORY or ONEPERGROUP the walk
+ * reads an unknown prefix of the filtered ranking, and the int8 pass must
+ * collect it up front: a collector of depth d costs about d items of
+ * compaction work per block (collecting 4x too deep was a third of a busy
+ * daemon's time at 100k items, measured with perf), and one too shallow
+ * costs a second scan of the catalogue for that customer (serve__deepen).
+ * How deep walks read depends on the catalogue (how many categories, how
+ * the top items spread over them) far more than on the customer, so each
+ * served model learns it: a running average of read / (offset + count),
+ * in sixteenths, and a first pass collects 1.5 times that (+8), never more
+ * than rec_depth()'s fixed guess (the float pass selects that deep on its
+ * dense scores first: there a miss costs only another selection). Only speed depends on it: every answer
+ * is exact whatever the depth (a walk that needs more deepens). Updates
+ * race benignly (relaxed loads and stores of one word: a lost update is
+ * one sample less). */
+struct serve_depth {
+  _Atomic uint32_t ratio16;
+};
+/* rec_depth()'s 4x: the starting point, as before any learning. */
+#define SERVE__DEPTH_START16 64u
+
+uint32_t serve_model_walk_ratio16(const serve_model_t *sm) {
+  return sm->depth ? atomic_load_explicit(&sm->depth->ratio16, memory_order_relaxed)
+                   : SERVE__DEPTH_START16;
+}
+
+static size_t serve__depth_for(const serve_model_t *sm, const rec_query_t *q) {
+  const size_t fixed = rec_depth(sm->m, q);
+  size_t want = q->offset + q->count;
+  if (sm->depth == NULL || !(q->max_per_category > 0 || q->one_per_group) || want == 0 ||
+      want > fixed)
+    return fixed;
+  const uint32_t r16 = atomic_load_explicit(&sm->depth->ratio16, memory_order_relaxed);
+  size_t d = (want * (size_t)r16 * 3 / 2) / 16 + 8;
+  if (d < want + 8)
+    d = want + 8;
+  return d < fixed ? d : fixed;
+}
+
+static void serve__depth_learn(const serve_model_t *sm, const rec_query_t *q, size_t read) {
+  const size_t want = q->offset + q->count;
+  if (sm->depth == NULL || !(q->max_per_category > 0 || q->one_per_group) || want == 0 ||
+      read == 0)
+    return;
+  size_t obs = (16 * read + want - 1) / want;
+  if (obs > 16 * 64)
+    obs = 16 * 64; /* one customer's odd walk must not swing it */
+  const uint32_t old = atomic_load_explicit(&sm->depth->ratio16, memory_order_relaxed);
+  /* weight 1/8: adapts within a few dozen answers, smooths single ones */
+  const uint32_t next = (uint32_t)((7 * (size_t)old + obs + 7) / 8);
+  atomic_store_explicit(&sm->depth->ratio16, next, memory_order_relaxed);
+}
+
 int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o) {
   serve_opts_t def;
   if (o == NULL) {
@@ -114,9 +168,16 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
     memset(sm, 0, sizeof *sm);
     return RECD_ENOMEM;
   }
+  if ((sm->depth = malloc(sizeof *sm->depth)) == NULL) {
+    rec_families_free(&sm->families);
+    memset(sm, 0, sizeof *sm);
+    return RECD_ENOMEM;
+  }
+  atomic_init(&sm->depth->ratio16, SERVE__DEPTH_START16);
   if (pass == SERVE_PASS_INT8 && qmat_build(&sm->q, model_item_factors(m), model_stride(m),
                                             model_n_items(m), model_factors(m)) != 0) {
     rec_families_free(&sm->families);
+    free(sm->depth);
     memset(sm, 0, sizeof *sm);
     return RECD_ENOMEM;
   }
@@ -127,6 +188,7 @@ void serve_model_free(serve_model_t *sm) {
   if (sm->pass == SERVE_PASS_INT8)
     qmat_free(&sm->q);
   rec_families_free(&sm->families);
+  free(sm->depth);
   memset(sm, 0, sizeof *sm);
 }
 
@@ -318,7 +380,7 @@ static void serve__admit(serve_batch_t *b, size_t j) {
     }
     qquery_prepare(&sm->q, sl->x, &sl->qq); /* its per-item bounds go with the scan */
     sl->slack = rec_score_slack(sm->m, sl->x, &sl->rules.f);
-    sl->depth = rec_depth(sm->m, q);
+    sl->depth = serve__depth_for(sm, q);
     if (sl->depth < 1)
       sl->depth = 1; /* a collector wants at least one */
   }
@@ -537,16 +599,23 @@ void serve_batch_finish(serve_batch_t *b, size_t r, rec_ws_t *ws) {
     rc = serve__refold(sm, q, ws);
   rec_result_t res;
   if (rc == 0) {
-    if (sm->pass == SERVE_PASS_FLOAT)
-      /* first-pass error 0: float BLAS, whose rounding rec_select bounds */
-      rc = rec_select(sm->m, sm->pop_scale, q, b->S + r * b->n_items, sl->x, 0.0f, sl->used, ws,
-                      &res);
-    else {
+    if (sm->pass == SERVE_PASS_FLOAT) {
+      /* first-pass error 0: float BLAS, whose rounding rec_select bounds;
+       * the first selection as deep as this model's walks have needed */
+      ws->walk_read = 0;
+      rc = rec_select_depth(sm->m, sm->pop_scale, q, b->S + r * b->n_items, sl->x, 0.0f,
+                            sl->used, serve__depth_for(sm, q), ws, &res);
+      if (rc == 0)
+        serve__depth_learn(sm, q, ws->walk_read);
+    } else {
       size_t deeper = 0;
+      ws->walk_read = 0;
       rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel->idx, sel->n, sl->depth,
                                  sl->used, ws, &res, &deeper);
       if (rc == 0 && deeper != 0)
         rc = serve__deepen(b, sl, q, deeper, ws, &res);
+      if (rc == 0)
+        serve__depth_learn(sm, q, ws->walk_read);
     }
   }
   if (rc != 0)

@@ -439,6 +439,66 @@ START_TEST(test_deep_walks) {
 }
 END_TEST
 
+/* The int8 pass learns how deep capped walks read (serve.c): easy walks
+ * (a cap the top items hardly meet) pull the learnt ratio down from its
+ * 4x start, hard ones (one item per category and family over a long
+ * answer) push it up; exact answers throughout, the hard walks after the
+ * easy ones included (they start too shallow and deepen). */
+START_TEST(test_learnt_depth) {
+  static bf_t e[N];
+  static uint8_t ep[N];
+  rec_ws_t ws;
+  rec_ws_init(&ws);
+  for (int way = 1; way < TU_SERVE_WAYS; way++) {
+    serve_model_t sm;
+    if (!tu_serve_way(&sm, g_m, way))
+      continue;
+    ck_assert_uint_eq(serve_model_walk_ratio16(&sm), 64);
+    rng_t r;
+    rng_seed(&r, 5);
+    for (int phase = 0; phase < 2; phase++) {
+      for (int t = 0; t < 60; t++) {
+        tq_t tq;
+        tq_random(&tq, &r, g_m);
+        rec_query_t *q = &tq.q;
+        q->category_filter = 0;
+        q->promoted = NULL;
+        q->promote = 0;
+        q->exclude_bought_groups = 0;
+        q->offset = 0;
+        if (phase == 0) { /* easy: a loose cap on a short answer */
+          q->max_per_category = 50;
+          q->one_per_group = 0;
+          q->count = 5;
+        } else { /* hard: one per category and family, 40 long */
+          q->max_per_category = 1;
+          q->one_per_group = 1;
+          q->count = 40;
+        }
+        int pers;
+        const size_t n = expected(g_m, &sm, q, e, ep, &pers);
+        serve_answer_t a;
+        serve_one(&sm, q, &ws, &a);
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "%s learnt depth phase %d query %d", tu_serve_way_name(way),
+                 phase, t);
+        check_answer(&a, e, ep, n, pers, q, ctx);
+        serve_answer_free(&a);
+      }
+      const uint32_t r16 = serve_model_walk_ratio16(&sm);
+      if (phase == 0)
+        ck_assert_msg(r16 < 32, "%s: easy walks left the ratio at %u/16", tu_serve_way_name(way),
+                      r16);
+      else
+        ck_assert_msg(r16 > 32, "%s: hard walks left the ratio at %u/16", tu_serve_way_name(way),
+                      r16);
+    }
+    serve_model_free(&sm);
+  }
+  rec_ws_free(&ws);
+}
+END_TEST
+
 /* Pages: OFFSET pages through the answer ranking, promoted slots at their
  * absolute positions: the pages put together are the long list. */
 START_TEST(test_pages_concatenate) {
@@ -829,6 +889,7 @@ static Suite *rules_suite(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_rules_match_brute_force);
   tcase_add_test(tc, test_deep_walks);
+  tcase_add_test(tc, test_learnt_depth);
   tcase_add_test(tc, test_pages_concatenate);
   tcase_add_test(tc, test_batch_split);
   tcase_add_test(tc, test_rec_select_dense);
