@@ -153,6 +153,10 @@ static const config__def_t config__defs[] = {
                   "re-read"),
   /* storefront rules (DESIGN.md "Touchpoints and rules"); each has a
    * per-request option that overrides it */
+  CONFIG__ROW("track-shown", CONFIG__BOOL, track_shown, "no", 0, 1, NULL, 0,
+              "count in every impression how often the item was shown since its last "
+              "outcome, for SHOWNLIMIT (implied by a shown-limit; costs Redis a read of "
+              "the shown items per answer)"),
   CONFIG__INT_ROW("shown-limit", shown_limit, "0", 0, 1000000,
                   "leave out items shown to the customer this many times within the "
                   "attribution window without a click, cart or purchase (0 = off; "
@@ -1208,6 +1212,12 @@ int config_validate(const config_t *cfg, char *errbuf) {
                      "replace Redis's socket with its own");
   if (cfg->pidfile[0] != '\0' && strcmp(cfg->pidfile, cfg->unixsocket) == 0)
     return recd_errf(errbuf, RECD_EINVAL, "pidfile and unixsocket are the same path");
+  /* Rotation counts impressions: without them a shown limit would never
+   * leave anything out. */
+  if (!cfg->track_impressions && (cfg->shown_limit > 0 || cfg->track_shown))
+    return recd_errf(errbuf, RECD_EINVAL, "%s needs track-impressions yes (items shown are "
+                     "counted in the impressions)",
+                     cfg->shown_limit > 0 ? "shown-limit" : "track-shown");
   return config__validate_variants(cfg, errbuf);
 }
 

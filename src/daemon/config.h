@@ -140,6 +140,7 @@ typedef struct config {
   int redis_reconnect_max_ms;        /* reconnect backoff cap */
   int unavailable_refresh_ms;        /* period of the recd:unavailable read */
   /* storefront rules (DESIGN.md "Touchpoints and rules") */
+  bool track_shown;                  /* impressions carry shown counts */
   int shown_limit;                   /* 0 = off */
   int max_per_category;              /* 0 = off */
   int promote_slots;                 /* 0 = off */

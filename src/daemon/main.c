@@ -282,7 +282,8 @@ int main(int argc, char **argv) {
   tracker_opts_t to = {.enabled = cfg.track_impressions,
                        .window_s = (uint64_t)cfg.attribution_window,
                        .cap = (unsigned)cfg.impressions_max,
-                       .refresh_ms = (uint64_t)cfg.experiment_refresh_ms};
+                       .refresh_ms = (uint64_t)cfg.experiment_refresh_ms,
+                       .count_shown = cfg.track_shown || cfg.shown_limit > 0};
   if (tracker_new(&loop, s->redis, s->variants, &to, &s->tracker) != 0) {
     fprintf(stderr, "recd: out of memory\n");
     return 1;

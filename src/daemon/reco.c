@@ -610,6 +610,12 @@ static void reco__begin(reco_ctx_t *x, const resp_cmd_t *a) {
   req_t *r = x->req;
   char err[RECD_ERRLEN];
   int rc = 0;
+  if (x->kind == RECO_RECOMMEND && x->o.shown_limit > 0 &&
+      (s->tracker == NULL || !tracker_counts_shown(s->tracker))) {
+    reco__fail(r, "SHOWNLIMIT needs shown counts in the impressions, which this recd does not "
+                  "keep: set track-shown yes (or a shown-limit) in its config");
+    return;
+  }
   x->variant = x->o.variant ? variants_find(s->variants, x->o.variant, x->o.variant_len)
                             : variants_for_user(s->variants, x->o.user, x->o.ulen);
   if (x->variant == NULL) {

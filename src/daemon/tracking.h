@@ -3,10 +3,11 @@
  *
  * Impressions: after an answer to a customer has been replied, its items
  * are written to <prefix>imp:<user>, a HASH item -> "<unix ms>|<variant>|
- * <placement>|<shown>" (so the latest impression of an item wins; shown
- * counts the answers that showed the item since its last click, cart or
- * purchase, and starts again at 1 when the item's previous impression is
- * older than the window: the rotation rule, SHOWNLIMIT), which expires
+ * <placement>|<shown>" (so the latest impression of an item wins; shown,
+ * kept only with track-shown yes or a shown-limit, counts the answers that
+ * showed the item since its last click, cart or purchase, and starts again
+ * at 1 when the item's previous impression is older than the window: the
+ * rotation rule, SHOWNLIMIT), which expires
  * attribution-window seconds after the customer's last answer and is
  * trimmed to its impressions-max most recent items once it exceeds that by
  * a quarter: one Lua script per answer (EVALSHA after one SCRIPT LOAD), on
@@ -44,6 +45,8 @@ typedef struct tracker_opts {
   uint64_t window_s;      /* attribution-window */
   unsigned cap;           /* impressions-max */
   uint64_t refresh_ms;    /* experiment-refresh-ms */
+  int count_shown;        /* track-shown (or a shown-limit): impressions
+                             carry their shown count */
 } tracker_opts_t;
 
 typedef struct tracker_stats {
@@ -64,6 +67,8 @@ int tracker_new(uv_loop_t *loop, rclient_t *rc, const variants_t *vs, const trac
  * it earlier drops what hiredis has not sent yet). */
 void tracker_close(tracker_t *t, void (*closed)(void *arg), void *arg);
 int tracker_enabled(const tracker_t *t);
+/* Impressions carry shown counts (SHOWNLIMIT can work). */
+int tracker_counts_shown(const tracker_t *t);
 
 /* An answer's items (ids[0..n)) shown to user by variant at placement. */
 void tracker_impressions(tracker_t *t, const char *user, size_t ulen, const char *variant,

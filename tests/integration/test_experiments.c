@@ -689,7 +689,7 @@ static void recommend_many(redisContext *c, const char *prefix, int from, int to
 
 /* Every impression of customers <prefix><i>, i in [from, to), names the
  * customer's documented variant (salt, pct over AB) and placement
- * "default", followed by its shown count. */
+ * "default" (and, with track-shown, its shown count). */
 static void check_customers(redisContext *rd, const char *prefix, int from, int to,
                             const char *salt, const unsigned *pct) {
   const int batch = 500;
@@ -706,14 +706,19 @@ static void check_customers(redisContext *rd, const char *prefix, int from, int 
       it_fmt(user, sizeof user, "%s%d", prefix, j);
       const char *want = AB[doc_assign(salt, user, pct, 2)];
       char suffix[96];
-      it_fmt(suffix, sizeof suffix, "|%s|default|", want); /* then the shown count */
+      it_fmt(suffix, sizeof suffix, "|%s|default", want);
       int ok = r->type == REDIS_REPLY_ARRAY && r->elements >= 2;
       for (size_t k = 1; ok && k < r->elements; k += 2) {
         const redisReply *v = r->element[k];
+        /* "<ms>|<variant>|<placement>", and "|<shown>" with track-shown */
         size_t sl = strlen(suffix), vend = v->type == REDIS_REPLY_STRING ? v->len : 0;
-        while (vend > 0 && v->str[vend - 1] >= '0' && v->str[vend - 1] <= '9')
-          vend--;
-        ok = vend < v->len && vend > sl && strncmp(v->str + vend - sl, suffix, sl) == 0;
+        size_t d = vend;
+        while (d > 0 && v->str[d - 1] >= '0' && v->str[d - 1] <= '9')
+          d--;
+        if (d < vend && d > 0 && v->str[d - 1] == '|' && d - 1 > sl &&
+            strncmp(v->str + d - 1 - sl, suffix, sl) == 0)
+          vend = d - 1;
+        ok = vend > sl && strncmp(v->str + vend - sl, suffix, sl) == 0;
       }
       if (!ok && bad++ == 0)
         it_fmt(first, sizeof first, "%s: %zu fields, first value '%s', want '...%s'", user,

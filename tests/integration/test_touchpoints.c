@@ -165,7 +165,27 @@ static long shown(redisContext *rd, const char *user, const char *item) {
 
 START_TEST(shown_counts) {
   it_env_t e;
+  /* Without shown counts (the default) SHOWNLIMIT is refused, not
+   * ignored, and impressions have no count. */
   it_env_start(&e, "shown_counts", &(it_opts_t){0});
+  it_expect_error(e.c, "ERR SHOWNLIMIT needs shown counts", "RECOMMEND user5 SHOWNLIMIT 2");
+  freeReplyObject(it_cmd(e.c, "RECOMMEND user9 COUNT 1"));
+  uint64_t until0 = it_now_ms() + 5000;
+  redisReply *v = NULL;
+  for (;;) {
+    v = it_cmd(e.redis, "HVALS recd:imp:user9");
+    if ((v->type == REDIS_REPLY_ARRAY && v->elements == 1) || it_now_ms() > until0)
+      break;
+    freeReplyObject(v);
+    it_sleep_ms(5);
+  }
+  ck_assert_uint_eq(v->elements, 1);
+  ck_assert_msg(strstr(v->element[0]->str, "|default|default") != NULL &&
+                    strstr(v->element[0]->str, "|default|default|") == NULL,
+                "%s", v->element[0]->str);
+  freeReplyObject(v);
+  it_recd_stop(&e);
+  it_recd_start(&e, &(it_opts_t){.extra = {"--track-shown", "yes", NULL}});
   char first[3][64];
   for (int k = 0; k < 2; k++) {
     redisReply *r = it_cmd(e.c, "RECOMMEND user5 COUNT 3");

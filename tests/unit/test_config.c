@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 46);
+  ck_assert_uint_eq(config_count(), 47);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -621,7 +621,8 @@ static void set_unusual(config_t *c) {
     {"feedback-weight-purchase", "1000000000"}, {"feedback-weight-cart", "0.3"},
     {"feedback-weight-click", "1e-300"}, {"feedback-weight-hide", "0"},
     {"feedback-weight-unhide", "0"}, {"experiment-refresh-ms", "100"},
-    {"feedback-unknown-items", "warn"}, {"shown-limit", "1000000"}, {"max-per-category", "1"},
+    {"feedback-unknown-items", "warn"}, {"shown-limit", "0"}, {"max-per-category", "1"},
+    {"track-shown", "no"},
     {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
   };
   char err[RECD_ERRLEN] = "";
@@ -662,7 +663,8 @@ START_TEST(test_round_trip) {
   ck_assert_str_eq(b.experiment_salt, "s a\"lt");
   ck_assert(b.feedback_weight_click == 1e-300);
   ck_assert(b.feedback_weight_unhide == 0.0);
-  ck_assert_int_eq(b.shown_limit, 1000000);
+  ck_assert_int_eq(b.shown_limit, 0);
+  ck_assert(!b.track_shown);
   ck_assert(b.one_per_group && b.exclude_bought_groups);
   /* variants and model are exclusive */
   ck_assert_int_eq(config_validate(&b, err), RECD_EINVAL);
