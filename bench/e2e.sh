@@ -61,20 +61,24 @@ run_tracking() { # name model users_csv
   local help
   help=$("$build/recd" --help 2>/dev/null || true)
   [[ "$help" == *track-impressions* ]] || return 0
-  local off=() on=()
+  local off=() on=() shown=()
   for round in 1 2; do
-    for mode in no yes; do
+    for mode in no yes shown; do
+      local opts=(--track-impressions yes)
+      [ "$mode" = no ] && opts=(--track-impressions no)
+      [ "$mode" = shown ] && opts+=(--track-shown yes)
       port=$(free_port)
       "$build/recd" --model "$model" --port "$port" --redis-port "$rport" --loglevel warning \
-        --track-impressions "$mode" 2>>"$tmp/recd.log" & pid=$!
+        "${opts[@]}" 2>>"$tmp/recd.log" & pid=$!
       wait_ping "$port"
       out=$("$build/recd-bench" e2e --port "$port" --connections 50 --requests "$requests" \
         --users-csv "$users" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
-      if [ "$mode" = no ]; then off+=("$out"); else on+=("$out"); fi
+      case $mode in no) off+=("$out") ;; yes) on+=("$out") ;; shown) shown+=("$out") ;; esac
       kill "$pid"; wait "$pid" 2>/dev/null || true
     done
   done
   echo "| $name: tracking off ${off[*]} / on ${on[*]} | 50 | $(( (on[0] + on[1]) * 100 / (off[0] + off[1]) ))% of off | | | |"
+  echo "| $name: tracking off ${off[*]} / on with shown counts ${shown[*]} | 50 | $(( (shown[0] + shown[1]) * 100 / (off[0] + off[1]) ))% of off | | | |"
 }
 
 # The storefront rules against a plain RECOMMEND on the same daemon, at 50
