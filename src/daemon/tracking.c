@@ -104,6 +104,35 @@ static void tracker__count(tracker_t *t, const char *variant, const char *placem
 
 /* ---- impressions ----------------------------------------------------- */
 
+/* The end of both impressions scripts: past cap + slack, the oldest
+ * beyond cap are deleted; this answer's own items (the Lua table `new`,
+ * filled by the Lua line fill_new from the script's item arguments) never lose a tie to an
+ * older one written in the same millisecond, and equal times are broken by
+ * item id so that the choice is deterministic. HDEL goes in slices because
+ * Lua's unpack() has a stack limit (~8000 values). */
+#define TRACKER__TRIM_LUA(fill_new)                                                                \
+  "local cap = tonumber(ARGV[4])\n"                                                               \
+  "if redis.call('HLEN', key) <= cap + tonumber(ARGV[5]) then return 0 end\n"                     \
+  "local new = {}\n" fill_new                                                                     \
+  "local all = redis.call('HGETALL', key)\n"                                                      \
+  "local t = {}\n"                                                                                \
+  "for i = 1, #all, 2 do\n"                                                                       \
+  "  t[#t + 1] = {all[i], tonumber(string.match(all[i + 1], '^(%d+)|')) or 0,\n"                  \
+  "               new[all[i]] and 1 or 0}\n"                                                      \
+  "end\n"                                                                                         \
+  "table.sort(t, function(x, y)\n"                                                                \
+  "  if x[3] ~= y[3] then return x[3] > y[3] end\n"                                               \
+  "  if x[2] ~= y[2] then return x[2] > y[2] end\n"                                               \
+  "  return x[1] < y[1]\n"                                                                        \
+  "end)\n"                                                                                        \
+  "local n = 0\n"                                                                                 \
+  "for i = cap + 1, #t, 1000 do\n"                                                                \
+  "  local d = {}\n"                                                                              \
+  "  for j = i, math.min(i + 999, #t) do d[#d + 1] = t[j][1] end\n"                               \
+  "  n = n + redis.call('HDEL', key, unpack(d))\n"                                                \
+  "end\n"                                                                                         \
+  "return n\n"
+
 /* One command per answer: the items' impressions (HSET, the latest wins,
  * each with the number of times it was shown since its last outcome, see
  * tracking.h), the expiry (EXPIRE, sliding with the customer's last
@@ -141,28 +170,7 @@ static rscript_t tracker__script = RSCRIPT_INIT(
     "  redis.call('HSET', key, unpack(a, i, math.min(i + 999, #a)))\n"
     "end\n"
     "redis.call('EXPIRE', key, ARGV[3])\n"
-    "local cap = tonumber(ARGV[4])\n"
-    "if redis.call('HLEN', key) <= cap + tonumber(ARGV[5]) then return 0 end\n"
-    "local new = {}\n"
-    "for i = 1, #items do new[items[i]] = true end\n"
-    "local all = redis.call('HGETALL', key)\n"
-    "local t = {}\n"
-    "for i = 1, #all, 2 do\n"
-    "  t[#t + 1] = {all[i], tonumber(string.match(all[i + 1], '^(%d+)|')) or 0,\n"
-    "               new[all[i]] and 1 or 0}\n"
-    "end\n"
-    "table.sort(t, function(x, y)\n"
-    "  if x[3] ~= y[3] then return x[3] > y[3] end\n"
-    "  if x[2] ~= y[2] then return x[2] > y[2] end\n"
-    "  return x[1] < y[1]\n"
-    "end)\n"
-    "local n = 0\n"
-    "for i = cap + 1, #t, 1000 do\n"
-    "  local d = {}\n"
-    "  for j = i, math.min(i + 999, #t) do d[#d + 1] = t[j][1] end\n"
-    "  n = n + redis.call('HDEL', key, unpack(d))\n"
-    "end\n"
-    "return n\n");
+    TRACKER__TRIM_LUA("for i = 1, #items do new[items[i]] = true end\n"));
 
 /* The same without shown counts (track-shown no, the default): values
  * "<unix ms>|<variant>|<placement>", no read of the old values. Counting
@@ -178,28 +186,7 @@ static rscript_t tracker__plain_script = RSCRIPT_INIT(
     "  redis.call('HSET', key, unpack(a, i, math.min(i + 999, #a)))\n"
     "end\n"
     "redis.call('EXPIRE', key, ARGV[3])\n"
-    "local cap = tonumber(ARGV[4])\n"
-    "if redis.call('HLEN', key) <= cap + tonumber(ARGV[5]) then return 0 end\n"
-    "local new = {}\n"
-    "for i = 6, #ARGV do new[ARGV[i]] = true end\n"
-    "local all = redis.call('HGETALL', key)\n"
-    "local t = {}\n"
-    "for i = 1, #all, 2 do\n"
-    "  t[#t + 1] = {all[i], tonumber(string.match(all[i + 1], '^(%d+)|')) or 0,\n"
-    "               new[all[i]] and 1 or 0}\n"
-    "end\n"
-    "table.sort(t, function(x, y)\n"
-    "  if x[3] ~= y[3] then return x[3] > y[3] end\n"
-    "  if x[2] ~= y[2] then return x[2] > y[2] end\n"
-    "  return x[1] < y[1]\n"
-    "end)\n"
-    "local n = 0\n"
-    "for i = cap + 1, #t, 1000 do\n"
-    "  local d = {}\n"
-    "  for j = i, math.min(i + 999, #t) do d[#d + 1] = t[j][1] end\n"
-    "  n = n + redis.call('HDEL', key, unpack(d))\n"
-    "end\n"
-    "return n\n");
+    TRACKER__TRIM_LUA("for i = 6, #ARGV do new[ARGV[i]] = true end\n"));
 
 /* An outcome (click, cart, purchase) of an item: its impression is read
  * for the attribution and, in the same step, its shown count goes back to
