@@ -70,6 +70,7 @@ typedef struct reco_ctx {
   uint32_t *sim_items;
   float *sim_scores;
   int deg;                  /* degraded: 1 + traps_degraded_t; 0 = not */
+  size_t stored_n;          /* history entries read from Redis (WITHMETA) */
 } reco_ctx_t;
 
 static void reco__ctx_free(void *p) {
@@ -121,7 +122,9 @@ static void reco__meta(reco_ctx_t *x, int personalized) {
     reason = traps_degraded_name((traps_degraded_t)(x->deg - 1));
   } else if (!personalized) {
     kind = "popular";
-    reason = x->q.personalize ? "no_history" : "opted_out";
+    /* a stored history none of whose items the model knows (new products
+     * only) is not the same as none at all */
+    reason = !x->q.personalize ? "opted_out" : x->stored_n > 0 ? "unknown_items" : "no_history";
   }
   reco_reply_meta(&x->req->reply, kind, reason, x->variant->name, x->ref.sv->file_version,
                   x->ref.sv->m);
@@ -277,6 +280,7 @@ static size_t reco__shown_limit(const reco_ctx_t *x) {
 static int reco__history(reco_ctx_t *x, const rclient_user_t *u, int personalize) {
   const model_t *m = x->ref.sv->m;
   const size_t stored = u != NULL && personalize ? u->hist_n : 0;
+  x->stored_n = stored;
   const size_t cart = personalize ? x->o.n_hist_items : 0;
   if (stored + cart == 0)
     return 0;

@@ -250,6 +250,20 @@ START_TEST(history) {
     ck_assert_str_eq(a->element[i]->str, b->element[i]->str);
   freeReplyObject(a);
   freeReplyObject(b);
+  /* WITHMETA tells a customer without history from one whose history the
+   * model does not know yet (new products only), and a cart personalizes. */
+  freeReplyObject(it_cmd(e.redis, "ZADD recd:hist:newbie 1 brand-new-item"));
+  const char *who[3][2] = {{"RECOMMEND newbie COUNT 1 WITHMETA NOTRACK", "unknown_items"},
+                           {"RECOMMEND nobody-yet COUNT 1 WITHMETA NOTRACK", "no_history"},
+                           {"RECOMMEND nobody-yet HISTORY 1 item0 COUNT 1 WITHMETA NOTRACK", ""}};
+  for (int w = 0; w < 3; w++) {
+    a = it_cmd(e.c, who[w][0]);
+    ck_assert_int_eq(a->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(a->element[0]->type, REDIS_REPLY_ARRAY);
+    ck_assert_str_eq(a->element[0]->element[1]->str, w == 2 ? "personalized" : "popular");
+    ck_assert_str_eq(a->element[0]->element[3]->str, who[w][1]);
+    freeReplyObject(a);
+  }
   /* RANK takes it too: the cart items rank like the stored history's. */
   a = it_cmd(e.c, "RANK anon-s2 item1 item2 item3 item4 item5 HISTORY 3 item0 item6 item12 "
                   "WITHSCORES NOTRACK");
