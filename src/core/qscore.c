@@ -380,12 +380,26 @@ static int qscore__avx2_ok(void) {
 #endif
 }
 
+/* Everything qscore_avx512.c's target attribute enables (libgcc's and
+ * compiler-rt's checks include the OS's zmm state in XCR0). */
+static int qscore__avx512_ok(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return 0;
+#endif
+}
+
 int qscore_isa_supported(qscore_isa_t isa) {
-  return isa == QSCORE_SCALAR || (isa == QSCORE_AVX2 && qscore__avx2_ok());
+  return isa == QSCORE_SCALAR || (isa == QSCORE_AVX2 && qscore__avx2_ok()) ||
+         (isa == QSCORE_AVX512 && qscore__avx512_ok());
 }
 
 const char *qscore_isa_name(qscore_isa_t isa) {
-  return isa == QSCORE_AVX2 ? "avx2" : "scalar";
+  return isa == QSCORE_AVX512 ? "avx512" : isa == QSCORE_AVX2 ? "avx2" : "scalar";
 }
 
 qscore_isa_t qscore_isa_default(void) {
@@ -393,9 +407,14 @@ qscore_isa_t qscore_isa_default(void) {
    * value twice. */
   static volatile int chosen = -1;
   if (chosen < 0) {
+    int want = QSCORE_ISA_COUNT - 1; /* the best */
     const char *e = getenv("RECD_QSCORE_ISA");
-    int scalar = e != NULL && strcmp(e, "scalar") == 0;
-    chosen = !scalar && qscore__avx2_ok() ? QSCORE_AVX2 : QSCORE_SCALAR;
+    for (int i = 0; e != NULL && i < QSCORE_ISA_COUNT; i++)
+      if (strcmp(e, qscore_isa_name((qscore_isa_t)i)) == 0)
+        want = i;
+    while (want > QSCORE_SCALAR && !qscore_isa_supported((qscore_isa_t)want))
+      want--;
+    chosen = want;
   }
   return (qscore_isa_t)chosen;
 }
@@ -407,6 +426,8 @@ int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
   if (lo >= hi || nq == 0)
     return 0;
 #if defined(__x86_64__) || defined(__i386__)
+  if (isa == QSCORE_AVX512)
+    return qscan__avx512(qm, lo, hi, qq, sel, nq);
   if (isa == QSCORE_AVX2)
     return qscan__avx2(qm, lo, hi, qq, sel, nq);
 #else

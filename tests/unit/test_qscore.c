@@ -4,6 +4,7 @@
  * the dense definition's. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,7 +125,7 @@ static int cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The fused scan (both kernels, whole range and split in two parts with a
+/* The fused scan (every kernel, whole range and split in two parts with a
  * merge) leaves exactly the dense candidate set, on catalogues much larger
  * than the collector's buffer (so it compacts many times mid-scan), with
  * exclusions, an unavailable bitmap and category adjustments, for tiny and
@@ -170,7 +171,7 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
       err[i] = qquery_item_bound(&q0, qm.resid[i], qm.norm[i]);
     const float slack = trial % 2 ? 1e-6f : 0.0f;
     const size_t expect = dense_candidates(approx, err, n, &f, want, slack, in);
-    for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
+    for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
       if (!qscore_isa_supported((qscore_isa_t)isa))
         continue;
       for (int parts = 1; parts <= 2; parts++) {
@@ -229,7 +230,7 @@ START_TEST(test_scan_batch_equals_single) {
   int8_t xq[5][512];
   qquery_t qq[5];
   qsel_t many[5], one;
-  for (int isa = QSCORE_SCALAR; isa <= QSCORE_AVX2; isa++) {
+  for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
     if (!qscore_isa_supported((qscore_isa_t)isa))
       continue;
     for (int r = 0; r < 5; r++) {
@@ -257,6 +258,203 @@ START_TEST(test_scan_batch_equals_single) {
 }
 END_TEST
 
+/* Every kernel gives every item of a range the portable kernel's score and
+ * bound, bit for bit, in the same order: a collector that wants more than
+ * the range keeps everything it is offered (no bar), and a threshold of
+ * -inf offers every item. Ranges start at any block and end anywhere (a
+ * lone last block, a partial one, two blocks), nq customers at once. */
+enum { KB_RANDOM, KB_EXTREME, KB_TIES, KB_KINDS };
+
+static void fill_model(float *Y, uint32_t n, uint32_t k, int kind, uint64_t seed) {
+  tu_randn(Y, (size_t)n * k, seed, 0.7f);
+  for (uint32_t i = 0; kind == KB_EXTREME && i < n; i++) {
+    float *y = Y + (size_t)i * k;
+    switch (i % 7) {
+    case 0: /* all at the full scale: stored bytes 127 */
+      for (uint32_t a = 0; a < k; a++)
+        y[a] = 3.0f;
+      break;
+    case 1: /* all at minus the full scale: stored bytes 1 */
+      for (uint32_t a = 0; a < k; a++)
+        y[a] = -3.0f;
+      break;
+    case 2: /* alternating extremes */
+      for (uint32_t a = 0; a < k; a++)
+        y[a] = a % 2 ? 1e30f : -1e30f;
+      break;
+    case 3: /* one huge coordinate: every other one quantises to 0 */
+      y[i % k] = 1e4f;
+      break;
+    case 4: /* a zero row */
+      memset(y, 0, k * sizeof *y);
+      break;
+    case 5: /* tiny, subnormal scale */
+      for (uint32_t a = 0; a < k; a++)
+        y[a] *= 1e-40f;
+      break;
+    default: /* values at the rounding midpoints */
+      for (uint32_t a = 0; a < k; a++)
+        y[a] = (float)((int)(a % 127) - 63) + 0.5f;
+    }
+  }
+  if (kind == KB_TIES) /* duplicate rows and near-ties (one ulp apart) */
+    for (uint32_t i = 0; i < n; i++) {
+      memcpy(Y + (size_t)i * k, Y + (size_t)(i / 5) * k, k * sizeof *Y);
+      if (i % 5 == 4)
+        Y[(size_t)i * k + i % k] = nextafterf(Y[(size_t)i * k + i % k], INFINITY);
+    }
+}
+
+static void fill_query(float *x, uint32_t k, int r, uint64_t seed) {
+  tu_randn(x, k, seed, 1.0f);
+  for (uint32_t a = 0; a < k; a++) {
+    if (r == 1) /* all at the full scale: every xq = 63, the largest dots */
+      x[a] = 2.0f;
+    else if (r == 2) /* all at minus the full scale and alternating */
+      x[a] = a % 2 ? -2.0f : 2.0f;
+    else if (r == 3) /* all zero */
+      x[a] = 0.0f;
+    else if (r == 4) /* extreme magnitudes */
+      x[a] *= 1e30f;
+  }
+}
+
+static void check_kernels(uint32_t n, uint32_t k, int kind, uint64_t seed) {
+  enum { NQ = 5 };
+  float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
+  fill_model(Y, n, k, kind, seed);
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  int8_t *xq = malloc(NQ * qquery_bytes(&qm));
+  float *dense = malloc((size_t)NQ * n * sizeof *dense);
+  qquery_t qq[NQ];
+  for (int r = 0; r < NQ; r++) {
+    fill_query(x, k, r, seed + 1000 + (uint64_t)r);
+    qscore_items(&qm, x, dense + (size_t)r * n, xq + r * qquery_bytes(&qm));
+    qq[r].xq = xq + r * qquery_bytes(&qm);
+    qquery_prepare(&qm, x, &qq[r]);
+  }
+  const uint32_t nb = (n + 7) / 8;
+  const uint32_t ranges[][2] = {{0, n},          {8 * (nb / 2), n}, {0, 8 * (nb / 2)},
+                                {8, n - n / 3},  {0, 9},            {0, 8},
+                                {8 * (nb - 1), n}, {0, 17}};
+  for (size_t g = 0; g < sizeof ranges / sizeof *ranges; g++) {
+    const uint32_t lo = ranges[g][0], hi = ranges[g][1] < n ? ranges[g][1] : n;
+    qsel_t ref[NQ];
+    for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
+      if (!qscore_isa_supported((qscore_isa_t)isa))
+        continue;
+      qsel_t got[NQ];
+      for (int r = 0; r < NQ; r++)
+        ck_assert_int_eq(qsel_init(&got[r], NULL, (size_t)n + 1, 0.0f), 0);
+      ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, lo, hi, qq, got, NQ), 0);
+      for (int r = 0; r < NQ; r++) {
+        /* every item but those whose v + e is NaN (overflowing extremes) */
+        const qsel_t *a = &got[r];
+        size_t j = 0;
+        for (uint32_t i = lo; i < hi; i++) {
+          const float v = dense[(size_t)r * n + i];
+          const float e = qquery_item_bound(&qq[r], qm.resid[i], qm.norm[i]);
+          if (!(v + e >= -INFINITY))
+            continue;
+          ck_assert_msg(j < a->n && a->idx[j] == i && memcmp(&a->s[j], &v, 4) == 0 &&
+                            memcmp(&a->err[j], &e, 4) == 0,
+                        "%s n=%u k=%u kind %d [%u,%u) r %d: item %u score %a, portable %a",
+                        qscore_isa_name((qscore_isa_t)isa), n, k, kind, lo, hi, r, i,
+                        j < a->n ? (double)a->s[j] : 0.0, (double)v);
+          if (isa != QSCORE_SCALAR) /* and the portable scan's, bit for bit */
+            ck_assert(ref[r].idx[j] == i && memcmp(&ref[r].s[j], &a->s[j], 4) == 0 &&
+                      memcmp(&ref[r].err[j], &a->err[j], 4) == 0);
+          j++;
+        }
+        ck_assert_msg(j == a->n, "%s n=%u k=%u kind %d [%u,%u) r %d: %zu items, want %zu",
+                      qscore_isa_name((qscore_isa_t)isa), n, k, kind, lo, hi, r, a->n, j);
+        if (isa == QSCORE_SCALAR)
+          ref[r] = got[r];
+        else
+          qsel_free(&got[r]);
+      }
+    }
+    for (int r = 0; r < NQ; r++)
+      qsel_free(&ref[r]);
+  }
+  free(dense);
+  free(xq);
+  qmat_free(&qm);
+  free(Y);
+  free(x);
+}
+
+START_TEST(test_kernels_bit_identical) {
+  if (!qscore_isa_supported(QSCORE_AVX512))
+    printf("test_qscore: no AVX-512 VNNI on this CPU: its kernel is not tested here\n");
+  if (!qscore_isa_supported(QSCORE_AVX2))
+    printf("test_qscore: no AVX2 on this CPU: its kernel is not tested here\n");
+  const uint32_t ks[] = {1, 4, 8, 12, 16, 24, 64, 100, 256, 1024};
+  for (size_t t = 0; t < sizeof ks / sizeof *ks; t++)
+    for (int kind = 0; kind < KB_KINDS; kind++) {
+      const uint32_t n = ks[t] >= 256 ? 203 : 1001 + (uint32_t)t * 3;
+      check_kernels(n, ks[t], kind, 40 + t * 3 + (uint64_t)kind);
+    }
+  check_kernels(16, 64, KB_EXTREME, 90); /* exactly two blocks */
+  check_kernels(5, 64, KB_EXTREME, 91);  /* one partial block */
+}
+END_TEST
+
+/* The largest dot products a model can give (every stored byte 127 and
+ * every query byte 63, at the largest k): exact in every kernel, and the
+ * same scores in every kernel. */
+START_TEST(test_kernels_largest_dots) {
+  const uint32_t n = 24, k = 1024;
+  float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
+  for (size_t a = 0; a < (size_t)n * k; a++)
+    Y[a] = a / k % 2 ? -1.0f : 1.0f;
+  for (uint32_t a = 0; a < k; a++)
+    x[a] = 1.0f;
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  int8_t *xq = malloc(qquery_bytes(&qm));
+  qquery_t qq = {.xq = xq};
+  qquery_prepare(&qm, x, &qq);
+  for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
+    if (!qscore_isa_supported((qscore_isa_t)isa))
+      continue;
+    qsel_t s;
+    ck_assert_int_eq(qsel_init(&s, NULL, n + 1, 0.0f), 0);
+    ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, &qq, &s, 1), 0);
+    ck_assert_uint_eq(s.n, n);
+    for (size_t j = 0; j < n; j++) {
+      /* 63 * 63 * 1024 (with the offset: 127 * 63 * 1024 - 64 * 63 * 1024) */
+      const float want = (float)((s.idx[j] % 2 ? -1.0 : 1.0) * 63 * 63 * 1024) *
+                         (qm.scale[s.idx[j]] * qq.sx);
+      ck_assert_msg(s.s[j] == want, "%s item %u: %a want %a", qscore_isa_name((qscore_isa_t)isa),
+                    s.idx[j], (double)s.s[j], (double)want);
+    }
+    qsel_free(&s);
+  }
+  free(xq);
+  qmat_free(&qm);
+  free(Y);
+  free(x);
+}
+END_TEST
+
+/* RECD_QSCORE_ISA names a kernel; the default is the best supported. */
+START_TEST(test_isa_names) {
+  for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++)
+    for (int j = 0; j < isa; j++)
+      ck_assert_str_ne(qscore_isa_name((qscore_isa_t)isa), qscore_isa_name((qscore_isa_t)j));
+  ck_assert_str_eq(qscore_isa_name(QSCORE_AVX512), "avx512");
+  const qscore_isa_t d = qscore_isa_default();
+  ck_assert(qscore_isa_supported(d));
+  const char *e = getenv("RECD_QSCORE_ISA");
+  if (e == NULL)
+    for (int isa = d + 1; isa < QSCORE_ISA_COUNT; isa++)
+      ck_assert(!qscore_isa_supported((qscore_isa_t)isa));
+  printf("test_qscore: default kernel %s\n", qscore_isa_name(d));
+}
+END_TEST
+
 static Suite *qscore_suite(void) {
   Suite *s = suite_create("qscore");
   TCase *tc = tcase_create("core");
@@ -265,6 +463,9 @@ static Suite *qscore_suite(void) {
   tcase_add_test(tc, test_zero_query);
   tcase_add_test(tc, test_scan_candidates_are_exact_set);
   tcase_add_test(tc, test_scan_batch_equals_single);
+  tcase_add_test(tc, test_kernels_bit_identical);
+  tcase_add_test(tc, test_kernels_largest_dots);
+  tcase_add_test(tc, test_isa_names);
   suite_add_tcase(s, tc);
   return s;
 }
