@@ -37,8 +37,9 @@
  * reducing lanes than multiplying.
  *
  * Kernels: AVX-512 VNNI (vpdpbusd on the same layout: four products per
- * int32 lane in one instruction, never saturated; 16 items per step in a
- * batch; needs AVX-512 F, BW, VL and VNNI), AVX2
+ * int32 lane in one instruction, never saturated; 16 items per step for a
+ * batch, the AVX2 kernel for one customer, whose scan waits for memory;
+ * needs AVX-512 F, BW, VL and VNNI), AVX2
  * (both intrinsics, compiled with function target attributes) and portable
  * C, chosen at run time from the CPU (no -march=native is needed); all
  * compute bit-identical approximate scores (qscore_avx512.c says why for

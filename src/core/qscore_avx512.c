@@ -5,16 +5,17 @@
  * qscan() picks this kernel only when the CPU (and the OS, for the zmm
  * state: __builtin_cpu_supports checks XCR0) has all four.
  *
- * Same contract, layout and collectors as qscan__avx2; per customer:
+ * Same contract, layout and collectors as qscan__avx2; per customer of a
+ * batch:
  *   - the dot products with vpdpbusd (u8 x s8, four products summed into
  *     an int32 lane): the layout puts item j's factors 4c..4c+3 in bytes
  *     32c + 4j .. 32c + 4j + 3 and the query's in the same bytes of xq, so
  *     one vpdpbusd on 64 bytes (groups c and c + 1) adds group c of the
  *     8 items into lanes 0-7 and group c + 1 into lanes 8-15; the two
  *     halves are added at the end of the block;
- *   - for a batch, two blocks (16 items) per step in 512-bit registers;
- *     for one customer one block per step with the 256-bit form, read in
- *     order (see qscan__avx512);
+ *   - two blocks (16 items) per step in 512-bit registers, for a batch of
+ *     customers (one customer is scanned by the AVX2 kernel: see
+ *     qscan__avx512);
  *   - the scores, bounds and threshold test 16 at a time, with the same
  *     float operations in the same order as qscore__value() and
  *     qquery_item_bound() (no FMA: the file is built with
@@ -47,32 +48,6 @@
 #include "qscore_internal.h"
 
 #define QSCORE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-
-/* acc + the dot products of group off / 32 of block b's 8 items (the 32
- * bytes at offset off) with the query's. */
-#define QSCORE_DP8(acc, b, xq, off)                                               \
-  _mm256_dpbusd_epi32((acc), _mm256_load_si256((const __m256i *)((b) + (off))), \
-                      _mm256_loadu_si256((const __m256i *)((xq) + (off))))
-
-/* The 8 dot products of one block with one query: 256-bit vpdpbusd (one
- * group each), four accumulators for its latency, the block read in order
- * 32 bytes at a time like the AVX2 kernel. groups is even. */
-static inline QSCORE_AVX512 __m256i qscore__dots8(const uint8_t *b, uint32_t groups,
-                                                  const int8_t *xq) {
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-  uint32_t c = 0;
-  for (; c + 4 <= groups; c += 4) {
-    a0 = QSCORE_DP8(a0, b, xq, 32 * c);
-    a1 = QSCORE_DP8(a1, b, xq, 32 * c + 32);
-    a2 = QSCORE_DP8(a2, b, xq, 32 * c + 64);
-    a3 = QSCORE_DP8(a3, b, xq, 32 * c + 96);
-  }
-  if (c < groups) {
-    a0 = QSCORE_DP8(a0, b, xq, 32 * c);
-    a1 = QSCORE_DP8(a1, b, xq, 32 * c + 32);
-  }
-  return _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
-}
 
 /* The 16 dot products of blocks b0 (lanes 0-7) and b1 (lanes 8-15) with one
  * query: the query's bytes are loaded once for both blocks; two
@@ -147,23 +122,14 @@ static inline __mmask16 qscore__valid(uint32_t left, uint32_t lanes) {
 int QSCORE_AVX512 qscan__avx512(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
                                 qsel_t *sel, size_t nq) {
   const uint32_t kpad = qm->kpad, groups = kpad / 4;
-  if (nq == 1) {
-    /* One customer: the scan waits for memory, and reading the items in
-     * order, 32 bytes at a time, is what keeps it as fast as the AVX2
-     * kernel there: interleaving two blocks took up to 1.7x its time at 1M
-     * items, one block in 512-bit loads up to 1.2x. */
-    for (uint32_t base = lo; base < hi; base += 8) {
-      const __mmask16 valid = qscore__valid(hi - base, 8);
-      const __m512i d =
-          _mm512_zextsi256_si512(qscore__dots8(qm->q + (size_t)base * kpad, groups, qq->xq));
-      int rc = qscore__offer16(d, valid, _mm512_maskz_loadu_ps(valid, qm->scale + base),
-                               _mm512_maskz_loadu_ps(valid, qm->resid + base),
-                               _mm512_maskz_loadu_ps(valid, qm->norm + base), qq, sel, base);
-      if (rc != 0)
-        return rc;
-    }
-    return 0;
-  }
+  if (nq == 1)
+    /* One customer: the scan waits for memory (or L3), not for the
+     * multiplications, and the AVX2 kernel, which reads the items in order
+     * 32 bytes at a time, was the fastest there: one block per step with
+     * 256-bit vpdpbusd measured 0.94-1.12x its time (100k and 1M items,
+     * k = 64 and 256), two interleaved blocks up to 1.7x. Its results are
+     * the same bits. */
+    return qscan__avx2(qm, lo, hi, qq, sel, nq);
   /* A batch: the blocks stay in L1 while every customer is scored, and two
    * blocks per step share the query's loads and the scoring's work. */
   for (uint32_t base = lo; base < hi; base += 16) {

@@ -403,7 +403,8 @@ END_TEST
 
 /* The largest dot products a model can give (every stored byte 127 and
  * every query byte 63, at the largest k): exact in every kernel, and the
- * same scores in every kernel. */
+ * same scores in every kernel, for one customer and for a batch (the
+ * AVX-512 kernel scans batches itself and one customer with AVX2). */
 START_TEST(test_kernels_largest_dots) {
   const uint32_t n = 24, k = 1024;
   float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
@@ -414,23 +415,30 @@ START_TEST(test_kernels_largest_dots) {
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
   int8_t *xq = malloc(qquery_bytes(&qm));
-  qquery_t qq = {.xq = xq};
-  qquery_prepare(&qm, x, &qq);
+  qquery_t qq[2] = {{.xq = xq}, {.xq = xq}};
+  qquery_prepare(&qm, x, &qq[0]);
+  qq[1] = qq[0];
   for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
     if (!qscore_isa_supported((qscore_isa_t)isa))
       continue;
-    qsel_t s;
-    ck_assert_int_eq(qsel_init(&s, NULL, n + 1, 0.0f), 0);
-    ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, &qq, &s, 1), 0);
-    ck_assert_uint_eq(s.n, n);
-    for (size_t j = 0; j < n; j++) {
-      /* 63 * 63 * 1024 (with the offset: 127 * 63 * 1024 - 64 * 63 * 1024) */
-      const float want = (float)((s.idx[j] % 2 ? -1.0 : 1.0) * 63 * 63 * 1024) *
-                         (qm.scale[s.idx[j]] * qq.sx);
-      ck_assert_msg(s.s[j] == want, "%s item %u: %a want %a", qscore_isa_name((qscore_isa_t)isa),
-                    s.idx[j], (double)s.s[j], (double)want);
+    for (size_t nq = 1; nq <= 2; nq++) {
+      qsel_t s[2];
+      for (size_t r = 0; r < nq; r++)
+        ck_assert_int_eq(qsel_init(&s[r], NULL, n + 1, 0.0f), 0);
+      ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, qq, s, nq), 0);
+      for (size_t r = 0; r < nq; r++) {
+        ck_assert_uint_eq(s[r].n, n);
+        for (size_t j = 0; j < n; j++) {
+          /* 63 * 63 * 1024 (with the offset: 127 * 63 * 1024 - 64 * 63 * 1024) */
+          const uint32_t i = s[r].idx[j];
+          const float want =
+              (float)((i % 2 ? -1.0 : 1.0) * 63 * 63 * 1024) * (qm.scale[i] * qq[0].sx);
+          ck_assert_msg(s[r].s[j] == want, "%s nq %zu item %u: %a want %a",
+                        qscore_isa_name((qscore_isa_t)isa), nq, i, (double)s[r].s[j], (double)want);
+        }
+        qsel_free(&s[r]);
+      }
     }
-    qsel_free(&s);
   }
   free(xq);
   qmat_free(&qm);
