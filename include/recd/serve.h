@@ -115,7 +115,8 @@ void serve_model_free(serve_model_t *sm);
  * about 1.5 times that; only speed depends on it. */
 uint32_t serve_model_walk_ratio16(const serve_model_t *sm);
 
-/* "int8-avx2", "int8-scalar" or "float-blas": for INFO and benchmarks. */
+/* "int8-avx512", "int8-avx2", "int8-scalar" or "float-blas": for INFO and
+ * benchmarks. */
 const char *serve_pass_name(const serve_model_t *sm);
 
 /* One customer's answer, owned by the batch. Until the phase that computes

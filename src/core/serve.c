@@ -195,7 +195,9 @@ void serve_model_free(serve_model_t *sm) {
 const char *serve_pass_name(const serve_model_t *sm) {
   if (sm->pass == SERVE_PASS_FLOAT)
     return "float-blas";
-  return sm->isa == QSCORE_AVX2 ? "int8-avx2" : "int8-scalar";
+  return sm->isa == QSCORE_SCALAR   ? "int8-scalar"
+         : sm->isa == QSCORE_AVX512 ? "int8-avx512"
+                                    : "int8-avx2";
 }
 
 /* ---- answers --------------------------------------------------------- */

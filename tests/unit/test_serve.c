@@ -525,6 +525,14 @@ START_TEST(test_model_choice) {
     ck_assert_str_eq(serve_pass_name(&sm), "int8-avx2");
     serve_model_free(&sm);
   }
+  if (qscore_isa_supported(QSCORE_AVX512)) { /* each kernel named as it is */
+    o.isa = QSCORE_AVX512;
+    ck_assert_int_eq(serve_model_init(&sm, m, &o), 0);
+    ck_assert_int_eq(sm.pass, SERVE_PASS_INT8);
+    ck_assert_str_eq(serve_pass_name(&sm), "int8-avx512");
+    serve_model_free(&sm);
+    o.isa = QSCORE_AVX2;
+  }
   o.int8_min_items = N + 1;
   ck_assert_int_eq(serve_model_init(&sm, m, &o), 0);
   ck_assert_int_eq(sm.pass, SERVE_PASS_FLOAT);
