@@ -872,7 +872,8 @@ static int cmd_refresh(const train_cfg_t *c, char *errbuf) {
                       .skip_bad = c->skip_bad, .redis = c->redis,
                       .min_item_users = c->min_item_users,
                       .history_limit = c->history_limit, .params = c->params,
-                      .threads = c->threads, .quiet = c->quiet};
+                      .threads = c->threads, .quiet = c->quiet,
+                      .pub = c->mode == MODE_REFRESH ? &g_pub : NULL};
   if (c->mode == MODE_EVAL_REFRESH)
     return refresh_eval_main(&o, 0.05, errbuf);
   if (c->mode == MODE_EVAL_CART)
@@ -893,7 +894,8 @@ int main(int argc, char **argv) {
   /* Before any work: the output is locked and the debris of interrupted
    * runs removed (publish.h). */
   g_pub.lock_fd = -1;
-  if (cfg.out != NULL && (cfg.mode == MODE_TRAIN || cfg.mode == MODE_SYNTHETIC))
+  if (cfg.out != NULL &&
+      (cfg.mode == MODE_TRAIN || cfg.mode == MODE_SYNTHETIC || cfg.mode == MODE_REFRESH))
     rc = publish_begin(&g_pub, cfg.out, cfg.keep, stderr, errbuf);
   if (rc == 0) {
     switch (cfg.mode) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "publish.h"
 #include "recd/als.h"
 #include "recd/csv.h"
 #include "recd/err.h"
@@ -265,14 +266,19 @@ int refresh_items(const model_t *m, const dataset_t *ds, const refresh_opts_t *o
     goto done;
   }
   model_meta_t meta = *model_meta(m);
-  meta.created_at = refresh__now();
+  meta.created_at = o->pub ? publish_created_at(o->pub, refresh__now()) : refresh__now();
   model_spec_t spec = {.n_items = n, .params = *model_params(m), .meta = meta, .Y = Y,
                        .ldy = stride, .popularity = pop, .item_ids = ids, .item_id_lens = lens,
                        .item_category = cat, .n_categories = (uint32_t)idmap_size(cats),
                        .category_names = cnames, .category_name_lens = clens,
                        .item_group = grp, .n_groups = (uint32_t)idmap_size(grps),
                        .group_names = gnames, .group_name_lens = glens};
-  rc = model_write(&spec, out, errbuf);
+  /* Published like a retrain's model: under the same lock (a refresh
+   * started from the old model must not overwrite a retrain published
+   * meanwhile) and, with --keep, as a new kept version behind the symlink
+   * rather than a plain file over it. */
+  rc = o->pub ? publish_write(o->pub, &spec, o->quiet ? NULL : stderr, errbuf)
+              : model_write(&spec, out, errbuf);
   if (rc == 0) {
     res->added = n_new;
     res->written = 1;

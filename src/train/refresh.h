@@ -24,6 +24,10 @@ typedef struct refresh_opts {
   params_t params;          /* training parameters (evaluation modes only) */
   uint32_t threads;
   int quiet;
+  struct publish *pub;      /* --refresh-items: the output as recd-train
+                               publishes it (lock, kept versions with
+                               --keep: publish.h); NULL = a plain
+                               model_write (evaluations) */
 } refresh_opts_t;
 
 /* What refresh_items() did. */

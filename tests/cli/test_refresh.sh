@@ -102,3 +102,22 @@ printf 'garbage' > "$TMP/bad.bin"
 expect_fail 1 "bad.bin: not a recd model file" \
   "$T" --refresh-items --model "$TMP/bad.bin" --out "$TMP/x.bin" "${R[@]}"
 pass "in place, --min-item-users, errors"
+
+# Kept versions (--keep, as the nightly retrain publishes): the refresh is
+# published like a retrain, a new version behind the model.bin symlink,
+# never a plain file over it, and under the same lock.
+mkdir -p "$TMP/kept"
+cp "$TMP/served.bin" "$TMP/kept/model.bin"
+unset SOURCE_DATE_EPOCH
+"$T" -q --refresh-items --model "$TMP/kept/model.bin" --out "$TMP/kept/model.bin" --keep 3 \
+  "${R[@]}" > "$TMP/out" || fail "refresh with --keep"
+[ -L "$TMP/kept/model.bin" ] || fail "--keep: model.bin is no longer a symlink"
+nv=$(ls "$TMP/kept" | grep -c '^model\.[0-9T]*Z\.bin$')
+[ "$nv" = 2 ] || { ls -la "$TMP/kept"; fail "--keep: expected the old and the refreshed version, got $nv"; }
+"$T" --info "$TMP/kept/model.bin" | grep -q '"items": 121' || fail "--keep: the link is not the refreshed model"
+exec 9>"$TMP/kept/.model.bin.lock"
+flock -n 9 || fail "cannot take the publish lock"
+expect_fail 1 "lock" "$T" -q --refresh-items --model "$TMP/kept/model.bin" \
+  --out "$TMP/kept/model.bin" --keep 3 "${R[@]}"
+exec 9>&-
+pass "--keep: a new kept version behind the symlink, under the publish lock"
