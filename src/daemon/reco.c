@@ -23,6 +23,7 @@
 #include "log.h"
 #include "model_store.h"
 #include "rclient.h"
+#include "similar.h"
 #include "recd/csv.h"
 #include "tracking.h"
 #include "variants.h"
@@ -65,10 +66,7 @@ typedef struct reco_ctx {
   size_t n_excl;
   itemset_bits_t *promoted; /* held for the batch (PROMOTE) */
   uv_work_t work;           /* SIMILAR FOR on the thread pool */
-  int sim_rc;               /* its answer: rc, then n items and scores */
-  size_t sim_n;
-  uint32_t *sim_items;
-  float *sim_scores;
+  similar_answer_t sim;     /* its answer */
   int deg;                  /* degraded: 1 + traps_degraded_t; 0 = not */
   size_t stored_n;          /* history entries read from Redis (WITHMETA) */
 } reco_ctx_t;
@@ -86,8 +84,7 @@ static void reco__ctx_free(void *p) {
   free(x->pref_val);
   free(x->hidden);
   free(x->excl);
-  free(x->sim_items);
-  free(x->sim_scores);
+  similar_answer_free(&x->sim);
   itemset_bits_release(x->promoted);
   free(x);
 }
@@ -348,41 +345,20 @@ static int reco__exclusions(reco_ctx_t *x, const rclient_user_t *u) {
 
 static void reco__similar_compute(reco_ctx_t *x, rec_ws_t *ws) {
   rec_result_t res;
-  x->sim_rc = rec_similar_q(x->ref.sv->m, (uint32_t)x->o.sim_item, &x->q, ws, &res);
-  if (x->sim_rc != 0)
-    return;
-  /* res points into ws: copied out before ws is reused. */
-  x->sim_n = res.n;
-  x->sim_items = malloc((res.n ? res.n : 1) * sizeof *x->sim_items);
-  x->sim_scores = malloc((res.n ? res.n : 1) * sizeof *x->sim_scores);
-  if (x->sim_items == NULL || x->sim_scores == NULL) {
-    x->sim_rc = RECD_ENOMEM;
-    return;
-  }
-  if (res.n > 0) {
-    memcpy(x->sim_items, res.items, res.n * sizeof *x->sim_items);
-    memcpy(x->sim_scores, res.scores, res.n * sizeof *x->sim_scores);
-  }
+  x->sim.rc = rec_similar_q(x->ref.sv->m, (uint32_t)x->o.sim_item, &x->q, ws, &res);
+  if (x->sim.rc == 0) /* res points into ws: copied out before ws is reused */
+    similar_answer_keep(&x->sim, &res, 0);
 }
 
 static void reco__similar_reply(reco_ctx_t *x) {
-  if (x->sim_rc != 0) {
+  if (x->sim.rc != 0) {
     reco__fail(x->req, "internal error computing the answer");
     return;
   }
-  reply_buf_t *r = &x->req->reply;
-  reply_array(r, x->sim_n * (x->o.withscores ? 2 : 1) + (size_t)x->o.withmeta);
-  if (x->o.withmeta)
-    reco_reply_meta(r, x->deg ? "degraded" : "similar",
-                    x->deg ? traps_degraded_name((traps_degraded_t)(x->deg - 1)) : "",
-                    x->variant->name, x->ref.sv->file_version, x->ref.sv->m);
-  for (size_t j = 0; j < x->sim_n; j++) {
-    size_t len;
-    const char *id = model_item_id(x->ref.sv->m, x->sim_items[j], &len);
-    reply_bulk(r, id, len);
-    if (x->o.withscores)
-      reply_float(r, x->sim_scores[j]);
-  }
+  const char *kind = x->o.withmeta ? x->deg ? "degraded" : "similar" : NULL;
+  similar_answer_reply(&x->req->reply, x->ref.sv->m, &x->sim, x->o.withscores, kind,
+                       x->deg ? traps_degraded_name((traps_degraded_t)(x->deg - 1)) : "",
+                       x->variant->name, x->ref.sv->file_version);
   req_finish(x->req, 0);
 }
 
@@ -397,7 +373,7 @@ static void reco__similar_work(uv_work_t *w) {
 static void reco__similar_after(uv_work_t *w, int status) {
   reco_ctx_t *x = w->data;
   if (status != 0)
-    x->sim_rc = RECD_EINVAL;
+    x->sim.rc = RECD_EINVAL;
   if (reco__nobody(x->req))
     req_finish(x->req, 0);
   else

@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "model_store.h"
 #include "reco.h"
+#include "similar.h"
 #include "recd/csv.h"
 #include "variants.h"
 
@@ -41,67 +42,80 @@ typedef struct similar_ctx {
   rec_query_t q;
   reco_opts_t o;    /* owns q's CATEGORY and EXCLUDE arrays */
   uv_work_t work;
-  int rc;           /* the answer: rc, then n items and scores */
-  size_t n;
-  uint32_t *items;
-  float *scores;
+  similar_answer_t ans;
 } similar_ctx_t;
+
+void similar_answer_keep(similar_answer_t *a, const rec_result_t *res, size_t skip) {
+  if (skip > res->n)
+    skip = res->n;
+  const size_t n = res->n - skip;
+  a->n = n;
+  a->items = malloc((n ? n : 1) * sizeof *a->items);
+  a->scores = malloc((n ? n : 1) * sizeof *a->scores);
+  if (a->items == NULL || a->scores == NULL) {
+    a->rc = RECD_ENOMEM;
+    return;
+  }
+  a->rc = 0;
+  if (n > 0) {
+    memcpy(a->items, res->items + skip, n * sizeof *a->items);
+    memcpy(a->scores, res->scores + skip, n * sizeof *a->scores);
+  }
+}
+
+void similar_answer_reply(reply_buf_t *r, const model_t *m, const similar_answer_t *a,
+                          int withscores, const char *meta_kind, const char *meta_reason,
+                          const char *variant, const char *version) {
+  reply_array(r, a->n * (withscores ? 2 : 1) + (meta_kind != NULL));
+  if (meta_kind != NULL)
+    reco_reply_meta(r, meta_kind, meta_reason, variant, version, m);
+  for (size_t j = 0; j < a->n; j++) {
+    size_t len;
+    const char *id = model_item_id(m, a->items[j], &len);
+    reply_bulk(r, id, len);
+    if (withscores)
+      reply_float(r, a->scores[j]);
+  }
+}
+
+void similar_answer_free(similar_answer_t *a) {
+  free(a->items);
+  free(a->scores);
+  a->items = NULL;
+  a->scores = NULL;
+}
 
 static void similar__free(void *p) {
   similar_ctx_t *x = p;
   model_ref_release(&x->ref);
   reco_opts_free(&x->o);
-  free(x->items);
-  free(x->scores);
+  similar_answer_free(&x->ans);
   free(x);
 }
 
 static void similar__compute(similar_ctx_t *x, rec_ws_t *ws) {
   rec_result_t res;
   if (x->filtered)
-    x->rc = rec_similar_q(x->ref.sv->m, x->item, &x->q, ws, &res);
+    x->ans.rc = rec_similar_q(x->ref.sv->m, x->item, &x->q, ws, &res);
   else
-    x->rc = rec_similar(x->ref.sv->m, x->item, x->offset + x->count,
-                        x->ref.unavail ? x->ref.unavail->words : NULL, ws, &res);
-  if (x->rc != 0)
-    return;
-  /* res points into ws: copy it out before ws is reused or freed. OFFSET
+    x->ans.rc = rec_similar(x->ref.sv->m, x->item, x->offset + x->count,
+                            x->ref.unavail ? x->ref.unavail->words : NULL, ws, &res);
+  /* res points into ws: copied out before ws is reused or freed. OFFSET
    * (rec_similar): the top offset + count, less the first offset. */
-  const size_t skip = x->filtered ? 0 : res.n < x->offset ? res.n : x->offset;
-  res.items += skip;
-  res.scores += skip;
-  res.n -= skip;
-  x->n = res.n;
-  x->items = malloc((res.n ? res.n : 1) * sizeof *x->items);
-  x->scores = malloc((res.n ? res.n : 1) * sizeof *x->scores);
-  if (x->items == NULL || x->scores == NULL) {
-    x->rc = RECD_ENOMEM;
-    return;
-  }
-  if (res.n > 0) {
-    memcpy(x->items, res.items, res.n * sizeof *x->items);
-    memcpy(x->scores, res.scores, res.n * sizeof *x->scores);
-  }
+  if (x->ans.rc == 0)
+    similar_answer_keep(&x->ans, &res, x->filtered ? 0 : x->offset);
 }
 
 static void similar__reply(similar_ctx_t *x) {
   reply_buf_t *r = &x->req->reply;
-  if (x->rc != 0) {
+  if (x->ans.rc != 0) {
     reply_reset(r);
     reply_error(r, "out of memory");
     req_finish(x->req, 1);
     return;
   }
-  reply_array(r, x->n * (x->withscores ? 2 : 1) + (size_t)x->withmeta);
-  if (x->withmeta)
-    reco_reply_meta(r, "similar", "", x->var->name, x->ref.sv->file_version, x->ref.sv->m);
-  for (size_t j = 0; j < x->n; j++) {
-    size_t len;
-    const char *id = model_item_id(x->ref.sv->m, x->items[j], &len);
-    reply_bulk(r, id, len);
-    if (x->withscores)
-      reply_float(r, x->scores[j]);
-  }
+  similar_answer_reply(r, x->ref.sv->m, &x->ans, x->withscores, x->withmeta ? "similar" : NULL,
+                       "", x->var->name, x->ref.sv->file_version);
   req_finish(x->req, 0);
 }
 
@@ -116,7 +130,7 @@ static void similar__work(uv_work_t *w) {
 static void similar__after(uv_work_t *w, int status) {
   similar_ctx_t *x = w->data;
   if (status != 0)
-    x->rc = RECD_EINVAL;
+    x->ans.rc = RECD_EINVAL;
   similar__reply(x);
   req_release(x->req); /* the work's hold */
 }
