@@ -177,10 +177,9 @@ void model_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     if (named != NULL) {
       var = named;
     } else if (!takes_operand || a->argc == 4) {
-      char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
-      variants_list(s->variants, names, sizeof names);
-      reply_errorf(&r->reply, "unknown variant '%.*s' (variants: %s)",
-                   (int)(a->argvlen[2] > 64 ? 64 : a->argvlen[2]), a->argv[2], names);
+      char err[RECD_ERRLEN];
+      variants_unknown(s->variants, "variant", a->argv[2], a->argvlen[2], err);
+      reply_error(&r->reply, err);
       req_finish(r, 1);
       return;
     } else {

@@ -598,12 +598,8 @@ static void reco__begin(reco_ctx_t *x, const resp_cmd_t *a) {
   }
   x->variant = x->o.variant ? variants_find(s->variants, x->o.variant, x->o.variant_len)
                             : variants_for_user(s->variants, x->o.user, x->o.ulen);
-  if (x->variant == NULL) {
-    char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
-    variants_list(s->variants, names, sizeof names);
-    rc = recd_errf(err, RECD_EINVAL, "unknown VARIANT '%.*s' (variants: %s)",
-                   (int)(x->o.variant_len > 64 ? 64 : x->o.variant_len), x->o.variant, names);
-  }
+  if (x->variant == NULL)
+    rc = variants_unknown(s->variants, "VARIANT", x->o.variant, x->o.variant_len, err);
   if (rc == 0) {
     /* The request answers with the model it was resolved against. */
     model_store_hold(x->variant->store, &x->ref);

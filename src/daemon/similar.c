@@ -172,11 +172,8 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   const variant_t *var = o->variant ? variants_find(s->variants, o->variant, o->variant_len)
                                     : variants_control(s->variants);
   if (var == NULL) {
-    char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)];
-    variants_list(s->variants, names, sizeof names);
-    reply_errorf(&r->reply, "unknown VARIANT '%.*s' (variants: %s)",
-                 (int)(o->variant_len > 64 ? 64 : o->variant_len), o->variant, names);
-    req_finish(r, 1);
+    variants_unknown(s->variants, "VARIANT", o->variant, o->variant_len, err);
+    similar__fail(r, err);
     return;
   }
   x->var = var;

@@ -97,13 +97,16 @@ const char *const *variants_names(const variants_t *vs) {
   return vs->names;
 }
 
-void variants_list(const variants_t *vs, char *buf, size_t cap) {
+int variants_unknown(const variants_t *vs, const char *what, const char *name, size_t len,
+                     char *err) {
+  char names[EXP_MAX_VARIANTS * (EXP_NAME_MAX + 2)] = "";
   size_t o = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; i < vs->n && o < cap; i++) {
-    int w = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", vs->v[i].name);
+  for (size_t i = 0; i < vs->n && o < sizeof names; i++) {
+    int w = snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", vs->v[i].name);
     if (w < 0)
       break;
     o += (size_t)w;
   }
+  return recd_errf(err, RECD_EINVAL, "unknown %s '%.*s' (variants: %s)", what,
+                   (int)(len > 64 ? 64 : len), name, names);
 }

@@ -41,7 +41,10 @@ variant_t *variants_find(const variants_t *vs, const char *name, size_t len);
 variant_t *variants_for_user(const variants_t *vs, const char *user, size_t ulen);
 /* The names, in the configured order (for exp_report_compute). */
 const char *const *variants_names(const variants_t *vs);
-/* "a, b, c" into buf (for error messages). */
-void variants_list(const variants_t *vs, char *buf, size_t cap);
+/* The error for a variant name no variant has, into err (RECD_ERRLEN):
+ * "unknown <what> '<name>' (variants: a, b, c)", the name cut to 64 bytes.
+ * Returns RECD_EINVAL. */
+int variants_unknown(const variants_t *vs, const char *what, const char *name, size_t len,
+                     char *err);
 
 #endif
