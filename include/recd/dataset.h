@@ -5,6 +5,10 @@
  * recd:hist:<user>. dataset_finalize() then builds two compressed sparse row
  * views: by user (for the user step) and by item (for the item step), each
  * with indices sorted ascending.
+ *
+ * Interactions may carry a time (dataset_add_timed(), the CSV's optional
+ * timestamp column). When every one of them does, finalize keeps the raw
+ * rows, so that temporal splits and age weighting (events.h) can see them.
  */
 #ifndef RECD_DATASET_H
 #define RECD_DATASET_H
@@ -18,6 +22,10 @@
 
 /* Longest user id, item id or category name, in bytes (see DESIGN.md). */
 #define DATASET_MAX_ID 256
+
+/* The time of an interaction that has none. Times are int64 in whatever
+ * unit the source uses (the CSV's and Redis's are Unix seconds). */
+#define DATASET_NO_TIME INT64_MIN
 
 /* Compressed sparse rows: row r holds ptr[r+1]-ptr[r] entries
  * (idx[j], val[j]) for j in [ptr[r], ptr[r+1]). */
@@ -41,15 +49,22 @@ typedef struct dataset {
                               grown with items, NULL until groups set */
   size_t item_group_cap;
 
-  /* Interactions as added (coordinate form), freed by finalize. */
+  /* Interactions as added (coordinate form, insertion order, duplicates
+   * not merged); coo_t is DATASET_NO_TIME for a row without a time.
+   * Finalize frees them, unless has_time: then they stay (read-only, as the
+   * raw interaction log; events_from_dataset() copies them). */
   size_t n_coo, coo_cap;
   uint32_t *coo_user, *coo_item;
   float *coo_w;
+  int64_t *coo_t;
+  size_t n_timed; /* rows added with a time */
 
   /* Built by dataset_finalize(). */
   int finalized;
   csr_t by_user; /* n_users x n_items */
   csr_t by_item; /* n_items x n_users, the transpose */
+  int has_time;         /* 1 iff there is at least one row and every row has a time */
+  int64_t t_min, t_max; /* over all rows when has_time, else DATASET_NO_TIME */
 } dataset_t;
 
 /* Initialises an empty data set. Returns 0 or RECD_ENOMEM. */
@@ -62,6 +77,11 @@ void dataset_free(dataset_t *ds);
 int dataset_add(dataset_t *ds, const char *user, size_t ulen, const char *item,
                 size_t ilen, float weight);
 
+/* dataset_add() with the interaction's time t (DATASET_NO_TIME: none). Any
+ * other int64 is a valid time, negative included. Same returns. */
+int dataset_add_timed(dataset_t *ds, const char *user, size_t ulen, const char *item,
+                      size_t ilen, float weight, int64_t t);
+
 /* Sets the category of an item already in the data set (interning the
  * category name); an empty category means none. Returns 0, RECD_ENOTFOUND
  * for an item without interactions (it has no factors, so it is left out
@@ -73,16 +93,22 @@ int dataset_set_category(dataset_t *ds, const char *item, size_t ilen,
 int dataset_set_group(dataset_t *ds, const char *item, size_t ilen, const char *group,
                       size_t glen);
 
-/* Sums duplicate pairs and builds by_user and by_item. Idempotent. */
+/* Sums duplicate pairs and builds by_user and by_item, and sets has_time,
+ * t_min and t_max. When has_time, the coo_* arrays are kept (trimmed to
+ * n_coo); otherwise they are freed. Idempotent. */
 int dataset_finalize(dataset_t *ds);
 
 /* Builds a finalized data set directly from a user x item CSR (copied);
- * ids are "u<r>" and "i<c>". For synthetic tests and the hold-out split. */
+ * ids are "u<r>" and "i<c>"; no times (has_time = 0). For synthetic tests
+ * and the hold-out split. */
 int dataset_from_csr(dataset_t *ds, const csr_t *by_user);
 
 /* Reads interactions from a CSV file with header user,item,weight[,timestamp].
+ * The timestamp (an int64, Unix seconds) is stored with the row; an empty
+ * one means the row has no time.
  * A bad line (wrong field count, empty id, id longer than 256 bytes,
- * non-numeric, non-finite or non-positive weight, bad timestamp) is an error
+ * non-numeric, non-finite or non-positive weight, bad timestamp, or one equal
+ * to DATASET_NO_TIME) is an error
  * naming file:line and the reason, unless skip_bad is set: then it is counted
  * in *skipped. Progress goes to `progress` (may be NULL) every ~1M rows. */
 int dataset_read_csv(dataset_t *ds, const char *path, int skip_bad,

@@ -11,6 +11,11 @@
  * duplicates are summed in the order they were added (the tests rely on
  * that to compare sums exactly).
  *
+ * Times ride along in coo_t. A data set whose every row is timed keeps its
+ * COO arrays after finalize as the raw interaction log (temporal splits
+ * need each event, not the sums); an untimed one frees them, so the common
+ * case costs no memory after loading.
+ *
  * Out of memory: every function checks its allocations and returns
  * RECD_ENOMEM, leaving the data set as it was before the call (apart from
  * an id that may stay interned without interactions, see dataset_add()).
@@ -39,6 +44,7 @@ int dataset_init(dataset_t *ds) {
     dataset_free(ds);
     return RECD_ENOMEM;
   }
+  ds->t_min = ds->t_max = DATASET_NO_TIME;
   /* categories stays NULL until a category is set: most data sets have
    * none, and readers treat NULL as "no categories". */
   return 0;
@@ -56,6 +62,7 @@ void dataset_free(dataset_t *ds) {
   free(ds->coo_user);
   free(ds->coo_item);
   free(ds->coo_w);
+  free(ds->coo_t);
   csr_free(&ds->by_user);
   csr_free(&ds->by_item);
   memset(ds, 0, sizeof *ds);
@@ -88,9 +95,9 @@ static int dataset__reserve_coo(dataset_t *ds) {
   if (ds->n_coo < ds->coo_cap)
     return 0;
   size_t cap = ds->coo_cap ? ds->coo_cap * 2 : 4096;
-  if (cap > SIZE_MAX / sizeof(float))
+  if (cap > SIZE_MAX / sizeof(int64_t))
     return RECD_ENOMEM;
-  /* coo_cap only grows once all three arrays have; a partial success just
+  /* coo_cap only grows once all four arrays have; a partial success just
    * leaves one array larger than needed, which the next attempt reuses. */
   uint32_t *u = realloc(ds->coo_user, cap * sizeof *u);
   if (u == NULL)
@@ -104,6 +111,10 @@ static int dataset__reserve_coo(dataset_t *ds) {
   if (w == NULL)
     return RECD_ENOMEM;
   ds->coo_w = w;
+  int64_t *t = realloc(ds->coo_t, cap * sizeof *t);
+  if (t == NULL)
+    return RECD_ENOMEM;
+  ds->coo_t = t;
   ds->coo_cap = cap;
   return 0;
 }
@@ -113,8 +124,8 @@ static int dataset__reserve_coo(dataset_t *ds) {
  * nothing. If interning the item runs out of memory after the user was
  * added, the user stays interned with no interactions: an empty row, which
  * training and evaluation handle like any user without history. */
-int dataset_add(dataset_t *ds, const char *user, size_t ulen, const char *item,
-                size_t ilen, float weight) {
+int dataset_add_timed(dataset_t *ds, const char *user, size_t ulen, const char *item,
+                      size_t ilen, float weight, int64_t t) {
   if (ds->finalized || ulen == 0 || ulen > DATASET_MAX_ID || ilen == 0 ||
       ilen > DATASET_MAX_ID)
     return RECD_EINVAL;
@@ -137,8 +148,16 @@ int dataset_add(dataset_t *ds, const char *user, size_t ulen, const char *item,
   ds->coo_user[ds->n_coo] = u;
   ds->coo_item[ds->n_coo] = i;
   ds->coo_w[ds->n_coo] = weight;
+  ds->coo_t[ds->n_coo] = t;
   ds->n_coo++;
+  ds->n_timed += t != DATASET_NO_TIME;
   return 0;
+}
+
+/* Contract in dataset.h: an interaction without a time. */
+int dataset_add(dataset_t *ds, const char *user, size_t ulen, const char *item,
+                size_t ilen, float weight) {
+  return dataset_add_timed(ds, user, ulen, item, ilen, weight, DATASET_NO_TIME);
 }
 
 /* Contract in dataset.h. Works before and after dataset_finalize(). An
@@ -278,6 +297,31 @@ static void dataset__merge_duplicates(csr_t *m) {
   m->ptr[m->n_rows] = w;
 }
 
+/* Shrinks the kept COO arrays to n_coo entries (doubling left up to half
+ * of them unused). Best effort: a failed shrink keeps the larger array,
+ * which is still valid; coo_cap then stays the smallest capacity. */
+static void dataset__trim_coo(dataset_t *ds) {
+  const size_t n = ds->n_coo;
+  if (n == 0 || n == ds->coo_cap)
+    return;
+  uint32_t *u = realloc(ds->coo_user, n * sizeof *u);
+  if (u != NULL)
+    ds->coo_user = u;
+  uint32_t *i = realloc(ds->coo_item, n * sizeof *i);
+  if (i != NULL)
+    ds->coo_item = i;
+  float *w = realloc(ds->coo_w, n * sizeof *w);
+  if (w != NULL)
+    ds->coo_w = w;
+  int64_t *t = realloc(ds->coo_t, n * sizeof *t);
+  if (t != NULL)
+    ds->coo_t = t;
+  /* Every array holds at least n either way; nothing is added after
+   * finalize, so coo_cap only records the exact size when all shrank. */
+  if (u != NULL && i != NULL && w != NULL && t != NULL)
+    ds->coo_cap = n;
+}
+
 /* Contract in dataset.h. On RECD_ENOMEM the COO arrays are kept and the
  * data set stays unfinalized, so the caller may free it or retry. */
 int dataset_finalize(dataset_t *ds) {
@@ -321,12 +365,27 @@ int dataset_finalize(dataset_t *ds) {
   }
   ds->by_user = by_user;
   ds->by_item = by_item;
-  free(ds->coo_user);
-  free(ds->coo_item);
-  free(ds->coo_w);
-  ds->coo_user = ds->coo_item = NULL;
-  ds->coo_w = NULL;
-  ds->n_coo = ds->coo_cap = 0;
+  ds->has_time = n > 0 && ds->n_timed == n;
+  ds->t_min = ds->t_max = DATASET_NO_TIME;
+  if (ds->has_time) {
+    ds->t_min = ds->t_max = ds->coo_t[0];
+    for (uint64_t j = 1; j < n; j++) {
+      if (ds->coo_t[j] < ds->t_min)
+        ds->t_min = ds->coo_t[j];
+      if (ds->coo_t[j] > ds->t_max)
+        ds->t_max = ds->coo_t[j];
+    }
+    dataset__trim_coo(ds);
+  } else {
+    free(ds->coo_user);
+    free(ds->coo_item);
+    free(ds->coo_w);
+    free(ds->coo_t);
+    ds->coo_user = ds->coo_item = NULL;
+    ds->coo_w = NULL;
+    ds->coo_t = NULL;
+    ds->n_coo = ds->coo_cap = ds->n_timed = 0;
+  }
   ds->finalized = 1;
   return 0;
 }
@@ -383,6 +442,7 @@ int dataset_from_csr(dataset_t *ds, const csr_t *by_user) {
     dataset_free(ds);
     return rc;
   }
+  /* dataset_init() set t_min = t_max = DATASET_NO_TIME; has_time stays 0. */
   ds->finalized = 1;
   return 0;
 }
@@ -491,13 +551,15 @@ static int dataset__csv_row(dataset_t *ds, const char *name, const csv_record_t 
   if (!(w > 0.0f))
     return recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: weight must be > 0, got \"%s\"", name,
                      line, dataset__show(shown, rec->field[2], rec->len[2]));
-  int64_t ts;
+  int64_t ts = DATASET_NO_TIME;
   /* An empty timestamp is allowed: the column is optional per row (the
-   * MovieLens-1m copy has none); timestamps are checked, not stored. */
-  if (n_fields == 4 && rec->len[3] > 0 && csv_parse_i64(rec->field[3], rec->len[3], &ts) != 0)
+   * MovieLens-1m copy has none); such a row has no time. INT64_MIN is
+   * refused rather than read as "no time" without a word. */
+  if (n_fields == 4 && rec->len[3] > 0 &&
+      (csv_parse_i64(rec->field[3], rec->len[3], &ts) != 0 || ts == DATASET_NO_TIME))
     return recd_errf(errbuf, RECD_EFORMAT, "%s:%llu: bad timestamp \"%s\"", name, line,
                      dataset__show(shown, rec->field[3], rec->len[3]));
-  rc = dataset_add(ds, rec->field[0], rec->len[0], rec->field[1], rec->len[1], w);
+  rc = dataset_add_timed(ds, rec->field[0], rec->len[0], rec->field[1], rec->len[1], w, ts);
   if (rc != 0)
     return recd_errf(errbuf, rc, "%s:%llu: %s", name, line, recd_strerror(rc));
   return 0;
