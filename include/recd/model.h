@@ -22,13 +22,30 @@
 #include "recd/err.h"
 #include "recd/params.h"
 
-#define MODEL_VERSION 2        /* written; model_load() reads 1 and 2 */
+#define MODEL_VERSION 3        /* written; model_load() reads 1 to 3 */
 #define MODEL_MIN_VERSION 1    /* oldest version model_load() still reads */
 #define MODEL_ALIGN 64         /* bytes; every row and section starts aligned */
 #define MODEL_MAX_ID_LEN 256   /* item ids and category names, bytes */
 #define MODEL_MAX_FACTORS 1024
 #define MODEL_NO_CATEGORY 0u   /* item_category value of an uncategorised item */
 #define MODEL_NO_GROUP 0u      /* item_group value of an item in no family */
+
+/* model_meta_t.serves: what the item factors are. A popularity model is a
+ * k = 1 model whose single factor is the (recent) popularity of each item
+ * (>= 0): folding any customer in gives a positive multiple of it, so the
+ * unchanged serving code answers popularity minus the customer's history.
+ * The trainer writes one when a popularity baseline beats ALS on
+ * validation. */
+#define MODEL_SERVES_ALS 0u
+#define MODEL_SERVES_POPULARITY 1u
+#define MODEL_SERVES_RECENT_POPULARITY 2u
+#define MODEL_SERVES_MAX 2u
+
+/* model_meta_t.eval_split: how the hold-out of the stored metrics was cut. */
+#define MODEL_SPLIT_RANDOM 0u      /* a random fraction of each user's items */
+#define MODEL_SPLIT_USER_LATEST 1u /* each user's latest interactions */
+#define MODEL_SPLIT_TIME_CUT 2u    /* everything after one point in time */
+#define MODEL_SPLIT_MAX 2u
 
 /* Ranking quality on held-out interactions, cut off at 10. */
 typedef struct model_metrics {
@@ -57,6 +74,17 @@ typedef struct model_meta {
                                 catalogue too large, or a version-1 file), and
                                 `ease` is all zero */
   model_metrics_t ease;
+  /* Version 3 (all 0 when read from a version-1 or -2 file): */
+  uint32_t has_recent;       /* 1: `recent_popularity` holds the hold-out
+                                metrics of the recent-popularity baseline
+                                (last 30 days); 0: not computed, all zero */
+  model_metrics_t recent_popularity;
+  uint32_t serves;           /* MODEL_SERVES_*: ALS, or a popularity fallback
+                                (then k = 1 and every factor is >= 0) */
+  uint32_t eval_split;       /* MODEL_SPLIT_*: where the metrics come from */
+  double half_life_days;     /* age weighting in training, 0 = off; >= 0 */
+  int64_t tuned_at;          /* unix seconds when `recd-train --tune` chose the
+                                hyperparameters; 0 = defaults or by hand */
 } model_meta_t;
 
 typedef struct model model_t;
@@ -101,6 +129,12 @@ int model_load(model_t **out, const char *path, char *errbuf);
 int model_load_buffer(model_t **out, const void *data, size_t len, char *errbuf);
 
 void model_free(model_t *m);
+
+/* "als", "popularity", "recent-popularity" for MODEL_SERVES_*; "random",
+ * "user-latest", "time-cut" for MODEL_SPLIT_*; "unknown" for any other value
+ * (a loaded model never has one). */
+const char *model_serves_name(uint32_t serves);
+const char *model_split_name(uint32_t split);
 
 /* Accessors. Pointers stay valid until model_free(). */
 uint32_t model_n_items(const model_t *m);

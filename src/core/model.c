@@ -18,6 +18,22 @@ const char *const model__section_name[MODEL__N_SECTIONS] = {
   "group_names",
 };
 
+/* The layout a version number selects: 2 and 3 their own, anything else
+ * version 1's (the loader refuses unknown versions before decoding). */
+static uint32_t model__layout_version(uint32_t version) {
+  return version == 2 || version == 3 ? version : 1;
+}
+
+const char *model_serves_name(uint32_t serves) {
+  static const char *const name[] = {"als", "popularity", "recent-popularity"};
+  return serves <= MODEL_SERVES_MAX ? name[serves] : "unknown";
+}
+
+const char *model_split_name(uint32_t split) {
+  static const char *const name[] = {"random", "user-latest", "time-cut"};
+  return split <= MODEL_SPLIT_MAX ? name[split] : "unknown";
+}
+
 uint32_t model__header_size(uint32_t version) {
   return version >= 2 ? MODEL__HEADER_SIZE : MODEL__HEADER_SIZE_V1;
 }
@@ -95,11 +111,17 @@ static const model__field_t model__fields[] = {
   MODEL__FV(MODEL__OFF_N_GROUPS, n_groups, 2),
   MODEL__FV(MODEL__OFF_M_HAS_EASE, meta.has_ease, 2),
   MODEL__METRICS(MODEL__OFF_M_EASE, meta.ease, 2),
+  MODEL__FV(MODEL__OFF_M_HAS_RECENT, meta.has_recent, 3),
+  MODEL__FV(MODEL__OFF_M_SERVES, meta.serves, 3),
+  MODEL__FV(MODEL__OFF_M_EVAL_SPLIT, meta.eval_split, 3),
+  MODEL__FV(MODEL__OFF_M_HALF_LIFE_DAYS, meta.half_life_days, 3),
+  MODEL__FV(MODEL__OFF_M_TUNED_AT, meta.tuned_at, 3),
+  MODEL__METRICS(MODEL__OFF_M_RECENT, meta.recent_popularity, 3),
 };
 #define MODEL__N_FIELDS (sizeof model__fields / sizeof model__fields[0])
 
 void model__header_encode(const model__header_t *h, unsigned char *buf) {
-  const uint32_t version = h->version >= 2 ? 2 : 1;
+  const uint32_t version = model__layout_version(h->version > 3 ? 3 : h->version);
   memset(buf, 0, model__header_size(version));
   memcpy(buf + MODEL__OFF_MAGIC, MODEL__MAGIC, MODEL__MAGIC_LEN);
   for (size_t i = 0; i < MODEL__N_FIELDS; i++) {
@@ -125,7 +147,7 @@ void model__header_encode(const model__header_t *h, unsigned char *buf) {
 
 void model__header_decode(const unsigned char *buf, model__header_t *h) {
   memset(h, 0, sizeof *h);
-  const uint32_t version = model__get_u32(buf + MODEL__OFF_VERSION) == 2 ? 2 : 1;
+  const uint32_t version = model__layout_version(model__get_u32(buf + MODEL__OFF_VERSION));
   for (size_t i = 0; i < MODEL__N_FIELDS; i++) {
     const model__field_t *f = &model__fields[i];
     if (f->since > version)
@@ -197,6 +219,21 @@ static int model__check_metrics(const model_metrics_t *m, const char *which, int
   return 0;
 }
 
+/* Baseline metrics that may be missing: has = 1 and valid metrics, or
+ * has = 0 and all zero (no hidden values, and two files of the same model
+ * are the same bytes). */
+static int model__check_optional(uint32_t has, const char *has_name, const model_metrics_t *m,
+                                 const char *which, int err, char *errbuf) {
+  if (has > 1)
+    return recd_errf(errbuf, err, "meta.%s is %u (must be 0 or 1)", has_name, has);
+  if (has)
+    return model__check_metrics(m, which, err, errbuf);
+  if (m->precision != 0 || m->recall != 0 || m->ndcg != 0 || m->map != 0 || m->coverage != 0)
+    return recd_errf(errbuf, err, "meta.%s is 0 but meta.%s is not all zero (ndcg %g)",
+                     has_name, which, m->ndcg);
+  return 0;
+}
+
 int model__check_meta(const model_meta_t *m, int err, char *errbuf) {
   if (!isfinite(m->train_seconds) || m->train_seconds < 0)
     return recd_errf(errbuf, err, "meta.train_seconds %g is not a finite value >= 0",
@@ -213,16 +250,43 @@ int model__check_meta(const model_meta_t *m, int err, char *errbuf) {
     rc = model__check_metrics(&m->popularity, "popularity", err, errbuf);
   if (rc != 0)
     return rc;
-  if (m->has_ease > 1)
-    return recd_errf(errbuf, err, "meta.has_ease is %u (must be 0 or 1)", m->has_ease);
-  if (m->has_ease)
-    return model__check_metrics(&m->ease, "ease", err, errbuf);
-  /* Not computed means all zero: no hidden values, and two files of the
-   * same model are the same bytes. */
-  const model_metrics_t *e = &m->ease;
-  if (e->precision != 0 || e->recall != 0 || e->ndcg != 0 || e->map != 0 || e->coverage != 0)
-    return recd_errf(errbuf, err, "meta.has_ease is 0 but meta.ease is not all zero "
-                     "(ndcg %g)", e->ndcg);
+  rc = model__check_optional(m->has_ease, "has_ease", &m->ease, "ease", err, errbuf);
+  if (rc == 0)
+    rc = model__check_optional(m->has_recent, "has_recent", &m->recent_popularity,
+                               "recent_popularity", err, errbuf);
+  if (rc != 0)
+    return rc;
+  /* Version 3. Files of versions 1 and 2 read 0 for all of these, which is
+   * valid: ALS, a random split, no age weighting, not tuned. */
+  if (m->serves > MODEL_SERVES_MAX)
+    return recd_errf(errbuf, err, "meta.serves is %u (must be 0 als, 1 popularity or 2 "
+                     "recent-popularity)", m->serves);
+  if (m->eval_split > MODEL_SPLIT_MAX)
+    return recd_errf(errbuf, err, "meta.eval_split is %u (must be 0 random, 1 user-latest or "
+                     "2 time-cut)", m->eval_split);
+  if (!isfinite(m->half_life_days) || m->half_life_days < 0)
+    return recd_errf(errbuf, err, "meta.half_life_days %g is not a finite value >= 0",
+                     m->half_life_days);
+  if (m->tuned_at < 0)
+    return recd_errf(errbuf, err, "meta.tuned_at %lld is negative (0 = not tuned)",
+                     (long long)m->tuned_at);
+  return 0;
+}
+
+int model__check_serves(const model_meta_t *m, uint32_t k, const float *Y, size_t ldy,
+                        uint32_t n, int err, char *errbuf) {
+  if (m->serves == MODEL_SERVES_ALS)
+    return 0;
+  /* The daemon serves such a model with the ALS code: only one
+   * non-negative factor makes that popularity minus the history. */
+  if (k != 1)
+    return recd_errf(errbuf, err, "meta.serves is %u (%s) but k is %u: a popularity model has "
+                     "one factor", m->serves, model_serves_name(m->serves), k);
+  for (uint32_t i = 0; i < n; i++)
+    if (!(Y[(size_t)i * ldy] >= 0))
+      return recd_errf(errbuf, err, "meta.serves is %u (%s) but item %u's factor is %g: a "
+                       "popularity model's factor is >= 0", m->serves,
+                       model_serves_name(m->serves), i, (double)Y[(size_t)i * ldy]);
   return 0;
 }
 

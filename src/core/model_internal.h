@@ -19,9 +19,12 @@
 /* Version 1 has a 384-byte header and 8 sections; version 2 a 512-byte
  * header and 11 (the three group sections appended), plus n_groups and the
  * EASE metrics. Everything version 1 defines keeps its offset in version 2
- * except the reserved bytes that version 2 puts to use. */
+ * except the reserved bytes that version 2 puts to use. Version 3 is
+ * version 2 with its reserved bytes put to use (has_recent, serves,
+ * eval_split, half_life_days, tuned_at, recent_popularity): same size, same
+ * sections, no reserved byte left. */
 #define MODEL__HEADER_SIZE_V1 384u
-#define MODEL__HEADER_SIZE 512u     /* version 2, the largest */
+#define MODEL__HEADER_SIZE 512u     /* versions 2 and 3 */
 /* The checksum covers bytes [MODEL__CRC_START, file size): everything but
  * the magic and the checksum field itself, which sit together at the start
  * so that the covered range is one contiguous run. */
@@ -63,11 +66,18 @@ enum {
   MODEL__OFF_N_GROUPS = 220,         /* v2: u32 (the same bytes) */
   MODEL__OFF_SECTIONS = 224,         /* n_sections x (u64 offset, u64 length) */
   MODEL__OFF_RESERVED1 = 352,        /* v1: up to 384, must be 0 */
-  /* version 2 only: */
+  /* version 2 and later: */
   MODEL__OFF_M_HAS_EASE = 400,       /* u32, 0 or 1 */
-  MODEL__OFF_RESERVED2 = 404,        /* u32, must be 0 */
+  MODEL__OFF_RESERVED2 = 404,        /* v2: u32, must be 0 */
+  MODEL__OFF_M_HAS_RECENT = 404,     /* v3: u32, 0 or 1 (the same bytes) */
   MODEL__OFF_M_EASE = 408,           /* 5 x f64, same order as meta.model */
-  MODEL__OFF_RESERVED3 = 448         /* up to 512, must be 0 */
+  MODEL__OFF_RESERVED3 = 448,        /* v2: up to 512, must be 0 */
+  /* version 3 (v2's reserved bytes [448, 512)): */
+  MODEL__OFF_M_SERVES = 448,         /* u32, MODEL_SERVES_* */
+  MODEL__OFF_M_EVAL_SPLIT = 452,     /* u32, MODEL_SPLIT_* */
+  MODEL__OFF_M_HALF_LIFE_DAYS = 456, /* f64 */
+  MODEL__OFF_M_TUNED_AT = 464,       /* i64 */
+  MODEL__OFF_M_RECENT = 472          /* 5 x f64, same order as meta.model; to 512 */
 };
 
 /* Sections, in the order of the section table (and of the file, as written). */
@@ -103,7 +113,7 @@ typedef struct model__header {
   model__section_t sec[MODEL__N_SECTIONS]; /* v1: the last 3 are all 0 */
 } model__header_t;
 
-/* Header size and section count of a version (1 or 2). */
+/* Header size and section count of a version (1, 2 or 3). */
 uint32_t model__header_size(uint32_t version);
 int model__n_sections(uint32_t version);
 
@@ -122,8 +132,9 @@ void model__put_u64(unsigned char *p, uint64_t v);
  * magic is written, the checksum field is h->checksum. */
 void model__header_encode(const model__header_t *h, unsigned char *buf);
 /* Decodes a header of the version stored at MODEL__OFF_VERSION (a version
- * other than 2 is decoded as version 1); buf must hold
- * model__header_size() of that version. No validation. */
+ * other than 2 or 3 is decoded as version 1); buf must hold
+ * model__header_size() of that version. No validation; fields a version
+ * does not have are 0. */
 void model__header_decode(const unsigned char *buf, model__header_t *h);
 
 /* Floats per Y row for k factors: k rounded up to a whole 64-byte line. */
@@ -138,6 +149,11 @@ int model__host_is_little_endian(void);
  * code (`err`) with a message naming the field in errbuf. */
 int model__check_params(const params_t *p, uint32_t k, int err, char *errbuf);
 int model__check_meta(const model_meta_t *m, int err, char *errbuf);
+/* A popularity model (meta.serves != ALS) must be what serving it assumes:
+ * k = 1 and every factor >= 0 (so a folded-in customer is a positive
+ * multiple of it). Y has n rows of ldy floats. Same return convention. */
+int model__check_serves(const model_meta_t *m, uint32_t k, const float *Y, size_t ldy,
+                        uint32_t n, int err, char *errbuf);
 
 /* Expected length in bytes of each fixed-size section (the three blobs get
  * 0: their length comes from the offset tables). Returns 0, or -1 when a

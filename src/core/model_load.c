@@ -72,8 +72,8 @@ static int model__check_identity(const unsigned char *b, size_t size, char *eb) 
                      size);
   uint32_t version = model__get_u32(b + MODEL__OFF_VERSION);
   if (version < MODEL_MIN_VERSION || version > MODEL_VERSION) {
-    /* A byte-swapped 1 or 2 reads as 0x01000000 or 0x02000000; say so
-     * instead of reporting version 16777216. */
+    /* A byte-swapped 1, 2 or 3 reads as 0x01000000, 0x02000000 or
+     * 0x03000000; say so instead of reporting version 16777216. */
     for (uint32_t v = MODEL_MIN_VERSION; v <= MODEL_VERSION; v++)
       if (version == v << 24)
         return recd_errf(eb, RECD_EFORMAT, "big-endian model file (version field reads "
@@ -124,12 +124,16 @@ static int model__check_crc(const unsigned char *b, size_t size, char *eb) {
 
 static int model__check_reserved(const unsigned char *b, uint32_t version, char *eb) {
   /* [from, to) ranges per version; version 2 uses v1's reserved bytes for
-   * n_groups and the three group sections. */
+   * n_groups and the three group sections, version 3 all of v2's for its
+   * new fields (it has none left). The decoder does not read a version's
+   * reserved bytes, so only this check sees them. */
   static const uint32_t v1[][2] = {{MODEL__OFF_RESERVED0, MODEL__OFF_RESERVED0 + 4},
                                    {MODEL__OFF_RESERVED1, MODEL__HEADER_SIZE_V1}};
   static const uint32_t v2[][2] = {{MODEL__OFF_RESERVED2, MODEL__OFF_RESERVED2 + 4},
                                    {MODEL__OFF_RESERVED3, MODEL__HEADER_SIZE}};
-  const uint32_t(*r)[2] = version >= 2 ? v2 : v1;
+  if (version >= 3)
+    return 0;
+  const uint32_t(*r)[2] = version == 2 ? v2 : v1;
   for (int k = 0; k < 2; k++)
     for (uint32_t i = r[k][0]; i < r[k][1]; i++)
       if (b[i] != 0)
@@ -432,6 +436,10 @@ static int model__validate(model_t *m, char *eb) {
     m->grp = m->grp_zero;
   }
   if ((rc = model__check_factors(m, eb)) != 0 || (rc = model__check_items(m, eb)) != 0)
+    return rc;
+  /* After the factors are known finite, so that a NaN is reported as one. */
+  if ((rc = model__check_serves(&h->meta, h->k, m->Y, h->stride, h->n_items, RECD_EFORMAT,
+                                eb)) != 0)
     return rc;
   rc = model__check_names(m, "item", 0, MODEL__SEC_ID_OFFSETS, MODEL__SEC_ID_BLOB, h->n_items,
                           &m->ids, eb);

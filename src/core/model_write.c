@@ -129,6 +129,8 @@ static int model__check_spec(const model_spec_t *s, uint64_t *id_blob, uint64_t 
       return recd_errf(errbuf, RECD_EINVAL, "item %u: group %u out of range (n_groups %u)", i,
                        s->item_group[i], s->n_groups);
   }
+  if ((rc = model__check_serves(&s->meta, k, s->Y, s->ldy, n, RECD_EINVAL, errbuf)) != 0)
+    return rc;
   rc = model__check_names("item", 0, s->item_ids, s->item_id_lens, n, id_blob, errbuf);
   if (rc == 0)
     rc = model__check_names("category", 1, s->category_names, s->category_name_lens,

@@ -27,7 +27,7 @@ grep -q "hold-out evaluation" "$TMP/log" || fail "no evaluation table on stderr"
 python3 - "$TMP/r.json" "$TMP/info.json" <<'PY' || fail "EASE metrics in the model"
 import json, sys
 r, i = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-assert i["version"] == 2 and i["groups"] == 0, i
+assert i["version"] == 3 and i["groups"] == 0, i
 assert abs(i["ease"]["ndcg@10"] - r["ease"]["ndcg@10"]) < 1e-6, (i["ease"], r["ease"])
 PY
 pass "csv training with hold-out report"

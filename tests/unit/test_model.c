@@ -117,7 +117,20 @@ static void tm_init(tm_t *t, uint32_t n, uint32_t k, uint32_t nc, uint64_t seed)
                            .model = {0.1, 0.2, 0.3, 0.4, 0.5},
                            .popularity = {0.01, 0.02, 0.03, 0.04, 0.05},
                            .score_scale = 0.375f, .has_ease = 1,
-                           .ease = {0.11, 0.21, 0.31, 0.41, 0.51}};
+                           .ease = {0.11, 0.21, 0.31, 0.41, 0.51}, .has_recent = 1,
+                           .recent_popularity = {0.012, 0.022, 0.032, 0.042, 0.052},
+                           .serves = MODEL_SERVES_ALS, .eval_split = MODEL_SPLIT_TIME_CUT,
+                           .half_life_days = 45.5, .tuned_at = 1767225600LL};
+}
+
+/* The version-3 metadata as a version-1 or -2 file reads it: absent, 0. */
+static void meta_drop_v3(model_meta_t *m) {
+  m->has_recent = 0;
+  memset(&m->recent_popularity, 0, sizeof m->recent_popularity);
+  m->serves = MODEL_SERVES_ALS;
+  m->eval_split = MODEL_SPLIT_RANDOM;
+  m->half_life_days = 0;
+  m->tuned_at = 0;
 }
 
 static void tm_free(tm_t *t) {
@@ -155,8 +168,9 @@ static void check_metrics(const model_metrics_t *a, const model_metrics_t *b) {
             a->map == b->map && a->coverage == b->coverage);
 }
 
-/* Compares a loaded model with the test's copy, field by field. */
-static void tm_check(const tm_t *t, const model_t *m) {
+/* Compares a loaded model of format `version` with the test's copy, field
+ * by field. */
+static void tm_check_version(const tm_t *t, const model_t *m, uint32_t version) {
   const uint32_t n = t->n, k = t->k;
   ck_assert_uint_eq(model_n_items(m), n);
   ck_assert_uint_eq(model_factors(m), k);
@@ -186,7 +200,13 @@ static void tm_check(const tm_t *t, const model_t *m) {
   ck_assert(mm->score_scale == t->meta.score_scale);
   ck_assert_uint_eq(mm->has_ease, t->meta.has_ease);
   check_metrics(&mm->ease, &t->meta.ease);
-  ck_assert_uint_eq(model_version(m), MODEL_VERSION);
+  ck_assert_uint_eq(mm->has_recent, t->meta.has_recent);
+  check_metrics(&mm->recent_popularity, &t->meta.recent_popularity);
+  ck_assert_uint_eq(mm->serves, t->meta.serves);
+  ck_assert_uint_eq(mm->eval_split, t->meta.eval_split);
+  ck_assert(mm->half_life_days == t->meta.half_life_days);
+  ck_assert_int_eq(mm->tuned_at, t->meta.tuned_at);
+  ck_assert_uint_eq(model_version(m), version);
   ck_assert_uint_eq(model_n_groups(m), t->ng);
 
   const float *Y = model_item_factors(m);
@@ -260,6 +280,10 @@ static void tm_check(const tm_t *t, const model_t *m) {
   ck_assert_uint_eq(len, 0);
   ck_assert_ptr_null(model_group_name(m, t->ng + 1, &len));
   ck_assert_uint_eq(model_find_group(m, "no-such-group", 13), 0);
+}
+
+static void tm_check(const tm_t *t, const model_t *m) {
+  tm_check_version(t, m, MODEL_VERSION);
 }
 
 static uint32_t crc_of(const unsigned char *b, size_t len) {
@@ -337,7 +361,8 @@ END_TEST
 /* ---- a small fixed model for byte-level attacks ------------------------- */
 
 /* 4 items "aa" "ab" "ac" "ad", k = 3 (stride 16), categories "c1" "c2",
- * groups "g1" "g2", EASE metrics, log confidence. About 1 KiB. */
+ * groups "g1" "g2", EASE and recent-popularity metrics, every version-3
+ * field set, log confidence. About 1 KiB. */
 static unsigned char *small_file(size_t *len) {
   static const char *ids[] = {"aa", "ab", "ac", "ad"};
   static const uint32_t id_lens[] = {2, 2, 2, 2};
@@ -349,7 +374,10 @@ static unsigned char *small_file(size_t *len) {
   model_spec_t spec = {.n_items = 4, .params = {.factors = 3, .iterations = 5,
                        .conf_mode = PARAMS_CONF_LOG, .lambda = 0.1f, .alpha = 10,
                        .eps = 1}, .meta = {.created_at = 1, .score_scale = 1, .has_ease = 1,
-                       .ease = {0.1, 0.2, 0.3, 0.4, 0.5}},
+                       .ease = {0.1, 0.2, 0.3, 0.4, 0.5}, .has_recent = 1,
+                       .recent_popularity = {0.01, 0.02, 0.03, 0.04, 0.05},
+                       .eval_split = MODEL_SPLIT_USER_LATEST, .half_life_days = 30,
+                       .tuned_at = 1700000000},
                        .Y = Y, .ldy = 3, .popularity = pop, .item_ids = ids,
                        .item_id_lens = id_lens, .item_category = cat, .n_categories = 2,
                        .category_names = cnames, .category_name_lens = clens,
@@ -458,16 +486,21 @@ typedef struct bad_case {
 #define F64_NAN 0x7ff8000000000000ull
 #define F64_1 0x3ff0000000000000ull
 #define F64_MHALF 0xbfe0000000000000ull
+#define F64_INF 0x7ff0000000000000ull
 #define P1(b, o, w, m, v) {{b, o, w, m, v}, {0, 0, 0, 0, 0}}
 
 /* Small-file geometry: n = 4, k = 3, stride = 16, n_categories = 2. */
 static const bad_case_t bad_cases[] = {
   {"version 7", P1(ABS, MODEL__OFF_VERSION, 4, SET, 7), RECD_EVERSION,
-   "unsupported model version 7 (this recd reads 1 to 2)"},
+   "unsupported model version 7 (this recd reads 1 to 3)"},
   {"version 0", P1(ABS, MODEL__OFF_VERSION, 4, SET, 0), RECD_EVERSION,
    "unsupported model version 0"},
   {"byte-swapped version", P1(ABS, MODEL__OFF_VERSION, 4, SET, 0x01000000), RECD_EFORMAT,
    "big-endian"},
+  {"byte-swapped version 3", P1(ABS, MODEL__OFF_VERSION, 4, SET, 0x03000000), RECD_EFORMAT,
+   "big-endian"},
+  {"version 4", P1(ABS, MODEL__OFF_VERSION, 4, SET, 4), RECD_EVERSION,
+   "unsupported model version 4"},
   {"header size", P1(ABS, MODEL__OFF_HEADER_SIZE, 4, SET, 256), RECD_EFORMAT,
    "header_size is 256"},
   {"big-endian mark", P1(ABS, MODEL__OFF_BYTE_ORDER, 4, SET, 0x04030201), RECD_EFORMAT,
@@ -524,16 +557,39 @@ static const bad_case_t bad_cases[] = {
    RECD_EFORMAT, "meta.popularity.coverage nan"},
   {"score_scale < 0", P1(ABS, MODEL__OFF_M_SCORE_SCALE, 4, SET, F32_M1), RECD_EFORMAT,
    "meta.score_scale -1"},
-  {"reserved word", P1(ABS, MODEL__OFF_RESERVED2 + 2, 1, SET, 1), RECD_EFORMAT,
-   "reserved byte 406 is 0x01"},
-  {"reserved tail", P1(ABS, MODEL__HEADER_SIZE - 1, 1, SET, 0x80), RECD_EFORMAT,
-   "reserved byte 511 is 0x80"},
   {"has_ease 2", P1(ABS, MODEL__OFF_M_HAS_EASE, 4, SET, 2), RECD_EFORMAT,
    "meta.has_ease is 2 (must be 0 or 1)"},
   {"ease ndcg NaN", P1(ABS, MODEL__OFF_M_EASE + 16, 8, SET, F64_NAN), RECD_EFORMAT,
    "meta.ease.ndcg nan"},
   {"ease without has_ease", P1(ABS, MODEL__OFF_M_HAS_EASE, 4, SET, 0), RECD_EFORMAT,
    "meta.has_ease is 0 but meta.ease is not all zero"},
+  /* version 3 */
+  {"has_recent 2", P1(ABS, MODEL__OFF_M_HAS_RECENT, 4, SET, 2), RECD_EFORMAT,
+   "meta.has_recent is 2 (must be 0 or 1)"},
+  {"has_recent high byte", P1(ABS, MODEL__OFF_M_HAS_RECENT + 3, 1, SET, 1), RECD_EFORMAT,
+   "meta.has_recent is 16777217"},
+  {"recent ndcg NaN", P1(ABS, MODEL__OFF_M_RECENT + 16, 8, SET, F64_NAN), RECD_EFORMAT,
+   "meta.recent_popularity.ndcg nan"},
+  {"recent coverage < 0", P1(ABS, MODEL__OFF_M_RECENT + 32, 8, SET, F64_MHALF), RECD_EFORMAT,
+   "meta.recent_popularity.coverage -0.5"},
+  {"recent without has_recent", P1(ABS, MODEL__OFF_M_HAS_RECENT, 4, SET, 0), RECD_EFORMAT,
+   "meta.has_recent is 0 but meta.recent_popularity is not all zero"},
+  {"serves 3", P1(ABS, MODEL__OFF_M_SERVES, 4, SET, 3), RECD_EFORMAT,
+   "meta.serves is 3 (must be 0 als, 1 popularity or 2 recent-popularity)"},
+  {"serves popularity with k 3", P1(ABS, MODEL__OFF_M_SERVES, 4, SET, 1), RECD_EFORMAT,
+   "meta.serves is 1 (popularity) but k is 3: a popularity model has one factor"},
+  {"serves recent-popularity with k 3", P1(ABS, MODEL__OFF_M_SERVES, 4, SET, 2), RECD_EFORMAT,
+   "meta.serves is 2 (recent-popularity) but k is 3"},
+  {"eval_split 3", P1(ABS, MODEL__OFF_M_EVAL_SPLIT, 4, SET, 3), RECD_EFORMAT,
+   "meta.eval_split is 3 (must be 0 random, 1 user-latest or 2 time-cut)"},
+  {"half_life_days NaN", P1(ABS, MODEL__OFF_M_HALF_LIFE_DAYS, 8, SET, F64_NAN), RECD_EFORMAT,
+   "meta.half_life_days nan is not a finite value >= 0"},
+  {"half_life_days inf", P1(ABS, MODEL__OFF_M_HALF_LIFE_DAYS, 8, SET, F64_INF), RECD_EFORMAT,
+   "meta.half_life_days inf"},
+  {"half_life_days < 0", P1(ABS, MODEL__OFF_M_HALF_LIFE_DAYS, 8, SET, F64_MHALF), RECD_EFORMAT,
+   "meta.half_life_days -0.5"},
+  {"tuned_at < 0", P1(ABS, MODEL__OFF_M_TUNED_AT, 8, SET, (uint64_t)-1), RECD_EFORMAT,
+   "meta.tuned_at -1 is negative"},
   {"Y inside header", P1(ABS, SEC_OFF(MODEL__SEC_Y), 8, SET, 0), RECD_EFORMAT,
    "section Y: offset 0 is inside the 512-byte header"},
   {"Y misaligned", P1(ABS, SEC_OFF(MODEL__SEC_Y), 8, ADD, 4), RECD_EFORMAT,
@@ -655,7 +711,7 @@ START_TEST(test_small_file_geometry) {
   unsigned char *b = small_file(&len);
   model__header_t h;
   model__header_decode(b, &h);
-  ck_assert_uint_eq(h.version, 2);
+  ck_assert_uint_eq(h.version, 3);
   ck_assert_uint_eq(h.sec[MODEL__SEC_Y].offset, 512);
   ck_assert_uint_eq(h.sec[MODEL__SEC_GRAM].offset, 768);
   ck_assert_uint_eq(h.sec[MODEL__SEC_POPULARITY].offset, 832);
@@ -674,20 +730,37 @@ START_TEST(test_small_file_geometry) {
     ck_assert_uint_eq(h.sec[s].offset % MODEL_ALIGN, 0);
   ck_assert_uint_eq(h.sec[MODEL__SEC_GRP_BLOB].offset + h.sec[MODEL__SEC_GRP_BLOB].length, len);
   ck_assert_int_eq(memcmp(b, "RECDMDL\0", 8), 0);
+  /* The version-3 fields at the offsets of FORMAT.md (literals on purpose:
+   * they pin the documented layout, not the enum). */
+  double d;
+  uint64_t u;
+  ck_assert_uint_eq(model__get_u32(b + 404), 1); /* has_recent */
+  ck_assert_uint_eq(model__get_u32(b + 448), 0); /* serves: als */
+  ck_assert_uint_eq(model__get_u32(b + 452), 1); /* eval_split: user-latest */
+  u = model__get_u64(b + 456);
+  memcpy(&d, &u, 8);
+  ck_assert(d == 30); /* half_life_days */
+  ck_assert_uint_eq(model__get_u64(b + 464), 1700000000); /* tuned_at */
+  u = model__get_u64(b + 472 + 16);
+  memcpy(&d, &u, 8);
+  ck_assert(d == 0.03); /* recent_popularity.ndcg */
+  u = model__get_u64(b + 504);
+  memcpy(&d, &u, 8);
+  ck_assert(d == 0.05); /* recent_popularity.coverage, the header's last 8 bytes */
   free(b);
 }
 END_TEST
 
 /* ---- version 1 ----------------------------------------------------------- */
 
-/* Re-encodes a version-2 file as version 1: the 384-byte header, the first
+/* Re-encodes a version-3 file as version 1: the 384-byte header, the first
  * eight sections at their version-1 places (what the version-1 writer
  * produced), new checksum. The groups and EASE metrics are dropped, so the
- * file must have none. */
-static unsigned char *v1_from_v2(const unsigned char *b, size_t *len) {
+ * file must have none; the version-3 fields are dropped too. */
+static unsigned char *v1_from_v3(const unsigned char *b, size_t *len) {
   model__header_t h;
   model__header_decode(b, &h);
-  ck_assert_uint_eq(h.version, 2);
+  ck_assert_uint_eq(h.version, 3);
   ck_assert_uint_eq(h.n_groups, 0);
   ck_assert_uint_eq(h.meta.has_ease, 0);
   model__header_t v1 = h;
@@ -716,6 +789,17 @@ static unsigned char *v1_from_v2(const unsigned char *b, size_t *len) {
   return out;
 }
 
+/* What a file before version 3 reads as: none of its fields. */
+static void check_no_v3(const model_meta_t *mm) {
+  static const model_metrics_t zero;
+  ck_assert_uint_eq(mm->has_recent, 0);
+  check_metrics(&mm->recent_popularity, &zero);
+  ck_assert_uint_eq(mm->serves, MODEL_SERVES_ALS);
+  ck_assert_uint_eq(mm->eval_split, MODEL_SPLIT_RANDOM);
+  ck_assert(mm->half_life_days == 0 && !signbit(mm->half_life_days));
+  ck_assert_int_eq(mm->tuned_at, 0);
+}
+
 /* A version-1 file (no groups, no EASE) still loads: every item in no
  * group, no EASE metrics, everything else as written. */
 START_TEST(test_v1_still_loads) {
@@ -735,7 +819,7 @@ START_TEST(test_v1_still_loads) {
   ck_assert_msg(model_write(&spec, path, err) == 0, "%s", err);
   size_t len, len1;
   unsigned char *b = tu_read_file(path, &len);
-  unsigned char *v1 = v1_from_v2(b, &len1);
+  unsigned char *v1 = v1_from_v3(b, &len1);
   ck_assert_uint_lt(len1, len);
   model_t *m;
   ck_assert_msg(model_load_buffer(&m, v1, len1, err) == 0, "%s", err);
@@ -746,6 +830,7 @@ START_TEST(test_v1_still_loads) {
   ck_assert_ptr_null(model_group_name(m, 1, NULL));
   ck_assert_uint_eq(model_find_group(m, "grp-1", 5), 0);
   ck_assert_uint_eq(model_meta(m)->has_ease, 0);
+  check_no_v3(model_meta(m));
   ck_assert_uint_eq(model_n_categories(m), 3);
   ck_assert_uint_eq(model_item_categories(m)[7], t.cat[7]);
   ck_assert_int_eq(memcmp(model_item_factors(m), b + MODEL__HEADER_SIZE, 64 * 50), 0);
@@ -779,6 +864,163 @@ START_TEST(test_v1_still_loads) {
   tm_free(&t);
   tu_rmtree(dir);
   free(dir);
+}
+END_TEST
+
+/* ---- version 2 ----------------------------------------------------------- */
+
+/* Re-encodes a version-3 file as version 2, as the version-2 writer wrote
+ * it: the same layout with version 2 and the bytes version 3 uses ([404,
+ * 408) and [448, 512), reserved in version 2) zero; new checksum. */
+static unsigned char *v2_from_v3(const unsigned char *b, size_t len) {
+  ck_assert_uint_eq(model__get_u32(b + MODEL__OFF_VERSION), 3);
+  unsigned char *out = malloc(len);
+  ck_assert_ptr_nonnull(out);
+  memcpy(out, b, len);
+  model__put_u32(out + MODEL__OFF_VERSION, 2);
+  memset(out + MODEL__OFF_RESERVED2, 0, 4);
+  memset(out + MODEL__OFF_RESERVED3, 0, MODEL__HEADER_SIZE - MODEL__OFF_RESERVED3);
+  fix_crc(out, len);
+  return out;
+}
+
+/* A version-2 file still loads, with groups and EASE, and the version-3
+ * fields read as 0 (ALS, random split, no age weighting, not tuned, no
+ * recent-popularity metrics); its reserved bytes must still be zero. */
+START_TEST(test_v2_still_loads) {
+  char *dir = tu_mkdtemp();
+  const char *path = tu_path(dir, "m.rmdl");
+  tm_t t;
+  tm_init(&t, 60, 7, 4, 78);
+  model_spec_t spec = tm_spec(&t);
+  char err[RECD_ERRLEN];
+  ck_assert_msg(model_write(&spec, path, err) == 0, "%s", err);
+  size_t len;
+  unsigned char *b = tu_read_file(path, &len);
+  unsigned char *v2 = v2_from_v3(b, len);
+  model_t *m;
+  ck_assert_msg(model_load_buffer(&m, v2, len, err) == 0, "%s", err);
+  tm_t t2 = t; /* shares t's arrays: only t is freed */
+  meta_drop_v3(&t2.meta);
+  tm_check_version(&t2, m, 2);
+  check_no_v3(model_meta(m));
+  model_free(m);
+
+  /* Version 2's reserved bytes, each refused by its number. */
+  static const uint32_t reserved[] = {404, 405, 406, 407, 448, 452, 456, 463, 464, 472, 511};
+  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+    const uint32_t at = reserved[i];
+    v2[at] = 0x80;
+    fix_crc(v2, len);
+    ck_assert_int_eq(load_bad(v2, len, err), RECD_EFORMAT);
+    char want[64];
+    snprintf(want, sizeof want, "header: reserved byte %u is 0x80, not 0", at);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    v2[at] = 0;
+  }
+  /* A version-3 file relabelled version 2 is refused: its fields sit in
+   * version 2's reserved bytes (has_recent, the first, at 404). */
+  memcpy(v2, b, len);
+  model__put_u32(v2 + MODEL__OFF_VERSION, 2);
+  fix_crc(v2, len);
+  ck_assert_int_eq(load_bad(v2, len, err), RECD_EFORMAT);
+  ck_assert_msg(strstr(err, "reserved byte 404 is 0x01") != NULL, "%s", err);
+  free(v2);
+  free(b);
+
+  /* The fuzz corpus's version-2 seed, from the version-2 recd-train. */
+  char seed[4096];
+  const char *src = getenv("RECD_SOURCE_DIR");
+  snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus/model/groups-v2-10x4.bin",
+           src ? src : ".");
+  ck_assert_msg(model_load(&m, seed, err) == 0, "%s", err);
+  ck_assert_uint_eq(model_version(m), 2);
+  ck_assert_uint_eq(model_n_items(m), 10);
+  ck_assert_uint_eq(model_meta(m)->has_ease, 1);
+  check_no_v3(model_meta(m));
+  model_free(m);
+  tm_free(&t);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+/* ---- version 3: the popularity fallback -------------------------------- */
+
+/* A popularity model (k = 1, the factor is the popularity) round-trips for
+ * both kinds; the writer and the loader refuse one that is not what
+ * serving it assumes (more factors, a negative factor). */
+START_TEST(test_popularity_model) {
+  char *dir = tu_mkdtemp();
+  const char *path = tu_path(dir, "m.rmdl");
+  char err[RECD_ERRLEN];
+  static const uint32_t serves[] = {MODEL_SERVES_POPULARITY, MODEL_SERVES_RECENT_POPULARITY};
+  for (size_t s = 0; s < 2; s++) {
+    tm_t t;
+    tm_init(&t, 40, 1, 2, 5 + s);
+    for (uint32_t i = 0; i < t.n; i++)
+      t.Y[i * t.ldy] = t.pop[i] * (s ? 0.5f : 1.0f); /* item 0's is 0 */
+    t.meta.serves = serves[s];
+    t.meta.eval_split = s ? MODEL_SPLIT_TIME_CUT : MODEL_SPLIT_USER_LATEST;
+    t.meta.half_life_days = s ? 30 : 0;
+    t.meta.tuned_at = 0;
+    size_t len;
+    unsigned char *b = round_trip(&t, path, &len);
+    /* The loader: a negative factor (its square, YtY, is unchanged). */
+    model__header_t h;
+    model__header_decode(b, &h);
+    const uint64_t y3 = h.sec[MODEL__SEC_Y].offset + 3 * (uint64_t)h.stride * 4;
+    ck_assert(t.Y[3 * t.ldy] > 0);
+    b[y3 + 3] ^= 0x80; /* the sign bit of item 3's float */
+    fix_crc(b, len);
+    ck_assert_int_eq(load_bad(b, len, err), RECD_EFORMAT);
+    char want[160];
+    snprintf(want, sizeof want, "meta.serves is %u (%s) but item 3's factor is -", serves[s],
+             model_serves_name(serves[s]));
+    ck_assert_msg(strstr(err, want) != NULL && strstr(err, "is >= 0") != NULL, "%s", err);
+    free(b);
+    /* The writer. */
+    t.Y[3 * t.ldy] = -t.Y[3 * t.ldy];
+    model_spec_t spec = tm_spec(&t);
+    ck_assert_int_eq(model_write(&spec, path, err), RECD_EINVAL);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    tm_free(&t);
+  }
+  tm_t t;
+  tm_init(&t, 10, 2, 0, 9);
+  t.meta.serves = MODEL_SERVES_POPULARITY;
+  model_spec_t spec = tm_spec(&t);
+  ck_assert_int_eq(model_write(&spec, path, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "meta.serves is 1 (popularity) but k is 2: a popularity model has one "
+                        "factor");
+  tm_free(&t);
+  /* The fuzz corpus's version-3 seed: a recent-popularity fallback. */
+  char seed[4096];
+  const char *src = getenv("RECD_SOURCE_DIR");
+  snprintf(seed, sizeof seed, "%s/tests/fuzz/corpus/model/recent-popularity-v3-12x1.bin",
+           src ? src : ".");
+  model_t *m;
+  ck_assert_msg(model_load(&m, seed, err) == 0, "%s", err);
+  ck_assert_uint_eq(model_version(m), 3);
+  ck_assert_uint_eq(model_factors(m), 1);
+  ck_assert_uint_eq(model_meta(m)->serves, MODEL_SERVES_RECENT_POPULARITY);
+  ck_assert_uint_eq(model_meta(m)->has_recent, 1);
+  model_free(m);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_names) {
+  ck_assert_str_eq(model_serves_name(MODEL_SERVES_ALS), "als");
+  ck_assert_str_eq(model_serves_name(MODEL_SERVES_POPULARITY), "popularity");
+  ck_assert_str_eq(model_serves_name(MODEL_SERVES_RECENT_POPULARITY), "recent-popularity");
+  ck_assert_str_eq(model_serves_name(3), "unknown");
+  ck_assert_str_eq(model_serves_name(UINT32_MAX), "unknown");
+  ck_assert_str_eq(model_split_name(MODEL_SPLIT_RANDOM), "random");
+  ck_assert_str_eq(model_split_name(MODEL_SPLIT_USER_LATEST), "user-latest");
+  ck_assert_str_eq(model_split_name(MODEL_SPLIT_TIME_CUT), "time-cut");
+  ck_assert_str_eq(model_split_name(3), "unknown");
 }
 END_TEST
 
@@ -826,7 +1068,7 @@ START_TEST(test_bad_file_names_path) {
   model_t *m;
   ck_assert_int_eq(model_load(&m, path, err), RECD_EVERSION);
   ck_assert_ptr_null(m);
-  snprintf(want, sizeof want, "%s: unsupported model version 7 (this recd reads 1 to 2)",
+  snprintf(want, sizeof want, "%s: unsupported model version 7 (this recd reads 1 to 3)",
            path);
   ck_assert_str_eq(err, want);
   /* Corruption that only the checksum can see. */
@@ -1008,7 +1250,7 @@ START_TEST(test_write_honours_umask) {
 END_TEST
 
 /* Each invalid spec is refused before any file exists, culprit named. */
-enum { N_BAD_SPECS = 26 };
+enum { N_BAD_SPECS = 35 };
 
 START_TEST(test_write_invalid_spec) {
   static char long_id[MODEL_MAX_ID_LEN + 2];
@@ -1071,6 +1313,27 @@ START_TEST(test_write_invalid_spec) {
   case 23: s.group_name_lens = NULL; expect = "3 groups but spec.group_name_lens is NULL"; break;
   case 24: s.meta.has_ease = 0; expect = "meta.has_ease is 0 but meta.ease is not all zero"; break;
   case 25: s.meta.ease.map = NAN; expect = "meta.ease.map nan"; break;
+  case 26: s.meta.has_recent = 2; expect = "meta.has_recent is 2 (must be 0 or 1)"; break;
+  case 27:
+    s.meta.has_recent = 0;
+    expect = "meta.has_recent is 0 but meta.recent_popularity is not all zero";
+    break;
+  case 28:
+    s.meta.recent_popularity.recall = -1;
+    expect = "meta.recent_popularity.recall -1 is not a finite value >= 0";
+    break;
+  case 29: s.meta.serves = 3; expect = "meta.serves is 3 (must be 0 als"; break;
+  case 30:
+    s.meta.serves = MODEL_SERVES_RECENT_POPULARITY;
+    expect = "meta.serves is 2 (recent-popularity) but k is 3";
+    break;
+  case 31: s.meta.eval_split = 7; expect = "meta.eval_split is 7 (must be 0 random"; break;
+  case 32:
+    s.meta.half_life_days = -INFINITY;
+    expect = "meta.half_life_days -inf is not a finite value >= 0";
+    break;
+  case 33: s.meta.half_life_days = NAN; expect = "meta.half_life_days nan"; break;
+  case 34: s.meta.tuned_at = INT64_MIN; expect = "meta.tuned_at -9223372036854775808"; break;
   }
   ck_assert_ptr_nonnull(expect);
   int rc = model_write(&s, path, err);
@@ -1090,6 +1353,7 @@ static Suite *model_suite(void) {
   TCase *tc = tcase_create("round_trip");
   tcase_add_test(tc, test_round_trip);
   tcase_add_test(tc, test_round_trip_shapes);
+  tcase_add_test(tc, test_names);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   tc = tcase_create("corruption");
@@ -1100,6 +1364,8 @@ static Suite *model_suite(void) {
                       (int)(sizeof bad_cases / sizeof bad_cases[0]));
   tcase_add_test(tc, test_id_length_limit);
   tcase_add_test(tc, test_v1_still_loads);
+  tcase_add_test(tc, test_v2_still_loads);
+  tcase_add_test(tc, test_popularity_model);
   tcase_add_test(tc, test_bad_file_names_path);
   tcase_add_test(tc, test_load_missing_and_odd_files);
   tcase_set_timeout(tc, 60);
