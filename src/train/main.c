@@ -845,7 +845,8 @@ static int cmd_info(const train_cfg_t *c, char *errbuf) {
          "  \"reg_exponent\": %g,\n  \"cg_steps\": %u,\n  \"seed\": %llu,\n"
          "  \"created_at\": %lld,\n  \"users\": %llu,\n  \"interactions\": %llu,\n"
          "  \"train_seconds\": %.3f,\n  \"holdout\": %g,\n  \"holdout_users\": %llu,\n"
-         "  \"score_scale\": %g,\n",
+         "  \"score_scale\": %g,\n  \"serves\": \"%s\",\n  \"eval_split\": \"%s\",\n"
+         "  \"half_life_days\": %g,\n  \"tuned_at\": %lld,\n",
          model_version(m), model_n_items(m), model_factors(m), model_n_categories(m),
          model_n_groups(m), model_file_size(m),
          model_checksum(m), p->iterations, (double)p->lambda, (double)p->alpha,
@@ -854,13 +855,19 @@ static int cmd_info(const train_cfg_t *c, char *errbuf) {
          (long long)meta->created_at, (unsigned long long)meta->n_users,
          (unsigned long long)meta->n_interactions, meta->train_seconds,
          meta->holdout_fraction, (unsigned long long)meta->holdout_users,
-         (double)meta->score_scale);
+         (double)meta->score_scale, model_serves_name(meta->serves),
+         model_split_name(meta->eval_split), meta->half_life_days, (long long)meta->tuned_at);
   print_metrics("model", &meta->model, ",");
   print_metrics("popularity", &meta->popularity, ",");
+  /* Baselines a model may lack (older files, no hold-out): null. */
   if (meta->has_ease)
-    print_metrics("ease", &meta->ease, "");
+    print_metrics("ease", &meta->ease, ",");
   else
-    printf("  \"ease\": null\n");
+    printf("  \"ease\": null,\n");
+  if (meta->has_recent)
+    print_metrics("recent_popularity", &meta->recent_popularity, "");
+  else
+    printf("  \"recent_popularity\": null\n");
   printf("}\n");
   model_free(m);
   return 0;

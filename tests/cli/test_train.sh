@@ -32,6 +32,26 @@ assert abs(i["ease"]["ndcg@10"] - r["ease"]["ndcg@10"]) < 1e-6, (i["ease"], r["e
 PY
 pass "csv training with hold-out report"
 
+# 1a. --info's version-3 fields, on the fuzz seeds (fixed files: a
+#     recent-popularity fallback, and a version-2 ALS model that reads them
+#     as 0), and present in a freshly trained model.
+seeds="$(dirname "$0")/../fuzz/corpus/model"
+"$T" --info "$seeds/recent-popularity-v3-12x1.bin" > "$TMP/i3.json" || fail "--info of the v3 seed"
+"$T" --info "$seeds/groups-v2-10x4.bin" > "$TMP/i2.json" || fail "--info of the v2 seed"
+python3 - "$TMP/i3.json" "$TMP/i2.json" "$TMP/info.json" <<'PY' || fail "--info version-3 fields"
+import json, sys
+i3, i2, i = (json.load(open(p)) for p in sys.argv[1:])
+assert i3["version"] == 3 and i3["serves"] == "recent-popularity" and i3["factors"] == 1, i3
+assert i3["eval_split"] == "time-cut" and i3["half_life_days"] == 30, i3
+assert i3["tuned_at"] == 1767139200 and i3["recent_popularity"]["ndcg@10"] == 0.1, i3
+assert i2["version"] == 2 and i2["serves"] == "als" and i2["eval_split"] == "random", i2
+assert i2["half_life_days"] == 0 and i2["tuned_at"] == 0 and i2["recent_popularity"] is None, i2
+assert i["serves"] in ("als", "popularity", "recent-popularity"), i
+assert i["eval_split"] in ("random", "user-latest", "time-cut") and i["tuned_at"] >= 0, i
+assert "recent_popularity" in i and i["half_life_days"] >= 0, i
+PY
+pass "--info: serves, eval_split, half_life_days, tuned_at, recent_popularity"
+
 # 1b. Product families: a fourth column of the items file (empty = none).
 python3 - "$TMP/items.csv" "$TMP/items4.csv" <<'PY'
 import csv, sys
