@@ -89,25 +89,29 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
       const variant_t *v = variants_at(vs, i);
       const served_t *sv = model_store_current(v->store);
       const model_t *m = sv->m;
+      const model_meta_t *meta = model_meta(m);
       model_store_stats_t ms;
       model_store_get_stats(v->store, &ms);
       if (i == 0)
         info__printf(&o, "# Model\r\nmodel_path:%s\r\nmodel_version:%llu\r\nmodel_items:%u\r\n"
                      "model_factors:%u\r\nmodel_categories:%u\r\nmodel_created_at:%lld\r\n"
-                     "model_loaded_at:%lld\r\nmodel_checksum:%08x\r\nmodel_reloads_ok:%llu\r\n"
+                     "model_loaded_at:%lld\r\nmodel_checksum:%08x\r\nmodel_serves:%s\r\n"
+                     "model_eval_split:%s\r\nmodel_half_life_days:%g\r\n"
+                     "model_tuned_at:%lld\r\nmodel_reloads_ok:%llu\r\n"
                      "model_reloads_failed:%llu\r\nmodel_last_reload_error:%s\r\n"
                      "unavailable_items:%zu\r\nvariants:%zu\r\n",
                      sv->path, (unsigned long long)sv->version, model_n_items(m),
                      model_factors(m), model_n_categories(m),
-                     (long long)model_meta(m)->created_at, (long long)sv->loaded_at,
-                     model_checksum(m), (unsigned long long)ms.reloads_ok,
-                     (unsigned long long)ms.reloads_failed, ms.last_reload_error, ms.unavailable,
-                     variants_count(vs));
+                     (long long)meta->created_at, (long long)sv->loaded_at, model_checksum(m),
+                     model_serves_name(meta->serves), model_split_name(meta->eval_split),
+                     meta->half_life_days, (long long)meta->tuned_at,
+                     (unsigned long long)ms.reloads_ok, (unsigned long long)ms.reloads_failed,
+                     ms.last_reload_error, ms.unavailable, variants_count(vs));
       info__printf(&o, "variant_%s:percent=%u,path=%s,version=%llu,items=%u,factors=%u,"
-                   "reloads_ok=%llu,reloads_failed=%llu\r\n",
+                   "reloads_ok=%llu,reloads_failed=%llu,serves=%s\r\n",
                    v->name, v->percent, sv->path, (unsigned long long)sv->version,
                    model_n_items(m), model_factors(m), (unsigned long long)ms.reloads_ok,
-                   (unsigned long long)ms.reloads_failed);
+                   (unsigned long long)ms.reloads_failed, model_serves_name(meta->serves));
     }
     info__printf(&o, "\r\n");
   }

@@ -52,7 +52,7 @@ static void model_cmd__info(const variant_t *var, reply_buf_t *r) {
   if (model_store_versions(var->store, &kept, err) != 0)
     kept.n = 0;
   const int pinned = model_store_pinned(var->store);
-  reply_array(r, 2 * 23);
+  reply_array(r, 2 * 27);
 #define KV_STR(k, val) (reply_bulk_cstr(r, k), reply_bulk_cstr(r, val))
 #define KV_FMT(k, ...) (snprintf(v, sizeof v, __VA_ARGS__), KV_STR(k, v))
   KV_STR("path", sv->path);
@@ -70,6 +70,11 @@ static void model_cmd__info(const variant_t *var, reply_buf_t *r) {
   KV_FMT("holdout_popularity_ndcg@10", "%.6f", meta->popularity.ndcg);
   KV_FMT("params", "factors=%u lambda=%g alpha=%g confidence=%s", p->factors, (double)p->lambda,
          (double)p->alpha, p->conf_mode == PARAMS_CONF_LOG ? "log" : "linear");
+  /* How it was trained, and whether it is the popularity fallback. */
+  KV_STR("serves", model_serves_name(meta->serves));
+  KV_STR("eval_split", model_split_name(meta->eval_split));
+  KV_FMT("half_life_days", "%g", meta->half_life_days);
+  KV_FMT("tuned_at", "%lld", (long long)meta->tuned_at);
   KV_STR("variant", var->name);
   KV_FMT("percent", "%u", var->percent);
   KV_STR("first_pass", serve_pass_name(&sv->sm));

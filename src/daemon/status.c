@@ -67,6 +67,10 @@ char *status_html(server_t *s, size_t *len) {
       /* Version-1 model files, and models trained without EASE (catalogue
        * over --ease-max-items), have none: the page shows n/a. */
       .ndcg_ease = meta->has_ease ? status__ndcg(meta->ease.ndcg, meta->holdout_fraction) : NAN,
+      .serves = meta->serves,
+      /* Model format 3 only, and not always computed: no bar without it. */
+      .has_recent = meta->has_recent != 0,
+      .ndcg_recent = status__ndcg(meta->recent_popularity.ndcg, meta->holdout_fraction),
     };
   }
   size_t ncmd = 0;

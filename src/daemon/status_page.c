@@ -8,7 +8,12 @@
  *                           <span id="degraded" data-value="N">
  *   <section id="models">   one <section class="model" data-variant="V"> per
  *                           status_model_t, in the caller's order (none:
- *                           <p class="empty">)
+ *                           <p class="empty">). A popularity fallback's card
+ *                           opens with <p class="fallback" data-serves="S">
+ *                           "serves S (fallback)", S model_serves_name().
+ *                           The hold-out ndcg@10 figure's <title> lists
+ *                           model, popularity, EASE and, when the file has
+ *                           them, recent popularity.
  *   <table id="experiment"> one <tr class="exp-row" data-variant="V"
  *                           data-placement="P"> per exp_row_t, in the
  *                           report's order. Figure cells are
@@ -44,6 +49,8 @@
 #include <time.h>
 
 #include "status_page.h"
+
+#include "recd/model.h"
 
 /* Written as escapes, and as separate literals, so that a hex digit
  * following one in a string does not extend the escape. */
@@ -311,7 +318,9 @@ static const char STYLE[] =
     "{background:var(--goodbg);color:var(--good);font-weight:600}"
     "tr[data-significant=negative] td.lift,tr[data-significant=negative] td.p_value"
     "{background:var(--badbg);color:var(--bad);font-weight:600}"
-    "td.failed.some{color:var(--bad);font-weight:600}";
+    "td.failed.some{color:var(--bad);font-weight:600}"
+    ".fallback{margin:0 0 10px;padding:6px 10px;border-radius:6px;background:#fff4d6;"
+    "color:#7a4b00;border:1px solid #f0c36d}";
 
 /* Header: version, uptime, Redis, degraded answers, when rendered. */
 static void render_header(page_t *b, const status_page_t *p) {
@@ -338,13 +347,15 @@ static void render_header(page_t *b, const status_page_t *p) {
             (unsigned long long)p->degraded, fmt_grouped((double)p->degraded, 0).s, when);
 }
 
-/* The three hold-out ndcg@10 figures of one model as horizontal bars on
- * [0, scale], scale common to every model so that cards compare. */
+/* The hold-out ndcg@10 figures of one model as horizontal bars on
+ * [0, scale], scale common to every model so that cards compare: model,
+ * popularity, EASE, and recent popularity when the file has it. */
 static void render_ndcg(page_t *b, const status_model_t *m, double scale) {
-  const char *label[3] = {"model", "popularity", "EASE"};
-  double v[3] = {m->ndcg_model, m->ndcg_popularity, m->ndcg_ease};
-  num_t t[3];
-  for (int i = 0; i < 3; i++) {
+  const char *label[4] = {"model", "popularity", "EASE", "recent pop."};
+  double v[4] = {m->ndcg_model, m->ndcg_popularity, m->ndcg_ease, m->ndcg_recent};
+  const int nb = m->has_recent ? 4 : 3;
+  num_t t[4];
+  for (int i = 0; i < nb; i++) {
     if (isfinite(v[i]))
       snprintf(t[i].s, sizeof t[i].s, "%.4f", v[i]);
     else
@@ -352,11 +363,15 @@ static void render_ndcg(page_t *b, const status_model_t *m, double scale) {
   }
   /* No xmlns on <svg>: the HTML parser puts it in the SVG namespace by
    * itself, and the page keeps no URL at all. */
+  const int h = 4 + 18 * nb;
   pg_printf(b, "<figure><figcaption>hold-out ndcg@10</figcaption>"
-               "<svg width=\"340\" height=\"58\" viewBox=\"0 0 340 58\" role=\"img\">"
-               "<title>hold-out ndcg@10: model %s, popularity %s, EASE %s</title>",
-            t[0].s, t[1].s, t[2].s);
-  for (int i = 0; i < 3; i++) {
+               "<svg width=\"340\" height=\"%d\" viewBox=\"0 0 340 %d\" role=\"img\">"
+               "<title>hold-out ndcg@10: model %s, popularity %s, EASE %s",
+            h, h, t[0].s, t[1].s, t[2].s);
+  if (m->has_recent)
+    pg_printf(b, ", recent popularity %s", t[3].s);
+  pg_puts(b, "</title>");
+  for (int i = 0; i < nb; i++) {
     int y = 3 + 18 * i;
     pg_printf(b, "<text x=\"0\" y=\"%d\">%s</text>", y + 10, label[i]);
     if (!isfinite(v[i])) { /* no bar for a missing figure */
@@ -380,8 +395,8 @@ static void render_models(page_t *b, const status_page_t *p) {
   double scale = 0;
   for (size_t i = 0; i < p->n_models; i++) {
     const status_model_t *m = &p->models[i];
-    double v[3] = {m->ndcg_model, m->ndcg_popularity, m->ndcg_ease};
-    for (int j = 0; j < 3; j++)
+    double v[4] = {m->ndcg_model, m->ndcg_popularity, m->ndcg_ease, m->ndcg_recent};
+    for (int j = 0; j < (m->has_recent ? 4 : 3); j++)
       if (isfinite(v[j]) && v[j] > scale)
         scale = v[j];
   }
@@ -392,9 +407,13 @@ static void render_models(page_t *b, const status_page_t *p) {
     pg_text(b, m->variant);
     pg_puts(b, "\"><h3><span>");
     pg_text(b, m->variant);
-    pg_printf(b, "</span><span class=\"share\">%u%% of customers</span></h3><dl><dt>path</dt>"
-                 "<dd><code>",
-              m->percent);
+    pg_printf(b, "</span><span class=\"share\">%u%% of customers</span></h3>", m->percent);
+    /* Not the ALS model: whoever looks must not take it for one. */
+    if (m->serves != MODEL_SERVES_ALS)
+      pg_printf(b, "<p class=\"fallback\" data-serves=\"%s\"><strong>serves %s (fallback)"
+                   "</strong>: training found it beats the ALS model on validation</p>",
+                model_serves_name(m->serves), model_serves_name(m->serves));
+    pg_puts(b, "<dl><dt>path</dt><dd><code>");
     pg_text(b, m->path);
     pg_printf(b, "</code></dd><dt>version</dt><dd>%llu</dd><dt>items</dt><dd>%s</dd>"
                  "<dt>factors</dt><dd>%s</dd><dt>first pass</dt><dd>",

@@ -27,6 +27,12 @@ typedef struct status_model {
   double ndcg_model;       /* hold-out ndcg@10 of the model, NaN = unknown */
   double ndcg_popularity;  /* of the popularity baseline, NaN = unknown */
   double ndcg_ease;        /* of EASE, NaN = unknown (not in the model file) */
+  /* Model format 3 (0 for older files, and where a caller does not set
+   * them): */
+  uint32_t serves;         /* MODEL_SERVES_*: anything but ALS is a popularity
+                              fallback, which the card says prominently */
+  int has_recent;          /* 1: ndcg_recent gets a bar after EASE's */
+  double ndcg_recent;      /* of recent popularity, NaN = unknown */
 } status_model_t;
 
 typedef struct status_latency {

@@ -277,6 +277,17 @@ START_TEST(small_commands) {
   it_fmt(sum, sizeof sum, "%08x", model_checksum(M1.m));
   ck_assert_str_eq(it_model_info(c, "checksum"), sum);
   ck_assert_ptr_nonnull(strstr(it_model_info(c, "params"), "factors=16"));
+  /* Model format 3: what the model serves and how it was trained (names,
+   * not numbers; the values are the trainer's, popularity_fallback pins
+   * them). */
+  const char *serves = it_model_info(c, "serves");
+  ck_assert_msg(strcmp(serves, "als") == 0 || strcmp(serves, "popularity") == 0 ||
+                strcmp(serves, "recent-popularity") == 0, "serves %s", serves);
+  const char *split = it_model_info(c, "eval_split");
+  ck_assert_msg(strcmp(split, "random") == 0 || strcmp(split, "user-latest") == 0 ||
+                strcmp(split, "time-cut") == 0, "eval_split %s", split);
+  ck_assert_double_ge(strtod(it_model_info(c, "half_life_days"), NULL), 0);
+  ck_assert_double_ge(strtod(it_model_info(c, "tuned_at"), NULL), 0);
   it_expect_error(c, "ERR unknown variant 'extra' (variants: default)", "MODEL INFO extra");
   it_expect_error(c, "ERR unknown MODEL subcommand", "MODEL INFO a b");
 
@@ -2007,6 +2018,78 @@ START_TEST(bad_data_in_redis) {
 }
 END_TEST
 
+/* ---- a popularity fallback (model format 3) ------------------------------ */
+
+/* When popularity beats ALS the trainer writes a k = 1 model whose factor
+ * is that popularity: the unchanged serving code answers a customer with
+ * that order minus their history, and MODEL INFO and INFO say what is
+ * served. */
+START_TEST(popularity_fallback) {
+  enum { N = 30 };
+  char ids[N][8], path[IT_PATH], err[RECD_ERRLEN];
+  const char *idp[N];
+  uint32_t lens[N];
+  float Y[N], pop[N];
+  for (int i = 0; i < N; i++) {
+    lens[i] = (uint32_t)snprintf(ids[i], sizeof ids[i], "p%d", i);
+    idp[i] = ids[i];
+    Y[i] = (float)((i * 7) % N + 1); /* recent popularity: a permutation of 1..N */
+    pop[i] = (float)i;               /* all-time popularity: another order */
+  }
+  model_spec_t spec = {
+    .n_items = N,
+    .params = {.factors = 1, .conf_mode = PARAMS_CONF_LINEAR, .lambda = 0.1f, .alpha = 1},
+    .meta = {.created_at = 1767225600, .score_scale = 1, .holdout_fraction = 0.2,
+             .has_recent = 1, .recent_popularity = {.ndcg = 0.2},
+             .serves = MODEL_SERVES_RECENT_POPULARITY, .eval_split = MODEL_SPLIT_TIME_CUT,
+             .half_life_days = 14, .tuned_at = 1767139200},
+    .Y = Y, .ldy = 1, .popularity = pop, .item_ids = idp, .item_id_lens = lens};
+  it_fmt(path, sizeof path, "%s/fallback-%d.bin", it_data.dir, (int)getpid());
+  ck_assert_msg(model_write(&spec, path, err) == 0, "%s", err);
+  it_opts_t o = {.model = path, .no_import = 1};
+  it_env_t e;
+  it_env_start(&e, __func__, &o);
+  redisContext *c = e.c;
+  ck_assert_str_eq(it_model_info(c, "serves"), "recent-popularity");
+  ck_assert_str_eq(it_model_info(c, "eval_split"), "time-cut");
+  ck_assert_str_eq(it_model_info(c, "half_life_days"), "14");
+  ck_assert_str_eq(it_model_info(c, "tuned_at"), "1767139200");
+  ck_assert_str_eq(it_model_info(c, "factors"), "1");
+  redisReply *r = it_cmd(c, "INFO model");
+  ck_assert_ptr_nonnull(strstr(r->str, "\r\nmodel_serves:recent-popularity\r\n"));
+  ck_assert_ptr_nonnull(strstr(r->str, "\r\nmodel_eval_split:time-cut\r\n"));
+  ck_assert_ptr_nonnull(strstr(r->str, "\r\nmodel_half_life_days:14\r\n"));
+  ck_assert_ptr_nonnull(strstr(r->str, "\r\nmodel_tuned_at:1767139200\r\n"));
+  ck_assert_ptr_nonnull(strstr(r->str, ",serves=recent-popularity\r\n"));
+  freeReplyObject(r);
+
+  /* The items by recent popularity, best first; the customer holds the
+   * best one and two others. */
+  int order[N];
+  for (int i = 0; i < N; i++)
+    order[N - (int)Y[i]] = i; /* Y is 1..N */
+  const int held[3] = {order[0], order[4], order[N - 1]};
+  r = it_cmd(c, "RECOMMEND u1 COUNT 10 HISTORY 3 p%d p%d p%d", held[0], held[1], held[2]);
+  size_t n;
+  char **got = reply_ids(r, 1, &n);
+  freeReplyObject(r);
+  ck_assert_uint_eq(n, 10);
+  size_t j = 0;
+  for (int at = 0; at < N && j < n; at++) {
+    const int i = order[at];
+    if (i == held[0] || i == held[1] || i == held[2])
+      continue;
+    char want[8];
+    snprintf(want, sizeof want, "p%d", i);
+    ck_assert_msg(strcmp(got[j], want) == 0, "answer %zu is %s, expected %s", j, got[j], want);
+    j++;
+  }
+  ids_free(got, n);
+  it_env_stop(&e);
+  unlink(path);
+}
+END_TEST
+
 static Suite *daemon_suite(void) {
   Suite *s = suite_create("daemon");
   IT_ADD(s, small_commands, 60);
@@ -2035,6 +2118,7 @@ static Suite *daemon_suite(void) {
   IT_ADD(s, large_catalogue, 60);
   IT_ADD(s, large_catalogue_split, 60);
   IT_ADD(s, bad_data_in_redis, 60);
+  IT_ADD(s, popularity_fallback, 60);
   return s;
 }
 

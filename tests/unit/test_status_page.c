@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "recd/model.h"
 #include "status_page.h"
 #include "testutil.h"
 
@@ -291,10 +292,11 @@ static void example_init(example_t *e) {
   const int64_t now = 1795000000;
   e->models[0] = (status_model_t){"control", 50, "/var/lib/recd/models/als-2026-11-23.recd", 7,
                                   123456, 64, now - 7200, now - 600, "int8",
-                                  0.31234, 0.14123, 0.33456};
+                                  0.31234, 0.14123, 0.33456, MODEL_SERVES_ALS, 0, NAN};
   e->models[1] = (status_model_t){HOSTILE_VARIANT, 50,
                                   "/tmp/<script>alert(\"p\")</script>&'q'\xff\xfe\x01.recd", 3,
-                                  99, 16, 0, now + 50, "exact<b>", 0.2, NAN, NAN};
+                                  99, 16, 0, now + 50, "exact<b>", 0.2, NAN, NAN,
+                                  MODEL_SERVES_ALS, 0, NAN};
   exp_row_t *r = e->rows;
   set_row(&r[0], "control", "default", 100000, 987654, 23456, 3456, 1234, 56789.125);
   set_row(&r[1], "control", "email", 5000, 20000, 300, 40, 12, 345.5);
@@ -402,6 +404,9 @@ START_TEST(test_full_page) {
   ck_assert(has_line(&c, "text\t3\tp_value\t0.0012"));
   ck_assert(has_line(&c, "text\t0\tlift\tcontrol"));
   ck_assert_ptr_nonnull(strstr(html, "hold-out ndcg@10: model 0.2000, popularity n/a, EASE n/a"));
+  /* ALS models without recent-popularity figures: no banner, three bars. */
+  ck_assert_ptr_null(strstr(html, "class=\"fallback\""));
+  ck_assert_ptr_null(strstr(html, "recent pop"));
   ck_assert_ptr_nonnull(strstr(html, "data-connected=\"0\""));
   checked_free(&c);
 
@@ -420,6 +425,59 @@ START_TEST(test_full_page) {
     fwrite(html, 1, len, f);
     fclose(f);
   }
+  free(html);
+}
+END_TEST
+
+/* Model format 3 on the cards: a popularity fallback says so before
+ * anything else, and recent popularity gets the fourth bar. */
+START_TEST(test_model_format_3) {
+  status_model_t m[3] = {
+    {.variant = "als", .percent = 40, .path = "/m/a.bin", .first_pass = "int8-avx2",
+     .ndcg_model = 0.3, .ndcg_popularity = 0.1, .ndcg_ease = 0.2, .has_recent = 1,
+     .ndcg_recent = 0.25},
+    {.variant = "pop", .percent = 30, .path = "/m/p.bin", .first_pass = "float-blas",
+     .ndcg_model = 0.1, .ndcg_popularity = 0.15, .ndcg_ease = NAN,
+     .serves = MODEL_SERVES_POPULARITY},
+    {.variant = "recent", .percent = 30, .path = "/m/r.bin", .first_pass = "float-blas",
+     .ndcg_model = 0.1, .ndcg_popularity = 0.15, .ndcg_ease = 0.12,
+     .serves = MODEL_SERVES_RECENT_POPULARITY, .has_recent = 1, .ndcg_recent = NAN},
+  };
+  status_page_t p = {.version = "0.1.0", .now = 1795000000, .models = m, .n_models = 3,
+                     .redis_connected = 1};
+  size_t len = 0;
+  char *html = status_page_html(&p, &len);
+  ck_assert_ptr_nonnull(html);
+  expect_self_contained(html, len);
+  checked_t c = run_checker(html, len);
+  expect_clean(&c);
+  ck_assert_uint_eq(count_lines(&c, "model\t"), 3);
+  checked_free(&c);
+  const char *als = strstr(html, "data-variant=\"als\"");
+  const char *pop = strstr(html, "data-variant=\"pop\"");
+  const char *rec = strstr(html, "data-variant=\"recent\"");
+  ck_assert(als != NULL && pop != NULL && rec != NULL && als < pop && pop < rec);
+  /* The banner, once per fallback, in its own card, above the figures. */
+  const char *b1 = strstr(html, "<p class=\"fallback\" data-serves=\"popularity\"><strong>"
+                                "serves popularity (fallback)</strong>");
+  const char *b2 = strstr(html, "<p class=\"fallback\" data-serves=\"recent-popularity\">"
+                                "<strong>serves recent-popularity (fallback)</strong>");
+  ck_assert(b1 != NULL && pop < b1 && b1 < rec && b1 < strstr(pop, "<dl>"));
+  ck_assert(b2 != NULL && rec < b2 && b2 < strstr(rec, "<dl>"));
+  size_t n = 0;
+  for (const char *q = html; (q = strstr(q, "class=\"fallback\"")) != NULL; q++)
+    n++;
+  ck_assert_uint_eq(n, 2);
+  /* Four bars with recent popularity (n/a when not measured), three without. */
+  const char *t1 = strstr(html, "<title>hold-out ndcg@10: model 0.3000, popularity 0.1000, "
+                                "EASE 0.2000, recent popularity 0.2500</title>");
+  ck_assert(t1 != NULL && als < t1 && t1 < pop);
+  const char *h4 = strstr(als, "height=\"76\"");
+  ck_assert(h4 != NULL && h4 < pop);
+  ck_assert_ptr_nonnull(strstr(html, "<title>hold-out ndcg@10: model 0.1000, popularity 0.1500, "
+                                     "EASE n/a</title>"));
+  ck_assert_ptr_nonnull(strstr(html, "EASE 0.1200, recent popularity n/a</title>"));
+  ck_assert_ptr_nonnull(strstr(als, ">recent pop.</text>"));
   free(html);
 }
 END_TEST
@@ -461,7 +519,7 @@ START_TEST(test_edges) {
   r[1].ctr = r[1].ctr_low = r[1].ctr_high = 0;
   set_lift(&r[1], NAN, NAN, NAN, 1);
   exp_report_t rep = {r, 2};
-  status_model_t m = {"default", 100, "", 0, 0, 0, 0, 0, NULL, NAN, NAN, NAN};
+  status_model_t m = {"default", 100, "", 0, 0, 0, 0, 0, NULL, NAN, NAN, NAN, 0, 0, NAN};
   status_latency_t l = {"ping", UINT64_MAX, 0, 0, 0, 0, UINT64_MAX};
   status_page_t p = {.version = NULL, .uptime_s = UINT64_MAX, .now = 0, .models = &m,
                      .n_models = 1, .report = &rep, .report_age_ms = 0,
@@ -617,6 +675,7 @@ static Suite *status_page_suite(void) {
   TCase *tc = tcase_create("render");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_full_page);
+  tcase_add_test(tc, test_model_format_3);
   tcase_add_test(tc, test_empty_page);
   tcase_add_test(tc, test_edges);
   tcase_add_test(tc, test_real_report);
