@@ -25,6 +25,9 @@
                                               was shown since its last outcome */
 #define RECD_KEY_HIDDEN "hidden:"          /* SET of items the customer marked
                                               "not interested" (FEEDBACK TYPE hide) */
+#define RECD_KEY_TIME "time:"              /* ZSET item -> unix seconds of the customer's
+                                              last interaction with it (FEEDBACK,
+                                              --import, the storefront's ZADD GT) */
 #define RECD_KEY_PROMOTED "promoted"       /* SET of item ids, global: PROMOTE slots */
 #define RECD_KEY_EXP_COUNTERS "exp:counters" /* HASH "<variant>|<placement>|<counter>"
                                                 -> number: experiment.h */

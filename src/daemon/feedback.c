@@ -7,9 +7,18 @@
  * WEIGHT, else the type's feedback-weight-<type> (0: the outcome is
  * counted, the history is not changed). VALUE is the money it brought.
  * The reply is the item's weight in the history afterwards. One round trip
- * carries the history update (ZINCRBY, or ZSCORE for weight 0) and the read
- * of the item's impression (tracking.h's outcome script); the outcome
- * counters are written after the reply.
+ * carries the history update (the feedback script below, or ZSCORE for
+ * weight 0) and the read of the item's impression (tracking.h's outcome
+ * script); the outcome counters are written after the reply.
+ *
+ * Last interaction times (issue 16): a FEEDBACK that adds weight also sets
+ * the item's score in <prefix>time:<user> (a ZSET item -> unix seconds) to
+ * recd's clock, unless it holds a later time already, in the same script as
+ * the ZINCRBY, so the history and its times never disagree. recd's clock,
+ * not Redis's TIME: a script that reads the time is not deterministic, and
+ * Redis before 5 replicated scripts by their text. A weight-0 outcome and
+ * hide / unhide leave the history alone, and so the times too. Neither key
+ * expires nor is trimmed (the history has no TTL or cap in Redis).
  *
  * TYPE hide / unhide ("not interested"): SADD / SREM of the item in
  * <prefix>hidden:<user>, which every RECOMMEND of that customer reads;
@@ -19,9 +28,11 @@
  */
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "commands.h"
 #include "deadline.h"
@@ -30,8 +41,37 @@
 #include "reco.h"
 #include "variants.h"
 #include "rclient.h"
+#include "rscript.h"
 #include "recd/csv.h"
 #include "tracking.h"
+
+/* A time more than this far ahead of recd's clock was not written by a
+ * sane clock: FEEDBACK replaces it (recd-train counts it as malformed). */
+#define FEEDBACK_TIME_AHEAD_S "86400"
+
+/* KEYS[1] = hist:<user>, KEYS[2] = time:<user>; ARGV = weight, item, now
+ * (unix seconds). Both keys' types are checked before anything is
+ * written, so a key of the wrong type (another program's data) fails the
+ * FEEDBACK with its name and changes nothing: a script's writes before an
+ * error are not rolled back. The time goes forward only (ZADD GT by hand:
+ * GT needs Redis 6.2); a score that is no plausible time (fractional,
+ * more than a day ahead) is overwritten. Returns ZINCRBY's reply. */
+static rscript_t feedback__script = RSCRIPT_INIT(
+    "for i = 1, 2 do\n"
+    "  local ty = redis.call('TYPE', KEYS[i])['ok']\n"
+    "  if ty ~= 'zset' and ty ~= 'none' then\n"
+    "    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. ty ..\n"
+    "                             ', not a zset: FEEDBACK recorded nothing')\n"
+    "  end\n"
+    "end\n"
+    "local w = redis.call('ZINCRBY', KEYS[1], ARGV[1], ARGV[2])\n"
+    "local now = tonumber(ARGV[3])\n"
+    "local old = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]))\n"
+    "if not old or old < now or old > now + " FEEDBACK_TIME_AHEAD_S " or\n"
+    "   old ~= math.floor(old) then\n"
+    "  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])\n"
+    "end\n"
+    "return w\n");
 
 typedef struct feedback_ctx {
   req_t *req;
@@ -57,10 +97,22 @@ static void feedback__reply(feedback_ctx_t *f, rclient_status_t st, double score
   req_finish(r, st != RCLIENT_OK);
 }
 
-static void feedback__on_zincrby(rclient_t *rc, rclient_status_t st, double score,
-                                 const char *errstr, void *arg) {
+/* The feedback script's reply: ZINCRBY's, the new weight as a bulk
+ * string. */
+static void feedback__on_script(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                                const char *errstr, void *arg) {
   (void)rc;
   feedback_ctx_t *f = arg;
+  double score = 0.0;
+  if (st == RCLIENT_OK) {
+    char *end = NULL;
+    if (rep->type == REDIS_REPLY_STRING)
+      score = strtod(rep->str, &end);
+    if (end == NULL || end == rep->str || *end != '\0') {
+      st = RCLIENT_ERROR;
+      errstr = "unexpected reply to the FEEDBACK script";
+    }
+  }
   feedback__reply(f, st, score, errstr);
   req_release(f->req); /* the Redis callback's hold */
 }
@@ -187,8 +239,17 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     return;
   }
   if (w > 0) {
-    err = rclient_feedback(rc, a->argv[1], a->argvlen[1], a->argv[2], a->argvlen[2], w,
-                           feedback__on_zincrby, f);
+    char tkey[RECD_KEY_MAX], wbuf[32], now[24];
+    const char *keys[2] = {key, tkey};
+    const size_t klens[2] = {rclient_key(rc, key, RECD_KEY_HIST, a->argv[1], a->argvlen[1]),
+                             rclient_key(rc, tkey, RECD_KEY_TIME, a->argv[1], a->argvlen[1])};
+    /* %.17g round-trips every double exactly. */
+    const int wl = snprintf(wbuf, sizeof wbuf, "%.17g", w);
+    const int nl = snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+    const char *args[3] = {wbuf, a->argv[2], now};
+    const size_t alens[3] = {(size_t)wl, a->argvlen[2], (size_t)nl};
+    err = rscript_call(rc, &feedback__script, 2, keys, klens, 3, args, alens,
+                       feedback__on_script, f);
   } else {
     const char *argv[3] = {"ZSCORE", key, a->argv[2]};
     const size_t lens[3] = {6, rclient_key(rc, key, RECD_KEY_HIST, a->argv[1], a->argvlen[1]),
