@@ -16,6 +16,80 @@
  * small enough that replies for one batch stay a few MB at most. */
 #define REDIS_IO_BATCH 512
 
+/* Last interaction times (<prefix>time:<user>, Unix seconds): a time more
+ * than this far ahead of the clock is no time (a wrong unit, milliseconds,
+ * or garbage), as for the daemon's FEEDBACK, which overwrites it. */
+#define REDIS_IO_TIME_AHEAD_S 86400
+
+/* A time recd-train accepts: whole seconds in [0, now + a day]. */
+static int redis_io__time_ok(int64_t t, int64_t now) {
+  return t >= 0 && t <= now + REDIS_IO_TIME_AHEAD_S;
+}
+
+/* One entry of a customer's time ZSET, for lookups by item. */
+typedef struct redis_io__time {
+  const char *item;
+  size_t len;
+  int64_t t;
+} redis_io__time_t;
+
+static int redis_io__time_cmp(const void *pa, const void *pb) {
+  const redis_io__time_t *a = pa, *b = pb;
+  int d = memcmp(a->item, b->item, a->len < b->len ? a->len : b->len);
+  if (d != 0)
+    return d;
+  return (a->len > b->len) - (a->len < b->len);
+}
+
+/* The time of item among times[0..n) (sorted), DATASET_NO_TIME if none. */
+static int64_t redis_io__time_of(const redis_io__time_t *times, size_t n, const char *item,
+                                 size_t len) {
+  const redis_io__time_t key = {item, len, 0};
+  const redis_io__time_t *hit = n > 0 ? bsearch(&key, times, n, sizeof *times,
+                                                redis_io__time_cmp) : NULL;
+  return hit != NULL ? hit->t : DATASET_NO_TIME;
+}
+
+/* A customer's ZRANGE time:<user> 0 -1 WITHSCORES reply into *times
+ * (grown as needed, sorted by item): the valid entries only; each
+ * malformed one (not a whole number of seconds in [0, now + a day]) is
+ * counted in *anomalies; a key of the wrong type is one anomaly, noted on
+ * log. Returns the entries kept, or -1 when out of memory. */
+static long redis_io__times(const redisReply *r, const char *prefix, const char *user,
+                            size_t ulen, int64_t now, redis_io__time_t **times, size_t *cap,
+                            uint64_t *anomalies, FILE *log) {
+  if (r->type != REDIS_REPLY_ARRAY) {
+    if (log)
+      fprintf(log, "warning: %s" RECD_KEY_TIME "%.*s is not a sorted set (%s), its times are "
+              "ignored\n", prefix, (int)ulen, user,
+              r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    ++*anomalies;
+    return 0;
+  }
+  if (r->elements / 2 > *cap) {
+    redis_io__time_t *t = realloc(*times, r->elements / 2 * sizeof *t);
+    if (t == NULL)
+      return -1;
+    *times = t;
+    *cap = r->elements / 2;
+  }
+  size_t n = 0;
+  for (size_t e = 0; e + 1 < r->elements; e += 2) {
+    const redisReply *item = r->element[e], *score = r->element[e + 1];
+    int64_t t;
+    /* Redis prints a whole score without a fraction or exponent up to
+     * 1e17, so the strict integer parser rejects fractions, 1e+300, inf. */
+    if (item->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING ||
+        csv_parse_i64(score->str, score->len, &t) != 0 || !redis_io__time_ok(t, now)) {
+      ++*anomalies;
+      continue;
+    }
+    (*times)[n++] = (redis_io__time_t){item->str, item->len, t};
+  }
+  qsort(*times, n, sizeof **times, redis_io__time_cmp);
+  return (long)n;
+}
+
 static double redis_io__now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -63,17 +137,29 @@ static redisReply *redis_io__reply(redisContext *c) {
   return r;
 }
 
-/* Fetches the histories of a batch of keys (ZRANGE key 0 -1 WITHSCORES). */
+/* Fetches the histories of a batch of keys and their customers' last
+ * interaction times, pipelined: ZRANGE hist:<user> 0 -1 WITHSCORES and
+ * ZRANGE time:<user> 0 -1 WITHSCORES per key. */
 static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n,
-                                    size_t plen, dataset_t *ds, uint64_t *anomalies,
-                                    FILE *log, char *errbuf) {
-  for (size_t j = 0; j < n; j++)
-    redisAppendCommand(c, "ZRANGE %b 0 -1 WITHSCORES", keys[j]->str, keys[j]->len);
-  int rc = 0;
+                                    const char *prefix, size_t plen, int64_t now,
+                                    dataset_t *ds, uint64_t *anomalies, FILE *log,
+                                    char *errbuf) {
   for (size_t j = 0; j < n; j++) {
+    redisAppendCommand(c, "ZRANGE %b 0 -1 WITHSCORES", keys[j]->str, keys[j]->len);
+    redisAppendCommand(c, "ZRANGE %s" RECD_KEY_TIME "%b 0 -1 WITHSCORES", prefix,
+                       keys[j]->str + plen, keys[j]->len - plen);
+  }
+  int rc = 0;
+  redis_io__time_t *times = NULL;
+  size_t times_cap = 0;
+  for (size_t j = 0; j < n && rc == 0; j++) {
     redisReply *r = redis_io__reply(c);
-    if (r == NULL)
-      return recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
+    redisReply *tr = r != NULL ? redis_io__reply(c) : NULL;
+    if (tr == NULL) {
+      freeReplyObject(r);
+      rc = recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
+      break;
+    }
     const char *user = keys[j]->str + plen;
     size_t ulen = keys[j]->len - plen;
     if (r->type != REDIS_REPLY_ARRAY) {
@@ -84,9 +170,14 @@ static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n
                 keys[j]->str, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
       ++*anomalies;
       freeReplyObject(r);
+      freeReplyObject(tr);
       continue;
     }
-    for (size_t e = 0; e + 1 < r->elements; e += 2) {
+    const long nt = redis_io__times(tr, prefix, user, ulen, now, &times, &times_cap, anomalies,
+                                    log);
+    if (nt < 0)
+      rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory reading times");
+    for (size_t e = 0; rc == 0 && e + 1 < r->elements; e += 2) {
       redisReply *item = r->element[e], *score = r->element[e + 1];
       float w;
       if (item->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING ||
@@ -94,19 +185,20 @@ static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n
         ++*anomalies;
         continue;
       }
-      int a = dataset_add(ds, user, ulen, item->str, item->len, w);
-      if (a == RECD_ENOMEM) {
+      /* An item without a time (written before times were kept, or by a
+       * storefront that does not write them) is DATASET_NO_TIME. */
+      const int64_t t = redis_io__time_of(times, (size_t)nt, item->str, item->len);
+      int a = dataset_add_timed(ds, user, ulen, item->str, item->len, w, t);
+      if (a == RECD_ENOMEM)
         rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory reading histories");
-        break;
-      }
-      if (a != 0)
+      else if (a != 0)
         ++*anomalies; /* over-long or empty id */
     }
     freeReplyObject(r);
-    if (rc != 0)
-      return rc;
+    freeReplyObject(tr);
   }
-  return 0;
+  free(times);
+  return rc;
 }
 
 int redis_connect(const redis_opts_t *o, redisContext **out, char *errbuf) {
@@ -118,7 +210,8 @@ int redis_read_histories(redisContext *c, const redis_opts_t *o, dataset_t *ds,
   int rc = 0;
   char pattern[512];
   snprintf(pattern, sizeof pattern, "%s" RECD_KEY_HIST "*", o->prefix);
-  const size_t plen = strlen(o->prefix) + 5;
+  const size_t plen = strlen(o->prefix) + strlen(RECD_KEY_HIST);
+  const int64_t now = (int64_t)time(NULL);
   char cursor[32] = "0";
   uint64_t users = 0;
   double t0 = redis_io__now();
@@ -141,7 +234,8 @@ int redis_read_histories(redisContext *c, const redis_opts_t *o, dataset_t *ds,
     redisReply *keys = r->element[1];
     for (size_t b = 0; b < keys->elements && rc == 0; b += REDIS_IO_BATCH) {
       size_t n = keys->elements - b < REDIS_IO_BATCH ? keys->elements - b : REDIS_IO_BATCH;
-      rc = redis_io__read_histories(c, keys->element + b, n, plen, ds, anomalies, log, errbuf);
+      rc = redis_io__read_histories(c, keys->element + b, n, o->prefix, plen, now, ds,
+                                    anomalies, log, errbuf);
       users += n;
     }
     freeReplyObject(r);
@@ -243,6 +337,122 @@ static int redis_io__drain(redisContext *c, size_t pending, const char *what, ch
   return 0;
 }
 
+/* The timed rows of a data set (before finalize): user, item and time of
+ * each row that has a time. */
+typedef struct redis_io__timed {
+  size_t n;
+  uint32_t *user, *item;
+  int64_t *t;
+} redis_io__timed_t;
+
+static void redis_io__timed_free(redis_io__timed_t *x) {
+  free(x->user);
+  free(x->item);
+  free(x->t);
+}
+
+/* Copies the timed rows of ds (not finalized) into *x. A time that is not
+ * Unix seconds in [0, now + a day] is an error naming the file, the
+ * customer and the item (milliseconds are the usual mistake), or with
+ * skip_bad left out (the row's weight is imported, its time is not).
+ * Nothing is written to Redis before this has passed. */
+static int redis_io__timed_rows(const dataset_t *ds, const char *path, int skip_bad,
+                                int64_t now, redis_io__timed_t *x, char *errbuf) {
+  memset(x, 0, sizeof *x);
+  if (ds->n_timed == 0)
+    return 0;
+  x->user = malloc(ds->n_timed * sizeof *x->user);
+  x->item = malloc(ds->n_timed * sizeof *x->item);
+  x->t = malloc(ds->n_timed * sizeof *x->t);
+  if (x->user == NULL || x->item == NULL || x->t == NULL)
+    return recd_errf(errbuf, RECD_ENOMEM, "out of memory reading %s", path);
+  for (size_t r = 0; r < ds->n_coo; r++) {
+    const int64_t t = ds->coo_t[r];
+    if (t == DATASET_NO_TIME)
+      continue;
+    if (!redis_io__time_ok(t, now)) {
+      if (skip_bad)
+        continue;
+      size_t ul, il;
+      const char *u = idmap_key(ds->users, ds->coo_user[r], &ul);
+      const char *i = idmap_key(ds->items, ds->coo_item[r], &il);
+      return recd_errf(errbuf, RECD_EFORMAT, "%s: timestamp %lld of user %.*s, item %.*s is "
+                       "not Unix seconds between 1970 and tomorrow%s", path, (long long)t,
+                       (int)(ul > 64 ? 64 : ul), u, (int)(il > 64 ? 64 : il), i,
+                       t > now + REDIS_IO_TIME_AHEAD_S ? " (milliseconds?)" : "");
+    }
+    x->user[x->n] = ds->coo_user[r];
+    x->item[x->n] = ds->coo_item[r];
+    x->t[x->n++] = t;
+  }
+  return 0;
+}
+
+static int redis_io__u32_cmp(const void *pa, const void *pb) {
+  const uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+  return (a > b) - (a < b);
+}
+
+/* The latest time of every (user, item) pair of the finalized ds, in
+ * by_user's order (DATASET_NO_TIME: none), into *out (NULL when no row
+ * has a time). 0 or RECD_ENOMEM. */
+static int redis_io__pair_times(const dataset_t *ds, const redis_io__timed_t *x,
+                                int64_t **out) {
+  *out = NULL;
+  if (x->n == 0)
+    return 0;
+  const csr_t *m = &ds->by_user;
+  const uint64_t nnz = m->ptr[m->n_rows];
+  int64_t *pt = malloc((nnz > 0 ? nnz : 1) * sizeof *pt);
+  if (pt == NULL)
+    return RECD_ENOMEM;
+  for (uint64_t j = 0; j < nnz; j++)
+    pt[j] = DATASET_NO_TIME;
+  for (size_t r = 0; r < x->n; r++) {
+    const uint32_t u = x->user[r];
+    const uint32_t *row = m->idx + m->ptr[u];
+    const uint32_t *hit = bsearch(&x->item[r], row, (size_t)(m->ptr[u + 1] - m->ptr[u]),
+                                  sizeof *row, redis_io__u32_cmp);
+    if (hit == NULL)
+      continue; /* cannot happen: every row is a pair of by_user */
+    int64_t *p = &pt[m->ptr[u] + (uint64_t)(hit - row)];
+    if (*p == DATASET_NO_TIME || x->t[r] > *p)
+      *p = x->t[r];
+  }
+  *out = pt;
+  return 0;
+}
+
+/* What one pipelined reply of the interaction import answers. */
+typedef struct redis_io__sent {
+  uint32_t user, item;
+  int time; /* 0: ZINCRBY hist:, 1: ZADD time: */
+} redis_io__sent_t;
+
+/* Reads the replies of sent[0..pending); an error names the command and
+ * its key and member. */
+static int redis_io__drain_pairs(redisContext *c, const dataset_t *ds, const char *prefix,
+                                 const redis_io__sent_t *sent, size_t pending, char *errbuf) {
+  for (size_t j = 0; j < pending; j++) {
+    redisReply *r = redis_io__reply(c);
+    if (r == NULL)
+      return recd_errf(errbuf, RECD_EREDIS, "redis: importing interactions: %s", c->errstr);
+    if (r->type == REDIS_REPLY_ERROR) {
+      size_t ul, il;
+      const char *u = idmap_key(ds->users, sent[j].user, &ul);
+      const char *i = idmap_key(ds->items, sent[j].item, &il);
+      recd_errf(errbuf, RECD_EREDIS, "redis: %s %s%s%.*s %.*s: %s",
+                sent[j].time ? "ZADD" : "ZINCRBY", prefix,
+                sent[j].time ? RECD_KEY_TIME : RECD_KEY_HIST, (int)(ul > 64 ? 64 : ul), u,
+                (int)(il > 64 ? 64 : il), i, r->str);
+      freeReplyObject(r);
+      return RECD_EREDIS;
+    }
+    freeReplyObject(r);
+  }
+  return 0;
+}
+
 int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_csv,
                      int skip_bad, uint64_t *rows, FILE *progress, char *errbuf) {
   redisContext *c = NULL;
@@ -250,19 +460,30 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
   if (rc != 0)
     return rc;
   /* Parse the whole file first (the data set's reader validates every
-   * line), so a bad file never leaves Redis half-imported. */
+   * line, this function every time), so a bad file never leaves Redis
+   * half-imported. */
   dataset_t ds;
   uint64_t skipped = 0;
+  redis_io__timed_t timed = {0};
+  int64_t *pair_t = NULL;
   if ((rc = dataset_init(&ds)) != 0 ||
       (rc = dataset_read_csv(&ds, path, skip_bad, &skipped, progress, errbuf)) != 0 ||
-      (rc = dataset_finalize(&ds)) != 0) {
+      (rc = redis_io__timed_rows(&ds, path, skip_bad, (int64_t)time(NULL), &timed,
+                                 errbuf)) != 0 ||
+      (rc = dataset_finalize(&ds)) != 0 || (rc = redis_io__pair_times(&ds, &timed, &pair_t)) != 0) {
     if (rc == RECD_ENOMEM)
       recd_errf(errbuf, rc, "out of memory reading %s", path);
+    redis_io__timed_free(&timed);
     dataset_free(&ds);
     redisFree(c);
     return rc;
   }
+  redis_io__timed_free(&timed);
   *rows = 0;
+  /* Per pair: ZINCRBY of the summed weight and, when the file gives the
+   * pair a time, ZADD GT of its latest (GT: a later time already in Redis,
+   * the storefront's or recd's, stays; needs Redis 6.2). */
+  redis_io__sent_t sent[REDIS_IO_BATCH];
   size_t pending = 0;
   const csr_t *m = &ds.by_user;
   double t0 = redis_io__now();
@@ -275,9 +496,17 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
       char w[32];
       snprintf(w, sizeof w, "%.9g", (double)m->val[j]);
       redisAppendCommand(c, "ZINCRBY %s" RECD_KEY_HIST "%b %s %b", o->prefix, user, ulen, w, item, ilen);
+      sent[pending++] = (redis_io__sent_t){u, m->idx[j], 0};
       ++*rows;
-      if (++pending == REDIS_IO_BATCH) {
-        rc = redis_io__drain(c, pending, "ZINCRBY", errbuf);
+      if (pair_t != NULL && pair_t[j] != DATASET_NO_TIME) {
+        char t[24];
+        snprintf(t, sizeof t, "%lld", (long long)pair_t[j]);
+        redisAppendCommand(c, "ZADD %s" RECD_KEY_TIME "%b GT %s %b", o->prefix, user, ulen, t,
+                           item, ilen);
+        sent[pending++] = (redis_io__sent_t){u, m->idx[j], 1};
+      }
+      if (pending >= REDIS_IO_BATCH - 1) {
+        rc = redis_io__drain_pairs(c, &ds, o->prefix, sent, pending, errbuf);
         pending = 0;
       }
     }
@@ -286,9 +515,10 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
               *rows / (redis_io__now() - t0 + 1e-9));
   }
   if (rc == 0)
-    rc = redis_io__drain(c, pending, "ZINCRBY", errbuf);
+    rc = redis_io__drain_pairs(c, &ds, o->prefix, sent, pending, errbuf);
   if (progress != NULL)
     fputc('\n', progress);
+  free(pair_t);
   dataset_free(&ds);
 
   if (rc == 0 && items_csv != NULL) {

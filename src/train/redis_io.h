@@ -23,10 +23,14 @@ typedef struct redis_opts {
 } redis_opts_t;
 
 /* Reads every <prefix>hist:<user> ZSET (SCAN, then ZRANGE ... WITHSCORES
- * pipelined in batches) into ds, then each item's category and group from
+ * pipelined in batches) into ds, each interaction with its last time from
+ * <prefix>time:<user> (read in the same pipeline; DATASET_NO_TIME when the
+ * item has none there), then each item's category and group from
  * <prefix>item:<item> (HMGET, pipelined). Keys of the wrong type, scores
- * that are not finite and > 0, and over-long ids are skipped and counted in
- * *anomalies with a note on `log`. Progress on `progress` (may be NULL). */
+ * that are not finite and > 0, times that are not whole Unix seconds in
+ * [0, now + a day] (the item is then read without a time), and over-long
+ * ids are skipped and counted in *anomalies (keys of the wrong type with a
+ * note on `log`). Progress on `progress` (may be NULL). */
 int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
                        FILE *progress, FILE *log, char *errbuf);
 
@@ -42,16 +46,21 @@ int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds,
 /* Connects (and AUTHs) as recd-train does. */
 int redis_connect(const redis_opts_t *o, redisContext **out, char *errbuf);
 
-/* Reads every <prefix>hist:<user> into ds (no item attributes); what
- * redis_read_dataset() does first. */
+/* Reads every <prefix>hist:<user> and its times into ds (no item
+ * attributes); what redis_read_dataset() does first. */
 int redis_read_histories(redisContext *c, const redis_opts_t *o, dataset_t *ds,
                          uint64_t *anomalies, FILE *progress, FILE *log, char *errbuf);
 
 /* Loads interactions from a CSV (user,item,weight[,timestamp]) into
- * <prefix>hist:<user> with ZINCRBY, and, when items_csv is not NULL, item
- * attributes (title, category and, with a fourth column, group) into
- * <prefix>item:<item> with HSET; both
- * pipelined. *rows receives the interactions written. */
+ * <prefix>hist:<user> with ZINCRBY, one per (user, item) pair with the
+ * summed weight, and the pair's latest timestamp, if it has any, into
+ * <prefix>time:<user> with ZADD GT (Redis 6.2 or later); and, when
+ * items_csv is not NULL, item attributes (title, category and, with a
+ * fourth column, group) into <prefix>item:<item> with HSET; all
+ * pipelined. A timestamp that is not Unix seconds in [0, now + a day] is
+ * an error (milliseconds, usually) unless skip_bad: then that row's time is
+ * left out. Every line and time is checked before anything is written.
+ * *rows receives the interactions (pairs) written. */
 int redis_import_csv(const redis_opts_t *o, const char *csv, const char *items_csv,
                      int skip_bad, uint64_t *rows, FILE *progress, char *errbuf);
 
