@@ -47,6 +47,19 @@ static void touch(const model_t *m) {
       abort();
   }
   sink += model_gram(m)[(size_t)k * k - 1];
+  /* Version 3: what the daemon and recd-train --info print must be a name,
+   * and a popularity fallback is one non-negative factor. */
+  const model_meta_t *meta = model_meta(m);
+  if (strcmp(model_serves_name(meta->serves), "unknown") == 0 ||
+      strcmp(model_split_name(meta->eval_split), "unknown") == 0)
+    abort();
+  if (meta->serves != MODEL_SERVES_ALS) {
+    if (k != 1)
+      abort();
+    for (uint32_t i = 0; i < n; i++)
+      if (!(Y[(size_t)i * st] >= 0))
+        abort();
+  }
   (void)sink;
 }
 
