@@ -110,7 +110,14 @@ static const cmd_doc_t cmd_docs[] = {
    "first element is the WITHMETA array."},
   {"feedback", RECO_CMD_FEEDBACK, NULL,
    "Records an interaction: adds to the customer's history in Redis (ZINCRBY) and counts the "
-   "outcome for the answer that showed the item, or hides / unhides it. An item the model "
+   "outcome for the answer that showed the item, or hides / unhides it. When it adds weight "
+   "it also sets the item's last interaction time in `recd:time:<user>` to recd's clock (Unix "
+   "seconds; forward only, as `ZADD GT`: a later time there stays, and a score that is no "
+   "time, a fraction or more than a day ahead, is replaced), in the same Lua script as the "
+   "ZINCRBY, so the history and its times change together. An outcome with weight 0 (e.g. "
+   "`feedback-weight-click 0`) leaves the history alone and writes no time either; hide / "
+   "unhide write none. A history or time key of the wrong type fails the FEEDBACK with the "
+   "key's name, and nothing is recorded. An item the model "
    "does not know is stored all the same (new products are real) and counted in INFO "
    "(`feedback_unknown_items`); with `feedback-unknown-items warn` it is also logged, once "
    "per item.",
@@ -118,8 +125,10 @@ static const cmd_doc_t cmd_docs[] = {
    "the item's weight in the history afterwards (a bulk string number); TYPE hide / unhide: "
    "the integer 1 when the hidden set changed, else 0."},
   {"merge", 0, "MERGE <from-id> <to-id>",
-   "One customer across channels: adds from-id's history (weights summed), hidden set and "
-   "impressions to to-id's and deletes from-id's keys, atomically (one Lua script).",
+   "One customer across channels: adds from-id's history (weights summed), hidden set, "
+   "impressions and last interaction times (per item the later) to to-id's and deletes "
+   "from-id's keys, atomically (one Lua script; a key of the wrong type fails it, named, "
+   "before anything is written).",
    NULL, "the integer number of history items merged."},
   {"model", 0,
    "MODEL INFO [variant]\nMODEL RELOAD [variant] [path]\nMODEL ROLLBACK [variant] [version]\n"
