@@ -44,7 +44,7 @@ python3 - "$TMP/served.bin" "$TMP/new.bin" "$TMP/info.json" <<'PY' || fail "old 
 import json, struct, sys
 def sections(path):
     b = open(path, "rb").read()
-    assert b[:8] == b"RECDMDL\0" and struct.unpack_from("<I", b, 12)[0] == 2
+    assert b[:8] == b"RECDMDL\0" and struct.unpack_from("<I", b, 12)[0] == 3
     n, k, stride = struct.unpack_from("<III", b, 32)
     sec = [struct.unpack_from("<QQ", b, 224 + 16 * s) for s in range(11)]
     return b, n, stride, sec
