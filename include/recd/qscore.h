@@ -69,6 +69,18 @@ typedef struct qmat {
 /* Builds the int8 copy of Y (n rows of k floats at stride ldy).
  * 0 or RECD_ENOMEM. */
 int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
+
+/* The int8 copy of the L2-normalised rows, for SIMILAR (a cosine is the
+ * dot product of normalised rows): row i is built from the floats z_i =
+ * y_i / norms[i] (one float division per factor), so that the scan's
+ * scores and bounds are those of a query against z_i. Rows whose norm is
+ * 0 (similar to nothing) get a NaN scale: their scores are NaN, never
+ * offered to a collector. Rows whose norm is outside [norm_min, norm_max]
+ * (where the caller's exact cosine has no relative error bound: underflow
+ * or overflow) get an infinite residual, so that they are always
+ * candidates and never raise a collector's bar. 0 or RECD_ENOMEM. */
+int qmat_build_cosine(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
+                      const float *norms, float norm_min, float norm_max);
 void qmat_free(qmat_t *qm);
 
 /* One customer's quantized vector. */

@@ -5,8 +5,9 @@
  * (history and preferences from Redis, options from the command) into a
  * rec_query_t and formats the answer. RECOMMEND runs through serve.h,
  * which sequences the building blocks below (fold-in, a first pass, exact
- * re-scoring and the rules) for a batch of customers; RANK and SIMILAR are
- * answered here directly (rec_rank, rec_similar). Keeping the rules here
+ * re-scoring and the rules) for a batch of customers; RANK is answered here
+ * directly (rec_rank), SIMILAR here (rec_similar_q, the dense pass) or
+ * through serve.h (the int8 pass) from the building blocks below. Keeping the rules here
  * means the tests can check them against brute force without a daemon.
  *
  * Rules, in order (DESIGN.md "Model semantics", "Touchpoints and rules"):
@@ -302,26 +303,67 @@ float rec_score_exact(const float *x, const float *y, uint32_t k);
 int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int64_t *cand,
              size_t n, rec_ws_t *ws, uint32_t *order_out, float *scores_out, int *personalized);
 
+/* SIMILAR's score of item i for the query `item`: the exact dot product
+ * of their rows (rec_score_exact), divided by |y_i|, then by |y_item| (the
+ * model's stored norms, model_item_norms); NaN when either norm is 0 (a
+ * zero row is similar to nothing). Answers are ranked and reported on it
+ * whatever the first pass (the dense sgemv or the int8 scan of the
+ * normalised rows), so the same request always gets the same answer, bit
+ * for bit. */
+float rec_similar_exact(const model_t *m, uint32_t item, uint32_t i);
+
+/* The norms for which the first passes' error bounds hold (no underflow or
+ * overflow in the exact cosine): rows outside are re-scored exactly
+ * whatever their approximate score, a query outside scores every item
+ * exactly. Real models never come near either end. */
+#define REC_SIMILAR_NORM_MIN 0x1p-60f
+#define REC_SIMILAR_NORM_MAX 0x1p60f
+int rec_similar_regular(float norm);
+
+/* The largest difference between rec_similar_exact() and what the first
+ * passes bound: the dense pass's float cosine, or the real dot product of
+ * the float-normalised rows the int8 copy is built from
+ * (qmat_build_cosine), for regular norms, at k factors (recommend.c says
+ * why). */
+float rec_similar_slack(uint32_t k);
+
 /* SIMILAR: the `count` items most similar to `item` by cosine of item
- * factors, skipping unavailable items (bitmap, may be NULL). Results point
- * into ws as for rec_select(). */
+ * factors (rec_similar_exact), skipping unavailable items (bitmap, may be
+ * NULL). Results point into ws as for rec_select(). */
 int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
                 rec_ws_t *ws, rec_result_t *out);
 
-/* SIMILAR with the rules: R is every item but `item` itself ranked by the
- * cosine of item factors (the float ranking of rec_similar(), equal
- * cosines by smaller index), filtered by q's history (exclude_history),
- * hidden, unavailable, EXCLUDE, CATEGORY, the categories whose preference
- * is -1 (other preferences do not move a cosine) and exclude_bought_groups
- * (the families of q's hist); then the walk with max_per_category and
- * one_per_group, and q's offset and count. Without FOR <user> the daemon
- * passes a query with only count, offset, CATEGORY, EXCLUDE, the caps and
- * unavailable. Ignored: personalize, history_limit, hist_w, the preference
- * values other than -1, promote (a product page's "similar items" has no
- * promoted slots) and with_reasons. `item` itself is never returned and
- * does not fill its category's or family's quota (the page can show one
- * sibling of the same family). Results point into ws. 0, RECD_ENOMEM. */
+/* SIMILAR with the rules: R is every item but `item` itself ranked by
+ * rec_similar_exact() (equal cosines by smaller index), filtered by q's
+ * history (exclude_history), hidden, unavailable, EXCLUDE, CATEGORY, the
+ * categories whose preference is -1 (other preferences do not move a
+ * cosine) and exclude_bought_groups (the families of q's hist); then the
+ * walk with max_per_category and one_per_group, and q's offset and count.
+ * Without FOR <user> the daemon passes a query with only count, offset,
+ * CATEGORY, EXCLUDE, the caps and unavailable. Ignored: personalize,
+ * history_limit, hist_w, the preference values other than -1, promote (a
+ * product page's "similar items" has no promoted slots) and with_reasons.
+ * `item` itself is never returned and does not fill its category's or
+ * family's quota (the page can show one sibling of the same family).
+ * Results point into ws. 0, RECD_ENOMEM. This is the dense pass (one
+ * sgemv over the float items, then the exact selection); serve.h answers
+ * the same from the int8 copy of the normalised rows. */
 int rec_similar_q(const model_t *m, uint32_t item, const rec_query_t *q, rec_ws_t *ws,
                   rec_result_t *out);
+
+/* The building blocks of SIMILAR on another first pass (serve.c):
+ *  - rec_similar_query: q as SIMILAR reads it (promote, promoted and
+ *    with_reasons cleared);
+ *  - rec_similar_rules_init: sq's filters as for rec_similar_q (category
+ *    removals only, `item` itself excluded). 0 or RECD_ENOMEM;
+ *  - rec_similar_candidates: as rec_select_candidates, on the exact
+ *    cosines: cand[0..n) must pass rules->f and include every item that
+ *    can reach the top `depth` of R. */
+void rec_similar_query(const rec_query_t *q, rec_query_t *sq);
+int rec_similar_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *sq,
+                           uint32_t item);
+int rec_similar_candidates(const model_t *m, const rec_query_t *sq, const rec_rules_t *rules,
+                           uint32_t item, const uint32_t *cand, size_t n_cand, size_t depth,
+                           rec_ws_t *ws, rec_result_t *out, size_t *deeper);
 
 #endif

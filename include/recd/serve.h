@@ -28,6 +28,10 @@
  * concurrently (each touches only its own slot); the phases themselves must
  * not overlap. serve_batch_run() runs all four on the calling thread.
  *
+ * SIMILAR runs the same phases (serve_batch_new_similar) on the int8
+ * copy of the normalised items, a cosine being the dot product of
+ * normalised rows; its answers are rec_similar_q's.
+ *
  * Every answer equals the float32 brute force's top-N after the rules
  * whatever the pass, the batch size or the split: personalized answers are
  * ranked on rec_score_exact(), and each first pass keeps every candidate
@@ -97,6 +101,8 @@ typedef struct serve_model {
   serve_pass_t pass;  /* the first pass every batch of this model uses */
   qscore_isa_t isa;   /* its kernel (SERVE_PASS_INT8) */
   qmat_t q;           /* the int8 copy of the items (SERVE_PASS_INT8 only) */
+  qmat_t qc;          /* ... and of the L2-normalised items, SIMILAR's
+                         (qmat_build_cosine; as much memory again) */
   rec_families_t families; /* the product families' members: every
                               batch's queries get it (exclude_bought_groups
                               as a first-pass filter) */
@@ -118,6 +124,9 @@ uint32_t serve_model_walk_ratio16(const serve_model_t *sm);
 /* "int8-avx512", "int8-avx2", "int8-scalar" or "float-blas": for INFO and
  * benchmarks. */
 const char *serve_pass_name(const serve_model_t *sm);
+/* Bytes of the int8 copies (the items' and the normalised items', 0 on
+ * the float pass): INFO scoring_int8_bytes. */
+size_t serve_model_int8_bytes(const serve_model_t *sm);
 
 /* One customer's answer, owned by the batch. Until the phase that computes
  * it has run, rc is RECD_EINVAL. */
@@ -151,6 +160,19 @@ size_t serve_batch_capacity(const serve_model_t *sm, size_t wanted);
  * SERVE_MAX_PARTS). 0, RECD_EINVAL or RECD_ENOMEM. */
 int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t n,
                     unsigned parts, serve_batch_t **out);
+
+/* A batch of n SIMILARs: query j asks for the items most similar to
+ * items[j] under q[j]'s rules (rec_similar_q's contract; copied as for
+ * serve_batch_new). The same phases: phase 1 (serve_batch_fold; nothing is
+ * folded in) quantizes each query row, normalised, against the int8 copy
+ * of the normalised items (sm->qc), the scan offers cosines to the
+ * collectors, and phase 4 re-scores the candidates exactly
+ * (rec_similar_candidates): every answer equals rec_similar_q's bit for
+ * bit, whatever the batch or the split. The int8 pass only (RECD_EINVAL
+ * otherwise); the answers say personalized 0. */
+int serve_batch_new_similar(const serve_model_t *sm, const rec_query_t *const *q,
+                            const uint32_t *items, size_t n, unsigned parts,
+                            serve_batch_t **out);
 void serve_batch_free(serve_batch_t *b);
 
 size_t serve_batch_size(const serve_batch_t *b);
@@ -192,6 +214,10 @@ int serve_batch_run(serve_batch_t *b, rec_ws_t *ws);
  * *out (free with serve_answer_free). Returns out->rc. */
 int serve_one(const serve_model_t *sm, const rec_query_t *q, rec_ws_t *ws,
               serve_answer_t *out);
+/* One SIMILAR of `item` likewise: through a batch of one on the int8
+ * pass, rec_similar_q (the dense pass) on the float pass. */
+int serve_similar_one(const serve_model_t *sm, uint32_t item, const rec_query_t *q,
+                      rec_ws_t *ws, serve_answer_t *out);
 void serve_answer_free(serve_answer_t *a);
 
 #endif

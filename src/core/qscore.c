@@ -23,7 +23,9 @@ size_t qquery_bytes(const qmat_t *qm) {
   return (size_t)8 * qm->kpad;
 }
 
-int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
+/* The storage of a build: every row zero (64), scales, norms and residuals
+ * 0. 0 or RECD_ENOMEM. */
+static int qmat__alloc(qmat_t *qm, uint32_t n, uint32_t k) {
   memset(qm, 0, sizeof *qm);
   qm->n = n;
   qm->k = k;
@@ -38,38 +40,80 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
     return RECD_ENOMEM;
   }
   memset(qm->q, 64, bytes); /* the stored zero */
-  for (uint32_t i = 0; i < n; i++) {
-    const float *y = Y + (size_t)i * ldy;
-    float m = 0;
-    double norm = 0;
-    for (uint32_t a = 0; a < k; a++) {
-      m = fabsf(y[a]) > m ? fabsf(y[a]) : m;
-      norm += (double)y[a] * y[a];
-    }
-    float yn = (float)(sqrt(norm) * (1.0 + 0x1p-20)); /* rounded up */
-    qm->norm[i] = yn;
-    if (yn > qm->max_norm)
-      qm->max_norm = yn;
-    float s = m / 63.0f;
-    qm->scale[i] = s;
-    uint8_t *q = qm->q + qmat__block(qm, i) + (i % 8) * 4;
-    double resid = 0;
-    for (uint32_t a = 0; a < k; a++) {
-      long v = 0;
-      if (s > 0) {
-        v = lrintf(y[a] / s);
-        v = v > 63 ? 63 : v < -63 ? -63 : v;
-      }
-      q[(a / 4) * 32 + a % 4] = (uint8_t)(v + 64);
-      double d = (double)y[a] - (double)s * (double)v;
-      resid += d * d;
-    }
-    /* rounded up so that the bound stays a bound in float */
-    float r = (float)(sqrt(resid) * (1.0 + 0x1p-20));
-    qm->resid[i] = r;
-    if (r > qm->max_resid)
-      qm->max_resid = r;
+  return 0;
+}
+
+/* Row i from the k floats y: its bytes, scale, norm and residual. */
+static void qmat__row(qmat_t *qm, uint32_t i, const float *y) {
+  const uint32_t k = qm->k;
+  float m = 0;
+  double norm = 0;
+  for (uint32_t a = 0; a < k; a++) {
+    m = fabsf(y[a]) > m ? fabsf(y[a]) : m;
+    norm += (double)y[a] * y[a];
   }
+  float yn = (float)(sqrt(norm) * (1.0 + 0x1p-20)); /* rounded up */
+  qm->norm[i] = yn;
+  if (yn > qm->max_norm)
+    qm->max_norm = yn;
+  float s = m / 63.0f;
+  qm->scale[i] = s;
+  uint8_t *q = qm->q + qmat__block(qm, i) + (i % 8) * 4;
+  double resid = 0;
+  for (uint32_t a = 0; a < k; a++) {
+    long v = 0;
+    if (s > 0) {
+      v = lrintf(y[a] / s);
+      v = v > 63 ? 63 : v < -63 ? -63 : v;
+    }
+    q[(a / 4) * 32 + a % 4] = (uint8_t)(v + 64);
+    double d = (double)y[a] - (double)s * (double)v;
+    resid += d * d;
+  }
+  /* rounded up so that the bound stays a bound in float */
+  float r = (float)(sqrt(resid) * (1.0 + 0x1p-20));
+  qm->resid[i] = r;
+  if (r > qm->max_resid)
+    qm->max_resid = r;
+}
+
+int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
+  if (qmat__alloc(qm, n, k) != 0)
+    return RECD_ENOMEM;
+  for (uint32_t i = 0; i < n; i++)
+    qmat__row(qm, i, Y + (size_t)i * ldy);
+  return 0;
+}
+
+int qmat_build_cosine(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
+                      const float *norms, float norm_min, float norm_max) {
+  if (qmat__alloc(qm, n, k) != 0)
+    return RECD_ENOMEM;
+  float *z = malloc((k ? k : 1) * sizeof *z);
+  if (z == NULL) {
+    qmat_free(qm);
+    return RECD_ENOMEM;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const float *y = Y + (size_t)i * ldy, ni = norms[i];
+    if (!(ni > 0.0f)) {
+      /* Similar to nothing: a NaN scale makes every score NaN, which no
+       * threshold test passes and the collector drops like a filtered
+       * item, so the row never takes a place in anyone's top. */
+      qm->scale[i] = NAN;
+      continue;
+    }
+    /* z_i = y_i / |y_i| in float, factor by factor: the rounding that
+     * recommend.c's rec_similar_slack allows for. */
+    for (uint32_t a = 0; a < k; a++)
+      z[a] = y[a] / ni;
+    qmat__row(qm, i, z);
+    if (!(ni >= norm_min && ni <= norm_max))
+      /* No proven bound for this row: an infinite one keeps it a
+       * candidate whatever its score, and never raises a bar. */
+      qm->resid[i] = qm->max_resid = INFINITY;
+  }
+  free(z);
   return 0;
 }
 

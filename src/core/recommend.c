@@ -349,6 +349,28 @@ typedef struct rec__cand {
   uint32_t i;
 } rec__cand_t;
 
+/* What an exact re-scoring computes: the customer's dot product
+ * rec_score_exact(x, y_i) (RECOMMEND), or, with norms, SIMILAR's cosine
+ * with the query row x = y_q of norm nq (rec_similar_exact). */
+typedef struct rec__scorer {
+  const float *x;
+  const float *norms; /* NULL: a dot product */
+  float nq;
+} rec__scorer_t;
+
+static inline float rec__cosine(const float *yq, float nq, const float *y, float ni,
+                                uint32_t k) {
+  /* Each norm divided separately, as score_cosines does: a product of two
+   * tiny norms cannot underflow to a zero denominator. */
+  return ni > 0.0f && nq > 0.0f ? rec_score_exact(yq, y, k) / ni / nq : NAN;
+}
+
+static inline float rec__score_one(const rec__scorer_t *sc, const float *y, uint32_t i,
+                                   uint32_t k) {
+  return sc->norms != NULL ? rec__cosine(sc->x, sc->nq, y, sc->norms[i], k)
+                           : rec_score_exact(sc->x, y, k);
+}
+
 static int rec__cmp_cand(const void *a, const void *b) {
   const rec__cand_t *x = a, *y = b;
   if (x->s != y->s)
@@ -384,8 +406,8 @@ static void rec__sift(rec__cand_t *h, size_t len, size_t p) {
  * filter can hand over thousands of candidates for a top 10: the best
  * `want` are kept in a heap as they are scored, and only those are
  * sorted. */
-static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f, size_t want,
-                        size_t got, rec_ws_t *ws) {
+static int rec__rescore(const model_t *m, const rec__scorer_t *sc, const topk_filter_t *f,
+                        size_t want, size_t got, rec_ws_t *ws) {
   const uint32_t k = model_factors(m), stride = model_stride(m);
   const float *Y = model_item_factors(m);
   const size_t keep = got < want ? got : want;
@@ -406,9 +428,11 @@ static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f
     if (j + AHEAD < got)
       for (size_t b = 0; b < row_bytes; b += 64)
         __builtin_prefetch((const char *)(Y + (size_t)ws->top[j + AHEAD] * stride) + b);
-    float s = rec_score_exact(x, Y + (size_t)i * stride, k);
+    float s = rec__score_one(sc, Y + (size_t)i * stride, i, k);
     if (f->cat_adjust != NULL)
       s += f->cat_adjust[f->item_category[i]];
+    if (isnan(s))
+      continue; /* never ranked (a cosine with a zero row: not offered anyway) */
     const rec__cand_t c = {s, i};
     if (len < keep) {
       h[len++] = c;
@@ -435,10 +459,10 @@ static int rec__rescore(const model_t *m, const float *x, const topk_filter_t *f
  * differently for different shapes. The first pass only narrows the
  * catalogue down to the candidates that can still be in the top `want`:
  * everything within the error bound of the want-th score is re-scored. */
-static int rec__refine(const model_t *m, const float *approx, const float *x, float err,
-                       const topk_filter_t *f, size_t want, size_t got, rec_ws_t *ws) {
+static int rec__refine(const model_t *m, const float *approx, const rec__scorer_t *sc,
+                       float slack, const topk_filter_t *f, size_t want, size_t got,
+                       rec_ws_t *ws) {
   const uint32_t n = model_n_items(m);
-  const float slack = rec_score_slack(m, x, f) + err;
   size_t asked = want + 8; /* what the caller's first topk_select asked for */
   if (want == 0)
     return 0;
@@ -464,7 +488,7 @@ static int rec__refine(const model_t *m, const float *approx, const float *x, fl
       got = topk_select(approx, n, f, asked, ws->top, ws->top_scores);
     }
   }
-  return rec__rescore(m, x, f, want, got, ws);
+  return rec__rescore(m, sc, f, want, got, ws);
 }
 
 /* The answer from items[0..got) (the answer ranking, best first): offset,
@@ -567,7 +591,9 @@ int rec_select_depth(const model_t *m, float pop_scale, const rec_query_t *q,
     size_t got;
     if (out->personalized) {
       got = topk_select(scores, n, &rules.f, depth + 8, ws->top, ws->top_scores);
-      int r = rec__refine(m, scores, x, err, &rules.f, depth, got, ws);
+      const rec__scorer_t sc = {.x = x};
+      int r = rec__refine(m, scores, &sc, rec_score_slack(m, x, &rules.f) + err, &rules.f,
+                          depth, got, ws);
       if (r < 0) {
         rc = r;
         break;
@@ -601,7 +627,8 @@ int rec_select_candidates(const model_t *m, const rec_query_t *q, const rec_rule
   out->n_used = n_used;
   if (n_cand > 0)
     memcpy(ws->top, cand, n_cand * sizeof *ws->top);
-  int r = rec__rescore(m, x, &rules->f, depth, n_cand, ws);
+  const rec__scorer_t sc = {.x = x};
+  int r = rec__rescore(m, &sc, &rules->f, depth, n_cand, ws);
   if (r < 0)
     return r;
   const size_t got = (size_t)r;
@@ -692,19 +719,157 @@ int rec_rank(const model_t *m, float pop_scale, const rec_query_t *q, const int6
   return 0;
 }
 
+/* ---- SIMILAR ---------------------------------------------------------- */
+
+float rec_similar_exact(const model_t *m, uint32_t item, uint32_t i) {
+  const float *Y = model_item_factors(m), *norms = model_item_norms(m);
+  const uint32_t stride = model_stride(m);
+  return rec__cosine(Y + (size_t)item * stride, norms[item], Y + (size_t)i * stride, norms[i],
+                     model_factors(m));
+}
+
+int rec_similar_regular(float norm) {
+  return norm >= REC_SIMILAR_NORM_MIN && norm <= REC_SIMILAR_NORM_MAX;
+}
+
+/* Why this bound (u = 2^-24; norms in [2^-60, 2^60], recommend.h). Let c_i
+ * be the real y_q . y_i / (n_i n_q) with the stored norms n (each within
+ * 1.01 u of the true norm: a double sum, one sqrt, one float rounding).
+ *  - The exact score fl(fl(fl(D) / n_i) / n_q), D the double dot product
+ *    (error below 2^-37 relative): three roundings, 3.1 u |c_i|, plus
+ *    underflow, at most 2^-150 / (n_i n_q) <= 2^-30 (the norms' range).
+ *  - The int8 pass scores against z = fl(y / n) (qmat_build_cosine): each
+ *    factor within u of y / n, so |z_q . z_i - c_i| <= 2.01 u (|y / n| <=
+ *    1 + 1.02 u). Its own bound is qscore's; this is what is left: 5.2 u.
+ *  - The dense pass divides a float32 dot product (sgemv, any order, with
+ *    or without FMA: gamma_k |y_q| |y_i| plus k 2^-149 of underflow) by
+ *    both norms: (k (1 + 1/32) + 2.1) u, and 3.1 u more to the exact one.
+ * (2k + 32) u covers both for every k >= 1, with room to spare. */
+float rec_similar_slack(uint32_t k) {
+  return (float)((2.0 * k + 32.0) * 0x1p-24);
+}
+
+void rec_similar_query(const rec_query_t *q, rec_query_t *sq) {
+  *sq = *q;
+  /* No promoted slots, no reasons; preferences only as removals (the
+   * rules are built with a scale of 0: every adjustment is 0 but the -1's
+   * -INFINITY, so a cosine plus its adjustment is the cosine itself). */
+  sq->promote = 0;
+  sq->promoted = NULL;
+  sq->with_reasons = 0;
+}
+
+int rec_similar_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *sq,
+                           uint32_t item) {
+  if (rec_rules_init(r, m, sq, 0.0f) != 0)
+    return RECD_ENOMEM;
+  /* `item` itself joins the sorted exclusions: it is never answered and
+   * never holds a place in a collector's top (its cosine is the best). */
+  uint32_t *e = realloc(r->excl, (r->f.n_exclude + 1) * sizeof *e);
+  if (e == NULL) {
+    rec_rules_free(r);
+    return RECD_ENOMEM;
+  }
+  size_t at = r->f.n_exclude;
+  while (at > 0 && e[at - 1] > item)
+    at--;
+  memmove(e + at + 1, e + at, (r->f.n_exclude - at) * sizeof *e);
+  e[at] = item;
+  r->excl = e;
+  r->f.exclude = e;
+  r->f.n_exclude++;
+  return 0;
+}
+
+int rec_similar_candidates(const model_t *m, const rec_query_t *sq, const rec_rules_t *rules,
+                           uint32_t item, const uint32_t *cand, size_t n_cand, size_t depth,
+                           rec_ws_t *ws, rec_result_t *out, size_t *deeper) {
+  memset(out, 0, sizeof *out);
+  *deeper = 0;
+  const uint32_t n = model_n_items(m);
+  if (depth > n)
+    depth = n;
+  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, n_cand > depth ? n_cand : depth) != 0)
+    return RECD_ENOMEM;
+  if (n_cand > 0)
+    memcpy(ws->top, cand, n_cand * sizeof *ws->top);
+  const rec__scorer_t sc = {.x = model_item_factors(m) + (size_t)item * model_stride(m),
+                            .norms = model_item_norms(m),
+                            .nq = model_item_norms(m)[item]};
+  int r = rec__rescore(m, &sc, &rules->f, depth, n_cand, ws);
+  if (r < 0)
+    return r;
+  const size_t got = (size_t)r;
+  int rc = rec__answer(m, sq, &rules->f, NULL, NULL, got, got < depth || depth >= n, 0, 0, ws,
+                       out, deeper);
+  if (rc == 0 && *deeper != 0) {
+    memset(out, 0, sizeof *out);
+    if (*deeper > n)
+      *deeper = n;
+    if (*deeper <= depth) /* cannot happen: a prefix of n items is complete */
+      *deeper = 0;
+  }
+  return rc;
+}
+
+/* The dense pass: every cosine from one sgemv (score_items) divided by
+ * both norms, NaN for `item` and zero rows, then the exact selection (as
+ * rec_select_depth: the top depth + 8, the candidates within the bound
+ * re-scored exactly, deeper when the walk asks). Rows without a proven
+ * bound (a norm outside the regular range) get their exact cosine here
+ * instead of the approximate one; a query without one gets exact cosines
+ * for every item. */
+static int rec__similar_dense(const model_t *m, uint32_t item, const rec_query_t *sq,
+                              const rec_rules_t *rules, rec_ws_t *ws, rec_result_t *out) {
+  const uint32_t n = model_n_items(m), k = model_factors(m), stride = model_stride(m);
+  const float *Y = model_item_factors(m), *norms = model_item_norms(m);
+  const float nq = norms[item];
+  float *a = ws->scores;
+  if (!(nq > 0.0f) || k == 0)
+    return 0; /* a zero vector is similar to nothing */
+  const float *yq = Y + (size_t)item * stride;
+  if (rec_similar_regular(nq)) {
+    score_items(Y, stride, n, k, yq, a);
+    int irregular = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const float ni = norms[i];
+      /* selects, so that the loop vectorises */
+      a[i] = ni > 0.0f ? a[i] / ni / nq : NAN;
+      irregular |= ni > 0.0f && !(ni >= REC_SIMILAR_NORM_MIN && ni <= REC_SIMILAR_NORM_MAX);
+    }
+    for (uint32_t i = 0; irregular && i < n; i++)
+      if (norms[i] > 0.0f && !rec_similar_regular(norms[i]))
+        a[i] = rec__cosine(yq, nq, Y + (size_t)i * stride, norms[i], k);
+  } else {
+    for (uint32_t i = 0; i < n; i++)
+      a[i] = rec__cosine(yq, nq, Y + (size_t)i * stride, norms[i], k);
+  }
+  a[item] = NAN;
+  const rec__scorer_t sc = {.x = yq, .norms = norms, .nq = nq};
+  const float slack = rec_similar_slack(k);
+  size_t depth = rec_depth(m, sq);
+  for (;;) {
+    if (rec__grow_top(ws, depth + 8) != 0)
+      return RECD_ENOMEM;
+    size_t got = topk_select(a, n, &rules->f, depth + 8, ws->top, ws->top_scores);
+    const int r = rec__refine(m, a, &sc, slack, &rules->f, depth, got, ws);
+    if (r < 0)
+      return r;
+    got = (size_t)r;
+    size_t deeper;
+    int rc = rec__answer(m, sq, &rules->f, NULL, NULL, got, got < depth || depth >= n, 0, 0, ws,
+                         out, &deeper);
+    if (rc != 0 || deeper == 0)
+      return rc;
+    memset(out, 0, sizeof *out);
+    depth = deeper < n ? deeper : n;
+  }
+}
+
 int rec_similar(const model_t *m, uint32_t item, size_t count, const uint64_t *unavailable,
                 rec_ws_t *ws, rec_result_t *out) {
-  memset(out, 0, sizeof *out);
-  if (rec__ws_for_model(ws, m) != 0 || rec__grow_top(ws, count) != 0 ||
-      rec__ws_scores(ws) == NULL)
-    return RECD_ENOMEM;
-  topk_filter_t f = {.exclude_bits = unavailable};
-  out->n = score_similar(model_item_factors(m), model_stride(m), model_n_items(m),
-                         model_factors(m), model_item_norms(m), item, &f, count, ws->top,
-                         ws->top_scores, ws->scores);
-  out->items = ws->top;
-  out->scores = ws->top_scores;
-  return 0;
+  const rec_query_t q = {.count = count, .unavailable = unavailable};
+  return rec_similar_q(m, item, &q, ws, out);
 }
 
 int rec_similar_q(const model_t *m, uint32_t item, const rec_query_t *q, rec_ws_t *ws,
@@ -715,36 +880,12 @@ int rec_similar_q(const model_t *m, uint32_t item, const rec_query_t *q, rec_ws_
     return RECD_ENOMEM;
   if (item >= n || q->offset + q->count == 0)
     return 0;
-  /* No promoted slots, no reasons; preferences only as removals: a scale
-   * of 0 makes every adjustment 0 but the -1's -INFINITY, so a cosine
-   * plus its adjustment is the cosine itself. */
-  rec_query_t sq = *q;
-  sq.promote = 0;
-  sq.promoted = NULL;
-  sq.with_reasons = 0;
+  rec_query_t sq;
+  rec_similar_query(q, &sq);
   rec_rules_t rules;
-  if (rec_rules_init(&rules, m, &sq, 0.0f) != 0)
+  if (rec_similar_rules_init(&rules, m, &sq, item) != 0)
     return RECD_ENOMEM;
-  if (!score_cosines(model_item_factors(m), model_stride(m), n, model_factors(m),
-                     model_item_norms(m), item, ws->scores)) {
-    rec_rules_free(&rules);
-    return 0; /* a zero vector is similar to nothing */
-  }
-  size_t depth = rec_depth(m, &sq);
-  int rc = 0;
-  for (;;) {
-    if (rec__grow_top(ws, depth) != 0) {
-      rc = RECD_ENOMEM;
-      break;
-    }
-    const size_t got = topk_select(ws->scores, n, &rules.f, depth, ws->top, ws->top_scores);
-    size_t deeper;
-    rc = rec__answer(m, &sq, &rules.f, NULL, ws->scores, got, got < depth || depth >= n, 0, 0,
-                     ws, out, &deeper);
-    if (rc != 0 || deeper == 0)
-      break;
-    depth = deeper < n ? deeper : n;
-  }
+  int rc = rec__similar_dense(m, item, &sq, &rules, ws, out);
   rec_rules_free(&rules);
   return rc;
 }

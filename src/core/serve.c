@@ -24,6 +24,14 @@
  *    the survivors exactly (rec_select_candidates).
  * Both end on rec_score_exact() for every answer, so a customer's answer
  * does not depend on the pass, the batch or the split.
+ *
+ * A SIMILAR batch (serve_batch_new_similar, int8 only) is the same
+ * sequence with a query item instead of a customer: phase 1 normalises
+ * the item's row and quantizes it against the int8 copy of the normalised
+ * items (sm->qc, whose dot products are cosines), the scan reads that copy
+ * instead of sm->q, and finish re-scores the candidates by their exact
+ * cosine (rec_similar_candidates), deepening like a RECOMMEND, ending on
+ * rec_similar_q's dense pass beyond a quarter of the catalogue.
  */
 #include "recd/serve.h"
 
@@ -56,6 +64,7 @@ typedef struct serve_slot {
   rec_rules_t rules; /* int8: its filters, while a row */
   float slack;       /* int8: the exact score's own error (rec_score_slack) */
   size_t depth;      /* int8: the top of the filtered ranking to collect */
+  uint32_t item;     /* SIMILAR: the query item */
 } serve_slot_t;
 
 struct serve_batch {
@@ -63,6 +72,8 @@ struct serve_batch {
   const rec_query_t *const *q;
   size_t n;
   unsigned parts;
+  int similar;         /* a batch of SIMILARs (serve_batch_new_similar) */
+  const qmat_t *qm;    /* int8: what the scan reads (sm->q, or sm->qc) */
   uint32_t n_items, stride;
   serve_slot_t *slot;
   serve_answer_t *ans;
@@ -107,6 +118,9 @@ void serve_opts_default(serve_opts_t *o) {
  * one sample less). */
 struct serve_depth {
   _Atomic uint32_t ratio16;
+  _Atomic uint32_t sim16; /* SIMILAR's walks, apart: a product's neighbours
+                             crowd into its own category far more than a
+                             customer's top does */
 };
 /* rec_depth()'s 4x: the starting point, as before any learning. */
 #define SERVE__DEPTH_START16 64u
@@ -116,20 +130,25 @@ uint32_t serve_model_walk_ratio16(const serve_model_t *sm) {
                    : SERVE__DEPTH_START16;
 }
 
-static size_t serve__depth_for(const serve_model_t *sm, const rec_query_t *q) {
+static _Atomic uint32_t *serve__ratio(const serve_model_t *sm, int similar) {
+  return similar ? &sm->depth->sim16 : &sm->depth->ratio16;
+}
+
+static size_t serve__depth_for(const serve_model_t *sm, const rec_query_t *q, int similar) {
   const size_t fixed = rec_depth(sm->m, q);
   size_t want = q->offset + q->count;
   if (sm->depth == NULL || !(q->max_per_category > 0 || q->one_per_group) || want == 0 ||
       want > fixed)
     return fixed;
-  const uint32_t r16 = atomic_load_explicit(&sm->depth->ratio16, memory_order_relaxed);
+  const uint32_t r16 = atomic_load_explicit(serve__ratio(sm, similar), memory_order_relaxed);
   size_t d = (want * (size_t)r16 * 3 / 2) / 16 + 8;
   if (d < want + 8)
     d = want + 8;
   return d < fixed ? d : fixed;
 }
 
-static void serve__depth_learn(const serve_model_t *sm, const rec_query_t *q, size_t read) {
+static void serve__depth_learn(const serve_model_t *sm, const rec_query_t *q, size_t read,
+                               int similar) {
   const size_t want = q->offset + q->count;
   if (sm->depth == NULL || !(q->max_per_category > 0 || q->one_per_group) || want == 0 ||
       read == 0)
@@ -137,10 +156,11 @@ static void serve__depth_learn(const serve_model_t *sm, const rec_query_t *q, si
   size_t obs = (16 * read + want - 1) / want;
   if (obs > 16 * 64)
     obs = 16 * 64; /* one customer's odd walk must not swing it */
-  const uint32_t old = atomic_load_explicit(&sm->depth->ratio16, memory_order_relaxed);
+  _Atomic uint32_t *ratio = serve__ratio(sm, similar);
+  const uint32_t old = atomic_load_explicit(ratio, memory_order_relaxed);
   /* weight 1/8: adapts within a few dozen answers, smooths single ones */
   const uint32_t next = (uint32_t)((7 * (size_t)old + obs + 7) / 8);
-  atomic_store_explicit(&sm->depth->ratio16, next, memory_order_relaxed);
+  atomic_store_explicit(ratio, next, memory_order_relaxed);
 }
 
 int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o) {
@@ -174,19 +194,28 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
     return RECD_ENOMEM;
   }
   atomic_init(&sm->depth->ratio16, SERVE__DEPTH_START16);
-  if (pass == SERVE_PASS_INT8 && qmat_build(&sm->q, model_item_factors(m), model_stride(m),
-                                            model_n_items(m), model_factors(m)) != 0) {
-    rec_families_free(&sm->families);
-    free(sm->depth);
-    memset(sm, 0, sizeof *sm);
-    return RECD_ENOMEM;
+  atomic_init(&sm->depth->sim16, SERVE__DEPTH_START16);
+  if (pass == SERVE_PASS_INT8) {
+    const float *Y = model_item_factors(m);
+    const uint32_t stride = model_stride(m), n = model_n_items(m), k = model_factors(m);
+    if (qmat_build(&sm->q, Y, stride, n, k) != 0 ||
+        qmat_build_cosine(&sm->qc, Y, stride, n, k, model_item_norms(m), REC_SIMILAR_NORM_MIN,
+                          REC_SIMILAR_NORM_MAX) != 0) {
+      qmat_free(&sm->q); /* both are safe to free once zeroed */
+      rec_families_free(&sm->families);
+      free(sm->depth);
+      memset(sm, 0, sizeof *sm);
+      return RECD_ENOMEM;
+    }
   }
   return 0;
 }
 
 void serve_model_free(serve_model_t *sm) {
-  if (sm->pass == SERVE_PASS_INT8)
+  if (sm->pass == SERVE_PASS_INT8) {
     qmat_free(&sm->q);
+    qmat_free(&sm->qc);
+  }
   rec_families_free(&sm->families);
   free(sm->depth);
   memset(sm, 0, sizeof *sm);
@@ -198,6 +227,15 @@ const char *serve_pass_name(const serve_model_t *sm) {
   return sm->isa == QSCORE_SCALAR   ? "int8-scalar"
          : sm->isa == QSCORE_AVX512 ? "int8-avx512"
                                     : "int8-avx2";
+}
+
+static size_t serve__qmat_bytes(const qmat_t *qm) {
+  const size_t rows = ((size_t)qm->n + 7) & ~(size_t)7;
+  return rows * (qm->kpad + 3 * sizeof(float)); /* bytes, scale, norm, resid */
+}
+
+size_t serve_model_int8_bytes(const serve_model_t *sm) {
+  return sm->pass == SERVE_PASS_INT8 ? serve__qmat_bytes(&sm->q) + serve__qmat_bytes(&sm->qc) : 0;
 }
 
 /* ---- answers --------------------------------------------------------- */
@@ -272,11 +310,12 @@ static void *serve__aligned(size_t n) {
   return p;
 }
 
-int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t n,
-                    unsigned parts, serve_batch_t **out) {
+static int serve__batch_new(const serve_model_t *sm, const rec_query_t *const *q,
+                            const uint32_t *items, size_t n, unsigned parts,
+                            serve_batch_t **out) {
   *out = NULL;
   if (parts < 1 || parts > SERVE_MAX_PARTS || n > serve_batch_capacity(sm, n) ||
-      (n > 0 && q == NULL))
+      (n > 0 && q == NULL) || (items != NULL && sm->pass != SERVE_PASS_INT8))
     return RECD_EINVAL;
   serve_batch_t *b = calloc(1, sizeof *b);
   if (b == NULL)
@@ -287,6 +326,8 @@ int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t
   b->q = q;
   b->n = n;
   b->parts = parts;
+  b->similar = items != NULL;
+  b->qm = b->similar ? &sm->qc : &sm->q;
   b->n_items = model_n_items(m);
   b->stride = model_stride(m);
   b->slot = calloc(nn, sizeof *b->slot);
@@ -306,7 +347,12 @@ int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t
     return RECD_ENOMEM;
   }
   for (size_t j = 0; j < n; j++) {
-    b->slot[j].q = *q[j];
+    if (b->similar) {
+      rec_similar_query(q[j], &b->slot[j].q);
+      b->slot[j].item = items[j];
+    } else {
+      b->slot[j].q = *q[j];
+    }
     b->slot[j].q.families = &sm->families;
     b->slot[j].x = b->X + j * b->stride;
     if (b->XQ != NULL)
@@ -317,6 +363,22 @@ int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t
   }
   *out = b;
   return 0;
+}
+
+int serve_batch_new(const serve_model_t *sm, const rec_query_t *const *q, size_t n,
+                    unsigned parts, serve_batch_t **out) {
+  return serve__batch_new(sm, q, NULL, n, parts, out);
+}
+
+int serve_batch_new_similar(const serve_model_t *sm, const rec_query_t *const *q,
+                            const uint32_t *items, size_t n, unsigned parts,
+                            serve_batch_t **out) {
+  static const uint32_t none[1] = {0}; /* n = 0: still a SIMILAR batch */
+  if (items == NULL && n > 0) {
+    *out = NULL;
+    return RECD_EINVAL;
+  }
+  return serve__batch_new(sm, q, items != NULL ? items : none, n, parts, out);
 }
 
 void serve_batch_free(serve_batch_t *b) {
@@ -382,14 +444,64 @@ static void serve__admit(serve_batch_t *b, size_t j) {
     }
     qquery_prepare(&sm->q, sl->x, &sl->qq); /* its per-item bounds go with the scan */
     sl->slack = rec_score_slack(sm->m, sl->x, &sl->rules.f);
-    sl->depth = serve__depth_for(sm, q);
+    sl->depth = serve__depth_for(sm, q, 0);
     if (sl->depth < 1)
       sl->depth = 1; /* a collector wants at least one */
   }
   sl->state = SERVE__ROW;
 }
 
+/* Phase 1 of a SIMILAR: the query row, normalised (z_q = y_q / |y_q|, the
+ * division qmat_build_cosine makes for every row), quantized against the
+ * normalised copy; its filters, with the item itself excluded. What
+ * needs no scan is answered now: an unknown item, nothing asked for, a
+ * zero row (similar to nothing), and a query whose norm has no proven
+ * bound (rec_similar_q's dense pass scores it exactly). */
+static void serve__admit_similar(serve_batch_t *b, size_t j, rec_ws_t *ws) {
+  const serve_model_t *sm = b->sm;
+  const model_t *m = sm->m;
+  serve_slot_t *sl = &b->slot[j];
+  const rec_query_t *q = &sl->q;
+  serve_answer_t *a = &b->ans[j];
+  const uint32_t item = sl->item, k = model_factors(m);
+  sl->state = SERVE__DONE;
+  sl->used = 0;
+  const float nq = item < b->n_items ? model_item_norms(m)[item] : 0.0f;
+  if (q->offset + q->count == 0 || !(nq > 0.0f) || k == 0) {
+    const rec_result_t none = {0};
+    serve__keep(a, &none);
+    return;
+  }
+  if (!rec_similar_regular(nq)) {
+    rec_result_t res;
+    int rc = rec_similar_q(m, item, q, ws, &res);
+    if (rc != 0)
+      serve__fail(a, rc);
+    else
+      serve__keep(a, &res);
+    return;
+  }
+  int rc = rec_similar_rules_init(&sl->rules, m, q, item);
+  if (rc != 0) {
+    serve__fail(a, rc);
+    return;
+  }
+  const float *y = model_item_factors(m) + (size_t)item * b->stride;
+  for (uint32_t t = 0; t < k; t++)
+    sl->x[t] = y[t] / nq;
+  qquery_prepare(&sm->qc, sl->x, &sl->qq);
+  sl->slack = rec_similar_slack(k);
+  sl->depth = serve__depth_for(sm, q, 1);
+  if (sl->depth < 1)
+    sl->depth = 1;
+  sl->state = SERVE__ROW;
+}
+
 void serve_batch_fold(serve_batch_t *b, size_t j, rec_ws_t *ws) {
+  if (b->similar) {
+    serve__admit_similar(b, j, ws);
+    return;
+  }
   const serve_model_t *sm = b->sm;
   const rec_query_t *q = &b->slot[j].q;
   serve_slot_t *sl = &b->slot[j];
@@ -502,7 +614,7 @@ int serve_batch_scan(serve_batch_t *b, unsigned part, uint32_t lo, uint32_t hi) 
         score_items(Y, b->stride, len, k, b->X + r * b->stride,
                     b->S + r * b->n_items + lo);
   } else {
-    rc = qscan(sm->isa, &sm->q, lo, hi, b->qq, b->sel + (size_t)part * b->rows, b->rows);
+    rc = qscan(sm->isa, b->qm, lo, hi, b->qq, b->sel + (size_t)part * b->rows, b->rows);
   }
   if (rc != 0 && b->scan_rc[part] == 0)
     b->scan_rc[part] = rc; /* the part's candidates are incomplete */
@@ -559,11 +671,14 @@ static int serve__deepen(const serve_batch_t *b, serve_slot_t *sl, const rec_que
     rc = qsel_init(&sel, &sl->rules.f, depth, sl->slack);
     if (rc != 0)
       break;
-    rc = qscan(sm->isa, &sm->q, 0, b->n_items, &sl->qq, &sel, 1);
+    rc = qscan(sm->isa, b->qm, 0, b->n_items, &sl->qq, &sel, 1);
     if (rc == 0)
       rc = qsel_compact(&sel);
     size_t deeper = 0;
-    if (rc == 0)
+    if (rc == 0 && b->similar)
+      rc = rec_similar_candidates(sm->m, q, &sl->rules, sl->item, sel.idx, sel.n, depth, ws,
+                                  res, &deeper);
+    else if (rc == 0)
       rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel.idx, sel.n, depth, sl->used,
                                  ws, res, &deeper);
     qsel_free(&sel);
@@ -571,6 +686,8 @@ static int serve__deepen(const serve_batch_t *b, serve_slot_t *sl, const rec_que
   }
   if (rc != 0 || depth == 0)
     return rc;
+  if (b->similar)
+    return rec_similar_q(sm->m, sl->item, q, ws, res); /* dense, deepens itself */
   float *S = malloc((size_t)(b->n_items ? b->n_items : 1) * sizeof *S);
   if (S == NULL)
     return RECD_ENOMEM;
@@ -606,18 +723,22 @@ void serve_batch_finish(serve_batch_t *b, size_t r, rec_ws_t *ws) {
        * the first selection as deep as this model's walks have needed */
       ws->walk_read = 0;
       rc = rec_select_depth(sm->m, sm->pop_scale, q, b->S + r * b->n_items, sl->x, 0.0f,
-                            sl->used, serve__depth_for(sm, q), ws, &res);
+                            sl->used, serve__depth_for(sm, q, 0), ws, &res);
       if (rc == 0)
-        serve__depth_learn(sm, q, ws->walk_read);
+        serve__depth_learn(sm, q, ws->walk_read, 0);
     } else {
       size_t deeper = 0;
       ws->walk_read = 0;
-      rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel->idx, sel->n, sl->depth,
-                                 sl->used, ws, &res, &deeper);
+      if (b->similar)
+        rc = rec_similar_candidates(sm->m, q, &sl->rules, sl->item, sel->idx, sel->n, sl->depth,
+                                    ws, &res, &deeper);
+      else
+        rc = rec_select_candidates(sm->m, q, &sl->rules, sl->x, sel->idx, sel->n, sl->depth,
+                                   sl->used, ws, &res, &deeper);
       if (rc == 0 && deeper != 0)
         rc = serve__deepen(b, sl, q, deeper, ws, &res);
       if (rc == 0)
-        serve__depth_learn(sm, q, ws->walk_read);
+        serve__depth_learn(sm, q, ws->walk_read, b->similar);
     }
   }
   if (rc != 0)
@@ -646,10 +767,11 @@ int serve_batch_run(serve_batch_t *b, rec_ws_t *ws) {
   return 0;
 }
 
-int serve_one(const serve_model_t *sm, const rec_query_t *q, rec_ws_t *ws, serve_answer_t *out) {
+static int serve__one(const serve_model_t *sm, const rec_query_t *q, const uint32_t *item,
+                      rec_ws_t *ws, serve_answer_t *out) {
   memset(out, 0, sizeof *out);
   serve_batch_t *b;
-  int rc = serve_batch_new(sm, &q, 1, 1, &b);
+  int rc = serve__batch_new(sm, &q, item, 1, 1, &b);
   if (rc != 0) {
     out->rc = rc;
     return rc;
@@ -659,5 +781,21 @@ int serve_one(const serve_model_t *sm, const rec_query_t *q, rec_ws_t *ws, serve
   *out = b->ans[0];
   memset(&b->ans[0], 0, sizeof b->ans[0]);
   serve_batch_free(b);
+  return out->rc;
+}
+
+int serve_one(const serve_model_t *sm, const rec_query_t *q, rec_ws_t *ws, serve_answer_t *out) {
+  return serve__one(sm, q, NULL, ws, out);
+}
+
+int serve_similar_one(const serve_model_t *sm, uint32_t item, const rec_query_t *q,
+                      rec_ws_t *ws, serve_answer_t *out) {
+  if (sm->pass == SERVE_PASS_INT8)
+    return serve__one(sm, q, &item, ws, out);
+  memset(out, 0, sizeof *out);
+  rec_result_t res;
+  out->rc = rec_similar_q(sm->m, item, q, ws, &res);
+  if (out->rc == 0)
+    serve__keep(out, &res);
   return out->rc;
 }
