@@ -34,6 +34,7 @@ struct batch_job {
   batcher_t *b;
   batch_item_t **vec;       /* the items taken from the queue */
   const rec_query_t **qv;   /* and their queries */
+  uint32_t *sim;            /* SIMILAR jobs: the query items */
   size_t n;
   serve_batch_t *sb;
   unsigned parts;           /* pieces on the pool: 1, or every worker */
@@ -137,6 +138,7 @@ static void batch__complete(batch_job_t *job) {
   serve_batch_free(job->sb);
   free(job->vec);
   free(job->qv);
+  free(job->sim);
   free(job);
   /* Everything that queued up while the workers were busy goes now, as
    * one batch: this is where batches grow under load. */
@@ -171,39 +173,55 @@ static unsigned batch__run(batch_job_t *job) {
 }
 
 /* The next job from the head of the queue: up to the batch capacity of
- * items answered with the same model. NULL when out of memory (the items
- * stay queued). */
+ * items answered with the same model, all RECOMMENDs or all SIMILARs. NULL
+ * when out of memory (the items stay queued). */
 static batch_job_t *batch__take(batcher_t *b, unsigned parts) {
   const serve_model_t *sm = b->head->model;
+  const int similar = b->head->similar;
   const size_t cap = serve_batch_capacity(sm, b->max_rows);
   batch_job_t *job = calloc(1, sizeof *job);
   batch_item_t **vec = malloc(cap * sizeof *vec);
   const rec_query_t **qv = malloc(cap * sizeof *qv);
-  if (job == NULL || vec == NULL || qv == NULL) {
+  uint32_t *sim = similar ? malloc(cap * sizeof *sim) : NULL;
+  if (job == NULL || vec == NULL || qv == NULL || (similar && sim == NULL)) {
     free(job);
     free(vec);
     free(qv);
+    free(sim);
     return NULL;
   }
   job->b = b;
   job->vec = vec;
   job->qv = qv;
+  job->sim = sim;
   job->parts = parts;
-  while (b->head != NULL && b->head->model == sm && job->n < cap) {
-    batch_item_t *it = b->head;
-    b->head = it->next;
+  /* Every queued item of the head's model and kind, in order (the others
+   * keep theirs, the first of them now at the head): a storefront's mix of
+   * RECOMMEND and SIMILAR, or of variants, still makes full batches. */
+  batch_item_t **link = &b->head, *last = NULL;
+  while (*link != NULL && job->n < cap) {
+    batch_item_t *it = *link;
+    if (it->model != sm || it->similar != similar) {
+      last = it;
+      link = &it->next;
+      continue;
+    }
+    *link = it->next;
+    if (similar)
+      job->sim[job->n] = it->item;
     job->vec[job->n] = it;
     job->qv[job->n++] = it->q;
     b->queued--;
   }
-  if (b->head == NULL)
-    b->tail = NULL;
+  if (*link == NULL)
+    b->tail = last;
   atomic_init(&job->next_fold, 0);
   atomic_init(&job->folded, 0);
   atomic_init(&job->rows_ready, 0);
   atomic_init(&job->next_chunk, 0);
   atomic_init(&job->scanned, 0);
-  job->failed = serve_batch_new(sm, job->qv, job->n, parts, &job->sb);
+  job->failed = similar ? serve_batch_new_similar(sm, job->qv, job->sim, job->n, parts, &job->sb)
+                        : serve_batch_new(sm, job->qv, job->n, parts, &job->sb);
   return job;
 }
 

@@ -11,6 +11,10 @@
  * at low load a batch is one request, dispatched in the same loop
  * iteration it became ready.
  *
+ * SIMILARs on an int8 model are batched the same way, in jobs of their own
+ * (a batch scans one int8 copy: the items', or the normalised items' for
+ * SIMILAR): consecutive queued items of the same model and kind.
+ *
  * This module only queues, runs jobs on the pool and shares a job's work
  * out among workers: from `split_items` items on (int8 pass), a job's
  * pieces run on every worker at once and claim customers to fold in and
@@ -33,6 +37,10 @@ struct batch_item {
   const serve_model_t *model;  /* the model to answer with (the caller
                                   keeps it alive until done) */
   const rec_query_t *q;        /* inputs: caller-owned until done */
+  int similar;                 /* 1: SIMILAR of `item` under q's rules
+                                  (serve_batch_new_similar; the model's
+                                  pass must be int8); 0: RECOMMEND */
+  uint32_t item;
   /* On the loop thread, exactly once. The answer (a->rc != 0: failed) is
    * valid only during the call. */
   void (*done)(batch_item_t *it, const serve_answer_t *a);

@@ -136,15 +136,19 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)t->pref_bad_entries,
                  (unsigned long long)t->pref_unknown_categories);
     batcher_stats_t bs = {0};
+    /* the int8 copies: the items' (RECOMMEND) and the normalised items'
+     * (SIMILAR), the memory recd allocates beyond the mapped model */
+    const served_t *control = model_store_current(variants_control(s->variants)->store);
     if (s->batcher != NULL) /* NULL only while shutting down */
       batcher_get_stats(s->batcher, &bs);
     info__printf(&o, "scoring_batches:%llu\r\nscoring_batch_rows:%llu\r\n"
                  "scoring_batch_rows_avg:%.2f\r\nscoring_batch_rows_max:%llu\r\n"
-                 "scoring_split_batches:%llu\r\nscoring_first_pass:%s\r\n",
+                 "scoring_split_batches:%llu\r\nscoring_first_pass:%s\r\n"
+                 "scoring_int8_bytes:%zu\r\n",
                  (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
                  bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
                  (unsigned long long)bs.max_rows_seen, (unsigned long long)bs.split_jobs,
-                 serve_pass_name(&model_store_current(variants_control(s->variants)->store)->sm));
+                 serve_pass_name(&control->sm), serve_model_int8_bytes(&control->sm));
     commands_foreach(info__cmdstat, &o);
     info__printf(&o, "\r\n");
   }

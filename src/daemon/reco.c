@@ -52,7 +52,8 @@ typedef struct reco_ctx {
   deadline_t dl;            /* redis-timeout-ms */
   /* the query, from the options and the customer read from Redis */
   rec_query_t q;
-  batch_item_t bi;          /* RECOMMEND: the micro-batcher's item */
+  batch_item_t bi;          /* RECOMMEND, and SIMILAR FOR on the int8 pass:
+                               the micro-batcher's item */
   uint32_t *hist;
   float *hist_w;
   size_t n_hist;
@@ -381,8 +382,23 @@ static void reco__similar_after(uv_work_t *w, int status) {
   req_release(x->req); /* the work's hold */
 }
 
+/* The batcher answered a SIMILAR FOR (loop thread). */
+static void reco__similar_batch_done(batch_item_t *it, const serve_answer_t *a) {
+  reco_ctx_t *x = (reco_ctx_t *)((char *)it - offsetof(reco_ctx_t, bi));
+  if (reco__nobody(x->req)) {
+    req_finish(x->req, 0);
+  } else {
+    x->sim = similar_answer_view(a); /* borrowed: only for the reply */
+    reco__similar_reply(x);
+    x->sim = (similar_answer_t){0};
+  }
+  req_release(x->req); /* the batcher's hold */
+}
+
 /* The items similar to o.sim_item, with the customer's filters in x->q
- * (SIMILAR records no impressions: it answers a page, not a customer). */
+ * (SIMILAR records no impressions: it answers a page, not a customer):
+ * through the micro-batcher on the int8 pass (as similar.c), else
+ * rec_similar_q. */
 static void reco__similar_now(reco_ctx_t *x) {
   if (x->o.sim_item < 0 || x->o.count == 0) {
     /* an unknown item is not an error (WITHMETA says which it was) */
@@ -392,6 +408,13 @@ static void reco__similar_now(reco_ctx_t *x) {
       reco_reply_meta(r, x->o.sim_item < 0 ? "unknown_item" : "similar", "", x->variant->name,
                       x->ref.sv->file_version, x->ref.sv->m);
     req_finish(x->req, 0);
+    return;
+  }
+  if (similar_batched(x->srv, x->ref.sv)) {
+    x->bi = (batch_item_t){.model = &x->ref.sv->sm, .q = &x->q, .similar = 1,
+                           .item = (uint32_t)x->o.sim_item, .done = reco__similar_batch_done};
+    req_hold(x->req); /* the batcher's */
+    batcher_submit(x->srv->batcher, &x->bi);
     return;
   }
   if (model_n_items(x->ref.sv->m) > RECO_SIMILAR_OFFLOAD_ITEMS) {

@@ -13,15 +13,22 @@
  * answering with the customer's variant; a customer Redis cannot give in
  * time gets the answer without their filters, counted as degraded.
  *
- * SIMILAR needs no Redis. It is one pass over the item matrix: inline on
- * the loop for small catalogues, on the thread pool above
- * SIMILAR_OFFLOAD_ITEMS, where the pass (~1.7 ms at 100k items, k = 64)
- * would stall every other client.
+ * SIMILAR needs no Redis. On a model served with the int8 pass (20,000
+ * items and more) it goes through the micro-batcher like RECOMMEND
+ * (batch.h): the int8 scan of the normalised items with its proven bound,
+ * batched with the other SIMILARs waiting and split over the workers on
+ * large catalogues, then the exact cosines of the candidates (serve.h,
+ * serve_batch_new_similar). On the float pass it is one sgemv over the
+ * item matrix and the same exact selection (rec_similar_q): inline on the
+ * loop for small catalogues, on the thread pool above
+ * SIMILAR_OFFLOAD_ITEMS. Both give the same answer, bit for bit.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "batch.h"
 #include "commands.h"
 #include "model_store.h"
 #include "reco.h"
@@ -42,6 +49,7 @@ typedef struct similar_ctx {
   rec_query_t q;
   reco_opts_t o;    /* owns q's CATEGORY and EXCLUDE arrays */
   uv_work_t work;
+  batch_item_t bi;  /* the int8 pass: the micro-batcher's item */
   similar_answer_t ans;
 } similar_ctx_t;
 
@@ -76,6 +84,15 @@ void similar_answer_reply(reply_buf_t *r, const model_t *m, const similar_answer
     if (withscores)
       reply_float(r, a->scores[j]);
   }
+}
+
+int similar_batched(server_t *s, const served_t *sv) {
+  return s->batcher != NULL && sv->sm.pass == SERVE_PASS_INT8;
+}
+
+similar_answer_t similar_answer_view(const serve_answer_t *a) {
+  return (similar_answer_t){.rc = a->rc, .n = a->rc == 0 ? a->n : 0, .items = a->items,
+                            .scores = a->scores};
 }
 
 void similar_answer_free(similar_answer_t *a) {
@@ -133,6 +150,26 @@ static void similar__after(uv_work_t *w, int status) {
     x->ans.rc = RECD_EINVAL;
   similar__reply(x);
   req_release(x->req); /* the work's hold */
+}
+
+/* The batcher answered (loop thread). */
+static void similar__batch_done(batch_item_t *it, const serve_answer_t *a) {
+  similar_ctx_t *x = (similar_ctx_t *)((char *)it - offsetof(similar_ctx_t, bi));
+  const client_t *c = req_owner(x->req);
+  if (c == NULL || client_gone(c)) {
+    req_finish(x->req, 0); /* nobody to answer */
+  } else if (a->rc != 0) {
+    reply_reset(&x->req->reply);
+    reply_error(&x->req->reply, "out of memory");
+    req_finish(x->req, 1);
+  } else {
+    const similar_answer_t view = similar_answer_view(a);
+    similar_answer_reply(&x->req->reply, x->ref.sv->m, &view, x->withscores,
+                         x->withmeta ? "similar" : NULL, "", x->var->name,
+                         x->ref.sv->file_version);
+    req_finish(x->req, 0);
+  }
+  req_release(x->req); /* the batcher's hold */
 }
 
 static void similar__fail(req_t *r, const char *msg) {
@@ -210,6 +247,13 @@ void similar_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     return;
   }
   x->item = (uint32_t)item;
+  if (similar_batched(s, x->ref.sv)) {
+    x->bi = (batch_item_t){.model = &x->ref.sv->sm, .q = &x->q, .similar = 1,
+                           .item = x->item, .done = similar__batch_done};
+    req_hold(r); /* the batcher's */
+    batcher_submit(s->batcher, &x->bi);
+    return;
+  }
   if (model_n_items(m) > SIMILAR_OFFLOAD_ITEMS) {
     x->work.data = x;
     req_hold(r);

@@ -10,6 +10,9 @@
 #include "recd/model.h"
 #include "recd/recommend.h"
 #include "recd/reply.h"
+#include "model_store.h"
+#include "recd/serve.h"
+#include "server.h"
 
 /* Computed on whichever thread, replied on the loop. */
 typedef struct similar_answer {
@@ -29,5 +32,11 @@ void similar_answer_reply(reply_buf_t *r, const model_t *m, const similar_answer
                           int withscores, const char *meta_kind, const char *meta_reason,
                           const char *variant, const char *version);
 void similar_answer_free(similar_answer_t *a);
+
+/* Does a SIMILAR on sv go through the micro-batcher (the int8 pass, and a
+ * batcher still open), rather than rec_similar_q's dense pass? */
+int similar_batched(server_t *s, const served_t *sv);
+/* A batcher's answer seen as a similar_answer_t (borrowed: not freed). */
+similar_answer_t similar_answer_view(const serve_answer_t *a);
 
 #endif
