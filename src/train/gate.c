@@ -143,14 +143,22 @@ int gate_compare(const gate_opts_t *g, const dataset_t *ds, double fraction, uin
   return rc;
 }
 
-/* One history line: "<unix seconds> <version> <ndcg@10>". 0 or -1. */
-static int gate__parse_line(char *line, int64_t *t, char *version, size_t vcap, double *ndcg) {
+/* The split of a history line without one: files written before the
+ * temporal splits existed hold random-split figures. */
+#define GATE__OLD_SPLIT "random"
+
+/* One history line: "<unix seconds> <version> <ndcg@10> [<split>]". 0 or -1.
+ * *split points into line (GATE__OLD_SPLIT when absent). */
+static int gate__parse_line(char *line, int64_t *t, char *version, size_t vcap, double *ndcg,
+                            const char **split) {
   char *save = NULL;
   char *a = strtok_r(line, " \t\r\n", &save);
   char *b = a ? strtok_r(NULL, " \t\r\n", &save) : NULL;
   char *c = b ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+  char *d = c ? strtok_r(NULL, " \t\r\n", &save) : NULL;
   float f;
-  if (c == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL ||
+  *split = d != NULL ? d : GATE__OLD_SPLIT;
+  if (c == NULL || (d != NULL && strtok_r(NULL, " \t\r\n", &save) != NULL) ||
       csv_parse_i64(a, strlen(a), t) != 0 || strlen(b) >= vcap ||
       csv_parse_float(c, strlen(c), &f) != 0 || !(f >= 0 && f <= 1))
     return -1;
@@ -159,6 +167,10 @@ static int gate__parse_line(char *line, int64_t *t, char *version, size_t vcap, 
    * re-read as a double so that 6 printed decimals survive. */
   *ndcg = strtod(c, NULL);
   return 0;
+}
+
+static const char *gate__split(const gate_opts_t *g) {
+  return g->split != NULL ? g->split : GATE__OLD_SPLIT;
 }
 
 int gate_read_history(const gate_opts_t *g, int64_t now, gate_result_t *res, char *errbuf) {
@@ -181,16 +193,21 @@ int gate_read_history(const gate_opts_t *g, int64_t now, gate_result_t *res, cha
     int64_t t;
     char v[64];
     double n;
+    const char *split;
     if (strchr(line, '\n') == NULL && !feof(f)) {
       rc = recd_errf(errbuf, RECD_EINVAL, "%s:%lu: line too long", g->history, no);
       break;
     }
-    if (gate__parse_line(line, &t, v, sizeof v, &n) != 0) {
+    if (gate__parse_line(line, &t, v, sizeof v, &n, &split) != 0) {
       rc = recd_errf(errbuf, RECD_EINVAL,
-                     "%s:%lu: expected \"<unix seconds> <version> <ndcg@10 in [0, 1]>\"",
-                     g->history, no);
+                     "%s:%lu: expected \"<unix seconds> <version> <ndcg@10 in [0, 1]> "
+                     "[<split>]\"", g->history, no);
       break;
     }
+    /* Figures of another kind of split are not comparable (a time cut is
+     * harder than a random hold-out): only the same kind bounds. */
+    if (strcmp(split, gate__split(g)) != 0)
+      continue;
     if (t >= since && (!res->have_best || n > res->best)) {
       res->have_best = 1;
       res->best = n;
@@ -244,8 +261,8 @@ int gate_check(const gate_opts_t *g, double holdout_ndcg, const gate_result_t *r
   if (g->history != NULL) {
     if (!res->have_best) {
       if (log)
-        fprintf(log, "gate: no model published in the last %u days in %s: no cumulative "
-                     "bound\n", g->drift_days, g->history);
+        fprintf(log, "gate: no model published in the last %u days in %s (%s split): no "
+                     "cumulative bound\n", g->drift_days, g->history, gate__split(g));
     } else {
       const double bound = (1.0 - g->max_drift) * res->best;
       const int ok = new_ndcg >= bound;
@@ -292,13 +309,14 @@ int gate_record(const gate_opts_t *g, int64_t now, const char *version, double n
       int64_t t;
       char v[64];
       double n;
+      const char *split;
       snprintf(copy, sizeof copy, "%s", line);
-      if (gate__parse_line(copy, &t, v, sizeof v, &n) == 0 && t >= now - 90 * 86400LL)
+      if (gate__parse_line(copy, &t, v, sizeof v, &n, &split) == 0 && t >= now - 90 * 86400LL)
         fputs(line, out);
     }
     fclose(in);
   }
-  fprintf(out, "%lld %s %.6f\n", (long long)now, version, ndcg);
+  fprintf(out, "%lld %s %.6f %s\n", (long long)now, version, ndcg, gate__split(g));
   int bad = ferror(out) || fflush(out) != 0 || fsync(fileno(out)) != 0;
   bad = fclose(out) != 0 || bad;
   if (bad || rename(tmp, g->history) != 0) {

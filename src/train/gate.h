@@ -57,6 +57,9 @@ typedef struct gate_opts {
   const char *history;  /* --history FILE: published ndcg@10 values, or NULL */
   double max_drift;     /* --max-drift X: new >= (1 - X) * best of the window */
   uint32_t drift_days;  /* --drift-days N: the window */
+  const char *split;    /* the kind of split of the hold-out figures (history
+                           lines of other kinds are not compared); NULL =
+                           "random" */
 } gate_opts_t;
 
 #define GATE_DEFAULT_MAX_DROP 0.02
@@ -85,7 +88,8 @@ int gate_compare(const gate_opts_t *g, const dataset_t *ds, double fraction, uin
                  uint32_t history_limit, eval_score_fn new_fn, void *new_ctx,
                  gate_result_t *res, char *errbuf);
 
-/* Reads the history window (entries of the last drift_days before now).
+/* Reads the history window (entries of the last drift_days before now, of
+ * g->split's kind; a line without a kind is "random").
  * A missing file is an empty history. 0 or an error naming the file and
  * line. */
 int gate_read_history(const gate_opts_t *g, int64_t now, gate_result_t *res, char *errbuf);
@@ -97,7 +101,7 @@ int gate_read_history(const gate_opts_t *g, int64_t now, gate_result_t *res, cha
 int gate_check(const gate_opts_t *g, double holdout_ndcg, const gate_result_t *res, FILE *log,
                char *why);
 
-/* Appends "<unix time> <version> <ndcg@10>" to the history file and drops
+/* Appends "<unix time> <version> <ndcg@10> <split>" to the history file and drops
  * entries older than 90 days (rewritten atomically). */
 int gate_record(const gate_opts_t *g, int64_t now, const char *version, double ndcg,
                 char *errbuf);

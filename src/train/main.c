@@ -20,6 +20,7 @@
 #include "recd/als.h"
 #include "recd/csv.h"
 #include "recd/dataset.h"
+#include "recd/events.h"
 #include "recd/err.h"
 #include "recd/eval.h"
 #include "recd/foldin.h"
@@ -27,11 +28,17 @@
 #include "recd/rng.h"
 #include "recd/keys.h"
 #include "recd/score.h"
+#include "evaluate.h"
 #include "gate.h"
+#include "popularity.h"
 #include "publish.h"
 #include "redis_io.h"
 #include "refresh.h"
+#include "recipe.h"
 #include "report.h"
+#include "scorer.h"
+#include "settings.h"
+#include "tune.h"
 
 /* OpenBLAS symbol; declared here because cblas.h of some BLAS builds lacks it. */
 void openblas_set_num_threads(int num_threads);
@@ -62,7 +69,26 @@ typedef struct train_cfg {
   uint32_t min_item_users;  /* --min-item-users (3) */
   uint32_t keep;    /* --keep N: versioned publishing (publish.h) */
   gate_opts_t gate; /* --compare, --history ...: the retrain gate (gate.h) */
+  double half_life_days;  /* --half-life DAYS (0 = off) */
+  int split_all;          /* --split all (default): every kind the data allows */
+  split_kind_t split;     /* --split KIND */
+  int fallback;           /* --fallback yes|no */
+  double recent_days;     /* --recent-days D (30) */
+  int tune;               /* --tune */
+  uint32_t tune_trials;   /* --tune-trials N (40) */
+  double tune_seconds;    /* --tune-seconds S (600) */
+  const char *settings;   /* --settings FILE */
+  uint32_t retune_days;   /* --retune-days D (7) */
+  unsigned given;         /* TRAIN_GIVEN_*: set on the command line, so a
+                             settings file does not override them */
 } train_cfg_t;
+
+/* The command line's settings are fixed in a search too (tune.h). */
+enum {
+  TRAIN_GIVEN_FACTORS = TUNE_FIX_FACTORS, TRAIN_GIVEN_ITER = TUNE_FIX_ITERATIONS,
+  TRAIN_GIVEN_ALPHA = TUNE_FIX_ALPHA, TRAIN_GIVEN_LAMBDA = TUNE_FIX_LAMBDA,
+  TRAIN_GIVEN_REGEXP = TUNE_FIX_REG_EXPONENT, TRAIN_GIVEN_HALFLIFE = TUNE_FIX_HALF_LIFE
+};
 
 /* Exit status of a run the gate refused (1 is a failure, 2 bad usage). */
 #define TRAIN_EXIT_REFUSED 3
@@ -92,6 +118,13 @@ static void train_cfg_defaults(train_cfg_t *c) {
   const float grid[] = {10, 50, 200, 500, 1000, 3000};
   memcpy(c->ease_grid, grid, sizeof grid);
   c->n_ease_grid = sizeof grid / sizeof grid[0];
+  c->half_life_days = 30; /* when every interaction has a time: README "Time" */
+  c->split_all = 1;
+  c->fallback = 1;
+  c->recent_days = POPULARITY_RECENT_DAYS;
+  c->tune_trials = 40;
+  c->tune_seconds = 600;
+  c->retune_days = 7;
   c->gate = (gate_opts_t){.max_drop = GATE_DEFAULT_MAX_DROP,
                           .max_drift = GATE_DEFAULT_MAX_DRIFT,
                           .min_data = GATE_DEFAULT_MIN_DATA,
@@ -131,16 +164,42 @@ static void usage(FILE *fp) {
 "  --eps E                weight scale of the log confidence (1)\n"
 "  --reg-exponent NU      lambda * n^NU per row of n interactions (1; 0 = constant)\n"
 "  --cg-steps N           conjugate-gradient steps per row (3); 0 = exact Cholesky\n"
+"  --half-life DAYS       weigh an interaction 2^(-age/DAYS) in training, age\n"
+"                         counted from the newest one (0 = off; needs times)\n"
 "  --seed S               initialisation and hold-out split (42)\n"
 "  --threads N            worker threads (2)\n"
 "  --loss                 print the training loss after every iteration\n"
 "evaluation:\n"
-"  --holdout F            hold out a fraction F of each user's items, report\n"
-"                         precision/recall/ndcg/map@10 and coverage for the\n"
-"                         model, popularity and EASE, then train on everything\n"
+"  --holdout F            hold out a fraction F and report precision/recall/\n"
+"                         ndcg/map@10 and coverage of what recd ships, its ALS\n"
+"                         model, popularity, recent popularity and EASE on\n"
+"                         each split, then train on everything\n"
+"  --split KIND           random (F of each user's items), user-latest (each\n"
+"                         user's latest F), time-cut (the last F of the time\n"
+"                         span), or all (default: the three when every\n"
+"                         interaction has a time, else random); the first\n"
+"                         of time-cut, user-latest, random is the one stored\n"
+"                         in the model and used by the gate and for tuning\n"
+"  --recent-days D        recent popularity's window (30)\n"
+"  --fallback yes|no      ship (recent) popularity, as a 1-factor model, when\n"
+"                         it beats the model on a validation split carved\n"
+"                         from the training data (yes)\n"
 "  --history-limit H      strongest items used to fold a user in (500)\n"
 "  --ease-max-items N     skip EASE above N items (20000; it is O(N^3))\n"
 "  --ease-lambdas L,L,..  EASE regularisation grid (10,50,200,500,1000,3000)\n"
+"tuning:\n"
+"  --tune                 search factors, iterations, alpha, lambda, its\n"
+"                         exponent and the half-life on a validation split\n"
+"                         (the primary kind, carved from the training data),\n"
+"                         print the trials, train the best, save it to\n"
+"                         --settings\n"
+"  --tune-trials N        at most N trials (40) ...\n"
+"  --tune-seconds S       ... and none started after S seconds (600; 0 = no\n"
+"                         limit); same data, --seed and N = same result\n"
+"  --settings FILE        train with FILE's tuned settings (options given on\n"
+"                         the command line win); tune and rewrite it when it\n"
+"                         is missing or older than --retune-days\n"
+"  --retune-days D        (7)\n"
 "gate (with --holdout; a refused model is not written, exit status 3):\n"
 "  --compare MODEL        evaluate MODEL (the serving model) and the new one\n"
 "                         on the same hold-out split and refuse a new model\n"
@@ -177,7 +236,9 @@ enum {
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
   OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO, OPT_REFRESH, OPT_MODEL, OPT_MINUSERS,
   OPT_EVALREFRESH, OPT_EVALCART,
-  OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA
+  OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA,
+  OPT_HALFLIFE, OPT_SPLIT, OPT_RECENT, OPT_FALLBACK, OPT_TUNE, OPT_TUNETRIALS, OPT_TUNESECS,
+  OPT_SETTINGS, OPT_RETUNE
 };
 
 static const struct option train_options[] = {
@@ -222,6 +283,15 @@ static const struct option train_options[] = {
   {"max-drift", required_argument, NULL, OPT_MAXDRIFT},
   {"drift-days", required_argument, NULL, OPT_DRIFTDAYS},
   {"min-data", required_argument, NULL, OPT_MINDATA},
+  {"half-life", required_argument, NULL, OPT_HALFLIFE},
+  {"split", required_argument, NULL, OPT_SPLIT},
+  {"recent-days", required_argument, NULL, OPT_RECENT},
+  {"fallback", required_argument, NULL, OPT_FALLBACK},
+  {"tune", no_argument, NULL, OPT_TUNE},
+  {"tune-trials", required_argument, NULL, OPT_TUNETRIALS},
+  {"tune-seconds", required_argument, NULL, OPT_TUNESECS},
+  {"settings", required_argument, NULL, OPT_SETTINGS},
+  {"retune-days", required_argument, NULL, OPT_RETUNE},
   {"quiet", no_argument, NULL, 'q'},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -293,10 +363,14 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
       c->redis.timeout_ms = (int)u; break;
     case OPT_OUT: c->out = optarg; break;
     case OPT_REPORT: c->report = optarg; break;
-    case OPT_FACTORS: bad = opt_u32("factors", optarg, 1, MODEL_MAX_FACTORS, &c->params.factors); break;
-    case OPT_ITER: bad = opt_u32("iterations", optarg, 1, 10000, &c->params.iterations); break;
-    case OPT_LAMBDA: bad = opt_float("lambda", optarg, 1e-9, 1e9, &c->params.lambda); break;
-    case OPT_ALPHA: bad = opt_float("alpha", optarg, 0, 1e9, &c->params.alpha); break;
+    case OPT_FACTORS: bad = opt_u32("factors", optarg, 1, MODEL_MAX_FACTORS, &c->params.factors);
+      c->given |= TRAIN_GIVEN_FACTORS; break;
+    case OPT_ITER: bad = opt_u32("iterations", optarg, 1, 10000, &c->params.iterations);
+      c->given |= TRAIN_GIVEN_ITER; break;
+    case OPT_LAMBDA: bad = opt_float("lambda", optarg, 1e-9, 1e9, &c->params.lambda);
+      c->given |= TRAIN_GIVEN_LAMBDA; break;
+    case OPT_ALPHA: bad = opt_float("alpha", optarg, 0, 1e9, &c->params.alpha);
+      c->given |= TRAIN_GIVEN_ALPHA; break;
     case OPT_CONF:
       if (strcmp(optarg, "log") == 0)
         c->params.conf_mode = PARAMS_CONF_LOG;
@@ -308,7 +382,8 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
       }
       break;
     case OPT_EPS: bad = opt_float("eps", optarg, 1e-9, 1e9, &c->params.eps); break;
-    case OPT_REGEXP: bad = opt_float("reg-exponent", optarg, 0, 2, &c->params.reg_exponent); break;
+    case OPT_REGEXP: bad = opt_float("reg-exponent", optarg, 0, 2, &c->params.reg_exponent);
+      c->given |= TRAIN_GIVEN_REGEXP; break;
     case OPT_CG: bad = opt_u32("cg-steps", optarg, 0, 1000, &c->params.cg_steps); break;
     case OPT_SEED: {
       uint64_t s;
@@ -347,6 +422,29 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_MAXDRIFT: bad = opt_float("max-drift", optarg, 0, 1, &f); c->gate.max_drift = f; break;
     case OPT_DRIFTDAYS: bad = opt_u32("drift-days", optarg, 1, 3650, &c->gate.drift_days); break;
     case OPT_MINDATA: bad = opt_float("min-data", optarg, 0, 1, &f); c->gate.min_data = f; break;
+    case OPT_HALFLIFE: bad = opt_float("half-life", optarg, 0, 36500, &f);
+      c->half_life_days = f; c->given |= TRAIN_GIVEN_HALFLIFE; break;
+    case OPT_SPLIT:
+      c->split_all = strcmp(optarg, "all") == 0;
+      if (!c->split_all && split_kind_parse(optarg, &c->split) != 0) {
+        fprintf(stderr, "recd-train: --split: expected random, user-latest, time-cut or all, "
+                "got \"%s\"\n", optarg);
+        bad = 1;
+      }
+      break;
+    case OPT_RECENT: bad = opt_float("recent-days", optarg, 1, 3650, &f); c->recent_days = f; break;
+    case OPT_FALLBACK:
+      c->fallback = strcmp(optarg, "yes") == 0;
+      if (!c->fallback && strcmp(optarg, "no") != 0) {
+        fprintf(stderr, "recd-train: --fallback: expected yes or no, got \"%s\"\n", optarg);
+        bad = 1;
+      }
+      break;
+    case OPT_TUNE: c->tune = 1; break;
+    case OPT_TUNETRIALS: bad = opt_u32("tune-trials", optarg, 1, 100000, &c->tune_trials); break;
+    case OPT_TUNESECS: bad = opt_float("tune-seconds", optarg, 0, 1e7, &f); c->tune_seconds = f; break;
+    case OPT_SETTINGS: c->settings = optarg; break;
+    case OPT_RETUNE: bad = opt_u32("retune-days", optarg, 1, 3650, &c->retune_days); break;
     case 'q': c->quiet = 1; break;
     case 'h': usage(stdout); exit(0);
     default:
@@ -369,8 +467,8 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     fprintf(stderr, "recd-train: --synthetic needs --out MODEL\n");
     return -1;
   }
-  if (c->mode == MODE_TRAIN && c->out == NULL && c->holdout == 0) {
-    fprintf(stderr, "recd-train: nothing to do: give --out MODEL and/or --holdout F\n");
+  if (c->mode == MODE_TRAIN && c->out == NULL && c->holdout == 0 && !c->tune) {
+    fprintf(stderr, "recd-train: nothing to do: give --out MODEL, --holdout F and/or --tune\n");
     return -1;
   }
   if ((c->gate.compare != NULL || c->gate.history != NULL) &&
@@ -390,6 +488,11 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
   if ((c->mode == MODE_EVAL_REFRESH || c->mode == MODE_EVAL_CART) && c->csv == NULL) {
     fprintf(stderr, "recd-train: --eval-%s needs --csv FILE\n",
             c->mode == MODE_EVAL_CART ? "cart" : "refresh");
+    return -1;
+  }
+  if ((c->tune || c->settings != NULL) && c->mode != MODE_TRAIN) {
+    fprintf(stderr, "recd-train: --%s goes with training (not with --import, --info, "
+            "--synthetic or --refresh-items)\n", c->tune ? "tune" : "settings");
     return -1;
   }
   if (c->items != NULL && c->csv == NULL) {
@@ -417,62 +520,16 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The ALS recommender as the daemon will run it: fold the user in from the
- * (capped) history, score every item. Evaluation goes through exactly this
- * path so that the reported figures are what customers get. */
-typedef struct als_scorer {
-  const float *Y;
-  uint32_t n_items, stride;
-  const params_t *params;
-  float *G;
-  size_t cap;
-  float *x;
-  foldin_ws_t ws;
-} als_scorer_t;
-
-static int als_scorer_init(als_scorer_t *s, const als_factors_t *f, const params_t *p,
-                           size_t cap) {
-  memset(s, 0, sizeof *s);
-  s->Y = f->Y;
-  s->n_items = f->n_items;
-  s->stride = f->stride;
-  s->params = p;
-  s->cap = cap;
-  s->G = malloc((size_t)f->k * f->k * sizeof *s->G);
-  s->x = calloc(f->stride, sizeof *s->x);
-  if (s->G == NULL || s->x == NULL || foldin_ws_init(&s->ws, f->k) != 0) {
-    free(s->G);
-    free(s->x);
-    return RECD_ENOMEM;
-  }
-  als_gram(f->Y, f->n_items, f->k, f->stride, s->G);
-  return 0;
-}
-
-static void als_scorer_free(als_scorer_t *s) {
-  foldin_ws_free(&s->ws);
-  free(s->G);
-  free(s->x);
-}
-
-static int als_scorer_score(void *ctx, const uint32_t *items, const float *weights, size_t n,
-                            float *scores) {
-  als_scorer_t *s = ctx;
-  int rc = foldin_solve(s->Y, s->stride, s->G, s->params, items, weights, n, s->cap, s->x,
-                        NULL, &s->ws);
-  if (rc == 0)
-    score_items(s->Y, s->stride, s->n_items, s->params->factors, s->x, scores);
-  return rc;
-}
-
-/* Trains on (by_user, by_item) from a fresh seeded start. */
-static int train_model(const train_cfg_t *c, const csr_t *by_user, const csr_t *by_item,
-                       als_factors_t *f, double *seconds, char *errbuf) {
-  int rc = als_factors_init(f, by_user->n_rows, by_item->n_rows, &c->params);
+/* Trains on (by_user, by_item) from a fresh seeded start: the data set's
+ * own matrices when nothing is weighed by age, so that the model is the
+ * one recd-train has always written for the same input. */
+static int train_model(const train_cfg_t *c, const params_t *p, const csr_t *by_user,
+                       const csr_t *by_item, als_factors_t *f, double *seconds, char *errbuf) {
+  int rc = als_factors_init(f, by_user->n_rows, by_item->n_rows, p);
   if (rc != 0)
     return recd_errf(errbuf, rc, "cannot allocate factors for %u users x %u items",
                      by_user->n_rows, by_item->n_rows);
-  als_opts_t o = {.params = c->params, .threads = c->threads, .compute_loss = c->loss,
+  als_opts_t o = {.params = *p, .threads = c->threads, .compute_loss = c->loss,
                   .progress = c->quiet ? NULL : stderr};
   double t0 = now_seconds();
   rc = als_train(by_user, by_item, &o, f, NULL, NULL, errbuf);
@@ -482,70 +539,77 @@ static int train_model(const train_cfg_t *c, const csr_t *by_user, const csr_t *
   return rc;
 }
 
-/* Hold-out evaluation of ALS, popularity and (catalogue permitting) EASE. */
-static int evaluate(const train_cfg_t *c, const dataset_t *ds, report_t *rep, char *errbuf) {
-  csr_t train, test, train_t;
-  int rc = eval_holdout_split(&ds->by_user, c->holdout, c->params.seed, &train, &test);
-  if (rc != 0)
-    return recd_errf(errbuf, rc, "hold-out split: %s", recd_strerror(rc));
-  if ((rc = csr_transpose(&train, &train_t)) != 0) {
-    csr_free(&train);
-    csr_free(&test);
-    return recd_errf(errbuf, rc, "hold-out split: %s", recd_strerror(rc));
+/* The kinds of split to evaluate, primary (stored in the model, used by
+ * the gate and to tune) first: time-cut, user-latest, random. */
+static size_t split_kinds(const train_cfg_t *c, int timed, split_kind_t *kinds) {
+  if (!c->split_all) {
+    kinds[0] = c->split;
+    return 1;
   }
+  if (!timed) {
+    kinds[0] = SPLIT_RANDOM;
+    return 1;
+  }
+  kinds[0] = SPLIT_TIME_CUT;
+  kinds[1] = SPLIT_USER_LATEST;
+  kinds[2] = SPLIT_RANDOM;
+  return 3;
+}
+
+static tune_opts_t tune_options(const train_cfg_t *c, split_kind_t kind, double fraction,
+                                uint32_t trials) {
   FILE *log = c->quiet ? NULL : stderr;
-  if (log)
-    fprintf(log, "evaluation: training on %llu of %llu interactions\n",
-            (unsigned long long)train.ptr[train.n_rows],
-            (unsigned long long)ds->by_user.ptr[ds->by_user.n_rows]);
-  als_factors_t f;
-  rc = train_model(c, &train, &train_t, &f, &rep->holdout_train_seconds, errbuf);
-  if (rc == 0) {
-    als_scorer_t s;
-    rc = als_scorer_init(&s, &f, &c->params, c->history_limit);
-    if (rc == 0) {
-      rc = eval_ranking(&train, &test, als_scorer_score, &s, &rep->model, &rep->eval_users);
-      als_scorer_free(&s);
+  return (tune_opts_t){.kind = kind, .fraction = fraction, .trials = trials,
+                       .seconds = c->tune_seconds, .seed = c->params.seed,
+                       .threads = c->threads, .history_limit = c->history_limit,
+                       .recent_days = c->recent_days, .fallback = c->fallback,
+                       .fixed = c->given, .log = log,
+                       .progress_bar = log != NULL && isatty(STDERR_FILENO)};
+}
+
+/* Hold-out evaluation on every split kind (evaluate.h). */
+static int evaluate_all(const train_cfg_t *c, const events_t *ev, const recipe_t *recipe,
+                        int tune, report_t *rep, char *errbuf) {
+  split_kind_t kinds[3];
+  size_t n = split_kinds(c, ev->has_time, kinds);
+  evaluate_opts_t eo = {.fraction = c->holdout, .seed = c->params.seed, .threads = c->threads,
+                        .history_limit = c->history_limit, .recent_days = c->recent_days,
+                        .fallback = c->fallback, .tune = tune,
+                        .tune_opts = tune_options(c, kinds[0], c->holdout, c->tune_trials),
+                        .ease_max_items = c->ease_max_items, .ease_grid = c->ease_grid,
+                        .n_ease_grid = c->n_ease_grid, .log = c->quiet ? NULL : stderr};
+  const double t0 = now_seconds();
+  for (size_t i = 0; i < n; i++) {
+    /* --tune searches on every split (the evaluation's "recd --tune");
+     * a retune that the settings file asked for only on the primary one,
+     * whose result is shipped. */
+    eo.tune_opts.kind = kinds[i];
+    eo.tune = tune && (c->tune || rep->n_splits == 0);
+    int rc = evaluate_split(ev, kinds[i], recipe, &eo, &rep->splits[rep->n_splits], errbuf);
+    if (rc == RECD_ENOTFOUND && (c->split_all || !c->quiet)) {
+      if (!c->quiet)
+        fprintf(stderr, "evaluation: %s split skipped: %s\n", split_kind_name(kinds[i]), errbuf);
+      errbuf[0] = '\0';
+      if (c->split_all)
+        continue;
     }
-    als_factors_free(&f);
+    if (rc != 0)
+      return rc;
+    rep->n_splits++;
   }
-  float *pop = malloc((size_t)(train_t.n_rows ? train_t.n_rows : 1) * sizeof *pop);
-  if (rc == 0 && pop == NULL)
-    rc = RECD_ENOMEM;
-  if (rc == 0) {
-    eval_popularity(&train_t, pop);
-    eval_popularity_ctx_t pc = {.pop = pop, .n_items = train_t.n_rows};
-    rc = eval_ranking(&train, &test, eval_score_popularity, &pc, &rep->popularity, NULL);
-  }
-  free(pop);
-  if (rc == 0 && c->ease_max_items > 0 && train.n_cols <= c->ease_max_items) {
-    double t0 = now_seconds();
-    /* EASE is a few big LAPACK calls with nothing else running: here BLAS
-     * may have the threads. */
-    openblas_set_num_threads((int)c->threads);
-    rc = ease_select_lambda(&train, c->holdout, c->params.seed + 1, c->ease_grid,
-                            c->n_ease_grid, &rep->ease_lambda, log, errbuf);
-    float *B = NULL;
-    if (rc == 0)
-      rc = ease_fit(&train, rep->ease_lambda, &B, errbuf);
-    if (rc == 0) {
-      ease_scorer_t es = {.B = B, .n_items = train.n_cols};
-      rc = eval_ranking(&train, &test, ease_score, &es, &rep->ease, NULL);
-      rep->have_ease = rc == 0;
-    }
-    free(B);
-    openblas_set_num_threads(1);
-    rep->ease_seconds = now_seconds() - t0;
-  } else if (rc == 0) {
-    rep->ease_skipped = c->ease_max_items == 0 ? "--ease-max-items 0"
-                                               : "catalogue larger than --ease-max-items";
-  }
-  if (rc != 0 && errbuf[0] == '\0')
-    recd_errf(errbuf, rc, "evaluation: %s", recd_strerror(rc));
-  csr_free(&train);
-  csr_free(&test);
-  csr_free(&train_t);
-  return rc;
+  if (rep->n_splits == 0)
+    return recd_errf(errbuf, RECD_EINVAL, "no hold-out split could be evaluated");
+  rep->evaluation_seconds = now_seconds() - t0;
+  const split_eval_t *p = &rep->splits[0];
+  rep->model = p->recd;
+  rep->popularity = p->popularity;
+  rep->have_ease = p->have_ease;
+  rep->ease = p->ease;
+  rep->ease_lambda = p->ease_lambda;
+  rep->ease_skipped = p->ease_skipped;
+  rep->eval_users = p->users;
+  rep->holdout_train_seconds = p->als_seconds;
+  return 0;
 }
 
 /* Average over (a sample of) users of the standard deviation of their item
@@ -584,6 +648,7 @@ static float score_scale(const dataset_t *ds, const als_factors_t *f, const para
 
 /* Collects ids and categories from the data set and writes the model. */
 static int write_model(const train_cfg_t *c, const dataset_t *ds, const als_factors_t *f,
+                       const params_t *params, const float *served_pop,
                        const model_meta_t *meta, char *errbuf) {
   const uint32_t n = f->n_items;
   const uint32_t nc = ds->categories ? (uint32_t)idmap_size(ds->categories) : 0;
@@ -618,8 +683,12 @@ static int write_model(const train_cfg_t *c, const dataset_t *ds, const als_fact
       cnames[j] = idmap_key(ds->categories, j, &len);
       clens[j] = (uint32_t)len;
     }
-    eval_popularity(&ds->by_item, pop);
-    model_spec_t spec = {.n_items = n, .params = c->params, .meta = *meta, .Y = f->Y,
+    /* A popularity model's cold-start order is its own (recent) popularity. */
+    if (served_pop != NULL)
+      memcpy(pop, served_pop, (size_t)n * sizeof *pop);
+    else
+      eval_popularity(&ds->by_item, pop);
+    model_spec_t spec = {.n_items = n, .params = *params, .meta = *meta, .Y = f->Y,
                          .ldy = f->stride, .popularity = pop, .item_ids = ids,
                          .item_id_lens = lens, .item_category = cat, .n_categories = nc,
                          .category_names = cnames, .category_name_lens = clens,
@@ -670,17 +739,123 @@ static int load_data(const train_cfg_t *c, dataset_t *ds, char *errbuf) {
   return rc;
 }
 
+/* The settings file (settings.h): applies it unless the command line set
+ * the same thing, and says whether it is time to tune again. */
+static int apply_settings(const train_cfg_t *c, recipe_t *r, int *retune, char *errbuf) {
+  *retune = c->tune;
+  if (c->settings == NULL)
+    return 0;
+  recipe_t file = *r;
+  int64_t tuned_at = 0;
+  int rc = settings_read(c->settings, &file, &tuned_at, errbuf);
+  FILE *log = c->quiet ? NULL : stderr;
+  if (rc == RECD_ENOTFOUND) {
+    if (log)
+      fprintf(log, "settings: %s does not exist yet: tuning\n", c->settings);
+    *retune = 1;
+    return 0;
+  }
+  if (rc != 0)
+    return rc;
+  const double age = difftime(time(NULL), (time_t)tuned_at) / 86400.0;
+  if (age > c->retune_days) {
+    if (log)
+      fprintf(log, "settings: %s was tuned %.1f days ago (--retune-days %u): tuning again\n",
+              c->settings, age, c->retune_days);
+    *retune = 1;
+  } else if (log && !c->tune) {
+    fprintf(log, "settings: using %s (tuned %.1f days ago)\n", c->settings, age);
+  }
+  const unsigned g = c->given;
+  if (!(g & TRAIN_GIVEN_FACTORS)) r->params.factors = file.params.factors;
+  if (!(g & TRAIN_GIVEN_ITER)) r->params.iterations = file.params.iterations;
+  if (!(g & TRAIN_GIVEN_ALPHA)) r->params.alpha = file.params.alpha;
+  if (!(g & TRAIN_GIVEN_LAMBDA)) r->params.lambda = file.params.lambda;
+  if (!(g & TRAIN_GIVEN_REGEXP)) r->params.reg_exponent = file.params.reg_exponent;
+  if (!(g & TRAIN_GIVEN_HALFLIFE)) r->half_life_days = file.half_life_days;
+  r->tuned_at = tuned_at;
+  return 0;
+}
+
+/* What to ship: the recipe (tuned when asked) and, on a validation split of
+ * all the data, whether its model beats (recent) popularity. */
+static int choose_model(const train_cfg_t *c, const events_t *ev, const split_kind_t *kinds,
+                        size_t n_kinds, int retune, recipe_t *r, uint32_t *serves,
+                        report_t *rep, char *errbuf) {
+  split_kind_t kind = kinds[0];
+  *serves = MODEL_SERVES_ALS;
+  const double fraction = c->holdout > 0 ? c->holdout : 0.2;
+  tune_result_t tr;
+  if (retune && rep->n_splits > 0 && rep->splits[0].have_tuned) {
+    /* Tuned on the primary split's training part already (its test part
+     * unseen): the same search on all the data would find much the same. */
+    const split_eval_t *p = &rep->splits[0];
+    tr = p->tune;
+    rep->tune_kind = p->kind;
+    retune = 0;
+    rep->tune = tr;
+    rep->have_tune = 1;
+    /* A safety net on top of validation: the search's best replaces the
+     * current settings only if it is not worse on the hold-out either, so
+     * that a weekly re-tune cannot ship (and the gate then refuse night
+     * after night) something worse than what serves now. */
+    if (p->tuned.ndcg >= p->recd.ndcg) {
+      r->params = tr.best.params;
+      r->half_life_days = tr.best.half_life_days;
+      rep->model = p->tuned;
+    } else if (!c->quiet) {
+      fprintf(stderr, "tuned: the search's best (validation ndcg@10 %.4f) scores %.4f on the "
+              "%s hold-out, below the current settings' %.4f: keeping the current settings\n",
+              tr.best_ndcg, p->tuned.ndcg, split_kind_name(p->kind), p->recd.ndcg);
+    }
+  }
+  if (!retune && !c->fallback)
+    return 0;
+  int rc = RECD_ENOTFOUND;
+  for (size_t i = 0; i < n_kinds && rc == RECD_ENOTFOUND; i++) {
+    tune_opts_t to = tune_options(c, kinds[i], fraction, retune ? c->tune_trials : 1);
+    kind = kinds[i];
+    errbuf[0] = '\0';
+    rc = tune_run(ev, r, &to, &tr, errbuf);
+  }
+  if (rc != 0)
+    return rc;
+  if (retune) {
+    r->params = tr.best.params;
+    r->half_life_days = tr.best.half_life_days;
+    rep->tune = tr;
+    rep->tune_kind = kind;
+    rep->have_tune = 1;
+  }
+  *serves = c->fallback ? tr.serves : MODEL_SERVES_ALS;
+  rep->validation = tr;
+  rep->have_validation = 1;
+  if (*serves != MODEL_SERVES_ALS && !c->quiet)
+    fprintf(stderr, "fallback: on validation (%s split, %llu customers) the model's ndcg@10 "
+            "%.4f does not beat popularity %.4f / recent popularity %.4f: shipping %s\n",
+            split_kind_name(kind), (unsigned long long)tr.users, tr.best_ndcg, tr.pop_ndcg,
+            tr.recent_ndcg, model_serves_name(*serves));
+  return 0;
+}
+
 static int cmd_train(const train_cfg_t *c, char *errbuf) {
-  /* The gate's history is read first: a bad file fails before hours of
-   * training, not after. */
   gate_result_t gres = {0};
   const int64_t now = (int64_t)time(NULL);
-  int rc = gate_read_history(&c->gate, now, &gres, errbuf);
+  recipe_t recipe = {.params = c->params, .half_life_days = c->half_life_days};
+  int retune = 0;
+  int rc = apply_settings(c, &recipe, &retune, errbuf);
   dataset_t ds;
   if (rc == 0)
     rc = load_data(c, &ds, errbuf);
   if (rc != 0)
     return rc;
+  events_t ev;
+  if ((rc = events_from_dataset(&ds, &ev)) != 0) {
+    dataset_free(&ds);
+    return recd_errf(errbuf, rc, "out of memory building the interaction log");
+  }
+  if (recipe.half_life_days > 0 && !ev.has_time && !c->quiet)
+    fprintf(stderr, "half-life: ignored, not every interaction has a time\n");
   char source[600];
   if (c->csv)
     snprintf(source, sizeof source, "%s", c->csv);
@@ -690,73 +865,151 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
     snprintf(source, sizeof source, "redis %s:%d", c->redis.host, c->redis.port);
   report_t rep = {.source = source, .params = c->params, .threads = c->threads,
                   .users = dataset_n_users(&ds), .items = dataset_n_items(&ds),
-                  .interactions = ds.by_user.ptr[ds.by_user.n_rows], .holdout = c->holdout};
+                  .interactions = ds.by_user.ptr[ds.by_user.n_rows], .holdout = c->holdout,
+                  .timed = ev.has_time};
   if (!c->quiet)
-    fprintf(stderr, "data: %llu users, %llu items, %llu interactions\n",
+    fprintf(stderr, "data: %llu users, %llu items, %llu interactions%s\n",
             (unsigned long long)rep.users, (unsigned long long)rep.items,
-            (unsigned long long)rep.interactions);
-  if (c->holdout > 0) {
-    rc = evaluate(c, &ds, &rep, errbuf);
+            (unsigned long long)rep.interactions, ev.has_time ? ", with times" : "");
+  split_kind_t kinds[3];
+  size_t n_kinds = split_kinds(c, ev.has_time, kinds);
+  if (kinds[0] != SPLIT_RANDOM && !ev.has_time) {
+    rc = recd_errf(errbuf, RECD_EINVAL, "--split %s needs a time on every interaction (%s has "
+                   "some without)", split_kind_name(kinds[0]), source);
+  }
+  /* The gate's history is read before any training: a bad file fails
+   * before hours of work, not after. Its figures are the primary split's. */
+  gate_opts_t gate = c->gate;
+  gate.split = split_kind_name(kinds[0]);
+  if (rc == 0)
+    rc = gate_read_history(&gate, now, &gres, errbuf);
+  if (rc == 0 && c->holdout > 0) {
+    rc = evaluate_all(c, &ev, &recipe, retune, &rep, errbuf);
+    if (rc == 0 && rep.splits[0].kind != kinds[0]) {
+      /* The primary kind held nothing out: the gate compares the figures
+       * of the kind that stands in for it. */
+      gate.split = split_kind_name(rep.splits[0].kind);
+      gres.have_best = 0;
+      rc = gate_read_history(&gate, now, &gres, errbuf);
+    }
     if (rc == 0) {
       report_print(&rep, stderr);
-      if (c->out == NULL && c->report != NULL)
+      if (c->out == NULL && c->report != NULL && !retune)
         rc = report_write_json(&rep, c->report, errbuf);
     }
   }
+  uint32_t serves = MODEL_SERVES_ALS;
+  if (rc == 0 && (c->out != NULL || retune))
+    rc = choose_model(c, &ev, kinds, n_kinds, retune, &recipe, &serves, &rep, errbuf);
+  int reproducible;
+  const int64_t created = creation_time(&reproducible);
+  if (rc == 0 && rep.have_tune) {
+    /* SOURCE_DATE_EPOCH pins it, as the model's creation time: the same
+     * data and seed then give the same settings file byte for byte. */
+    recipe.tuned_at = created;
+    if (!c->quiet)
+      fprintf(stderr, "tuned (%u trials in %.0f s; validation ndcg@10 of the best %.4f, of "
+              "the starting settings %.4f): shipping factors %u, iterations %u, alpha %.4g, "
+              "lambda %.4g, reg-exponent %.2f, half-life %.0f days\n", rep.tune.trials,
+              rep.tune.seconds, rep.tune.best_ndcg, rep.tune.start_ndcg, recipe.params.factors,
+              recipe.params.iterations, (double)recipe.params.alpha,
+              (double)recipe.params.lambda, (double)recipe.params.reg_exponent,
+              recipe.half_life_days);
+    if (c->settings != NULL)
+      rc = settings_write(c->settings, &recipe, created, source, split_kind_name(rep.tune_kind),
+                          rep.tune.best_ndcg, errbuf);
+    else if (!c->quiet)
+      fprintf(stderr, "tuned settings not saved: give --settings FILE to keep them\n");
+  }
+  rep.params = recipe.params;
+  rep.half_life_days = ev.has_time ? recipe.half_life_days : 0;
+  rep.tuned_at = recipe.tuned_at;
+  rep.serves = serves;
+  if (rc == 0 && c->out == NULL && c->report != NULL && retune)
+    rc = report_write_json(&rep, c->report, errbuf);
   if (rc == 0 && c->out != NULL) {
     als_factors_t f;
+    params_t params = recipe.params;
+    float *served_pop = NULL;
     if (!c->quiet)
       fprintf(stderr, "training the model on all %llu interactions\n",
               (unsigned long long)rep.interactions);
-    rc = train_model(c, &ds.by_user, &ds.by_item, &f, &rep.train_seconds, errbuf);
+    if (serves != MODEL_SERVES_ALS) {
+      double t0 = now_seconds();
+      served_pop = malloc((size_t)(rep.items ? rep.items : 1) * sizeof *served_pop);
+      rc = served_pop == NULL ? RECD_ENOMEM
+                              : popularity_vector(&ev, serves, c->recent_days, served_pop);
+      if (rc == 0)
+        rc = popularity_factors(served_pop, (uint32_t)rep.items, &f, &params);
+      if (rc != 0)
+        recd_errf(errbuf, rc, "building the %s model: %s", model_serves_name(serves),
+                  recd_strerror(rc));
+      rep.train_seconds = now_seconds() - t0;
+    } else if (rep.half_life_days > 0) {
+      rc = recipe_fit(&recipe, &ev, c->threads, c->quiet ? NULL : stderr, c->loss, &f,
+                      &rep.train_seconds, errbuf);
+    } else {
+      rc = train_model(c, &params, &ds.by_user, &ds.by_item, &f, &rep.train_seconds, errbuf);
+    }
     if (rc == 0) {
-      rep.seconds_per_iteration = rep.train_seconds / c->params.iterations;
-      int reproducible;
-      model_meta_t meta = {.created_at = publish_created_at(&g_pub, creation_time(&reproducible)),
+      rep.seconds_per_iteration =
+          params.iterations ? rep.train_seconds / params.iterations : 0;
+      const split_eval_t *pe = rep.n_splits ? &rep.splits[0] : NULL;
+      model_meta_t meta = {.created_at = publish_created_at(&g_pub, created),
                            .n_users = rep.users,
                            .n_interactions = rep.interactions,
                            .train_seconds = rep.train_seconds, .holdout_fraction = c->holdout,
                            .holdout_users = rep.eval_users, .model = rep.model,
-                           .popularity = rep.popularity, .has_ease = rep.have_ease != 0};
+                           .popularity = rep.popularity, .has_ease = rep.have_ease != 0,
+                           .serves = serves, .half_life_days = rep.half_life_days,
+                           .tuned_at = recipe.tuned_at,
+                           .eval_split = pe ? (uint32_t)pe->kind : MODEL_SPLIT_RANDOM};
       if (rep.have_ease)
         meta.ease = rep.ease;
+      if (pe && pe->have_recent) {
+        meta.has_recent = 1;
+        meta.recent_popularity = pe->recent;
+      }
       if (reproducible)
         meta.train_seconds = 0;
-      meta.score_scale = score_scale(&ds, &f, &c->params, c->history_limit);
+      meta.score_scale = score_scale(&ds, &f, &params, c->history_limit);
       /* The gate (gate.h): this model and the serving one on the same split;
        * a refused model is not written. */
-      if (c->gate.compare != NULL || c->gate.history != NULL) {
+      if (gate.compare != NULL || gate.history != NULL) {
         als_scorer_t s;
-        rc = als_scorer_init(&s, &f, &c->params, c->history_limit);
+        rc = als_scorer_init(&s, &f, &params, c->history_limit);
         if (rc == 0) {
-          rc = gate_compare(&c->gate, &ds, c->holdout, c->params.seed, c->history_limit,
+          rc = gate_compare(&gate, &ds, c->holdout, c->params.seed, c->history_limit,
                             als_scorer_score, &s, &gres, errbuf);
           als_scorer_free(&s);
         } else {
           recd_errf(errbuf, rc, "out of memory");
         }
-        if (rc == 0 && gate_check(&c->gate, rep.model.ndcg, &gres, stderr, errbuf)) {
+        if (rc == 0 && gate_check(&gate, rep.model.ndcg, &gres, stderr, errbuf)) {
           g_refused = 1;
           rc = RECD_EINVAL; /* errbuf says why */
         }
       }
       if (rc == 0)
-        rc = write_model(c, &ds, &f, &meta, errbuf);
+        rc = write_model(c, &ds, &f, &params, served_pop, &meta, errbuf);
       als_factors_free(&f);
       if (rc == 0 && !c->quiet)
-        fprintf(stderr, "wrote %s: %llu items, k=%u, trained in %.2f s\n", c->out,
-                (unsigned long long)rep.items, c->params.factors, rep.train_seconds);
-      if (rc == 0 && c->gate.history != NULL) {
+        fprintf(stderr, "wrote %s: %llu items, k=%u, %s, trained in %.2f s\n", c->out,
+                (unsigned long long)rep.items, params.factors, model_serves_name(serves),
+                rep.train_seconds);
+      if (rc == 0 && gate.history != NULL) {
         char v[KEPT_VERSION_LEN + 1];
         if (g_pub.version[0] == '\0')
           kept_version_format(meta.created_at, v);
-        rc = gate_record(&c->gate, now, g_pub.version[0] ? g_pub.version : v, rep.model.ndcg,
+        rc = gate_record(&gate, now, g_pub.version[0] ? g_pub.version : v, rep.model.ndcg,
                          errbuf);
       }
       if (rc == 0 && c->report != NULL)
         rc = report_write_json(&rep, c->report, errbuf);
     }
+    free(served_pop);
   }
+  events_free(&ev);
   dataset_free(&ds);
   return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 
 #include "recd/model.h"
+#include "evaluate.h"
+#include "tune.h"
 
 typedef struct report {
   const char *source;      /* CSV path or "redis://host:port" */
@@ -23,9 +25,22 @@ typedef struct report {
   float ease_lambda;
   double ease_seconds;
   const char *ease_skipped; /* why EASE did not run, or NULL */
+  /* The splits evaluated, the primary one (whose figures are above) first. */
+  split_eval_t splits[3];
+  size_t n_splits;
+  double evaluation_seconds;
+  int timed;               /* every interaction has a time */
+  uint32_t serves;         /* MODEL_SERVES_* of the model shipped */
+  double half_life_days;
+  int64_t tuned_at;
+  int have_tune;           /* tune: the search whose best was shipped ... */
+  split_kind_t tune_kind;  /* ... on a validation split of this kind */
+  tune_result_t tune;
+  int have_validation;     /* validation: the check on all the data */
+  tune_result_t validation;
 } report_t;
 
-/* Prints the comparison table (model, popularity, EASE) to fp. */
+/* Prints one comparison table per split to fp. */
 void report_print(const report_t *r, FILE *fp);
 
 /* Writes the report as JSON to path (atomically: temp file + rename). */

@@ -25,6 +25,7 @@ grep -q "published model.2" "$TMP/log" || { cat "$TMP/log"; fail "first publicat
 [[ "$(target)" =~ ^model\.[0-9]{8}T[0-9]{6}Z\.bin$ ]] || fail "model.bin -> $(target)"
 [ "$(versions)" = 1 ] && [ "$(wc -l < "$state/ndcg-history")" = 1 ] || fail "versions/history"
 [ -s "$state/report.json" ] || fail "no report.json"
+grep -q "^tuned-at " "$state/tuned.conf" || fail "no tuned settings in $state/tuned.conf"
 rm "$state/.published"
 pass "first model published: model.bin -> $(target)"
 
@@ -88,7 +89,10 @@ pass "retrain on a third of the data refused (RECD_MIN_DATA)"
 # of yesterday with ndcg 0.99 sets the bar ...
 cp "$state/ndcg-history" "$TMP/history.orig"
 now=$(date +%s)
-echo "$((now - 86400)) 20260101T000000Z 0.990000" >> "$state/ndcg-history"
+# Lines name the kind of split their figure comes from (the 4th field).
+split=$(awk 'NR == 1 { print $4 }' "$state/ndcg-history")
+[ -n "$split" ] || fail "history lines name no split"
+echo "$((now - 86400)) 20260101T000000Z 0.990000 $split" >> "$state/ndcg-history"
 status=0
 RECD_KEEP=2 RECD_MAX_DROP=1 "$R" "$state" > "$TMP/log" 2>&1 || status=$?
 [ "$status" = 3 ] || { cat "$TMP/log"; fail "the cumulative bound did not refuse (status $status)"; }
@@ -98,11 +102,21 @@ check_untouched
 pass "retrain refused by the cumulative bound (exit 3)"
 # ... but not once it is older than the window.
 cp "$TMP/history.orig" "$state/ndcg-history"
-echo "$((now - 8 * 86400)) 20260101T000000Z 0.990000" >> "$state/ndcg-history"
+echo "$((now - 8 * 86400)) 20260101T000000Z 0.990000 $split" >> "$state/ndcg-history"
 RECD_KEEP=2 RECD_MAX_DROP=1 "$R" "$state" > "$TMP/log" 2>&1 || { cat "$TMP/log"; fail "window"; }
 grep -q "published model.2" "$TMP/log" || fail "not published past the window"
 rm "$state/.published"
 pass "a best value older than RECD_DRIFT_DAYS does not count"
+# A figure of another kind of split is not comparable: it bounds nothing.
+# (A line without a kind is from before the splits: random.)
+cp "$TMP/history.orig" "$state/ndcg-history"
+other=random
+[ "$split" = random ] && other=time-cut
+echo "$((now - 86400)) 20260101T000000Z 0.990000 $other" >> "$state/ndcg-history"
+RECD_KEEP=2 RECD_MAX_DROP=1 "$R" "$state" > "$TMP/log" 2>&1 || { cat "$TMP/log"; fail "other split"; }
+grep -q "published model" "$TMP/log" || fail "not published with another split's figure"
+rm "$state/.published"
+pass "a figure of another kind of split does not bound the gate"
 # A malformed history fails before any training, naming the line.
 echo "yesterday 20260101T000000Z high" >> "$state/ndcg-history"
 expect_fail 1 "ndcg-history:[0-9]+: expected" "$R" "$state"
