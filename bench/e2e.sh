@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of recd: RECOMMEND throughput and latency over RESP,
 # for synthetic models (10k and 100k items, k = 64) and the real data sets,
-# with 1 and 50 connections, next to redis-benchmark PING against the same
+# with 1 and 50 connections, then SIMILAR on the same daemon (random items
+# of the data), next to redis-benchmark PING against the same
 # daemon and against redis-server itself in the same run (the protocol
 # ceiling of this machine).
 #   bench/e2e.sh [BUILD_DIR] [DATA_DIR] [REQUESTS]
@@ -41,11 +42,23 @@ run_case() { # name model users_csv [recd options...]
   wait_ping "$port"
   local uopt=()
   [ -n "$users" ] && uopt=(--users-csv "$users")
-  for c in 1 50; do
-    out=$("$build/recd-bench" e2e --port "$port" --connections "$c" --requests "$requests" "${uopt[@]}")
-    rps=$(echo "$out" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
-    lat=$(echo "$out" | sed -n 's/.*median \([0-9]*\)  p90 [0-9]*  p99 \([0-9]*\)  p99.9 \([0-9]*\).*/\1 | \2 | \3/p')
-    echo "| $name | $c | $rps | $lat |"
+  local kind
+  for kind in RECOMMEND SIMILAR; do
+    local sopt=()
+    if [ "$kind" = SIMILAR ]; then
+      [ -n "$users" ] || continue # its items come from the CSV
+      sopt=(--similar)
+    fi
+    for c in 1 50; do
+      out=$("$build/recd-bench" e2e --port "$port" --connections "$c" --requests "$requests" "${uopt[@]}" "${sopt[@]}")
+      rps=$(echo "$out" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
+      lat=$(echo "$out" | sed -n 's/.*median \([0-9]*\)  p90 [0-9]*  p99 \([0-9]*\)  p99.9 \([0-9]*\).*/\1 | \2 | \3/p')
+      if [ "$kind" = SIMILAR ]; then
+        echo "| $name: SIMILAR | $c | $rps | $lat |"
+      else
+        echo "| $name | $c | $rps | $lat |"
+      fi
+    done
   done
   echo "| $name: PING via recd | 50 | $(ping_rps "$port") | | | |"
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -115,7 +128,7 @@ print(" ".join(f"i{i}" for i in r.sample(range(int(sys.argv[1])), 100)))' "$n_it
   redis-cli -p "$rport" del recd:promoted >/dev/null
 }
 
-echo "| case | connections | RECOMMEND/s | p50 us | p99 us | p99.9 us |"
+echo "| case | connections | RECOMMEND/s (SIMILAR/s) | p50 us | p99 us | p99.9 us |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "| redis-server PING (ceiling) | 50 | $(ping_rps "$rport") | | | |"
 for n in 10000 100000; do

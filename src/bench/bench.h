@@ -24,6 +24,11 @@ void bench_e2e_usage(FILE *fp);
  * bench/compare. Returns the exit status (0, 1 failure, 2 bad usage). */
 int bench_compare_main(int argc, char **argv);
 void bench_compare_usage(FILE *fp);
+/* Runs `recd-bench similar` (argv[0] is "similar"): SIMILAR's float and
+ * int8 passes timed on a model file, their answers compared (0, 1
+ * differing answers or failure, 2 bad usage). */
+int bench_similar_main(int argc, char **argv);
+void bench_similar_usage(FILE *fp);
 
 /* Monotonic clock in microseconds (CLOCK_MONOTONIC: immune to wall-clock
  * steps, which a benchmark running for minutes may well see). */

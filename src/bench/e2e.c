@@ -1,4 +1,4 @@
-/* e2e.c - `recd-bench e2e`: RECOMMEND against a running recd.
+/* e2e.c - `recd-bench e2e`: RECOMMEND (or SIMILAR) against a running recd.
  *
  * One thread, one libuv loop, C hiredis async connections (the libuv
  * adapter), each keeping P requests in flight until N have been answered:
@@ -7,7 +7,9 @@
  * send to its reply, so with P > 1 it includes queueing behind the
  * connection's earlier requests, as a pipelining client sees it.
  * --history and --args add the storefront rules' options (a cart, caps,
- * promoted slots) to every request, to measure what they cost.
+ * promoted slots) to every request, to measure what they cost. --similar
+ * sends SIMILAR <item> COUNT c for random items instead (a product page),
+ * to set SIMILAR's latency next to RECOMMEND's on the same daemon.
  */
 #include <getopt.h>
 #include <hiredis/async.h>
@@ -40,6 +42,8 @@ typedef struct e2e {
   char **items;           /* the CSV's items: HISTORY's candidates */
   size_t n_items;
   uint32_t history;       /* HISTORY n random items per request (0 = none) */
+  int similar;            /* SIMILAR <item> instead of RECOMMEND <user> */
+  uint32_t n_synth;       /* --items: SIMILAR's items are i0 .. i<n-1> */
   char *args;             /* more options, split into words */
   char *words[64];
   size_t n_words;
@@ -64,7 +68,8 @@ void bench_e2e_usage(FILE *fp) {
   fprintf(fp,
 "usage: recd-bench e2e [options]\n"
 "\n"
-"Sends RECOMMEND <user> COUNT <c> to a running recd from one event loop\n"
+"Sends RECOMMEND <user> COUNT <c> (or, with --similar, SIMILAR <item>\n"
+"COUNT <c>) to a running recd from one event loop\n"
 "over --connections connections with --pipeline requests in flight on each,\n"
 "until --requests have been answered; prints throughput and the latency\n"
 "median, p90, p99, p99.9 and max in microseconds (send to reply).\n"
@@ -80,7 +85,11 @@ void bench_e2e_usage(FILE *fp) {
 "  --seed S            user sampling seed (1)\n"
 "  --history N         each request carries HISTORY N with N random items of\n"
 "                      --users-csv (a cart); 0 = none (0)\n"
-"  --args \"WORDS\"      more RECOMMEND options, e.g. \"MAXPERCATEGORY 2 PROMOTE 2\"\n");
+"  --args \"WORDS\"      more RECOMMEND options, e.g. \"MAXPERCATEGORY 2 PROMOTE 2\"\n"
+"  --similar           SIMILAR <item> COUNT <c> [WORDS] for random items: those of\n"
+"                      --users-csv, or i0 .. i<N-1> with --items N\n"
+"  --items N           the catalogue's ids are i0 .. i<N-1> (recd-train\n"
+"                      --synthetic N), for --similar without --users-csv\n");
 }
 
 static void e2e__send(e2e_conn_t *c);
@@ -120,7 +129,12 @@ static void e2e__send(e2e_conn_t *c) {
   q->sent_us = bench_now_us();
   char ubuf[32];
   const char *user = ubuf;
-  if (b->n_users > 0) {
+  if (b->similar) {
+    if (b->n_items > 0)
+      user = b->items[rng_below(&b->rng, b->n_items)];
+    else
+      snprintf(ubuf, sizeof ubuf, "i%u", (unsigned)rng_below(&b->rng, b->n_synth));
+  } else if (b->n_users > 0) {
     user = b->users[rng_below(&b->rng, b->n_users)];
   } else {
     snprintf(ubuf, sizeof ubuf, "u%u", (unsigned)rng_below(&b->rng, 10000));
@@ -131,7 +145,7 @@ static void e2e__send(e2e_conn_t *c) {
   size_t argc = 0;
   char cbuf[16], hbuf[16];
   snprintf(cbuf, sizeof cbuf, "%u", b->count);
-  argv[argc++] = "RECOMMEND";
+  argv[argc++] = b->similar ? "SIMILAR" : "RECOMMEND";
   argv[argc++] = user;
   argv[argc++] = "COUNT";
   argv[argc++] = cbuf;
@@ -191,6 +205,7 @@ int bench_e2e_main(int argc, char **argv) {
     {"requests", required_argument, NULL, 'n'}, {"count", required_argument, NULL, 'k'},
     {"users-csv", required_argument, NULL, 'u'}, {"seed", required_argument, NULL, 's'},
     {"history", required_argument, NULL, 'y'}, {"args", required_argument, NULL, 'a'},
+    {"similar", no_argument, NULL, 'S'}, {"items", required_argument, NULL, 'I'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   e2e_t b = {.host = "127.0.0.1", .port = 7070, .conns = 1, .pipeline = 1, .count = 10,
              .requests = 10000, .seed = 1};
@@ -212,6 +227,8 @@ int bench_e2e_main(int argc, char **argv) {
     case 's': bad = bench_opt_u64("e2e", "seed", optarg, &b.seed); break;
     case 'y': bad = bench_opt_u32("e2e", "history", optarg, 0, 256, &b.history); break;
     case 'a': b.args = optarg; break;
+    case 'S': b.similar = 1; break;
+    case 'I': bad = bench_opt_u32("e2e", "items", optarg, 1, 100000000, &b.n_synth); break;
     case 'h': bench_e2e_usage(stdout); return 0;
     default:
       fprintf(stderr, "recd-bench e2e: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
@@ -222,6 +239,11 @@ int bench_e2e_main(int argc, char **argv) {
   }
   if (b.history > 0 && b.users_csv == NULL) {
     fprintf(stderr, "recd-bench e2e: --history needs --users-csv (its items fill the carts)\n");
+    return 2;
+  }
+  if (b.similar && (b.history > 0 || (b.users_csv == NULL && b.n_synth == 0))) {
+    fprintf(stderr, "recd-bench e2e: --similar needs --users-csv or --items (and takes no "
+                    "--history)\n");
     return 2;
   }
   if (b.users_csv != NULL && e2e__load_users(&b) != 0)
@@ -273,9 +295,9 @@ int bench_e2e_main(int argc, char **argv) {
   bench_summary_t s;
   bench_summarize(b.lat, (size_t)n, &s);
   double secs = (b.t1 - b.t0) / 1e6;
-  printf("recd-bench e2e: %llu requests, %u connections, pipeline %u, COUNT %u, %s users\n",
-         (unsigned long long)n, b.conns, b.pipeline, b.count,
-         b.n_users ? "sampled" : "unknown (popular path)");
+  printf("recd-bench e2e: %llu %s requests, %u connections, pipeline %u, COUNT %u, %s\n",
+         (unsigned long long)n, b.similar ? "SIMILAR" : "RECOMMEND", b.conns, b.pipeline, b.count,
+         b.similar ? "random items" : b.n_users ? "sampled users" : "unknown users (popular path)");
   printf("  throughput %.0f requests/s over %.2f s; %llu errors, %llu empty answers\n",
          (double)n / secs, secs, (unsigned long long)b.errors, (unsigned long long)b.empty);
   printf("  latency us: median %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", s.median,

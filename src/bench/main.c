@@ -2,6 +2,7 @@
  *
  *   recd-bench kernel --model FILE [options]   in-process serving kernel
  *   recd-bench e2e --port P [options]           requests to a running daemon
+ *   recd-bench similar --model FILE [options]   SIMILAR's passes in-process
  *
  * Each mode is a subcommand with its own options, in its own file
  * (kernel.c, ...), dispatched from the table below; a new mode (the
@@ -26,6 +27,8 @@ static const bench_cmd_t bench_cmds[] = {
    "RECOMMEND throughput and latency against a running recd"},
   {"compare", bench_compare_main, bench_compare_usage,
    "recd's scoring + top-k on given query vectors, for bench/compare"},
+  {"similar", bench_similar_main, bench_similar_usage,
+   "SIMILAR in-process: the float pass against the int8 pass, same answers"},
 };
 #define BENCH_N_CMDS (sizeof bench_cmds / sizeof *bench_cmds)
 
