@@ -58,8 +58,9 @@ typedef struct rclient__req {
   struct rclient__req *next;  /* link in the deferred-completion queue */
   rclient_t *c;
   int kind;                   /* RCLIENT__FETCH or RCLIENT__FEEDBACK */
-  int sent;                   /* commands queued in hiredis (fetch: 2, or 1
-                                 when queueing the second failed) */
+  int sent;                   /* commands queued in hiredis (fetch: 3 to 5
+                                 by its flags, fewer when queueing one
+                                 failed) */
   int got;                    /* hiredis callbacks received so far */
   rclient_status_t status;    /* worst outcome seen so far */
   char errstr[RCLIENT_ERRLEN];/* why, when status != RCLIENT_OK */
@@ -80,6 +81,8 @@ typedef struct rclient__req {
   unsigned flags;             /* RCLIENT_FETCH_* */
   rclient__strs_t hidden;     /* SMEMBERS hidden:<user>, copied */
   rclient__strs_t imp;        /* HGETALL imp:<user> (flag), copied pairs */
+  size_t times_n;             /* ZRANGE time:<user> (flag), copied and */
+  rclient_time_t *times;      /* sorted by id: one block, then the ids */
 } rclient__req_t;
 
 struct rclient {
@@ -707,6 +710,79 @@ static void rclient__copy_strs(rclient__req_t *r, const redisReply *rep, int pai
   }
 }
 
+/* Order of rclient_time_t by id: length, then bytes (any total order
+ * serves the lookup). */
+static int rclient__time_cmp(const void *a, const void *b) {
+  const rclient_time_t *x = a, *y = b;
+  if (x->len != y->len)
+    return x->len < y->len ? -1 : 1;
+  return x->len == 0 ? 0 : memcmp(x->id, y->id, x->len);
+}
+
+/* Largest time accepted: 2^53, up to which every integer is a double, so
+ * that a score Redis formats is the exact second that was written. */
+#define RCLIENT__TIME_MAX 9007199254740992.0
+
+/* Parses the ZRANGE time:<user> WITHSCORES reply into r->times, sorted by
+ * id for the history's lookup. An id longer than RCLIENT_ID_MAX or a score
+ * that is no time (not an integer in [0, 2^53]: fractional, negative, inf,
+ * nan) is skipped as an anomaly; its item is then untimed, which keeps its
+ * weight. Errors as rclient__copy_strs. */
+static void rclient__parse_times(rclient__req_t *r, const redisReply *rep) {
+  if (rep->type == REDIS_REPLY_ERROR) {
+    if (rclient__is_wrongtype(rep))
+      r->anomalies++;
+    else
+      rclient__req_fail_reply(r, rep);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY) {
+    r->anomalies++;
+    return;
+  }
+  const size_t npairs = rep->elements / 2;
+  if (rep->elements % 2)
+    r->anomalies++;
+  size_t bytes = 0;
+  for (size_t i = 0; i < npairs; i++)
+    if (rep->element[2 * i]->type == REDIS_REPLY_STRING)
+      bytes += rep->element[2 * i]->len;
+  if (npairs == 0)
+    return;
+  r->times = malloc(npairs * sizeof *r->times + bytes);
+  if (r->times == NULL) {
+    r->c->stats.errors++;
+    rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+    return;
+  }
+  char *ids = (char *)(r->times + npairs);
+  for (size_t i = 0; i < npairs; i++) {
+    const redisReply *m = rep->element[2 * i], *sc = rep->element[2 * i + 1];
+    double d;
+    if (m->type != REDIS_REPLY_STRING || m->len > RCLIENT_ID_MAX ||
+        sc->type != REDIS_REPLY_STRING || rclient__parse_double(sc->str, sc->len, &d) != 0 ||
+        !(d >= 0.0 && d <= RCLIENT__TIME_MAX) || d != floor(d)) {
+      r->anomalies++;
+      continue;
+    }
+    memcpy(ids, m->str, m->len);
+    r->times[r->times_n++] = (rclient_time_t){.id = ids, .len = m->len, .t = (int64_t)d};
+    ids += m->len;
+  }
+  qsort(r->times, r->times_n, sizeof *r->times, rclient__time_cmp);
+}
+
+/* The time of history entry (id, len) from r->times; RCLIENT_NO_TIME when
+ * it has none. */
+static int64_t rclient__time_of(const rclient__req_t *r, const char *id, size_t len) {
+  if (r->times_n == 0)
+    return RCLIENT_NO_TIME;
+  const rclient_time_t key = {.id = id, .len = len};
+  const rclient_time_t *t =
+      bsearch(&key, r->times, r->times_n, sizeof *r->times, rclient__time_cmp);
+  return t != NULL ? t->t : RCLIENT_NO_TIME;
+}
+
 /* Completes a fetch: parses the history reply (borrowed, alive during this
  * call only) when there is one, fires the callback, frees everything. */
 static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
@@ -726,13 +802,16 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
       size_t npairs = hist->elements / 2;
       if (hist->elements % 2)
         r->anomalies++;
+      /* the history's times (flag) first: int64_t is the widest */
+      const size_t tsz = (r->flags & RCLIENT_FETCH_TIMES) ? sizeof(int64_t) : 0;
       if (npairs > 0)
-        block = malloc(npairs * (sizeof(char *) + sizeof(size_t) + sizeof(float)));
+        block = malloc(npairs * (tsz + sizeof(char *) + sizeof(size_t) + sizeof(float)));
       if (npairs > 0 && block == NULL) {
         c->stats.errors++;
         rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
       } else if (block != NULL) {
-        const char **ids = block;
+        int64_t *ht = tsz ? block : NULL;
+        const char **ids = (const char **)(void *)((char *)block + npairs * tsz);
         size_t *lens = (size_t *)(ids + npairs);
         float *w = (float *)(lens + npairs);
         size_t n = 0;
@@ -749,12 +828,15 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
           ids[n] = m->str;
           lens[n] = m->len;
           w[n] = (float)d;
+          if (ht != NULL)
+            ht[n] = rclient__time_of(r, m->str, m->len);
           n++;
         }
         res.hist_n = n;
         res.hist_ids = ids;
         res.hist_lens = lens;
         res.hist_weights = w;
+        res.hist_times = ht;
       }
     }
   }
@@ -773,11 +855,14 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
     res.imp_n = r->imp.n / 2;
     res.imp = r->imp.s;
     res.imp_lens = r->imp.len;
+    res.times_n = r->times_n;
+    res.times = r->times_n > 0 ? r->times : NULL;
   } else {
     res.hist_n = 0;
     res.hist_ids = NULL;
     res.hist_lens = NULL;
     res.hist_weights = NULL;
+    res.hist_times = NULL;
     res.errstr = r->errstr;
   }
   r->cb.user(c, &res, r->arg);
@@ -785,6 +870,7 @@ static void rclient__finish_fetch(rclient__req_t *r, const redisReply *hist) {
   free(r->cats);
   free((void *)r->hidden.s);
   free((void *)r->imp.s);
+  free(r->times);
   free(r);
 }
 
@@ -826,14 +912,22 @@ static void rclient__finish(rclient__req_t *r, const redisReply *rep) {
 }
 
 /* A fetch's commands, in the order they are sent and answered. */
-enum { RCLIENT__F_PREF = 0, RCLIENT__F_HIDDEN = 1, RCLIENT__F_IMP = 2, RCLIENT__F_HIST = 3 };
+enum {
+  RCLIENT__F_PREF = 0,
+  RCLIENT__F_HIDDEN = 1,
+  RCLIENT__F_IMP = 2,
+  RCLIENT__F_TIME = 3,
+  RCLIENT__F_HIST = 4
+};
 
-/* The fetch command answering reply number idx of r. */
+/* The fetch command answering reply number idx of r: the optional parts
+ * are sent only with their flag. */
 static int rclient__fetch_part(const rclient__req_t *r, int idx) {
-  if (idx < RCLIENT__F_IMP)
-    return idx;
-  if (idx == RCLIENT__F_IMP && (r->flags & RCLIENT_FETCH_IMPRESSIONS))
-    return RCLIENT__F_IMP;
+  static const unsigned flag[RCLIENT__F_HIST] = {0, 0, RCLIENT_FETCH_IMPRESSIONS,
+                                                 RCLIENT_FETCH_TIMES};
+  for (int part = 0; part < RCLIENT__F_HIST; part++)
+    if ((flag[part] == 0 || (r->flags & flag[part])) && idx-- == 0)
+      return part;
   return RCLIENT__F_HIST;
 }
 
@@ -855,6 +949,8 @@ static void rclient__reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
     rclient__copy_strs(r, rep, 0, &r->hidden);
   } else if (part == RCLIENT__F_IMP && r->status == RCLIENT_OK) {
     rclient__copy_strs(r, rep, 1, &r->imp);
+  } else if (part == RCLIENT__F_TIME && r->status == RCLIENT_OK) {
+    rclient__parse_times(r, rep);
   }
   if (r->got == r->sent)
     rclient__finish(r, part == RCLIENT__F_HIST || part < 0 ? rep : NULL);
@@ -918,7 +1014,7 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
                        unsigned flags, rclient_user_cb cb, void *arg) {
   if (c == NULL || cb == NULL || c->closing || (user == NULL && ulen > 0) ||
       ulen > RCLIENT_ID_MAX || max_history == 0 || max_history > INT32_MAX ||
-      (flags & ~(unsigned)RCLIENT_FETCH_IMPRESSIONS) != 0)
+      (flags & ~(unsigned)(RCLIENT_FETCH_IMPRESSIONS | RCLIENT_FETCH_TIMES)) != 0)
     return RECD_EINVAL;
   rclient__req_t *r = rclient__req_new(c, RCLIENT__FETCH, arg);
   if (r == NULL)
@@ -948,6 +1044,14 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
     const char *iargv[2] = {"HGETALL", key};
     size_t ilens[2] = {7, rclient__key(c, key, RECD_KEY_IMP, user, ulen)};
     if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 2, iargv, ilens) != REDIS_OK)
+      goto oom;
+    r->sent++;
+    c->stats.commands_sent++;
+  }
+  if (flags & RCLIENT_FETCH_TIMES) {
+    const char *targv[5] = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+    size_t tlens[5] = {6, rclient__key(c, key, RECD_KEY_TIME, user, ulen), 1, 2, 10};
+    if (redisAsyncCommandArgv(c->ac, rclient__reply_cb, r, 5, targv, tlens) != REDIS_OK)
       goto oom;
     r->sent++;
     c->stats.commands_sent++;

@@ -154,6 +154,16 @@ typedef struct rclient_cat {
   float value;      /* finite, in [-1, 1] */
 } rclient_cat_t;
 
+/* One entry of <prefix>time:<user> (RCLIENT_FETCH_TIMES). */
+typedef struct rclient_time {
+  const char *id; /* binary-safe, not NUL-terminated */
+  size_t len;     /* in [0, RCLIENT_ID_MAX] */
+  int64_t t;      /* Unix seconds, in [0, 2^53] */
+} rclient_time_t;
+
+/* A history entry without a time (the value of age.h's AGE_NO_TIME). */
+#define RCLIENT_NO_TIME INT64_MIN
+
 typedef struct rclient_user {
   rclient_status_t status;
   const char *errstr;          /* NULL when status is RCLIENT_OK */
@@ -171,7 +181,8 @@ typedef struct rclient_user {
   /* Entries skipped in this reply (also added to the stats): a key of the
    * wrong type, a score that is not a number, not finite or <= 0, an id
    * longer than RCLIENT_ID_MAX, a cat: value that is not a finite number in
-   * [-1, 1], a personalize value other than "0" or "1". */
+   * [-1, 1], a personalize value other than "0" or "1", a time that is not
+   * an integer in [0, 2^53]. */
   size_t anomalies;
   /* The first unusable preference entry among them, described for a log
    * line ("cat:kitchen = '5'"; each part at most 32 bytes, escaped), or
@@ -187,6 +198,15 @@ typedef struct rclient_user {
   size_t imp_n;
   const char *const *imp;
   const size_t *imp_lens;
+  /* With RCLIENT_FETCH_TIMES: the last interaction times (ZRANGE
+   * time:<user> 0 -1 WITHSCORES), times_n entries sorted by id (length,
+   * then bytes), each an integer number of Unix seconds in [0, 2^53]; and
+   * hist_times[j], the time of hist_ids[j] or RCLIENT_NO_TIME when the
+   * time key has none for it (then NULL only when hist_n is 0). Without
+   * the flag times_n is 0 and both are NULL. */
+  size_t times_n;
+  const rclient_time_t *times;
+  const int64_t *hist_times;
 } rclient_user_t;
 
 typedef void (*rclient_user_cb)(rclient_t *c, const rclient_user_t *res, void *arg);
@@ -229,6 +249,8 @@ void rclient_on_set(rclient_t *c, rclient_set_t set, rclient_unavailable_cb cb, 
 
 /* rclient_fetch_user flags. */
 #define RCLIENT_FETCH_IMPRESSIONS 1u /* also read imp:<user> (rotation) */
+#define RCLIENT_FETCH_TIMES 2u       /* also read time:<user> (the fold-in of a
+                                        model with a half-life, age.h) */
 
 /* Reads the history (strongest max_history items), the preferences and
  * the hidden items of user (ulen bytes, binary-safe) in one pipelined round
@@ -236,6 +258,10 @@ void rclient_on_set(rclient_t *c, rclient_set_t set, rclient_unavailable_cb cb, 
  *   HGETALL <prefix>pref:<user>
  *   SMEMBERS <prefix>hidden:<user>
  *   HGETALL <prefix>imp:<user>          (RCLIENT_FETCH_IMPRESSIONS only)
+ *   ZRANGE <prefix>time:<user> 0 -1 WITHSCORES  (RCLIENT_FETCH_TIMES only;
+ *                                        whole: a ZSET is not ordered by id,
+ *                                        so the history's items cannot be
+ *                                        picked out in the same round trip)
  *   ZREVRANGE <prefix>hist:<user> 0 <max_history-1> WITHSCORES
  * Bad data is skipped and counted (see rclient_user_t), never fatal: an
  * unknown user is RCLIENT_OK with empty arrays. Returns 0 (cb fires exactly

@@ -329,6 +329,11 @@ typedef struct fetch_cap {
   char hidden[CAP_N][16];
   size_t nimp;
   char imp[CAP_N][2][48]; /* item, value (NUL-terminated copies) */
+  int has_ht;             /* hist_times was not NULL */
+  int64_t ht[CAP_N];      /* hist_times */
+  size_t ntimes;
+  char tids[CAP_N][16];   /* times[i].id (NUL-terminated copies) */
+  int64_t tv[CAP_N];
   rclient_t *close_me; /* closes this client from inside the callback */
 } fetch_cap_t;
 
@@ -363,6 +368,15 @@ static void fetch_cb(rclient_t *c, const rclient_user_t *res, void *arg) {
     for (int j = 0; j < 2; j++)
       snprintf(f->imp[i][j], sizeof f->imp[i][j], "%.*s", (int)res->imp_lens[2 * i + j],
                res->imp[2 * i + j]);
+  f->has_ht = res->hist_times != NULL;
+  for (size_t i = 0; f->has_ht && i < res->hist_n && i < CAP_N; i++)
+    f->ht[i] = res->hist_times[i];
+  f->ntimes = res->times_n;
+  ck_assert((res->times_n == 0) == (res->times == NULL));
+  for (size_t i = 0; i < res->times_n && i < CAP_N; i++) {
+    snprintf(f->tids[i], sizeof f->tids[i], "%.*s", (int)res->times[i].len, res->times[i].id);
+    f->tv[i] = res->times[i].t;
+  }
   if (f->close_me)
     rclient_close(f->close_me, NULL, NULL);
 }
@@ -481,6 +495,126 @@ START_TEST(test_fetch_hidden_and_impressions) {
 
   tl_finish(&t, c);
   ck_assert_int_eq(f.calls, 0);
+  redisFree(ctx);
+  tr_stop(&r);
+}
+END_TEST
+
+static int64_t time_of(const fetch_cap_t *f, const char *id) {
+  for (size_t i = 0; i < f->ntimes; i++)
+    if (strcmp(f->tids[i], id) == 0)
+      return f->tv[i];
+  return -1;
+}
+
+static uint64_t commands_sent(const rclient_t *c) {
+  rclient_stats_t st;
+  rclient_get_stats(c, &st);
+  return st.commands_sent;
+}
+
+/* RCLIENT_FETCH_TIMES: time:<user> in the same round trip, only when
+ * asked for; each history entry gets its item's time; a score that is no
+ * time (fractional, negative, inf, an integer beyond 2^53) and an
+ * oversized id are anomalies (their items untimed); a key of the wrong
+ * type is one. */
+START_TEST(test_fetch_times) {
+  tredis_t r = {0};
+  tr_start(&r);
+  redisContext *ctx = tr_sync(&r);
+  tr_cmd(ctx, "ZADD t:hist:ann 5 a 3 b 1 c 2 d");
+  /* a, b, d: times (0 and 2^53 are times); x has no history */
+  tr_cmd(ctx, "ZADD t:time:ann 1700000000 a 1600000000 b 1.5 c 0 d 100 x "
+              "9007199254740992 e -5 neg +inf inf 1e20 big");
+  char longid[300];
+  memset(longid, 'L', sizeof longid);
+  const char *largv[] = {"ZADD", "t:time:ann", "7", longid};
+  size_t llens[] = {4, 10, 1, sizeof longid};
+  tr_cmdv(ctx, 4, largv, llens);
+  tr_cmd(ctx, "HSET t:imp:ann a 1000|v|home|2");
+  tr_cmd(ctx, "SET t:time:bob notazset");
+  tr_cmd(ctx, "ZADD t:hist:bob 1 z");
+  tr_cmd(ctx, "ZADD t:time:cy 5 only"); /* times, no history */
+  /* binary ids: "p\0q" is found, "p" is not it */
+  const char *bargv[] = {"ZADD", "t:hist:dee", "2", "p\0q", "1", "p"};
+  size_t blens[] = {4, 10, 1, 3, 1, 1};
+  tr_cmdv(ctx, 6, bargv, blens);
+  const char *targv[] = {"ZADD", "t:time:dee", "42", "p\0q"};
+  size_t tlens[] = {4, 10, 2, 3};
+  tr_cmdv(ctx, 4, targv, tlens);
+
+  tloop_t t;
+  tl_init(&t);
+  rclient_opts_t o = test_opts(&t, &r);
+  rclient_t *c = new_client(&t, &o);
+  wait_connected(&t, c);
+
+  /* without the flag the time key is not read: 3 commands, no times */
+  fetch_cap_t f;
+  uint64_t before = commands_sent(c);
+  fetch_flags(&t, c, "ann", 0, &f);
+  ck_assert_uint_eq(commands_sent(c) - before, 3);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n, 4);
+  ck_assert_int_eq(f.has_ht, 0);
+  ck_assert_uint_eq(f.ntimes, 0);
+  ck_assert_uint_eq(f.anomalies, 0);
+
+  before = commands_sent(c);
+  fetch_flags(&t, c, "ann", RCLIENT_FETCH_TIMES, &f);
+  ck_assert_uint_eq(commands_sent(c) - before, 4);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n, 4); /* the history still comes whole, strongest first */
+  const char *want[] = {"a", "b", "d", "c"};
+  const int64_t wt[] = {1700000000, 1600000000, 0, RCLIENT_NO_TIME};
+  ck_assert_int_eq(f.has_ht, 1);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_int_eq(f.ids[i][0], want[i][0]);
+    ck_assert_msg(f.ht[i] == wt[i], "%s: %lld", want[i], (long long)f.ht[i]);
+  }
+  ck_assert_uint_eq(f.ntimes, 5); /* a b d x e */
+  ck_assert_int_eq(time_of(&f, "a"), 1700000000);
+  ck_assert_int_eq(time_of(&f, "x"), 100);
+  ck_assert_int_eq(time_of(&f, "e"), 9007199254740992LL);
+  ck_assert_int_eq(time_of(&f, "c"), -1);
+  ck_assert_uint_eq(f.anomalies, 5); /* 1.5, -5, inf, 1e20, the 300-byte id */
+
+  /* with the impressions too: every reply goes to its part */
+  before = commands_sent(c);
+  fetch_flags(&t, c, "ann", RCLIENT_FETCH_TIMES | RCLIENT_FETCH_IMPRESSIONS, &f);
+  ck_assert_uint_eq(commands_sent(c) - before, 5);
+  ck_assert_uint_eq(f.n, 4);
+  ck_assert_uint_eq(f.nimp, 1);
+  ck_assert_str_eq(f.imp[0][1], "1000|v|home|2");
+  ck_assert_uint_eq(f.ntimes, 5);
+  ck_assert(f.has_ht && f.ht[0] == 1700000000);
+
+  /* a time key of the wrong type: one anomaly, the history untimed */
+  fetch_flags(&t, c, "bob", RCLIENT_FETCH_TIMES, &f);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n, 1);
+  ck_assert(f.has_ht && f.ht[0] == RCLIENT_NO_TIME);
+  ck_assert_uint_eq(f.ntimes, 0);
+  ck_assert_uint_eq(f.anomalies, 1);
+
+  /* times without a history: the map, no history times */
+  fetch_flags(&t, c, "cy", RCLIENT_FETCH_TIMES, &f);
+  ck_assert_uint_eq(f.n, 0);
+  ck_assert_int_eq(f.has_ht, 0);
+  ck_assert_uint_eq(f.ntimes, 1);
+  ck_assert_int_eq(time_of(&f, "only"), 5);
+
+  fetch_flags(&t, c, "dee", RCLIENT_FETCH_TIMES, &f);
+  ck_assert_uint_eq(f.n, 2);
+  ck_assert_uint_eq(f.lens[0], 3);
+  ck_assert(f.ht[0] == 42 && f.ht[1] == RCLIENT_NO_TIME);
+
+  /* an unknown customer */
+  fetch_flags(&t, c, "nobody", RCLIENT_FETCH_TIMES, &f);
+  ck_assert_int_eq(f.st, RCLIENT_OK);
+  ck_assert_uint_eq(f.n + f.ntimes + f.anomalies, 0);
+
+  tl_finish(&t, c);
   redisFree(ctx);
   tr_stop(&r);
 }
@@ -1172,6 +1306,7 @@ static Suite *rclient_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_fetch_history);
   tcase_add_test(tc, test_fetch_hidden_and_impressions);
+  tcase_add_test(tc, test_fetch_times);
   tcase_add_test(tc, test_prefs_and_wrong_types);
   tcase_add_test(tc, test_feedback);
   tcase_add_test(tc, test_unavailable_refresh);
