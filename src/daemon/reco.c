@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "batch.h"
 #include "commands.h"
@@ -24,6 +25,7 @@
 #include "model_store.h"
 #include "rclient.h"
 #include "similar.h"
+#include "recd/age.h"
 #include "recd/csv.h"
 #include "tracking.h"
 #include "variants.h"
@@ -32,6 +34,8 @@
  * fold-in, and up to this many are excluded from the answer. A customer
  * with more distinct past items may see one of the weakest again. */
 #define RECO_MIN_FETCH 2000u
+
+_Static_assert(RCLIENT_NO_TIME == AGE_NO_TIME, "an untimed history entry is age.h's");
 
 /* ---- requests ------------------------------------------------------------ */
 
@@ -274,7 +278,13 @@ static size_t reco__shown_limit(const reco_ctx_t *x) {
 /* The customer's history as model indices: the stored one (strongest
  * first, items newer than the model skipped) and then the request's
  * HISTORY items at weight 1 each (the fold-in sums an item's weights). An
- * opted-out customer has none: their answer is an unknown visitor's. */
+ * opted-out customer has none: their answer is an unknown visitor's.
+ * With a model trained with a half-life (its times were read, reco__start)
+ * each stored weight is aged as in training (age.h) against the customer's
+ * own newest interaction among the entries read, known to the model or
+ * not; a HISTORY cart is an interaction now, so it moves that reference to
+ * the wall clock and is not aged itself. An item without a time keeps its
+ * weight. */
 static int reco__history(reco_ctx_t *x, const rclient_user_t *u, int personalize) {
   const model_t *m = x->ref.sv->m;
   const size_t stored = u != NULL && personalize ? u->hist_n : 0;
@@ -282,6 +292,17 @@ static int reco__history(reco_ctx_t *x, const rclient_user_t *u, int personalize
   const size_t cart = personalize ? x->o.n_hist_items : 0;
   if (stored + cart == 0)
     return 0;
+  const double half_life_s = model_meta(m)->half_life_days * 86400.0;
+  const int64_t *times = stored > 0 && half_life_s > 0 ? u->hist_times : NULL;
+  int64_t t_ref = AGE_NO_TIME;
+  for (size_t j = 0; times != NULL && j < stored; j++)
+    if (times[j] > t_ref)
+      t_ref = times[j];
+  if (times != NULL && cart > 0) {
+    const int64_t now = (int64_t)time(NULL);
+    if (now > t_ref)
+      t_ref = now;
+  }
   x->hist = malloc((stored + cart) * sizeof *x->hist);
   x->hist_w = malloc((stored + cart) * sizeof *x->hist_w);
   if (x->hist == NULL || x->hist_w == NULL)
@@ -291,7 +312,9 @@ static int reco__history(reco_ctx_t *x, const rclient_user_t *u, int personalize
     if (i < 0)
       continue; /* an item newer than the model: nothing to fold in */
     x->hist[x->n_hist] = (uint32_t)i;
-    x->hist_w[x->n_hist++] = u->hist_weights[j];
+    x->hist_w[x->n_hist++] = times != NULL ? age_weight(u->hist_weights[j], times[j], t_ref,
+                                                        half_life_s)
+                                           : u->hist_weights[j];
   }
   for (size_t j = 0; j < cart; j++) {
     x->hist[x->n_hist] = x->o.hist_items[j];
@@ -537,9 +560,13 @@ static void reco__start(reco_ctx_t *x) {
   if (fetch < RECO_MIN_FETCH)
     fetch = RECO_MIN_FETCH;
   req_hold(x->req); /* the fetch's */
-  /* The impressions are read only when the rotation rule needs them. */
-  const unsigned flags =
+  /* The impressions are read only when the rotation rule needs them, the
+   * times only for a fold-in that ages the history (SIMILAR FOR folds
+   * nothing in: the history only filters it). */
+  unsigned flags =
       x->kind == RECO_RECOMMEND && reco__shown_limit(x) > 0 ? RCLIENT_FETCH_IMPRESSIONS : 0;
+  if (x->kind != RECO_SIMILAR && model_meta(x->ref.sv->m)->half_life_days > 0)
+    flags |= RCLIENT_FETCH_TIMES;
   if (rclient_fetch_user(s->redis, x->o.user, x->o.ulen, fetch, flags, reco__on_user, x) != 0) {
     req_release(x->req);
     deadline_settle(&x->dl);

@@ -56,6 +56,17 @@ int64_t ref_item(const ref_model_t *r, const char *id) {
   return model_find_item(r->m, id, strlen(id));
 }
 
+/* The time of history member id in a ZRANGE recd:time:<user> WITHSCORES
+ * reply, when it is a time (an integer in [0, 2^53]); else NAN. */
+static double ref__time_of(const redisReply *t, const redisReply *id) {
+  for (size_t j = 0; t != NULL && j + 1 < t->elements; j += 2)
+    if (t->element[j]->len == id->len && memcmp(t->element[j]->str, id->str, id->len) == 0) {
+      const double v = strtod(t->element[j + 1]->str, NULL);
+      return v >= 0 && v <= 9007199254740992.0 && v == floor(v) ? v : NAN;
+    }
+  return NAN;
+}
+
 void ref_user_read(const ref_model_t *r, redisContext *redis, const char *user, ref_user_t *u) {
   memset(u, 0, sizeof *u);
   u->personalize = 1;
@@ -66,14 +77,36 @@ void ref_user_read(const ref_model_t *r, redisContext *redis, const char *user, 
   u->w = malloc((n ? n : 1) * sizeof *u->w);
   ck_assert(u->hist != NULL && u->w != NULL);
   u->n_hist_all = n;
+  /* A model with a half-life: each weight times 2^(-age / half-life), the
+   * age from the customer's newest interaction (any member, known to the
+   * model or not); an untimed item keeps its weight (age.h, README "The
+   * model"). */
+  const double hl = model_meta(r->m)->half_life_days * 86400.0;
+  redisReply *t = NULL;
+  double t_ref = -INFINITY;
+  if (hl > 0) {
+    t = redisCommand(redis, "ZRANGE recd:time:%s 0 -1 WITHSCORES", user);
+    ck_assert_msg(t != NULL && t->type == REDIS_REPLY_ARRAY, "ZRANGE recd:time:%s", user);
+    for (size_t j = 0; j < n; j++) {
+      const double tj = ref__time_of(t, h->element[2 * j]);
+      if (tj > t_ref)
+        t_ref = tj;
+    }
+  }
   for (size_t j = 0; j < n; j++) {
     const redisReply *id = h->element[2 * j], *sc = h->element[2 * j + 1];
     int64_t i = model_find_item(r->m, id->str, id->len);
     if (i < 0)
       continue;
     u->hist[u->n_hist] = (uint32_t)i;
-    u->w[u->n_hist++] = strtod(sc->str, NULL);
+    double w = strtod(sc->str, NULL);
+    const double tj = hl > 0 ? ref__time_of(t, id) : NAN;
+    if (!isnan(tj) && tj < t_ref)
+      w *= exp2(-(t_ref - tj) / hl);
+    u->w[u->n_hist++] = w;
   }
+  if (t != NULL)
+    freeReplyObject(t);
   freeReplyObject(h);
   redisReply *p = redisCommand(redis, "HGETALL recd:pref:%s", user);
   ck_assert_msg(p != NULL && p->type == REDIS_REPLY_ARRAY, "HGETALL recd:pref:%s", user);

@@ -47,7 +47,8 @@ void ref_model_free(ref_model_t *r);
 typedef struct ref_user {
   size_t n_hist;     /* history items the model knows */
   uint32_t *hist;    /* their indices */
-  double *w;         /* and accumulated weights */
+  double *w;         /* and accumulated weights, aged as the fold-in ages
+                        them when the model has a half-life */
   size_t n_hist_all; /* every history member, known or not */
   int personalize;   /* 0 when recd:pref:<u> personalize = 0 */
   size_t n_pref;
