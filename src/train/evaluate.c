@@ -3,38 +3,14 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "recd/clock.h"
 #include "recd/err.h"
 #include "recd/eval.h"
 #include "popularity.h"
 
 /* OpenBLAS symbol; declared here because cblas.h of some BLAS builds lacks it. */
 void openblas_set_num_threads(int num_threads);
-
-static double evaluate__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int evaluate__popularity(const events_t *train, const csr_t *train_raw, const csr_t *test,
-                                uint32_t serves, double recent_days, model_metrics_t *m,
-                                char *errbuf) {
-  const uint32_t n = train->n_items;
-  float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
-  if (y == NULL)
-    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
-  int rc = popularity_vector(train, serves, recent_days, y);
-  if (rc == 0) {
-    eval_popularity_ctx_t pc = {.pop = y, .n_items = n};
-    rc = eval_ranking(train_raw, test, eval_score_popularity, &pc, m, NULL);
-  }
-  free(y);
-  if (rc != 0)
-    recd_errf(errbuf, rc, "evaluating %s: %s", model_serves_name(serves), recd_strerror(rc));
-  return rc;
-}
 
 static int evaluate__ease(const csr_t *train_raw, const csr_t *test, const evaluate_opts_t *o,
                           split_eval_t *out, char *errbuf) {
@@ -81,7 +57,7 @@ int evaluate_split(const events_t *ev, split_kind_t kind, const recipe_t *recipe
                    const evaluate_opts_t *o, split_eval_t *out, char *errbuf) {
   memset(out, 0, sizeof *out);
   out->kind = kind;
-  const double t0 = evaluate__now();
+  const double t0 = recd_clock_seconds();
   events_t train;
   csr_t test, train_raw;
   int rc = events_split(ev, kind, o->fraction, o->seed, &train, &test, &out->cut, errbuf);
@@ -105,10 +81,10 @@ int evaluate_split(const events_t *ev, split_kind_t kind, const recipe_t *recipe
     fprintf(o->log, "evaluation (%s split): training on %llu of %llu interactions, %llu "
             "held-out pairs\n", split_kind_name(kind), (unsigned long long)train.n,
             (unsigned long long)ev->n, (unsigned long long)out->test_pairs);
-  rc = evaluate__popularity(&train, &train_raw, &test, MODEL_SERVES_POPULARITY, o->recent_days,
+  rc = popularity_evaluate(&train, &train_raw, &test, MODEL_SERVES_POPULARITY, o->recent_days,
                             &out->popularity, errbuf);
   if (rc == 0 && train.has_time) {
-    rc = evaluate__popularity(&train, &train_raw, &test, MODEL_SERVES_RECENT_POPULARITY,
+    rc = popularity_evaluate(&train, &train_raw, &test, MODEL_SERVES_RECENT_POPULARITY,
                               o->recent_days, &out->recent, errbuf);
     out->have_recent = rc == 0;
   }
@@ -166,6 +142,6 @@ int evaluate_split(const events_t *ev, split_kind_t kind, const recipe_t *recipe
   events_free(&train);
   csr_free(&test);
   csr_free(&train_raw);
-  out->seconds = evaluate__now() - t0;
+  out->seconds = recd_clock_seconds() - t0;
   return rc;
 }

@@ -21,6 +21,7 @@
 #include "recd/csv.h"
 #include "recd/dataset.h"
 #include "recd/events.h"
+#include "recd/clock.h"
 #include "recd/err.h"
 #include "recd/eval.h"
 #include "recd/foldin.h"
@@ -514,12 +515,6 @@ static int64_t creation_time(int *reproducible) {
   return *reproducible ? t : (int64_t)time(NULL);
 }
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Trains on (by_user, by_item) from a fresh seeded start: the data set's
  * own matrices when nothing is weighed by age, so that the model is the
  * one recd-train has always written for the same input. */
@@ -531,9 +526,9 @@ static int train_model(const train_cfg_t *c, const params_t *p, const csr_t *by_
                      by_user->n_rows, by_item->n_rows);
   als_opts_t o = {.params = *p, .threads = c->threads, .compute_loss = c->loss,
                   .progress = c->quiet ? NULL : stderr};
-  double t0 = now_seconds();
+  double t0 = recd_clock_seconds();
   rc = als_train(by_user, by_item, &o, f, NULL, NULL, errbuf);
-  *seconds = now_seconds() - t0;
+  *seconds = recd_clock_seconds() - t0;
   if (rc != 0)
     als_factors_free(f);
   return rc;
@@ -578,7 +573,7 @@ static int evaluate_all(const train_cfg_t *c, const events_t *ev, const recipe_t
                         .tune_opts = tune_options(c, kinds[0], c->holdout, c->tune_trials),
                         .ease_max_items = c->ease_max_items, .ease_grid = c->ease_grid,
                         .n_ease_grid = c->n_ease_grid, .log = c->quiet ? NULL : stderr};
-  const double t0 = now_seconds();
+  const double t0 = recd_clock_seconds();
   for (size_t i = 0; i < n; i++) {
     /* --tune searches on every split (the evaluation's "recd --tune");
      * a retune that the settings file asked for only on the primary one,
@@ -599,7 +594,7 @@ static int evaluate_all(const train_cfg_t *c, const events_t *ev, const recipe_t
   }
   if (rep->n_splits == 0)
     return recd_errf(errbuf, RECD_EINVAL, "no hold-out split could be evaluated");
-  rep->evaluation_seconds = now_seconds() - t0;
+  rep->evaluation_seconds = recd_clock_seconds() - t0;
   const split_eval_t *p = &rep->splits[0];
   rep->model = p->recd;
   rep->popularity = p->popularity;
@@ -935,7 +930,7 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
       fprintf(stderr, "training the model on all %llu interactions\n",
               (unsigned long long)rep.interactions);
     if (serves != MODEL_SERVES_ALS) {
-      double t0 = now_seconds();
+      double t0 = recd_clock_seconds();
       served_pop = malloc((size_t)(rep.items ? rep.items : 1) * sizeof *served_pop);
       rc = served_pop == NULL ? RECD_ENOMEM
                               : popularity_vector(&ev, serves, c->recent_days, served_pop);
@@ -944,7 +939,7 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
       if (rc != 0)
         recd_errf(errbuf, rc, "building the %s model: %s", model_serves_name(serves),
                   recd_strerror(rc));
-      rep.train_seconds = now_seconds() - t0;
+      rep.train_seconds = recd_clock_seconds() - t0;
     } else if (rep.half_life_days > 0) {
       rc = recipe_fit(&recipe, &ev, c->threads, c->quiet ? NULL : stderr, c->loss, &f,
                       &rep.train_seconds, errbuf);

@@ -51,3 +51,21 @@ int popularity_factors(const float *y, uint32_t n_items, als_factors_t *f, param
     f->Y[(size_t)i * f->stride] = y[i];
   return 0;
 }
+
+int popularity_evaluate(const events_t *train, const csr_t *train_raw, const csr_t *test,
+                        uint32_t serves, double recent_days, model_metrics_t *m,
+                        char *errbuf) {
+  const uint32_t n = train->n_items;
+  float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
+  if (y == NULL)
+    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
+  int rc = popularity_vector(train, serves, recent_days, y);
+  if (rc == 0) {
+    eval_popularity_ctx_t pc = {.pop = y, .n_items = n};
+    rc = eval_ranking(train_raw, test, eval_score_popularity, &pc, m, NULL);
+  }
+  free(y);
+  if (rc != 0)
+    recd_errf(errbuf, rc, "evaluating %s: %s", model_serves_name(serves), recd_strerror(rc));
+  return rc;
+}

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "recd/als.h"
+#include "recd/eval.h"
 #include "recd/events.h"
 #include "recd/model.h"
 
@@ -29,5 +30,12 @@ int popularity_vector(const events_t *ev, uint32_t serves, double recent_days, f
 /* A k = 1 model of y: f->Y holds y (f->X is empty); params describe it
  * (exact Cholesky fold-in, constant lambda). 0 or RECD_ENOMEM. */
 int popularity_factors(const float *y, uint32_t n_items, als_factors_t *f, params_t *p);
+
+/* Judges popularity_vector(train, serves) on test (training items
+ * excluded: train_raw is train as a matrix). 0 or a RECD_E* code with
+ * errbuf set. */
+int popularity_evaluate(const events_t *train, const csr_t *train_raw, const csr_t *test,
+                        uint32_t serves, double recent_days, model_metrics_t *m,
+                        char *errbuf);
 
 #endif

@@ -2,18 +2,12 @@
 #include "recipe.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 #include "recd/age.h"
 
+#include "recd/clock.h"
 #include "recd/err.h"
 #include "scorer.h"
-
-static double recipe__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 int recipe_fit(const recipe_t *r, const events_t *ev, uint32_t threads, FILE *progress,
                int loss, als_factors_t *f, double *seconds, char *errbuf) {
@@ -33,10 +27,10 @@ int recipe_fit(const recipe_t *r, const events_t *ev, uint32_t threads, FILE *pr
   } else {
     als_opts_t o = {.params = r->params, .threads = threads, .compute_loss = loss,
                     .progress = progress};
-    double t0 = recipe__now();
+    double t0 = recd_clock_seconds();
     rc = als_train(&by_user, &by_item, &o, f, NULL, NULL, errbuf);
     if (seconds != NULL)
-      *seconds = recipe__now() - t0;
+      *seconds = recd_clock_seconds() - t0;
     if (rc != 0)
       als_factors_free(f);
   }

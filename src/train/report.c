@@ -8,7 +8,7 @@
 #include "recd/err.h"
 
 static void report__row(FILE *fp, const char *name, const model_metrics_t *m) {
-  fprintf(fp, "  %-18s %9.4f %9.4f %9.4f %9.4f %9.4f\n", name, m->precision, m->recall,
+  fprintf(fp, "  %-31s %9.4f %9.4f %9.4f %9.4f %9.4f\n", name, m->precision, m->recall,
           m->ndcg, m->map, m->coverage);
 }
 
@@ -24,7 +24,7 @@ void report_print(const report_t *r, FILE *fp) {
       fprintf(fp, "%.0f%% of each customer's items", r->holdout * 100);
     fprintf(fp, ", %llu customers, %.1f s), cut-off 10:\n", (unsigned long long)e->users,
             e->seconds);
-    fprintf(fp, "  %-18s %9s %9s %9s %9s %9s\n", "", "precision", "recall", "ndcg", "map",
+    fprintf(fp, "  %-31s %9s %9s %9s %9s %9s\n", "", "precision", "recall", "ndcg", "map",
             "coverage");
     char name[40];
     snprintf(name, sizeof name, "recd (%s)", model_serves_name(e->recd_serves));

@@ -4,69 +4,52 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "recd/clock.h"
 #include "recd/err.h"
 #include "recd/rng.h"
 #include "popularity.h"
 
-static const uint32_t tune__factors[] = {32, 64, 128, 256};
-static const uint32_t tune__iters[] = {5, 8, 12, 15, 20};
-static const float tune__nu[] = {0.0f, 0.25f, 0.5f, 0.75f, 1.0f};
+/* The discrete settings, as doubles so that one nearest-neighbour step
+ * serves them all. */
+static const double tune__factors[] = {32, 64, 128, 256};
+static const double tune__iters[] = {5, 8, 12, 15, 20};
+static const double tune__nu[] = {0, 0.25, 0.5, 0.75, 1};
 static const double tune__half_life[] = {0, 14, 30, 90, 180, 365};
 #define TUNE__N(a) (sizeof(a) / sizeof((a)[0]))
 /* Share of the trial budget drawn at random before the local search. */
 #define TUNE__RANDOM_SHARE 0.6
-
-static double tune__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double tune__log_uniform(rng_t *r, double lo, double hi) {
   return exp(log(lo) + rng_uniform(r) * (log(hi) - log(lo)));
 }
 
 /* Index of the entry of a closest to v. */
-static size_t tune__nearest_u32(const uint32_t *a, size_t n, uint32_t v) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (labs((long)a[i] - (long)v) < labs((long)a[best] - (long)v))
-      best = i;
-  return best;
-}
-static size_t tune__nearest_d(const double *a, size_t n, double v) {
+static size_t tune__nearest(const double *a, size_t n, double v) {
   size_t best = 0;
   for (size_t i = 1; i < n; i++)
     if (fabs(a[i] - v) < fabs(a[best] - v))
       best = i;
   return best;
 }
-static size_t tune__nearest_f(const float *a, size_t n, float v) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (fabsf(a[i] - v) < fabsf(a[best] - v))
-      best = i;
-  return best;
-}
 
-/* A neighbour index of i in [0, n): one step up or down, at random. */
-static size_t tune__step(rng_t *r, size_t i, size_t n) {
+/* A neighbour of v in a[0, n): one step up or down, at random. */
+static double tune__neighbour(rng_t *r, const double *a, size_t n, double v) {
+  size_t i = tune__nearest(a, n, v);
   if (n < 2)
-    return i;
+    return a[i];
   if (i == 0)
-    return 1;
+    return a[1];
   if (i == n - 1)
-    return n - 2;
-  return rng_below(r, 2) ? i + 1 : i - 1;
+    return a[n - 2];
+  return a[rng_below(r, 2) ? i + 1 : i - 1];
 }
 
 static void tune__random(rng_t *r, int timed, recipe_t *c) {
-  c->params.factors = tune__factors[rng_below(r, TUNE__N(tune__factors))];
-  c->params.iterations = tune__iters[rng_below(r, TUNE__N(tune__iters))];
+  c->params.factors = (uint32_t)tune__factors[rng_below(r, TUNE__N(tune__factors))];
+  c->params.iterations = (uint32_t)tune__iters[rng_below(r, TUNE__N(tune__iters))];
   c->params.alpha = (float)tune__log_uniform(r, 0.05, 20);
-  c->params.reg_exponent = tune__nu[rng_below(r, TUNE__N(tune__nu))];
+  c->params.reg_exponent = (float)tune__nu[rng_below(r, TUNE__N(tune__nu))];
   c->params.lambda = (float)(tune__log_uniform(r, 0.01, 1) *
                              pow(100.0, 1.0 - c->params.reg_exponent));
   c->half_life_days = timed ? tune__half_life[rng_below(r, TUNE__N(tune__half_life))] : 0;
@@ -78,25 +61,20 @@ static void tune__perturb(rng_t *r, int timed, const recipe_t *best, recipe_t *c
   c->params.lambda = (float)(best->params.lambda * exp(0.5 * rng_normal(r)));
   /* Each discrete setting moves with probability 1/3. */
   if (rng_below(r, 3) == 0)
-    c->params.factors = tune__factors[tune__step(
-        r, tune__nearest_u32(tune__factors, TUNE__N(tune__factors), best->params.factors),
-        TUNE__N(tune__factors))];
+    c->params.factors = (uint32_t)tune__neighbour(r, tune__factors, TUNE__N(tune__factors),
+                                                  best->params.factors);
   if (rng_below(r, 3) == 0)
-    c->params.iterations = tune__iters[tune__step(
-        r, tune__nearest_u32(tune__iters, TUNE__N(tune__iters), best->params.iterations),
-        TUNE__N(tune__iters))];
+    c->params.iterations = (uint32_t)tune__neighbour(r, tune__iters, TUNE__N(tune__iters),
+                                                     best->params.iterations);
   if (rng_below(r, 3) == 0) {
-    float nu = tune__nu[tune__step(
-        r, tune__nearest_f(tune__nu, TUNE__N(tune__nu), best->params.reg_exponent),
-        TUNE__N(tune__nu))];
+    float nu = (float)tune__neighbour(r, tune__nu, TUNE__N(tune__nu), best->params.reg_exponent);
     /* Keep lambda * n^nu about the same for a typical row of ~30. */
     c->params.lambda *= powf(30.0f, best->params.reg_exponent - nu);
     c->params.reg_exponent = nu;
   }
   if (timed && rng_below(r, 3) == 0)
-    c->half_life_days = tune__half_life[tune__step(
-        r, tune__nearest_d(tune__half_life, TUNE__N(tune__half_life), best->half_life_days),
-        TUNE__N(tune__half_life))];
+    c->half_life_days =
+        tune__neighbour(r, tune__half_life, TUNE__N(tune__half_life), best->half_life_days);
   /* Stay inside what recd-train accepts on the command line. */
   if (c->params.alpha > 1000.0f)
     c->params.alpha = 1000.0f;
@@ -154,21 +132,12 @@ static void tune__split_free(tune_split_t *s) {
 
 static int tune__popularity(const tune_split_t *s, uint32_t serves, const tune_opts_t *o,
                             double *ndcg, char *errbuf) {
-  const uint32_t n = s->train.n_items;
-  float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
-  if (y == NULL)
-    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
-  int rc = popularity_vector(&s->train, serves, o->recent_days, y);
   model_metrics_t m;
-  if (rc == 0) {
-    eval_popularity_ctx_t pc = {.pop = y, .n_items = n};
-    rc = eval_ranking(&s->train_raw, &s->test, eval_score_popularity, &pc, &m, NULL);
-  }
-  free(y);
-  if (rc != 0)
-    return recd_errf(errbuf, rc, "validation of popularity: %s", recd_strerror(rc));
-  *ndcg = m.ndcg;
-  return 0;
+  int rc = popularity_evaluate(&s->train, &s->train_raw, &s->test, serves, o->recent_days, &m,
+                               errbuf);
+  if (rc == 0)
+    *ndcg = m.ndcg;
+  return rc;
 }
 
 static int tune__trial(const tune_split_t *s, const recipe_t *c, const tune_opts_t *o,
@@ -188,7 +157,7 @@ static int tune__trial(const tune_split_t *s, const recipe_t *c, const tune_opts
 int tune_run(const events_t *ev, const recipe_t *start, const tune_opts_t *o,
              tune_result_t *res, char *errbuf) {
   memset(res, 0, sizeof *res);
-  const double t0 = tune__now();
+  const double t0 = recd_clock_seconds();
   tune_split_t s;
   memset(&s, 0, sizeof s);
   int64_t cut;
@@ -228,7 +197,7 @@ int tune_run(const events_t *ev, const recipe_t *start, const tune_opts_t *o,
   const uint32_t n_random = (uint32_t)ceil(o->trials * TUNE__RANDOM_SHARE);
   recipe_t c = *start;
   for (uint32_t i = 0; rc == 0 && i < o->trials; i++) {
-    if (i > 0 && o->seconds > 0 && tune__now() - t0 >= o->seconds)
+    if (i > 0 && o->seconds > 0 && recd_clock_seconds() - t0 >= o->seconds)
       break;
     if (i > 0 && i < n_random)
       tune__random(&r, timed, &c);
@@ -243,7 +212,7 @@ int tune_run(const events_t *ev, const recipe_t *start, const tune_opts_t *o,
     if (fx & TUNE_FIX_HALF_LIFE) c.half_life_days = start->half_life_days;
     if (!timed)
       c.half_life_days = 0;
-    double ndcg = 0, t1 = tune__now();
+    double ndcg = 0, t1 = recd_clock_seconds();
     uint64_t users = 0;
     rc = tune__trial(&s, &c, o, &ndcg, &users, errbuf);
     if (rc != 0)
@@ -259,8 +228,8 @@ int tune_run(const events_t *ev, const recipe_t *start, const tune_opts_t *o,
     }
     res->trials = i + 1;
     if (o->trials > 1) {
-      tune__row(o, i, &c, ndcg, tune__now() - t1, better);
-      tune__progress(o, i + 1, tune__now() - t0, res->best_ndcg);
+      tune__row(o, i, &c, ndcg, recd_clock_seconds() - t1, better);
+      tune__progress(o, i + 1, recd_clock_seconds() - t0, res->best_ndcg);
     }
   }
   if (o->trials > 1)
@@ -273,7 +242,7 @@ int tune_run(const events_t *ev, const recipe_t *start, const tune_opts_t *o,
                         ? MODEL_SERVES_RECENT_POPULARITY
                         : MODEL_SERVES_POPULARITY;
   }
-  res->seconds = tune__now() - t0;
+  res->seconds = recd_clock_seconds() - t0;
   tune__split_free(&s);
   return rc;
 }
