@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "publish.h"
+#include "recipe.h"
 #include "recd/als.h"
 #include "recd/csv.h"
 #include "recd/err.h"
@@ -132,7 +133,23 @@ static int refresh__name_arrays(const idmap_t *map, const char ***names, uint32_
 static int refresh__fold_customers(const model_t *m, const dataset_t *ds, uint32_t cap,
                                    float *X, char *errbuf) {
   const uint32_t stride = model_stride(m), k = model_factors(m);
+  /* A model with a half-life: each customer's history weighed by age as
+   * the daemon weighs it (recipe.h), so the new items' factors are fitted
+   * against the vectors customers are really served with. */
+  csr_t aged = {0};
   const csr_t *by_user = &ds->by_user;
+  if (model_meta(m)->half_life_days > 0 && ds->has_time) {
+    events_t ev;
+    recipe_t r = {.params = *model_params(m), .half_life_days = model_meta(m)->half_life_days};
+    int err = events_from_dataset(ds, &ev);
+    if (err == 0) {
+      err = recipe_foldin_matrix(&r, &ev, &aged);
+      events_free(&ev);
+    }
+    if (err != 0)
+      return recd_errf(errbuf, err, "out of memory weighing the histories by age");
+    by_user = &aged;
+  }
   size_t longest = 1;
   for (uint32_t u = 0; u < by_user->n_rows; u++)
     if (by_user->ptr[u + 1] - by_user->ptr[u] > longest)
@@ -174,6 +191,7 @@ done:
   free(hi);
   free(hw);
   free(midx);
+  csr_free(&aged);
   return rc;
 }
 
