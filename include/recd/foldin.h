@@ -2,10 +2,17 @@
  *
  *   x_u = (YtY + Yt(C_u - I)Y + lambda_u I)^-1 Yt C_u p_u
  *
- * Only the items of the history contribute beyond YtY, so the cost is
- * O(n k^2 + k^3) for a history of n items: this is what lets recd fold a
- * customer in at request time from the live history, and what training uses
- * for its exact (Cholesky) user and item steps.
+ * Only the items of the history contribute beyond YtY: this is what lets
+ * recd fold a customer in at request time from the live history, and what
+ * training uses for its exact (Cholesky) user and item steps.
+ *
+ * x is that system's exact solution rounded to float: the system is
+ * defined by the float inputs (Y, YtY, the confidences and lambda_u as
+ * floats) and solved to a relative error certified below 2^-36 (see
+ * foldin.c), so two ways of computing it agree on every top-N up to ties
+ * closer than that. The cost is O(n k) per solve plus a few k x k
+ * matrix-vector products once a model's eigenbasis is known (built once per
+ * YtY, see foldin.c), and O(n k^2 + k^3) for the Cholesky fallback.
  */
 #ifndef RECD_FOLDIN_H
 #define RECD_FOLDIN_H
@@ -25,14 +32,17 @@
  * the request path. Not shared between threads. Buffers only grow, so once
  * a workspace has seen the largest history and k it will meet, foldin_solve
  * never allocates again. After a successful foldin_solve() with n_used > 0,
- * A, b, order and conf describe that solve (WITHREASONS reads them). */
+ * order, conf and idx describe that solve, and foldin_factor() puts the
+ * Cholesky factor of its system matrix in A (WITHREASONS reads them). */
 typedef struct foldin_ws {
-  uint32_t k;      /* k the k-sized buffers (A, b, rows) can hold */
-  size_t cap;      /* history entries the order and conf buffers hold */
-  float *A;        /* k x k system matrix, then its Cholesky factor L in the
-                      lower triangle (row-major, ld = k of the last solve);
-                      the strict upper triangle is left unspecified */
-  float *b;        /* k right-hand side Yt C_u p_u of the last solve */
+  uint32_t k;      /* k the k-sized buffers (A, rows, dv, fv) can hold */
+  size_t cap;      /* history entries the order, conf, idx, zp buffers hold */
+  float *A;        /* k x k: after foldin_factor(), the Cholesky factor L of
+                      the system matrix in the lower triangle (row-major,
+                      ld = k of the last solve); the strict upper triangle
+                      is left unspecified */
+  int factored;    /* A holds the last solve's factor */
+  size_t n_used;   /* entries of the last successful solve, 0 = none */
   uint32_t *order; /* [0, n_used): positions in the caller's items/weights of
                       the history entries used, in ascending item order
                       (whatever the input order: the same history gives
@@ -40,10 +50,17 @@ typedef struct foldin_ws {
                       once, at its first position. */
   float *conf;     /* [0, n_used): confidence c of order[j]'s item (from its
                       summed weight when duplicated) */
+  uint32_t *idx;   /* [0, n_used): the item of order[j] */
   float *rows;     /* FOLDIN_BLOCK x k gathered rows sqrt(c - 1) y_i */
   uint32_t *slots; /* open-addressing table (item -> entry + 1) that merges
                       duplicates of an unsorted history; 0 = empty */
   size_t n_slots;  /* entries of slots, a power of two (0 until needed) */
+  double *dv;      /* 8 x kp (k rounded up to 8): the solve's double vectors */
+  float *fv;       /* 8 x kp: its float vectors */
+  const float **zp; /* 2 x cap: each entry's row in the eigenbasis, as a
+                       float and the float of what it rounded off */
+  float *zs;       /* 2 x zs_cap x kp: such rows the model's cache lacks */
+  size_t zs_cap;   /* rows zs holds */
 } foldin_ws_t;
 
 /* Allocates a workspace for k factors (k >= 1). Returns 0 or RECD_ENOMEM
@@ -61,10 +78,14 @@ void foldin_ws_free(foldin_ws_t *ws);
  * is the sum of its entries (as ZINCRBY accumulates recd:hist:<user>, and as
  * dataset_add merges pairs); the cap ranks the summed weights.
  * On success x holds k floats and, when n_used is not NULL, *n_used the
- * number of distinct history items used; ws->A then holds the Cholesky
- * factor L (lower triangle, row-major) of the system matrix, which
- * WITHREASONS needs (see foldin_ws_t for ws->order and ws->conf). With an
- * empty history nothing is solved and ws->A, b, order, conf are untouched.
+ * number of distinct history items used (see foldin_ws_t for ws->order,
+ * conf and idx; foldin_factor() gives the factor). With an empty history
+ * nothing is solved and the workspace's last solve is untouched.
+ * The first solve against a YtY builds its eigenbasis (a k x k eigen-
+ * decomposition, shared by every thread and kept for the next solves with
+ * the same Y and YtY; about 10-50 ms at k = 256): meanwhile other solves
+ * against that YtY wait, so that every solve of a model takes the same
+ * path and a history always gives the same bits.
  * Items must be < the rows of Y (not checked: Y's size is not known here).
  * Returns 0, RECD_ENOMEM, RECD_EINVAL (a weight not finite and > 0, a
  * confidence that is < 1 or overflows, k = 0, n >= 2^32), or RECD_ENUMERIC
@@ -73,5 +94,17 @@ void foldin_ws_free(foldin_ws_t *ws);
 int foldin_solve(const float *Y, size_t ldy, const float *YtY, const params_t *p,
                  const uint32_t *items, const float *weights, size_t n, size_t cap,
                  float *x, size_t *n_used, foldin_ws_t *ws);
+
+/* Puts the Cholesky factor L of the last successful foldin_solve()'s system
+ * matrix (n_used > 0) in ws->A, for WITHREASONS: the same bits whichever
+ * way that solve was computed. Y, ldy, YtY and p must be the solve's. A
+ * no-op when ws->A holds it already. Returns 0, RECD_EINVAL (no solve to
+ * factor), or RECD_ENUMERIC (not positive definite in float). */
+int foldin_factor(const float *Y, size_t ldy, const float *YtY, const params_t *p,
+                  foldin_ws_t *ws);
+
+/* Frees every cached eigenbasis that no solve is using (they are otherwise
+ * kept, at most four, and replaced oldest first). For tests and tools. */
+void foldin_cache_clear(void);
 
 #endif

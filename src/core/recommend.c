@@ -268,15 +268,19 @@ static int rec__score(const model_t *m, float pop_scale, const rec_query_t *q, r
 /* WITHREASONS (Hu, Koren & Volinsky 2008, section 5): the score of item i
  * decomposes as sum_j c_j y_i^T W y_j over the history, W = A^-1 the
  * inverse of the fold-in system, so the past item with the largest term
- * c_j (W y_i) . y_j "explains" the recommendation. ws->fw.A holds the
- * Cholesky factor L of A from the fold-in just done; W y_i is two
- * triangular solves. */
+ * c_j (W y_i) . y_j "explains" the recommendation. foldin_factor() puts
+ * the Cholesky factor L of A of the fold-in just done in ws->fw.A; W y_i is
+ * two triangular solves. */
 static int32_t rec__reason(const model_t *m, const rec_query_t *q, rec_ws_t *ws, size_t n_used,
                            uint32_t item) {
   if (n_used == 0)
     return -1; /* nothing folded in (a given vector): ws->fw.A is not this customer's */
   const uint32_t k = model_factors(m), stride = model_stride(m);
   const float *Y = model_item_factors(m);
+  /* The factor is formed on the first reason asked for (the fold-in itself
+   * no longer needs it). */
+  if (foldin_factor(Y, stride, model_gram(m), model_params(m), &ws->fw) != 0)
+    return -1;
   float *z = ws->tmp;
   memcpy(z, Y + (size_t)item * stride, k * sizeof *z);
   cblas_strsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, (int)k, ws->fw.A, (int)k,

@@ -835,8 +835,10 @@ static void fiw_after_fail(void *c, int rc) {
   (void)rc;
   fi_ctx_t *x = c;
   const foldin_ws_t *w = &x->ws;
-  ck_assert_msg(w->A == NULL && w->b == NULL && w->order == NULL && w->conf == NULL &&
-                w->rows == NULL && w->slots == NULL, "a failed foldin_ws_init kept memory");
+  ck_assert_msg(w->A == NULL && w->order == NULL && w->conf == NULL &&
+                w->rows == NULL && w->slots == NULL && w->dv == NULL && w->fv == NULL &&
+                w->idx == NULL && w->zp == NULL && w->zs == NULL,
+                "a failed foldin_ws_init kept memory");
 }
 
 static void fi_teardown(void *c) {
@@ -907,7 +909,8 @@ START_TEST(test_foldin) {
   }
   const fault_op_t init = {.name = "foldin_ws_init", .run = fiw_run,
                            .after_fail = fiw_after_fail, .teardown = fi_teardown};
-  ck_assert_uint_eq(fault_check(&init, &x), 5);
+  /* A, rows, the double and float vectors; order, conf, idx, zp. */
+  ck_assert_uint_eq(fault_check(&init, &x), 8);
 
   /* The references, on a workspace that is already big enough. */
   ck_assert_int_eq(foldin_ws_init(&x.ws, K), 0);

@@ -151,6 +151,19 @@ static double cond_inf(const double *A, uint32_t k) {
   return norm_inf_mat(A, k) * m;
 }
 
+/* ws->A after foldin_factor(): the Cholesky factor L of the last solve's
+ * system, which WITHREASONS reads. */
+static const float *factor_of(foldin_ws_t *ws, const float *Y, size_t ldy, const float *G,
+                              const params_t *p) {
+  ck_assert_int_eq(foldin_factor(Y, ldy, G, p, ws), 0);
+  ck_assert(ws->factored);
+  /* A second call is a no-op. */
+  const float *A = ws->A;
+  ck_assert_int_eq(foldin_factor(Y, ldy, G, p, ws), 0);
+  ck_assert_ptr_eq(ws->A, A);
+  return ws->A;
+}
+
 /* Checks x^ (float, from the kernel) against the dense system of the used
  * items, with the tolerances of the header comment. When L is not NULL,
  * also checks that L L^T (L = lower triangle of ws->A) reproduces A. */
@@ -282,7 +295,7 @@ static void check_cap(const float *Y, uint32_t N, uint32_t k, size_t ldy, const 
     ui[j] = rk[j].item;
     uw[j] = rk[j].w;
   }
-  check_against_dense(x, Y, N, k, ldy, p, ui, uw, want, ws->A, what);
+  check_against_dense(x, Y, N, k, ldy, p, ui, uw, want, factor_of(ws, Y, ldy, G, p), what);
   free(ui);
   free(uw);
   free(x);
@@ -330,7 +343,8 @@ START_TEST(test_random_vs_dense) {
             /* cap 0 (none) and cap == n (not cut) must be identical. */
             ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, items, w, n, 0, x, &used, &ws), 0);
             ck_assert_uint_eq(used, n);
-            check_against_dense(x, Y, N, k, ldy, &p, items, wd, n, ws.A, what);
+            check_against_dense(x, Y, N, k, ldy, &p, items, wd, n,
+                                factor_of(&ws, Y, ldy, G, &p), what);
             float *x2 = malloc(k * sizeof *x2);
             ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, items, w, n, n, x2, &used, &ws), 0);
             ck_assert_int_eq(memcmp(x, x2, k * sizeof *x), 0);
@@ -526,7 +540,8 @@ START_TEST(test_empty_and_single) {
     const double wd = 3.0;
     ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, &item, &w, 1, 10, x, &used, &ws), 0);
     ck_assert_uint_eq(used, 1);
-    check_against_dense(x, Y, N, k, ldy, &p, &item, &wd, 1, ws.A, "single item");
+    check_against_dense(x, Y, N, k, ldy, &p, &item, &wd, 1, factor_of(&ws, Y, ldy, G, &p),
+                        "single item");
     /* A single item is the ALS step with one observation: x points along
      * (A^-1) y, and its score on that item is positive. */
     double s = 0;
@@ -564,12 +579,13 @@ START_TEST(test_extreme_weights) {
       wd[j] = w[j];
     size_t used;
     ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, items, w, 5, 0, x, &used, &ws), 0);
-    check_against_dense(x, Y, N, k, ldy, &p, items, wd, 5, ws.A,
+    check_against_dense(x, Y, N, k, ldy, &p, items, wd, 5, factor_of(&ws, Y, ldy, G, &p),
                         mode ? "extreme weights, log" : "extreme weights, linear");
     /* Only tiny weights: c - 1 underflows relative to 1, the result is
      * the plain ALS step with p = 1 and c ~ 1 on those items. */
     ck_assert_int_eq(foldin_solve(Y, ldy, G, &p, items + 1, w + 1, 1, 0, x, &used, &ws), 0);
-    check_against_dense(x, Y, N, k, ldy, &p, items + 1, wd + 1, 1, ws.A, "tiny weight");
+    check_against_dense(x, Y, N, k, ldy, &p, items + 1, wd + 1, 1,
+                        factor_of(&ws, Y, ldy, G, &p), "tiny weight");
   }
   foldin_ws_free(&ws);
   free(Y);
@@ -663,7 +679,8 @@ START_TEST(test_workspace_growth) {
   double *wd = malloc(300 * sizeof *wd);
   for (size_t j = 0; j < 300; j++)
     wd[j] = w[j];
-  check_against_dense(x1, Y, N, 8, 64, &p8, items, wd, 300, small.A, "k 8 in k 64 workspace");
+  check_against_dense(x1, Y, N, 8, 64, &p8, items, wd, 300, factor_of(&small, Y, 64, G8, &p8),
+                      "k 8 in k 64 workspace");
   free(wd);
   foldin_ws_free(&small);
   foldin_ws_free(&fresh);
