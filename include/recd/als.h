@@ -10,7 +10,11 @@
  * Rows are spread over worker threads in chunks taken from a shared counter;
  * every row's update reads only the fixed side, so the result does not
  * depend on which thread did what: the same data and seed give the same
- * bytes for any thread count.
+ * bytes for any thread count. Within a chunk, groups of rows take their CG
+ * steps in lock step so that one pass over the Gram matrix serves them all;
+ * each row still does exactly the arithmetic it would do alone, in a fixed
+ * order, so the bytes do not depend on the instruction set (als_isa_t)
+ * either.
  */
 #ifndef RECD_ALS_H
 #define RECD_ALS_H
@@ -64,6 +68,30 @@ int als_train(const csr_t *by_user, const csr_t *by_item, const als_opts_t *o,
 int als_update_side(const csr_t *obs, float *rows, const float *fixed,
                     uint32_t n_fixed, uint32_t stride, const params_t *p,
                     uint32_t threads);
+
+/* Instruction sets of the CG row update. Every one computes the same
+ * floats in the same order (see als.c), so the model bytes do not depend
+ * on which one runs. */
+typedef enum als_isa {
+  ALS_ISA_BASELINE = 0, /* x86-64 SSE2, or the compiler's baseline elsewhere */
+  ALS_ISA_AVX2 = 1,
+  ALS_ISA_AVX512 = 2, /* AVX-512 F and VL */
+  ALS_ISA_COUNT
+} als_isa_t;
+
+/* The best the CPU runs, read once per process; the environment can ask
+ * for another: RECD_ALS_ISA=baseline, avx2 or avx512 (als_isa_name) takes
+ * that one, or the best below it that the CPU runs; any other value is
+ * ignored. als_train and als_update_side use it. */
+als_isa_t als_isa_default(void);
+int als_isa_supported(als_isa_t isa);
+const char *als_isa_name(als_isa_t isa);
+
+/* als_update_side with a given instruction set (for tests): RECD_EINVAL
+ * when the CPU does not run it. */
+int als_update_side_isa(const csr_t *obs, float *rows, const float *fixed,
+                        uint32_t n_fixed, uint32_t stride, const params_t *p,
+                        uint32_t threads, als_isa_t isa);
 
 /* The training objective:
  *   sum_{u,i} c_ui (p_ui - x_u.y_i)^2 + sum_u lambda_u |x_u|^2

@@ -303,6 +303,176 @@ START_TEST(test_deterministic_for_seed_and_threads) {
 }
 END_TEST
 
+/* The CG row update written out one row at a time in plain scalar C, with
+ * every sum in the order als.c fixes (a dot product in 16 lanes added in
+ * one tree; G v and the observations' terms left to right). Whatever the
+ * kernels do to go fast (rows in lock step, G v for several rows at once,
+ * observations in blocks, SSE2, AVX2 or AVX-512), the model must be this,
+ * bit for bit: it is also the arithmetic of the per-row update that came
+ * before them, so models do not change. */
+static float ref_dot(const float *a, const float *b, uint32_t kp) {
+  float l[16] = {0};
+  for (uint32_t j = 0; j < kp; j += 16)
+    for (uint32_t q = 0; q < 16; q++)
+      l[q] = l[q] + a[j + q] * b[j + q];
+  return (((l[0] + l[8]) + (l[4] + l[12])) + ((l[2] + l[10]) + (l[6] + l[14]))) +
+         (((l[1] + l[9]) + (l[5] + l[13])) + ((l[3] + l[11]) + (l[7] + l[15])));
+}
+
+/* out = G v, or out += the observations' terms (resid: of b - A x). */
+static void ref_symv(const float *G, uint32_t k, const float *v, float *out) {
+  for (uint32_t i = 0; i < k; i++) {
+    float s = 0.0f;
+    for (uint32_t j = 0; j < k; j++)
+      s = s + v[j] * G[(size_t)j * k + i];
+    out[i] = s;
+  }
+}
+
+static void ref_obs(const uint32_t *idx, const float *val, size_t n, const float *fixed,
+                    uint32_t stride, const params_t *p, const float *v, float *out,
+                    int resid) {
+  const uint32_t k = p->factors, kp = (k + 15) & ~15u;
+  for (size_t j = 0; j < n; j++) {
+    const float *y = fixed + (size_t)idx[j] * stride;
+    const float c = params_confidence(p, val[j]), s = ref_dot(y, v, kp);
+    const float coef = resid ? c - (c - 1.0f) * s : (c - 1.0f) * s;
+    for (uint32_t q = 0; q < k; q++)
+      out[q] = out[q] + coef * y[q];
+  }
+}
+
+static void ref_cg_row(const uint32_t *idx, const float *val, size_t n, const float *fixed,
+                       uint32_t stride, const float *G, const params_t *p, float *x) {
+  const uint32_t k = p->factors, kp = (k + 15) & ~15u;
+  float r[272] = {0}, d[272] = {0}, Ad[272] = {0};
+  const float lambda = params_lambda(p, (uint32_t)n);
+  ref_symv(G, k, x, Ad);
+  for (uint32_t i = 0; i < k; i++)
+    r[i] = -Ad[i] - lambda * x[i];
+  ref_obs(idx, val, n, fixed, stride, p, x, r, 1);
+  for (uint32_t i = 0; i < k; i++)
+    d[i] = r[i];
+  float rs_old = ref_dot(r, r, kp);
+  for (uint32_t it = 0; it < p->cg_steps; it++) {
+    if (rs_old < 1e-20f)
+      break;
+    ref_symv(G, k, d, Ad);
+    for (uint32_t i = 0; i < k; i++)
+      Ad[i] += lambda * d[i];
+    ref_obs(idx, val, n, fixed, stride, p, d, Ad, 0);
+    float dAd = ref_dot(d, Ad, kp);
+    if (!(dAd > 0.0f))
+      break;
+    float a = rs_old / dAd;
+    for (uint32_t i = 0; i < k; i++) {
+      x[i] += a * d[i];
+      r[i] -= a * Ad[i];
+    }
+    float rs_new = ref_dot(r, r, kp);
+    const float beta = rs_new / rs_old;
+    for (uint32_t i = 0; i < k; i++)
+      d[i] = beta * d[i] + r[i];
+    rs_old = rs_new;
+  }
+}
+
+START_TEST(test_cg_bits_match_reference_on_every_isa) {
+  /* Row lengths 0 .. 40 (every tail of the blocks of 4 and 8 observations,
+   * groups of 8 rows with a partial last one, rows that stop at once: an
+   * empty history from x = 0 has a zero residual), k around the 16-float
+   * lanes, strides wider than needed, both confidences, 1 and 3 threads. */
+  const uint32_t ks[] = {1, 5, 16, 17, 37, 64, 100, 256};
+  for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+    const uint32_t k = ks[t], kp = (k + 15) & ~15u, stride = kp + (t % 2 ? 16 : 0);
+    csr_t m, mt;
+    random_csr(&m, 77, 41, 0.25, 100 + t);
+    /* rows 70 .. 76: 0 .. 6 observations (items 0, 1, ...) */
+    for (uint32_t u = 70; u < 77; u++) {
+      m.ptr[u + 1] = m.ptr[u] + (u - 70);
+      for (uint32_t j = 0; j < u - 70; j++) {
+        m.idx[m.ptr[u] + j] = j;
+        m.val[m.ptr[u] + j] = 1.0f + (float)j;
+      }
+    }
+    ck_assert_int_eq(csr_transpose(&m, &mt), 0);
+    params_t p = test_params(k, 3, (int)(t % 2), t % 3 ? 0.5f : 0.0f);
+    const uint32_t nrow[2] = {m.n_rows, mt.n_rows};
+    float *fixed[2], *start[2], *want[2], *got[2];
+    for (int side = 0; side < 2; side++) {
+      const uint32_t nf = nrow[1 - side];
+      size_t rows = (size_t)nrow[side] * stride, fs = (size_t)nf * stride;
+      fixed[side] = calloc(fs, sizeof(float));
+      start[side] = calloc(rows, sizeof(float));
+      want[side] = calloc(rows, sizeof(float));
+      got[side] = calloc(rows, sizeof(float));
+      tu_randn(fixed[side], fs, 40 + t, 0.3f);
+      tu_randn(start[side], rows, 50 + t, 0.1f);
+      for (size_t i = 0; i < fs; i++)
+        if (i % stride >= k)
+          fixed[side][i] = 0.0f;
+      for (size_t i = 0; i < rows; i++)
+        if (i % stride >= k || (side == 0 && i / stride == 70))
+          start[side][i] = 0.0f; /* user 70: no history, x = 0 */
+      const csr_t *obs = side == 0 ? &m : &mt;
+      float *G = malloc((size_t)k * k * sizeof *G);
+      als_gram(fixed[side], nf, k, stride, G);
+      memcpy(want[side], start[side], rows * sizeof(float));
+      for (uint32_t r = 0; r < obs->n_rows; r++) {
+        uint64_t b = obs->ptr[r];
+        ref_cg_row(obs->idx + b, obs->val + b, (size_t)(obs->ptr[r + 1] - b), fixed[side],
+                   stride, G, &p, want[side] + (size_t)r * stride);
+      }
+      free(G);
+    }
+    int ran = 0;
+    for (int isa = 0; isa < ALS_ISA_COUNT; isa++) {
+      if (!als_isa_supported((als_isa_t)isa)) {
+        ck_assert_int_eq(als_update_side_isa(&m, got[0], fixed[0], nrow[1], stride, &p, 1,
+                                             (als_isa_t)isa),
+                         RECD_EINVAL);
+        continue;
+      }
+      ran++;
+      for (uint32_t threads = 1; threads <= 3; threads += 2)
+        for (int side = 0; side < 2; side++) {
+          const csr_t *obs = side == 0 ? &m : &mt;
+          size_t bytes = (size_t)nrow[side] * stride * sizeof(float);
+          memcpy(got[side], start[side], bytes);
+          ck_assert_int_eq(als_update_side_isa(obs, got[side], fixed[side], nrow[1 - side],
+                                               stride, &p, threads, (als_isa_t)isa),
+                           0);
+          ck_assert_msg(memcmp(got[side], want[side], bytes) == 0,
+                        "k %u side %d isa %s threads %u: not the reference's bits", k, side,
+                        als_isa_name((als_isa_t)isa), threads);
+        }
+    }
+    ck_assert_int_ge(ran, 1);
+    for (int side = 0; side < 2; side++) {
+      free(fixed[side]);
+      free(start[side]);
+      free(want[side]);
+      free(got[side]);
+    }
+    csr_free(&m);
+    csr_free(&mt);
+  }
+}
+END_TEST
+
+START_TEST(test_isa_names_and_default) {
+  ck_assert_str_eq(als_isa_name(ALS_ISA_BASELINE), "baseline");
+  ck_assert_str_eq(als_isa_name(ALS_ISA_AVX2), "avx2");
+  ck_assert_str_eq(als_isa_name(ALS_ISA_AVX512), "avx512");
+  ck_assert(als_isa_supported(ALS_ISA_BASELINE));
+  ck_assert(als_isa_supported(als_isa_default()));
+  /* the default is the best the CPU runs unless RECD_ALS_ISA asks */
+  if (getenv("RECD_ALS_ISA") == NULL)
+    for (int isa = als_isa_default() + 1; isa < ALS_ISA_COUNT; isa++)
+      ck_assert(!als_isa_supported((als_isa_t)isa));
+}
+END_TEST
+
 START_TEST(test_rejects_bad_params) {
   csr_t m, mt;
   random_csr(&m, 10, 10, 0.2, 1);
@@ -337,6 +507,8 @@ static Suite *als_suite(void) {
   tcase_add_test(tc, test_foldin_reproduces_trained_user);
   tcase_add_test(tc, test_deterministic_for_seed_and_threads);
   tcase_add_test(tc, test_rejects_bad_params);
+  tcase_add_test(tc, test_cg_bits_match_reference_on_every_isa);
+  tcase_add_test(tc, test_isa_names_and_default);
   suite_add_tcase(s, tc);
   return s;
 }
