@@ -228,7 +228,8 @@ static int foldin__grow_zs(foldin_ws_t *ws, size_t n) {
 
 /* Heapsort of the entries order/conf[0, n) by items[order[j]] ascending:
  * in place (no allocation on the request path), O(n log n). Items are
- * distinct here (duplicates were merged), so the order is total. */
+ * distinct here (duplicates were merged), so the order is total: any
+ * sort gives the same result. */
 static void foldin__sift_item(uint32_t *order, float *conf, const uint32_t *items, size_t root,
                          size_t n) {
   for (;;) {
@@ -250,6 +251,22 @@ static void foldin__sift_item(uint32_t *order, float *conf, const uint32_t *item
 }
 
 static void foldin__sort_by_item(uint32_t *order, float *conf, const uint32_t *items, size_t n) {
+  if (n <= 24) {
+    /* Insertion sort: a short history (most are) sorts in a few dozen
+     * comparisons that the branch predictor mostly gets right. */
+    for (size_t i = 1; i < n; i++) {
+      const uint32_t o = order[i], it = items[o];
+      const float c = conf[i];
+      size_t j = i;
+      for (; j > 0 && items[order[j - 1]] > it; j--) {
+        order[j] = order[j - 1];
+        conf[j] = conf[j - 1];
+      }
+      order[j] = o;
+      conf[j] = c;
+    }
+    return;
+  }
   for (size_t i = n / 2; i-- > 0;)
     foldin__sift_item(order, conf, items, i, n);
   for (size_t end = n; end-- > 1;) {
@@ -876,18 +893,20 @@ static size_t foldin__align(size_t x) {
   return (x + 63) & ~(size_t)63;
 }
 
+/* Three independent chains (one multiply each per step, not three in a
+ * row): it runs on every solve. */
 static uint64_t foldin__fingerprint(const float *Y, const float *G, uint32_t k) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ k;
+  uint64_t hd = 0x9E3779B97F4A7C15ull ^ k, hf = 0xC2B2AE3D27D4EB4Full, hy = 0x165667B19E3779F9ull;
   for (uint32_t a = 0; a < k; a++) {
     uint32_t d, f, y;
     memcpy(&d, G + (size_t)a * k + a, sizeof d);
     memcpy(&f, G + a, sizeof f);
     memcpy(&y, Y + a, sizeof y);
-    h = (h ^ d) * 0x100000001B3ull;
-    h = (h ^ f) * 0x100000001B3ull;
-    h = (h ^ y) * 0x100000001B3ull;
+    hd = (hd ^ d) * 0x100000001B3ull;
+    hf = (hf ^ f) * 0x100000001B3ull;
+    hy = (hy ^ y) * 0x100000001B3ull;
   }
-  return h;
+  return hd ^ (hf * 0xBF58476D1CE4E5B9ull) ^ (hy * 0x94D049BB133111EBull);
 }
 
 /* A basis for k factors in a fresh mapping, or NULL. */
