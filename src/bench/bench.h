@@ -29,6 +29,11 @@ void bench_compare_usage(FILE *fp);
  * differing answers or failure, 2 bad usage). */
 int bench_similar_main(int argc, char **argv);
 void bench_similar_usage(FILE *fp);
+/* Runs `recd-bench foldin` (argv[0] is "foldin"): foldin_solve() timed per
+ * history length, optionally checked against the float64 user step (0, 1
+ * failure, 2 bad usage). */
+int bench_foldin_main(int argc, char **argv);
+void bench_foldin_usage(FILE *fp);
 
 /* Monotonic clock in microseconds (CLOCK_MONOTONIC: immune to wall-clock
  * steps, which a benchmark running for minutes may well see). */

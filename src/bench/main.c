@@ -3,6 +3,7 @@
  *   recd-bench kernel --model FILE [options]   in-process serving kernel
  *   recd-bench e2e --port P [options]           requests to a running daemon
  *   recd-bench similar --model FILE [options]   SIMILAR's passes in-process
+ *   recd-bench foldin --model FILE [options]    the fold-in alone, per history length
  *
  * Each mode is a subcommand with its own options, in its own file
  * (kernel.c, ...), dispatched from the table below; a new mode (the
@@ -29,6 +30,8 @@ static const bench_cmd_t bench_cmds[] = {
    "recd's scoring + top-k on given query vectors, for bench/compare"},
   {"similar", bench_similar_main, bench_similar_usage,
    "SIMILAR in-process: the float pass against the int8 pass, same answers"},
+  {"foldin", bench_foldin_main, bench_foldin_usage,
+   "the fold-in alone per history length (real or random histories), checked"},
 };
 #define BENCH_N_CMDS (sizeof bench_cmds / sizeof *bench_cmds)
 
