@@ -86,7 +86,8 @@ static long redis_io__times(const redisReply *r, const char *prefix, const char 
     }
     (*times)[n++] = (redis_io__time_t){item->str, item->len, t};
   }
-  qsort(*times, n, sizeof **times, redis_io__time_cmp);
+  if (n > 1) /* qsort(NULL, 0, ...) is undefined: an empty time key */
+    qsort(*times, n, sizeof **times, redis_io__time_cmp);
   return (long)n;
 }
 
