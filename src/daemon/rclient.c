@@ -583,20 +583,24 @@ static void rclient__pref_bad(rclient__req_t *r, const redisReply *f, const redi
   r->pref_bad[o] = '\0';
 }
 
+/* Whether a fetch reply is the array it should be. Otherwise it is
+ * counted: WRONGTYPE or another type is an anomaly (the storefront wrote
+ * something else under our key), any other error fails the request. */
+static int rclient__is_array(rclient__req_t *r, const redisReply *rep) {
+  if (rep->type == REDIS_REPLY_ARRAY)
+    return 1;
+  if (rep->type == REDIS_REPLY_ERROR && !rclient__is_wrongtype(rep))
+    rclient__req_fail_reply(r, rep);
+  else
+    r->anomalies++;
+  return 0;
+}
+
 /* Parses the HGETALL reply into r (copying what must outlive the reply). */
 static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
   rclient_t *c = r->c;
-  if (rep->type == REDIS_REPLY_ERROR) {
-    if (rclient__is_wrongtype(rep))
-      r->anomalies++;
-    else
-      rclient__req_fail_reply(r, rep);
+  if (!rclient__is_array(r, rep))
     return;
-  }
-  if (rep->type != REDIS_REPLY_ARRAY) {
-    r->anomalies++;
-    return;
-  }
   size_t npairs = rep->elements / 2, bytes = 0;
   if (rep->elements % 2)
     r->anomalies++;
@@ -657,17 +661,8 @@ static void rclient__parse_prefs(rclient__req_t *r, const redisReply *rep) {
 #define RCLIENT__VAL_MAX 1024
 static void rclient__copy_strs(rclient__req_t *r, const redisReply *rep, int pairs,
                                rclient__strs_t *out) {
-  if (rep->type == REDIS_REPLY_ERROR) {
-    if (rclient__is_wrongtype(rep))
-      r->anomalies++;
-    else
-      rclient__req_fail_reply(r, rep);
+  if (!rclient__is_array(r, rep))
     return;
-  }
-  if (rep->type != REDIS_REPLY_ARRAY) {
-    r->anomalies++;
-    return;
-  }
   const size_t step = pairs ? 2 : 1;
   if (pairs && rep->elements % 2)
     r->anomalies++;
@@ -729,17 +724,8 @@ static int rclient__time_cmp(const void *a, const void *b) {
  * nan) is skipped as an anomaly; its item is then untimed, which keeps its
  * weight. Errors as rclient__copy_strs. */
 static void rclient__parse_times(rclient__req_t *r, const redisReply *rep) {
-  if (rep->type == REDIS_REPLY_ERROR) {
-    if (rclient__is_wrongtype(rep))
-      r->anomalies++;
-    else
-      rclient__req_fail_reply(r, rep);
+  if (!rclient__is_array(r, rep))
     return;
-  }
-  if (rep->type != REDIS_REPLY_ARRAY) {
-    r->anomalies++;
-    return;
-  }
   const size_t npairs = rep->elements / 2;
   if (rep->elements % 2)
     r->anomalies++;
