@@ -107,4 +107,13 @@ int foldin_factor(const float *Y, size_t ldy, const float *YtY, const params_t *
  * kept, at most four, and replaced oldest first). For tests and tools. */
 void foldin_cache_clear(void);
 
+/* Drops the cached eigenbases (with their row and answer caches) of solves
+ * against this YtY: model_free() calls it, so that a reloaded model's
+ * caches do not outlive it (a basis still in use goes when its last solve
+ * ends). A no-op when none is cached. */
+void foldin_forget(const float *YtY);
+
+/* The eigenbases cached now (at most four). For tests and tools. */
+int foldin_cache_bases(void);
+
 #endif

@@ -835,6 +835,7 @@ typedef struct foldin__basis {
   uint64_t fp;     /* foldin__fingerprint of G when built */
   int state;       /* FOLDIN__*, under foldin__lock */
   unsigned users;  /* solves holding it, under foldin__lock */
+  int dead;        /* its model was freed: unmapped by the last user */
   uint64_t used_at;
   size_t bytes;    /* of the mapping that starts with this struct */
   uint32_t kp;     /* foldin__kp(k): the stride of F and z */
@@ -957,6 +958,13 @@ static foldin__basis_t *foldin__map(uint32_t k) {
   return B;
 }
 
+/* Removes B from the registry; the caller holds foldin__lock. */
+static void foldin__unlist(const foldin__basis_t *B) {
+  for (int i = 0; i < FOLDIN__BASES; i++)
+    if (foldin__bases[i] == B)
+      foldin__bases[i] = NULL;
+}
+
 static void foldin__unmap(foldin__basis_t *B) {
   if (B != NULL)
     munmap(B, B->bytes);
@@ -1010,7 +1018,7 @@ static foldin__basis_t *foldin__acquire(const float *Y, size_t ldy, const float 
     int slot = -1;
     for (int i = 0; i < FOLDIN__BASES; i++) {
       const foldin__basis_t *c = foldin__bases[i];
-      if (c != NULL && c->Y == Y && c->G == G && c->ldy == ldy && c->k == k) {
+      if (c != NULL && !c->dead && c->Y == Y && c->G == G && c->ldy == ldy && c->k == k) {
         slot = i;
         break;
       }
@@ -1077,10 +1085,13 @@ static foldin__basis_t *foldin__acquire(const float *Y, size_t ldy, const float 
   const int ok = foldin__build(B, G);
   pthread_mutex_lock(&foldin__lock);
   B->state = ok ? FOLDIN__READY : FOLDIN__FAILED;
-  if (!ok)
-    B->users--;
+  const int drop = !ok && --B->users == 0 && B->dead;
+  if (drop)
+    foldin__unlist(B);
   pthread_cond_broadcast(&foldin__built);
   pthread_mutex_unlock(&foldin__lock);
+  if (drop)
+    foldin__unmap(B);
   return ok ? B : NULL;
 }
 
@@ -1088,8 +1099,41 @@ static void foldin__release(foldin__basis_t *B) {
   if (B == NULL)
     return;
   pthread_mutex_lock(&foldin__lock);
-  B->users--;
+  const int last = --B->users == 0 && B->dead;
+  if (last)
+    foldin__unlist(B);
   pthread_mutex_unlock(&foldin__lock);
+  if (last)
+    foldin__unmap(B);
+}
+
+int foldin_cache_bases(void) {
+  int n = 0;
+  pthread_mutex_lock(&foldin__lock);
+  for (int i = 0; i < FOLDIN__BASES; i++)
+    n += foldin__bases[i] != NULL;
+  pthread_mutex_unlock(&foldin__lock);
+  return n;
+}
+
+void foldin_forget(const float *YtY) {
+  foldin__basis_t *drop[FOLDIN__BASES];
+  int n = 0;
+  pthread_mutex_lock(&foldin__lock);
+  for (int i = 0; i < FOLDIN__BASES; i++) {
+    foldin__basis_t *c = foldin__bases[i];
+    if (c == NULL || c->G != YtY)
+      continue;
+    if (c->users == 0 && c->state != FOLDIN__BUILDING) {
+      foldin__bases[i] = NULL;
+      drop[n++] = c;
+    } else {
+      c->dead = 1; /* its last foldin__release() unmaps it */
+    }
+  }
+  pthread_mutex_unlock(&foldin__lock);
+  for (int i = 0; i < n; i++)
+    foldin__unmap(drop[i]);
 }
 
 void foldin_cache_clear(void) {

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "recd/foldin.h"
 #include "recd/idmap.h"
 
 struct model {
@@ -583,6 +584,7 @@ int model_load_buffer(model_t **out, const void *data, size_t len, char *errbuf)
 void model_free(model_t *m) {
   if (m == NULL)
     return;
+  foldin_forget(model_gram(m)); /* its fold-in caches die with it */
   idmap_free(m->ids);
   idmap_free(m->cats);
   idmap_free(m->grps);

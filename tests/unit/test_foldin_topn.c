@@ -612,6 +612,50 @@ START_TEST(test_registry_turns_and_reuse) {
 }
 END_TEST
 
+/* A freed model's basis goes with it (model_free() -> foldin_forget()),
+ * the others stay, and the next solve against it rebuilds the same bits. */
+START_TEST(test_forget_drops_one_model) {
+  const uint32_t N = 500, k = 16;
+  float *Y[2], *G[2], x0[16], x[16];
+  params_t p = {.factors = k, .conf_mode = PARAMS_CONF_LOG, .lambda = 0.12f, .alpha = 0.3f,
+                .eps = 1.0f, .reg_exponent = 1.0f};
+  for (int i = 0; i < 2; i++) {
+    Y[i] = malloc((size_t)N * k * sizeof *Y[i]);
+    tu_randn(Y[i], (size_t)N * k, 70 + (uint64_t)i, 0.3f);
+    G[i] = gram(Y[i], N, k, k);
+  }
+  uint32_t items[30];
+  float w[30];
+  uint8_t *mark = calloc(N, 1);
+  rng_t r;
+  rng_seed(&r, 21);
+  random_history(&r, N, 30, items, w, mark);
+  foldin_cache_clear();
+  ck_assert_int_eq(foldin_cache_bases(), 0);
+  foldin_ws_t ws;
+  ck_assert_int_eq(foldin_ws_init(&ws, k), 0);
+  size_t used;
+  ck_assert_int_eq(foldin_solve(Y[0], k, G[0], &p, items, w, 30, 0, x0, &used, &ws), 0);
+  ck_assert_int_eq(foldin_solve(Y[1], k, G[1], &p, items, w, 30, 0, x, &used, &ws), 0);
+  ck_assert_int_eq(foldin_cache_bases(), 2);
+  foldin_forget(G[0]);
+  ck_assert_int_eq(foldin_cache_bases(), 1);
+  foldin_forget(G[0]); /* nothing left of it: a no-op */
+  ck_assert_int_eq(foldin_cache_bases(), 1);
+  ck_assert_int_eq(foldin_solve(Y[0], k, G[0], &p, items, w, 30, 0, x, &used, &ws), 0);
+  ck_assert_int_eq(memcmp(x, x0, sizeof x), 0);
+  ck_assert_int_eq(foldin_cache_bases(), 2);
+  foldin_ws_free(&ws);
+  foldin_cache_clear();
+  ck_assert_int_eq(foldin_cache_bases(), 0);
+  free(mark);
+  for (int i = 0; i < 2; i++) {
+    free(Y[i]);
+    free(G[i]);
+  }
+}
+END_TEST
+
 static Suite *topn_suite(void) {
   Suite *s = suite_create("foldin_topn");
   TCase *tc = tcase_create("core");
@@ -622,6 +666,7 @@ static Suite *topn_suite(void) {
   tcase_add_test(tc, test_cholesky_fallback);
   tcase_add_test(tc, test_threads_share_the_basis);
   tcase_add_test(tc, test_registry_turns_and_reuse);
+  tcase_add_test(tc, test_forget_drops_one_model);
   suite_add_tcase(s, tc);
   return s;
 }
