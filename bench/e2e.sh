@@ -156,7 +156,7 @@ run_k_ratio() { # name csv
   local m256 m64
   m256=$(printf '%s\n' "${r256[@]}" | sort -n | sed -n 2p)
   m64=$(printf '%s\n' "${r64[@]}" | sort -n | sed -n 2p)
-  echo "| $name: k=256 ${r256[*]} / k=64 ${r64[*]} | 50 | $(awk "BEGIN { printf \"%.2fx\", $m256 / $m64 }") of k=64 (medians) | | | |"
+  echo "| $name: k=256 ${r256[*]} / k=64 ${r64[*]} | 50 | $(awk "BEGIN { r = $m256 / $m64; printf \"%.2fx of k=64 (medians; target 0.7x: %s)\", r, r >= 0.7 ? \"met\" : \"missed\" }") | | | |"
 }
 
 echo "| case | connections | RECOMMEND/s (SIMILAR/s) | p50 us | p99 us | p99.9 us |"

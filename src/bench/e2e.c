@@ -1,4 +1,5 @@
-/* e2e.c - `recd-bench e2e`: RECOMMEND (or SIMILAR) against a running recd.
+/* e2e.c - `recd-bench e2e`: RECOMMEND (or SIMILAR, RANK, FEEDBACK) against
+ * a running recd.
  *
  * One thread, one libuv loop, C hiredis async connections (the libuv
  * adapter), each keeping P requests in flight until N have been answered:
@@ -9,7 +10,12 @@
  * --history and --args add the storefront rules' options (a cart, caps,
  * promoted slots) to every request, to measure what they cost. --similar
  * sends SIMILAR <item> COUNT c for random items instead (a product page),
- * to set SIMILAR's latency next to RECOMMEND's on the same daemon.
+ * to set SIMILAR's latency next to RECOMMEND's on the same daemon; --rank N
+ * sends RANK <user> with N random items of the catalogue (a category page
+ * re-ordered), --feedback FEEDBACK <user> <item> TYPE click (a write: the
+ * history ZSET, its time and the outcome counters, one Lua script in
+ * Redis). An error reply counts as an error for every command; RECOMMEND,
+ * SIMILAR and RANK must also answer an array.
  */
 #include <getopt.h>
 #include <hiredis/async.h>
@@ -31,6 +37,8 @@
 #include "recd/dataset.h"
 #include "recd/rng.h"
 
+#define E2E_RANK_MAX 1000 /* RANK's items per request */
+
 typedef struct e2e {
   const char *host;
   uint32_t port, conns, pipeline, count;
@@ -43,6 +51,8 @@ typedef struct e2e {
   size_t n_items;
   uint32_t history;       /* HISTORY n random items per request (0 = none) */
   int similar;            /* SIMILAR <item> instead of RECOMMEND <user> */
+  uint32_t rank;          /* RANK <user> with this many random items (0 = off) */
+  int feedback;           /* FEEDBACK <user> <item> TYPE click */
   uint32_t n_synth;       /* --items: SIMILAR's items are i0 .. i<n-1> */
   char *args;             /* more options, split into words */
   char *words[64];
@@ -89,7 +99,11 @@ void bench_e2e_usage(FILE *fp) {
 "  --similar           SIMILAR <item> COUNT <c> [WORDS] for random items: those of\n"
 "                      --users-csv, or i0 .. i<N-1> with --items N\n"
 "  --items N           the catalogue's ids are i0 .. i<N-1> (recd-train\n"
-"                      --synthetic N), for --similar without --users-csv\n");
+"                      --synthetic N), for --similar without --users-csv\n"
+"  --rank N            RANK <user> <N random items> [HISTORY ...] [WORDS] instead\n"
+"                      (items as for --similar; N at most 1000)\n"
+"  --feedback          FEEDBACK <user> <random item> TYPE click instead (writes\n"
+"                      to the customers' histories in Redis)\n");
 }
 
 static void e2e__send(e2e_conn_t *c);
@@ -101,9 +115,10 @@ static void e2e__on_reply(redisAsyncContext *ac, void *r, void *priv) {
   e2e_t *b = c->b;
   redisReply *reply = r;
   double now = bench_now_us();
-  if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+  if (reply == NULL || reply->type == REDIS_REPLY_ERROR ||
+      (!b->feedback && reply->type != REDIS_REPLY_ARRAY))
     b->errors++;
-  else if (reply->elements == 0)
+  else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 0)
     b->empty++;
   if (b->done < b->requests)
     b->lat[b->done] = now - q->sent_us;
@@ -129,7 +144,7 @@ static void e2e__send(e2e_conn_t *c) {
   q->sent_us = bench_now_us();
   char ubuf[32];
   const char *user = ubuf;
-  if (b->similar) {
+  if (b->similar) { /* the catalogue's items: the CSV's, or i0 .. i<n-1> */
     if (b->n_items > 0)
       user = b->items[rng_below(&b->rng, b->n_items)];
     else
@@ -140,15 +155,33 @@ static void e2e__send(e2e_conn_t *c) {
     snprintf(ubuf, sizeof ubuf, "u%u", (unsigned)rng_below(&b->rng, 10000));
   }
   b->sent++;
-  /* RECOMMEND user COUNT c [HISTORY n item...] [words...] */
-  const char *argv[4 + 2 + 256 + 64];
+  /* RECOMMEND user COUNT c [HISTORY n item...] [words...], or RANK user
+   * item... [HISTORY ...] [words...], or FEEDBACK user item TYPE click */
+  const char *argv[4 + 2 + 256 + 64 + E2E_RANK_MAX];
+  char ibuf[E2E_RANK_MAX][16];
   size_t argc = 0;
   char cbuf[16], hbuf[16];
   snprintf(cbuf, sizeof cbuf, "%u", b->count);
-  argv[argc++] = b->similar ? "SIMILAR" : "RECOMMEND";
+  argv[argc++] = b->feedback ? "FEEDBACK" : b->rank ? "RANK" : b->similar ? "SIMILAR" : "RECOMMEND";
   argv[argc++] = user;
-  argv[argc++] = "COUNT";
-  argv[argc++] = cbuf;
+  if (b->rank || b->feedback) {
+    const uint32_t n = b->feedback ? 1 : b->rank;
+    for (uint32_t j = 0; j < n; j++) {
+      if (b->n_items > 0) {
+        argv[argc++] = b->items[rng_below(&b->rng, b->n_items)];
+      } else {
+        snprintf(ibuf[j], sizeof ibuf[j], "i%u", (unsigned)rng_below(&b->rng, b->n_synth));
+        argv[argc++] = ibuf[j];
+      }
+    }
+    if (b->feedback) {
+      argv[argc++] = "TYPE";
+      argv[argc++] = "click";
+    }
+  } else {
+    argv[argc++] = "COUNT";
+    argv[argc++] = cbuf;
+  }
   if (b->history > 0) {
     snprintf(hbuf, sizeof hbuf, "%u", b->history);
     argv[argc++] = "HISTORY";
@@ -206,6 +239,7 @@ int bench_e2e_main(int argc, char **argv) {
     {"users-csv", required_argument, NULL, 'u'}, {"seed", required_argument, NULL, 's'},
     {"history", required_argument, NULL, 'y'}, {"args", required_argument, NULL, 'a'},
     {"similar", no_argument, NULL, 'S'}, {"items", required_argument, NULL, 'I'},
+    {"rank", required_argument, NULL, 'R'}, {"feedback", no_argument, NULL, 'F'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   e2e_t b = {.host = "127.0.0.1", .port = 7070, .conns = 1, .pipeline = 1, .count = 10,
              .requests = 10000, .seed = 1};
@@ -228,6 +262,8 @@ int bench_e2e_main(int argc, char **argv) {
     case 'y': bad = bench_opt_u32("e2e", "history", optarg, 0, 256, &b.history); break;
     case 'a': b.args = optarg; break;
     case 'S': b.similar = 1; break;
+    case 'R': bad = bench_opt_u32("e2e", "rank", optarg, 1, E2E_RANK_MAX, &b.rank); break;
+    case 'F': b.feedback = 1; break;
     case 'I': bad = bench_opt_u32("e2e", "items", optarg, 1, 100000000, &b.n_synth); break;
     case 'h': bench_e2e_usage(stdout); return 0;
     default:
@@ -244,6 +280,18 @@ int bench_e2e_main(int argc, char **argv) {
   if (b.similar && (b.history > 0 || (b.users_csv == NULL && b.n_synth == 0))) {
     fprintf(stderr, "recd-bench e2e: --similar needs --users-csv or --items (and takes no "
                     "--history)\n");
+    return 2;
+  }
+  if (b.similar + (b.rank > 0) + b.feedback > 1) {
+    fprintf(stderr, "recd-bench e2e: --similar, --rank and --feedback: one at a time\n");
+    return 2;
+  }
+  if ((b.rank > 0 || b.feedback) && b.users_csv == NULL && b.n_synth == 0) {
+    fprintf(stderr, "recd-bench e2e: --rank and --feedback need --users-csv or --items\n");
+    return 2;
+  }
+  if (b.feedback && (b.history > 0 || b.args != NULL)) {
+    fprintf(stderr, "recd-bench e2e: --feedback takes no --history or --args\n");
     return 2;
   }
   if (b.users_csv != NULL && e2e__load_users(&b) != 0)
@@ -295,8 +343,9 @@ int bench_e2e_main(int argc, char **argv) {
   bench_summary_t s;
   bench_summarize(b.lat, (size_t)n, &s);
   double secs = (b.t1 - b.t0) / 1e6;
+  const char *what = b.feedback ? "FEEDBACK" : b.rank ? "RANK" : b.similar ? "SIMILAR" : "RECOMMEND";
   printf("recd-bench e2e: %llu %s requests, %u connections, pipeline %u, COUNT %u, %s\n",
-         (unsigned long long)n, b.similar ? "SIMILAR" : "RECOMMEND", b.conns, b.pipeline, b.count,
+         (unsigned long long)n, what, b.conns, b.pipeline, b.count,
          b.similar ? "random items" : b.n_users ? "sampled users" : "unknown users (popular path)");
   printf("  throughput %.0f requests/s over %.2f s; %llu errors, %llu empty answers\n",
          (double)n / secs, secs, (unsigned long long)b.errors, (unsigned long long)b.empty);
