@@ -43,6 +43,11 @@ typedef enum config__type {
 /* Row flags. */
 #define CONFIG__SECRET 1u   /* a password: redacted in dumps, hidden by INFO */
 #define CONFIG__PATH 2u     /* a file system path (only changes --help) */
+/* CONFIG SET may change it while the daemon runs (config_set_runtime):
+ * only keys read on the loop thread, per request or per event, and copied
+ * by nothing at start-up, so that a new value takes effect for the next
+ * request and nothing keeps the old one (see config_cmd.c). */
+#define CONFIG__RUNTIME 4u
 
 typedef struct config__def {
   const char *name;          /* the key, lower case, as in DESIGN.md */
@@ -82,6 +87,11 @@ static const char *const config__unknown_items[] = {"count", "warn", NULL};
   CONFIG__ROW(name, CONFIG__STRING, field, deflt, min, max, NULL, flags, help)
 #define CONFIG__DBL_ROW(name, field, deflt, min, max, help) \
   CONFIG__ROW(name, CONFIG__DOUBLE, field, deflt, min, max, NULL, 0, help)
+/* The same rows for keys CONFIG SET may change (CONFIG__RUNTIME). */
+#define CONFIG__INT_RT_ROW(name, field, deflt, min, max, help) \
+  CONFIG__ROW(name, CONFIG__INT, field, deflt, min, max, NULL, CONFIG__RUNTIME, help)
+#define CONFIG__DBL_RT_ROW(name, field, deflt, min, max, help) \
+  CONFIG__ROW(name, CONFIG__DOUBLE, field, deflt, min, max, NULL, CONFIG__RUNTIME, help)
 
 /* Bounds policy: every limit has a floor that keeps the daemon usable (a
  * command must fit in the query buffer, a reply in the output buffer) and a
@@ -98,11 +108,12 @@ static const config__def_t config__defs[] = {
                   "Unix socket for RESP clients; empty = none"),
   CONFIG__ROW("unixsocketperm", CONFIG__OCTAL, unixsocketperm, "700", 0, 0777, NULL, 0,
               "permissions of the Unix socket, octal (700 = owner only)"),
-  CONFIG__STR_ROW("requirepass", requirepass, "", 0, CONFIG__PASS_MAX, CONFIG__SECRET,
+  CONFIG__STR_ROW("requirepass", requirepass, "", 0, CONFIG__PASS_MAX,
+                  CONFIG__SECRET | CONFIG__RUNTIME,
                   "password clients must give with AUTH; empty = no AUTH"),
-  CONFIG__INT_ROW("maxclients", maxclients, "10000", 1, 1000000,
+  CONFIG__INT_RT_ROW("maxclients", maxclients, "10000", 1, 1000000,
                   "most clients connected at once (keep below the fd limit)"),
-  CONFIG__INT_ROW("timeout", timeout, "0", 0, 31536000,
+  CONFIG__INT_RT_ROW("timeout", timeout, "0", 0, 31536000,
                   "close a client idle for this many seconds; 0 = never"),
   CONFIG__SIZE_ROW("max-request-bytes", max_request_bytes, "1mb", CONFIG__KB,
                    CONFIG__GB, "query buffer per client; a client sending a "
@@ -119,11 +130,12 @@ static const config__def_t config__defs[] = {
   CONFIG__STR_ROW("models-dir", models_dir, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
                   "the only directory MODEL RELOAD <path> may load from; "
                   "empty = the directory of model"),
-  CONFIG__INT_ROW("history-limit", history_limit, "500", 1, 100000,
+  CONFIG__INT_RT_ROW("history-limit", history_limit, "500", 1, 100000,
                   "strongest history items folded into a customer's vector"),
-  CONFIG__INT_ROW("max-count", max_count, "1000", 1, 100000,
+  CONFIG__INT_RT_ROW("max-count", max_count, "1000", 1, 100000,
                   "largest COUNT (and OFFSET + COUNT) a request may ask for"),
-  CONFIG__ROW("exclude-history", CONFIG__BOOL, exclude_history, "yes", 0, 1, NULL, 0,
+  CONFIG__ROW("exclude-history", CONFIG__BOOL, exclude_history, "yes", 0, 1, NULL,
+              CONFIG__RUNTIME,
               "never recommend items already in the customer's history"),
   CONFIG__INT_ROW("workers", workers, "2", 1, 256, "scoring threads"),
   CONFIG__INT_ROW("scan-split-items", scan_split_items, "200000", 0, 2147483647,
@@ -140,10 +152,10 @@ static const config__def_t config__defs[] = {
                   CONFIG__SECRET, "password recd gives Redis with AUTH; empty = none"),
   CONFIG__STR_ROW("key-prefix", key_prefix, "recd:", 1, 128, 0,
                   "prefix of every Redis key recd reads and writes"),
-  CONFIG__INT_ROW("redis-timeout-ms", redis_timeout_ms, "50", 1, 60000,
+  CONFIG__INT_RT_ROW("redis-timeout-ms", redis_timeout_ms, "50", 1, 60000,
                   "a request's deadline for its Redis round trip; after it the "
                   "answer is degraded (popular items)"),
-  CONFIG__INT_ROW("feedback-timeout-ms", feedback_timeout_ms, "1000", 1, 60000,
+  CONFIG__INT_RT_ROW("feedback-timeout-ms", feedback_timeout_ms, "1000", 1, 60000,
                   "FEEDBACK's deadline for its ZINCRBY; after it the client gets an error "
                   "and the interaction may or may not have been recorded"),
   CONFIG__INT_ROW("redis-reconnect-max-ms", redis_reconnect_max_ms, "2000", 10, 600000,
@@ -157,20 +169,21 @@ static const config__def_t config__defs[] = {
               "count in every impression how often the item was shown since its last "
               "outcome, for SHOWNLIMIT (implied by a shown-limit; costs Redis a read of "
               "the shown items per answer)"),
-  CONFIG__INT_ROW("shown-limit", shown_limit, "0", 0, 1000000,
+  CONFIG__INT_RT_ROW("shown-limit", shown_limit, "0", 0, 1000000,
                   "leave out items shown to the customer this many times within the "
                   "attribution window without a click, cart or purchase (0 = off; "
                   "SHOWNLIMIT n)"),
-  CONFIG__INT_ROW("max-per-category", max_per_category, "0", 0, 100000,
+  CONFIG__INT_RT_ROW("max-per-category", max_per_category, "0", 0, 100000,
                   "at most this many items of one category per answer (0 = off; "
                   "MAXPERCATEGORY n)"),
-  CONFIG__INT_ROW("promote-slots", promote_slots, "0", 0, 100000,
+  CONFIG__INT_RT_ROW("promote-slots", promote_slots, "0", 0, 100000,
                   "slots 2, 4, ... of an answer given to promoted items (0 = off; "
                   "PROMOTE n)"),
-  CONFIG__ROW("one-per-group", CONFIG__BOOL, one_per_group, "no", 0, 1, NULL, 0,
+  CONFIG__ROW("one-per-group", CONFIG__BOOL, one_per_group, "no", 0, 1, NULL,
+              CONFIG__RUNTIME,
               "at most one item of a product family per answer (ONEPERGROUP)"),
   CONFIG__ROW("exclude-bought-groups", CONFIG__BOOL, exclude_bought_groups, "no", 0, 1, NULL,
-              0, "leave out the product families of the customer's history"),
+              CONFIG__RUNTIME, "leave out the product families of the customer's history"),
   /* experiments and outcomes */
   CONFIG__ROW("variant", CONFIG__VARIANTS, variants, "", 0, CONFIG_VARIANT_MAX, NULL,
               CONFIG__PATH,
@@ -187,12 +200,12 @@ static const config__def_t config__defs[] = {
                   "seconds an impression is kept and can explain a later outcome"),
   CONFIG__INT_ROW("impressions-max", impressions_max, "200", 1, 100000,
                   "most impressions kept per customer"),
-  CONFIG__DBL_ROW("feedback-weight-purchase", feedback_weight_purchase, "1", 0,
+  CONFIG__DBL_RT_ROW("feedback-weight-purchase", feedback_weight_purchase, "1", 0,
                   1000000000, "history weight FEEDBACK ... TYPE purchase adds without "
                   "WEIGHT; 0 = counted as an outcome, history unchanged"),
-  CONFIG__DBL_ROW("feedback-weight-cart", feedback_weight_cart, "0.5", 0, 1000000000,
+  CONFIG__DBL_RT_ROW("feedback-weight-cart", feedback_weight_cart, "0.5", 0, 1000000000,
                   "history weight of FEEDBACK ... TYPE cart (0 = outcome only)"),
-  CONFIG__DBL_ROW("feedback-weight-click", feedback_weight_click, "0.1", 0, 1000000000,
+  CONFIG__DBL_RT_ROW("feedback-weight-click", feedback_weight_click, "0.1", 0, 1000000000,
                   "history weight of FEEDBACK ... TYPE click (0 = outcome only)"),
   /* DESIGN.md names a weight for every type; "not interested" can only
    * leave the history alone (implicit feedback has no negative weight), so
@@ -203,7 +216,7 @@ static const config__def_t config__defs[] = {
   CONFIG__DBL_ROW("feedback-weight-unhide", feedback_weight_unhide, "0", 0, 0,
                   "history weight of FEEDBACK ... TYPE unhide: always 0"),
   CONFIG__ROW("feedback-unknown-items", CONFIG__ENUM, feedback_unknown_items, "count", 0, 1,
-              config__unknown_items, 0,
+              config__unknown_items, CONFIG__RUNTIME,
               "FEEDBACK for an item the model does not know: count (INFO) or warn (count and "
               "log once per item)"),
   CONFIG__INT_ROW("experiment-refresh-ms", experiment_refresh_ms, "2000", 100, 3600000,
@@ -212,7 +225,8 @@ static const config__def_t config__defs[] = {
   /* operations */
   CONFIG__INT_ROW("metrics-port", metrics_port, "0", 0, 65535,
                   "HTTP port for GET /metrics and /healthz; 0 = off"),
-  CONFIG__ROW("loglevel", CONFIG__ENUM, loglevel, "notice", 0, 3, config__loglevels, 0,
+  CONFIG__ROW("loglevel", CONFIG__ENUM, loglevel, "notice", 0, 3, config__loglevels,
+              CONFIG__RUNTIME,
               "least severe level logged"),
   CONFIG__STR_ROW("pidfile", pidfile, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
                   "file the daemon writes its pid to; empty = none"),
@@ -1550,4 +1564,87 @@ const char *config_name(size_t i) {
 
 bool config_is_secret(size_t i) {
   return i < CONFIG__NDEFS && (config__defs[i].flags & CONFIG__SECRET) != 0;
+}
+
+bool config_is_runtime(size_t i) {
+  return i < CONFIG__NDEFS && (config__defs[i].flags & CONFIG__RUNTIME) != 0;
+}
+
+/* Bytes of d's field in config_t. Only the scalar and string types: a list
+ * (bind, variant) is never a run-time key. */
+static size_t config__scalar_size(const config__def_t *d) {
+  switch (d->type) {
+  case CONFIG__INT:
+  case CONFIG__ENUM:
+    return sizeof(int);
+  case CONFIG__SIZE:
+    return sizeof(size_t);
+  case CONFIG__BOOL:
+    return sizeof(bool);
+  case CONFIG__OCTAL:
+    return sizeof(unsigned);
+  case CONFIG__STRING:
+    return sizeof(char *);
+  case CONFIG__DOUBLE:
+    return sizeof(double);
+  case CONFIG__ADDRS:
+  case CONFIG__VARIANTS:
+    break;
+  }
+  return 0;
+}
+
+int config_set_runtime(config_t *cfg, size_t n, const char *const *kv, const size_t *kvlen,
+                       config_check_fn check, void *arg, char *errbuf) {
+  char show[CONFIG__SHOW_BUF];
+  /* First every name: known, changeable now, given once. Distinct keys are
+   * table rows, so there are at most CONFIG__NDEFS of them. */
+  const config__def_t *defs[CONFIG__NDEFS];
+  for (size_t i = 0; i < n; i++) {
+    const char *key = kv[2 * i];
+    const size_t klen = kvlen[2 * i];
+    const config__def_t *d = config__find(key, klen);
+    config__show(key, klen, show);
+    if (d == NULL)
+      return recd_errf(errbuf, RECD_ENOTFOUND, "unknown key '%s'", show);
+    if (!(d->flags & CONFIG__RUNTIME) || config__scalar_size(d) == 0)
+      return recd_errf(errbuf, RECD_EINVAL, "'%s' cannot change at run time; restart recd",
+                       d->name);
+    for (size_t j = 0; j < i; j++)
+      if (defs[j] == d)
+        return recd_errf(errbuf, RECD_EINVAL, "'%s' is given twice", d->name);
+    defs[i] = d;
+  }
+  /* Then every value, into a shallow copy: the strings of the keys being
+   * set start out NULL in it, so that the setter frees nothing the running
+   * config still points to. */
+  config_t next = *cfg;
+  for (size_t i = 0; i < n; i++)
+    if (defs[i]->type == CONFIG__STRING)
+      *(char **)config__field(&next, defs[i]) = NULL;
+  int err = 0;
+  for (size_t i = 0; i < n && err == 0; i++) {
+    const char *v = kv[2 * i + 1];
+    err = config__apply(&next, defs[i], 1, &v, &kvlen[2 * i + 1], "", defs[i]->name, errbuf);
+  }
+  if (err == 0)
+    err = config_validate(&next, errbuf);
+  if (err == 0 && check != NULL)
+    err = check(&next, arg, errbuf);
+  for (size_t i = 0; i < n; i++) {
+    if (defs[i]->type != CONFIG__STRING)
+      continue;
+    /* On failure the new strings go; on success the old ones. */
+    char **f = (char **)config__field(err == 0 ? cfg : &next, defs[i]);
+    free(*f);
+    *f = NULL;
+  }
+  if (err != 0)
+    return err;
+  /* Only the fields of the keys set are written: the rest of the running
+   * config is not touched at all. */
+  for (size_t i = 0; i < n; i++)
+    memcpy(config__field(cfg, defs[i]), config__cfield(&next, defs[i]),
+           config__scalar_size(defs[i]));
+  return 0;
 }

@@ -276,4 +276,26 @@ const char *config_name(size_t i);
 /* Whether the value of key i must not be shown to clients (passwords). */
 bool config_is_secret(size_t i);
 
+/* Whether key i may change while the daemon runs (CONFIG SET): a flag of
+ * its row in config.c's table. */
+bool config_is_runtime(size_t i);
+
+/* A rule of the caller's on a candidate config (e.g. what the running
+ * daemon was started with): 0, or an error code with the message in
+ * errbuf. */
+typedef int (*config_check_fn)(const config_t *next, void *arg, char *errbuf);
+
+/* CONFIG SET: applies n (key, value) pairs, kv[2i] = key and kv[2i + 1] =
+ * value with their lengths in kvlen (binary safe), all or nothing. Every
+ * key must be known ("unknown key 'x'"), changeable at run time ("'port'
+ * cannot change at run time; restart recd") and given once ("'x' is given
+ * twice"); every value is read by the very parser of recd.conf (the same
+ * messages: "max-count: expected an integer in [1, 100000], got 'x'"),
+ * then config_validate() and `check` (may be NULL) judge the result. Only
+ * when all of that passes are the keys' fields written (and nothing else
+ * of *cfg); on any error *cfg is unchanged. Returns 0, RECD_ENOTFOUND,
+ * RECD_EINVAL / RECD_ERANGE, RECD_ENOMEM or check's error. */
+int config_set_runtime(config_t *cfg, size_t n, const char *const *kv, const size_t *kvlen,
+                       config_check_fn check, void *arg, char *errbuf);
+
 #endif
