@@ -50,6 +50,9 @@ static void conn__on_close(uv_handle_t *h) {
   s->n_clients--;
   resp_parser_free(&c->parser);
   reply_free(&c->out);
+  free(c->name);
+  free(c->lib_name);
+  free(c->lib_ver);
   free(c);
 }
 
@@ -131,6 +134,19 @@ void client_close_after_reply(client_t *c) {
   c->flags |= CLIENT_CLOSE_AFTER;
   uv_read_stop(&c->h.stream);
   conn__schedule_flush(c);
+}
+
+/* The graceful close path, never client_close(): a request in flight
+ * (waiting for Redis or on a worker thread) keeps its client until it is
+ * answered, so nothing it points to is freed under it, and the client gets
+ * every reply it is owed, the last one included. */
+int client_kill(client_t *c) {
+  if (c->flags & (CLIENT_KILLED | CLIENT_CLOSING | CLIENT_LINGER))
+    return -1;
+  c->flags |= CLIENT_KILLED;
+  log_verbose("client %llu (%s) killed by CLIENT KILL", (unsigned long long)c->id, c->addr);
+  client_close_after_reply(c);
+  return 0;
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -344,6 +360,7 @@ void conn_init(client_t *c, server_t *s) {
   reply_set_limit(&c->out, s->cfg->client_output_buffer_limit);
   reqq_init(&c->rq, conn__queue_ready, c);
   c->last_io_ms = uv_now(s->loop);
+  c->created_ms = c->last_io_ms;
 }
 
 void conn_start(client_t *c, const char *reject) {

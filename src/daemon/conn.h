@@ -46,7 +46,8 @@ enum {
   CLIENT_PENDING_WRITE = 1u << 3,/* on server.pending_writes */
   CLIENT_READ_PAUSED = 1u << 4,  /* too many requests in flight */
   CLIENT_UNIX = 1u << 5,         /* connected over the Unix socket */
-  CLIENT_LINGER = 1u << 6        /* write side shut down, discarding input */
+  CLIENT_LINGER = 1u << 6,       /* write side shut down, discarding input */
+  CLIENT_KILLED = 1u << 7        /* CLIENT KILL: closing once its replies are out */
 };
 
 struct client {
@@ -71,6 +72,12 @@ struct client {
   client_t *prev, *next;    /* server.clients */
   client_t *pw_next;        /* server.pending_writes */
   char addr[64];            /* peer, for logs */
+  /* CLIENT LIST / SETNAME / SETINFO (client_cmd.c); the strings are
+   * malloc'ed, NULL when unset, freed with the client */
+  uint64_t created_ms;      /* uv_now at accept: age= */
+  char *name;               /* CLIENT SETNAME, HELLO SETNAME */
+  char *lib_name, *lib_ver; /* CLIENT SETINFO LIB-NAME / LIB-VER */
+  char last_cmd[32];        /* cmd=: "recommend", "client|list"; "" before any */
 };
 
 /* Sets up c's state (its handle is initialised by the server, on s->loop);
@@ -96,6 +103,10 @@ void client_close_after_reply(client_t *c);
 void client_close(client_t *c, const char *why);
 /* The client is gone or going: an answer for it would go nowhere. */
 int client_gone(const client_t *c);
+/* CLIENT KILL: c reads no more commands and closes gracefully once every
+ * reply it is owed (requests in flight included) is out, as QUIT does.
+ * 0, or -1 when c was already killed, closing or lingering. */
+int client_kill(client_t *c);
 
 /* For the server: */
 /* Flushes c's output (the flusher, once per loop turn), then lets a paused
