@@ -22,6 +22,7 @@
 
 #define CMD_NOAUTH (1u << 0)
 #define CMD_ASYNC (1u << 1)
+#define CMD_SUBCMD (1u << 2) /* CLIENT LIST shows cmd=name|subcommand */
 
 struct cmd_def {
   const char *name;
@@ -45,8 +46,8 @@ static struct cmd_def cmd_table[] = {
   {"similar", similar_command, -2, CMD_ASYNC, {0}},
   {"feedback", feedback_command, -3, CMD_ASYNC, {0}},
   {"merge", merge_command, 3, CMD_ASYNC, {0}},
-  {"model", model_command, -2, CMD_ASYNC, {0}},
-  {"experiment", experiment_command, 2, CMD_ASYNC, {0}},
+  {"model", model_command, -2, CMD_ASYNC | CMD_SUBCMD, {0}},
+  {"experiment", experiment_command, 2, CMD_ASYNC | CMD_SUBCMD, {0}},
   {"ping", cmd_ping, -1, 0, {0}},
   {"echo", cmd_echo, 2, 0, {0}},
   {"quit", cmd_quit, -1, CMD_NOAUTH, {0}},
@@ -54,6 +55,8 @@ static struct cmd_def cmd_table[] = {
   {"hello", cmd_hello, -1, CMD_NOAUTH, {0}},
   {"command", cmd_command, -1, 0, {0}},
   {"info", cmd_info, -1, 0, {0}},
+  {"config", config_command, -2, CMD_SUBCMD, {0}},
+  {"client", client_command, -2, CMD_SUBCMD, {0}},
 };
 #define CMD_COUNT (sizeof cmd_table / sizeof cmd_table[0])
 
@@ -162,6 +165,38 @@ static const cmd_doc_t cmd_docs[] = {
    "Stats and redis count degraded answers by cause (`degraded_answers_timeout`, "
    "`_redis_down`, `_redis_error`).",
    NULL, "a bulk string of `field:value` lines."},
+  {"config", 0,
+   "CONFIG GET pattern [pattern ...]\nCONFIG SET key value [key value ...]\nCONFIG RESETSTAT\n"
+   "CONFIG HELP",
+   "As Redis. GET: every key of recd.conf whose name matches a glob pattern (`*`, `?`, "
+   "`[a-z]`, `\\x`; case-insensitive), with its value as `recd --test-config` reads it (sizes "
+   "in bytes); passwords (requirepass, redis-password) are shown as \"\". `save` and "
+   "`appendonly`, asked for by redis-benchmark, answer \"\" and `no` to their exact names (recd "
+   "persists nothing). SET: the run-time keys only (see Configuration reference), each value "
+   "checked as in recd.conf, all pairs or none; the change holds for the next requests and is "
+   "lost at restart. RESETSTAT: INFO's counters back to 0. CONFIG REWRITE is not supported "
+   "(an error).",
+   NULL,
+   "GET: a flat array of key, value pairs (an empty array when nothing matches); SET: OK, or "
+   "`-ERR CONFIG SET: 'port' cannot change at run time; restart recd`, `-ERR CONFIG SET: "
+   "max-count: expected an integer in [1, 100000], got 'x'`, `-ERR CONFIG SET: unknown key "
+   "'x'`; RESETSTAT: OK."},
+  {"client", 0,
+   "CLIENT LIST [TYPE normal] [ID id [id ...]]\nCLIENT INFO\nCLIENT KILL ip:port\n"
+   "CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [USER name] [SKIPME yes|no]\n"
+   "CLIENT ID\nCLIENT SETNAME name\nCLIENT GETNAME\nCLIENT SETINFO LIB-NAME|LIB-VER value\n"
+   "CLIENT HELP",
+   "As Redis. LIST: one line per connection, `id= addr= laddr= fd= name= age= idle= flags= "
+   "db=0 ... qbuf= omem= inflight= tot-cmds= cmd= user=default resp=2 lib-name= lib-ver=` "
+   "(`inflight`: requests not answered yet). KILL: the filters must all match; SKIPME yes "
+   "(the default) spares the caller. A killed client reads no more commands and is closed "
+   "once the replies it is owed are sent. SETNAME and SETINFO values: printable ASCII "
+   "without blanks, at most 256 bytes (\"\" removes the name). Until ACL users exist "
+   "every client is user `default`.",
+   NULL,
+   "LIST, INFO: a bulk string of lines; KILL with filters: the integer number of clients "
+   "killed; old-style KILL: OK or `-ERR No such client`; ID: an integer; GETNAME: a bulk "
+   "string, nil when unset; SETNAME, SETINFO: OK."},
 };
 
 /* A table row; '|' in the syntax escaped so that it stays one cell. */
@@ -286,6 +321,30 @@ static void commands__unknown(reply_buf_t *r, const resp_cmd_t *a) {
   reply_errorf(r, "unknown command '%s', with args beginning with: %s", name, args);
 }
 
+void commands_reset_stats(void) {
+  for (size_t i = 0; i < CMD_COUNT; i++)
+    memset(&cmd_table[i].st, 0, sizeof cmd_table[i].st);
+}
+
+/* CLIENT LIST's cmd=: the command's name, with the subcommand when it has
+ * some and it is a short word ("client|list"). */
+static void commands__note(client_t *c, const struct cmd_def *cmd, const resp_cmd_t *a) {
+  size_t n = (size_t)snprintf(c->last_cmd, sizeof c->last_cmd, "%s", cmd->name);
+  if (!(cmd->flags & CMD_SUBCMD) || a->argc < 2 || a->argvlen[1] + n + 2 > sizeof c->last_cmd)
+    return;
+  for (size_t i = 0; i < a->argvlen[1]; i++) {
+    char ch = a->argv[1][i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '-'))
+      return;
+  }
+  c->last_cmd[n++] = '|';
+  for (size_t i = 0; i < a->argvlen[1]; i++) {
+    char ch = a->argv[1][i];
+    c->last_cmd[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+  }
+  c->last_cmd[n] = '\0';
+}
+
 void commands_dispatch(client_t *c, const resp_cmd_t *a) {
   struct cmd_def *cmd = commands__lookup(a->argv[0], a->argvlen[0]);
   if (cmd == NULL) {
@@ -312,6 +371,7 @@ void commands_dispatch(client_t *c, const resp_cmd_t *a) {
     client_advance(c);
     return;
   }
+  commands__note(c, cmd, a);
   uint64_t t0 = stats_now_us();
   cmd->fn(c, &cmd->st, a);
   if (!(cmd->flags & CMD_ASYNC))
@@ -400,7 +460,7 @@ static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   reply_buf_t *r = client_reply(c);
   if (r == NULL)
     return;
-  size_t i = 1;
+  size_t i = 1, setname = 0;
   if (a->argc > 1) {
     if (!(a->argvlen[1] == 1 && (a->argv[1][0] == '2' || a->argv[1][0] == '3'))) {
       reply_error(r, "-NOPROTO unsupported protocol version");
@@ -419,7 +479,7 @@ static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
         return;
       i += 2;
     } else if (strcasecmp(a->argv[i], "SETNAME") == 0 && i + 1 < a->argc) {
-      i += 1; /* accepted and ignored: recd has no CLIENT LIST */
+      setname = ++i; /* set once authenticated */
     } else {
       char tok[4 * 32 + 1];
       log_sanitize(tok, a->argv[i], a->argvlen[i], 32);
@@ -434,6 +494,8 @@ static void cmd_hello(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
                    "the client and select the RESP protocol version at the same time");
     return;
   }
+  if (setname && client_setname(c, a->argv[setname], a->argvlen[setname], r) != 0)
+    return;
   reply_array(r, 14);
   reply_bulk_cstr(r, "server");
   reply_bulk_cstr(r, "recd");

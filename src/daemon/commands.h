@@ -8,6 +8,7 @@
  *   feedback.c  FEEDBACK              model_cmd.c  MODEL
  *   merge.c     MERGE
  *   experiment_cmd.c  EXPERIMENT
+ *   config_cmd.c  CONFIG          client_cmd.c  CLIENT
  * A handler answers at once into client_reply(), or later through a
  * request from client_request() that it finishes with req_finish(); `st`
  * is the command's statistics, which a request records when it finishes.
@@ -39,6 +40,15 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void merge_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void model_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void experiment_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void config_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void client_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+
+/* Sets c's name (CLIENT SETNAME, HELLO SETNAME; "" removes it): 0, or -1
+ * with the error replied into r (blanks or special characters, too long,
+ * out of memory). client_cmd.c. */
+int client_setname(client_t *c, const char *name, size_t len, reply_buf_t *r);
+/* CONFIG RESETSTAT: every command's statistics back to 0. */
+void commands_reset_stats(void);
 
 /* INFO [section] text (info.c). 0 or RECD_ENOMEM. */
 int info_render(server_t *s, const char *section, reply_buf_t *out);

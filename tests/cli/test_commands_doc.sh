@@ -23,7 +23,8 @@ pass "README's Command reference matches recd --commands-markdown"
 # Every command the daemon dispatches is documented (commands_markdown
 # exits 1 otherwise, checked above), and every documented syntax line of
 # the parsed commands appears in the reference.
-for cmd in RECOMMEND RANK SIMILAR FEEDBACK MERGE MODEL EXPERIMENT PING ECHO QUIT AUTH HELLO COMMAND INFO; do
+for cmd in RECOMMEND RANK SIMILAR FEEDBACK MERGE MODEL EXPERIMENT PING ECHO QUIT AUTH HELLO COMMAND INFO \
+           CONFIG CLIENT; do
   grep -q "^### $cmd\$" "$TMP/gen.md" || fail "no section for $cmd"
 done
 pass "every command has a section"
