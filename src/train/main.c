@@ -4,6 +4,8 @@
  *   recd-train [--redis-host H --redis-port P ...] --out MODEL ...
  *   recd-train --import --csv FILE [--items FILE] [redis options]
  *   recd-train --synthetic ITEMS --factors K --out MODEL [--seed S]
+ *   recd-train --export-factors FILE --model MODEL
+ *   recd-train --import-factors FILE --out MODEL [--csv FILE | redis options]
  *
  * See usage() for every option and README.md for the method and figures.
  */
@@ -30,6 +32,7 @@
 #include "recd/keys.h"
 #include "recd/score.h"
 #include "evaluate.h"
+#include "factors.h"
 #include "gate.h"
 #include "popularity.h"
 #include "publish.h"
@@ -48,7 +51,7 @@ void openblas_set_num_threads(int num_threads);
 
 typedef enum train_mode {
   MODE_TRAIN, MODE_IMPORT, MODE_SYNTHETIC, MODE_INFO, MODE_REFRESH, MODE_EVAL_REFRESH,
-  MODE_EVAL_CART
+  MODE_EVAL_CART, MODE_EXPORT_FACTORS, MODE_IMPORT_FACTORS
 } train_mode_t;
 
 typedef struct train_cfg {
@@ -82,6 +85,8 @@ typedef struct train_cfg {
   uint32_t retune_days;   /* --retune-days D (7) */
   unsigned given;         /* TRAIN_GIVEN_*: set on the command line, so a
                              settings file does not override them */
+  const char *factors_file; /* --export-factors / --import-factors FILE */
+  const char *factor_ids;   /* --factor-ids MAP.csv */
 } train_cfg_t;
 
 /* The command line's settings are fixed in a search too (tune.h). */
@@ -227,6 +232,15 @@ static void usage(FILE *fp) {
 "                         compare their neighbours with a full retrain\n"
 "  --eval-cart            (--csv with timestamps) last-basket evaluation of\n"
 "                         anonymous carts (README \"How good are cart ...\")\n"
+"  --export-factors FILE  write --model MODEL's item factors as JSON lines\n"
+"                         {\"id\": ..., \"features\": [...]} (\"-\" = stdout)\n"
+"  --import-factors FILE  build --out MODEL from such item factors (Spark ALS's\n"
+"                         itemFactors), popularity and categories from Redis or\n"
+"                         --csv/--items; the model options (--confidence,\n"
+"                         --alpha, --lambda, --reg-exponent, --half-life ...)\n"
+"                         must say how the factors were trained\n"
+"  --factor-ids MAP.csv   (import) header factor_id,item: the file's ids (Spark's\n"
+"                         integers) to item ids\n"
 "  -q, --quiet            no progress output\n"
 "  -h, --help             this text\n");
 }
@@ -239,7 +253,7 @@ enum {
   OPT_EVALREFRESH, OPT_EVALCART,
   OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA,
   OPT_HALFLIFE, OPT_SPLIT, OPT_RECENT, OPT_FALLBACK, OPT_TUNE, OPT_TUNETRIALS, OPT_TUNESECS,
-  OPT_SETTINGS, OPT_RETUNE
+  OPT_SETTINGS, OPT_RETUNE, OPT_EXPORTFACTORS, OPT_IMPORTFACTORS, OPT_FACTORIDS
 };
 
 static const struct option train_options[] = {
@@ -293,6 +307,9 @@ static const struct option train_options[] = {
   {"tune-seconds", required_argument, NULL, OPT_TUNESECS},
   {"settings", required_argument, NULL, OPT_SETTINGS},
   {"retune-days", required_argument, NULL, OPT_RETUNE},
+  {"export-factors", required_argument, NULL, OPT_EXPORTFACTORS},
+  {"import-factors", required_argument, NULL, OPT_IMPORTFACTORS},
+  {"factor-ids", required_argument, NULL, OPT_FACTORIDS},
   {"quiet", no_argument, NULL, 'q'},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -446,6 +463,9 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_TUNESECS: bad = opt_float("tune-seconds", optarg, 0, 1e7, &f); c->tune_seconds = f; break;
     case OPT_SETTINGS: c->settings = optarg; break;
     case OPT_RETUNE: bad = opt_u32("retune-days", optarg, 1, 3650, &c->retune_days); break;
+    case OPT_EXPORTFACTORS: c->mode = MODE_EXPORT_FACTORS; c->factors_file = optarg; break;
+    case OPT_IMPORTFACTORS: c->mode = MODE_IMPORT_FACTORS; c->factors_file = optarg; break;
+    case OPT_FACTORIDS: c->factor_ids = optarg; break;
     case 'q': c->quiet = 1; break;
     case 'h': usage(stdout); exit(0);
     default:
@@ -494,6 +514,23 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
   if ((c->tune || c->settings != NULL) && c->mode != MODE_TRAIN) {
     fprintf(stderr, "recd-train: --%s goes with training (not with --import, --info, "
             "--synthetic or --refresh-items)\n", c->tune ? "tune" : "settings");
+    return -1;
+  }
+  if (c->mode == MODE_EXPORT_FACTORS && c->model == NULL) {
+    fprintf(stderr, "recd-train: --export-factors needs --model MODEL\n");
+    return -1;
+  }
+  if (c->mode == MODE_IMPORT_FACTORS && c->out == NULL) {
+    fprintf(stderr, "recd-train: --import-factors needs --out MODEL\n");
+    return -1;
+  }
+  if (c->mode == MODE_IMPORT_FACTORS && c->holdout > 0) {
+    fprintf(stderr, "recd-train: --holdout goes with training, not --import-factors (factors "
+            "trained on every interaction cannot be judged on a part of them)\n");
+    return -1;
+  }
+  if (c->factor_ids != NULL && c->mode != MODE_IMPORT_FACTORS) {
+    fprintf(stderr, "recd-train: --factor-ids goes with --import-factors\n");
     return -1;
   }
   if (c->items != NULL && c->csv == NULL) {
@@ -1121,6 +1158,22 @@ static int cmd_info(const train_cfg_t *c, char *errbuf) {
   return 0;
 }
 
+/* --export-factors, --import-factors: factors.c. */
+static int cmd_factors(const train_cfg_t *c, char *errbuf) {
+  int reproducible;
+  factors_opts_t o = {.file = c->factors_file, .model = c->model, .factor_ids = c->factor_ids,
+                      .csv = c->csv, .items = c->items, .skip_bad = c->skip_bad,
+                      .redis = c->redis, .params = c->params,
+                      .half_life_days = c->half_life_days, .history_limit = c->history_limit,
+                      .created_at = creation_time(&reproducible), .quiet = c->quiet,
+                      .pub = &g_pub};
+  if (!(c->given & TRAIN_GIVEN_FACTORS))
+    o.params.factors = 0; /* the file's */
+  if (c->mode == MODE_EXPORT_FACTORS)
+    return factors_export_main(&o, errbuf);
+  return factors_import_main(&o, errbuf);
+}
+
 /* --refresh-items, --eval-refresh, --eval-cart: refresh.c and cart_eval.c. */
 static int cmd_refresh(const train_cfg_t *c, char *errbuf) {
   refresh_opts_t o = {.model = c->model, .out = c->out, .csv = c->csv, .items = c->items,
@@ -1150,7 +1203,8 @@ int main(int argc, char **argv) {
    * runs removed (publish.h). */
   g_pub.lock_fd = -1;
   if (cfg.out != NULL &&
-      (cfg.mode == MODE_TRAIN || cfg.mode == MODE_SYNTHETIC || cfg.mode == MODE_REFRESH))
+      (cfg.mode == MODE_TRAIN || cfg.mode == MODE_SYNTHETIC || cfg.mode == MODE_REFRESH ||
+       cfg.mode == MODE_IMPORT_FACTORS))
     rc = publish_begin(&g_pub, cfg.out, cfg.keep, stderr, errbuf);
   if (rc == 0) {
     switch (cfg.mode) {
@@ -1160,6 +1214,8 @@ int main(int argc, char **argv) {
     case MODE_REFRESH:
     case MODE_EVAL_REFRESH:
     case MODE_EVAL_CART: rc = cmd_refresh(&cfg, errbuf); break;
+    case MODE_EXPORT_FACTORS:
+    case MODE_IMPORT_FACTORS: rc = cmd_factors(&cfg, errbuf); break;
     default: rc = cmd_train(&cfg, errbuf); break;
     }
   }
