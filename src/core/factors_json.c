@@ -378,15 +378,23 @@ static int fj_grow(factors_json_t *f, size_t *cap) {
   return 0;
 }
 
-/* Reads one line (without its LF) into buf; *len its length. 1 a line,
- * 0 end of file, RECD_EFORMAT too long (the rest of it is skipped),
- * RECD_EIO. */
-static int fj_getline(FILE *fp, char *buf, size_t *len) {
+/* Reads one line (without its LF) into *buf (*cap bytes, grown up to
+ * FACTORS_JSON_MAX_LINE); *len its length. 1 a line, 0 end of file,
+ * RECD_EFORMAT too long (the rest of it is skipped), RECD_EIO, RECD_ENOMEM. */
+static int fj_getline(FILE *fp, char **buf, size_t *cap, size_t *len) {
   size_t n = 0;
   int c, too_long = 0;
   while ((c = getc(fp)) != EOF && c != '\n') {
-    if (n < FACTORS_JSON_MAX_LINE)
-      buf[n++] = (char)c;
+    if (n == *cap && n < FACTORS_JSON_MAX_LINE) {
+      size_t nc = *cap * 2 < FACTORS_JSON_MAX_LINE ? *cap * 2 : FACTORS_JSON_MAX_LINE;
+      char *b = realloc(*buf, nc);
+      if (b == NULL)
+        return RECD_ENOMEM;
+      *buf = b;
+      *cap = nc;
+    }
+    if (n < *cap)
+      (*buf)[n++] = (char)c;
     else
       too_long = 1;
   }
@@ -400,7 +408,8 @@ static int fj_getline(FILE *fp, char *buf, size_t *len) {
 
 int factors_json_read(factors_json_t *out, FILE *fp, const char *name, char *errbuf) {
   memset(out, 0, sizeof *out);
-  char *buf = malloc(FACTORS_JSON_MAX_LINE);
+  size_t buf_cap = 4096;
+  char *buf = malloc(buf_cap);
   factors_json_row_t *row = malloc(sizeof *row);
   int rc = 0;
   size_t cap = 0, len;
@@ -410,10 +419,14 @@ int factors_json_read(factors_json_t *out, FILE *fp, const char *name, char *err
     goto done;
   }
   for (;;) {
-    rc = fj_getline(fp, buf, &len);
+    rc = fj_getline(fp, &buf, &buf_cap, &len);
     if (rc == 0)
       break;
     out->lines++;
+    if (rc == RECD_ENOMEM) {
+      rc = recd_errf(errbuf, rc, "%s:%llu: out of memory", name, (unsigned long long)out->lines);
+      goto done;
+    }
     if (rc == RECD_EIO) {
       rc = recd_errf(errbuf, rc, "%s:%llu: read error", name, (unsigned long long)out->lines);
       goto done;
