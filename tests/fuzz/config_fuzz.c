@@ -11,6 +11,10 @@
  * An input starting with "ARGV\n" is instead split at NUL bytes into a
  * command line for config_parse_args(), unless its first argument would be
  * taken as a file name (the fuzzer must not read files it names).
+ * An input starting with "SET\n" is split at NUL bytes into CONFIG SET's
+ * key, value pairs for config_set_runtime(): refused, the config is
+ * exactly what it was; accepted, it validates and every value set reads
+ * back and sets again to the same config.
  *
  * Build (or cmake -DRECD_FUZZ=ON with clang):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
@@ -130,9 +134,59 @@ static void fuzz_args(const uint8_t *data, size_t size) {
   free(buf);
 }
 
+static void fuzz_set(const uint8_t *data, size_t size) {
+  /* NUL-separated tokens (binary values would be cut at a NUL here, which
+   * the lengths below then reflect), taken in pairs. */
+  const char *kv[64];
+  size_t kvlen[64], n = 0;
+  char *buf = malloc(size + 1);
+  if (buf == NULL)
+    return;
+  memcpy(buf, data, size);
+  buf[size] = '\0';
+  for (size_t i = 0; i <= size && n < 64;) {
+    kv[n] = buf + i;
+    kvlen[n] = strlen(buf + i);
+    i += kvlen[n++] + 1;
+  }
+  n &= ~(size_t)1;
+  config_t before, c;
+  char err[RECD_ERRLEN];
+  if (config_init(&before) == 0 && config_init(&c) == 0) {
+    if (config_set_runtime(&c, n / 2, kv, kvlen, NULL, NULL, err) != 0) {
+      check_same(&before, &c);
+    } else {
+      if (config_validate(&c, err) != 0) {
+        fprintf(stderr, "accepted, then invalid: %s\n", err);
+        abort();
+      }
+      config_t again;
+      if (config_init(&again) == 0) {
+        for (size_t j = 0; j + 1 < n; j += 2) {
+          char *val = format_key(&c, kv[j]);
+          const char *pair[2] = {kv[j], val};
+          const size_t plen[2] = {kvlen[j], strlen(val)};
+          if (config_set_runtime(&again, 1, pair, plen, NULL, NULL, err) != 0) {
+            fprintf(stderr, "%s '%s' does not set again: %s\n", kv[j], val, err);
+            abort();
+          }
+          free(val);
+        }
+        check_same(&c, &again);
+      }
+      config_free(&again);
+    }
+  }
+  config_free(&before);
+  config_free(&c);
+  free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size >= 5 && memcmp(data, "ARGV\n", 5) == 0)
     fuzz_args(data + 5, size - 5);
+  else if (size >= 4 && memcmp(data, "SET\n", 4) == 0)
+    fuzz_set(data + 4, size - 4);
   else
     fuzz_text(data, size);
   return 0;
