@@ -348,8 +348,13 @@ START_TEST(protocol_attacks) {
   witness(&e, e.c, "during 1000 unknown commands");
   redisReply **reps = it_raw_read_replies(fd, 1000, 10000);
   for (int j = 0; j < 1000; j++) {
+    /* CONFIG and CLIENT exist (issue 17): Redis's dangerous forms are
+     * refused by them instead */
+    const char *want = j == 3   ? "ERR CONFIG SET: unknown key 'dir'"
+                       : j == 8 ? "ERR unknown subcommand or wrong number of arguments for 'KILL'"
+                                : "ERR unknown command '";
     ck_assert_msg(reps[j]->type == REDIS_REPLY_ERROR &&
-                      strncmp(reps[j]->str, "ERR unknown command '", 21) == 0,
+                      strncmp(reps[j]->str, want, strlen(want)) == 0,
                   "unknown command %d: type %d '%s'", j, reps[j]->type, reps[j]->str);
     freeReplyObject(reps[j]);
   }
