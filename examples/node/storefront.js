@@ -41,9 +41,10 @@ const { values: opt } = parseArgs({
 const refreshMs = Number(opt['refresh-ms']);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// recd speaks RESP2 and has no CLIENT command: skip node-redis's
-// CLIENT SETINFO handshake (it would only be answered with an error), and
-// do not retry forever when recd is down: the page must render anyway.
+// recd speaks RESP2; node-redis's CLIENT SETINFO handshake is accepted
+// (CLIENT LIST then shows the library) but skipped here to save a round
+// trip, and do not retry forever when recd is down: the page must render
+// anyway.
 function recdClient(host, port) {
   const c = createClient({
     socket: { host, port: Number(port), connectTimeout: 2000, reconnectStrategy: false },
