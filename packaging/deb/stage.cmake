@@ -79,3 +79,18 @@ endforeach()
 set(overrides "${usr}/share/lintian/overrides")
 file(MAKE_DIRECTORY "${overrides}")
 configure_file("${src}/lintian-overrides" "${overrides}/${CPACK_PACKAGE_NAME}" COPYONLY)
+
+# Modes as Debian wants them, whatever the umask of the build or the modes
+# of the checkout (git archive makes 0664 files): 0644 for the files added
+# here, 0755 for every directory (cpack creates them with the umask).
+file(CHMOD_RECURSE "${man}" "${overrides}" "${doc}/copyright" "${doc}/changelog.Debian.gz"
+     FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
+     DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                           WORLD_READ WORLD_EXECUTE)
+file(GLOB_RECURSE dirs LIST_DIRECTORIES true "${root}/*")
+foreach(d IN LISTS dirs)
+  if(IS_DIRECTORY "${d}" AND NOT IS_SYMLINK "${d}")
+    file(CHMOD "${d}" DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE
+                                            GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+  endif()
+endforeach()
