@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "recd/als.h"
+#include "recd/cluster_slot.h"
 #include "recd/csv.h"
 #include "recd/dataset.h"
 #include "recd/events.h"
@@ -152,6 +153,8 @@ static void usage(FILE *fp) {
 "  --redis-host HOST      (127.0.0.1)    --redis-port PORT (6379)\n"
 "  --redis-socket PATH    --redis-password PASS   --key-prefix PREFIX (recd:)\n"
 "  --redis-timeout-ms MS  (5000)\n"
+"  --redis-cluster-nodes \"HOST:PORT ...\"  a Redis Cluster's seed nodes instead of\n"
+"                         one server: every master is read, keys go to their slot\n"
 "output:\n"
 "  --out MODEL            model file to write (atomically)\n"
 "  --report FILE          hold-out figures as JSON\n"
@@ -250,7 +253,7 @@ enum {
   OPT_RTIMEOUT, OPT_OUT, OPT_REPORT, OPT_FACTORS, OPT_ITER, OPT_LAMBDA, OPT_ALPHA, OPT_CONF,
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
   OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO, OPT_REFRESH, OPT_MODEL, OPT_MINUSERS,
-  OPT_EVALREFRESH, OPT_EVALCART,
+  OPT_EVALREFRESH, OPT_EVALCART, OPT_RCLUSTER,
   OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA,
   OPT_HALFLIFE, OPT_SPLIT, OPT_RECENT, OPT_FALLBACK, OPT_TUNE, OPT_TUNETRIALS, OPT_TUNESECS,
   OPT_SETTINGS, OPT_RETUNE, OPT_EXPORTFACTORS, OPT_IMPORTFACTORS, OPT_FACTORIDS
@@ -266,6 +269,7 @@ static const struct option train_options[] = {
   {"redis-password", required_argument, NULL, OPT_RPASS},
   {"key-prefix", required_argument, NULL, OPT_PREFIX},
   {"redis-timeout-ms", required_argument, NULL, OPT_RTIMEOUT},
+  {"redis-cluster-nodes", required_argument, NULL, OPT_RCLUSTER},
   {"out", required_argument, NULL, OPT_OUT},
   {"report", required_argument, NULL, OPT_REPORT},
   {"factors", required_argument, NULL, OPT_FACTORS},
@@ -360,6 +364,7 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
   int ch;
   uint32_t u;
   float f;
+  const char *single = NULL; /* --redis-host, --redis-port or --redis-socket given */
   opterr = 0;
   while ((ch = getopt_long(argc, argv, "qh", train_options, NULL)) != -1) {
     int bad = 0;
@@ -367,9 +372,10 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_CSV: c->csv = optarg; break;
     case OPT_ITEMS: c->items = optarg; break;
     case OPT_SKIP: c->skip_bad = 1; break;
-    case OPT_RHOST: c->redis.host = optarg; break;
-    case OPT_RPORT: bad = opt_u32("redis-port", optarg, 1, 65535, &u); c->redis.port = (int)u; break;
-    case OPT_RSOCK: c->redis.socket = optarg; break;
+    case OPT_RHOST: c->redis.host = optarg; single = "redis-host"; break;
+    case OPT_RPORT: bad = opt_u32("redis-port", optarg, 1, 65535, &u); c->redis.port = (int)u;
+      single = "redis-port"; break;
+    case OPT_RSOCK: c->redis.socket = optarg; single = "redis-socket"; break;
     case OPT_RPASS: c->redis.password = optarg; break;
     case OPT_PREFIX: c->redis.prefix = optarg;
       if (strlen(optarg) > 128) {
@@ -379,6 +385,7 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
       break;
     case OPT_RTIMEOUT: bad = opt_u32("redis-timeout-ms", optarg, 1, 3600000, &u);
       c->redis.timeout_ms = (int)u; break;
+    case OPT_RCLUSTER: c->redis.cluster_nodes = optarg; break;
     case OPT_OUT: c->out = optarg; break;
     case OPT_REPORT: c->report = optarg; break;
     case OPT_FACTORS: bad = opt_u32("factors", optarg, 1, MODEL_MAX_FACTORS, &c->params.factors);
@@ -537,6 +544,21 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     fprintf(stderr, "recd-train: --items goes with --csv (Redis categories come from %sitem:<id>)\n",
             c->redis.prefix);
     return -1;
+  }
+  if (c->redis.cluster_nodes != NULL) {
+    if (single != NULL) {
+      fprintf(stderr, "recd-train: --redis-cluster-nodes and --%s: give a cluster's seed nodes "
+              "or one server, not both\n", single);
+      return -1;
+    }
+    cluster_node_t *seeds;
+    size_t n_seeds;
+    char err[RECD_ERRLEN];
+    if (cluster_parse_nodes(c->redis.cluster_nodes, &seeds, &n_seeds, err) != 0) {
+      fprintf(stderr, "recd-train: --redis-cluster-nodes: %s\n", err);
+      return -1;
+    }
+    free(seeds);
   }
   return 0;
 }
@@ -891,6 +913,8 @@ static int cmd_train(const train_cfg_t *c, char *errbuf) {
   char source[600];
   if (c->csv)
     snprintf(source, sizeof source, "%s", c->csv);
+  else if (c->redis.cluster_nodes)
+    snprintf(source, sizeof source, "redis cluster %s", c->redis.cluster_nodes);
   else if (c->redis.socket)
     snprintf(source, sizeof source, "redis unix:%s", c->redis.socket);
   else

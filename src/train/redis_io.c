@@ -11,6 +11,7 @@
 #include "recd/csv.h"
 #include "recd/err.h"
 #include "recd/keys.h"
+#include "redis_cluster.h"
 
 /* Commands in flight per pipeline batch: enough to hide the round trip,
  * small enough that replies for one batch stay a few MB at most. */
@@ -97,81 +98,111 @@ static double redis_io__now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int redis_io__connect(const redis_opts_t *o, redisContext **out, char *errbuf) {
-  struct timeval tv = {.tv_sec = o->timeout_ms / 1000,
-                       .tv_usec = (o->timeout_ms % 1000) * 1000};
-  redisContext *c = o->socket ? redisConnectUnixWithTimeout(o->socket, tv)
-                              : redisConnectWithTimeout(o->host, o->port, tv);
-  if (c == NULL)
-    return recd_errf(errbuf, RECD_ENOMEM, "redis: cannot allocate a context");
-  if (c->err) {
-    if (o->socket)
-      recd_errf(errbuf, RECD_EREDIS, "redis: cannot connect to %s: %s", o->socket, c->errstr);
-    else
-      recd_errf(errbuf, RECD_EREDIS, "redis: cannot connect to %s:%d: %s", o->host, o->port,
-                c->errstr);
-    redisFree(c);
-    return RECD_EREDIS;
-  }
-  redisSetTimeout(c, tv);
-  if (o->password != NULL && *o->password) {
-    redisReply *r = redisCommand(c, "AUTH %s", o->password);
-    int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
-    if (bad)
-      recd_errf(errbuf, RECD_EREDIS, "redis: AUTH failed: %s",
-                r ? r->str : c->errstr);
-    freeReplyObject(r);
-    if (bad) {
-      redisFree(c);
-      return RECD_EREDIS;
-    }
-  }
-  *out = c;
-  return 0;
-}
-
-/* Reads one pipelined reply; NULL means the connection failed. */
-static redisReply *redis_io__reply(redisContext *c) {
-  void *r = NULL;
-  if (redisGetReply(c, &r) != REDIS_OK)
-    return NULL;
-  return r;
-}
-
 /* Fetches the histories of a batch of keys and their customers' last
  * interaction times, pipelined: ZRANGE hist:<user> 0 -1 WITHSCORES and
  * ZRANGE time:<user> 0 -1 WITHSCORES per key. */
-static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n,
-                                    const char *prefix, size_t plen, int64_t now,
+/* The hist: keys SCAN found, in one buffer; sorted and deduplicated
+ * before they are read. */
+typedef struct redis_io__key {
+  size_t off, len;
+} redis_io__key_t;
+
+typedef struct redis_io__keys {
+  char *bytes;
+  size_t n_bytes, bytes_cap;
+  redis_io__key_t *key;
+  size_t n, cap;
+} redis_io__keys_t;
+
+static int redis_io__keys_add(void *arg, const char *k, size_t len) {
+  redis_io__keys_t *ks = arg;
+  if (ks->n_bytes + len > ks->bytes_cap) {
+    size_t nc = ks->bytes_cap ? 2 * ks->bytes_cap : 1 << 16;
+    while (nc < ks->n_bytes + len)
+      nc *= 2;
+    char *g = realloc(ks->bytes, nc);
+    if (g == NULL)
+      return RECD_ENOMEM;
+    ks->bytes = g;
+    ks->bytes_cap = nc;
+  }
+  if (ks->n == ks->cap) {
+    size_t nc = ks->cap ? 2 * ks->cap : 1024;
+    redis_io__key_t *g = realloc(ks->key, nc * sizeof *g);
+    if (g == NULL)
+      return RECD_ENOMEM;
+    ks->key = g;
+    ks->cap = nc;
+  }
+  memcpy(ks->bytes + ks->n_bytes, k, len);
+  ks->key[ks->n++] = (redis_io__key_t){ks->n_bytes, len};
+  ks->n_bytes += len;
+  return 0;
+}
+
+/* qsort has no context argument: the buffer of the keys being sorted. */
+static const char *redis_io__sort_bytes;
+
+static int redis_io__key_cmp(const void *pa, const void *pb) {
+  const redis_io__key_t *a = pa, *b = pb;
+  int d = memcmp(redis_io__sort_bytes + a->off, redis_io__sort_bytes + b->off,
+                 a->len < b->len ? a->len : b->len);
+  if (d != 0)
+    return d;
+  return (a->len > b->len) - (a->len < b->len);
+}
+
+/* Sorts the keys by their bytes and drops repeats (SCAN may return a key
+ * more than once; read twice, its weights would count twice). */
+static void redis_io__keys_sort(redis_io__keys_t *ks) {
+  if (ks->n < 2)
+    return;
+  redis_io__sort_bytes = ks->bytes;
+  qsort(ks->key, ks->n, sizeof *ks->key, redis_io__key_cmp);
+  redis_io__sort_bytes = NULL;
+  size_t w = 1;
+  for (size_t i = 1; i < ks->n; i++) {
+    const redis_io__key_t *p = &ks->key[w - 1], *k = &ks->key[i];
+    if (k->len != p->len || memcmp(ks->bytes + k->off, ks->bytes + p->off, k->len) != 0)
+      ks->key[w++] = *k;
+  }
+  ks->n = w;
+}
+
+static void redis_io__keys_free(redis_io__keys_t *ks) {
+  free(ks->bytes);
+  free(ks->key);
+}
+
+static int redis_io__read_histories(redis_link_t *l, const redis_io__keys_t *ks, size_t b,
+                                    size_t n, const char *prefix, size_t plen, int64_t now,
                                     dataset_t *ds, uint64_t *anomalies, FILE *log,
                                     char *errbuf) {
-  for (size_t j = 0; j < n; j++) {
-    redisAppendCommand(c, "ZRANGE %b 0 -1 WITHSCORES", keys[j]->str, keys[j]->len);
-    redisAppendCommand(c, "ZRANGE %s" RECD_KEY_TIME "%b 0 -1 WITHSCORES", prefix,
-                       keys[j]->str + plen, keys[j]->len - plen);
-  }
   int rc = 0;
+  for (size_t j = b; j < b + n && rc == 0; j++) {
+    const char *key = ks->bytes + ks->key[j].off;
+    const size_t klen = ks->key[j].len;
+    if ((rc = redis_link_append(l, "ZRANGE %b 0 -1 WITHSCORES", key, klen)) == 0)
+      rc = redis_link_append(l, "ZRANGE %s" RECD_KEY_TIME "%b 0 -1 WITHSCORES", prefix,
+                             key + plen, klen - plen);
+  }
+  if (rc != 0 || (rc = redis_link_exec(l, errbuf)) != 0)
+    return rc == RECD_ENOMEM ? recd_errf(errbuf, rc, "out of memory reading histories") : rc;
   redis_io__time_t *times = NULL;
   size_t times_cap = 0;
   for (size_t j = 0; j < n && rc == 0; j++) {
-    redisReply *r = redis_io__reply(c);
-    redisReply *tr = r != NULL ? redis_io__reply(c) : NULL;
-    if (tr == NULL) {
-      freeReplyObject(r);
-      rc = recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
-      break;
-    }
-    const char *user = keys[j]->str + plen;
-    size_t ulen = keys[j]->len - plen;
+    const redisReply *r = redis_link_reply(l, 2 * j), *tr = redis_link_reply(l, 2 * j + 1);
+    const char *key = ks->bytes + ks->key[b + j].off;
+    const size_t klen = ks->key[b + j].len;
+    const char *user = key + plen;
+    size_t ulen = klen - plen;
     if (r->type != REDIS_REPLY_ARRAY) {
       /* SCAN MATCH cannot filter by type: a STRING under hist: is the
        * storefront's bug, not a reason to stop retraining. */
       if (log)
-        fprintf(log, "warning: %.*s is not a sorted set (%s), skipped\n", (int)keys[j]->len,
-                keys[j]->str, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        fprintf(log, "warning: %.*s is not a sorted set (%s), skipped\n", (int)klen, key,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
       ++*anomalies;
-      freeReplyObject(r);
-      freeReplyObject(tr);
       continue;
     }
     const long nt = redis_io__times(tr, prefix, user, ulen, now, &times, &times_cap, anomalies,
@@ -195,72 +226,63 @@ static int redis_io__read_histories(redisContext *c, redisReply **keys, size_t n
       else if (a != 0)
         ++*anomalies; /* over-long or empty id */
     }
-    freeReplyObject(r);
-    freeReplyObject(tr);
   }
   free(times);
   return rc;
 }
 
-int redis_connect(const redis_opts_t *o, redisContext **out, char *errbuf) {
-  return redis_io__connect(o, out, errbuf);
+int redis_connect(const redis_opts_t *o, redis_link_t **out, char *errbuf) {
+  return redis_link_open(o, out, errbuf);
 }
 
-int redis_read_histories(redisContext *c, const redis_opts_t *o, dataset_t *ds,
+void redis_disconnect(redis_link_t *l) {
+  redis_link_close(l);
+}
+
+int redis_read_histories(redis_link_t *l, const redis_opts_t *o, dataset_t *ds,
                          uint64_t *anomalies, FILE *progress, FILE *log, char *errbuf) {
-  int rc = 0;
   char pattern[512];
   snprintf(pattern, sizeof pattern, "%s" RECD_KEY_HIST "*", o->prefix);
   const size_t plen = strlen(o->prefix) + strlen(RECD_KEY_HIST);
   const int64_t now = (int64_t)time(NULL);
-  char cursor[32] = "0";
+  /* Every key first, then read in byte order: the customers' (and so the
+   * items') order in the data set is then the same whatever order SCAN,
+   * a restart of Redis or a cluster's layout gives. */
+  redis_io__keys_t ks = {0};
+  int rc = redis_link_scan(l, pattern, redis_io__keys_add, &ks, errbuf);
+  if (rc == RECD_ENOMEM)
+    recd_errf(errbuf, rc, "out of memory listing histories");
+  if (rc == 0)
+    redis_io__keys_sort(&ks);
   uint64_t users = 0;
   double t0 = redis_io__now();
-  do {
-    redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-    if (r == NULL) {
-      rc = recd_errf(errbuf, RECD_EREDIS, "redis: SCAN: %s", c->errstr);
-      break;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->len >= sizeof cursor) {
-      rc = recd_errf(errbuf, RECD_EREDIS, "redis: unexpected SCAN reply%s%s",
-                     r->type == REDIS_REPLY_ERROR ? ": " : "",
-                     r->type == REDIS_REPLY_ERROR ? r->str : "");
-      freeReplyObject(r);
-      break;
-    }
-    memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
-    redisReply *keys = r->element[1];
-    for (size_t b = 0; b < keys->elements && rc == 0; b += REDIS_IO_BATCH) {
-      size_t n = keys->elements - b < REDIS_IO_BATCH ? keys->elements - b : REDIS_IO_BATCH;
-      rc = redis_io__read_histories(c, keys->element + b, n, o->prefix, plen, now, ds,
-                                    anomalies, log, errbuf);
-      users += n;
-    }
-    freeReplyObject(r);
-    if (progress != NULL && rc == 0)
+  for (size_t b = 0; b < ks.n && rc == 0; b += REDIS_IO_BATCH) {
+    size_t n = ks.n - b < REDIS_IO_BATCH ? ks.n - b : REDIS_IO_BATCH;
+    rc = redis_io__read_histories(l, &ks, b, n, o->prefix, plen, now, ds, anomalies, log,
+                                  errbuf);
+    users += n;
+    if (progress != NULL && rc == 0 && (users % 8192 < REDIS_IO_BATCH || users == ks.n))
       fprintf(progress, "\rread %llu histories (%.0f/s)", (unsigned long long)users,
               users / (redis_io__now() - t0 + 1e-9));
-  } while (rc == 0 && strcmp(cursor, "0") != 0);
+  }
   if (progress != NULL)
     fputc('\n', progress);
+  redis_io__keys_free(&ks);
   return rc;
 }
 
 int redis_read_dataset(const redis_opts_t *o, dataset_t *ds, uint64_t *anomalies,
                        FILE *progress, FILE *log, char *errbuf) {
-  redisContext *c = NULL;
-  int rc = redis_io__connect(o, &c, errbuf);
+  redis_link_t *l = NULL;
+  int rc = redis_link_open(o, &l, errbuf);
   if (rc != 0)
     return rc;
   *anomalies = 0;
-  rc = redis_read_histories(c, o, ds, anomalies, progress, log, errbuf);
+  rc = redis_read_histories(l, o, ds, anomalies, progress, log, errbuf);
   /* Categories and groups, for the items the histories mention. */
   if (rc == 0)
-    rc = redis_read_item_attrs(c, o->prefix, ds, NULL, 0, anomalies, log, errbuf);
-  redisFree(c);
+    rc = redis_read_item_attrs(l, o->prefix, ds, NULL, 0, anomalies, log, errbuf);
+  redis_link_close(l);
   return rc;
 }
 
@@ -295,47 +317,39 @@ static int redis_io__item_attrs(dataset_t *ds, uint32_t i, const redisReply *r,
   return 0;
 }
 
-int redis_read_item_attrs(redisContext *c, const char *prefix, dataset_t *ds,
+int redis_read_item_attrs(redis_link_t *l, const char *prefix, dataset_t *ds,
                           const uint32_t *which, uint32_t n_which, uint64_t *anomalies,
                           FILE *log, char *errbuf) {
   const uint32_t n_items = which != NULL ? n_which : dataset_n_items(ds);
   int rc = 0;
   for (uint32_t b = 0; b < n_items && rc == 0; b += REDIS_IO_BATCH) {
     uint32_t n = n_items - b < REDIS_IO_BATCH ? n_items - b : REDIS_IO_BATCH;
-    for (uint32_t t = b; t < b + n; t++) {
+    for (uint32_t t = b; t < b + n && rc == 0; t++) {
       size_t len;
       const char *id = idmap_key(ds->items, which != NULL ? which[t] : t, &len);
-      redisAppendCommand(c, "HMGET %s" RECD_KEY_ITEM "%b " RECD_ITEM_CATEGORY " "
-                         RECD_ITEM_GROUP, prefix, id, len);
+      rc = redis_link_append(l, "HMGET %s" RECD_KEY_ITEM "%b " RECD_ITEM_CATEGORY " "
+                             RECD_ITEM_GROUP, prefix, id, len);
     }
-    /* Every reply is read even after a failure, so the connection stays in
-     * step; only the first error is kept. */
-    for (uint32_t t = b; t < b + n; t++) {
-      redisReply *r = redis_io__reply(c);
-      if (r == NULL)
-        return recd_errf(errbuf, RECD_EREDIS, "redis: %s", c->errstr);
-      if (rc == 0)
-        rc = redis_io__item_attrs(ds, which != NULL ? which[t] : t, r, anomalies, log, errbuf);
-      freeReplyObject(r);
-    }
+    if (rc == RECD_ENOMEM)
+      return recd_errf(errbuf, rc, "out of memory reading item attributes");
+    if ((rc = redis_link_exec(l, errbuf)) != 0)
+      return rc;
+    for (uint32_t t = b; t < b + n && rc == 0; t++)
+      rc = redis_io__item_attrs(ds, which != NULL ? which[t] : t, redis_link_reply(l, t - b),
+                                anomalies, log, errbuf);
   }
   return rc;
 }
 
-/* Sends the pending pipeline and checks every reply. */
-static int redis_io__drain(redisContext *c, size_t pending, const char *what, char *errbuf) {
-  for (size_t j = 0; j < pending; j++) {
-    redisReply *r = redis_io__reply(c);
-    if (r == NULL)
-      return recd_errf(errbuf, RECD_EREDIS, "redis: %s: %s", what, c->errstr);
-    int bad = r->type == REDIS_REPLY_ERROR;
-    if (bad)
-      recd_errf(errbuf, RECD_EREDIS, "redis: %s: %s", what, r->str);
-    freeReplyObject(r);
-    if (bad)
-      return RECD_EREDIS;
+/* Runs the pending batch and checks every reply. */
+static int redis_io__drain(redis_link_t *l, const char *what, char *errbuf) {
+  int rc = redis_link_exec(l, errbuf);
+  for (size_t j = 0; rc == 0 && redis_link_reply(l, j) != NULL; j++) {
+    const redisReply *r = redis_link_reply(l, j);
+    if (r->type == REDIS_REPLY_ERROR)
+      rc = recd_errf(errbuf, RECD_EREDIS, "redis: %s: %s", what, r->str);
   }
-  return 0;
+  return rc;
 }
 
 /* The timed rows of a data set (before finalize): user, item and time of
@@ -432,12 +446,13 @@ typedef struct redis_io__sent {
 
 /* Reads the replies of sent[0..pending); an error names the command and
  * its key and member. */
-static int redis_io__drain_pairs(redisContext *c, const dataset_t *ds, const char *prefix,
+static int redis_io__drain_pairs(redis_link_t *l, const dataset_t *ds, const char *prefix,
                                  const redis_io__sent_t *sent, size_t pending, char *errbuf) {
+  int rc = redis_link_exec(l, errbuf);
+  if (rc != 0)
+    return rc;
   for (size_t j = 0; j < pending; j++) {
-    redisReply *r = redis_io__reply(c);
-    if (r == NULL)
-      return recd_errf(errbuf, RECD_EREDIS, "redis: importing interactions: %s", c->errstr);
+    const redisReply *r = redis_link_reply(l, j);
     if (r->type == REDIS_REPLY_ERROR) {
       size_t ul, il;
       const char *u = idmap_key(ds->users, sent[j].user, &ul);
@@ -446,18 +461,16 @@ static int redis_io__drain_pairs(redisContext *c, const dataset_t *ds, const cha
                 sent[j].time ? "ZADD" : "ZINCRBY", prefix,
                 sent[j].time ? RECD_KEY_TIME : RECD_KEY_HIST, (int)(ul > 64 ? 64 : ul), u,
                 (int)(il > 64 ? 64 : il), i, r->str);
-      freeReplyObject(r);
       return RECD_EREDIS;
     }
-    freeReplyObject(r);
   }
   return 0;
 }
 
 int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_csv,
                      int skip_bad, uint64_t *rows, FILE *progress, char *errbuf) {
-  redisContext *c = NULL;
-  int rc = redis_io__connect(o, &c, errbuf);
+  redis_link_t *c = NULL;
+  int rc = redis_link_open(o, &c, errbuf);
   if (rc != 0)
     return rc;
   /* Parse the whole file first (the data set's reader validates every
@@ -476,7 +489,7 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
       recd_errf(errbuf, rc, "out of memory reading %s", path);
     redis_io__timed_free(&timed);
     dataset_free(&ds);
-    redisFree(c);
+    redis_link_close(c);
     return rc;
   }
   redis_io__timed_free(&timed);
@@ -496,17 +509,20 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
       const char *item = idmap_key(ds.items, m->idx[j], &ilen);
       char w[32];
       snprintf(w, sizeof w, "%.9g", (double)m->val[j]);
-      redisAppendCommand(c, "ZINCRBY %s" RECD_KEY_HIST "%b %s %b", o->prefix, user, ulen, w, item, ilen);
+      if (redis_link_append(c, "ZINCRBY %s" RECD_KEY_HIST "%b %s %b", o->prefix, user, ulen, w,
+                            item, ilen) != 0)
+        rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory importing %s", path);
       sent[pending++] = (redis_io__sent_t){u, m->idx[j], 0};
       ++*rows;
       if (pair_t != NULL && pair_t[j] != DATASET_NO_TIME) {
         char t[24];
         snprintf(t, sizeof t, "%lld", (long long)pair_t[j]);
-        redisAppendCommand(c, "ZADD %s" RECD_KEY_TIME "%b GT %s %b", o->prefix, user, ulen, t,
-                           item, ilen);
+        if (redis_link_append(c, "ZADD %s" RECD_KEY_TIME "%b GT %s %b", o->prefix, user, ulen,
+                              t, item, ilen) != 0)
+          rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory importing %s", path);
         sent[pending++] = (redis_io__sent_t){u, m->idx[j], 1};
       }
-      if (pending >= REDIS_IO_BATCH - 1) {
+      if (rc == 0 && pending >= REDIS_IO_BATCH - 1) {
         rc = redis_io__drain_pairs(c, &ds, o->prefix, sent, pending, errbuf);
         pending = 0;
       }
@@ -515,7 +531,7 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
       fprintf(progress, "\rimported %llu interactions (%.0f/s)", (unsigned long long)*rows,
               *rows / (redis_io__now() - t0 + 1e-9));
   }
-  if (rc == 0)
+  if (rc == 0 && pending > 0)
     rc = redis_io__drain_pairs(c, &ds, o->prefix, sent, pending, errbuf);
   if (progress != NULL)
     fputc('\n', progress);
@@ -525,7 +541,7 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
   if (rc == 0 && items_csv != NULL) {
     csv_reader_t *r;
     if ((rc = csv_open(&r, items_csv, errbuf)) != 0) {
-      redisFree(c);
+      redis_link_close(c);
       return rc;
     }
     csv_record_t rec;
@@ -563,24 +579,29 @@ int redis_import_csv(const redis_opts_t *o, const char *path, const char *items_
                        (unsigned long long)rec.line);
         break;
       }
+      int a;
       if (nf == 4 && rec.len[3] > 0)
-        redisAppendCommand(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b "
+        a = redis_link_append(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b "
                            RECD_ITEM_GROUP " %b", o->prefix, rec.field[0], rec.len[0],
                            rec.field[1], rec.len[1], rec.field[2], rec.len[2], rec.field[3],
                            rec.len[3]);
       else
-        redisAppendCommand(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b",
+        a = redis_link_append(c, "HSET %s" RECD_KEY_ITEM "%b title %b " RECD_ITEM_CATEGORY " %b",
                            o->prefix, rec.field[0], rec.len[0], rec.field[1], rec.len[1],
                            rec.field[2], rec.len[2]);
+      if (a != 0) {
+        rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory importing %s", items_csv);
+        break;
+      }
       if (++pending == REDIS_IO_BATCH) {
-        rc = redis_io__drain(c, pending, "HSET", errbuf);
+        rc = redis_io__drain(c, "HSET", errbuf);
         pending = 0;
       }
     }
-    if (rc == 0)
-      rc = redis_io__drain(c, pending, "HSET", errbuf);
+    if (rc == 0 && pending > 0)
+      rc = redis_io__drain(c, "HSET", errbuf);
     csv_close(r);
   }
-  redisFree(c);
+  redis_link_close(c);
   return rc;
 }

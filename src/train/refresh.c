@@ -324,7 +324,7 @@ done:
 /* Histories from --csv (and --items) or from Redis; finalized. With Redis,
  * only the histories are read here; the attributes of the new items are
  * read once they are known (refresh_main). */
-int refresh_load(const refresh_opts_t *o, dataset_t *ds, redisContext **rc_out,
+int refresh_load(const refresh_opts_t *o, dataset_t *ds, redis_link_t **rc_out,
                  char *errbuf) {
   int rc = dataset_init(ds);
   if (rc != 0)
@@ -356,7 +356,7 @@ int refresh_main(const refresh_opts_t *o, char *errbuf) {
   if (rc != 0)
     return rc;
   dataset_t ds;
-  redisContext *c = NULL;
+  redis_link_t *c = NULL;
   rc = refresh_load(o, &ds, &c, errbuf);
   if (rc == 0 && c != NULL) {
     /* Categories and groups of the new items only: one pipelined HMGET
@@ -372,7 +372,7 @@ int refresh_main(const refresh_opts_t *o, char *errbuf) {
     free(cand);
   }
   if (c != NULL)
-    redisFree(c);
+    redis_disconnect(c);
   refresh_result_t res;
   if (rc == 0) {
     rc = refresh_items(m, &ds, o, o->out, &res, errbuf);
@@ -487,7 +487,7 @@ static double refresh__overlap(const model_t *a, const model_t *b, const char *i
 
 int refresh_eval_main(const refresh_opts_t *o, double fraction, char *errbuf) {
   dataset_t ds, without;
-  redisContext *none = NULL;
+  redis_link_t *none = NULL;
   int rc = refresh_load(o, &ds, &none, errbuf);
   if (rc != 0) {
     dataset_free(&ds);

@@ -68,7 +68,7 @@ int refresh_eval_main(const refresh_opts_t *o, double fraction, char *errbuf);
 /* Shared by the evaluation modes. Histories from --csv (and --items) or
  * from Redis (then *c is the open connection, for the item attributes),
  * finalized. */
-int refresh_load(const refresh_opts_t *o, dataset_t *ds, redisContext **c, char *errbuf);
+int refresh_load(const refresh_opts_t *o, dataset_t *ds, redis_link_t **c, char *errbuf);
 /* Trains o->params (with this seed) on ds. */
 int refresh_train(const refresh_opts_t *o, const dataset_t *ds, uint64_t seed,
                   als_factors_t *f, char *errbuf);
