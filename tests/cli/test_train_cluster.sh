@@ -4,7 +4,8 @@
 # masters, training reads every master and gives the model a single Redis
 # with the same data gives, byte for byte; an import with a stale slot map
 # (MOVED) and training during a slot migration (ASK) still see every
-# customer; option errors name the culprit.
+# customer; CLUSTERDOWN is retried, a bounded time; AUTH on every node;
+# option errors name the culprit.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 T="$BIN/recd-train"
@@ -132,7 +133,52 @@ train --redis-cluster-nodes "$CLUSTER_NODES" --key-prefix mv: --out "$TMP/mv.bin
 "$T" --info "$TMP/mv.bin" | grep -q "\"users\": $users," || fail "users after the move"
 pass "MOVED with a stale slot map ($moved redirections)"
 
-# 6. AUTH on every node; a wrong password is a clear error.
+# 6. CLUSTERDOWN: the slot of a key is served by no one for a while (DELSLOTS
+#    on every node) while an import waits for its CSV; it is retried until
+#    the slot's owner takes it back. Left unserved, the import fails after
+#    its bounded retries with the reason.
+key=down:hist:user5
+owner=$(cluster_master_of "$key")
+slot=$(ccli "$owner" cluster keyslot "$key")
+import_waiting() { # import_waiting PREFIX: recd-train --import on a FIFO, connected
+  rm -f "$TMP/fifo"
+  mkfifo "$TMP/fifo"
+  "$T" -q --import --csv "$TMP/fifo" --key-prefix "$1" --redis-cluster-nodes "$CLUSTER_NODES" \
+    2>"$TMP/downlog" &
+  imp=$!
+  for i in $(seq 1 200); do
+    [ "$(ccli "$owner" client list | grep -v 'cmd=client' | grep -c 'flags=N')" -ge 1 ] && break
+    [ "$i" = 200 ] && fail "recd-train did not connect to $owner"
+    sleep 0.05
+  done
+}
+down0=$(errorstat "$owner" CLUSTERDOWN)
+import_waiting down:
+for p in "${CLUSTER_PORTS[@]}"; do ccli "$p" cluster delslots "$slot" >/dev/null; done
+{ sleep 1.5; ccli "$owner" cluster addslots "$slot" >/dev/null; } &
+back=$!
+cat "$TMP/in.csv" > "$TMP/fifo"
+wait "$imp" || { cat "$TMP/downlog"; fail "import while a slot was down"; }
+wait "$back"
+down=$(( $(errorstat "$owner" CLUSTERDOWN) - down0 ))
+[ "$down" -gt 0 ] || fail "no CLUSTERDOWN reply happened"
+cluster_wait_ok
+sed 's/recd:hist:/down:hist:/' "$TMP/cmds" > "$TMP/downcmds"
+cluster_cli < "$TMP/downcmds" 2>/dev/null | grep -v '^-> Redirected' > "$TMP/from-down"
+cmp -s "$TMP/from-down" "$TMP/from-single" || fail "histories imported through CLUSTERDOWN differ"
+import_waiting never:
+for p in "${CLUSTER_PORTS[@]}"; do ccli "$p" cluster delslots "$slot" >/dev/null; done
+cat "$TMP/in.csv" > "$TMP/fifo"
+status=0
+wait "$imp" || status=$?
+[ "$status" = 1 ] || fail "import with a slot never served exited $status"
+grep -Eq "unanswered after 16 attempts \(last: CLUSTERDOWN" "$TMP/downlog" \
+  || { cat "$TMP/downlog"; fail "no clear error for a slot never served"; }
+ccli "$owner" cluster addslots "$slot" >/dev/null
+cluster_wait_ok
+pass "CLUSTERDOWN retried ($down replies), then a clear error"
+
+# 7. AUTH on every node; a wrong password is a clear error.
 stop_cluster
 CLUSTER_PORTS=()
 CLUSTER_PASSWORD=s3cret start_cluster
