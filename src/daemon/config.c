@@ -130,6 +130,10 @@ static const config__def_t config__defs[] = {
   CONFIG__STR_ROW("models-dir", models_dir, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
                   "the only directory MODEL RELOAD <path> may load from; "
                   "empty = the directory of model"),
+  CONFIG__ROW("model-watch", CONFIG__BOOL, model_watch, "no", 0, 1, NULL, 0,
+              "reload when a model file is replaced (recd-train's atomic rename, "
+              "rsync, a shared volume): watched by inotify and a stat every 2 s, "
+              "debounced; a file that fails its checksum is not served"),
   CONFIG__INT_RT_ROW("history-limit", history_limit, "500", 1, 100000,
                   "strongest history items folded into a customer's vector"),
   CONFIG__INT_RT_ROW("max-count", max_count, "1000", 1, 100000,

@@ -124,6 +124,7 @@ typedef struct config {
   char *model;                       /* model file path, "" = not given */
   char *models_dir;                  /* MODEL RELOAD <path> directory,
                                         "" = the directory of `model` */
+  bool model_watch;                  /* reload when a model file is replaced */
   int history_limit;                 /* strongest history items used */
   int max_count;                     /* largest COUNT (and OFFSET+COUNT) */
   bool exclude_history;              /* never recommend past items */

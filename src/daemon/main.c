@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "model_store.h"
+#include "model_watch.h"
 #include "notify.h"
 #include "rclient.h"
 #include "server.h"
@@ -26,6 +27,12 @@
 #include "variants.h"
 
 void openblas_set_num_threads(int num_threads);
+
+/* model-watch: the stat poll's period (network file systems send no
+ * inotify events for other hosts' writes) and the quiet time before a
+ * reload (an rsync or cp writing in place emits many events). */
+#define MODEL_WATCH_POLL_MS 2000
+#define MODEL_WATCH_QUIET_MS 300
 
 /* How long SIGTERM waits for in-flight requests before closing anyway. */
 #define SHUTDOWN_GRACE_MS 5000
@@ -42,6 +49,8 @@ typedef struct daemon_ctx {
   uv_timer_t redis_grace; /* shutdown: the tracker's last writes, at most */
   int redis_closing;
   metrics_t *metrics; /* HTTP /metrics and /healthz; NULL when off */
+  model_watch_t *watch; /* model-watch yes; NULL when off */
+  const char *reload_why; /* "SIGHUP" or "model-watch": log lines */
 } daemon_ctx_t;
 
 static void on_rclient_log(int level, const char *msg, void *arg) {
@@ -64,7 +73,8 @@ static void on_promoted(const char *const *ids, const size_t *lens, size_t n, vo
 
 static void on_sighup_reload_done(int status, const char *msg, void *arg);
 
-/* SIGHUP reloads every variant's model file; each fails on its own. */
+/* SIGHUP (and model-watch) reloads every variant's model file; each fails
+ * on its own. */
 static void start_signal_reload(daemon_ctx_t *d) {
   variants_t *vs = d->srv.variants;
   if (d->reloads_running > 0) {
@@ -78,7 +88,7 @@ static void start_signal_reload(daemon_ctx_t *d) {
     if (model_store_reload(v->store, NULL, on_sighup_reload_done, d, err) == 0)
       d->reloads_running++;
     else
-      log_warning("SIGHUP: variant %s: %s", v->name, err);
+      log_warning("%s: variant %s: %s", d->reload_why, v->name, err);
   }
   if (d->reloads_running == 0)
     notify_reloaded("reload refused; serving the previous models");
@@ -87,7 +97,7 @@ static void start_signal_reload(daemon_ctx_t *d) {
 static void on_sighup_reload_done(int status, const char *msg, void *arg) {
   daemon_ctx_t *d = arg;
   if (status == 0)
-    log_notice("SIGHUP: %s", msg);
+    log_notice("%s: %s", d->reload_why, msg); /* failures: model_store logs them */
   if (--d->reloads_running > 0)
     return;
   /* systemd waits for READY=1 after RELOADING=1 whatever the outcome: a
@@ -100,8 +110,38 @@ static void on_sighup_reload_done(int status, const char *msg, void *arg) {
 }
 
 static void on_sighup(uv_signal_t *h, int signum) {
+  daemon_ctx_t *d = h->data;
   (void)signum;
-  start_signal_reload(h->data);
+  d->reload_why = "SIGHUP";
+  start_signal_reload(d);
+}
+
+/* A watched model file was replaced: reload as on SIGHUP (every variant;
+ * those whose file did not change load the same model again). */
+static void on_model_changed(const char *path, void *arg) {
+  daemon_ctx_t *d = arg;
+  if (d->srv.stopping)
+    return;
+  log_notice("model-watch: %s changed; reloading", path);
+  d->reload_why = "model-watch";
+  start_signal_reload(d);
+}
+
+/* Watches each variant's model file (model-watch yes). */
+static int start_model_watch(daemon_ctx_t *d, uv_loop_t *loop, char *err) {
+  variants_t *vs = d->srv.variants;
+  const size_t n = variants_count(vs);
+  const char **paths = calloc(n ? n : 1, sizeof *paths);
+  if (paths == NULL) {
+    snprintf(err, RECD_ERRLEN, "model-watch: out of memory");
+    return RECD_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    paths[i] = model_store_model_path(variants_at(vs, i)->store);
+  int rc = model_watch_start(loop, paths, n, MODEL_WATCH_POLL_MS, MODEL_WATCH_QUIET_MS,
+                             on_model_changed, d, &d->watch, err);
+  free(paths);
+  return rc;
 }
 
 static void on_redis_closed(void *arg) {
@@ -151,6 +191,8 @@ static void finish_shutdown(daemon_ctx_t *d) {
   } else {
     close_redis(d);
   }
+  model_watch_stop(d->watch);
+  d->watch = NULL;
   uv_close((uv_handle_t *)&d->sig_hup, NULL);
   uv_close((uv_handle_t *)&d->sig_term, NULL);
   uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -301,7 +343,10 @@ int main(int argc, char **argv) {
   uv_timer_init(&loop, &d.redis_grace);
   d.redis_grace.data = &d;
 
+  d.reload_why = "SIGHUP";
   int listen_rc = server_listen(s, err);
+  if (listen_rc == 0 && cfg.model_watch)
+    listen_rc = start_model_watch(&d, &loop, err);
   if (listen_rc == 0 && cfg.metrics_port != 0)
     listen_rc = metrics_start(s, &d.metrics, err);
   if (listen_rc != 0) {

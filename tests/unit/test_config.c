@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 47);
+  ck_assert_uint_eq(config_count(), 48);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -624,6 +624,7 @@ static void set_unusual(config_t *c) {
     {"feedback-unknown-items", "warn"}, {"shown-limit", "0"}, {"max-per-category", "1"},
     {"track-shown", "no"},
     {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
+    {"model-watch", "yes"},
   };
   char err[RECD_ERRLEN] = "";
   size_t n = sizeof kv / sizeof kv[0];
