@@ -25,6 +25,7 @@ PACKAGES=(
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
   chromium                                  # the status page rendered in a real browser
   dpkg-dev file lintian adduser             # the Debian package (scripts/check-deb.sh)
+  haproxy                                   # the Scaling out recipe (tests/cli/test_haproxy.sh)
 )
 # Node.js and npm for the Node storefront example: Debian's nodejs + npm,
 # unless a node and an npm are already installed (e.g. a NodeSource nodejs,

@@ -10,7 +10,7 @@ T="$BIN/recd-train"
 start_redis
 RECD_PID="" RECD2_PID=""
 stop_all() {
-  for p in "$RECD_PID" "$RECD2_PID"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "$RECD_PID" "$RECD2_PID"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
   cleanup
 }
 trap stop_all EXIT
