@@ -14,6 +14,7 @@ PACKAGES=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev libhiredis-dev                 # event loop, Redis client
   libhttp-parser-dev                        # HTTP parser of the /metrics endpoint
+  libssl-dev openssl                        # tls-port (OpenSSL 3); certificates in the TLS tests
   libopenblas-dev liblapacke-dev zlib1g-dev # BLAS/LAPACK, CRC32
   libsystemd-dev systemd                    # sd_notify; systemd-analyze for the unit checks
   check valgrind                            # unit tests; valgrind-clean shutdown test

@@ -76,6 +76,8 @@ typedef struct config__def {
 static const char *const config__loglevels[] = {"debug", "verbose", "notice",
                                                 "warning", NULL};
 static const char *const config__unknown_items[] = {"count", "warn", NULL};
+/* In config_tls_auth_t order. */
+static const char *const config__tls_auth[] = {"no", "yes", "optional", NULL};
 
 #define CONFIG__ROW(name, type, field, deflt, min, max, names, flags, help) \
   {name, type, offsetof(config_t, field), deflt, min, max, names, flags, help}
@@ -124,6 +126,29 @@ static const config__def_t config__defs[] = {
                    64 * CONFIG__KB, 2 * CONFIG__GB,
                    "pending reply bytes per client before it is closed "
                    "(one hard limit, not Redis's class/hard/soft triple)"),
+  /* TLS (tls.h): redis.conf's names and meanings. The certificate files
+   * are run-time keys: CONFIG SET loads them into a new context for new
+   * connections (config_cmd.c), read once, copied by nothing. */
+  CONFIG__INT_ROW("tls-port", tls_port, "0", 0, 65535,
+                  "TLS port for RESP clients, on the bind addresses; 0 = no TLS"),
+  CONFIG__STR_ROW("tls-cert-file", tls_cert_file, "", 0, CONFIG__PATH_MAX,
+                  CONFIG__PATH | CONFIG__RUNTIME,
+                  "server certificate, PEM (intermediates after it); reloaded on SIGHUP"),
+  CONFIG__STR_ROW("tls-key-file", tls_key_file, "", 0, CONFIG__PATH_MAX,
+                  CONFIG__PATH | CONFIG__RUNTIME,
+                  "private key of tls-cert-file, PEM, without a passphrase"),
+  CONFIG__STR_ROW("tls-ca-cert-file", tls_ca_cert_file, "", 0, CONFIG__PATH_MAX,
+                  CONFIG__PATH | CONFIG__RUNTIME,
+                  "CA certificates client certificates must chain to, PEM"),
+  CONFIG__ROW("tls-auth-clients", CONFIG__ENUM, tls_auth_clients, "yes", 0, 2,
+              config__tls_auth, 0,
+              "client certificates: yes = required, optional = verified when given, "
+              "no = not asked for"),
+  CONFIG__STR_ROW("tls-protocols", tls_protocols, "TLSv1.2 TLSv1.3", 1, 64, 0,
+                  "TLS versions accepted, blank-separated: TLSv1.2, TLSv1.3"),
+  CONFIG__STR_ROW("tls-ciphersuites", tls_ciphersuites, "", 0, 1024, 0,
+                  "TLS 1.3 cipher suites (OpenSSL's syntax, colon-separated); "
+                  "empty = OpenSSL's default"),
   /* model and scoring */
   CONFIG__STR_ROW("model", model, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
                   "model file to serve; required unless variant lines name the models"),
@@ -1191,6 +1216,54 @@ static int config__validate_variants(const config_t *cfg, char *errbuf) {
   return 0;
 }
 
+/* The tls-* rules that need no file: the files themselves are read by the
+ * daemon (tls_creds_load(), also run by --test-config). */
+static int config__validate_tls(const config_t *cfg, char *errbuf) {
+  /* tls-protocols: blank-separated TLSv1.2 / TLSv1.3 (case-insensitive, as
+   * Redis); older versions are not offered at all. */
+  const char *p = cfg->tls_protocols;
+  int words = 0;
+  while (*p != '\0') {
+    while (config__isblank(*p))
+      p++;
+    size_t n = 0;
+    while (p[n] != '\0' && !config__isblank(p[n]))
+      n++;
+    if (n == 0)
+      break;
+    if (!config__name_eq(p, n, "tlsv1.2") && !config__name_eq(p, n, "tlsv1.3")) {
+      char show[CONFIG__SHOW_BUF];
+      config__show(p, n, show);
+      return recd_errf(errbuf, RECD_EINVAL,
+                       "tls-protocols: expected TLSv1.2 and/or TLSv1.3, got '%s'", show);
+    }
+    words++;
+    p += n;
+  }
+  if (words == 0)
+    return recd_errf(errbuf, RECD_EINVAL, "tls-protocols: expected TLSv1.2 and/or TLSv1.3");
+  if (cfg->tls_auth_clients < CONFIG_TLS_AUTH_NO || cfg->tls_auth_clients > CONFIG_TLS_AUTH_OPTIONAL)
+    return recd_errf(errbuf, RECD_EINVAL, "tls-auth-clients: expected one of no, yes, optional");
+  if (cfg->tls_port == 0)
+    return 0;
+  if (cfg->tls_port == cfg->port)
+    return recd_errf(errbuf, RECD_EINVAL, "tls-port and port are both %d", cfg->port);
+  if (cfg->tls_port == cfg->metrics_port)
+    return recd_errf(errbuf, RECD_EINVAL, "metrics-port and tls-port are both %d",
+                     cfg->tls_port);
+  if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "tls-port %d needs tls-cert-file and tls-key-file",
+                     cfg->tls_port);
+  /* Redis's rule: asking for client certificates without a CA to check
+   * them against is a configuration mistake, not "anyone goes". */
+  if (cfg->tls_auth_clients != CONFIG_TLS_AUTH_NO && cfg->tls_ca_cert_file[0] == '\0')
+    return recd_errf(errbuf, RECD_EINVAL,
+                     "tls-auth-clients %s needs tls-ca-cert-file (the CA that signs client "
+                     "certificates); or set tls-auth-clients no",
+                     config__tls_auth[cfg->tls_auth_clients]);
+  return 0;
+}
+
 int config_validate(const config_t *cfg, char *errbuf) {
   /* Cheap guards for a config_t edited by hand rather than through the
    * setters: the daemon indexes bind.addr[] and uses the strings as is. */
@@ -1218,12 +1291,15 @@ int config_validate(const config_t *cfg, char *errbuf) {
     return recd_errf(errbuf, RECD_EINVAL, "redis-host: must not be empty");
 
   /* The cross-field rules. */
-  if (cfg->port == 0 && cfg->unixsocket[0] == '\0')
+  if (cfg->port == 0 && cfg->unixsocket[0] == '\0' && cfg->tls_port == 0)
     return recd_errf(errbuf, RECD_EINVAL,
                      "nothing to listen on: port is 0 and unixsocket is empty");
   if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->port)
     return recd_errf(errbuf, RECD_EINVAL, "metrics-port and port are both %d",
                      cfg->port);
+  int tls_err = config__validate_tls(cfg, errbuf);
+  if (tls_err != 0)
+    return tls_err;
   if (cfg->unixsocket[0] != '\0' && strcmp(cfg->unixsocket, cfg->redis_socket) == 0)
     return recd_errf(errbuf, RECD_EINVAL,
                      "unixsocket and redis-socket are the same path; recd would "

@@ -84,6 +84,13 @@ typedef enum config_loglevel {
   CONFIG_LOG_WARNING = 3
 } config_loglevel_t;
 
+/* Values of config_t.tls_auth_clients (redis.conf's tls-auth-clients). */
+typedef enum config_tls_auth {
+  CONFIG_TLS_AUTH_NO = 0,      /* client certificates are not asked for */
+  CONFIG_TLS_AUTH_YES = 1,     /* required, and must verify against the CA */
+  CONFIG_TLS_AUTH_OPTIONAL = 2 /* asked for; one that is given must verify */
+} config_tls_auth_t;
+
 /* The `bind` addresses: n >= 1 NUL-terminated literals, owned by the config. */
 typedef struct config_addrs {
   int n;
@@ -120,6 +127,14 @@ typedef struct config {
   size_t max_request_bytes;          /* query buffer per client, bytes */
   int max_request_args;              /* arguments of one command at most */
   size_t client_output_buffer_limit; /* pending reply bytes per client */
+  /* TLS on the client port (tls.h), redis.conf's names */
+  int tls_port;                      /* TLS port, 0 = no TLS listener */
+  char *tls_cert_file;               /* server certificate (chain), PEM */
+  char *tls_key_file;                /* its private key, PEM */
+  char *tls_ca_cert_file;            /* CA of client certificates, "" = none */
+  int tls_auth_clients;              /* a config_tls_auth_t */
+  char *tls_protocols;               /* "TLSv1.2 TLSv1.3" */
+  char *tls_ciphersuites;            /* TLS 1.3 suites, "" = OpenSSL's */
   /* model and scoring */
   char *model;                       /* model file path, "" = not given */
   char *models_dir;                  /* MODEL RELOAD <path> directory,

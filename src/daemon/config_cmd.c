@@ -33,6 +33,7 @@
 #include "commands.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 #include "tracking.h"
 
 /* Redis-compatible keys recd does not have, for tools that ask for them
@@ -178,17 +179,30 @@ static void config_cmd__get(client_t *c, reply_buf_t *r, const resp_cmd_t *a) {
   reply_set_array_len(r, h, n);
 }
 
-/* The rule only the running daemon knows: impressions carry shown counts
+/* What config_cmd__check sees and prepares. */
+typedef struct config_cmd__set_ctx {
+  const server_t *s;
+  int tls_keys;     /* a tls-* file is among the keys set */
+  tls_creds_t tls;  /* the credentials loaded from the candidate's files */
+} config_cmd__set_ctx_t;
+
+/* The rules only the running daemon knows: impressions carry shown counts
  * only when it was started with track-shown or a shown-limit (the tracker
  * is set up once), and without them a shown-limit would leave nothing
- * out. */
+ * out; new TLS files must load (and the key match the certificate) before
+ * anything changes, as Redis's CONFIG SET tls-cert-file does. Setting a
+ * file to its current path reloads it: the way to pick up a certificate
+ * renewed in place without a signal. */
 static int config_cmd__check(const config_t *next, void *arg, char *errbuf) {
-  const server_t *s = arg;
+  config_cmd__set_ctx_t *x = arg;
+  const server_t *s = x->s;
   if (next->shown_limit > 0 && (s->tracker == NULL || !tracker_counts_shown(s->tracker)))
     return recd_errf(errbuf, RECD_EINVAL,
                      "shown-limit needs shown counts in the impressions, which this recd was "
                      "started without: set track-shown yes (or a shown-limit) in its config "
                      "and restart");
+  if (x->tls_keys && s->tls.cur.ctx != NULL)
+    return tls_creds_load(next, &x->tls, errbuf);
   return 0;
 }
 
@@ -200,9 +214,21 @@ static void config_cmd__set(client_t *c, reply_buf_t *r, const resp_cmd_t *a) {
   config_t *cfg = (config_t *)s->cfg;
   char err[RECD_ERRLEN];
   size_t n = (a->argc - 2) / 2;
-  if (config_set_runtime(cfg, n, a->argv + 2, a->argvlen + 2, config_cmd__check, s, err) != 0) {
+  config_cmd__set_ctx_t x = {.s = s};
+  for (size_t j = 0; j < n; j++)
+    x.tls_keys |= strncasecmp(a->argv[2 + 2 * j], "tls-", 4) == 0;
+  if (config_set_runtime(cfg, n, a->argv + 2, a->argvlen + 2, config_cmd__check, &x, err) != 0) {
+    tls_creds_free(&x.tls);
     reply_errorf(r, "CONFIG SET: %s", err);
     return;
+  }
+  if (x.tls.ctx != NULL) {
+    tls_server_install(&s->tls, &x.tls);
+    s->tls.reloads_ok++;
+    s->tls.last_reload_error[0] = '\0';
+    log_notice("CONFIG SET: TLS certificate %s (serial %s) serves new connections; established "
+               "connections keep theirs",
+               cfg->tls_cert_file, s->tls.cur.serial);
   }
   for (size_t j = 0; j < n; j++) {
     const char *key = a->argv[2 + 2 * j];

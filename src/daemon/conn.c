@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "tls.h"
 
 /* Read buffer reserved per read callback. */
 #define CONN_READ_CHUNK (16 * 1024)
@@ -23,6 +24,7 @@ typedef struct write_req {
 static void conn__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn__process(client_t *c);
+static int conn__tls_send(client_t *c);
 
 int client_gone(const client_t *c) {
   return (c->flags & CLIENT_CLOSING) != 0;
@@ -50,6 +52,7 @@ static void conn__on_close(uv_handle_t *h) {
   s->n_clients--;
   resp_parser_free(&c->parser);
   reply_free(&c->out);
+  tls_conn_free(c->tls);
   free(c->name);
   free(c->lib_name);
   free(c->lib_ver);
@@ -113,6 +116,13 @@ static void conn__shutdown_done(uv_shutdown_t *sr, int status) {
 static void conn__linger(client_t *c) {
   if (c->flags & (CLIENT_LINGER | CLIENT_CLOSING))
     return;
+  /* TLS: close_notify before the FIN, so the client knows the stream was
+   * not cut short. */
+  if (c->tls != NULL) {
+    tls_conn_close_notify(c->tls);
+    if (conn__tls_send(c) != 0)
+      return;
+  }
   c->flags |= CLIENT_LINGER;
   uv_timer_init(c->srv->loop, &c->linger); /* cannot fail */
   c->linger.data = c;
@@ -206,7 +216,110 @@ static void conn__resume(client_t *c) {
   conn__process(c); /* what is already buffered */
 }
 
+/* After a flush: the graceful close once everything is out, else a paused
+ * reader may go on. */
+static void conn__flushed(client_t *c) {
+  if ((c->flags & CLIENT_CLOSE_AFTER) && conn__all_out(c))
+    conn__linger(c);
+  else
+    conn__resume(c);
+}
+
+/* ---- TLS (tls.h) --------------------------------------------------------- */
+
+/* Ciphertext read buffer of the TLS clients: each read is handed to
+ * OpenSSL before the next one, on the loop thread, so one buffer serves
+ * every connection (plaintext is decrypted into the parser's own buffer). */
+static char conn__tls_in[64 * 1024];
+
+/* Sends the ciphertext OpenSSL produced (records, handshake messages,
+ * alerts) as one uv_write, counted against client-output-buffer-limit as
+ * plain replies are. 0, or -1 when c has been closed. */
+static int conn__tls_send(client_t *c) {
+  size_t n = tls_conn_pending(c->tls);
+  if (n == 0 || (c->flags & CLIENT_CLOSING))
+    return 0;
+  write_req_t *wr = malloc(sizeof *wr);
+  char *block = malloc(n);
+  if (wr == NULL || block == NULL) {
+    free(wr);
+    free(block);
+    client_close(c, "out of memory");
+    return -1;
+  }
+  n = tls_conn_take(c->tls, block, n);
+  wr->c = c;
+  wr->block = block;
+  wr->len = n;
+  /* uv_write writes at once when nothing is queued (as uv_try_write
+   * would), and keeps the rest. */
+  uv_buf_t b = uv_buf_init(block, (unsigned)n);
+  int rc = uv_write(&wr->req, &c->h.stream, &b, 1, conn__after_write);
+  if (rc != 0) {
+    free(block);
+    free(wr);
+    client_close(c, uv_strerror(rc));
+    return -1;
+  }
+  c->write_bytes += n;
+  if (c->write_bytes > c->srv->cfg->client_output_buffer_limit) {
+    c->srv->st.output_limit_closes++;
+    log_warning("client %llu (%s): %zu reply bytes unread, over client-output-buffer-limit, "
+                "closing", (unsigned long long)c->id, c->addr, c->write_bytes);
+    client_close(c, NULL);
+    return -1;
+  }
+  return 0;
+}
+
+/* conn_flush for a TLS client: the ready replies are encrypted whole (the
+ * memory BIO takes everything) and sent. Nothing is sent before the
+ * handshake is done: no reply exists then. */
+static int conn__tls_flush(client_t *c) {
+  size_t n;
+  const char *data = reply_data(&c->out, &n);
+  if (n > 0 && tls_conn_ready(c->tls)) {
+    char err[RECD_ERRLEN];
+    if (tls_conn_write(c->tls, data, n, err) != 0) {
+      client_close(c, err);
+      return -1;
+    }
+    reply_consume(&c->out, n);
+  }
+  return conn__tls_send(c);
+}
+
+/* A handshake that cannot complete: the alert OpenSSL wrote goes out, then
+ * a graceful close (FIN, input discarded), so the client reads the alert
+ * rather than a reset. */
+static void conn__tls_failed(client_t *c, const char *why) {
+  c->srv->tls.handshake_failures++;
+  log_verbose("client %llu (%s): TLS handshake failed: %s", (unsigned long long)c->id, c->addr,
+              why);
+  if (conn__tls_send(c) == 0)
+    client_close_after_reply(c);
+}
+
+void conn_tls_timeouts(server_t *s, uint64_t now) {
+  for (client_t *c = s->clients, *next; c != NULL; c = next) {
+    next = c->next;
+    if (c->tls != NULL && !tls_conn_ready(c->tls) &&
+        !(c->flags & (CLIENT_CLOSING | CLIENT_LINGER)) &&
+        now - c->created_ms > TLS_HANDSHAKE_TIMEOUT_MS) {
+      s->tls.handshake_failures++;
+      log_verbose("client %llu (%s): TLS handshake not done within %d ms, closing",
+                  (unsigned long long)c->id, c->addr, TLS_HANDSHAKE_TIMEOUT_MS);
+      client_close(c, NULL);
+    }
+  }
+}
+
 void conn_flush(client_t *c) {
+  if (c->tls != NULL) {
+    if (conn__tls_flush(c) == 0)
+      conn__flushed(c);
+    return;
+  }
   size_t n;
   const char *data = reply_data(&c->out, &n);
   if (n > 0 && c->write_bytes == 0) {
@@ -250,10 +363,7 @@ void conn_flush(client_t *c) {
       return;
     }
   }
-  if ((c->flags & CLIENT_CLOSE_AFTER) && conn__all_out(c))
-    conn__linger(c);
-  else
-    conn__resume(c);
+  conn__flushed(c);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -261,6 +371,10 @@ void conn_flush(client_t *c) {
 static void conn__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   client_t *c = h->data;
+  if (c->tls != NULL) {
+    *buf = uv_buf_init(conn__tls_in, sizeof conn__tls_in);
+    return;
+  }
   char *p;
   size_t avail;
   if (resp_parser_reserve(&c->parser, CONN_READ_CHUNK, &p, &avail) != 0) {
@@ -327,8 +441,74 @@ static void conn__process(client_t *c) {
                           : "unauthenticated request larger than 16384 bytes");
 }
 
+/* A TLS client's read: ciphertext to OpenSSL, the handshake, then the
+ * plaintext decrypted straight into the parser's buffer (one copy, the
+ * decryption's own), and the commands run as for a plain client. */
+static void conn__tls_read(client_t *c, ssize_t nread, const uv_buf_t *buf) {
+  server_t *s = c->srv;
+  char err[RECD_ERRLEN];
+  if (nread < 0) {
+    if (!tls_conn_ready(c->tls)) { /* a half handshake, then gone */
+      s->tls.handshake_failures++;
+      log_verbose("client %llu (%s): closed during the TLS handshake", (unsigned long long)c->id,
+                  c->addr);
+    }
+    client_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+    return;
+  }
+  if (nread == 0)
+    return;
+  c->last_io_ms = uv_now(s->loop);
+  if (tls_conn_feed(c->tls, buf->base, (size_t)nread) != 0) {
+    client_close(c, "out of memory");
+    return;
+  }
+  if (!tls_conn_ready(c->tls)) {
+    int hs = tls_conn_handshake(c->tls, err);
+    if (hs < 0) {
+      conn__tls_failed(c, err);
+      return;
+    }
+    if (conn__tls_send(c) != 0 || hs == 0)
+      return;
+    s->tls.connections++;
+    log_debug("client %llu (%s): TLS handshake done", (unsigned long long)c->id, c->addr);
+  }
+  int peer_closed = 0;
+  for (;;) {
+    char *p;
+    size_t avail;
+    if (resp_parser_reserve(&c->parser, CONN_READ_CHUNK, &p, &avail) != 0) {
+      client_close(c, "out of memory");
+      return;
+    }
+    ssize_t n = tls_conn_read(c->tls, p, avail, err);
+    resp_parser_commit(&c->parser, n > 0 ? (size_t)n : 0);
+    if (n > 0)
+      continue;
+    if (n == TLS_FAILED) { /* a bad record: the stream cannot be trusted */
+      char why[RECD_ERRLEN + 8];
+      snprintf(why, sizeof why, "TLS: %s", err);
+      client_close(c, why);
+      return;
+    }
+    peer_closed = n == TLS_CLOSED;
+    break;
+  }
+  if (conn__tls_send(c) != 0)
+    return;
+  conn__process(c);
+  /* close_notify is the TLS end of file: as UV_EOF for a plain client */
+  if (peer_closed)
+    client_close(c, NULL);
+}
+
 static void conn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   client_t *c = st->data;
+  if (c->tls != NULL) {
+    conn__tls_read(c, nread, buf);
+    return;
+  }
   (void)buf;
   resp_parser_commit(&c->parser, nread > 0 ? (size_t)nread : 0);
   if (nread < 0) {

@@ -78,6 +78,7 @@ struct client {
   char *name;               /* CLIENT SETNAME, HELLO SETNAME */
   char *lib_name, *lib_ver; /* CLIENT SETINFO LIB-NAME / LIB-VER */
   char last_cmd[32];        /* cmd=: "recommend", "client|list"; "" before any */
+  struct tls_conn *tls;     /* accepted on tls-port (tls.h); NULL: plain */
 };
 
 /* Sets up c's state (its handle is initialised by the server, on s->loop);
@@ -117,5 +118,8 @@ void conn_flush(client_t *c);
 void conn_stop_reading(client_t *c);
 /* c is closing, or closing gracefully: every reply has been handed over. */
 int conn_finished(const client_t *c);
+/* Closes TLS clients whose handshake is not done TLS_HANDSHAKE_TIMEOUT_MS
+ * after accept (the server's cron, once a second). */
+void conn_tls_timeouts(server_t *s, uint64_t now);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
@@ -180,6 +181,24 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
       info__printf(&o, "\r\n");
     }
     info__printf(&o, "\r\n");
+  }
+  if (info__want(section, "tls")) {
+    /* tls-port's counters and the loaded certificate: its notAfter (unix
+     * time, and days left, negative once expired) for an expiry alert. */
+    const tls_server_t *t = &s->tls;
+    long long left = t->cur.ctx != NULL ? (t->cur.not_after - (long long)time(NULL)) : 0;
+    info__printf(&o, "# TLS\r\ntls_port:%d\r\ntls_connections:%llu\r\n"
+                 "tls_handshake_failures:%llu\r\ntls_cert_serial:%s\r\n"
+                 "tls_cert_not_after:%lld\r\ntls_cert_expires_in_days:%lld\r\n"
+                 "tls_reloads_ok:%llu\r\ntls_reloads_failed:%llu\r\n"
+                 "tls_last_reload_error:%s\r\n\r\n",
+                 t->cur.ctx != NULL ? s->cfg->tls_port : 0, (unsigned long long)t->connections,
+                 (unsigned long long)t->handshake_failures,
+                 t->cur.ctx != NULL ? t->cur.serial : "", t->cur.ctx != NULL ? t->cur.not_after : 0,
+                 /* floor division: 1 s past notAfter is day -1, not 0 */
+                 left >= 0 ? left / 86400 : -((-left + 86399) / 86400),
+                 (unsigned long long)t->reloads_ok, (unsigned long long)t->reloads_failed,
+                 t->last_reload_error);
   }
   if (info__want(section, "redis")) {
     rclient_stats_t rs = {0};

@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "rclient.h"
 #include "server.h"
+#include "tls.h"
 #include "tracking.h"
 #include "variants.h"
 
@@ -113,6 +114,10 @@ static void on_sighup(uv_signal_t *h, int signum) {
   daemon_ctx_t *d = h->data;
   (void)signum;
   d->reload_why = "SIGHUP";
+  /* Renewed certificates (certbot, an internal CA) are picked up like a
+   * new model: new connections get them, established ones keep theirs. */
+  if (d->srv.tls.cur.ctx != NULL && !d->srv.stopping)
+    tls_server_reload(&d->srv.tls, d->srv.cfg, "SIGHUP");
   start_signal_reload(d);
 }
 
@@ -258,6 +263,17 @@ int main(int argc, char **argv) {
     config_free(&cfg);
     return 0;
   case CONFIG_ARGS_TEST:
+    /* The TLS files are read as at start-up: an unreadable certificate or
+     * a key of another certificate is found before a restart. */
+    if (cfg.tls_port > 0) {
+      tls_creds_t creds;
+      if (tls_creds_load(&cfg, &creds, err) != 0) {
+        fprintf(stderr, "recd: %s\n", err);
+        config_free(&cfg);
+        return 2;
+      }
+      tls_creds_free(&creds);
+    }
     config_dump(&cfg, stdout, CONFIG_DUMP_REDACT);
     config_free(&cfg);
     return 0;

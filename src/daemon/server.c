@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -30,7 +31,11 @@ static void server__on_prepare(uv_prepare_t *p) {
   }
 }
 
-static void server__accept(uv_stream_t *listener, int status, int is_unix) {
+/* Kinds of listener. */
+enum { SERVER__TCP, SERVER__UNIX, SERVER__TLS };
+
+static void server__accept(uv_stream_t *listener, int status, int kind) {
+  const int is_unix = kind == SERVER__UNIX;
   server_t *s = listener->data;
   if (status < 0) {
     log_warning("accept: %s", uv_strerror(status));
@@ -86,21 +91,39 @@ static void server__accept(uv_stream_t *listener, int status, int is_unix) {
     s->st.rejected_connections++;
   else
     log_debug("client %llu connected from %s", (unsigned long long)c->id, c->addr);
+  if (kind == SERVER__TLS) {
+    /* The error reply of a rejection could only be sent after a whole
+     * handshake: a rejected TLS client is closed at once instead. */
+    if (reject != NULL) {
+      client_close(c, reject);
+      return;
+    }
+    if ((c->tls = tls_conn_new(&s->tls)) == NULL) {
+      client_close(c, "out of memory (TLS)");
+      return;
+    }
+  }
   conn_start(c, reject);
 }
 
 static void server__on_tcp(uv_stream_t *l, int status) {
-  server__accept(l, status, 0);
+  server__accept(l, status, SERVER__TCP);
 }
 
 static void server__on_unix(uv_stream_t *l, int status) {
-  server__accept(l, status, 1);
+  server__accept(l, status, SERVER__UNIX);
 }
 
-/* Idle timeouts, once a second. */
+static void server__on_tls(uv_stream_t *l, int status) {
+  server__accept(l, status, SERVER__TLS);
+}
+
+/* Idle timeouts and TLS handshake timeouts, once a second. */
 static void server__on_cron(uv_timer_t *t) {
   server_t *s = t->data;
   uint64_t now = uv_now(s->loop);
+  if (s->tls.cur.ctx != NULL)
+    conn_tls_timeouts(s, now);
   if (s->cfg->timeout <= 0)
     return;
   for (client_t *c = s->clients, *next; c != NULL; c = next) {
@@ -113,6 +136,33 @@ static void server__on_cron(uv_timer_t *t) {
   }
 }
 
+/* Listens on port at every bind address (nothing when port is 0). */
+static int server__listen_tcp(server_t *s, int port, uv_connection_cb cb, const char *what,
+                              char *errbuf) {
+  const config_t *cfg = s->cfg;
+  for (int i = 0; port > 0 && i < cfg->bind.n; i++) {
+    struct sockaddr_storage ss;
+    const char *a = cfg->bind.addr[i];
+    int rc = strchr(a, ':') ? uv_ip6_addr(a, port, (struct sockaddr_in6 *)&ss)
+                            : uv_ip4_addr(a, port, (struct sockaddr_in *)&ss);
+    uv_tcp_t *t = &s->tcp[s->n_tcp];
+    if (rc == 0)
+      rc = uv_tcp_init(s->loop, t);
+    if (rc != 0)
+      return recd_errf(errbuf, RECD_EIO, "bind %s: %s", a, uv_strerror(rc));
+    t->data = s;
+    s->n_tcp++;
+    rc = uv_tcp_bind(t, (struct sockaddr *)&ss, strchr(a, ':') ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0)
+      rc = uv_listen((uv_stream_t *)t, 511, cb);
+    if (rc != 0)
+      return recd_errf(errbuf, RECD_EIO, "cannot listen on %s:%d%s: %s", a, port, what,
+                       uv_strerror(rc));
+    log_notice("listening on %s:%d%s", a, port, what);
+  }
+  return 0;
+}
+
 int server_listen(server_t *s, char *errbuf) {
   const config_t *cfg = s->cfg;
   uv_prepare_init(s->loop, &s->flusher);
@@ -121,31 +171,23 @@ int server_listen(server_t *s, char *errbuf) {
   uv_timer_init(s->loop, &s->cron);
   s->cron.data = s;
   uv_timer_start(&s->cron, server__on_cron, 1000, 1000);
-  if (cfg->port > 0) {
-    for (int i = 0; i < cfg->bind.n; i++) {
-      struct sockaddr_storage ss;
-      const char *a = cfg->bind.addr[i];
-      int rc = strchr(a, ':') ? uv_ip6_addr(a, cfg->port, (struct sockaddr_in6 *)&ss)
-                              : uv_ip4_addr(a, cfg->port, (struct sockaddr_in *)&ss);
-      uv_tcp_t *t = &s->tcp[s->n_tcp];
-      if (rc == 0)
-        rc = uv_tcp_init(s->loop, t);
-      if (rc != 0)
-        return recd_errf(errbuf, RECD_EIO, "bind %s: %s", a, uv_strerror(rc));
-      t->data = s;
-      s->n_tcp++;
-      rc = uv_tcp_bind(t, (struct sockaddr *)&ss, strchr(a, ':') ? UV_TCP_IPV6ONLY : 0);
-      if (rc == 0)
-        rc = uv_listen((uv_stream_t *)t, 511, server__on_tcp);
-      if (rc != 0)
-        return recd_errf(errbuf, RECD_EIO, "cannot listen on %s:%d: %s", a, cfg->port,
-                         uv_strerror(rc));
-      log_notice("listening on %s:%d", a, cfg->port);
-    }
+  int rc = server__listen_tcp(s, cfg->port, server__on_tcp, "", errbuf);
+  if (rc != 0)
+    return rc;
+  if (cfg->tls_port > 0) {
+    /* The certificate is loaded before the port opens: a TLS port that
+     * cannot complete a handshake is a start-up error. */
+    if ((rc = tls_creds_load(cfg, &s->tls.cur, errbuf)) != 0)
+      return rc;
+    if (tls_creds_expired(&s->tls.cur, (long long)time(NULL)))
+      log_warning("the TLS certificate in %s has expired: clients will refuse it",
+                  cfg->tls_cert_file);
+    if ((rc = server__listen_tcp(s, cfg->tls_port, server__on_tls, " (TLS)", errbuf)) != 0)
+      return rc;
   }
   if (cfg->unixsocket[0] != '\0') {
     unlink(cfg->unixsocket); /* a stale socket of a previous run */
-    int rc = uv_pipe_init(s->loop, &s->unix_sock, 0);
+    rc = uv_pipe_init(s->loop, &s->unix_sock, 0);
     if (rc != 0)
       return recd_errf(errbuf, RECD_EIO, "unix socket: %s", uv_strerror(rc));
     s->unix_sock.data = s;
@@ -205,5 +247,6 @@ void server_close(server_t *s) {
     uv_close((uv_handle_t *)&s->flusher, NULL);
   if (!uv_is_closing((uv_handle_t *)&s->cron))
     uv_close((uv_handle_t *)&s->cron, NULL);
+  tls_server_free(&s->tls); /* lingering connections keep their context */
   rec_ws_free(&s->ws);
 }

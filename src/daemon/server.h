@@ -25,6 +25,7 @@
 #include "config.h"
 #include "recd/recommend.h"
 #include "recd/resp.h"
+#include "tls.h"
 #include "traps.h"
 
 typedef struct server server_t;
@@ -55,8 +56,10 @@ struct server {
   struct itemset *promoted;   /* <prefix>promoted (itemset.h) */
   rec_ws_t ws;                /* scratch for scoring on the loop thread */
   /* connections */
-  uv_tcp_t tcp[CONFIG_BIND_MAX];
+  uv_tcp_t tcp[2 * CONFIG_BIND_MAX]; /* port's, then tls-port's listeners */
   int n_tcp;
+  tls_server_t tls;           /* tls-port: credentials (tls.cur.ctx NULL when
+                                 off) and counters */
   uv_pipe_t unix_sock;
   int have_unix;
   uv_prepare_t flusher;       /* flushes pending writes once per loop turn */

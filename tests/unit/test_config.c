@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 48);
+  ck_assert_uint_eq(config_count(), 55);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -562,6 +562,41 @@ START_TEST(test_help_version_test) {
 }
 END_TEST
 
+/* The tls-* rules config_validate() knows without reading a file (the
+ * files are the daemon's: tests/cli/test_tls.sh). */
+START_TEST(test_tls_cross_field) {
+  char *ok[] = {"recd", "--tls-port", "6380", "--tls-cert-file", "/c.pem", "--tls-key-file",
+                "/k.pem", "--tls-ca-cert-file", "/ca.pem"};
+  expect_args(ARGC(ok), ok, CONFIG_ARGS_RUN, NULL);
+  /* port 0 with a tls-port: TLS only */
+  char *only[] = {"recd", "--port", "0", "--tls-port", "6380", "--tls-cert-file", "/c.pem",
+                  "--tls-key-file", "/k.pem", "--tls-auth-clients", "no"};
+  expect_args(ARGC(only), only, CONFIG_ARGS_RUN, NULL);
+  char *nocert[] = {"recd", "--tls-port", "6380", "--tls-key-file", "/k.pem"};
+  expect_args(ARGC(nocert), nocert, RECD_EINVAL,
+              "tls-port 6380 needs tls-cert-file and tls-key-file");
+  char *noca[] = {"recd", "--tls-port", "6380", "--tls-cert-file", "/c.pem", "--tls-key-file",
+                  "/k.pem"};
+  expect_args(ARGC(noca), noca, RECD_EINVAL,
+              "tls-auth-clients yes needs tls-ca-cert-file (the CA that signs client "
+              "certificates); or set tls-auth-clients no");
+  char *same[] = {"recd", "--tls-port", "7070", "--tls-cert-file", "/c.pem", "--tls-key-file",
+                  "/k.pem", "--tls-auth-clients", "no"};
+  expect_args(ARGC(same), same, RECD_EINVAL, "tls-port and port are both 7070");
+  char *metrics[] = {"recd", "--tls-port", "9121", "--metrics-port", "9121", "--tls-cert-file",
+                     "/c.pem", "--tls-key-file", "/k.pem", "--tls-auth-clients", "no"};
+  expect_args(ARGC(metrics), metrics, RECD_EINVAL, "metrics-port and tls-port are both 9121");
+  char *proto[] = {"recd", "--tls-protocols", "TLSv1.2 SSLv3"};
+  expect_args(ARGC(proto), proto, RECD_EINVAL,
+              "tls-protocols: expected TLSv1.2 and/or TLSv1.3, got 'SSLv3'");
+  char *proto_ok[] = {"recd", "--tls-protocols", "tlsv1.3"};
+  expect_args(ARGC(proto_ok), proto_ok, CONFIG_ARGS_RUN, NULL);
+  char *auth[] = {"recd", "--tls-auth-clients", "maybe"};
+  expect_args(ARGC(auth), auth, RECD_EINVAL,
+              "--tls-auth-clients: expected one of no, yes, optional, got 'maybe'");
+}
+END_TEST
+
 START_TEST(test_cross_field) {
   char *nolisten[] = {"recd", "--port", "0"};
   expect_args(ARGC(nolisten), nolisten, RECD_EINVAL,
@@ -625,6 +660,10 @@ static void set_unusual(config_t *c) {
     {"track-shown", "no"},
     {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
     {"model-watch", "yes"},
+    {"tls-port", "6380"}, {"tls-cert-file", "/etc/recd/c rt.pem"},
+    {"tls-key-file", "/etc/recd/k.pem"}, {"tls-ca-cert-file", "/etc/recd/ca.pem"},
+    {"tls-auth-clients", "optional"}, {"tls-protocols", "TLSv1.3"},
+    {"tls-ciphersuites", "TLS_AES_256_GCM_SHA384"},
   };
   char err[RECD_ERRLEN] = "";
   size_t n = sizeof kv / sizeof kv[0];
@@ -1554,6 +1593,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, test_format);
   tcase_add_test(tc, test_usage);
   tcase_add_test(tc, test_shipped_conf);
+  tcase_add_test(tc, test_tls_cross_field);
   tcase_add_test(tc, test_file_limits);
   tcase_add_test(tc, test_numbers);
   tcase_add_test(tc, test_experiment_keys);

@@ -20,6 +20,7 @@ static const char *const runtime_keys[] = {
     "max-per-category",     "promote-slots",        "one-per-group",
     "exclude-bought-groups", "feedback-weight-purchase", "feedback-weight-cart",
     "feedback-weight-click", "feedback-unknown-items", "loglevel",
+    "tls-cert-file",        "tls-key-file",         "tls-ca-cert-file",
 };
 #define N_RUNTIME (sizeof runtime_keys / sizeof runtime_keys[0])
 
