@@ -16,8 +16,8 @@
  * oneself (SKIPME no, or the old form) works the same way: this reply is
  * the last.
  *
- * Users: recd has one user, `default`, until ACL users exist (DESIGN.md,
- * "Access control"); client__user() is the one place that says so.
+ * Users: the ACL user a client is bound to (acl_cmd.h); client__user() is
+ * the one place that says so.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "acl_cmd.h"
 #include "commands.h"
 #include "log.h"
 #include "server.h"
@@ -35,8 +36,7 @@
 #define CLIENT_ATTR_MAX 256
 
 static const char *client__user(const client_t *c) {
-  (void)c;
-  return "default";
+  return acl_client_user(c);
 }
 
 /* A client CLIENT LIST shows and CLIENT KILL may kill. */
@@ -311,7 +311,7 @@ static void client__kill(client_t *self, reply_buf_t *r, const resp_cmd_t *a) {
       }
     } else if (strcasecmp(opt, "user") == 0) {
       /* A name no user has is an error, as in Redis. */
-      if (!client__eq(v, vlen, client__user(self))) {
+      if (acl_users_find(&self->srv->acl.users, v, vlen) == NULL) {
         char tok[4 * 32 + 1];
         log_sanitize(tok, v, vlen, 32);
         reply_errorf(r, "No such user '%s'", tok);

@@ -2,7 +2,7 @@
  * (see commands.h).
  *
  * Dispatch order (as Redis's processCommand): lookup, arity, auth policy,
- * handler, statistics. Command flags:
+ * ACL permission (acl_cmd.h), handler, statistics. Command flags:
  *   CMD_NOAUTH  allowed before AUTH when requirepass is set (AUTH, HELLO,
  *               QUIT, as Redis allows)
  *   CMD_ASYNC   the handler answers later through a req_t (it records its
@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "acl_cmd.h"
 #include "commands.h"
 #include "log.h"
 #include "reco.h"
@@ -57,8 +58,13 @@ static struct cmd_def cmd_table[] = {
   {"info", cmd_info, -1, 0, {0}},
   {"config", config_command, -2, CMD_SUBCMD, {0}},
   {"client", client_command, -2, CMD_SUBCMD, {0}},
+  {"acl", acl_command, -2, CMD_SUBCMD, {0}},
 };
 #define CMD_COUNT (sizeof cmd_table / sizeof cmd_table[0])
+/* Each command's row in the ACL table (acl_command_id() + 1; 0 = not
+ * looked up yet), resolved on first use so that dispatch compares no
+ * names for it. */
+static int cmd_acl_ids[CMD_COUNT];
 
 /* ---- the command reference ------------------------------------------------
  * One entry per command of cmd_table (commands_markdown() fails loudly on a
@@ -152,8 +158,9 @@ static const cmd_doc_t cmd_docs[] = {
   {"echo", 0, "ECHO message", "As Redis.", NULL, "the message."},
   {"quit", 0, "QUIT", "Closes the connection after the reply.", NULL, "OK."},
   {"auth", 0, "AUTH [username] password",
-   "Authenticates the connection when requirepass is set (username: `default`).", NULL,
-   "OK, or -WRONGPASS."},
+   "Authenticates the connection as an ACL user (see Security); without a username as "
+   "`default`, whose password is requirepass unless a `user default` line sets it.", NULL,
+   "OK, or `-WRONGPASS invalid username-password pair or user is disabled.`"},
   {"hello", 0, "HELLO [protover [AUTH username password] [SETNAME name]]",
    "Just enough for client libraries: recd speaks RESP2 only (HELLO 3 is -NOPROTO).", NULL,
    "a flat array of server, version, proto, id, mode, role, modules."},
@@ -191,12 +198,25 @@ static const cmd_doc_t cmd_docs[] = {
    "(`inflight`: requests not answered yet). KILL: the filters must all match; SKIPME yes "
    "(the default) spares the caller. A killed client reads no more commands and is closed "
    "once the replies it is owed are sent. SETNAME and SETINFO values: printable ASCII "
-   "without blanks, at most 256 bytes (\"\" removes the name). Until ACL users exist "
-   "every client is user `default`.",
+   "without blanks, at most 256 bytes (\"\" removes the name). `user=`: the ACL user the "
+   "client authenticated as (`default` before AUTH); KILL USER takes any user of the rules in "
+   "force.",
    NULL,
    "LIST, INFO: a bulk string of lines; KILL with filters: the integer number of clients "
    "killed; old-style KILL: OK or `-ERR No such client`; ID: an integer; GETNAME: a bulk "
    "string, nil when unset; SETNAME, SETINFO: OK."},
+  {"acl", 0, "ACL WHOAMI\nACL LIST\nACL USERS\nACL LOAD\nACL HELP",
+   "Users and permissions (see Security). WHOAMI: the caller's user. LIST: every user as a "
+   "rule line, passwords only as `#<sha256>`. USERS: the names. LOAD: re-reads the aclfile, "
+   "all or nothing: an invalid file is refused naming its line and the rules in force stay; "
+   "clients of a user it removes or turns off are closed, the others keep their connection "
+   "with their user's new rules. A command the user may not run is refused with `-NOPERM this "
+   "user has no permissions to run the '<cmd>' command` (`model|reload` for a subcommand), "
+   "counted in INFO (`acl_denied_commands`; refused AUTHs: `acl_denied_auth`) and logged once "
+   "per client.",
+   NULL,
+   "WHOAMI: a bulk string; LIST, USERS: an array of bulk strings; LOAD: OK or `-ERR ACL LOAD: "
+   "users.acl:3: user 'web': unknown rule ... (the rules in force stay)`."},
 };
 
 /* A table row; '|' in the syntax escaped so that it stays one cell. */
@@ -371,6 +391,14 @@ void commands_dispatch(client_t *c, const resp_cmd_t *a) {
     client_advance(c);
     return;
   }
+  int *acl_id = &cmd_acl_ids[cmd - cmd_table];
+  if (*acl_id == 0)
+    *acl_id = acl_command_id(cmd->name) + 1; /* 0 again when unknown: refused */
+  if (!acl_permit(c, *acl_id - 1, a)) {
+    cmd_stats_record(&cmd->st, 0, 1);
+    client_advance(c);
+    return;
+  }
   commands__note(c, cmd, a);
   uint64_t t0 = stats_now_us();
   cmd->fn(c, &cmd->st, a);
@@ -409,31 +437,10 @@ static void cmd_quit(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
   client_close_after_reply(c);
 }
 
-/* Compares without an early exit, so the time taken does not tell an
- * attacker how many leading bytes of a guess were right. */
-static int commands__secret_equal(const char *a, size_t alen, const char *b, size_t blen) {
-  unsigned char diff = (unsigned char)(alen != blen);
-  for (size_t i = 0; i < alen; i++)
-    diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
-  return diff == 0 && blen > 0;
-}
-
-/* AUTH password | AUTH default password (the Redis 6 form clients send). */
+/* AUTH password | AUTH user password: the ACL's (acl_cmd.h). */
 static int commands__auth(client_t *c, const char *user, size_t ulen, const char *pass,
                           size_t plen, reply_buf_t *r) {
-  const char *want = c->srv->cfg->requirepass;
-  if (want[0] == '\0') {
-    reply_error(r, "AUTH <password> called without any password configured for the default "
-                   "user. Are you sure your configuration is correct?");
-    return -1;
-  }
-  int user_ok = user == NULL || (ulen == 7 && memcmp(user, "default", 7) == 0);
-  if (!commands__secret_equal(pass, plen, want, strlen(want)) || !user_ok) {
-    reply_error(r, "-WRONGPASS invalid username-password pair or user is disabled.");
-    return -1;
-  }
-  c->flags |= CLIENT_AUTHED;
-  return 0;
+  return acl_auth(c, user, ulen, pass, plen, r);
 }
 
 static void cmd_auth(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {

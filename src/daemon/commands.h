@@ -9,6 +9,7 @@
  *   merge.c     MERGE
  *   experiment_cmd.c  EXPERIMENT
  *   config_cmd.c  CONFIG          client_cmd.c  CLIENT
+ *   acl_cmd.c   ACL, and the permission check of every command
  * A handler answers at once into client_reply(), or later through a
  * request from client_request() that it finishes with req_finish(); `st`
  * is the command's statistics, which a request records when it finishes.
@@ -42,6 +43,7 @@ void model_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void experiment_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void config_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 void client_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
+void acl_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a);
 
 /* Sets c's name (CLIENT SETNAME, HELLO SETNAME; "" removes it): 0, or -1
  * with the error replied into r (blanks or special characters, too long,

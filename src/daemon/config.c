@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "acl.h"
+
 /* ------------------------------------------------------------------------ */
 /* The table                                                                 */
 
@@ -36,8 +38,10 @@ typedef enum config__type {
   CONFIG__STRING, /* char * field, length in [min, max] bytes */
   CONFIG__ADDRS,  /* config_addrs_t field, [min, max] IP literals */
   CONFIG__DOUBLE, /* double field, a finite decimal number in [min, max] */
-  CONFIG__VARIANTS /* config_variants_t field, appended "name path percent"
+  CONFIG__VARIANTS, /* config_variants_t field, appended "name path percent"
                       triples, at most max in all */
+  CONFIG__USERS    /* config_users_t field, appended ACL user lines (acl.h),
+                      at most max in all */
 } config__type_t;
 
 /* Row flags. */
@@ -113,6 +117,13 @@ static const config__def_t config__defs[] = {
   CONFIG__STR_ROW("requirepass", requirepass, "", 0, CONFIG__PASS_MAX,
                   CONFIG__SECRET | CONFIG__RUNTIME,
                   "password clients must give with AUTH; empty = no AUTH"),
+  CONFIG__ROW("user", CONFIG__USERS, users, "", 0, CONFIG_USER_MAX, NULL, 0,
+              "repeatable, each appends: an ACL user, <name> on|off >password +@category "
+              "-command ... (README, Security); passwords are kept as SHA-256; exclusive "
+              "with aclfile; \"\" removes every user"),
+  CONFIG__STR_ROW("aclfile", aclfile, "", 0, CONFIG__PATH_MAX, CONFIG__PATH,
+                  "file of 'user' lines read at start and by ACL LOAD, instead of user "
+                  "lines; empty = none"),
   CONFIG__INT_RT_ROW("maxclients", maxclients, "10000", 1, 1000000,
                   "most clients connected at once (keep below the fd limit)"),
   CONFIG__INT_RT_ROW("timeout", timeout, "0", 0, 31536000,
@@ -177,6 +188,9 @@ static const config__def_t config__defs[] = {
   CONFIG__STR_ROW("redis-socket", redis_socket, "", 0, CONFIG__SUN_MAX, CONFIG__PATH,
                   "Redis Unix socket; when set it is used instead of "
                   "redis-host and redis-port"),
+  CONFIG__STR_ROW("redis-user", redis_user, "", 0, 255, 0,
+                  "Redis 6+ ACL user recd authenticates as (AUTH redis-user "
+                  "redis-password); empty = AUTH with redis-password alone"),
   CONFIG__STR_ROW("redis-password", redis_password, "", 0, CONFIG__PASS_MAX,
                   CONFIG__SECRET, "password recd gives Redis with AUTH; empty = none"),
   CONFIG__STR_ROW("key-prefix", key_prefix, "recd:", 1, 128, 0,
@@ -268,8 +282,11 @@ static const config__def_t config__defs[] = {
  * More are still counted (for the message) but not stored: config__apply()
  * checks the count before it reads a value, and refuses every count above
  * what is stored. */
-#define CONFIG__MAX_VALUES \
+#define CONFIG__MAX_VALUES0 \
   (CONFIG_BIND_MAX > 3 * CONFIG_VARIANT_MAX ? CONFIG_BIND_MAX : 3 * CONFIG_VARIANT_MAX)
+/* a `user` line: the name and its rules */
+#define CONFIG__MAX_VALUES \
+  (CONFIG__MAX_VALUES0 > CONFIG_USER_TOK_MAX ? CONFIG__MAX_VALUES0 : CONFIG_USER_TOK_MAX)
 #define CONFIG__MAX_TOK (1 + CONFIG__MAX_VALUES)
 
 /* Longest slice of a bad value quoted back in a message, so that a huge
@@ -393,6 +410,9 @@ static void config__expect(const config__def_t *d, char *out, size_t size) {
     break;
   case CONFIG__VARIANTS:
     snprintf(out, size, "<name> <model-path> <percent>");
+    break;
+  case CONFIG__USERS:
+    snprintf(out, size, "<name> [rule ...]");
     break;
   case CONFIG__SIZE:
     config__fmt_size((unsigned long long)d->min, lo, sizeof lo);
@@ -635,6 +655,104 @@ static void config__free_variants(config_variants_t *vs) {
   memset(vs, 0, sizeof *vs);
 }
 
+static void config__free_users(config_users_t *us) {
+  for (size_t i = 0; i < us->n && i < CONFIG_USER_MAX; i++)
+    free(us->line[i]);
+  memset(us, 0, sizeof *us);
+}
+
+/* The name of a stored user line (up to its first blank). */
+static size_t config__user_name_len(const char *line) {
+  return strcspn(line, " ");
+}
+
+/* Appends the users of v to the list of d, or, with `replace`, makes them
+ * the whole list; the one value "" empties it. One user per line; a value
+ * may hold several, separated by a ";" token (the form config_format
+ * writes, so that CONFIG GET user reads back). Each is checked by the ACL
+ * parser (acl.h) and stored as acl_user_describe() writes it, passwords
+ * hashed. All or nothing. */
+static int config__apply_users(config_t *cfg, const config__def_t *d, int n,
+                               const char *const *v, const size_t *len, int replace,
+                               const char *where, const char *label, char *errbuf) {
+  config_users_t *us = config__field(cfg, d);
+  if (n == 1 && len[0] == 0) {
+    config__free_users(us);
+    return 0;
+  }
+  if (n == 0)
+    return config__fail(errbuf, RECD_EINVAL, where, label, "expected <name> [rule ...], got "
+                        "nothing (write \"\" to remove every user)");
+  if (n > CONFIG_USER_TOK_MAX)
+    return config__fail(errbuf, RECD_EINVAL, where, label, "at most %d values (the name and "
+                        "its rules), got %d (use an aclfile for longer rules)",
+                        CONFIG_USER_TOK_MAX, n);
+  char *fresh[CONFIG_USER_MAX];
+  size_t k = 0, old = replace ? 0 : us->n;
+  int err = 0;
+  for (int i = 0; i < n && err == 0;) {
+    int j = i;
+    while (j < n && !(len[j] == 1 && v[j][0] == ';'))
+      j++;
+    if (j == i) {
+      err = config__fail(errbuf, RECD_EINVAL, where, label, "expected <name> [rule ...] "
+                         "around ';'");
+      break;
+    }
+    if (old + k >= (size_t)d->max) {
+      err = config__fail(errbuf, RECD_EINVAL, where, label, "at most %lld users (use an "
+                         "aclfile for more)", d->max);
+      break;
+    }
+    acl_user_t u;
+    char msg[RECD_ERRLEN];
+    err = acl_user_parse(&u, j - i, v + i, len + i, msg);
+    if (err != 0) {
+      err = where[0] != '\0' ? recd_errf(errbuf, err, "%s%.200s", where, msg)
+                             : recd_errf(errbuf, err, "%s: %.200s", label, msg);
+      break;
+    }
+    size_t nlen = strlen(u.name);
+    int dup = 0;
+    for (size_t t = 0; t < old + k && !dup; t++) {
+      const char *line = t < old ? us->line[t] : fresh[t - old];
+      dup = config__user_name_len(line) == nlen && memcmp(line, u.name, nlen) == 0;
+    }
+    if (dup) {
+      err = config__fail(errbuf, RECD_EINVAL, where, label, "user '%s' is defined twice",
+                         u.name);
+    } else if ((fresh[k] = acl_user_describe(&u)) == NULL) {
+      err = config__fail(errbuf, RECD_ENOMEM, where, label, "out of memory");
+    } else {
+      /* The stored line must read back as one line too (a dump): its
+       * tokens, passwords written as digests, within the same limit. */
+      int words = 1;
+      for (const char *q = fresh[k]; *q; q++)
+        words += *q == ' ';
+      if (words > CONFIG_USER_TOK_MAX) {
+        free(fresh[k]);
+        err = config__fail(errbuf, RECD_EINVAL, where, label, "user '%s': more than %d "
+                           "values once written out (use an aclfile)", u.name,
+                           CONFIG_USER_TOK_MAX);
+      } else {
+        k++;
+      }
+    }
+    acl_user_free(&u);
+    i = j + 1;
+  }
+  if (err != 0) {
+    for (size_t t = 0; t < k; t++)
+      free(fresh[t]);
+    return err;
+  }
+  if (replace)
+    config__free_users(us);
+  for (size_t t = 0; t < k; t++)
+    us->line[us->n++] = fresh[t];
+  return 0;
+}
+
 /* Appends the n / 3 variants of v (name, path, percent, ...) to the list of
  * d, or, with `replace`, makes them the whole list; the one value "" empties
  * it. All or nothing: every triple is checked and copied before the list
@@ -740,6 +858,8 @@ static int config__apply(config_t *cfg, const config__def_t *d, int n,
                          const char *label, char *errbuf) {
   if (d->type == CONFIG__VARIANTS)
     return config__apply_variants(cfg, d, n, v, len, 0, where, label, errbuf);
+  if (d->type == CONFIG__USERS)
+    return config__apply_users(cfg, d, n, v, len, 0, where, label, errbuf);
   if (d->type == CONFIG__ADDRS) {
     if (n < d->min || n > d->max)
       return config__fail(errbuf, RECD_EINVAL, where, label,
@@ -859,6 +979,7 @@ static int config__apply(config_t *cfg, const config__def_t *d, int n,
     return 0;
   }
   case CONFIG__VARIANTS:
+  case CONFIG__USERS:
     break; /* handled above */
   }
   return RECD_EINVAL; /* not reached: every type is handled above */
@@ -890,11 +1011,57 @@ static int config__apply_variants_text(config_t *cfg, const config__def_t *d,
   return err;
 }
 
+/* `user` from the command line or config_set(): the value is cut at its
+ * ";" tokens (outside quotes) into one user each, the form config_format
+ * writes for several users, and each is split and applied as a recd.conf
+ * line is; all or nothing (the users appended are taken back on error).
+ * Cutting first keeps each piece within the token limit of one line. */
+static int config__apply_users_text(config_t *cfg, const config__def_t *d, const char *value,
+                                    size_t vlen, const char *label, char *errbuf) {
+  if (vlen == 0)
+    return config__apply(cfg, d, 1, &value, &vlen, "", label, errbuf);
+  config_users_t *us = config__field(cfg, d);
+  size_t before = us->n, start = 0;
+  int err = 0;
+  char q = 0;
+  for (size_t i = 0; i <= vlen && err == 0; i++) {
+    if (i < vlen && q != 0) { /* inside quotes: a ';' is data */
+      if (value[i] == '\\' && i + 1 < vlen)
+        i++;
+      else if (value[i] == q)
+        q = 0;
+      continue;
+    }
+    if (i < vlen && (value[i] == '"' || value[i] == '\'')) {
+      q = value[i];
+      continue;
+    }
+    int cut = i == vlen;
+    if (!cut && value[i] == ';' && (i == 0 || config__isblank(value[i - 1])) &&
+        (i + 1 == vlen || config__isblank(value[i + 1])))
+      cut = 1;
+    if (!cut)
+      continue;
+    /* "" would remove every user: an empty piece is a mistake here */
+    err = i == start ? config__fail(errbuf, RECD_EINVAL, "", label, "expected <name> [rule "
+                                    "...] around ';'")
+                     : config__apply_variants_text(cfg, d, value + start, i - start, label,
+                                                   errbuf);
+    start = i + 1;
+  }
+  if (err != 0)
+    while (us->n > before)
+      free(us->line[--us->n]);
+  return err;
+}
+
 /* Applies the text `value` to d the command-line way: verbatim, except that
  * a multi-value key is split: bind on blanks, variant into tokens. */
 static int config__apply_text(config_t *cfg, const config__def_t *d, const char *value,
                               const char *label, char *errbuf) {
   size_t vlen = strlen(value);
+  if (d->type == CONFIG__USERS)
+    return config__apply_users_text(cfg, d, value, vlen, label, errbuf);
   if (d->type == CONFIG__VARIANTS)
     return config__apply_variants_text(cfg, d, value, vlen, label, errbuf);
   if (d->type != CONFIG__ADDRS)
@@ -960,6 +1127,8 @@ void config_free(config_t *cfg) {
       config__free_addrs((config_addrs_t *)config__field(cfg, d));
     else if (d->type == CONFIG__VARIANTS)
       config__free_variants((config_variants_t *)config__field(cfg, d));
+    else if (d->type == CONFIG__USERS)
+      config__free_users((config_users_t *)config__field(cfg, d));
   }
   memset(cfg, 0, sizeof *cfg);
 }
@@ -1077,7 +1246,7 @@ int config_load_buffer(config_t *cfg, const char *buf, size_t len, const char *n
   if (scratch == NULL)
     return recd_errf(errbuf, RECD_ENOMEM, "%s: out of memory", name);
   size_t pos = 0, lineno = 0;
-  int err = 0, variant_seen = 0;
+  int err = 0, variant_seen = 0, user_seen = 0;
   if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
     pos = 3;
   while (pos < len && err == 0) {
@@ -1119,9 +1288,13 @@ int config_load_buffer(config_t *cfg, const char *buf, size_t len, const char *n
     if (d->type == CONFIG__VARIANTS)
       err = config__apply_variants(cfg, d, n - 1, tok + 1, tlen + 1, !variant_seen, where,
                                    d->name, errbuf);
+    else if (d->type == CONFIG__USERS) /* the same rule as variant's */
+      err = config__apply_users(cfg, d, n - 1, tok + 1, tlen + 1, !user_seen, where, d->name,
+                                errbuf);
     else
       err = config__apply(cfg, d, n - 1, tok + 1, tlen + 1, where, d->name, errbuf);
     variant_seen |= d->type == CONFIG__VARIANTS;
+    user_seen |= d->type == CONFIG__USERS;
   }
   free(scratch);
   return err;
@@ -1402,6 +1575,9 @@ static void config__hint(const config__def_t *d, char *out, size_t size) {
   case CONFIG__VARIANTS:
     snprintf(out, size, "<\"name path percent\">");
     break;
+  case CONFIG__USERS:
+    snprintf(out, size, "<\"name rule ...\">");
+    break;
   case CONFIG__BOOL:
     snprintf(out, size, "<yes|no>");
     break;
@@ -1574,6 +1750,15 @@ static void config__format_def(const config_t *cfg, const config__def_t *d,
     }
     break;
   }
+  case CONFIG__USERS: { /* the stored lines need no quotes (acl.h) */
+    const config_users_t *us = f;
+    for (size_t i = 0; i < us->n && i < CONFIG_USER_MAX; i++) {
+      if (i > 0)
+        config__puts(o, " ; ");
+      config__puts(o, us->line[i] != NULL ? us->line[i] : "");
+    }
+    break;
+  }
   }
 }
 
@@ -1605,6 +1790,13 @@ int config_dump(const config_t *cfg, FILE *fp, int flags) {
         config__variant(&out, vs, j);
         fputc('\n', fp);
       }
+    } else if (d->type == CONFIG__USERS) {
+      /* One line per user, as for variants ("" for none). */
+      const config_users_t *us = f;
+      if (us->n == 0)
+        fprintf(fp, "%s \"\"\n", d->name);
+      for (size_t j = 0; j < us->n && j < CONFIG_USER_MAX; j++)
+        fprintf(fp, "%s %s\n", d->name, us->line[j] != NULL ? us->line[j] : "");
     } else if (d->type == CONFIG__STRING) {
       const char *s = *(char *const *)f;
       if (s == NULL)
@@ -1669,6 +1861,7 @@ static size_t config__scalar_size(const config__def_t *d) {
     return sizeof(double);
   case CONFIG__ADDRS:
   case CONFIG__VARIANTS:
+  case CONFIG__USERS:
     break;
   }
   return 0;

@@ -74,6 +74,8 @@
 #define CONFIG_VARIANT_MAX 16           /* `variant` lines (EXP_MAX_VARIANTS) */
 #define CONFIG_VARIANT_NAME_MAX 64      /* bytes of a variant name (EXP_NAME_MAX) */
 #define CONFIG_FILE_MAX (1u << 20)      /* bytes; a larger recd.conf is refused */
+#define CONFIG_USER_MAX 64              /* `user` lines (more: use an aclfile) */
+#define CONFIG_USER_TOK_MAX 64          /* rules on one `user` line */
 
 /* Values of config_t.loglevel, least to most severe; a message is logged
  * when its level is >= the configured one. */
@@ -109,6 +111,14 @@ typedef struct config_variants {
   unsigned percent[CONFIG_VARIANT_MAX]; /* 0..100; they sum to 100 once validated */
 } config_variants_t;
 
+/* The `user` lines (ACL users, acl.h): n rule lines as acl_user_describe()
+ * writes them, "name on #<sha256> +@read ...", in order; passwords are
+ * hashed as the line is read, so the config never holds one. */
+typedef struct config_users {
+  size_t n;                             /* 0..CONFIG_USER_MAX */
+  char *line[CONFIG_USER_MAX];
+} config_users_t;
+
 /* Every key of recd.conf. Field names are the keys with '-' -> '_' (but
  * `variant`, a list, lives in `variants`). String
  * fields are never NULL after config_init() (empty string = unset) and are
@@ -122,6 +132,8 @@ typedef struct config {
   char *unixsocket;                  /* Unix socket path, "" = none */
   unsigned unixsocketperm;           /* mode of the Unix socket, <= 0777 */
   char *requirepass;                 /* AUTH password, "" = no AUTH */
+  config_users_t users;              /* `user` lines, repeatable (acl.h) */
+  char *aclfile;                     /* users file, "" = the user lines */
   int maxclients;                    /* connected clients at most */
   int timeout;                       /* idle client timeout, s; 0 = never */
   size_t max_request_bytes;          /* query buffer per client, bytes */
@@ -149,6 +161,7 @@ typedef struct config {
   char *redis_host;                  /* never empty */
   int redis_port;
   char *redis_socket;                /* "" = TCP; else used instead of host */
+  char *redis_user;                  /* Redis ACL user, "" = AUTH password */
   char *redis_password;              /* "" = no AUTH */
   char *key_prefix;                  /* 1..128 bytes */
   int redis_timeout_ms;              /* deadline of a request's Redis trip */

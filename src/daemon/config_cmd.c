@@ -201,6 +201,12 @@ static int config_cmd__check(const config_t *next, void *arg, char *errbuf) {
                      "shown-limit needs shown counts in the impressions, which this recd was "
                      "started without: set track-shown yes (or a shown-limit) in its config "
                      "and restart");
+  /* With a `user default` rule line the default user's passwords are the
+   * rules' (acl.h): a requirepass beside them would be a second truth. */
+  const acl_user_t *def = acl_users_find(&s->acl.users, "default", 7);
+  if (next->requirepass[0] != '\0' && def != NULL && !def->implicit)
+    return recd_errf(errbuf, RECD_EINVAL, "requirepass: the ACL rules define user default, "
+                     "whose passwords they set; change them there (>password)");
   if (x->tls_keys && s->tls.cur.ctx != NULL)
     return tls_creds_load(next, &x->tls, errbuf);
   return 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl_cmd.h"
 #include "log.h"
 #include "tls.h"
 
@@ -532,7 +533,7 @@ void conn_stop_reading(client_t *c) {
 void conn_init(client_t *c, server_t *s) {
   c->srv = s;
   c->open_handles = 1;
-  c->flags |= s->cfg->requirepass[0] == '\0' ? CLIENT_AUTHED : 0;
+  acl_client_init(c); /* user default; authenticated when it takes no password */
   resp_config_t rcfg = {.max_args = (size_t)s->cfg->max_request_args,
                         .max_request = s->cfg->max_request_bytes};
   resp_parser_init(&c->parser, &rcfg);

@@ -78,6 +78,8 @@ struct client {
   char *name;               /* CLIENT SETNAME, HELLO SETNAME */
   char *lib_name, *lib_ver; /* CLIENT SETINFO LIB-NAME / LIB-VER */
   char last_cmd[32];        /* cmd=: "recommend", "client|list"; "" before any */
+  const struct acl_user *user; /* its user in s->acl (acl_cmd.h); never NULL */
+  unsigned char acl_logged; /* denials already logged for it (acl_cmd.c) */
   struct tls_conn *tls;     /* accepted on tls-port (tls.h); NULL: plain */
 };
 

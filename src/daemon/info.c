@@ -136,6 +136,10 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)t->feedback_unknown_items,
                  (unsigned long long)t->pref_bad_entries,
                  (unsigned long long)t->pref_unknown_categories);
+    /* issue 17: commands and AUTHs the ACL refused (acl_cmd.h) */
+    info__printf(&o, "acl_denied_commands:%llu\r\nacl_denied_auth:%llu\r\n",
+                 (unsigned long long)s->acl.denied_commands,
+                 (unsigned long long)s->acl.denied_auth);
     batcher_stats_t bs = {0};
     /* the int8 copies: the items' (RECOMMEND) and the normalised items'
      * (SIMILAR), the memory recd allocates beyond the mapped model */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acl_cmd.h"
 #include "batch.h"
 #include "commands.h"
 #include "itemset.h"
@@ -253,6 +254,16 @@ int main(int argc, char **argv) {
     return 1;
   }
   int rc = config_parse_args(&cfg, argc, argv, err);
+  /* The users (user lines or the aclfile) are read before anything starts,
+   * and by --test-config as well, so a bad rule is found before a restart. */
+  acl_users_t users = {0};
+  if ((rc == CONFIG_ARGS_RUN || rc == CONFIG_ARGS_TEST) && acl_setup(&cfg, &users, err) != 0) {
+    fprintf(stderr, "recd: %s\n", err);
+    config_free(&cfg);
+    return 2;
+  }
+  if (rc == CONFIG_ARGS_TEST)
+    acl_users_free(&users);
   switch (rc) {
   case CONFIG_ARGS_HELP:
     config_usage(stdout, "recd");
@@ -300,6 +311,7 @@ int main(int argc, char **argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   server_init(s, &loop, &cfg, commands_dispatch);
+  s->acl.users = users;
   log_notice("recd %s starting, pid %d", RECD_VERSION, (int)getpid());
 
   if (variants_open(&loop, &cfg, &s->variants, err) != 0) {
@@ -323,6 +335,7 @@ int main(int argc, char **argv) {
   ro.port = cfg.redis_port;
   ro.socket = cfg.redis_socket[0] ? cfg.redis_socket : NULL;
   ro.password = cfg.redis_password;
+  ro.user = cfg.redis_user;
   ro.prefix = cfg.key_prefix;
   ro.reconnect_max_ms = (unsigned)cfg.redis_reconnect_max_ms;
   ro.unavailable_refresh_ms = (unsigned)cfg.unavailable_refresh_ms;
@@ -387,6 +400,7 @@ int main(int argc, char **argv) {
     unlink(cfg.pidfile);
   variants_free(s->variants);
   itemset_free(s->promoted);
+  acl_users_free(&s->acl.users);
   int close_rc = uv_loop_close(&loop);
   if (close_rc != 0)
     log_warning("event loop closed with handles still open: %s", uv_strerror(close_rc));

@@ -101,6 +101,7 @@ struct rclient {
   int port;
   const char *socket;         /* NULL = TCP */
   const char *password;       /* NULL = no AUTH */
+  const char *user;           /* Redis 6 ACL user: AUTH user password; NULL = none */
   const char *prefix;
   size_t prefix_len;
   const char *where;          /* "host:port" or "unix:path", for logs */
@@ -379,15 +380,18 @@ static void rclient__on_connect(const redisAsyncContext *cac, int status) {
     rclient__lost(c, cac);
     return;
   }
-  if (c->password == NULL) {
+  if (c->password == NULL && c->user == NULL) {
     rclient__connected(c);
     return;
   }
   /* AUTH goes first on the wire; the daemon's commands wait for its reply
-   * because the state stays CONNECTING until then. */
-  const char *argv[2] = {"AUTH", c->password};
-  size_t lens[2] = {4, strlen(c->password)};
-  if (redisAsyncCommandArgv(ac, rclient__auth_cb, NULL, 2, argv, lens) != REDIS_OK) {
+   * because the state stays CONNECTING until then. With a user, Redis 6's
+   * AUTH user password (a nopass user takes any password, "" included). */
+  const char *pass = c->password != NULL ? c->password : "";
+  const char *argv[3] = {"AUTH", c->user != NULL ? c->user : pass, pass};
+  size_t lens[3] = {4, strlen(argv[1]), strlen(pass)};
+  if (redisAsyncCommandArgv(ac, rclient__auth_cb, NULL, c->user != NULL ? 3 : 2, argv, lens) !=
+      REDIS_OK) {
     c->stats.errors++;
     rclient__error(c, "cannot queue AUTH to %s: out of memory", c->where);
     c->drop_requested = 1;
@@ -1180,6 +1184,7 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
     return recd_errf(errbuf, RECD_EINVAL, "rclient: missing argument");
   const char *socket = o->socket && o->socket[0] ? o->socket : NULL;
   const char *password = o->password && o->password[0] ? o->password : NULL;
+  const char *user = o->user && o->user[0] ? o->user : NULL;
   const char *host = o->host ? o->host : "";
   const char *prefix = o->prefix ? o->prefix : "";
   if (socket == NULL && host[0] == '\0')
@@ -1202,7 +1207,8 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
   else
     snprintf(where, sizeof where, "%s:%d", host, o->port);
   size_t strings = strlen(host) + 1 + strlen(prefix) + 1 + strlen(where) + 1 +
-                   (socket ? strlen(socket) + 1 : 0) + (password ? strlen(password) + 1 : 0);
+                   (socket ? strlen(socket) + 1 : 0) + (password ? strlen(password) + 1 : 0) +
+                   (user ? strlen(user) + 1 : 0);
   rclient_t *c = calloc(1, sizeof *c + strings);
   if (c == NULL)
     return recd_errf(errbuf, RECD_ENOMEM, "rclient: out of memory");
@@ -1212,6 +1218,7 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
   c->where = rclient__stash(&p, where);
   c->socket = rclient__stash(&p, socket);
   c->password = rclient__stash(&p, password);
+  c->user = rclient__stash(&p, user);
   c->prefix_len = strlen(prefix);
   c->port = o->port;
   c->loop = loop;

@@ -99,6 +99,8 @@ typedef struct rclient_opts {
                                   overrides host/port. Default NULL */
   const char *password;        /* AUTH on every (re)connect before any other
                                   command; NULL or "" = no AUTH */
+  const char *user;            /* Redis 6 ACL user: AUTH user password
+                                  (redis-user); NULL or "" = none */
   const char *prefix;          /* key prefix, default "recd:", at most
                                   RCLIENT_PREFIX_MAX bytes */
   unsigned connect_timeout_ms; /* connect + AUTH bound, default 1000 */

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "acl.h"
 #include "config.h"
 #include "recd/recommend.h"
 #include "recd/resp.h"
@@ -71,6 +72,7 @@ struct server {
   uint64_t started_ms;
   server_stats_t st;
   traps_t traps;              /* issue 19's counters and once-only logs */
+  acl_t acl;                  /* users and permissions (acl_cmd.h) */
 };
 
 /* Sets s up on loop (no I/O yet). */

@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 55);
+  ck_assert_uint_eq(config_count(), 58);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -660,6 +660,9 @@ static void set_unusual(config_t *c) {
     {"track-shown", "no"},
     {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
     {"model-watch", "yes"},
+    /* two users in one value (CONFIG GET's form), passwords hashed */
+    {"user", "web on >pw \"> two\" +@read -model|categories ; mon off nopass +@monitor"},
+    {"aclfile", "/etc/recd/users acl"}, {"redis-user", "recd"},
     {"tls-port", "6380"}, {"tls-cert-file", "/etc/recd/c rt.pem"},
     {"tls-key-file", "/etc/recd/k.pem"}, {"tls-ca-cert-file", "/etc/recd/ca.pem"},
     {"tls-auth-clients", "optional"}, {"tls-protocols", "TLSv1.3"},
