@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "recd/cluster_slot.h"
+
 #include "acl.h"
 
 /* ------------------------------------------------------------------------ */
@@ -193,6 +195,19 @@ static const config__def_t config__defs[] = {
                   "redis-password); empty = AUTH with redis-password alone"),
   CONFIG__STR_ROW("redis-password", redis_password, "", 0, CONFIG__PASS_MAX,
                   CONFIG__SECRET, "password recd gives Redis with AUTH; empty = none"),
+  /* Sentinel (sentinel.h): the sentinels name the primary, redis-host and
+   * redis-port are then not used. */
+  CONFIG__STR_ROW("redis-sentinels", redis_sentinels, "", 0, 4096, 0,
+                  "Redis Sentinels to ask for the primary, \"host:port host:port ...\" "
+                  "(with redis-master-name; instead of redis-host/redis-port/redis-socket); "
+                  "empty = no Sentinel"),
+  CONFIG__STR_ROW("redis-master-name", redis_master_name, "", 0, 128, 0,
+                  "the name the sentinels monitor the primary under (sentinel monitor "
+                  "<name> ...); with redis-sentinels"),
+  CONFIG__STR_ROW("redis-sentinel-password", redis_sentinel_password, "", 0,
+                  CONFIG__PASS_MAX, CONFIG__SECRET,
+                  "password recd gives the sentinels with AUTH (their requirepass); "
+                  "empty = none"),
   CONFIG__STR_ROW("key-prefix", key_prefix, "recd:", 1, 128, 0,
                   "prefix of every Redis key recd reads and writes"),
   CONFIG__INT_RT_ROW("redis-timeout-ms", redis_timeout_ms, "50", 1, 60000,
@@ -1437,6 +1452,53 @@ static int config__validate_tls(const config_t *cfg, char *errbuf) {
   return 0;
 }
 
+/* Sentinel mode: both keys or neither, a well-formed list, and nothing that
+ * would say where Redis is besides the sentinels. */
+static int config__validate_sentinel(const config_t *cfg, char *errbuf) {
+  const int have_list = cfg->redis_sentinels[0] != '\0';
+  const int have_name = cfg->redis_master_name[0] != '\0';
+  if (!have_list && !have_name) {
+    if (cfg->redis_sentinel_password[0] != '\0')
+      return recd_errf(errbuf, RECD_EINVAL, "redis-sentinel-password is set but "
+                       "redis-sentinels is empty (it is the sentinels' password)");
+    return 0;
+  }
+  if (!have_list || !have_name)
+    return recd_errf(errbuf, RECD_EINVAL, "%s is set but %s is empty: Sentinel needs both "
+                     "(redis-sentinels \"host:port ...\" and redis-master-name NAME)",
+                     have_list ? "redis-sentinels" : "redis-master-name",
+                     have_list ? "redis-master-name" : "redis-sentinels");
+  cluster_node_t *nodes = NULL;
+  size_t n = 0;
+  char perr[RECD_ERRLEN];
+  int err = cluster_parse_nodes(cfg->redis_sentinels, &nodes, &n, perr);
+  free(nodes);
+  if (err == RECD_ENOMEM)
+    return recd_errf(errbuf, err, "redis-sentinels: out of memory");
+  if (err != 0)
+    return recd_errf(errbuf, err, "redis-sentinels: %s", perr);
+  if (n > CONFIG_SENTINELS_MAX)
+    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels: %zu sentinels, at most %d", n,
+                     CONFIG_SENTINELS_MAX);
+  /* The name is one token of a sentinel's +switch-master messages. */
+  for (const char *p = cfg->redis_master_name; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f)
+      return recd_errf(errbuf, RECD_EINVAL, "redis-master-name: '%s' has a blank or a "
+                       "control character (sentinel names are one word)",
+                       cfg->redis_master_name);
+  if (cfg->redis_socket[0] != '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels and redis-socket: the sentinels "
+                     "name the primary's TCP address; remove redis-socket");
+  /* redis-host/redis-port would be ignored: refused rather than silently
+   * unused (their defaults, as a dump writes them, pass). */
+  if (strcmp(cfg->redis_host, "127.0.0.1") != 0 || cfg->redis_port != 6379)
+    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels and %s: the sentinels name the "
+                     "primary; remove %s",
+                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port",
+                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port");
+  return 0;
+}
+
 int config_validate(const config_t *cfg, char *errbuf) {
   /* Cheap guards for a config_t edited by hand rather than through the
    * setters: the daemon indexes bind.addr[] and uses the strings as is. */
@@ -1477,6 +1539,9 @@ int config_validate(const config_t *cfg, char *errbuf) {
     return recd_errf(errbuf, RECD_EINVAL,
                      "unixsocket and redis-socket are the same path; recd would "
                      "replace Redis's socket with its own");
+  const int sentinel_err = config__validate_sentinel(cfg, errbuf);
+  if (sentinel_err != 0)
+    return sentinel_err;
   if (cfg->pidfile[0] != '\0' && strcmp(cfg->pidfile, cfg->unixsocket) == 0)
     return recd_errf(errbuf, RECD_EINVAL, "pidfile and unixsocket are the same path");
   /* Rotation counts impressions: without them a shown limit would never

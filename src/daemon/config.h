@@ -74,6 +74,7 @@
 #define CONFIG_VARIANT_MAX 16           /* `variant` lines (EXP_MAX_VARIANTS) */
 #define CONFIG_VARIANT_NAME_MAX 64      /* bytes of a variant name (EXP_NAME_MAX) */
 #define CONFIG_FILE_MAX (1u << 20)      /* bytes; a larger recd.conf is refused */
+#define CONFIG_SENTINELS_MAX 32         /* entries of redis-sentinels */
 #define CONFIG_USER_MAX 64              /* `user` lines (more: use an aclfile) */
 #define CONFIG_USER_TOK_MAX 64          /* rules on one `user` line */
 
@@ -163,6 +164,10 @@ typedef struct config {
   char *redis_socket;                /* "" = TCP; else used instead of host */
   char *redis_user;                  /* Redis ACL user, "" = AUTH password */
   char *redis_password;              /* "" = no AUTH */
+  char *redis_sentinels;             /* "host:port ..." of the sentinels,
+                                        "" = no Sentinel */
+  char *redis_master_name;           /* with redis_sentinels */
+  char *redis_sentinel_password;     /* the sentinels' AUTH, "" = none */
   char *key_prefix;                  /* 1..128 bytes */
   int redis_timeout_ms;              /* deadline of a request's Redis trip */
   int feedback_timeout_ms;           /* deadline of FEEDBACK's ZINCRBY */

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "model_store.h"
 #include "rclient.h"
+#include "sentinel.h"
 #include "tracking.h"
 #include "variants.h"
 
@@ -212,7 +213,7 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  "redis_disconnects:%llu\r\nredis_errors:%llu\r\nredis_anomalies:%llu\r\n"
                  "redis_last_error:%s\r\ndegraded_answers:%llu\r\n"
                  "degraded_answers_timeout:%llu\r\ndegraded_answers_redis_down:%llu\r\n"
-                 "degraded_answers_redis_error:%llu\r\n\r\n",
+                 "degraded_answers_redis_error:%llu\r\n",
                  rs.connected, (unsigned long long)rs.connects,
                  (unsigned long long)rs.disconnects, (unsigned long long)rs.errors,
                  (unsigned long long)rs.anomalies, rs.last_error,
@@ -220,6 +221,20 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                  (unsigned long long)s->traps.degraded[TRAPS_DEG_TIMEOUT],
                  (unsigned long long)s->traps.degraded[TRAPS_DEG_REDIS_DOWN],
                  (unsigned long long)s->traps.degraded[TRAPS_DEG_REDIS_ERROR]);
+    if (s->sentinel != NULL) { /* Sentinel mode (sentinel.h) */
+      sentinel_stats_t ss;
+      sentinel_get_stats(s->sentinel, &ss);
+      info__printf(&o, "redis_mode:sentinel\r\nredis_sentinel_master_name:%s\r\n"
+                   "redis_sentinel_primary:%s\r\nredis_sentinel_switches:%llu\r\n"
+                   "redis_sentinel_retargets:%llu\r\nredis_sentinel_resolves:%llu\r\n"
+                   "redis_sentinel_not_master:%llu\r\nredis_sentinels:%u\r\n"
+                   "redis_sentinels_reachable:%u\r\nredis_sentinel_subscribed:%s\r\n",
+                   s->cfg->redis_master_name, ss.primary, (unsigned long long)ss.switches,
+                   (unsigned long long)ss.retargets, (unsigned long long)ss.resolves,
+                   (unsigned long long)ss.not_master, ss.sentinels, ss.reachable,
+                   ss.subscribed);
+    }
+    info__printf(&o, "\r\n");
   }
   int rc = o.oom ? RECD_ENOMEM : reply_bulk(out, o.buf ? o.buf : "", o.len);
   free(o.buf);

@@ -23,6 +23,7 @@
 #include "model_watch.h"
 #include "notify.h"
 #include "rclient.h"
+#include "sentinel.h"
 #include "server.h"
 #include "tls.h"
 #include "tracking.h"
@@ -159,6 +160,9 @@ static void close_redis(daemon_ctx_t *d) {
   server_t *s = &d->srv;
   if (!uv_is_closing((uv_handle_t *)&d->redis_grace))
     uv_close((uv_handle_t *)&d->redis_grace, NULL);
+  /* The sentinel module first: it must stop pointing the client anywhere. */
+  sentinel_close(s->sentinel);
+  s->sentinel = NULL;
   if (s->redis != NULL && !d->redis_closing) {
     d->redis_closing = 1;
     rclient_close(s->redis, on_redis_closed, s);
@@ -340,9 +344,26 @@ int main(int argc, char **argv) {
   ro.reconnect_max_ms = (unsigned)cfg.redis_reconnect_max_ms;
   ro.unavailable_refresh_ms = (unsigned)cfg.unavailable_refresh_ms;
   ro.log = on_rclient_log;
+  /* Sentinel mode: the client connects nowhere until the sentinels have
+   * named the primary. */
+  ro.wait_for_target = cfg.redis_sentinels[0] != '\0';
   if (rclient_new(&loop, &ro, &s->redis, err) != 0) {
     fprintf(stderr, "recd: redis client: %s\n", err);
     return 1;
+  }
+  if (ro.wait_for_target) {
+    sentinel_opts_t so;
+    sentinel_opts_init(&so);
+    so.sentinels = cfg.redis_sentinels;
+    so.master_name = cfg.redis_master_name;
+    so.sentinel_password = cfg.redis_sentinel_password;
+    so.password = cfg.redis_password;
+    so.user = cfg.redis_user;
+    so.log = on_rclient_log;
+    if (sentinel_new(&loop, s->redis, &so, &s->sentinel, err) != 0) {
+      fprintf(stderr, "recd: %s\n", err);
+      return 1;
+    }
   }
   rclient_on_unavailable(s->redis, on_unavailable, s->variants);
   if ((s->promoted = itemset_new()) == NULL) {

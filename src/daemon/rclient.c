@@ -111,6 +111,10 @@ struct rclient {
   void *log_arg;
   rclient_unavailable_cb on_set[RCLIENT_SET_COUNT];
   void *set_arg[RCLIENT_SET_COUNT];
+  rclient_state_cb on_state;  /* rclient_on_state(); NULL = none */
+  void *state_arg;
+  char *target_mem;           /* host and where given by rclient_set_target()
+                                 (one block); NULL = rclient_new()'s */
 
   /* handles: one timer serves the connect timeout (CONNECTING) and the
    * backoff (DISCONNECTED), which never overlap */
@@ -159,9 +163,12 @@ static void rclient__error(rclient_t *c, const char *fmt, ...) {
 }
 
 static void rclient__set_state(rclient_t *c, rclient_state_t s) {
+  const int changed = c->state != s;
   c->state = s;
   c->stats.state = s;
   c->stats.connected = s == RCLIENT_CONNECTED;
+  if (changed && c->on_state != NULL && !c->closing)
+    c->on_state(c, s, c->state_arg);
 }
 
 static int rclient__is_wrongtype(const redisReply *r) {
@@ -1108,6 +1115,7 @@ static void rclient__closed_cb(uv_handle_t *h) {
     return;
   rclient_close_cb done = c->done;
   void *arg = c->done_arg;
+  free(c->target_mem);
   free(c);
   if (done != NULL)
     done(arg);
@@ -1256,7 +1264,10 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
                      uv_strerror(rc));
   }
   uv_timer_start(&c->refresh_timer, rclient__refresh_tick, c->refresh_ms, c->refresh_ms);
-  rclient__connect(c);
+  if (o->wait_for_target)
+    rclient__set_state(c, RCLIENT_DISCONNECTED); /* until rclient_set_target() */
+  else
+    rclient__connect(c);
   *out = c;
   return 0;
 }
@@ -1269,6 +1280,53 @@ void rclient_on_set(rclient_t *c, rclient_set_t set, rclient_unavailable_cb cb, 
 void rclient_on_unavailable(rclient_t *c, rclient_unavailable_cb cb, void *arg) {
   rclient_on_set(c, RCLIENT_SET_UNAVAILABLE, cb, arg);
 }
+
+void rclient_on_state(rclient_t *c, rclient_state_cb cb, void *arg) {
+  c->on_state = cb;
+  c->state_arg = arg;
+}
+
+int rclient_set_target(rclient_t *c, const char *host, int port, char *errbuf) {
+  if (c == NULL || c->closing)
+    return recd_errf(errbuf, RECD_EINVAL, "rclient: client closing");
+  if (host == NULL || host[0] == '\0' || strlen(host) > 255)
+    return recd_errf(errbuf, RECD_EINVAL, "rclient: target host empty or longer than 255 bytes");
+  if (port < 1 || port > 65535)
+    return recd_errf(errbuf, RECD_EINVAL, "rclient: target port %d is not in 1..65535", port);
+  char where[256 + 8]; /* host (checked above) ':' port */
+  snprintf(where, sizeof where, "%s:%d", host, port);
+  const size_t hl = strlen(host) + 1, wl = strlen(where) + 1;
+  char *mem = malloc(hl + wl);
+  if (mem == NULL)
+    return recd_errf(errbuf, RECD_ENOMEM, "rclient: out of memory");
+  memcpy(mem, host, hl);
+  memcpy(mem + hl, where, wl);
+  /* Drop the current connection as rclient_close() does: c->ac goes first,
+   * so the NULL replies of the old context are ignored by the state
+   * machine and complete their requests as UNAVAILABLE; requests issued by
+   * those callbacks see DISCONNECTED and are deferred the same way. */
+  redisAsyncContext *ac = c->ac;
+  c->ac = NULL;
+  if (c->state == RCLIENT_CONNECTED)
+    c->stats.disconnects++;
+  rclient__set_state(c, RCLIENT_DISCONNECTED);
+  uv_timer_stop(&c->state_timer);
+  c->drop_requested = 0;
+  c->attempt = 0;
+  c->socket = NULL;
+  c->host = mem;
+  c->where = mem + hl;
+  c->port = port;
+  free(c->target_mem);
+  c->target_mem = mem;
+  if (ac != NULL)
+    redisAsyncFree(ac);
+  rclient__log(c, RCLIENT_LOG_NOTICE, "redis: target is now %s", c->where);
+  /* At once, not after a backoff: the caller knows the new server is up. */
+  rclient__connect(c);
+  return 0;
+}
+
 
 void rclient_get_stats(const rclient_t *c, rclient_stats_t *out) {
   *out = c->stats;

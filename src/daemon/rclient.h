@@ -115,6 +115,11 @@ typedef struct rclient_opts {
                                   limit complete with RCLIENT_UNAVAILABLE */
   rclient_log_cb log;          /* may be NULL */
   void *log_arg;
+  int wait_for_target;         /* do not connect until rclient_set_target()
+                                  names the server (Sentinel: the primary is
+                                  not known yet); until then requests
+                                  complete with RCLIENT_UNAVAILABLE.
+                                  Default 0 */
 } rclient_opts_t;
 
 /* The global item sets refreshed in the background. */
@@ -298,6 +303,26 @@ int rclient_call(rclient_t *c, int argc, const char **argv, const size_t *lens,
 /* <prefix><kind><id> into buf (RECD_KEY_MAX bytes); returns its length. */
 size_t rclient_key(const rclient_t *c, char *buf, const char *kind, const char *id,
                    size_t idlen);
+
+/* Fired on every change of the connection state (rclient_state_t), never
+ * after rclient_close(). It runs inside hiredis's and rclient's callback
+ * chains, so it must not call rclient_set_target() or rclient_close() (defer
+ * those to a timer); it may issue requests. */
+typedef void (*rclient_state_cb)(rclient_t *c, rclient_state_t state, void *arg);
+/* Registers the state callback (replacing any previous one; NULL
+ * disables). */
+void rclient_on_state(rclient_t *c, rclient_state_cb cb, void *arg);
+
+/* Points the client at another TCP server (Sentinel: the new primary):
+ * drops the current connection (requests in flight complete with
+ * RCLIENT_UNAVAILABLE, synchronously inside this call unless it is made
+ * from one of this client's reply callbacks), then connects to host:port
+ * at once, without backoff; later reconnections go there too. host is
+ * copied. Not from the log or state callbacks. Returns 0, RECD_EINVAL
+ * (client closing, empty or over-long host, port not in 1..65535) or
+ * RECD_ENOMEM, with a message in errbuf (RECD_ERRLEN, may be NULL); on
+ * error nothing changed. */
+int rclient_set_target(rclient_t *c, const char *host, int port, char *errbuf);
 
 /* Copies the counters into *out. */
 void rclient_get_stats(const rclient_t *c, rclient_stats_t *out);

@@ -32,6 +32,7 @@
 typedef struct server server_t;
 typedef struct client client_t;
 struct rclient;
+struct sentinel;
 struct variants;
 struct batcher;
 struct tracker;
@@ -52,6 +53,8 @@ struct server {
   /* services for the commands (owned by main) */
   struct variants *variants;  /* the models served (variants.h) */
   struct rclient *redis;      /* NULL once closed at shutdown */
+  struct sentinel *sentinel;  /* Sentinel mode (sentinel.h); NULL otherwise
+                                 and once closed at shutdown */
   struct batcher *batcher;    /* NULL once closed at shutdown */
   struct tracker *tracker;    /* impressions and outcomes; NULL once closed */
   struct itemset *promoted;   /* <prefix>promoted (itemset.h) */

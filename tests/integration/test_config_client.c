@@ -193,7 +193,8 @@ START_TEST(config_get) {
   ck_assert_str_eq(pair_value(r, "port"), port);
   ck_assert_str_eq(pair_value(r, "max-count"), "1000");
   freeReplyObject(r);
-  ck_assert_str_eq(config_keys(c, "*pass*"), "requirepass,redis-password");
+  ck_assert_str_eq(config_keys(c, "*pass*"),
+                   "requirepass,redis-password,redis-sentinel-password");
   ck_assert_str_eq(cfg_get(c, "requirepass"), "");
   /* what redis-benchmark asks: one pair each (an empty array makes it
    * warn "Could not fetch server CONFIG") */

@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 58);
+  ck_assert_uint_eq(config_count(), 61);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -597,6 +597,64 @@ START_TEST(test_tls_cross_field) {
 }
 END_TEST
 
+/* Sentinel mode: both keys or neither, a well-formed list, nothing else
+ * saying where Redis is. */
+START_TEST(test_sentinel_cross_field) {
+  char *ok[] = {"recd", "--redis-sentinels", "127.0.0.1:26379 [::1]:26380,sentinel-3:26381",
+                "--redis-master-name", "mymaster", "--redis-sentinel-password", "s"};
+  expect_args(ARGC(ok), ok, CONFIG_ARGS_RUN, NULL);
+  char *noname[] = {"recd", "--redis-sentinels", "127.0.0.1:26379"};
+  expect_args(ARGC(noname), noname, RECD_EINVAL,
+              "redis-sentinels is set but redis-master-name is empty: Sentinel needs both "
+              "(redis-sentinels \"host:port ...\" and redis-master-name NAME)");
+  char *nolist[] = {"recd", "--redis-master-name", "mymaster"};
+  expect_args(ARGC(nolist), nolist, RECD_EINVAL,
+              "redis-master-name is set but redis-sentinels is empty: Sentinel needs both "
+              "(redis-sentinels \"host:port ...\" and redis-master-name NAME)");
+  char *pass[] = {"recd", "--redis-sentinel-password", "s"};
+  expect_args(ARGC(pass), pass, RECD_EINVAL,
+              "redis-sentinel-password is set but redis-sentinels is empty (it is the "
+              "sentinels' password)");
+  char *noport[] = {"recd", "--redis-sentinels", "127.0.0.1:26379 127.0.0.1",
+                    "--redis-master-name", "m"};
+  expect_args(ARGC(noport), noport, RECD_EINVAL,
+              "redis-sentinels: \"127.0.0.1\" is not host:port with a port of 1 to 65535 "
+              "(an IPv6 address in brackets: [::1]:7000)");
+  char *badport[] = {"recd", "--redis-sentinels", "h:0", "--redis-master-name", "m"};
+  expect_args(ARGC(badport), badport, RECD_EINVAL,
+              "redis-sentinels: \"h:0\" is not host:port with a port of 1 to 65535 "
+              "(an IPv6 address in brackets: [::1]:7000)");
+  char *blank[] = {"recd", "--redis-sentinels", " ", "--redis-master-name", "m"};
+  expect_args(ARGC(blank), blank, RECD_EINVAL,
+              "redis-sentinels: no node given (expected \"host:port host:port ...\")");
+  char *name[] = {"recd", "--redis-sentinels", "h:1", "--redis-master-name", "my master"};
+  expect_args(ARGC(name), name, RECD_EINVAL,
+              "redis-master-name: 'my master' has a blank or a control character (sentinel "
+              "names are one word)");
+  char *sock[] = {"recd", "--redis-sentinels", "h:1", "--redis-master-name", "m",
+                  "--redis-socket", "/run/redis.sock"};
+  expect_args(ARGC(sock), sock, RECD_EINVAL,
+              "redis-sentinels and redis-socket: the sentinels name the primary's TCP "
+              "address; remove redis-socket");
+  char *host[] = {"recd", "--redis-sentinels", "h:1", "--redis-master-name", "m",
+                  "--redis-host", "10.0.0.1"};
+  expect_args(ARGC(host), host, RECD_EINVAL,
+              "redis-sentinels and redis-host: the sentinels name the primary; remove "
+              "redis-host");
+  char *port[] = {"recd", "--redis-sentinels", "h:1", "--redis-master-name", "m",
+                  "--redis-port", "6380"};
+  expect_args(ARGC(port), port, RECD_EINVAL,
+              "redis-sentinels and redis-port: the sentinels name the primary; remove "
+              "redis-port");
+  /* 33 sentinels */
+  char many[33 * 8 + 1] = "";
+  for (int i = 0; i < 33; i++)
+    strcat(many, "h:26379 ");
+  char *toomany[] = {"recd", "--redis-sentinels", many, "--redis-master-name", "m"};
+  expect_args(ARGC(toomany), toomany, RECD_EINVAL, "redis-sentinels: 33 sentinels, at most 32");
+}
+END_TEST
+
 START_TEST(test_cross_field) {
   char *nolisten[] = {"recd", "--port", "0"};
   expect_args(ARGC(nolisten), nolisten, RECD_EINVAL,
@@ -660,6 +718,8 @@ static void set_unusual(config_t *c) {
     {"track-shown", "no"},
     {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
     {"model-watch", "yes"},
+    {"redis-sentinels", "127.0.0.1:26379 [::1]:26380"}, {"redis-master-name", "m.1-x"},
+    {"redis-sentinel-password", "s \"p\x01"},
     /* two users in one value (CONFIG GET's form), passwords hashed */
     {"user", "web on >pw \"> two\" +@read -model|categories ; mon off nopass +@monitor"},
     {"aclfile", "/etc/recd/users acl"}, {"redis-user", "recd"},
@@ -712,6 +772,11 @@ START_TEST(test_round_trip) {
   /* variants and model are exclusive */
   ck_assert_int_eq(config_validate(&b, err), RECD_EINVAL);
   ck_assert_int_eq(config_set(&b, "model", "", err), 0);
+  /* redis-sentinels and a Redis address are exclusive */
+  ck_assert_int_eq(config_validate(&b, err), RECD_EINVAL);
+  ck_assert_int_eq(config_set(&b, "redis-socket", "", err), 0);
+  ck_assert_int_eq(config_set(&b, "redis-host", "127.0.0.1", err), 0);
+  ck_assert_int_eq(config_set(&b, "redis-port", "6379", err), 0);
   ck_assert_int_eq(config_validate(&b, err), 0);
 
   /* config_dump -> config_load_buffer, the whole file */
@@ -805,7 +870,8 @@ START_TEST(test_format) {
   /* secrets */
   for (size_t i = 0; i < config_count(); i++) {
     int secret = strcmp(config_name(i), "requirepass") == 0 ||
-                 strcmp(config_name(i), "redis-password") == 0;
+                 strcmp(config_name(i), "redis-password") == 0 ||
+                 strcmp(config_name(i), "redis-sentinel-password") == 0;
     ck_assert_int_eq(config_is_secret(i), secret);
   }
   /* long bad values are cut in messages so the key stays visible */
@@ -1597,6 +1663,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, test_usage);
   tcase_add_test(tc, test_shipped_conf);
   tcase_add_test(tc, test_tls_cross_field);
+  tcase_add_test(tc, test_sentinel_cross_field);
   tcase_add_test(tc, test_file_limits);
   tcase_add_test(tc, test_numbers);
   tcase_add_test(tc, test_experiment_keys);
