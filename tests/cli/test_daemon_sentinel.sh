@@ -14,12 +14,17 @@
 #      replica; the degraded window is printed;
 #   3. SENTINEL FAILOVER (a clean switch back, once the old primary has
 #      returned as a replica) under load: followed, same guarantees;
+#   3b. the sentinel holding the +switch-master subscription is killed:
+#      another one is subscribed to, INFO counts one sentinel fewer;
+#   3c. a recd started while no sentinel answers: degraded answers, then
+#      the primary as soon as a sentinel is up;
 #   4. a sentinel naming a server that is a replica (a real sentinel
 #      monitoring the replica's address): its ROLE is checked, recd does not
 #      use it and answers degraded, never with an error;
 #   5. configuration errors name the key.
 . "$(dirname "$0")/lib.sh"
 PIDS=()
+declare -A SPID # sentinel port -> pid
 stop_all() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -78,6 +83,7 @@ sentinel parallel-syncs $name 1
 EOF
   redis-server "$dir/sentinel.conf" --sentinel &
   PIDS+=($!)
+  SPID[$port]=$!
   wait_until 10 "sentinel on $port" sh -c "REDISCLI_AUTH=$SPW redis-cli -p $port ping | grep -q PONG"
 }
 # sentinel_field SENTINEL_PORT FIELD: a field of SENTINEL master $NAME
@@ -183,8 +189,8 @@ USERS=$(seq -s, -f 'user%g' 0 299)
 # ---- 2. kill -9 of the primary under load ------------------------------------
 run_load kill
 sleep 1.5
-kill -9 "$P_PID"
-wait "$P_PID" 2>/dev/null || true # reaped here: no "Killed" notice
+# (reaped inside the braces: no "Killed" notice from bash)
+{ kill -9 "$P_PID"; wait "$P_PID"; } 2>/dev/null || true
 t0=$(date +%s%N)
 wait_until 60 "recd follows the promoted replica" sh -c \
   "redis-cli -p $RP INFO redis | tr -d '\r' | grep -qx 'redis_sentinel_primary:127.0.0.1:$R'"
@@ -220,6 +226,38 @@ check_load failover
 [ "$(info redis_sentinel_switches)" -gt "$switches" ] || fail "the switch was not counted"
 [ "$(info redis_connected)" = 1 ] || fail "not connected after SENTINEL FAILOVER"
 pass "SENTINEL FAILOVER followed without errors"
+
+# ---- 3b. the sentinel holding the subscription dies ------------------------------
+sub=$(info redis_sentinel_subscribed)
+sub_port=${sub##*:}
+case " $S1 $S2 $S3 " in *" $sub_port "*) ;; *) fail "subscribed to '$sub'" ;; esac
+{ kill -9 "${SPID[$sub_port]}"; wait "${SPID[$sub_port]}"; } 2>/dev/null || true
+wait_until 10 "the subscription moves to another sentinel" sh -c \
+  "s=\$(redis-cli -p $RP INFO redis | tr -d '\r' | sed -n 's/^redis_sentinel_subscribed://p');
+   [ -n \"\$s\" ] && [ \"\$s\" != '$sub' ]"
+wait_until 15 "2 of 4 sentinels reachable" sh -c \
+  "redis-cli -p $RP INFO redis | tr -d '\r' | grep -qx 'redis_sentinels_reachable:2'"
+[ "$(meta_kind user9)" = personalized ] || fail "not personalized after a sentinel died"
+pass "a dead sentinel: subscribed to the next one, reachable count 2"
+
+# ---- 3c. no sentinel at start: degraded answers, then the primary ------------
+S5=$(free_port) RP3=$(free_port)
+"$BIN/recd" --model "$TMP/m.bin" --port "$RP3" --redis-sentinels "127.0.0.1:$S5" \
+  --redis-master-name "$NAME" --redis-password "$PW" --redis-sentinel-password "$SPW" \
+  --redis-timeout-ms "$DEADLINE_MS" 2>"$TMP/recd3.log" &
+RECD3_PID=$!
+PIDS+=("$RECD3_PID")
+wait_until 10 "recd3 answers PING" sh -c "redis-cli -p $RP3 ping | grep -q PONG"
+out=$(redis-cli -p "$RP3" RECOMMEND user7 COUNT 3 WITHMETA NOTRACK)
+echo "$out" | sed -n 2p | grep -qx degraded || fail "recd3 without sentinels: $out"
+start_sentinel "$S5" "$NAME" "$P" 2
+wait_until 10 "recd3 finds the primary once a sentinel is up" sh -c \
+  "redis-cli -p $RP3 INFO redis | tr -d '\r' | grep -qx 'redis_sentinel_primary:127.0.0.1:$P'"
+wait_until 10 "recd3 answers personalized" sh -c \
+  "redis-cli -p $RP3 RECOMMEND user7 COUNT 3 WITHMETA NOTRACK | sed -n 2p | grep -qx personalized"
+kill -TERM "$RECD3_PID"
+wait "$RECD3_PID" || fail "recd3 exited $? on SIGTERM"
+pass "no sentinel at start: degraded, then the primary as soon as one answers"
 
 # ---- 4. a server that is not a master is not used -----------------------------
 # A real sentinel monitoring the replica's address as the master "wrongname"
