@@ -240,6 +240,12 @@ void acl_user_free(acl_user_t *u) {
   memset(u, 0, sizeof *u);
 }
 
+/* Forgets every password; no stale digest is left in the array. */
+static void acl__pass_clear(acl_user_t *u) {
+  u->npass = 0;
+  memset(u->pass, 0, sizeof u->pass);
+}
+
 static int acl__pass_find(const acl_user_t *u, const unsigned char *h) {
   for (size_t i = 0; i < u->npass; i++)
     if (memcmp(u->pass[i], h, ACL_HASH_LEN) == 0)
@@ -265,6 +271,7 @@ static int acl__pass_del(acl_user_t *u, const unsigned char *h, const char *rule
     return recd_errf(errbuf, RECD_EINVAL, "'%s': the user has no such password", rule);
   memmove(u->pass[i], u->pass[i + 1], (u->npass - (size_t)i - 1) * ACL_HASH_LEN);
   u->npass--;
+  memset(u->pass[u->npass], 0, ACL_HASH_LEN);
   return 0;
 }
 
@@ -360,12 +367,12 @@ int acl_user_apply(acl_user_t *u, const char *rule, size_t len, char *errbuf) {
   }
   if (acl__word(rule, len, "nopass")) {
     u->nopass = true;
-    u->npass = 0;
+    acl__pass_clear(u);
     return 0;
   }
   if (acl__word(rule, len, "resetpass")) {
     u->nopass = false;
-    u->npass = 0;
+    acl__pass_clear(u);
     return 0;
   }
   if (acl__word(rule, len, "allcommands"))
@@ -374,7 +381,7 @@ int acl_user_apply(acl_user_t *u, const char *rule, size_t len, char *errbuf) {
     return acl__all(u, '-', errbuf);
   if (acl__word(rule, len, "reset")) {
     u->nopass = false;
-    u->npass = 0;
+    acl__pass_clear(u);
     u->on = false;
     acl__rules_clear(u);
     u->allowed = 0;
