@@ -283,6 +283,9 @@ static const config__def_t config__defs[] = {
   /* operations */
   CONFIG__INT_ROW("metrics-port", metrics_port, "0", 0, 65535,
                   "HTTP port for GET /metrics and /healthz; 0 = off"),
+  CONFIG__ROW("metrics-tls", CONFIG__BOOL, metrics_tls, "no", 0, 1, NULL, 0,
+              "serve metrics-port over HTTPS with tls-cert-file and tls-key-file (client "
+              "certificates as tls-auth-clients says)"),
   CONFIG__ROW("loglevel", CONFIG__ENUM, loglevel, "notice", 0, 3, config__loglevels,
               CONFIG__RUNTIME,
               "least severe level logged"),
@@ -1432,16 +1435,23 @@ static int config__validate_tls(const config_t *cfg, char *errbuf) {
     return recd_errf(errbuf, RECD_EINVAL, "tls-protocols: expected TLSv1.2 and/or TLSv1.3");
   if (cfg->tls_auth_clients < CONFIG_TLS_AUTH_NO || cfg->tls_auth_clients > CONFIG_TLS_AUTH_OPTIONAL)
     return recd_errf(errbuf, RECD_EINVAL, "tls-auth-clients: expected one of no, yes, optional");
-  if (cfg->tls_port == 0)
+  /* metrics-tls serves the metrics port with the same certificate and
+   * client-certificate policy; it means nothing without a metrics port. */
+  const int metrics_tls = cfg->metrics_tls && cfg->metrics_port != 0;
+  if (cfg->tls_port == 0 && !metrics_tls)
     return 0;
-  if (cfg->tls_port == cfg->port)
+  if (cfg->tls_port != 0 && cfg->tls_port == cfg->port)
     return recd_errf(errbuf, RECD_EINVAL, "tls-port and port are both %d", cfg->port);
-  if (cfg->tls_port == cfg->metrics_port)
+  if (cfg->tls_port != 0 && cfg->tls_port == cfg->metrics_port)
     return recd_errf(errbuf, RECD_EINVAL, "metrics-port and tls-port are both %d",
                      cfg->tls_port);
-  if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0')
+  if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
+    if (cfg->tls_port == 0)
+      return recd_errf(errbuf, RECD_EINVAL, "metrics-tls yes needs tls-cert-file and "
+                       "tls-key-file");
     return recd_errf(errbuf, RECD_EINVAL, "tls-port %d needs tls-cert-file and tls-key-file",
                      cfg->tls_port);
+  }
   /* Redis's rule: asking for client certificates without a CA to check
    * them against is a configuration mistake, not "anyone goes". */
   if (cfg->tls_auth_clients != CONFIG_TLS_AUTH_NO && cfg->tls_ca_cert_file[0] == '\0')

@@ -198,6 +198,7 @@ typedef struct config {
                                         (INFO, /metrics, the status page) */
   /* operations */
   int metrics_port;                  /* HTTP /metrics port, 0 = off */
+  bool metrics_tls;                  /* HTTPS there, with the tls-* files */
   int loglevel;                      /* a config_loglevel_t */
   char *pidfile;                     /* "" = none */
 } config_t;

@@ -35,6 +35,7 @@
 #include "model_store.h"
 #include "rclient.h"
 #include "status.h"
+#include "tls.h"
 #include "tracking.h"
 #include "variants.h"
 
@@ -71,6 +72,7 @@ typedef struct metrics_conn {
   uv_shutdown_t sreq;       /* the FIN after it */
   char head[384];           /* status line and headers of the response */
   char *body_owned;         /* malloc'd response body, freed in on_write */
+  tls_conn_t *tls;          /* metrics-tls: the HTTPS session; NULL: HTTP */
 } metrics_conn_t;
 
 struct metrics {
@@ -83,6 +85,7 @@ struct metrics {
   char rbuf[4096];           /* read buffer shared by all connections: the
                                 loop thread consumes it before the next
                                 read, so one suffices */
+  char pbuf[4096];           /* metrics-tls: plaintext decrypted from rbuf */
   metrics_conn_t conns[METRICS_MAX_CONNS];
 };
 
@@ -384,6 +387,8 @@ static void metrics__on_handle_close(uv_handle_t *h) {
 static void metrics__on_conn_close(uv_handle_t *h) {
   metrics_conn_t *c = h->data;
   metrics_t *m = c->m;
+  tls_conn_free(c->tls);
+  c->tls = NULL;
   c->state = METRICS_CONN_FREE;
   m->open_handles--;
   if (m->stopping) {
@@ -444,6 +449,32 @@ static void metrics__respond(metrics_conn_t *c, int code, const char *reason,
   c->state = METRICS_CONN_RESPONDING;
   c->deadline_ms = uv_now(c->m->srv->loop) + METRICS_REQUEST_TIMEOUT_MS;
   c->body_owned = owned;
+  if (c->tls != NULL) {
+    /* HTTPS: head, body and close_notify (Connection: close) encrypted
+     * into one block, which replaces the body as what on_write frees. */
+    char err[RECD_ERRLEN];
+    int bad = tls_conn_write(c->tls, c->head, (size_t)n, err) != 0 ||
+              (!head_only && len > 0 && tls_conn_write(c->tls, body, len, err) != 0);
+    free(c->body_owned);
+    c->body_owned = NULL;
+    if (!bad)
+      tls_conn_close_notify(c->tls);
+    size_t clen = bad ? 0 : tls_conn_pending(c->tls);
+    char *block = clen > 0 ? malloc(clen) : NULL;
+    if (block == NULL) {
+      metrics__close(c);
+      return;
+    }
+    clen = tls_conn_take(c->tls, block, clen);
+    c->body_owned = block;
+    uv_buf_t b = uv_buf_init(block, (unsigned)clen);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, metrics__on_write) != 0) {
+      free(c->body_owned);
+      c->body_owned = NULL;
+      metrics__close(c);
+    }
+    return;
+  }
   uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)n), uv_buf_init((char *)body, (unsigned)len)};
   int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, head_only || len == 0 ? 1 : 2,
                     metrics__on_write);
@@ -573,6 +604,63 @@ static void metrics__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(c->m->rbuf, sizeof c->m->rbuf);
 }
 
+static void metrics__consume(metrics_conn_t *c, const char *data, size_t nread);
+
+/* metrics-tls: the handshake (its messages sent as they come; a failure
+ * is counted with tls-port's and closes), then the plaintext, decrypted
+ * into pbuf, goes to the HTTP parser as a plain read's would. */
+static void metrics__tls_read(metrics_conn_t *c, const char *data, size_t n) {
+  server_t *s = c->m->srv;
+  char err[RECD_ERRLEN];
+  if (tls_conn_feed(c->tls, data, n) != 0) {
+    metrics__close(c);
+    return;
+  }
+  int hs = 1;
+  if (!tls_conn_ready(c->tls)) {
+    hs = tls_conn_handshake(c->tls, err);
+    if (hs < 0) {
+      s->tls.handshake_failures++;
+      log_verbose("metrics: TLS handshake failed: %s", err);
+      metrics__close(c);
+      return;
+    }
+    size_t out = tls_conn_pending(c->tls);
+    if (out > 0) { /* the server's flight: written before the response */
+      char *block = malloc(out);
+      uv_buf_t b;
+      if (block == NULL) {
+        metrics__close(c);
+        return;
+      }
+      b = uv_buf_init(block, (unsigned)tls_conn_take(c->tls, block, out));
+      /* uv_try_write first; what the kernel does not take at once (a
+       * handshake flight is a few KB) is not worth a write request here */
+      int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+      free(block);
+      if (w != (int)b.len) {
+        log_verbose("metrics: TLS handshake: socket full");
+        metrics__close(c);
+        return;
+      }
+    }
+    if (hs == 0)
+      return;
+    s->tls.connections++;
+  }
+  for (;;) {
+    ssize_t k = tls_conn_read(c->tls, c->m->pbuf, sizeof c->m->pbuf, err);
+    if (k <= 0) {
+      if (k == TLS_FAILED)
+        metrics__close(c);
+      return;
+    }
+    metrics__consume(c, c->m->pbuf, (size_t)k);
+    if (c->state != METRICS_CONN_READING)
+      return;
+  }
+}
+
 static void metrics__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   metrics_conn_t *c = st->data;
   if (nread == 0 || c->state == METRICS_CONN_CLOSING)
@@ -592,11 +680,19 @@ static void metrics__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf
   }
   if (c->state != METRICS_CONN_READING)
     return; /* drained */
+  if (c->tls != NULL)
+    metrics__tls_read(c, buf->base, (size_t)nread);
+  else
+    metrics__consume(c, buf->base, (size_t)nread);
+}
+
+/* Request bytes: to the HTTP parser, and the response once it is whole. */
+static void metrics__consume(metrics_conn_t *c, const char *data, size_t nread) {
   /* Feed at most one byte past the cap: enough to know the request is too
    * large, and the parser never sees headers beyond it. */
   size_t room = METRICS_MAX_REQUEST + 1 - c->req_bytes;
-  size_t feed = (size_t)nread < room ? (size_t)nread : room;
-  c->req_bytes += http_parser_execute(&c->parser, &metrics__settings, buf->base, feed);
+  size_t feed = nread < room ? nread : room;
+  c->req_bytes += http_parser_execute(&c->parser, &metrics__settings, data, feed);
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
   if (c->complete && c->req_bytes <= METRICS_MAX_REQUEST) {
     metrics__route(c);
@@ -608,7 +704,7 @@ static void metrics__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf
                             "request too large\n");
   } else if (e != HPE_OK) {
     char sample[4 * 32 + 1];
-    log_sanitize(sample, buf->base, (size_t)nread, 32);
+    log_sanitize(sample, data, nread, 32);
     log_verbose("metrics: bad HTTP request (%s): \"%s\"",
                 http_errno_name(e), sample);
     metrics__respond_text(c, 400, "Bad Request", "", "bad request\n");
@@ -629,9 +725,18 @@ static void metrics__accept(metrics_t *m) {
     return;
   }
   m->accept_pending = 0;
+  /* metrics-tls: the session first, so that running out of memory leaves
+   * the slot untouched (the connection waits in the kernel's queue) */
+  c->tls = NULL;
+  if (m->srv->cfg->metrics_tls && (c->tls = tls_conn_new(&m->srv->tls)) == NULL) {
+    log_warning("metrics: out of memory (TLS)");
+    return;
+  }
   int rc = uv_tcp_init(m->srv->loop, &c->tcp);
   if (rc != 0) {
     log_warning("metrics: cannot accept: %s", uv_strerror(rc));
+    tls_conn_free(c->tls);
+    c->tls = NULL;
     return;
   }
   memset(&c->parser, 0, sizeof c->parser);
@@ -714,8 +819,8 @@ int metrics_start(server_t *s, metrics_t **out, char *errbuf) {
                      cfg->metrics_port, uv_strerror(rc));
   }
   uv_timer_start(&m->sweep, metrics__on_sweep, METRICS_SWEEP_MS, METRICS_SWEEP_MS);
-  log_notice("metrics on http://%s%s%s:%d/metrics and /healthz", v6 ? "[" : "", a, v6 ? "]" : "",
-             cfg->metrics_port);
+  log_notice("metrics on %s://%s%s%s:%d/metrics and /healthz", cfg->metrics_tls ? "https" : "http",
+             v6 ? "[" : "", a, v6 ? "]" : "", cfg->metrics_port);
   *out = m;
   return 0;
 }

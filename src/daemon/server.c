@@ -174,17 +174,19 @@ int server_listen(server_t *s, char *errbuf) {
   int rc = server__listen_tcp(s, cfg->port, server__on_tcp, "", errbuf);
   if (rc != 0)
     return rc;
-  if (cfg->tls_port > 0) {
+  if (cfg->tls_port > 0 || (cfg->metrics_tls && cfg->metrics_port > 0)) {
     /* The certificate is loaded before the port opens: a TLS port that
-     * cannot complete a handshake is a start-up error. */
+     * cannot complete a handshake is a start-up error. metrics-tls uses
+     * the same credentials (metrics.c). */
     if ((rc = tls_creds_load(cfg, &s->tls.cur, errbuf)) != 0)
       return rc;
     if (tls_creds_expired(&s->tls.cur, (long long)time(NULL)))
       log_warning("the TLS certificate in %s has expired: clients will refuse it",
                   cfg->tls_cert_file);
-    if ((rc = server__listen_tcp(s, cfg->tls_port, server__on_tls, " (TLS)", errbuf)) != 0)
-      return rc;
   }
+  if (cfg->tls_port > 0 &&
+      (rc = server__listen_tcp(s, cfg->tls_port, server__on_tls, " (TLS)", errbuf)) != 0)
+    return rc;
   if (cfg->unixsocket[0] != '\0') {
     unlink(cfg->unixsocket); /* a stale socket of a previous run */
     rc = uv_pipe_init(s->loop, &s->unix_sock, 0);

@@ -371,10 +371,13 @@ RECD_PID=""
 pass "SIGTERM with TLS"
 
 # 8. port 0: TLS only; tls-auth-clients optional takes a client without a
-#    certificate but still refuses an untrusted one.
+#    certificate but still refuses an untrusted one; metrics-tls serves
+#    /metrics over HTTPS with the same certificate.
+MPORT=$(free_port)
 "$BIN/recd" --model "$TMP/m.bin" --redis-port "$REDIS_PORT" --port 0 --tls-port "$TPORT" \
   --tls-cert-file "$P/server.crt" --tls-key-file "$P/server.key" --tls-ca-cert-file "$P/ca.crt" \
-  --tls-auth-clients optional --loglevel verbose 2>"$TMP/recd2.log" &
+  --tls-auth-clients optional --metrics-port "$MPORT" --metrics-tls yes \
+  --loglevel verbose 2>"$TMP/recd2.log" &
 RECD2_PID=$!
 ocli() { timeout 10 redis-cli -h 127.0.0.1 -p "$TPORT" --tls --cacert "$P/ca.crt" "$@"; }
 for _ in $(seq 1 200); do
@@ -388,16 +391,33 @@ done
 [ "$(ocli --cert "$P/rogue.crt" --key "$P/rogue.key" ping 2>&1)" != PONG ] ||
   fail "tls-auth-clients optional accepted an untrusted certificate"
 [ "$(grep -c "listening on" "$TMP/recd2.log")" = 1 ] || { grep listening "$TMP/recd2.log"; fail "port 0 still listens on TCP"; }
+# metrics-tls: HTTPS with the CA (with and without a client certificate,
+# tls-auth-clients optional), an untrusted certificate refused, plain HTTP
+# refused, and the endpoint serving on after both
+curl -sf --max-time 10 --cacert "$P/ca.crt" "https://127.0.0.1:$MPORT/metrics" >"$TMP/m.txt" ||
+  fail "metrics-tls: GET https://127.0.0.1:$MPORT/metrics"
+grep -q "^recd_" "$TMP/m.txt" || fail "metrics-tls: no recd_ metric in $(head -c 300 "$TMP/m.txt")"
+[ "$(curl -sf --max-time 10 --cacert "$P/ca.crt" --cert "$P/client.crt" --key "$P/client.key" \
+  "https://127.0.0.1:$MPORT/healthz")" = ok ] || fail "metrics-tls: /healthz with a client certificate"
+curl -sf --max-time 10 --cacert "$P/ca.crt" --cert "$P/rogue.crt" --key "$P/rogue.key" \
+  "https://127.0.0.1:$MPORT/healthz" >/dev/null 2>&1 && fail "metrics-tls accepted an untrusted certificate"
+curl -sf --max-time 10 "http://127.0.0.1:$MPORT/healthz" >/dev/null 2>&1 &&
+  fail "metrics-tls answered plain HTTP"
+[ "$(curl -sf --max-time 10 --cacert "$P/ca.crt" "https://127.0.0.1:$MPORT/healthz")" = ok ] ||
+  fail "metrics-tls stopped serving after refused clients"
+grep -q "metrics on https://127.0.0.1:$MPORT/metrics" "$TMP/recd2.log" || fail "metrics-tls not logged"
+grep -q "metrics: TLS handshake failed" "$TMP/recd2.log" || fail "metrics-tls refusals not logged"
 [ "$(ocli INFO server | tr -d '\r' | sed -n 's/^tcp_port://p')" = 0 ] || fail "INFO tcp_port with port 0"
 kill -TERM "$RECD2_PID"
 status=0
 wait "$RECD2_PID" || status=$?
 RECD2_PID=""
 [ "$status" = 0 ] || fail "TLS-only recd exited $status after SIGTERM"
-pass "port 0 serves TLS only; tls-auth-clients optional"
+pass "port 0 serves TLS only; tls-auth-clients optional; metrics-tls serves /metrics over HTTPS"
 
 # 9. valgrind: TLS connections, refused handshakes and both reloads, then
-#    SIGTERM with a TLS client still connected: no error, nothing leaked
+#    SIGTERM with a TLS client still connected (and metrics-tls used):
+#    no error, nothing leaked
 #    (OpenSSL's contexts included). Skipped in the sanitizer build.
 syms=$(nm -D "$BIN/recd" 2>/dev/null || true)
 if [[ "$syms" == *__asan_init* ]]; then
@@ -408,11 +428,15 @@ command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/insta
 valgrind --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=9 --log-file="$TMP/vg.log" \
   "$BIN/recd" "${COMMON[@]}" --port "$PORT" --tls-port "$TPORT" --tls-cert-file "$P/server.crt" \
-  --tls-key-file "$P/server.key" 2>"$TMP/recd3.log" &
+  --tls-key-file "$P/server.key" --metrics-port "$MPORT" --metrics-tls yes 2>"$TMP/recd3.log" &
 RECD_PID=$!
 for _ in $(seq 600); do tcli ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 [ "$(tcli ping)" = PONG ] || { cat "$TMP/recd3.log"; fail "recd under valgrind did not start"; }
 [ "$(tcli RECOMMEND user3 COUNT 3 | wc -l)" = 3 ] || fail "RECOMMEND over TLS under valgrind"
+curl -sf --max-time 20 --cacert "$P/ca.crt" --cert "$P/client.crt" --key "$P/client.key" \
+  "https://127.0.0.1:$MPORT/metrics" | grep -q "^recd_" || fail "metrics-tls under valgrind"
+curl -sf --max-time 20 --cacert "$P/ca.crt" "https://127.0.0.1:$MPORT/healthz" >/dev/null 2>&1 &&
+  fail "metrics-tls without a client certificate (tls-auth-clients yes)"
 
 timeout 10 redis-cli -h 127.0.0.1 -p "$TPORT" PING >/dev/null 2>&1 || true
 refused "untrusted certificate under valgrind" --cert "$P/rogue.crt" --key "$P/rogue.key"

@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 61);
+  ck_assert_uint_eq(config_count(), 62);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -591,6 +591,14 @@ START_TEST(test_tls_cross_field) {
               "tls-protocols: expected TLSv1.2 and/or TLSv1.3, got 'SSLv3'");
   char *proto_ok[] = {"recd", "--tls-protocols", "tlsv1.3"};
   expect_args(ARGC(proto_ok), proto_ok, CONFIG_ARGS_RUN, NULL);
+  /* metrics-tls: the same files, only with a metrics port */
+  char *mtls[] = {"recd", "--metrics-port", "9121", "--metrics-tls", "yes"};
+  expect_args(ARGC(mtls), mtls, RECD_EINVAL, "metrics-tls yes needs tls-cert-file and tls-key-file");
+  char *mtls_off[] = {"recd", "--metrics-tls", "yes"};
+  expect_args(ARGC(mtls_off), mtls_off, CONFIG_ARGS_RUN, NULL);
+  char *mtls_ok[] = {"recd", "--metrics-port", "9121", "--metrics-tls", "yes", "--tls-cert-file",
+                     "/c.pem", "--tls-key-file", "/k.pem", "--tls-auth-clients", "no"};
+  expect_args(ARGC(mtls_ok), mtls_ok, CONFIG_ARGS_RUN, NULL);
   char *auth[] = {"recd", "--tls-auth-clients", "maybe"};
   expect_args(ARGC(auth), auth, RECD_EINVAL,
               "--tls-auth-clients: expected one of no, yes, optional, got 'maybe'");
@@ -726,7 +734,7 @@ static void set_unusual(config_t *c) {
     {"tls-port", "6380"}, {"tls-cert-file", "/etc/recd/c rt.pem"},
     {"tls-key-file", "/etc/recd/k.pem"}, {"tls-ca-cert-file", "/etc/recd/ca.pem"},
     {"tls-auth-clients", "optional"}, {"tls-protocols", "TLSv1.3"},
-    {"tls-ciphersuites", "TLS_AES_256_GCM_SHA384"},
+    {"tls-ciphersuites", "TLS_AES_256_GCM_SHA384"}, {"metrics-tls", "yes"},
   };
   char err[RECD_ERRLEN] = "";
   size_t n = sizeof kv / sizeof kv[0];
