@@ -309,6 +309,21 @@ char *metrics_render(server_t *s, size_t *len) {
                s->st.output_limit_closes);
   metrics__u64(&b, "recd_idle_disconnections_total", "counter",
                "Clients disconnected after `timeout` seconds idle.", s->st.idle_closes);
+  if (s->tls.cur.ctx != NULL) { /* tls-port or metrics-tls: INFO tls's figures */
+    metrics__u64(&b, "recd_tls_connections_total", "counter",
+                 "TLS handshakes completed (tls-port and metrics-tls).", s->tls.connections);
+    metrics__u64(&b, "recd_tls_handshake_failures_total", "counter",
+                 "TLS handshakes failed, abandoned or timed out (plain clients, missing, "
+                 "expired or untrusted client certificates).",
+                 s->tls.handshake_failures);
+    metrics__u64(&b, "recd_tls_cert_not_after_seconds", "gauge",
+                 "notAfter of the certificate new TLS connections get, unix time: alert on "
+                 "it minus time().",
+                 s->tls.cur.not_after > 0 ? (uint64_t)s->tls.cur.not_after : 0);
+    metrics__u64(&b, "recd_tls_reloads_failed_total", "counter",
+                 "Certificate reloads (SIGHUP) that failed; the previous certificate serves.",
+                 s->tls.reloads_failed);
+  }
 
   rclient_stats_t rs;
   memset(&rs, 0, sizeof rs);

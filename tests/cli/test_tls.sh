@@ -397,6 +397,10 @@ done
 curl -sf --max-time 10 --cacert "$P/ca.crt" "https://127.0.0.1:$MPORT/metrics" >"$TMP/m.txt" ||
   fail "metrics-tls: GET https://127.0.0.1:$MPORT/metrics"
 grep -q "^recd_" "$TMP/m.txt" || fail "metrics-tls: no recd_ metric in $(head -c 300 "$TMP/m.txt")"
+grep -qx "recd_tls_cert_not_after_seconds $want_after" "$TMP/m.txt" ||
+  fail "metrics: recd_tls_cert_not_after_seconds: $(grep recd_tls "$TMP/m.txt")"
+grep -q "^recd_tls_connections_total [1-9]" "$TMP/m.txt" ||
+  fail "metrics: recd_tls_connections_total: $(grep recd_tls "$TMP/m.txt")"
 [ "$(curl -sf --max-time 10 --cacert "$P/ca.crt" --cert "$P/client.crt" --key "$P/client.key" \
   "https://127.0.0.1:$MPORT/healthz")" = ok ] || fail "metrics-tls: /healthz with a client certificate"
 curl -sf --max-time 10 --cacert "$P/ca.crt" --cert "$P/rogue.crt" --key "$P/rogue.key" \
