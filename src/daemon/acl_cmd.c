@@ -45,6 +45,14 @@ int acl_setup(const config_t *cfg, acl_users_t *out, char *errbuf) {
   return 0;
 }
 
+void acl_warn_open_default(const acl_users_t *users, const config_t *cfg) {
+  const acl_user_t *d = acl_users_find(users, "default", 7);
+  if (users->n > 1 && d != NULL && d->implicit && acl_default_open(users, cfg->requirepass))
+    log_warning("%zu ACL users are defined, but the default user is on without a password and "
+                "may run every command: clients that do not AUTH bypass them; add 'user "
+                "default off' (or a requirepass)", users->n - 1);
+}
+
 void acl_client_init(client_t *c) {
   const acl_users_t *us = &c->srv->acl.users;
   c->user = acl_users_find(us, "default", 7);

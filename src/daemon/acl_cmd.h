@@ -27,6 +27,11 @@
  * error naming the file and line, or the keys; *out is then empty. Run by
  * main() at start and by --test-config. */
 int acl_setup(const config_t *cfg, acl_users_t *out, char *errbuf);
+/* Logs a warning when users are defined but the default user is on
+ * without a password (no requirepass, no `user default` line): every
+ * client is then `default` with every command, and the users restrict
+ * nobody (Redis's behaviour too, but rarely what was meant). */
+void acl_warn_open_default(const acl_users_t *users, const config_t *cfg);
 
 /* conn_init(): binds c to `default`, authenticated when that user is on
  * and takes no password. */

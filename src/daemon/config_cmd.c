@@ -266,6 +266,8 @@ static void config_cmd__resetstat(server_t *s) {
   s->traps.feedback_unknown_items = 0;
   s->traps.pref_bad_entries = 0;
   s->traps.pref_unknown_categories = 0;
+  s->acl.denied_commands = 0;
+  s->acl.denied_auth = 0;
   commands_reset_stats();
 }
 

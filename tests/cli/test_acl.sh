@@ -155,7 +155,9 @@ echo "$out" | grep -q WRONGPASS || fail "unknown user not refused"
   fail "default off: RECOMMEND without AUTH"
 after=$(info acl_denied_auth)
 [ $((after - before)) = 3 ] || fail "acl_denied_auth went $before -> $after"
-pass "wrong password, disabled and unknown users refused; acl_denied_auth +3"
+[ "$(as ops ops-pw CONFIG RESETSTAT)" = OK ] || fail "CONFIG RESETSTAT"
+[ "$(info acl_denied_commands) $(info acl_denied_auth)" = "0 0" ] || fail "RESETSTAT kept ACL counts"
+pass "wrong password, disabled and unknown users refused; acl_denied_auth +3; RESETSTAT"
 
 # 5. python3-redis with a username.
 timeout 60 /usr/bin/python3 - "$PORT" <<'EOF' || fail "python3-redis (Debian's)"
@@ -272,7 +274,18 @@ grep -q -- "not configured to use an ACL file" <<<"$out" || fail "ACL LOAD w/o f
 out=$(as web web-pw HELLO 2 AUTH web web-pw)
 grep -q -- recd <<<"$out" || fail "HELLO 2 AUTH user pass: $out"
 stop_recd
+grep -q "the default user is on without a password" "$TMP/recd.log" &&
+  fail "open-default warning with default off / requirepass set"
 pass "recd.conf user lines; requirepass is default's password; HELLO AUTH"
+
+# users beside an open default user: a warning at start
+printf 'user web on >w +@read\n' >"$TMP/open.acl"
+: >"$TMP/recd.log"
+start_recd --aclfile "$TMP/open.acl"
+stop_recd
+grep -q "1 ACL users are defined, but the default user is on without a password" \
+  "$TMP/recd.log" || { cat "$TMP/recd.log"; fail "no warning for an open default user"; }
+pass "warning: users defined beside an open default user"
 
 # 9. Config errors name the line; exclusive sources refused at start.
 printf 'port %s\nmodel %s\n\nuser web on +recomend\n' "$PORT" "$TMP/m.bin" >"$TMP/bad.conf"
