@@ -280,7 +280,7 @@ int main(int argc, char **argv) {
   case CONFIG_ARGS_TEST:
     /* The TLS files are read as at start-up: an unreadable certificate or
      * a key of another certificate is found before a restart. */
-    if (cfg.tls_port > 0) {
+    if (cfg.tls_port > 0 || (cfg.metrics_tls && cfg.metrics_port > 0)) {
       tls_creds_t creds;
       if (tls_creds_load(&cfg, &creds, err) != 0) {
         fprintf(stderr, "recd: %s\n", err);
