@@ -12,11 +12,14 @@
 # recd saw no Redis error. Config errors name the line.
 . "$(dirname "$0")/lib.sh"
 RECD_PID=""
+# SIGTERM must end recd with status 0 (under ASan: no leak, no error).
 stop_recd() {
   if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
+    local pid=$RECD_PID st=0
     RECD_PID=""
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || st=$?
+    [ "$st" = 0 ] || { tail -30 "$TMP/recd.log" >&2; fail "recd exited with status $st"; }
   fi
 }
 trap 'stop_recd; cleanup' EXIT
