@@ -143,7 +143,10 @@ echo "$list" | grep -qx "user storefront on #$(printf web-pw | sha256sum | cut -
 echo "$list" | grep -q 'pw' && fail "ACL LIST shows a password: $list"
 [ "$(as ops ops-pw ACL USERS | sort | tr '\n' ' ')" = "default gone monitoring ops storefront " ] ||
   fail "ACL USERS"
-pass "monitoring: INFO, CONFIG GET, MODEL INFO, CLIENT LIST; ACL LIST hashed"
+out=$(as ops ops-pw CONFIG SET requirepass x)
+grep -q "requirepass: the ACL rules define user default, whose passwords they set" <<<"$out" ||
+  fail "CONFIG SET requirepass beside a user default line: $out"
+pass "monitoring: INFO, CONFIG GET, MODEL INFO, CLIENT LIST; ACL LIST hashed; requirepass refused"
 
 # 4. wrong password, disabled user, unknown user, no AUTH at all.
 before=$(info acl_denied_auth)
