@@ -276,6 +276,11 @@ char *metrics_render(server_t *s, size_t *len) {
     metrics__printf(&b, "recd_degraded_answers_by_cause_total{cause=\"%s\"} %llu\n",
                     traps_degraded_name((traps_degraded_t)c),
                     (unsigned long long)s->traps.degraded[c]);
+  metrics__u64(&b, "recd_acl_denied_commands_total", "counter",
+               "Commands refused with NOPERM (ACL, issue 17).", s->acl.denied_commands);
+  metrics__u64(&b, "recd_acl_denied_auth_total", "counter",
+               "AUTH / HELLO AUTH refused: wrong password, unknown or disabled user.",
+               s->acl.denied_auth);
   metrics__u64(&b, "recd_feedback_unknown_items_total", "counter",
                "FEEDBACKs stored for an item the customer's model does not know.",
                s->traps.feedback_unknown_items);

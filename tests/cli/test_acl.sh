@@ -62,6 +62,7 @@ user default off
 EOF
 
 PORT=$(free_port)
+MPORT=$(free_port)
 start_recd() {
   "$BIN/recd" --model "$TMP/m.bin" --port "$PORT" --redis-port "$REDIS_PORT" \
     --redis-user recd --redis-password r-pw --unavailable-refresh-ms 100 \
@@ -75,7 +76,7 @@ start_recd() {
   done
   fail "recd does not answer PING"
 }
-start_recd --aclfile "$TMP/users.acl"
+start_recd --aclfile "$TMP/users.acl" --metrics-port "$MPORT"
 # Output in one write: a `| grep -q` that stops reading early must not
 # SIGPIPE redis-cli between its lines (pipefail would fail the test).
 as() {
@@ -120,7 +121,10 @@ sleep 0.2
 logged=$(grep -c "user 'storefront': no permission to run" "$TMP/recd.log") || true
 [ "$logged" = 4 ] || { grep "no permission" "$TMP/recd.log"; \
   fail "denials logged $logged times for 4 clients"; }
-pass "denials counted ($before -> $after) and logged once per client"
+metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | sed -n "s/^$1 //p"; }
+[ "$(metric recd_acl_denied_commands_total)" = "$after" ] ||
+  fail "/metrics recd_acl_denied_commands_total: $(metric recd_acl_denied_commands_total)"
+pass "denials counted ($before -> $after, /metrics too) and logged once per client"
 
 # 3. monitoring and ops.
 out=$(as monitoring mon-pw INFO)
