@@ -18,8 +18,23 @@
 
 struct tls_conn {
   SSL *ssl;
-  int ready; /* handshake completed */
+  int ready;           /* handshake completed */
+  size_t rpeak, wpeak; /* most bytes the read / write BIO held since it was new */
 };
+
+/* A memory BIO keeps the largest buffer it ever needed (BUF_MEM does not
+ * shrink): after one 1 MB request or reply, a connection would hold 1 MB
+ * for as long as it lives. A BIO that grew past this and is empty again
+ * is replaced by a fresh one (with SSL_MODE_RELEASE_BUFFERS for OpenSSL's
+ * own record buffers, an idle connection holds a few KB, not ~40 KB). */
+#define TLS__BIO_KEEP (16 * 1024)
+
+static BIO *tls__mem_bio(void) {
+  BIO *b = BIO_new(BIO_s_mem());
+  if (b != NULL)
+    BIO_set_mem_eof_return(b, -1); /* empty means "no bytes yet", not EOF */
+  return b;
+}
 
 /* The reason of the latest OpenSSL error ("wrong version number"), with
  * the queue cleared: errors of one connection must not leak into the next
@@ -200,8 +215,10 @@ int tls_creds_load(const config_t *cfg, tls_creds_t *out, char *errbuf) {
   static const unsigned char sid[] = "recd";
   SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
   /* Replies are encrypted whole into a memory BIO: no partial writes, and
-   * the buffer passed may move between calls (the reply buffer grows). */
-  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+   * the buffer passed may move between calls (the reply buffer grows).
+   * Record buffers are released while a connection is idle (see
+   * TLS__BIO_KEEP). */
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 
   X509_free(x);
   EVP_PKEY_free(pkey);
@@ -262,7 +279,7 @@ void tls_server_free(tls_server_t *t) {
 
 tls_conn_t *tls_conn_new(tls_server_t *t) {
   tls_conn_t *c = calloc(1, sizeof *c);
-  BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+  BIO *rbio = tls__mem_bio(), *wbio = tls__mem_bio();
   SSL *ssl = t->cur.ctx != NULL ? SSL_new(t->cur.ctx) : NULL; /* takes a ctx reference */
   if (c == NULL || rbio == NULL || wbio == NULL || ssl == NULL) {
     free(c);
@@ -272,9 +289,6 @@ tls_conn_t *tls_conn_new(tls_server_t *t) {
     ERR_clear_error();
     return NULL;
   }
-  /* An empty read BIO means "no bytes yet", not end of file. */
-  BIO_set_mem_eof_return(rbio, -1);
-  BIO_set_mem_eof_return(wbio, -1);
   SSL_set_bio(ssl, rbio, wbio); /* the SSL owns both from here */
   SSL_set_accept_state(ssl);
   c->ssl = ssl;
@@ -297,6 +311,9 @@ int tls_conn_feed(tls_conn_t *c, const char *data, size_t n) {
     data += w;
     n -= (size_t)w;
   }
+  size_t p = BIO_ctrl_pending(SSL_get_rbio(c->ssl));
+  if (p > c->rpeak)
+    c->rpeak = p;
   return 0;
 }
 
@@ -344,6 +361,14 @@ ssize_t tls_conn_read(tls_conn_t *c, char *buf, size_t n, char *errbuf) {
   int e = SSL_get_error(c->ssl, 0);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
     ERR_clear_error();
+    /* Everything fed is consumed (a partial record waits in the SSL's own
+     * buffer, not in the BIO): a grown BIO can go. */
+    BIO *fresh;
+    if (c->rpeak > TLS__BIO_KEEP && BIO_ctrl_pending(SSL_get_rbio(c->ssl)) == 0 &&
+        (fresh = tls__mem_bio()) != NULL) {
+      SSL_set0_rbio(c->ssl, fresh); /* frees the old one */
+      c->rpeak = 0;
+    }
     return TLS_WANT_MORE;
   }
   if (e == SSL_ERROR_ZERO_RETURN) {
@@ -372,9 +397,17 @@ size_t tls_conn_pending(const tls_conn_t *c) {
 }
 
 size_t tls_conn_take(tls_conn_t *c, char *buf, size_t n) {
-  size_t got = 0;
-  if (n > 0 && BIO_read_ex(SSL_get_wbio(c->ssl), buf, n, &got) != 1)
+  BIO *w = SSL_get_wbio(c->ssl);
+  size_t got = 0, p = BIO_ctrl_pending(w);
+  if (p > c->wpeak)
+    c->wpeak = p;
+  if (n > 0 && BIO_read_ex(w, buf, n, &got) != 1)
     return 0;
+  BIO *fresh;
+  if (c->wpeak > TLS__BIO_KEEP && BIO_ctrl_pending(w) == 0 && (fresh = tls__mem_bio()) != NULL) {
+    SSL_set0_wbio(c->ssl, fresh); /* frees the old one */
+    c->wpeak = 0;
+  }
   return got;
 }
 
