@@ -152,7 +152,7 @@ static void usage(FILE *fp) {
 "  --skip-bad-lines       count and skip malformed CSV lines instead of failing\n"
 "  --redis-host HOST      (127.0.0.1)    --redis-port PORT (6379)\n"
 "  --redis-socket PATH    --redis-password PASS   --key-prefix PREFIX (recd:)\n"
-"  --redis-timeout-ms MS  (5000)\n"
+"  --redis-timeout-ms MS  (5000)  --redis-user USER  Redis 6 ACL user (AUTH USER PASS)\n"
 "  --redis-cluster-nodes \"HOST:PORT ...\"  a Redis Cluster's seed nodes instead of\n"
 "                         one server: every master is read, keys go to their slot\n"
 "output:\n"
@@ -253,7 +253,7 @@ enum {
   OPT_RTIMEOUT, OPT_OUT, OPT_REPORT, OPT_FACTORS, OPT_ITER, OPT_LAMBDA, OPT_ALPHA, OPT_CONF,
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
   OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO, OPT_REFRESH, OPT_MODEL, OPT_MINUSERS,
-  OPT_EVALREFRESH, OPT_EVALCART, OPT_RCLUSTER,
+  OPT_EVALREFRESH, OPT_EVALCART, OPT_RCLUSTER, OPT_RUSER,
   OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA,
   OPT_HALFLIFE, OPT_SPLIT, OPT_RECENT, OPT_FALLBACK, OPT_TUNE, OPT_TUNETRIALS, OPT_TUNESECS,
   OPT_SETTINGS, OPT_RETUNE, OPT_EXPORTFACTORS, OPT_IMPORTFACTORS, OPT_FACTORIDS
@@ -267,6 +267,7 @@ static const struct option train_options[] = {
   {"redis-port", required_argument, NULL, OPT_RPORT},
   {"redis-socket", required_argument, NULL, OPT_RSOCK},
   {"redis-password", required_argument, NULL, OPT_RPASS},
+  {"redis-user", required_argument, NULL, OPT_RUSER},
   {"key-prefix", required_argument, NULL, OPT_PREFIX},
   {"redis-timeout-ms", required_argument, NULL, OPT_RTIMEOUT},
   {"redis-cluster-nodes", required_argument, NULL, OPT_RCLUSTER},
@@ -377,6 +378,7 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
       single = "redis-port"; break;
     case OPT_RSOCK: c->redis.socket = optarg; single = "redis-socket"; break;
     case OPT_RPASS: c->redis.password = optarg; break;
+    case OPT_RUSER: c->redis.user = optarg; break;
     case OPT_PREFIX: c->redis.prefix = optarg;
       if (strlen(optarg) > 128) {
         fprintf(stderr, "recd-train: --key-prefix: longer than 128 bytes\n");

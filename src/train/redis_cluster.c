@@ -74,8 +74,13 @@ static int link__connect(const redis_opts_t *o, const char *host, int port, cons
     return RECD_EREDIS;
   }
   redisSetTimeout(c, tv);
-  if (o->password != NULL && *o->password) {
-    redisReply *r = redisCommand(c, "AUTH %s", o->password);
+  const char *user = o->user != NULL && *o->user ? o->user : NULL;
+  if ((o->password != NULL && *o->password) || user != NULL) {
+    /* With --redis-user, Redis 6's AUTH user password (a nopass user
+     * takes any password, "" included). */
+    const char *pass = o->password != NULL ? o->password : "";
+    redisReply *r = user != NULL ? redisCommand(c, "AUTH %s %s", user, pass)
+                                 : redisCommand(c, "AUTH %s", pass);
     int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
     if (bad && sock)
       recd_errf(errbuf, RECD_EREDIS, "redis: AUTH failed: %s", r ? r->str : c->errstr);

@@ -18,6 +18,7 @@ typedef struct redis_opts {
   int port;             /* default 6379 */
   const char *socket;   /* Unix socket path; overrides host/port when set */
   const char *password; /* AUTH before anything else when set */
+  const char *user;     /* Redis 6 ACL user: AUTH user password; NULL = none */
   const char *prefix;   /* key prefix, default "recd:" */
   int timeout_ms;       /* connect and command timeout */
   const char *cluster_nodes; /* "host:port ..." seeds of a Redis Cluster, or NULL:

@@ -36,7 +36,7 @@ python3 "$(dirname "$0")/gen_clusters.py" "$TMP/in.csv" "$TMP/items.csv" 300 120
 # Redis with two users: default (the test's own, for the import and the
 # checks) and recd, with the rule above and nothing more.
 REDIS_PORT=$(free_port)
-echo "user recd on >r-pw $RULE" >"$TMP/redis.conf"
+{ echo "user recd on >r-pw $RULE"; echo "user trainer on >t-pw ~recd:* +@all"; } >"$TMP/redis.conf"
 redis-server "$TMP/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$TMP" --logfile "$TMP/redis.log" &
 REDIS_PID=$!
@@ -46,8 +46,18 @@ for _ in $(seq 1 100); do
 done
 rcli() { timeout 10 redis-cli -p "$REDIS_PORT" "$@"; }
 [ "$(rcli ACL WHOAMI)" = default ] || fail "redis-server did not start"
+# recd-train as an ACL user of its own: AUTH trainer t-pw (the default user
+# takes no password, so a plain AUTH t-pw would be refused: success shows
+# the user was sent); a wrong password or user is an error naming AUTH.
 "$BIN/recd-train" --import --csv "$TMP/in.csv" --items "$TMP/items.csv" \
-  --redis-port "$REDIS_PORT" 2>"$TMP/import.log" || { cat "$TMP/import.log"; fail "import"; }
+  --redis-port "$REDIS_PORT" --redis-user trainer --redis-password t-pw 2>"$TMP/import.log" ||
+  { cat "$TMP/import.log"; fail "import as --redis-user trainer"; }
+"$BIN/recd-train" -q --redis-port "$REDIS_PORT" --redis-user trainer --redis-password t-pw \
+  --factors 8 --iterations 2 --out "$TMP/m2.bin" 2>"$TMP/train.log" ||
+  { cat "$TMP/train.log"; fail "training from Redis as --redis-user trainer"; }
+expect_fail 1 "AUTH failed.*WRONGPASS" "$BIN/recd-train" -q --redis-port "$REDIS_PORT" \
+  --redis-user trainer --redis-password nope --factors 8 --iterations 2 --out "$TMP/m3.bin"
+pass "recd-train --redis-user: import and training as ACL user trainer; wrong password refused"
 rcli SADD recd:unavailable item1 >/dev/null
 rcli SADD recd:promoted item2 >/dev/null
 rcli ACL LOG RESET >/dev/null
