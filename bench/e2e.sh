@@ -5,8 +5,9 @@
 # of the data), next to redis-benchmark PING against the same
 # daemon and against redis-server itself in the same run (the protocol
 # ceiling of this machine).
-#   bench/e2e.sh [BUILD_DIR] [DATA_DIR] [REQUESTS] [demo]
-# With "demo" only the demo shop's k = 256 / k = 64 rows run (below).
+#   bench/e2e.sh [BUILD_DIR] [DATA_DIR] [REQUESTS] [demo|cluster]
+# With "demo" only the demo shop's k = 256 / k = 64 rows run (below); with
+# "cluster" only the Redis Cluster rows (below).
 # Starts its own redis-server and recd on free loopback ports; prints a
 # markdown table. recd runs with its defaults (impressions tracked); the
 # synthetic cases are also measured with tracking off and on, and with the
@@ -156,11 +157,80 @@ run_k_ratio() { # name csv
   local m256 m64
   m256=$(printf '%s\n' "${r256[@]}" | sort -n | sed -n 2p)
   m64=$(printf '%s\n' "${r64[@]}" | sort -n | sed -n 2p)
-  echo "| $name: k=256 ${r256[*]} / k=64 ${r64[*]} | 50 | $(awk "BEGIN { r = $m256 / $m64; printf \"%.2fx of k=64 (medians; target 0.7x: %s)\", r, r >= 0.7 ? \"met\" : \"missed\" }") | | | |"
+  echo "| $name: k=256 ${r256[*]} / k=64 ${r64[*]} | 50 | $(awk "BEGIN { r = $m256 / $m64; printf \"%.2fx of k=64 (medians; target 0.7x: %s)\", r, (r >= 0.7 ? \"met\" : \"missed\") }") | | | |"
+}
+
+# Redis Cluster (issue 15): the same RECOMMENDs with the same data and model
+# against a three-master cluster (six redis-server processes on loopback,
+# three masters and three replicas, tests/cli/cluster_lib.sh) next to the
+# single Redis, 50 connections, alternating three times (each daemon gets
+# 2000 untimed requests first); the goal is the cluster within 15% of the
+# single Redis (ratio of the medians >= 0.85).
+cluster_up=0
+run_cluster() { # name model users_csv
+  local name=$1 model=$2 csv=$3 port pid mode out opts
+  if [ "$cluster_up" = 0 ]; then
+    TMP=$tmp
+    fail() { echo "e2e: $*" >&2; exit 1; }
+    # shellcheck source=../tests/cli/cluster_lib.sh
+    . tests/cli/cluster_lib.sh # its EXIT trap stops the cluster, then cleanup
+    start_cluster
+    cluster_up=1
+  fi
+  local m
+  for m in $(cluster_masters); do ccli "$m" flushall >/dev/null; done
+  "$build/recd-train" -q --import --csv "$csv" --redis-cluster-nodes "$CLUSTER_NODES"
+  local single=() clustered=() deg_s=0 deg_c=0 deg
+  for round in 1 2 3; do
+    for mode in single cluster; do
+      port=$(free_port)
+      opts=(--redis-port "$rport")
+      [ "$mode" = cluster ] && opts=(--redis-cluster-nodes "$CLUSTER_NODES")
+      "$build/recd" --model "$model" --port "$port" --loglevel warning "${opts[@]}" \
+        2>>"$tmp/recd.log" & pid=$!
+      wait_ping "$port"
+      for _ in $(seq 200); do
+        redis-cli -p "$port" info redis | grep -q '^redis_connected:1' && break
+        sleep 0.05
+      done
+      "$build/recd-bench" e2e --port "$port" --connections 50 --requests 2000 --users-csv "$csv" >/dev/null
+      out=$("$build/recd-bench" e2e --port "$port" --connections 50 --requests "$requests" \
+        --users-csv "$csv" | sed -n 's/.*throughput \([0-9]*\) requests.*/\1/p')
+      if [ "$mode" = single ]; then single+=("$out"); else clustered+=("$out"); fi
+      # a degraded answer (no Redis read) would flatter the throughput
+      deg=$(redis-cli -p "$port" info redis | tr -d '\r' | sed -n 's/^degraded_answers://p')
+      if [ "$mode" = single ]; then deg_s=$((deg_s + ${deg:-0})); else deg_c=$((deg_c + ${deg:-0})); fi
+      kill "$pid"; wait "$pid" 2>/dev/null || true
+    done
+  done
+  local ms mc
+  ms=$(printf '%s\n' "${single[@]}" | sort -n | sed -n 2p)
+  mc=$(printf '%s\n' "${clustered[@]}" | sort -n | sed -n 2p)
+  echo "| $name: Redis Cluster, 3 masters ${clustered[*]} / single Redis ${single[*]} | 50 | $(awk "BEGIN { r = $mc / $ms; printf \"%.2fx of the single Redis (medians; goal 0.85x: %s; degraded answers: %d cluster, %d single)\", r, (r >= 0.85 ? \"met\" : \"missed\"), $deg_c, $deg_s }") | | | |"
 }
 
 echo "| case | connections | RECOMMEND/s (SIMILAR/s) | p50 us | p99 us | p99.9 us |"
 echo "| --- | --- | --- | --- | --- | --- |"
+synth_csv() { # n: 2000 customers with 20 random past items each
+  python3 - "$1" <<'PY'
+import random, sys
+n = int(sys.argv[1]); rng = random.Random(1)
+print("user,item,weight")
+for u in range(2000):
+    for i in rng.sample(range(n), 20):
+        print(f"u{u},i{i},{rng.randint(1, 3)}")
+PY
+}
+if [ "$only" = cluster ]; then
+  for n in 10000 100000; do
+    "$build/recd-train" -q --synthetic "$n" --factors 64 --out "$tmp/synth$n.bin"
+    synth_csv "$n" > "$tmp/synth$n.csv"
+    redis-cli -p "$rport" flushall >/dev/null
+    "$build/recd-train" -q --import --csv "$tmp/synth$n.csv" --redis-port "$rport"
+    run_cluster "synthetic $n items, k=64" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
+  done
+  exit 0
+fi
 if [ "$only" = demo ]; then
   d=online-retail
   "$build/recd-train" -q --import --csv "$data/$d/interactions.csv" --redis-port "$rport"
@@ -172,19 +242,13 @@ for n in 10000 100000; do
   "$build/recd-train" -q --synthetic "$n" --factors 64 --out "$tmp/synth$n.bin"
   # 2000 customers with 20 random past items each, so that every request
   # folds a history in (unknown users would only read popularity).
-  python3 - "$n" > "$tmp/synth$n.csv" <<'PY'
-import random, sys
-n = int(sys.argv[1]); rng = random.Random(1)
-print("user,item,weight")
-for u in range(2000):
-    for i in rng.sample(range(n), 20):
-        print(f"u{u},i{i},{rng.randint(1, 3)}")
-PY
+  synth_csv "$n" > "$tmp/synth$n.csv"
   redis-cli -p "$rport" flushall >/dev/null
   "$build/recd-train" -q --import --csv "$tmp/synth$n.csv" --redis-port "$rport"
   run_case "synthetic $n items, k=64, 20-item histories" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
   run_tracking "synthetic $n items" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
   run_rules "synthetic $n items" "$tmp/synth$n.bin" "$tmp/synth$n.csv" "$n"
+  run_cluster "synthetic $n items, k=64" "$tmp/synth$n.bin" "$tmp/synth$n.csv"
 done
 for d in movielens-100k online-retail movielens-1m; do
   [ -f "$data/$d/interactions.csv" ] || continue

@@ -137,7 +137,8 @@ static const cmd_doc_t cmd_docs[] = {
    "One customer across channels: adds from-id's history (weights summed), hidden set, "
    "impressions and last interaction times (per item the later) to to-id's and deletes "
    "from-id's keys, atomically (one Lua script; a key of the wrong type fails it, named, "
-   "before anything is written).",
+   "before anything is written). In a Redis Cluster, unless both ids share a hash tag, it "
+   "is done in per-key steps instead, not atomically (see Scaling out, Redis Cluster).",
    NULL, "the integer number of history items merged."},
   {"model", 0,
    "MODEL INFO [variant]\nMODEL RELOAD [variant] [path]\nMODEL ROLLBACK [variant] [version]\n"

@@ -190,6 +190,11 @@ static const config__def_t config__defs[] = {
   CONFIG__STR_ROW("redis-socket", redis_socket, "", 0, CONFIG__SUN_MAX, CONFIG__PATH,
                   "Redis Unix socket; when set it is used instead of "
                   "redis-host and redis-port"),
+  /* Redis Cluster (rcluster.h): the seeds lead to every master. */
+  CONFIG__STR_ROW("redis-cluster-nodes", redis_cluster_nodes, "", 0, 4096, 0,
+                  "seed nodes of a Redis Cluster, \"host:port host:port ...\" (any of its "
+                  "nodes; the slot map names the masters); instead of redis-host/redis-port/"
+                  "redis-socket; empty = one Redis"),
   CONFIG__STR_ROW("redis-user", redis_user, "", 0, 255, 0,
                   "Redis 6+ ACL user recd authenticates as (AUTH redis-user "
                   "redis-password); empty = AUTH with redis-password alone"),
@@ -1462,6 +1467,36 @@ static int config__validate_tls(const config_t *cfg, char *errbuf) {
   return 0;
 }
 
+/* Redis Cluster mode: a well-formed seed list, and nothing else that
+ * would say where Redis is. */
+static int config__validate_cluster(const config_t *cfg, char *errbuf) {
+  if (cfg->redis_cluster_nodes[0] == '\0')
+    return 0;
+  cluster_node_t *nodes = NULL;
+  size_t n = 0;
+  char perr[RECD_ERRLEN];
+  int err = cluster_parse_nodes(cfg->redis_cluster_nodes, &nodes, &n, perr);
+  free(nodes);
+  if (err == RECD_ENOMEM)
+    return recd_errf(errbuf, err, "redis-cluster-nodes: out of memory");
+  if (err != 0)
+    return recd_errf(errbuf, err, "redis-cluster-nodes: %s", perr);
+  if (cfg->redis_socket[0] != '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and redis-socket: a cluster "
+                     "is reached over TCP at its nodes; remove redis-socket");
+  if (cfg->redis_sentinels[0] != '\0')
+    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and redis-sentinels: a Redis "
+                     "Cluster fails over by itself; use one or the other");
+  /* redis-host/redis-port would be ignored: refused rather than silently
+   * unused (their defaults, as a dump writes them, pass). */
+  if (strcmp(cfg->redis_host, "127.0.0.1") != 0 || cfg->redis_port != 6379)
+    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and %s: the seed nodes say "
+                     "where the cluster is; remove %s",
+                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port",
+                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port");
+  return 0;
+}
+
 /* Sentinel mode: both keys or neither, a well-formed list, and nothing that
  * would say where Redis is besides the sentinels. */
 static int config__validate_sentinel(const config_t *cfg, char *errbuf) {
@@ -1552,6 +1587,9 @@ int config_validate(const config_t *cfg, char *errbuf) {
   const int sentinel_err = config__validate_sentinel(cfg, errbuf);
   if (sentinel_err != 0)
     return sentinel_err;
+  const int cluster_err = config__validate_cluster(cfg, errbuf);
+  if (cluster_err != 0)
+    return cluster_err;
   if (cfg->pidfile[0] != '\0' && strcmp(cfg->pidfile, cfg->unixsocket) == 0)
     return recd_errf(errbuf, RECD_EINVAL, "pidfile and unixsocket are the same path");
   /* Rotation counts impressions: without them a shown limit would never

@@ -162,6 +162,8 @@ typedef struct config {
   char *redis_host;                  /* never empty */
   int redis_port;
   char *redis_socket;                /* "" = TCP; else used instead of host */
+  char *redis_cluster_nodes;         /* "host:port ..." seeds of a Redis
+                                        Cluster, "" = no cluster */
   char *redis_user;                  /* Redis ACL user, "" = AUTH password */
   char *redis_password;              /* "" = no AUTH */
   char *redis_sentinels;             /* "host:port ..." of the sentinels,

@@ -20,6 +20,19 @@
  * hide / unhide leave the history alone, and so the times too. Neither key
  * expires nor is trimmed (the history has no TTL or cap in Redis).
  *
+ * In a Redis Cluster the two keys live on two masters (unless the id has a
+ * hash tag, "{u42}", which keeps them in one slot: the script above then
+ * runs as on a single Redis). The script is then split in two, one per
+ * key: the history's ZINCRBY (with its type check) answers the FEEDBACK,
+ * and once it has succeeded the time is written on its own master (the
+ * time script, fire and forget). What is lost against a single Redis: the
+ * two writes are not atomic: a reader may see the new weight before its
+ * time, and when the time's write fails (its master down, a key of the
+ * wrong type) the FEEDBACK still succeeds with the weight recorded and
+ * the item untimed (full weight, as a history entry without a time always
+ * is) until its next interaction; the failure is logged. A time is never
+ * written without its weight.
+ *
  * TYPE hide / unhide ("not interested"): SADD / SREM of the item in
  * <prefix>hidden:<user>, which every RECOMMEND of that customer reads;
  * the reply is 1 when the set changed, else 0. A hung Redis must not hold this connection's
@@ -41,6 +54,7 @@
 #include "reco.h"
 #include "variants.h"
 #include "rclient.h"
+#include "rcluster.h"
 #include "rscript.h"
 #include "recd/csv.h"
 #include "tracking.h"
@@ -73,6 +87,32 @@ static rscript_t feedback__script = RSCRIPT_INIT(
     "end\n"
     "return w\n");
 
+/* Cluster mode, the keys in two slots: the two halves of feedback__script.
+ * KEYS[1] = hist:<user>, ARGV = weight, item, now: ZINCRBY's reply. */
+static rscript_t feedback__hist_script = RSCRIPT_INIT(
+    "local ty = redis.call('TYPE', KEYS[1])['ok']\n"
+    "if ty ~= 'zset' and ty ~= 'none' then\n"
+    "  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. ty ..\n"
+    "                           ', not a zset: FEEDBACK recorded nothing')\n"
+    "end\n"
+    "return redis.call('ZINCRBY', KEYS[1], ARGV[1], ARGV[2])\n");
+
+/* KEYS[1] = time:<user>, ARGV as above: the time forward only, as in
+ * feedback__script. */
+static rscript_t feedback__time_script = RSCRIPT_INIT(
+    "local ty = redis.call('TYPE', KEYS[1])['ok']\n"
+    "if ty ~= 'zset' and ty ~= 'none' then\n"
+    "  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. ty ..\n"
+    "                           ', not a zset: the time was not recorded')\n"
+    "end\n"
+    "local now = tonumber(ARGV[3])\n"
+    "local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]))\n"
+    "if not old or old < now or old > now + " FEEDBACK_TIME_AHEAD_S " or\n"
+    "   old ~= math.floor(old) then\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])\n"
+    "end\n"
+    "return 1\n");
+
 typedef struct feedback_ctx {
   req_t *req;
   server_t *srv;
@@ -82,6 +122,11 @@ typedef struct feedback_ctx {
   double value;
   size_t ulen;
   char user[RCLIENT_ID_MAX];
+  /* cluster split: what the time's write needs once the weight is in */
+  int split;
+  size_t ilen;
+  char item[RCLIENT_ID_MAX];
+  char now[24];
 } feedback_ctx_t;
 
 static void feedback__reply(feedback_ctx_t *f, rclient_status_t st, double score,
@@ -97,12 +142,41 @@ static void feedback__reply(feedback_ctx_t *f, rclient_status_t st, double score
   req_finish(r, st != RCLIENT_OK);
 }
 
+/* The time's write of a split FEEDBACK: only counted and logged (the
+ * FEEDBACK has been answered by the weight). */
+static void feedback__on_time(rclient_t *rc, rclient_status_t st, const redisReply *rep,
+                              const char *errstr, void *arg) {
+  (void)rc, (void)rep, (void)arg;
+  if (st == RCLIENT_ERROR)
+    log_warning("FEEDBACK: the weight was recorded, its time not: %s", errstr ? errstr : "");
+  else if (st != RCLIENT_OK)
+    log_verbose("FEEDBACK: the weight was recorded, its time not (Redis unavailable: %s)",
+                errstr ? errstr : "");
+}
+
+/* Cluster split: the weight is in, now the time (never without it). */
+static void feedback__send_time(feedback_ctx_t *f) {
+  rclient_t *rc = f->srv->redis;
+  if (rc == NULL)
+    return;
+  char tkey[RECD_KEY_MAX], wbuf[2] = "0";
+  const char *keys[1] = {tkey};
+  const size_t klens[1] = {rclient_key(rc, tkey, RECD_KEY_TIME, f->user, f->ulen)};
+  const char *args[3] = {wbuf, f->item, f->now};
+  const size_t alens[3] = {1, f->ilen, strlen(f->now)};
+  if (rscript_call(rc, &feedback__time_script, 1, keys, klens, 3, args, alens, feedback__on_time,
+                   NULL) != 0)
+    log_warning("FEEDBACK: the weight was recorded, its time not: out of memory");
+}
+
 /* The feedback script's reply: ZINCRBY's, the new weight as a bulk
  * string. */
 static void feedback__on_script(rclient_t *rc, rclient_status_t st, const redisReply *rep,
                                 const char *errstr, void *arg) {
   (void)rc;
   feedback_ctx_t *f = arg;
+  if (f->split && st == RCLIENT_OK && rep->type == REDIS_REPLY_STRING)
+    feedback__send_time(f);
   double score = 0.0;
   if (st == RCLIENT_OK) {
     char *end = NULL;
@@ -248,8 +322,15 @@ void feedback_command(client_t *c, cmd_stats_t *st, const resp_cmd_t *a) {
     const int nl = snprintf(now, sizeof now, "%lld", (long long)time(NULL));
     const char *args[3] = {wbuf, a->argv[2], now};
     const size_t alens[3] = {(size_t)wl, a->argvlen[2], (size_t)nl};
-    err = rscript_call(rc, &feedback__script, 2, keys, klens, 3, args, alens,
-                       feedback__on_script, f);
+    /* In a cluster, two slots: the weight first, its time after it. */
+    f->split = rclient_is_cluster(rc) && !rcluster_one_slot(2, keys, klens);
+    if (f->split) {
+      f->ilen = a->argvlen[2];
+      memcpy(f->item, a->argv[2], f->ilen);
+      memcpy(f->now, now, (size_t)nl + 1);
+    }
+    err = rscript_call(rc, f->split ? &feedback__hist_script : &feedback__script,
+                       f->split ? 1 : 2, keys, klens, 3, args, alens, feedback__on_script, f);
   } else {
     const char *argv[3] = {"ZSCORE", key, a->argv[2]};
     const size_t lens[3] = {6, rclient_key(rc, key, RECD_KEY_HIST, a->argv[1], a->argvlen[1]),

@@ -234,6 +234,18 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
                    (unsigned long long)ss.not_master, ss.sentinels, ss.reachable,
                    ss.subscribed);
     }
+    if (rs.cluster) { /* Redis Cluster mode (rcluster.h) */
+      info__printf(&o, "redis_mode:cluster\r\nredis_cluster_nodes_known:%zu\r\n"
+                   "redis_cluster_masters:%zu\r\nredis_cluster_masters_connected:%zu\r\n"
+                   "redis_cluster_map_refreshes:%llu\r\nredis_cluster_moved:%llu\r\n"
+                   "redis_cluster_ask:%llu\r\nredis_cluster_down_replies:%llu\r\n",
+                   rs.cluster_nodes, rs.cluster_masters, rs.cluster_connected,
+                   (unsigned long long)rs.cluster_refreshes,
+                   (unsigned long long)rs.cluster_moved, (unsigned long long)rs.cluster_ask,
+                   (unsigned long long)rs.cluster_down);
+    } else if (s->sentinel == NULL) {
+      info__printf(&o, "redis_mode:standalone\r\n");
+    }
     info__printf(&o, "\r\n");
   }
   int rc = o.oom ? RECD_ENOMEM : reply_bulk(out, o.buf ? o.buf : "", o.len);

@@ -339,6 +339,7 @@ int main(int argc, char **argv) {
   ro.host = cfg.redis_host;
   ro.port = cfg.redis_port;
   ro.socket = cfg.redis_socket[0] ? cfg.redis_socket : NULL;
+  ro.cluster_nodes = cfg.redis_cluster_nodes; /* "" = one Redis */
   ro.password = cfg.redis_password;
   ro.user = cfg.redis_user;
   ro.prefix = cfg.key_prefix;

@@ -36,6 +36,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libuv.h>
 
+#include "rcluster.h"
+#include "recd/cluster_slot.h"
 #include "recd/rng.h"
 
 /* Longest key we build: prefix + "unavailable" or "hist:"/"pref:" + id. */
@@ -83,6 +85,14 @@ typedef struct rclient__req {
   rclient__strs_t imp;        /* HGETALL imp:<user> (flag), copied pairs */
   size_t times_n;             /* ZRANGE time:<user> (flag), copied and */
   rclient_time_t *times;      /* sorted by id: one block, then the ids */
+  /* Cluster mode: each fetch command is routed on its own (its reply
+   * callback's priv is its part), and the history reply, which may come
+   * before the others, is kept as a copy until the last one. */
+  struct rclient__part {
+    struct rclient__req *r;
+    int part;
+  } parts[5];
+  struct redisReply *hist_copy;
 } rclient__req_t;
 
 struct rclient {
@@ -128,6 +138,7 @@ struct rclient {
   rclient__req_t *deferred_head, *deferred_tail;
   rng_t rng;                  /* backoff jitter */
   rclient_stats_t stats;
+  rcluster_t *cl;             /* cluster mode: the connections, until closed */
 };
 
 static void rclient__connect(rclient_t *c);
@@ -471,16 +482,9 @@ static void rclient__connect(rclient_t *c) {
 static const char *const rclient__set_key[RCLIENT_SET_COUNT] = {RECD_KEY_UNAVAILABLE,
                                                                 RECD_KEY_PROMOTED};
 
-static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) {
-  rclient_t *c = ac->data;
-  const redisReply *r = reply;
-  const rclient_set_t set = (rclient_set_t)(uintptr_t)priv;
+/* A watched set's SMEMBERS reply (never NULL). */
+static void rclient__refresh_apply(rclient_t *c, rclient_set_t set, const redisReply *r) {
   const char *name = rclient__set_key[set];
-  c->refresh_inflight[set] = 0;
-  if (r == NULL) {
-    rclient__lost(c, ac);
-    return;
-  }
   if (r->type == REDIS_REPLY_ERROR) {
     if (rclient__is_wrongtype(r))
       c->stats.anomalies++;
@@ -531,9 +535,65 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
   free(ids);
 }
 
+static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  rclient_t *c = ac->data;
+  const rclient_set_t set = (rclient_set_t)(uintptr_t)priv;
+  c->refresh_inflight[set] = 0;
+  if (reply == NULL) {
+    rclient__lost(c, ac);
+    return;
+  }
+  rclient__refresh_apply(c, set, reply);
+}
+
+/* Cluster mode: the set's key routed to its master. */
+typedef struct rclient__set_read {
+  rclient_t *c;
+  rclient_set_t set;
+} rclient__set_read_t;
+
+static void rclient__cl_refresh_cb(rcluster_t *cl, rclient_status_t st, const redisReply *rep,
+                                   const char *errstr, void *priv) {
+  (void)cl;
+  rclient__set_read_t *x = priv;
+  rclient_t *c = x->c;
+  const rclient_set_t set = x->set;
+  free(x);
+  c->refresh_inflight[set] = 0;
+  if (st == RCLIENT_OK)
+    rclient__refresh_apply(c, set, rep);
+  else if (!c->closing)
+    rclient__error(c, "SMEMBERS %s%s: %s (keeping the previous set)", c->prefix,
+                   rclient__set_key[set], errstr ? errstr : "");
+}
+
 /* SMEMBERS of every watched set (the unavailable set always: INFO reports
  * its refreshes), at most one read of each in flight. */
 static void rclient__refresh_send(rclient_t *c) {
+  if (c->cl != NULL && !c->closing) {
+    rcluster_stats_t cs;
+    rcluster_get_stats(c->cl, &cs);
+    if (cs.refreshes == 0)
+      return; /* no slot map yet: nowhere to send it */
+    for (int set = 0; set < RCLIENT_SET_COUNT; set++) {
+      if (c->refresh_inflight[set] || (set != RCLIENT_SET_UNAVAILABLE && c->on_set[set] == NULL))
+        continue;
+      char key[RCLIENT__KEY_MAX];
+      const char *argv[2] = {"SMEMBERS", key};
+      size_t lens[2] = {8, rclient__key(c, key, rclient__set_key[set], NULL, 0)};
+      rclient__set_read_t *x = malloc(sizeof *x);
+      if (x != NULL)
+        *x = (rclient__set_read_t){c, (rclient_set_t)set};
+      if (x == NULL || rcluster_command(c->cl, 2, argv, lens, rclient__cl_refresh_cb, x) != 0) {
+        free(x);
+        c->stats.errors++;
+        rclient__error(c, "cannot queue SMEMBERS: out of memory");
+        return;
+      }
+      c->refresh_inflight[set] = 1;
+    }
+    return;
+  }
   if (c->state != RCLIENT_CONNECTED || c->closing)
     return;
   for (int set = 0; set < RCLIENT_SET_COUNT; set++) {
@@ -979,10 +1039,160 @@ static rclient__req_t *rclient__req_new(rclient_t *c, int kind, void *arg) {
   return r;
 }
 
+/* ---- cluster mode (rcluster.h) ---------------------------------------- */
+
+/* The max_inflight guard: 1 when r may go, else r is deferred. */
+static int rclient__cl_admit(rclient_t *c, rclient__req_t *r) {
+  if (c->max_inflight > 0 && c->stats.inflight >= c->max_inflight) {
+    c->stats.rejected++;
+    rclient__defer(c, r, RCLIENT_UNAVAILABLE, "too many requests waiting for Redis");
+    return 0;
+  }
+  return 1;
+}
+
+/* The one command of a call or a FEEDBACK came back. */
+static void rclient__cl_one_cb(rcluster_t *cl, rclient_status_t st, const redisReply *rep,
+                               const char *errstr, void *priv) {
+  (void)cl;
+  rclient__req_t *r = priv;
+  r->got++;
+  if (st != RCLIENT_OK)
+    rclient__req_fail(r, st, errstr ? errstr : "Redis unavailable");
+  rclient__finish(r, st == RCLIENT_OK ? rep : NULL);
+}
+
+/* One fetch command came back, in any order: the parts are parsed as in
+ * rclient__reply_cb, the history copied unless it is the last. */
+static void rclient__cl_part_cb(rcluster_t *cl, rclient_status_t st, const redisReply *rep,
+                                const char *errstr, void *priv) {
+  (void)cl;
+  struct rclient__part *p = priv;
+  rclient__req_t *r = p->r;
+  r->got++;
+  if (st != RCLIENT_OK) {
+    rclient__req_fail(r, st, errstr ? errstr : "Redis unavailable");
+  } else if (r->status != RCLIENT_OK) {
+    /* failed already: nothing more to parse */
+  } else if (p->part == RCLIENT__F_PREF) {
+    rclient__parse_prefs(r, rep);
+  } else if (p->part == RCLIENT__F_HIDDEN) {
+    rclient__copy_strs(r, rep, 0, &r->hidden);
+  } else if (p->part == RCLIENT__F_IMP) {
+    rclient__copy_strs(r, rep, 1, &r->imp);
+  } else if (p->part == RCLIENT__F_TIME) {
+    rclient__parse_times(r, rep);
+  } else if (r->got < r->sent && (r->hist_copy = rcluster_reply_dup(rep)) == NULL) {
+    r->c->stats.errors++;
+    rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+  }
+  if (r->got < r->sent)
+    return;
+  redisReply *copy = r->hist_copy;
+  const redisReply *hist = copy;
+  if (hist == NULL && st == RCLIENT_OK && p->part == RCLIENT__F_HIST)
+    hist = rep;
+  rclient__finish(r, hist); /* frees r */
+  rcluster_reply_free(copy);
+}
+
+/* The argv of fetch command `part` (its key written into key[]). */
+static int rclient__fetch_argv(const rclient_t *c, int part, const char *user, size_t ulen,
+                               const char *stop, char *key, const char **argv, size_t *lens) {
+  static const char *const kinds[] = {RECD_KEY_PREF, RECD_KEY_HIDDEN, RECD_KEY_IMP,
+                                      RECD_KEY_TIME, RECD_KEY_HIST};
+  static const char *const cmds[] = {"HGETALL", "SMEMBERS", "HGETALL", "ZRANGE", "ZREVRANGE"};
+  argv[0] = cmds[part];
+  lens[0] = strlen(cmds[part]);
+  argv[1] = key;
+  lens[1] = rclient__key(c, key, kinds[part], user, ulen);
+  if (part < RCLIENT__F_TIME)
+    return 2;
+  argv[2] = "0";
+  lens[2] = 1;
+  argv[3] = part == RCLIENT__F_TIME ? "-1" : stop;
+  lens[3] = strlen(argv[3]);
+  argv[4] = "WITHSCORES";
+  lens[4] = 10;
+  return 5;
+}
+
+/* A fetch in a cluster: each key to its master, all at once (one
+ * pipelined write per master). 0 (sent or deferred) or RECD_ENOMEM with
+ * nothing sent (r to be freed by the caller). */
+static int rclient__cl_fetch(rclient_t *c, rclient__req_t *r, const char *user, size_t ulen,
+                             size_t max_history) {
+  if (!rclient__cl_admit(c, r))
+    return 0;
+  int parts[5], n = 0;
+  parts[n++] = RCLIENT__F_PREF;
+  parts[n++] = RCLIENT__F_HIDDEN;
+  if (r->flags & RCLIENT_FETCH_IMPRESSIONS)
+    parts[n++] = RCLIENT__F_IMP;
+  if (r->flags & RCLIENT_FETCH_TIMES)
+    parts[n++] = RCLIENT__F_TIME;
+  parts[n++] = RCLIENT__F_HIST;
+  char key[RCLIENT__KEY_MAX], stop[24];
+  snprintf(stop, sizeof stop, "%zu", max_history - 1);
+  for (int i = 0; i < n; i++) {
+    const char *argv[5];
+    size_t lens[5];
+    const int argc = rclient__fetch_argv(c, parts[i], user, ulen, stop, key, argv, lens);
+    r->parts[i].r = r;
+    r->parts[i].part = parts[i];
+    if (rcluster_command(c->cl, argc, argv, lens, rclient__cl_part_cb, &r->parts[i]) != 0) {
+      if (r->sent == 0)
+        return RECD_ENOMEM;
+      /* the parts sent complete r; it fails */
+      c->stats.errors++;
+      rclient__req_fail(r, RCLIENT_ERROR, "out of memory");
+      break;
+    }
+    if (r->sent++ == 0)
+      c->stats.inflight++;
+  }
+  return 0;
+}
+
+static void rclient__cl_health(int healthy, void *arg) {
+  rclient_t *c = arg;
+  if (c->closing)
+    return;
+  rclient__set_state(c, healthy ? RCLIENT_CONNECTED : RCLIENT_DISCONNECTED);
+  if (healthy) {
+    /* as after a reconnect: the sets may have changed meanwhile */
+    rclient__refresh_send(c);
+    uv_timer_again(&c->refresh_timer);
+  }
+}
+
+static void rclient__cl_error(const char *msg, void *arg) {
+  rclient__error(arg, "%s", msg);
+}
+
+static void rclient__cl_closed(void *arg) {
+  rclient_t *c = arg;
+  c->cl = NULL;
+  uv_idle_start(&c->idle, rclient__idle_cb);
+}
+
+int rclient_is_cluster(const rclient_t *c) {
+  return c->stats.cluster;
+}
+
 /* Sends the first command of r. Returns 0 (sent, or deferred as
  * UNAVAILABLE) or RECD_ENOMEM (nothing happened; r must be freed). */
 static int rclient__send_first(rclient_t *c, rclient__req_t *r, int argc, const char **argv,
                                const size_t *lens) {
+  if (c->cl != NULL) {
+    if (!rclient__cl_admit(c, r))
+      return 0;
+    if (rcluster_command(c->cl, argc, argv, lens, rclient__cl_one_cb, r) != 0)
+      return RECD_ENOMEM;
+    r->sent = 1;
+    c->stats.inflight++;
+    return 0;
+  }
   if (c->state != RCLIENT_CONNECTED || c->ac == NULL) {
     rclient__defer(c, r, RCLIENT_UNAVAILABLE, "not connected to Redis");
     return 0;
@@ -1018,6 +1228,12 @@ int rclient_fetch_user(rclient_t *c, const char *user, size_t ulen, size_t max_h
     return RECD_ENOMEM;
   r->cb.user = cb;
   r->flags = flags;
+  if (c->cl != NULL) {
+    int err = rclient__cl_fetch(c, r, user, ulen, max_history);
+    if (err != 0)
+      free(r);
+    return err;
+  }
   char pkey[RCLIENT__KEY_MAX], key[RCLIENT__KEY_MAX], stop[24];
   const char *pargv[2] = {"HGETALL", pkey};
   size_t plens[2] = {7, rclient__key(c, pkey, RECD_KEY_PREF, user, ulen)};
@@ -1151,7 +1367,7 @@ static void rclient__idle_cb(uv_idle_t *h) {
   if (c->deferred_head != NULL)
     return; /* callbacks issued new requests: next turn */
   uv_idle_stop(h);
-  if (c->closing && c->handles_open == 0)
+  if (c->closing && c->handles_open == 0 && c->cl == NULL)
     rclient__close_handles(c);
 }
 
@@ -1164,6 +1380,7 @@ void rclient_opts_init(rclient_opts_t *o) {
   o->reconnect_min_ms = 100;
   o->reconnect_max_ms = 5000;
   o->unavailable_refresh_ms = 2000;
+  o->cluster_refresh_ms = 5000;
   o->max_inflight = 10000;
 }
 
@@ -1190,6 +1407,25 @@ static void rclient__new_unwind_cb(uv_handle_t *h) {
 int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char *errbuf) {
   if (loop == NULL || o == NULL || out == NULL)
     return recd_errf(errbuf, RECD_EINVAL, "rclient: missing argument");
+  /* Cluster mode: the seeds replace host, port and socket (rcluster.h). */
+  const char *seeds = o->cluster_nodes && o->cluster_nodes[0] ? o->cluster_nodes : NULL;
+  rclient_opts_t cluster_o;
+  if (seeds != NULL) {
+    cluster_node_t *nodes;
+    size_t n_nodes;
+    char why[RECD_ERRLEN];
+    if (cluster_parse_nodes(seeds, &nodes, &n_nodes, why) != 0)
+      return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes: %s", why);
+    free(nodes);
+    if (o->cluster_refresh_ms == 0)
+      return recd_errf(errbuf, RECD_EINVAL, "rclient: timeouts and periods must be > 0 ms");
+    cluster_o = *o;
+    cluster_o.host = "cluster";
+    cluster_o.port = 6379;
+    cluster_o.socket = NULL;
+    cluster_o.wait_for_target = 0;
+    o = &cluster_o;
+  }
   const char *socket = o->socket && o->socket[0] ? o->socket : NULL;
   const char *password = o->password && o->password[0] ? o->password : NULL;
   const char *user = o->user && o->user[0] ? o->user : NULL;
@@ -1263,6 +1499,32 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
     return recd_errf(errbuf, RECD_EIO, "rclient: cannot initialise loop handles: %s",
                      uv_strerror(rc));
   }
+  if (seeds != NULL) {
+    rcluster_opts_t co = {.seeds = seeds,
+                          .password = password,
+                          .user = user,
+                          .connect_timeout_ms = o->connect_timeout_ms,
+                          .reconnect_min_ms = o->reconnect_min_ms,
+                          .reconnect_max_ms = o->reconnect_max_ms,
+                          .refresh_ms = o->cluster_refresh_ms,
+                          .log = o->log,
+                          .log_arg = o->log_arg,
+                          .error = rclient__cl_error,
+                          .health = rclient__cl_health,
+                          .cb_arg = c};
+    /* messages say "cluster", not the placeholder host's "cluster:6379" */
+    snprintf((char *)c->where, strlen(c->where) + 1, "cluster");
+    if ((rc = rcluster_new(loop, &co, &c->cl, errbuf)) != 0) {
+      c->handles_open = 3;
+      for (int i = 0; i < 3; i++)
+        uv_close(hs[i], rclient__new_unwind_cb);
+      return rc;
+    }
+    c->stats.cluster = 1;
+    uv_timer_start(&c->refresh_timer, rclient__refresh_tick, c->refresh_ms, c->refresh_ms);
+    *out = c;
+    return 0;
+  }
   uv_timer_start(&c->refresh_timer, rclient__refresh_tick, c->refresh_ms, c->refresh_ms);
   if (o->wait_for_target)
     rclient__set_state(c, RCLIENT_DISCONNECTED); /* until rclient_set_target() */
@@ -1327,9 +1589,26 @@ int rclient_set_target(rclient_t *c, const char *host, int port, char *errbuf) {
   return 0;
 }
 
-
 void rclient_get_stats(const rclient_t *c, rclient_stats_t *out) {
   *out = c->stats;
+  if (c->cl != NULL) {
+    rcluster_stats_t cs;
+    rcluster_get_stats(c->cl, &cs);
+    out->state = cs.healthy ? RCLIENT_CONNECTED : RCLIENT_DISCONNECTED;
+    out->connected = cs.healthy;
+    out->connects = cs.connects;
+    out->disconnects = cs.disconnects;
+    out->reconnect_attempts = cs.reconnect_attempts;
+    out->errors += cs.errors;
+    out->commands_sent = cs.commands_sent;
+    out->cluster_nodes = cs.nodes;
+    out->cluster_masters = cs.masters;
+    out->cluster_connected = cs.masters_connected;
+    out->cluster_refreshes = cs.refreshes;
+    out->cluster_moved = cs.moved;
+    out->cluster_ask = cs.ask;
+    out->cluster_down = cs.down;
+  }
 }
 
 void rclient_close(rclient_t *c, rclient_close_cb done, void *arg) {
@@ -1343,6 +1622,8 @@ void rclient_close(rclient_t *c, rclient_close_cb done, void *arg) {
   redisAsyncContext *ac = c->ac;
   c->ac = NULL;
   rclient__set_state(c, RCLIENT_DISCONNECTED);
+  if (c->cl != NULL) /* its requests complete now too; c->cl goes later */
+    rcluster_close(c->cl, rclient__cl_closed, c);
   if (ac != NULL) {
     /* Pending replies fire now with NULL (or right after the current reply
      * callback when we are inside one); they find c->ac == NULL, so they

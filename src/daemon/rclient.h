@@ -1,7 +1,10 @@
 /* rclient.h - the daemon's asynchronous Redis client.
  *
  * One hiredis 0.14 async connection attached to the daemon's libuv loop
- * through hiredis's libuv adapter. The module owns the connection's whole
+ * through hiredis's libuv adapter (or, with cluster_nodes, one per master
+ * of a Redis Cluster: rcluster.h, which routes every command; a fetch's
+ * commands then go to their masters in parallel and the fetch completes
+ * when all are back). The module owns the connection's whole
  * life: connect (TCP or Unix socket), AUTH before any other command,
  * reconnection with exponential backoff and jitter, the periodic refresh of
  * <prefix>unavailable, and the two request types the daemon needs: a
@@ -107,6 +110,11 @@ typedef struct rclient_opts {
   unsigned reconnect_min_ms;   /* first backoff delay, default 100 */
   unsigned reconnect_max_ms;   /* backoff cap, default 5000 */
   unsigned unavailable_refresh_ms; /* SMEMBERS period, default 2000 */
+  const char *cluster_nodes;   /* Redis Cluster seeds "host:port ..."; non-NULL
+                                  and non-empty: cluster mode (rcluster.h),
+                                  host, port and socket are not used */
+  unsigned cluster_refresh_ms; /* slot map re-read period while the cluster
+                                  is healthy, default 5000 */
   unsigned max_inflight;       /* requests waiting for Redis at most,
                                   default 10000, 0 = no limit. hiredis 0.14
                                   has no command timeout: a Redis that hangs
@@ -149,6 +157,18 @@ typedef struct rclient_stats {
   size_t unavailable_count;      /* ids delivered by that refresh */
   size_t promoted_count;         /* ids of the last promoted-set refresh */
   char last_error[RCLIENT_ERRLEN]; /* "" until the first error */
+  /* Cluster mode only (0 otherwise); connected above then means: the slot
+   * map covers every slot and every master is connected, and the counters
+   * above add up the connections to every node. */
+  int cluster;
+  size_t cluster_nodes;          /* nodes known: seeds, masters, targets */
+  size_t cluster_masters;        /* masters in the slot map */
+  size_t cluster_connected;      /* masters connected */
+  uint64_t cluster_refreshes;    /* slot maps loaded (CLUSTER SLOTS) */
+  uint64_t cluster_moved;        /* MOVED redirections followed */
+  uint64_t cluster_ask;          /* ASK redirections followed */
+  uint64_t cluster_down;         /* CLUSTERDOWN, TRYAGAIN, MASTERDOWN,
+                                    LOADING replies (requests UNAVAILABLE) */
 } rclient_stats_t;
 
 /* The result of rclient_fetch_user(). Every pointer is borrowed (from the
@@ -323,6 +343,12 @@ void rclient_on_state(rclient_t *c, rclient_state_cb cb, void *arg);
  * RECD_ENOMEM, with a message in errbuf (RECD_ERRLEN, may be NULL); on
  * error nothing changed. */
 int rclient_set_target(rclient_t *c, const char *host, int port, char *errbuf);
+
+/* 1 in cluster mode (rclient_opts_t.cluster_nodes): every command then
+ * goes to the master of its first key's slot, and multi-key commands and
+ * scripts must keep their keys in one slot (Redis refuses others with
+ * CROSSSLOT; rcluster_one_slot() tells). */
+int rclient_is_cluster(const rclient_t *c);
 
 /* Copies the counters into *out. */
 void rclient_get_stats(const rclient_t *c, rclient_stats_t *out);

@@ -8,6 +8,13 @@
  * again as EVAL, so the caller never sees that error, and the next call
  * loads the script again. One rscript_t per script text, living as long as
  * the calls made with it (static storage in practice).
+ *
+ * In a Redis Cluster (rclient_is_cluster) SCRIPT LOAD goes to every master
+ * (rcluster.h) and EVALSHA / EVAL to the master of the first key, so every
+ * master knows the script; one that does not (a replica promoted since,
+ * a master added) answers NOSCRIPT once: that call goes again as EVAL
+ * there, and the next call loads the script on every master again. The
+ * keys of one call must share a slot (CROSSSLOT otherwise).
  */
 #ifndef RECD_DAEMON_RSCRIPT_H
 #define RECD_DAEMON_RSCRIPT_H

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster_slots_reply.h"
 #include "recd/err.h"
 
 /* Rounds of a batch (redirections and retries) before giving up, and the
@@ -133,61 +134,6 @@ static void link__drop(redis_link_t *l, int i) {
   }
 }
 
-/* One node entry of CLUSTER SLOTS ([endpoint, port, id, ...]) as a map
- * node index; -1 when its endpoint is unknown ("?"). */
-static int link__slots_node(const redisReply *n, const char *replier, cluster_map_t *m,
-                            char *errbuf) {
-  if (n->type != REDIS_REPLY_ARRAY || n->elements < 2 ||
-      n->element[1]->type != REDIS_REPLY_INTEGER ||
-      (n->element[0]->type != REDIS_REPLY_STRING && n->element[0]->type != REDIS_REPLY_NIL))
-    return recd_errf(errbuf, RECD_EREDIS, "redis cluster: unexpected CLUSTER SLOTS node entry");
-  const redisReply *ep = n->element[0];
-  const char *host = replier;
-  size_t hlen = strlen(replier);
-  if (ep->type == REDIS_REPLY_STRING && ep->len > 0) {
-    if (ep->len == 1 && ep->str[0] == '?')
-      return -1; /* cluster-preferred-endpoint-type hostname, none set */
-    host = ep->str;
-    hlen = ep->len;
-  }
-  const int idx = cluster_map_node(m, host, hlen, (int)n->element[1]->integer);
-  if (idx == RECD_ENOMEM)
-    return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
-  if (idx < 0)
-    return recd_errf(errbuf, RECD_EREDIS, "redis cluster: CLUSTER SLOTS names the bad "
-                     "endpoint %.*s:%lld", (int)(hlen > 64 ? 64 : hlen), host,
-                     (long long)n->element[1]->integer);
-  return idx;
-}
-
-int redis_cluster_parse_slots(const redisReply *r, const char *replier, cluster_map_t *m,
-                              char *errbuf) {
-  if (r->type == REDIS_REPLY_ERROR)
-    return recd_errf(errbuf, RECD_EREDIS, "redis cluster: CLUSTER SLOTS: %s", r->str);
-  if (r->type != REDIS_REPLY_ARRAY)
-    return recd_errf(errbuf, RECD_EREDIS, "redis cluster: unexpected CLUSTER SLOTS reply");
-  cluster_map_clear_slots(m);
-  for (size_t i = 0; i < r->elements; i++) {
-    const redisReply *e = r->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-        e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER)
-      return recd_errf(errbuf, RECD_EREDIS, "redis cluster: unexpected CLUSTER SLOTS entry %zu",
-                       i);
-    const long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-    if (lo < 0 || hi < lo || hi >= CLUSTER_N_SLOTS)
-      return recd_errf(errbuf, RECD_EREDIS, "redis cluster: CLUSTER SLOTS range %lld-%lld", lo,
-                       hi);
-    /* The master is the first node; the replicas after it are not used. */
-    const int node = link__slots_node(e->element[2], replier, m, errbuf);
-    if (node == -1)
-      continue;
-    if (node < 0)
-      return node;
-    cluster_map_assign(m, (uint32_t)lo, (uint32_t)hi, node);
-  }
-  return 0;
-}
-
 /* Reads CLUSTER SLOTS from c (at host `replier`) into the map; the map is
  * unchanged on failure. */
 static int link__load_slots(redis_link_t *l, redisContext *c, const char *replier,
@@ -198,7 +144,7 @@ static int link__load_slots(redis_link_t *l, redisContext *c, const char *replie
                      c->errstr);
   uint16_t saved[CLUSTER_N_SLOTS];
   memcpy(saved, l->map.slot_node, sizeof saved);
-  int rc = redis_cluster_parse_slots(r, replier, &l->map, errbuf);
+  int rc = cluster_slots_parse_reply(r, replier, &l->map, errbuf);
   if (rc == 0 && link__grow(l) != 0)
     rc = recd_errf(errbuf, RECD_ENOMEM, "out of memory");
   uint32_t first = 0, unserved = rc == 0 ? cluster_map_unserved(&l->map, &first) : 0;

@@ -56,11 +56,4 @@ int redis_link_exec(redis_link_t *l, char *errbuf);
 /* Reply i of the batch just run (owned by the link). */
 const redisReply *redis_link_reply(const redis_link_t *l, size_t i);
 
-/* Fills m (slots cleared first; nodes kept, new ones added) from a
- * CLUSTER SLOTS reply; replier is the host the reply came from (an empty
- * or nil endpoint means that host). 0 or RECD_EREDIS / RECD_ENOMEM with
- * errbuf set. */
-int redis_cluster_parse_slots(const redisReply *r, const char *replier, cluster_map_t *m,
-                              char *errbuf);
-
 #endif

@@ -16,6 +16,8 @@
 #                   (MIGRATING / IMPORTING, MIGRATE); with "finish", assigns
 #                   the slot to the target on every master as well
 # CLUSTER_PASSWORD set before start_cluster: requirepass / masterauth.
+# CLUSTER_NODE_TIMEOUT set before start_cluster: cluster-node-timeout in ms
+#                   (default 5000; small for a quick failover)
 
 CLUSTER_PORTS=()
 CLUSTER_PIDS=()
@@ -51,7 +53,7 @@ start_cluster() {
     mkdir -p "$dir"
     redis-server --port "$port" --cluster-port "$bus" --bind 127.0.0.1 \
       --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
-      --cluster-node-timeout 5000 --save "" --appendonly no --dir "$dir" \
+      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT:-5000}" --save "" --appendonly no --dir "$dir" \
       --logfile "$dir/redis.log" "${auth[@]}" &
     CLUSTER_PIDS+=($!)
     CLUSTER_PORTS+=("$port")

@@ -150,7 +150,7 @@ START_TEST(test_defaults) {
   /* the names DESIGN.md fixes, all present */
   static const char *const design[] = {
     "port", "bind", "unixsocket", "unixsocketperm", "requirepass", "maxclients",
-    "model", "redis-host", "redis-port", "redis-socket", "redis-password",
+    "model", "redis-host", "redis-port", "redis-socket", "redis-password", "redis-cluster-nodes",
     "key-prefix", "redis-timeout-ms", "feedback-timeout-ms", "history-limit", "max-count", "metrics-port",
     "loglevel", "variant", "experiment-salt", "track-impressions", "attribution-window",
     "impressions-max", "feedback-weight-purchase", "feedback-weight-cart",
@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 62);
+  ck_assert_uint_eq(config_count(), 63);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -605,6 +605,39 @@ START_TEST(test_tls_cross_field) {
 }
 END_TEST
 
+/* Redis Cluster mode: a well-formed seed list, nothing else saying where
+ * Redis is. */
+START_TEST(test_cluster_cross_field) {
+  char *ok[] = {"recd", "--redis-cluster-nodes", "127.0.0.1:7000 [::1]:7001,redis-3:7002",
+                "--redis-password", "s"};
+  expect_args(ARGC(ok), ok, CONFIG_ARGS_RUN, NULL);
+  char *noport[] = {"recd", "--redis-cluster-nodes", "127.0.0.1:7000 127.0.0.1"};
+  expect_args(ARGC(noport), noport, RECD_EINVAL,
+              "redis-cluster-nodes: \"127.0.0.1\" is not host:port with a port of 1 to 65535 "
+              "(an IPv6 address in brackets: [::1]:7000)");
+  char *blank[] = {"recd", "--redis-cluster-nodes", " , "};
+  expect_args(ARGC(blank), blank, RECD_EINVAL,
+              "redis-cluster-nodes: no node given (expected \"host:port host:port ...\")");
+  char *sock[] = {"recd", "--redis-cluster-nodes", "h:1", "--redis-socket", "/run/redis.sock"};
+  expect_args(ARGC(sock), sock, RECD_EINVAL,
+              "redis-cluster-nodes and redis-socket: a cluster is reached over TCP at its "
+              "nodes; remove redis-socket");
+  char *host[] = {"recd", "--redis-cluster-nodes", "h:1", "--redis-host", "10.0.0.1"};
+  expect_args(ARGC(host), host, RECD_EINVAL,
+              "redis-cluster-nodes and redis-host: the seed nodes say where the cluster is; "
+              "remove redis-host");
+  char *port[] = {"recd", "--redis-cluster-nodes", "h:1", "--redis-port", "7000"};
+  expect_args(ARGC(port), port, RECD_EINVAL,
+              "redis-cluster-nodes and redis-port: the seed nodes say where the cluster is; "
+              "remove redis-port");
+  char *sent[] = {"recd", "--redis-cluster-nodes", "h:1", "--redis-sentinels", "s:26379",
+                  "--redis-master-name", "m"};
+  expect_args(ARGC(sent), sent, RECD_EINVAL,
+              "redis-cluster-nodes and redis-sentinels: a Redis Cluster fails over by itself; "
+              "use one or the other");
+}
+END_TEST
+
 /* Sentinel mode: both keys or neither, a well-formed list, nothing else
  * saying where Redis is. */
 START_TEST(test_sentinel_cross_field) {
@@ -726,11 +759,12 @@ static void set_unusual(config_t *c) {
     {"track-shown", "no"},
     {"promote-slots", "100000"}, {"one-per-group", "yes"}, {"exclude-bought-groups", "yes"},
     {"model-watch", "yes"},
-    {"redis-sentinels", "127.0.0.1:26379 [::1]:26380"}, {"redis-master-name", "m.1-x"},
-    {"redis-sentinel-password", "s \"p\x01"},
     /* two users in one value (CONFIG GET's form), passwords hashed */
     {"user", "web on >pw \"> two\" +@read -model|categories ; mon off nopass +@monitor"},
     {"aclfile", "/etc/recd/users acl"}, {"redis-user", "recd"},
+    {"redis-sentinels", "127.0.0.1:26379 [::1]:26380"}, {"redis-master-name", "m.1-x"},
+    {"redis-cluster-nodes", "127.0.0.1:7000 [::1]:7001,redis-3:7002"},
+    {"redis-sentinel-password", "s \"p\x01"},
     {"tls-port", "6380"}, {"tls-cert-file", "/etc/recd/c rt.pem"},
     {"tls-key-file", "/etc/recd/k.pem"}, {"tls-ca-cert-file", "/etc/recd/ca.pem"},
     {"tls-auth-clients", "optional"}, {"tls-protocols", "TLSv1.3"},
@@ -785,6 +819,11 @@ START_TEST(test_round_trip) {
   ck_assert_int_eq(config_set(&b, "redis-socket", "", err), 0);
   ck_assert_int_eq(config_set(&b, "redis-host", "127.0.0.1", err), 0);
   ck_assert_int_eq(config_set(&b, "redis-port", "6379", err), 0);
+  /* and so are redis-cluster-nodes and redis-sentinels */
+  ck_assert_int_eq(config_validate(&b, err), RECD_EINVAL);
+  ck_assert_str_eq(err, "redis-cluster-nodes and redis-sentinels: a Redis Cluster fails over "
+                   "by itself; use one or the other");
+  ck_assert_int_eq(config_set(&b, "redis-cluster-nodes", "", err), 0);
   ck_assert_int_eq(config_validate(&b, err), 0);
 
   /* config_dump -> config_load_buffer, the whole file */
@@ -1672,6 +1711,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, test_shipped_conf);
   tcase_add_test(tc, test_tls_cross_field);
   tcase_add_test(tc, test_sentinel_cross_field);
+  tcase_add_test(tc, test_cluster_cross_field);
   tcase_add_test(tc, test_file_limits);
   tcase_add_test(tc, test_numbers);
   tcase_add_test(tc, test_experiment_keys);
