@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "log.h"
-#include "recd/foldin.h"
 
 struct model_store {
   uv_loop_t *loop;
@@ -90,27 +89,6 @@ int model_store_reloading(const model_store_t *ms) {
   return ms->reloading;
 }
 
-/* Builds the fold-in's eigenbasis of m (foldin.h) here, on the loading
- * thread, by one solve of a one-item history: otherwise the first request
- * after a start or a reload builds it while every other request of that
- * model waits (10-50 ms at k = 256). A failure (out of memory) only leaves
- * that work to the first request. */
-static void model_store__warm_foldin(const model_t *m) {
-  const uint32_t k = model_factors(m);
-  if (model_n_items(m) == 0 || k == 0)
-    return;
-  foldin_ws_t ws;
-  float *x = malloc(k * sizeof *x);
-  if (x != NULL && foldin_ws_init(&ws, k) == 0) {
-    const uint32_t item = 0;
-    const float weight = 1.0f;
-    (void)foldin_solve(model_item_factors(m), model_stride(m), model_gram(m), model_params(m),
-                       &item, &weight, 1, 1, x, NULL, &ws);
-    foldin_ws_free(&ws);
-  }
-  free(x);
-}
-
 /* Loads and validates `path` into a new served_t (refs = 1). Thread-safe:
  * touches nothing shared (stem is fixed at open). */
 static int model_store__open(const char *path, const serve_opts_t *so, const char *stem,
@@ -143,7 +121,6 @@ static int model_store__open(const char *path, const serve_opts_t *so, const cha
     return recd_errf(errbuf, rc, "%s: %s preparing the model for serving", path,
                      rc == RECD_ENOMEM ? "out of memory" : "cannot use this CPU's kernel");
   }
-  model_store__warm_foldin(sv->m);
   sv->refs = 1;
   sv->loaded_at = (int64_t)time(NULL);
   *out = sv;
