@@ -147,7 +147,8 @@ start_data "$P"; P_PID=$STARTED
 start_data "$R" --replicaof 127.0.0.1 "$P"
 "$BIN/recd-train" --import --csv "$TMP/in.csv" --items "$TMP/items.csv" --redis-port "$P" \
   --redis-password "$PW" 2>"$TMP/import.log" || { cat "$TMP/import.log"; fail "import"; }
-[ "$(rcli "$P" WAIT 1 5000)" = 1 ] || fail "the replica did not acknowledge the import"
+# A loaded CI machine may take seconds for the replica's first full sync.
+[ "$(rcli "$P" WAIT 1 30000)" = 1 ] || fail "the replica did not acknowledge the import"
 for s in $S1 $S2 $S3; do start_sentinel "$s" "$NAME" "$P" 2; done
 wait_until 30 "the sentinels know each other and the replica" sentinels_ready
 pass "primary $P, replica $R, sentinels $S1 $S2 $S3"
