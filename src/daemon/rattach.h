@@ -6,9 +6,8 @@
  * asynchronous connect, a reset connection): hiredis then never learns of
  * it, so a refused connect waits for the caller's timeout and a reset
  * connection keeps its requests pending. Upstream fixed this after 0.14
- * (redis/hiredis PR #624). rclient.c carries the same fix for its own
- * connection; this module gives it to the daemon's other hiredis
- * connections (the Sentinel module's), so that they do not copy it again.
+ * (redis/hiredis PR #624). Every hiredis connection of the daemon (rclient's,
+ * the Sentinel module's) attaches through this one copy of the fix.
  */
 #ifndef RECD_RATTACH_H
 #define RECD_RATTACH_H

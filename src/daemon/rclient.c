@@ -34,8 +34,8 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libuv.h>
 
+#include "rattach.h"
 #include "rcluster.h"
 #include "recd/cluster_slot.h"
 #include "recd/rng.h"
@@ -215,61 +215,6 @@ static int64_t rclient__now_unix_ms(void) {
   if (uv_gettimeofday(&tv) != 0)
     return 0;
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-/* ---- the adapter's poll callback, fixed ------------------------------ */
-
-/* hiredis 0.14's adapters/libuv.h returns from its poll callback when
- * libuv reports an error status. libuv reports POLLERR that way (status
- * UV_EBADF, handle stopped), which is how a refused asynchronous connect or
- * a reset connection shows up, so hiredis never learns about it: a refused
- * attempt would wait for connect_timeout_ms, and a reset live connection
- * would keep every request pending forever. Upstream fixed this after 0.14
- * (redis/hiredis PR #624): on an error, run the handlers for the events
- * that were asked for, and hiredis's own read/write/getsockopt find the
- * error. We keep redisLibuvAttach() (allocation, uv_poll_init, cleanup) and
- * only swap its four add/del hooks for these, which arm the same poll
- * handle with the fixed callback. */
-static void rclient__poll_cb(uv_poll_t *h, int status, int events) {
-  redisLibuvEvents *p = h->data;
-  int ev = status < 0 ? p->events : events;
-  if (p->context != NULL && (ev & UV_READABLE))
-    redisAsyncHandleRead(p->context);
-  /* p stays valid after a free above: cleanup only uv_close()s the handle
-   * and clears p->context; the memory goes in the close callback. */
-  if (p->context != NULL && (ev & UV_WRITABLE))
-    redisAsyncHandleWrite(p->context);
-}
-
-static void rclient__poll_update(redisLibuvEvents *p) {
-  if (p->events)
-    uv_poll_start(&p->handle, p->events, rclient__poll_cb);
-  else
-    uv_poll_stop(&p->handle);
-}
-
-static void rclient__add_read(void *privdata) {
-  redisLibuvEvents *p = privdata;
-  p->events |= UV_READABLE;
-  rclient__poll_update(p);
-}
-
-static void rclient__del_read(void *privdata) {
-  redisLibuvEvents *p = privdata;
-  p->events &= ~UV_READABLE;
-  rclient__poll_update(p);
-}
-
-static void rclient__add_write(void *privdata) {
-  redisLibuvEvents *p = privdata;
-  p->events |= UV_WRITABLE;
-  rclient__poll_update(p);
-}
-
-static void rclient__del_write(void *privdata) {
-  redisLibuvEvents *p = privdata;
-  p->events &= ~UV_WRITABLE;
-  rclient__poll_update(p);
 }
 
 /* ---- connection state machine ---------------------------------------- */
@@ -452,22 +397,13 @@ static void rclient__connect(rclient_t *c) {
     redisAsyncFree(ac);
     return;
   }
-  if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
-    /* The adapter installs its hooks before allocating its state and
-     * leaves them behind on failure (STYLE "Avoid D"); with ev.data NULL
-     * its cleanup hook would dereference NULL inside redisAsyncFree, so
-     * clear the hooks first. When uv_poll_init was what failed, the
-     * adapter's small block is unreachable and leaks; nothing can be done
-     * about that without forking the adapter. */
-    memset(&ac->ev, 0, sizeof ac->ev);
+  /* rattach.h: the adapter with its POLLERR handling fixed, so that a
+   * refused connect or a reset connection reaches hiredis. */
+  if (rattach_libuv(ac, c->loop) != 0) {
     redisAsyncFree(ac);
     rclient__attempt_failed(c, "cannot attach to the event loop");
     return;
   }
-  ac->ev.addRead = rclient__add_read;
-  ac->ev.delRead = rclient__del_read;
-  ac->ev.addWrite = rclient__add_write;
-  ac->ev.delWrite = rclient__del_write;
   ac->data = c;
   c->ac = ac;
   /* Setting the connect callback starts polling for writability. */
