@@ -103,6 +103,15 @@ int foldin_solve(const float *Y, size_t ldy, const float *YtY, const params_t *p
 int foldin_factor(const float *Y, size_t ldy, const float *YtY, const params_t *p,
                   foldin_ws_t *ws);
 
+/* Builds the eigenbasis of (Y, YtY) now, as the first solve against them
+ * would (the same basis: solves then find it ready), so that a model's
+ * loader pays the 10-50 ms at k = 256 instead of its first request.
+ * Allocates nothing with malloc (the basis and the decomposition's work
+ * space are mapped). Returns 1 when the basis is ready, 0 when solves
+ * against this YtY will take the Cholesky path (no memory for a basis, or
+ * YtY not decomposable): still correct, only slower. */
+int foldin_prepare(const float *Y, size_t ldy, const float *YtY, uint32_t k);
+
 /* Frees every cached eigenbasis that no solve is using (they are otherwise
  * kept, at most four, and replaced oldest first). For tests and tools. */
 void foldin_cache_clear(void);

@@ -1107,6 +1107,14 @@ static void foldin__release(foldin__basis_t *B) {
     foldin__unmap(B);
 }
 
+int foldin_prepare(const float *Y, size_t ldy, const float *YtY, uint32_t k) {
+  if (Y == NULL || YtY == NULL || k == 0)
+    return 0;
+  foldin__basis_t *B = foldin__acquire(Y, ldy, YtY, k);
+  foldin__release(B);
+  return B != NULL;
+}
+
 int foldin_cache_bases(void) {
   int n = 0;
   pthread_mutex_lock(&foldin__lock);

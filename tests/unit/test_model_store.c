@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "model_store.h"
+#include "recd/foldin.h"
 #include "testutil.h"
 
 static char *dir;
@@ -111,6 +112,22 @@ START_TEST(reload_swaps_and_references_hold) {
 }
 END_TEST
 
+/* A loaded model's fold-in eigenbasis is built by the load (on the reload
+ * thread), not left to the first request; freeing the model drops it. */
+START_TEST(load_builds_the_foldin_basis) {
+  foldin_cache_clear();
+  ck_assert_int_eq(foldin_cache_bases(), 0);
+  model_store_t *ms = open_store("a.bin");
+  ck_assert_int_eq(foldin_cache_bases(), 1);
+  outcome_t o = reload(ms, "b.bin");
+  ck_assert_msg(o.status == 0, "%s", o.msg);
+  /* the old model is freed with its basis once the swap is done */
+  ck_assert_int_eq(foldin_cache_bases(), 1);
+  model_store_free(ms);
+  ck_assert_int_eq(foldin_cache_bases(), 0);
+}
+END_TEST
+
 START_TEST(bad_file_never_replaces_the_model) {
   model_store_t *ms = open_store("a.bin");
   tu_write_file(tu_path(dir, "bad.bin"), "not a model", 11);
@@ -195,6 +212,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, missing_model_is_a_clear_error);
   tcase_add_test(tc, reload_swaps_and_references_hold);
+  tcase_add_test(tc, load_builds_the_foldin_basis);
   tcase_add_test(tc, bad_file_never_replaces_the_model);
   tcase_add_test(tc, paths_stay_inside_models_dir);
   tcase_add_test(tc, unavailable_set_follows_the_model);
