@@ -169,7 +169,7 @@ static const cmd_doc_t cmd_docs[] = {
    "Just enough for redis-cli and client libraries.", NULL,
    "COUNT: the number of commands; otherwise an empty array."},
   {"info", 0, "INFO [section]",
-   "Redis-style sections: server, clients, model, stats, experiments, redis (default: all). "
+   "Redis-style sections: server, clients, model, stats, experiments, tls, redis (default: all). "
    "Stats and redis count degraded answers by cause (`degraded_answers_timeout`, "
    "`_redis_down`, `_redis_error`).",
    NULL, "a bulk string of `field:value` lines."},
