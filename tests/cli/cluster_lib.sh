@@ -54,6 +54,7 @@ start_cluster() {
     redis-server --port "$port" --cluster-port "$bus" --bind 127.0.0.1 \
       --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
       --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT:-5000}" --save "" --appendonly no --dir "$dir" \
+      --repl-diskless-sync-delay 0 \
       --logfile "$dir/redis.log" "${auth[@]}" &
     CLUSTER_PIDS+=($!)
     CLUSTER_PORTS+=("$port")
@@ -73,6 +74,25 @@ start_cluster() {
     --cluster-yes >"$TMP/cluster-create.log" 2>&1 \
     || { cat "$TMP/cluster-create.log" >&2; fail "redis-cli --cluster create"; }
   cluster_wait_ok
+  cluster_wait_replicas
+}
+
+# Waits (at most 30 s) until every replica has finished its first sync
+# (master_link_status:up). A replica that never synced cannot take over:
+# a test that kills a master right after the cluster is created (Redis
+# delays a diskless full sync by repl-diskless-sync-delay, 5 s by default)
+# would otherwise wait for a failover that never comes.
+cluster_wait_replicas() {
+  local port i up
+  for i in $(seq 1 300); do
+    up=0
+    for port in "${CLUSTER_PORTS[@]}"; do
+      ccli "$port" info replication 2>/dev/null | grep -q '^master_link_status:up' && up=$((up + 1))
+    done
+    [ "$up" -ge 3 ] && return 0
+    sleep 0.1
+  done
+  fail "the cluster's replicas did not finish their first sync in 30 s"
 }
 
 # Waits (at most 30 s) until every node reports cluster_state:ok and knows
