@@ -131,6 +131,7 @@ struct rclient {
   uv_timer_t state_timer;
   uv_timer_t refresh_timer;
   uv_idle_t idle;             /* drains the deferred queue next turn */
+  rattach_batch_t batch;      /* writes the commands of a loop turn at once */
   int handles_open;           /* handles not yet through their close_cb */
   rclient_close_cb done;
   void *done_arg;
@@ -398,8 +399,10 @@ static void rclient__connect(rclient_t *c) {
     return;
   }
   /* rattach.h: the adapter with its POLLERR handling fixed, so that a
-   * refused connect or a reset connection reaches hiredis. */
-  if (rattach_libuv(ac, c->loop) != 0) {
+   * refused connect or a reset connection reaches hiredis; and the commands
+   * of a loop turn go out in one write at its end, with no epoll_ctl per
+   * command (a request of the daemon sends several). */
+  if (rattach_libuv_batched(ac, c->loop, &c->batch) != 0) {
     redisAsyncFree(ac);
     rclient__attempt_failed(c, "cannot attach to the event loop");
     return;
@@ -1273,22 +1276,30 @@ static void rclient__closed_cb(uv_handle_t *h) {
     done(arg);
 }
 
-/* Last close callback of the two timers: close the idle handle now. Its
- * close callback runs on the NEXT loop turn, after every handle closed on
- * this one, including hiredis's poll handle, so done() really comes after
- * all of them (libuv runs the close callbacks queued during a pass on the
- * following pass). */
-static void rclient__timer_closed_cb(uv_handle_t *h) {
-  rclient_t *c = h->data;
+/* Last close callback of the two timers and the batch: close the idle
+ * handle now. Its close callback runs on the NEXT loop turn, after every
+ * handle closed on this one, including hiredis's poll handle, so done()
+ * really comes after all of them (libuv runs the close callbacks queued
+ * during a pass on the following pass). */
+static void rclient__one_closed(rclient_t *c) {
   if (--c->handles_open > 1)
     return;
   uv_close((uv_handle_t *)&c->idle, rclient__closed_cb);
 }
 
+static void rclient__timer_closed_cb(uv_handle_t *h) {
+  rclient__one_closed(h->data);
+}
+
+static void rclient__batch_closed(void *arg) {
+  rclient__one_closed(arg);
+}
+
 static void rclient__close_handles(rclient_t *c) {
-  c->handles_open = 3;
+  c->handles_open = 4;
   uv_close((uv_handle_t *)&c->state_timer, rclient__timer_closed_cb);
   uv_close((uv_handle_t *)&c->refresh_timer, rclient__timer_closed_cb);
+  rattach_batch_close(&c->batch, rclient__batch_closed, c);
 }
 
 static void rclient__idle_cb(uv_idle_t *h) {
@@ -1334,10 +1345,14 @@ static const char *rclient__stash(char **p, const char *s) {
 /* Handles initialised before a failure in rclient_new: closed, and the
  * block freed by the last close callback (they are linked into the loop,
  * so the memory cannot go before libuv lets go of them). */
-static void rclient__new_unwind_cb(uv_handle_t *h) {
-  rclient_t *c = h->data;
+static void rclient__new_unwound(void *arg) {
+  rclient_t *c = arg;
   if (--c->handles_open == 0)
     free(c);
+}
+
+static void rclient__new_unwind_cb(uv_handle_t *h) {
+  rclient__new_unwound(h->data);
 }
 
 int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char *errbuf) {
@@ -1435,6 +1450,7 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
     return recd_errf(errbuf, RECD_EIO, "rclient: cannot initialise loop handles: %s",
                      uv_strerror(rc));
   }
+  rattach_batch_init(&c->batch, loop);
   if (seeds != NULL) {
     rcluster_opts_t co = {.seeds = seeds,
                           .password = password,
@@ -1451,9 +1467,10 @@ int rclient_new(uv_loop_t *loop, const rclient_opts_t *o, rclient_t **out, char 
     /* messages say "cluster", not the placeholder host's "cluster:6379" */
     snprintf((char *)c->where, strlen(c->where) + 1, "cluster");
     if ((rc = rcluster_new(loop, &co, &c->cl, errbuf)) != 0) {
-      c->handles_open = 3;
+      c->handles_open = 4;
       for (int i = 0; i < 3; i++)
         uv_close(hs[i], rclient__new_unwind_cb);
+      rattach_batch_close(&c->batch, rclient__new_unwound, c);
       return rc;
     }
     c->stats.cluster = 1;

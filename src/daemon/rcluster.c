@@ -89,7 +89,6 @@ typedef struct rcluster__node {
                                  that made inflight 1 */
   int stalled;                /* commands waiting, no reply for
                                  connect_timeout_ms: a hung node */
-  int dirty;                  /* commands queued this loop turn */
   uv_timer_t timer;           /* connect timeout, or backoff */
   rcluster__cmd_t *parked_head, *parked_tail; /* waiting for CONNECTED */
   char last_err[RCLIENT_ERRLEN]; /* the node's last failure, "" once connected */
@@ -124,9 +123,7 @@ struct rcluster {
   size_t rr;                  /* round robin: map reads, ROUTE_ANY */
   uv_timer_t refresh_timer;
   uv_idle_t idle;
-  uv_check_t flush;           /* writes the commands of this loop turn */
-  int flush_due;
-  int in_flush;               /* inside rcluster__flush_cb's writes */
+  rattach_batch_t batch;      /* writes the commands of a loop turn at once */
   int maint_due, health_due;
   rcluster__cmd_t *deferred_head, *deferred_tail;
   int healthy, reported;      /* now, and as last told to health() */
@@ -798,92 +795,6 @@ static void rcluster__on_disconnect(const redisAsyncContext *ac, int status) {
   rcluster__lost(ac->data, ac);
 }
 
-/* Event hooks around rattach's, one block per connection (ac->ev.data):
- * hiredis 0.14 calls addRead after every read and addWrite for every
- * command, and each of rattach's hooks restarts the uv_poll handle, which
- * libuv turns into an epoll_ctl DEL and ADD: two system calls per read and
- * per write on every master connection. Here a read event already armed
- * stays as it is, and while connected a command only marks its node for
- * the end-of-turn write (rcluster__flush_cb); the write event is armed
- * only for a connect, or for the rest of a partial write. */
-typedef struct rcluster__ev {
-  void *data; /* the adapter's */
-  void (*add_read)(void *), (*del_read)(void *), (*add_write)(void *), (*del_write)(void *);
-  void (*cleanup)(void *);
-  rcluster__node_t *n;
-  redisAsyncContext *ac;
-  int reading, writing; /* armed */
-} rcluster__ev_t;
-
-static void rcluster__ev_add_read(void *d) {
-  rcluster__ev_t *e = d;
-  if (!e->reading) {
-    e->reading = 1;
-    e->add_read(e->data);
-  }
-}
-
-static void rcluster__ev_del_read(void *d) {
-  rcluster__ev_t *e = d;
-  if (e->reading) {
-    e->reading = 0;
-    e->del_read(e->data);
-  }
-}
-
-static void rcluster__flush_cb(uv_check_t *h);
-
-static void rcluster__ev_add_write(void *d) {
-  rcluster__ev_t *e = d;
-  rcluster__node_t *n = e->n;
-  rcluster_t *cl = n->cl;
-  if (n->ac == e->ac && n->state == RCLIENT_CONNECTED && !cl->in_flush && !cl->closing) {
-    n->dirty = 1;
-    if (!cl->flush_due) {
-      cl->flush_due = 1;
-      uv_check_start(&cl->flush, rcluster__flush_cb);
-    }
-    return;
-  }
-  if (!e->writing) {
-    e->writing = 1;
-    e->add_write(e->data);
-  }
-}
-
-static void rcluster__ev_del_write(void *d) {
-  rcluster__ev_t *e = d;
-  if (e->writing) {
-    e->writing = 0;
-    e->del_write(e->data);
-  }
-}
-
-static void rcluster__ev_cleanup(void *d) {
-  rcluster__ev_t *e = d;
-  if (e->cleanup != NULL)
-    e->cleanup(e->data);
-  free(e);
-}
-
-/* Wraps ac's hooks (after rattach_libuv). 0, or -1 when out of memory
- * (the hooks are rattach's then: correct, only slower). */
-static int rcluster__ev_wrap(rcluster__node_t *n, redisAsyncContext *ac) {
-  rcluster__ev_t *e = malloc(sizeof *e);
-  if (e == NULL)
-    return -1;
-  *e = (rcluster__ev_t){.data = ac->ev.data, .add_read = ac->ev.addRead,
-                        .del_read = ac->ev.delRead, .add_write = ac->ev.addWrite,
-                        .del_write = ac->ev.delWrite, .cleanup = ac->ev.cleanup, .n = n, .ac = ac};
-  ac->ev.data = e;
-  ac->ev.addRead = rcluster__ev_add_read;
-  ac->ev.delRead = rcluster__ev_del_read;
-  ac->ev.addWrite = rcluster__ev_add_write;
-  ac->ev.delWrite = rcluster__ev_del_write;
-  ac->ev.cleanup = rcluster__ev_cleanup;
-  return 0;
-}
-
 static void rcluster__connect(rcluster__node_t *n) {
   rcluster_t *cl = n->cl;
   const cluster_node_t *cn = &cl->map.nodes[n->idx];
@@ -896,11 +807,12 @@ static void rcluster__connect(rcluster__node_t *n) {
     /* refused at once: no hooks attached yet, a plain free is safe */
     snprintf(why, sizeof why, "%s", ac->c.errstr);
     redisAsyncFree(ac);
-  } else if (rattach_libuv(ac, cl->loop) != 0) {
+  } else if (rattach_libuv_batched(ac, cl->loop, &cl->batch) != 0) {
+    /* rattach.h: POLLERR reaches hiredis, and the commands of a loop
+     * turn go out in one write, with no epoll_ctl per command */
     redisAsyncFree(ac);
     snprintf(why, sizeof why, "cannot attach to the event loop");
   } else {
-    (void)rcluster__ev_wrap(n, ac);
     ac->data = n;
     n->ac = ac;
     redisAsyncSetConnectCallback(ac, rcluster__on_connect);
@@ -1015,27 +927,6 @@ static void rcluster__reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
     }
   }
   rcluster__complete(cl, cmd, RCLIENT_OK, r, NULL);
-}
-
-/* The end of a loop turn (libuv's check phase, right after the I/O
- * callbacks that issued the commands): every master with new commands
- * writes them now, in one write each, instead of arming its write event
- * and writing on the next turn. hiredis still arms the write event when a
- * write is partial (rcluster__ev_add_write). */
-static void rcluster__flush_cb(uv_check_t *h) {
-  rcluster_t *cl = h->data;
-  cl->flush_due = 0;
-  uv_check_stop(h);
-  cl->in_flush = 1;
-  for (size_t i = 0; i < cl->n_nodes; i++) {
-    rcluster__node_t *n = cl->nodes[i];
-    if (!n->dirty)
-      continue;
-    n->dirty = 0;
-    if (n->ac != NULL && n->state == RCLIENT_CONNECTED && !cl->closing)
-      redisAsyncHandleWrite(n->ac); /* may free ac on an error: n->ac goes NULL */
-  }
-  cl->in_flush = 0;
 }
 
 /* Queues cmd on n's connection (ASKING first when asked). 0, or -1 with
@@ -1264,8 +1155,8 @@ static void rcluster__maintain(rcluster_t *cl) {
   }
 }
 
-static void rcluster__closed_cb(uv_handle_t *h) {
-  rcluster_t *cl = h->data;
+/* One of cl's handles (or its batch) is closed; the last frees cl. */
+static void rcluster__one_closed(rcluster_t *cl) {
   if (--cl->handles_open > 0)
     return;
   void (*done)(void *) = cl->done;
@@ -1281,15 +1172,22 @@ static void rcluster__closed_cb(uv_handle_t *h) {
     done(arg);
 }
 
+static void rcluster__closed_cb(uv_handle_t *h) {
+  rcluster__one_closed(h->data);
+}
+
+static void rcluster__batch_closed(void *arg) {
+  rcluster__one_closed(arg);
+}
+
 static void rcluster__node_closed_cb(uv_handle_t *h) {
   rcluster__node_t *n = h->data;
-  h->data = n->cl;
-  rcluster__closed_cb(h);
+  rcluster__one_closed(n->cl);
 }
 
 static void rcluster__close_handles(rcluster_t *cl) {
   cl->handles_open = 3 + (int)cl->n_nodes;
-  uv_close((uv_handle_t *)&cl->flush, rcluster__closed_cb);
+  rattach_batch_close(&cl->batch, rcluster__batch_closed, cl);
   uv_close((uv_handle_t *)&cl->refresh_timer, rcluster__closed_cb);
   uv_close((uv_handle_t *)&cl->idle, rcluster__closed_cb);
   for (size_t i = 0; i < cl->n_nodes; i++)
@@ -1378,8 +1276,7 @@ int rcluster_new(uv_loop_t *loop, const rcluster_opts_t *o, rcluster_t **out, ch
    * released through the close path. */
   uv_timer_init(loop, &cl->refresh_timer);
   uv_idle_init(loop, &cl->idle);
-  uv_check_init(loop, &cl->flush);
-  cl->flush.data = cl;
+  rattach_batch_init(&cl->batch, loop);
   cl->refresh_timer.data = cl;
   cl->idle.data = cl;
   if ((rc = rcluster__sync_nodes(cl)) != 0) {
