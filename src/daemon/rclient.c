@@ -36,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rattach.h"
+#include "rreply.h"
 #include "rcluster.h"
 #include "recd/cluster_slot.h"
 #include "recd/rng.h"
@@ -407,6 +408,9 @@ static void rclient__connect(rclient_t *c) {
     rclient__attempt_failed(c, "cannot attach to the event loop");
     return;
   }
+  /* rreply.h: a customer's history is one arena, not an object and a
+   * string per element. */
+  rreply_use(&ac->c);
   ac->data = c;
   c->ac = ac;
   /* Setting the connect callback starts polling for writability. */

@@ -36,6 +36,7 @@
 
 #include "cluster_slots_reply.h"
 #include "rattach.h"
+#include "rreply.h"
 #include "recd/cluster_slot.h"
 #include "recd/err.h"
 #include "recd/rng.h"
@@ -813,6 +814,7 @@ static void rcluster__connect(rcluster__node_t *n) {
     redisAsyncFree(ac);
     snprintf(why, sizeof why, "cannot attach to the event loop");
   } else {
+    rreply_use(&ac->c); /* rreply.h: one arena per reply */
     ac->data = n;
     n->ac = ac;
     redisAsyncSetConnectCallback(ac, rcluster__on_connect);
