@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "rattach.h"
+#include "testutil.h"
 
 /* ---- a redis-server ---------------------------------------------------- */
 
@@ -36,16 +37,6 @@ static void ta_kill(void) {
   }
 }
 
-static int ta_free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
 
 static int ta_pong(void) {
   struct timeval tv = {0, 200000};
@@ -63,25 +54,8 @@ static int ta_pong(void) {
 }
 
 static void ta_start(void) {
-  ta_port = ta_free_port();
-  char port[16];
-  snprintf(port, sizeof port, "%d", ta_port);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", (char *)NULL);
-    _exit(127);
-  }
+  ta_port = tu_free_port();
+  pid_t pid = tu_redis_spawn(ta_port, NULL);
   ta_pid = pid;
   for (int i = 0; i < 250; i++) {
     if (ta_pong())

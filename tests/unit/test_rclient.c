@@ -60,20 +60,6 @@ static void tr_sleep_ms(long ms) {
   }
 }
 
-/* A loopback port nobody listens on right now (bind to port 0). */
-static int tr_free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(fd, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
 
 static redisContext *tr_try_connect(const tredis_t *r) {
   struct timeval tv = {0, 200000};
@@ -99,45 +85,19 @@ static redisContext *tr_try_connect(const tredis_t *r) {
 /* Starts redis-server on r->port (0: a free one) and waits for PONG. */
 static void tr_start(tredis_t *r) {
   if (r->port == 0)
-    r->port = tr_free_port();
-  char port[16];
-  snprintf(port, sizeof port, "%d", r->port);
-  const char *argv[20];
+    r->port = tu_free_port();
+  const char *extra[5];
   int n = 0;
-  argv[n++] = "redis-server";
-  argv[n++] = "--port";
-  argv[n++] = port;
-  argv[n++] = "--bind";
-  argv[n++] = "127.0.0.1";
-  argv[n++] = "--save";
-  argv[n++] = "";
-  argv[n++] = "--appendonly";
-  argv[n++] = "no";
   if (r->pass) {
-    argv[n++] = "--requirepass";
-    argv[n++] = r->pass;
+    extra[n++] = "--requirepass";
+    extra[n++] = r->pass;
   }
   if (r->sock[0]) {
-    argv[n++] = "--unixsocket";
-    argv[n++] = r->sock;
+    extra[n++] = "--unixsocket";
+    extra[n++] = r->sock;
   }
-  argv[n] = NULL;
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    /* Dies with the test process even when that one is killed. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
-  }
+  extra[n] = NULL;
+  pid_t pid = tu_redis_spawn(r->port, extra);
   r->pid = pid;
   for (int i = 0; i < TR_MAX; i++) {
     if (tr_pids[i] == 0) {
@@ -1123,7 +1083,7 @@ START_TEST(test_close_from_callback) {
   tl_finish(&t, NULL);
 
   tl_init(&t);
-  int dead_port = tr_free_port();
+  int dead_port = tu_free_port();
   tredis_t nobody = {0};
   nobody.port = dead_port;
   o = test_opts(&t, &nobody);
@@ -1161,7 +1121,7 @@ START_TEST(test_connect_failures) {
 
   /* Nobody listening: refused at once, retried with backoff. */
   tredis_t nobody = {0};
-  nobody.port = tr_free_port();
+  nobody.port = tu_free_port();
   rclient_opts_t o = test_opts(&t, &nobody);
   rclient_t *c = new_client(&t, &o);
   fetch_cap_t f;

@@ -2,17 +2,67 @@
 #define _XOPEN_SOURCE 700
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "recd/err.h"
 #include "recd/model.h"
 #include "recd/rng.h"
+
+int tu_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  socklen_t len = sizeof sa;
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+int tu_redis_spawn(int port, const char *const *extra) {
+  char portbuf[16];
+  snprintf(portbuf, sizeof portbuf, "%d", port);
+  const char *argv[32] = {"redis-server", "--port", portbuf, "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no"};
+  size_t n = 9;
+  for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+    ck_assert_uint_lt(n, sizeof argv / sizeof argv[0] - 1);
+    argv[n++] = extra[i];
+  }
+  argv[n] = NULL;
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    /* Dies with the test process even when that one is killed. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    execvp("redis-server", (char *const *)argv);
+    _exit(127);
+  }
+  return (int)pid;
+}
 
 char *tu_mkdtemp(void) {
   const char *base = getenv("TMPDIR");

@@ -8,6 +8,16 @@
 #include "recd/model.h"
 #include "recd/serve.h"
 
+/* A loopback TCP port nobody listens on right now (bound to port 0 and
+ * released). Aborts the test on failure. */
+int tu_free_port(void);
+
+/* Starts redis-server on loopback `port` without persistence, with the
+ * extra arguments `extra` (NULL-terminated; NULL for none), its output
+ * discarded; it is killed when the test process dies. Returns its pid
+ * (the caller waits for it to answer and kills it). Aborts on failure. */
+int tu_redis_spawn(int port, const char *const *extra);
+
 /* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed with
  * everything in it by tu_rmtree(). Aborts the test on failure. */
 char *tu_mkdtemp(void);
