@@ -16,12 +16,12 @@ secs=${1:-60}
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRECD_FUZZ=ON \
   -DRECD_BUILD_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j2 --target resp_fuzz config_fuzz model_fuzz csv_fuzz grammar_fuzz \
-  factors_fuzz tls_fuzz acl_fuzz >/dev/null
+  factors_fuzz tls_fuzz acl_fuzz rreply_fuzz >/dev/null
 work=$(mktemp -d "${TMPDIR:-/tmp}/recd-fuzz-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export OPENBLAS_NUM_THREADS=1
-for t in resp config model csv grammar factors tls acl; do
+for t in resp config model csv grammar factors tls acl rreply; do
   mkdir -p "$work/$t"
   cp tests/fuzz/corpus/$t/* "$work/$t/" 2>/dev/null || true
   # -malloc_limit_mb: a huge allocation is a finding (declared lengths must
