@@ -85,8 +85,6 @@ static void *rreply__alloc(rreply__root_t *root, size_t n) {
   return p;
 }
 
-static void rreply__free(void *p);
-
 static rreply__root_t *rreply__root_of(const redisReadTask *t) {
   while (t->parent != NULL)
     t = t->parent;
@@ -98,18 +96,14 @@ static rreply__root_t *rreply__root_of(const redisReadTask *t) {
  * parent, with `arena` bytes of room for what will come under it. */
 static redisReply *rreply__object(const redisReadTask *t, int type, size_t extra,
                                   size_t arena, void **extra_at) {
-  redisReply *r;
   if (t->parent == NULL) {
     if (extra > SIZE_MAX - arena)
       return NULL;
     rreply__root_t *root = rreply__root_new(type, extra + arena);
     if (root == NULL)
       return NULL;
+    /* the first block was sized for it: this takes no new block */
     *extra_at = extra > 0 ? rreply__alloc(root, extra) : NULL;
-    if (extra > 0 && *extra_at == NULL) { /* cannot happen: the block has room */
-      rreply__free(root);
-      return NULL;
-    }
     return &root->r;
   }
   rreply__root_t *root = rreply__root_of(t);
@@ -119,7 +113,7 @@ static redisReply *rreply__object(const redisReadTask *t, int type, size_t extra
   unsigned char *p = rreply__alloc(root, head + extra);
   if (p == NULL)
     return NULL;
-  r = (redisReply *)(void *)p;
+  redisReply *r = (redisReply *)(void *)p;
   memset(r, 0, sizeof *r);
   r->type = type;
   *extra_at = extra > 0 ? p + head : NULL;
