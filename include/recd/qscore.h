@@ -36,6 +36,30 @@
  * horizontal additions at all: the row-major alternative spent more time
  * reducing lanes than multiplying.
  *
+ * The 4-bit prefilter: memory, not arithmetic, bounds one customer's scan
+ * of a large catalogue (at 1M items, k = 64, the 2-thread int8 scan moves
+ * 76 MB at the machine's 29 GB/s). So every qmat also keeps each row in 4
+ * bits (y_i ~ t_i p_i, |p_ia| <= 7, stored as p + 8 in nibbles) with its
+ * own residual, and a scan of ONE customer reads that copy first: the
+ * same query bytes and the same bound formula (qquery_item_bound with the
+ * 4-bit residual: the derivation above holds for any quantisation of the
+ * row) give a score and a bound per item; a block of 8 items none of which
+ * can reach the collector's threshold is skipped, and a block with any
+ * that can is scored from the int8 copy exactly as without the prefilter.
+ * A skipped item's score is provably below the threshold, which stays
+ * below the bar of the final compaction, so it is in no exact answer: the
+ * candidates left are a part of the int8 scan's (bit for bit), holding
+ * every item an exact answer needs (the int8 bound alone can keep a few
+ * more near the bar), and the answer is the same. Why blocks:
+ * an item's int8 bytes are spread over all 8 lines of its block, so one
+ * item costs the block's reads. Why one customer only: a batch is bound by
+ * the multiplies (L1-resident blocks), and the 4-bit pass has as many;
+ * it would only add the refinement. The scales, 4-bit residuals and norms
+ * are kept as bfloat16 rounded up (the scale is the exact value the row
+ * was quantised with), 38 bytes per item at k = 64 against the int8
+ * copy's 76: widening a bfloat16 is a 16-bit shift, exact, in every
+ * kernel. An item whose score or bound is not a number passes.
+ *
  * Kernels: AVX-512 VNNI (vpdpbusd on the same layout: four products per
  * int32 lane in one instruction, never saturated; 16 items per step for a
  * batch, the AVX2 kernel for one customer, whose scan waits for memory;
@@ -64,6 +88,14 @@ typedef struct qmat {
                      error (0 in padding) */
   float max_norm; /* max_i norm[i] */
   float max_resid;/* max_i resid[i] */
+  /* The 4-bit copy (the prefilter above): in a block of 8 items, the 32
+   * bytes at block + 32p hold groups 2p (low nibbles) and 2p + 1 (high
+   * nibbles) of the int8 layout; kpad / 2 bytes per item, 64-byte
+   * aligned, padding 0x88 (zero). NULL: no prefilter (qmat_drop_q4). */
+  uint8_t *q4;
+  uint16_t *scale4; /* per-row 4-bit scales t_i, bfloat16 (0 in padding) */
+  uint16_t *resid4; /* per-row |y_i - t_i p_i| rounded up, bfloat16 */
+  uint16_t *norm16; /* norm[i] rounded up to bfloat16 */
 } qmat_t;
 
 /* Builds the int8 copy of Y (n rows of k floats at stride ldy).
@@ -82,6 +114,13 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
 int qmat_build_cosine(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
                       const float *norms, float norm_min, float norm_max);
 void qmat_free(qmat_t *qm);
+/* Frees the 4-bit copy: scans of one customer then read the int8 copy
+ * alone (benchmarks and tests compare the two ways). */
+void qmat_drop_q4(qmat_t *qm);
+/* Bytes the copies take (int8, 4-bit and their per-row numbers), and the
+ * int8 copy's alone. */
+size_t qmat_bytes(const qmat_t *qm);
+size_t qmat_bytes_int8(const qmat_t *qm);
 
 /* One customer's quantized vector. */
 typedef struct qquery {
@@ -173,8 +212,9 @@ const char *qscore_isa_name(qscore_isa_t isa);
  * customers, computes each approximate score and offers it to that
  * customer's collector. The items are read once for all nq customers, in
  * blocks of 8 that stay in L1 while every customer is scored against them.
- * 0, or RECD_ENOMEM when a collector could not grow (then its candidates
- * are incomplete). isa must be supported. */
+ * One customer (nq == 1) goes through the 4-bit prefilter when the qmat
+ * has its 4-bit copy. 0, or RECD_ENOMEM when a collector could not grow
+ * (then its candidates are incomplete). isa must be supported. */
 int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
           qsel_t *sel, size_t nq);
 
@@ -182,5 +222,9 @@ int qscan(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
  * the same numbers the scan offers). Returns qquery_prepare()'s bound for
  * every item at once. scratch: qquery_bytes() bytes. */
 float qscore_items(const qmat_t *qm, const float *x, float *out, int8_t *scratch);
+/* The 4-bit copy's scores out[i] and bounds err[i] for every item (tests:
+ * the numbers the prefilter compares with a threshold). qm must have its
+ * 4-bit copy. scratch: qquery_bytes() bytes. */
+void qscore_items4(const qmat_t *qm, const float *x, float *out, float *err, int8_t *scratch);
 
 #endif

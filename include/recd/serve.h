@@ -71,6 +71,15 @@ typedef enum serve_pass {
  * per customer (0.25 vs 1.9 ms at 100k items, k = 64, bench/README.md)
  * for ~+30% memory at k = 64, with the same answers. */
 #define SERVE_INT8_MIN_ITEMS 20000u
+/* The int8 copy's size (its bytes and per-row numbers) from which a scan
+ * of one customer goes through the 4-bit prefilter (qscore.h). Below it
+ * the int8 copy sits in the last-level cache and the scan is bound by its
+ * multiplies, which the prefilter does not reduce: it was 1.3-1.5x slower
+ * at 100k-200k items, even at 400k (30 MB), and 0.8x at 1M items (76 MB),
+ * k = 64, on the 2-vCPU EPYC VM with 32 MB of L3 (bench/README.md). The
+ * CPU's own cache size is not used: in a VM cpuid reports the host's
+ * (sysconf says 256 MB here). */
+#define SERVE_Q4_MIN_BYTES ((size_t)32 << 20)
 /* The float pass's score buffer (rows x items floats) is capped at this
  * many bytes per batch: 16 customers at 1M items. */
 #define SERVE_FLOAT_MAX_SCORE_BYTES ((size_t)64 << 20)
@@ -88,9 +97,12 @@ typedef struct serve_opts {
                                int8 copy would only cost memory) */
   uint32_t int8_min_items;
   qscore_isa_t isa;         /* the int8 scan's kernel */
+  size_t q4_min_bytes;      /* the 4-bit prefilter from this int8 copy
+                               size on (SIZE_MAX: never) */
 } serve_opts_t;
 
-/* automatic, SERVE_INT8_MIN_ITEMS, qscore_isa_default(). */
+/* automatic, SERVE_INT8_MIN_ITEMS, qscore_isa_default(),
+ * SERVE_Q4_MIN_BYTES. */
 void serve_opts_default(serve_opts_t *o);
 
 /* A model as served: everything derived from it once, at load, so that a

@@ -178,6 +178,95 @@ int QSCORE_AVX2 qscan__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
   return 0;
 }
 
+/* The 8 stored-nibble dot products of a 4-bit block with one query (the
+ * offset 8 not yet removed): per 32 bytes, the low nibbles are group 2p
+ * and the high ones group 2p + 1 of the int8 layout, so they meet the
+ * query's bytes exactly as QSCORE_GROUPS's. Each vpmaddubsw lane is at
+ * most 2 x 15 x 63 = 1890, so sixteen of them (8 pairs, 64 factors) add
+ * in int16 (30240 < 32767) before one vpmaddwd widens them. */
+static inline QSCORE_AVX2 __m256i qscore4__dots8(const uint8_t *blk, uint32_t pairs,
+                                                 const int8_t *xq) {
+  const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0f);
+  __m256i acc = _mm256_setzero_si256();
+  for (uint32_t p0 = 0; p0 < pairs; p0 += 8) {
+    const uint32_t end = pairs - p0 > 8 ? p0 + 8 : pairs;
+    __m256i a16 = _mm256_setzero_si256();
+    for (uint32_t p = p0; p < end; p++) {
+      const __m256i v = _mm256_load_si256((const __m256i *)(blk + 32 * (size_t)p));
+      const __m256i lo = _mm256_and_si256(v, low);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+      a16 = _mm256_add_epi16(
+          a16, _mm256_add_epi16(
+                   _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * (size_t)p))),
+                   _mm256_maddubs_epi16(
+                       hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * (size_t)p + 32)))));
+    }
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a16, ones));
+  }
+  return acc;
+}
+
+/* 8 bfloat16s widened to floats (exact: a 16-bit shift). */
+static inline QSCORE_AVX2 __m256 qscore4__bf16x8(const uint16_t *h) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)h));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+/* One customer through the 4-bit prefilter (qscore.h), the portable
+ * qscan4__scalar's decisions bit for bit: per block, the 4-bit scores and
+ * bounds with the same float operations (qscore__value4, then
+ * qquery_item_bound, then their sum); a block any of whose items is not
+ * below the threshold (NaN is not below) is prefetched and scanned from
+ * the int8 copy when due (qscore4_lag_t). */
+static QSCORE_AVX2 int qscan4__flush_avx2(const qmat_t *qm, uint32_t hi, const qquery_t *qq,
+                                           qsel_t *sel, qscore4_lag_t *lag, uint32_t base) {
+  while (qscore4__due(lag, base)) {
+    const uint32_t b = qscore4__pop(lag);
+    const qscore__blk8_t m = qscore__blk8(qm, b, hi);
+    int rc = qscore__offer8(
+        &m, b, qscore__dots8(qm->q + (size_t)b * qm->kpad, qm->kpad / 4, qq->xq), qq, sel);
+    if (rc == 0)
+      rc = qscore4__settle(sel);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int QSCORE_AVX2 qscan4__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
+                             qsel_t *sel) {
+  const uint32_t kpad = qm->kpad, pairs = kpad / 8;
+  qscore4_lag_t lag = {.n = 0};
+  int rc;
+  const __m256i corr4 = _mm256_set1_epi32(qq->corr / 8);
+  const __m256 sx = _mm256_set1_ps(qq->sx), ea = _mm256_set1_ps(qq->ea),
+               eb = _mm256_set1_ps(qq->eb);
+  for (uint32_t base = lo; base < hi; base += 8) {
+    const __m256i d =
+        _mm256_sub_epi32(qscore4__dots8(qm->q4 + (size_t)base * (kpad / 2), pairs, qq->xq), corr4);
+    const __m256 v =
+        _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(qscore4__bf16x8(qm->scale4 + base), sx));
+    const __m256 e = _mm256_add_ps(_mm256_mul_ps(ea, qscore4__bf16x8(qm->resid4 + base)),
+                                   _mm256_mul_ps(eb, qscore4__bf16x8(qm->norm16 + base)));
+    const int valid = hi - base >= 8 ? 0xff : (1 << (hi - base)) - 1;
+    const int pass = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_add_ps(v, e),
+                                                      _mm256_set1_ps(sel->thresh), _CMP_NLT_UQ)) &
+                     valid;
+    if (pass != 0) {
+      qscore4__push(&lag, base);
+      const char *b8 = (const char *)(qm->q + (size_t)base * kpad);
+      for (uint32_t o = 0; o < 8 * kpad; o += 64)
+        _mm_prefetch(b8 + o, _MM_HINT_T0);
+      _mm_prefetch((const char *)(qm->scale + base), _MM_HINT_T0);
+      _mm_prefetch((const char *)(qm->resid + base), _MM_HINT_T0);
+      _mm_prefetch((const char *)(qm->norm + base), _MM_HINT_T0);
+    }
+    if ((rc = qscan4__flush_avx2(qm, hi, qq, sel, &lag, base)) != 0)
+      return rc;
+  }
+  return qscan4__flush_avx2(qm, hi, qq, sel, &lag, UINT32_MAX);
+}
+
 #else
 /* Not x86: qscan() never calls an AVX2 kernel; keep the unit non-empty. */
 typedef int qscore_avx2_unused;

@@ -102,6 +102,7 @@ void serve_opts_default(serve_opts_t *o) {
   o->automatic = 1;
   o->int8_min_items = SERVE_INT8_MIN_ITEMS;
   o->isa = qscore_isa_default();
+  o->q4_min_bytes = SERVE_Q4_MIN_BYTES;
 }
 
 /* The depth of a capped walk. With MAXPERCATEGORY or ONEPERGROUP the walk
@@ -210,6 +211,13 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
       memset(sm, 0, sizeof *sm);
       return RECD_ENOMEM;
     }
+    /* The 4-bit copies only for a catalogue whose int8 copy is this large
+     * (SERVE_Q4_MIN_BYTES says why); built with the rows either way, as
+     * they are read once. */
+    if (qmat_bytes_int8(&sm->q) < o->q4_min_bytes) {
+      qmat_drop_q4(&sm->q);
+      qmat_drop_q4(&sm->qc);
+    }
   }
   return 0;
 }
@@ -232,13 +240,8 @@ const char *serve_pass_name(const serve_model_t *sm) {
                                     : "int8-avx2";
 }
 
-static size_t serve__qmat_bytes(const qmat_t *qm) {
-  const size_t rows = ((size_t)qm->n + 7) & ~(size_t)7;
-  return rows * (qm->kpad + 3 * sizeof(float)); /* bytes, scale, norm, resid */
-}
-
 size_t serve_model_int8_bytes(const serve_model_t *sm) {
-  return sm->pass == SERVE_PASS_INT8 ? serve__qmat_bytes(&sm->q) + serve__qmat_bytes(&sm->qc) : 0;
+  return sm->pass == SERVE_PASS_INT8 ? qmat_bytes(&sm->q) + qmat_bytes(&sm->qc) : 0;
 }
 
 /* ---- answers --------------------------------------------------------- */

@@ -720,6 +720,10 @@ static void qm_check(void *c) {
   ck_assert(memcmp(x->q.norm, x->ref.norm, rows * sizeof(float)) == 0);
   ck_assert(memcmp(x->q.resid, x->ref.resid, rows * sizeof(float)) == 0);
   ck_assert(x->q.max_norm == x->ref.max_norm && x->q.max_resid == x->ref.max_resid);
+  ck_assert(memcmp(x->q.q4, x->ref.q4, rows * x->q.kpad / 2) == 0);
+  ck_assert(memcmp(x->q.scale4, x->ref.scale4, rows * sizeof(uint16_t)) == 0);
+  ck_assert(memcmp(x->q.resid4, x->ref.resid4, rows * sizeof(uint16_t)) == 0);
+  ck_assert(memcmp(x->q.norm16, x->ref.norm16, rows * sizeof(uint16_t)) == 0);
 }
 
 static void qm_undo(void *c) {
@@ -734,7 +738,8 @@ START_TEST(test_qmat_build) {
   ck_assert_int_eq(qmat_build(&x.ref, model_item_factors(fx.m), model_stride(fx.m), N, K), 0);
   const fault_op_t op = {.name = "qmat_build", .run = qm_run, .after_fail = qm_after_fail,
                          .check = qm_check, .undo = qm_undo};
-  ck_assert_uint_eq(fault_check(&op, &x), 4);
+  /* the int8 copy and its three per-row arrays, the 4-bit copy and its */
+  ck_assert_uint_eq(fault_check(&op, &x), 8);
   qmat_free(&x.ref);
   fx_free();
 }
@@ -1175,9 +1180,9 @@ static void sv_run_all(serve_pass_t pass, const char *tag) {
   const fault_op_t init = {.name = name, .run = svm_run, .after_fail = svm_after_fail,
                            .check = svm_check, .undo = svm_undo};
   unsigned long n = fault_check(&init, &x);
-  /* the learnt walk depth, the int8 copy (4), and SIMILAR's copy of the
-   * normalised items (4, and a row of scratch) */
-  ck_assert_uint_eq(n, pass == SERVE_PASS_INT8 ? 10 : 1);
+  /* the learnt walk depth, the int8 and 4-bit copies (8), and SIMILAR's
+   * copies of the normalised items (8, and a row of scratch) */
+  ck_assert_uint_eq(n, pass == SERVE_PASS_INT8 ? 18 : 1);
 
   /* The references: serve_one, unarmed, on a fresh workspace; the float
    * and int8 passes must agree (serve.h), which the float references of

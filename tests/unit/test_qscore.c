@@ -1,7 +1,8 @@
 /* test_qscore.c - the int8 first pass: its error bounds (per item and for
- * the whole catalogue) hold on random and adversarial inputs, against
- * double-precision dot products; the fused scan's candidates are exactly
- * the dense definition's. */
+ * the whole catalogue) and the 4-bit copy's hold on random and adversarial
+ * inputs, against double-precision dot products; the fused scan's
+ * candidates are exactly the dense definition's, with and without the
+ * 4-bit prefilter, and every kernel makes the same pushes. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +15,8 @@
 
 static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adversarial) {
   float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
-  float *out = malloc(n * sizeof *out);
+  float *out = malloc(n * sizeof *out), *out4 = malloc(n * sizeof *out4);
+  float *err4 = malloc(n * sizeof *err4);
   tu_randn(Y, (size_t)n * k, seed, sd);
   tu_randn(x, k, seed + 1, 1.0f);
   if (adversarial) {
@@ -34,13 +36,22 @@ static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adv
   ck_assert(bound >= 0 && isfinite(bound));
   qquery_t qq = {.xq = scratch};
   ck_assert(qquery_prepare(&qm, x, &qq) == bound);
-  double worst = 0;
+  qscore_items4(&qm, x, out4, err4, scratch);
+  double worst = 0, worst4 = 0, bound4 = 0;
   for (uint32_t i = 0; i < n; i++) {
     double exact = 0;
     for (uint32_t a = 0; a < k; a++)
       exact += (double)x[a] * Y[(size_t)i * k + a];
     double e = fabs(out[i] - exact);
     worst = e > worst ? e : worst;
+    /* the 4-bit copy's score and bound (finite here: no extreme values) */
+    ck_assert_msg(isfinite(out4[i]) && isfinite(err4[i]), "n=%u k=%u item %u: 4-bit %g +- %g", n,
+                  k, i, (double)out4[i], (double)err4[i]);
+    const double e4 = fabs(out4[i] - exact);
+    ck_assert_msg(e4 <= err4[i], "n=%u k=%u item %u: 4-bit error %g > its bound %g", n, k, i, e4,
+                  (double)err4[i]);
+    worst4 = e4 > worst4 ? e4 : worst4;
+    bound4 = err4[i] > bound4 ? err4[i] : bound4;
     const float ei = qquery_item_bound(&qq, qm.resid[i], qm.norm[i]);
     ck_assert_msg(e <= ei, "n=%u k=%u item %u: error %g > its bound %g", n, k, i, e, (double)ei);
     ck_assert_msg(ei <= bound, "n=%u k=%u item %u: bound %g > the catalogue's %g", n, k, i,
@@ -49,9 +60,14 @@ static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adv
   /* The bound is useful, not vacuous: on random data with several factors
    * it stays within a small multiple of the worst error actually seen (it
    * is a worst case, so it cannot be tight; k = 1 quantises exactly). */
-  if (!adversarial && k >= 8)
+  if (!adversarial && k >= 8) {
     ck_assert_msg(bound < 64 * worst, "n=%u k=%u: bound %g vs worst %g", n, k, (double)bound,
                   worst);
+    ck_assert_msg(bound4 < 64 * worst4, "n=%u k=%u: 4-bit bound %g vs worst %g", n, k, bound4,
+                  worst4);
+  }
+  free(out4);
+  free(err4);
   free(scratch);
   qmat_free(&qm);
   free(Y);
@@ -125,21 +141,53 @@ static int cmp_u32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Marks in `top` the items whose exact (double) score plus category
+ * adjustment is at least the want-th best of those the filter keeps: the
+ * items every exact answer of `want` needs among its candidates. */
+static void exact_top(const float *Y, const float *x, uint32_t n, uint32_t k,
+                      const topk_filter_t *f, size_t want, unsigned char *top) {
+  double *key = malloc(n * sizeof *key), *sorted = malloc(n * sizeof *sorted);
+  size_t passing = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    double d = 0;
+    for (uint32_t a = 0; a < k; a++)
+      d += (double)x[a] * Y[(size_t)i * k + a];
+    int drop = f->exclude_bits && (f->exclude_bits[i / 64] >> (i % 64) & 1);
+    for (size_t j = 0; j < f->n_exclude; j++)
+      drop |= f->exclude[j] == i;
+    const float adj = f->cat_adjust ? f->cat_adjust[f->item_category[i]] : 0.0f;
+    key[i] = drop || adj == -INFINITY ? -INFINITY : d + adj;
+    if (key[i] != -INFINITY)
+      sorted[passing++] = key[i];
+  }
+  qsort(sorted, passing, sizeof *sorted, cmp_desc);
+  const double bar = passing >= want ? sorted[want - 1] : -INFINITY;
+  for (uint32_t i = 0; i < n; i++)
+    top[i] = key[i] != -INFINITY && key[i] >= bar;
+  free(key);
+  free(sorted);
+}
+
 /* The fused scan (every kernel, whole range and split in two parts with a
  * merge) leaves exactly the dense candidate set, on catalogues much larger
  * than the collector's buffer (so it compacts many times mid-scan), with
  * exclusions, an unavailable bitmap and category adjustments, for tiny and
- * all-zero customers too. */
+ * all-zero customers too. Through the 4-bit prefilter (one customer) it
+ * leaves a part of that set, bit for bit, that holds every item an exact
+ * answer needs: the prefilter skips only items whose score is below the
+ * bar, some of which the int8 bound alone would have kept. */
 static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
   float *approx = malloc(n * sizeof *approx), *err = malloc(n * sizeof *err);
-  unsigned char *in = malloc(n);
+  unsigned char *in = malloc(n), *top = malloc(n);
   tu_randn(Y, (size_t)n * k, seed, 0.5f);
   if (ties) /* blocks of identical rows: equal scores everywhere */
     for (uint32_t i = 0; i < n; i++)
       memcpy(Y + (size_t)i * k, Y + (size_t)(i / 97) * k, k * sizeof *Y);
-  qmat_t qm;
+  qmat_t qm, q8; /* with the 4-bit copy, and without */
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  ck_assert_int_eq(qmat_build(&q8, Y, k, n, k), 0);
+  qmat_drop_q4(&q8);
   int8_t *xq = malloc(qquery_bytes(&qm));
   uint32_t excl[40], *cat = malloc(n * sizeof *cat);
   uint64_t *bits = calloc((n + 63) / 64, sizeof *bits);
@@ -171,28 +219,40 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
       err[i] = qquery_item_bound(&q0, qm.resid[i], qm.norm[i]);
     const float slack = trial % 2 ? 1e-6f : 0.0f;
     const size_t expect = dense_candidates(approx, err, n, &f, want, slack, in);
+    exact_top(Y, x, n, k, &f, want, top);
     for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
       if (!qscore_isa_supported((qscore_isa_t)isa))
         continue;
-      for (int parts = 1; parts <= 2; parts++) {
+      for (int way = 0; way < 4; way++) {
+        const int parts = 1 + way % 2, q4 = way >= 2;
+        const qmat_t *m = q4 ? &qm : &q8;
         qquery_t qq = {.xq = xq};
-        qquery_prepare(&qm, x, &qq);
+        qquery_prepare(m, x, &qq);
         qsel_t a, b;
         ck_assert_int_eq(qsel_init(&a, &f, want, slack), 0);
         ck_assert_int_eq(qsel_init(&b, &f, want, slack), 0);
         const uint32_t mid = parts == 1 ? n : (n / 2) & ~7u;
-        ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, mid, &qq, &a, 1), 0);
-        ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, mid, n, &qq, &b, 1), 0);
+        ck_assert_int_eq(qscan((qscore_isa_t)isa, m, 0, mid, &qq, &a, 1), 0);
+        ck_assert_int_eq(qscan((qscore_isa_t)isa, m, mid, n, &qq, &b, 1), 0);
         ck_assert_int_eq(qsel_merge(&a, &b), 0);
-        ck_assert_msg(a.n == expect, "n=%u k=%u trial %d %s parts %d: %zu candidates, want %zu",
-                      n, k, trial, qscore_isa_name((qscore_isa_t)isa), parts, a.n, expect);
+        ck_assert_msg(q4 ? a.n <= expect : a.n == expect,
+                      "n=%u k=%u trial %d %s parts %d 4-bit %d: %zu candidates, want %zu", n, k,
+                      trial, qscore_isa_name((qscore_isa_t)isa), parts, q4, a.n, expect);
+        size_t needed = 0;
         for (size_t j = 0; j < a.n; j++) {
           ck_assert_msg(in[a.idx[j]], "item %u is not a candidate", a.idx[j]);
           /* bit-identical to the dense (portable) scores and bounds */
           ck_assert(memcmp(&a.s[j], &approx[a.idx[j]], sizeof(float)) == 0);
           ck_assert(memcmp(&a.err[j], &err[a.idx[j]], sizeof(float)) == 0);
           in[a.idx[j]] = 0; /* each once */
+          needed += top[a.idx[j]];
         }
+        size_t top_n = 0;
+        for (uint32_t i = 0; i < n; i++)
+          top_n += top[i];
+        ck_assert_msg(needed == top_n, "n=%u k=%u trial %d %s parts %d 4-bit %d: %zu of the %zu "
+                      "items an exact answer needs", n, k, trial,
+                      qscore_isa_name((qscore_isa_t)isa), parts, q4, needed, top_n);
         dense_candidates(approx, err, n, &f, want, slack, in);
         qsel_free(&a);
         qsel_free(&b);
@@ -203,11 +263,13 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   free(cat);
   free(xq);
   qmat_free(&qm);
+  qmat_free(&q8);
   free(Y);
   free(x);
   free(approx);
   free(err);
   free(in);
+  free(top);
 }
 
 START_TEST(test_scan_candidates_are_exact_set) {
@@ -220,13 +282,15 @@ START_TEST(test_scan_candidates_are_exact_set) {
 END_TEST
 
 START_TEST(test_scan_batch_equals_single) {
-  /* nq customers in one scan: each collector ends as if scanned alone */
+  /* nq customers in one scan: each collector ends as if scanned alone (by
+   * the int8 scan alone: without the 4-bit copy) */
   const uint32_t n = 12345, k = 64;
   float *Y = malloc((size_t)n * k * sizeof *Y), X[5 * 64];
   tu_randn(Y, (size_t)n * k, 7, 1.0f);
   tu_randn(X, 5 * k, 8, 1.0f);
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  qmat_drop_q4(&qm);
   int8_t xq[5][512];
   qquery_t qq[5];
   qsel_t many[5], one;
@@ -448,6 +512,147 @@ START_TEST(test_kernels_largest_dots) {
 END_TEST
 
 /* RECD_QSCORE_ISA names a kernel; the default is the best supported. */
+/* The 4-bit prefilter: every kernel makes the portable kernel's pushes,
+ * bit for bit and in order, and leaves the same threshold, on models of
+ * every kind (extreme values, ties), for every kind of customer, scanning
+ * the range whole and in chunks with one collector (as a daemon's split
+ * scan does: only the first chunk warms up); and the threshold it leaves
+ * never exceeds the int8 scan's bar for the same items. */
+static void check_prefilter(uint32_t n, uint32_t k, int kind, size_t want, uint64_t seed) {
+  float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
+  fill_model(Y, n, k, kind, seed);
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  ck_assert(qm.q4 != NULL);
+  int8_t *xq = malloc(qquery_bytes(&qm));
+  for (int r = 0; r < 5; r++) {
+    if (r == 2 || (r == 3 && kind != KB_RANDOM))
+      continue; /* (their cases, the others' in short: time under ASan) */
+    fill_query(x, k, r, seed + 77 + (uint64_t)r);
+    qquery_t qq = {.xq = xq};
+    qquery_prepare(&qm, x, &qq);
+    for (uint32_t chunk = 0; chunk <= 2048; chunk += 2048) { /* 0: whole */
+      qsel_t ref;
+      for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
+        if (!qscore_isa_supported((qscore_isa_t)isa))
+          continue;
+        qsel_t got;
+        ck_assert_int_eq(qsel_init(&got, NULL, want, 0.0f), 0);
+        for (uint32_t lo = 0; lo < n; lo += chunk ? chunk : n)
+          ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, lo, chunk ? lo + chunk : n, &qq, &got, 1),
+                           0);
+        if (isa == QSCORE_SCALAR) {
+          ref = got;
+          continue;
+        }
+        ck_assert_msg(got.n == ref.n && memcmp(&got.thresh, &ref.thresh, sizeof(float)) == 0,
+                      "%s n=%u k=%u kind %d want %zu r %d chunk %u: %zu pushes (thresh %a), "
+                      "portable %zu (%a)",
+                      qscore_isa_name((qscore_isa_t)isa), n, k, kind, want, r, chunk, got.n,
+                      (double)got.thresh, ref.n, (double)ref.thresh);
+        ck_assert(memcmp(got.idx, ref.idx, got.n * sizeof *got.idx) == 0);
+        ck_assert(memcmp(got.s, ref.s, got.n * sizeof *got.s) == 0);
+        ck_assert(memcmp(got.err, ref.err, got.n * sizeof *got.err) == 0);
+        qsel_free(&got);
+      }
+      qsel_free(&ref);
+    }
+  }
+  free(xq);
+  qmat_free(&qm);
+  free(Y);
+  free(x);
+}
+
+START_TEST(test_prefilter_kernels_identical) {
+  const uint32_t ks[] = {1, 8, 12, 64, 100, 256};
+  for (size_t t = 0; t < sizeof ks / sizeof *ks; t++)
+    for (int kind = 0; kind < KB_KINDS; kind++) {
+      check_prefilter(ks[t] >= 256 ? 2003 : 6007, ks[t], kind, 10, 300 + t * 3 + (uint64_t)kind);
+      check_prefilter(ks[t] >= 256 ? 1001 : 3001, ks[t], kind, 1, 400 + t * 3 + (uint64_t)kind);
+    }
+  check_prefilter(13, 64, KB_RANDOM, 50, 500); /* fewer items than wanted */
+}
+END_TEST
+
+/* The 4-bit copy's numbers: the stored scale is the one the row was
+ * quantised with, residual and norm are rounded up, padding is zero; rows
+ * with no cosine (zero norm) and rows without a proven bound pass any
+ * threshold. */
+START_TEST(test_q4_copy) {
+  const uint32_t n = 11, k = 12;
+  float Y[11 * 12];
+  tu_randn(Y, n * k, 61, 1.0f);
+  for (uint32_t a = 0; a < k; a++)
+    Y[3 * k + a] = 0.0f; /* a zero row */
+  qmat_t qm;
+  ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
+  ck_assert_uint_eq(qm.kpad, 16);
+  ck_assert_uint_eq(qmat_bytes(&qm), qmat_bytes_int8(&qm) + 16 * (16 / 2 + 6));
+  for (uint32_t i = 0; i < 16; i++) {
+    uint32_t b;
+    float f;
+    b = (uint32_t)qm.scale4[i] << 16;
+    memcpy(&f, &b, 4);
+    if (i >= n || i == 3) {
+      ck_assert(f == 0.0f && qm.resid4[i] == 0 && qm.norm16[i] == (i == 3 ? 0 : 0));
+      continue;
+    }
+    float m = 0;
+    for (uint32_t a = 0; a < k; a++)
+      m = fabsf(Y[i * k + a]) > m ? fabsf(Y[i * k + a]) : m;
+    ck_assert(f >= m / 7.0f && f <= m / 7.0f * 1.01f); /* rounded up, by less than 2^-7 */
+    b = (uint32_t)qm.norm16[i] << 16;
+    memcpy(&f, &b, 4);
+    ck_assert(f >= qm.norm[i]);
+  }
+  /* the padding rows' nibbles (items 11-15 of the second block) are the
+   * stored zero */
+  for (uint32_t p = 0; p < qm.kpad / 8; p++)
+    for (uint32_t j = n % 8; j < 8; j++)
+      for (uint32_t t = 0; t < 4; t++)
+        ck_assert_uint_eq(qm.q4[4 * qm.kpad + 32 * p + 4 * j + t], 0x88);
+  qmat_drop_q4(&qm);
+  ck_assert(qm.q4 == NULL && qmat_bytes(&qm) == qmat_bytes_int8(&qm));
+  qmat_free(&qm);
+
+  /* cosine: row 3 (norm 0) has a NaN scale, row 5 (outside the proven
+   * range) an infinite residual; a scan offers neither by mistake and
+   * keeps row 5 a candidate whatever the bar */
+  float norms[11];
+  for (uint32_t i = 0; i < n; i++) {
+    double s = 0;
+    for (uint32_t a = 0; a < k; a++)
+      s += (double)Y[i * k + a] * Y[i * k + a];
+    norms[i] = (float)sqrt(s);
+  }
+  norms[5] = 1e30f;
+  ck_assert_int_eq(qmat_build_cosine(&qm, Y, k, n, k, norms, 1e-20f, 1e20f), 0);
+  ck_assert_uint_eq(qm.scale4[3], 0x7fc0);
+  ck_assert_uint_eq(qm.resid4[5], 0x7f80);
+  int8_t xq[8 * 16];
+  qquery_t qq = {.xq = xq};
+  qquery_prepare(&qm, Y, &qq); /* item 0's direction */
+  for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
+    if (!qscore_isa_supported((qscore_isa_t)isa))
+      continue;
+    qsel_t sel;
+    ck_assert_int_eq(qsel_init(&sel, NULL, 1, 0.0f), 0);
+    ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, &qq, &sel, 1), 0);
+    ck_assert_int_eq(qsel_compact(&sel), 0);
+    int has0 = 0, has5 = 0;
+    for (size_t j = 0; j < sel.n; j++) {
+      ck_assert_uint_ne(sel.idx[j], 3);
+      has0 |= sel.idx[j] == 0;
+      has5 |= sel.idx[j] == 5;
+    }
+    ck_assert(has0 && has5);
+    qsel_free(&sel);
+  }
+  qmat_free(&qm);
+}
+END_TEST
+
 START_TEST(test_isa_names) {
   for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++)
     for (int j = 0; j < isa; j++)
@@ -466,13 +671,17 @@ END_TEST
 static Suite *qscore_suite(void) {
   Suite *s = suite_create("qscore");
   TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 60);
+  /* per test; the slowest (the scan and prefilter sweeps over every
+   * kernel and model kind) take about 30 s under ASan */
+  tcase_set_timeout(tc, 180);
   tcase_add_test(tc, test_bound_holds);
   tcase_add_test(tc, test_zero_query);
   tcase_add_test(tc, test_scan_candidates_are_exact_set);
   tcase_add_test(tc, test_scan_batch_equals_single);
   tcase_add_test(tc, test_kernels_bit_identical);
   tcase_add_test(tc, test_kernels_largest_dots);
+  tcase_add_test(tc, test_prefilter_kernels_identical);
+  tcase_add_test(tc, test_q4_copy);
   tcase_add_test(tc, test_isa_names);
   suite_add_tcase(s, tc);
   return s;

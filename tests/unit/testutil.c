@@ -196,7 +196,9 @@ void tu_write_model(const char *path, uint32_t n, uint32_t k, uint32_t n_cat, ui
 }
 
 const char *tu_serve_way_name(int way) {
-  return way == 0 ? "float" : way == 1 ? "int8-scalar" : way == 2 ? "int8-avx2" : "int8-avx512";
+  static const char *const names[TU_SERVE_WAYS] = {
+      "float", "int8-scalar", "int8-avx2", "int8-avx512", "int4+int8-scalar", "int4+int8-avx2"};
+  return names[way];
 }
 
 int tu_serve_way(serve_model_t *sm, const model_t *m, int way) {
@@ -204,7 +206,8 @@ int tu_serve_way(serve_model_t *sm, const model_t *m, int way) {
   serve_opts_default(&o);
   o.automatic = 0;
   o.pass = way == 0 ? SERVE_PASS_FLOAT : SERVE_PASS_INT8;
-  o.isa = way == 3 ? QSCORE_AVX512 : way == 2 ? QSCORE_AVX2 : QSCORE_SCALAR;
+  o.isa = way == 3 ? QSCORE_AVX512 : way == 2 || way == 5 ? QSCORE_AVX2 : QSCORE_SCALAR;
+  o.q4_min_bytes = way >= 4 ? 0 : SIZE_MAX;
   if (way > 0 && !qscore_isa_supported(o.isa))
     return 0;
   ck_assert_int_eq(serve_model_init(sm, m, &o), 0);

@@ -46,8 +46,10 @@ void tu_solve(const double *A, int n, const double *B, int m, double *X);
 void tu_write_model(const char *path, uint32_t n, uint32_t k, uint32_t n_cat, uint64_t seed);
 
 /* The ways of serving a model the tests compare: 0 the float pass, 1 the
- * int8 pass with the portable kernel, 2 with AVX2, 3 with AVX-512 VNNI. */
-enum { TU_SERVE_WAYS = 4 };
+ * int8 pass with the portable kernel, 2 with AVX2, 3 with AVX-512 VNNI
+ * (1-3 never with the 4-bit prefilter), 4 and 5 the int8 pass through the
+ * 4-bit prefilter (whatever the catalogue's size), portable and AVX2. */
+enum { TU_SERVE_WAYS = 6 };
 const char *tu_serve_way_name(int way);
 /* Serves m the way `way` (serve_model_init, forced); 0 when this CPU cannot
  * (no AVX2, no AVX-512 VNNI). Fails the test on any other error. */
