@@ -137,8 +137,12 @@ uint32_t serve_model_walk_ratio16(const serve_model_t *sm);
  * benchmarks. */
 const char *serve_pass_name(const serve_model_t *sm);
 /* Bytes of the int8 copies (the items' and the normalised items', 0 on
- * the float pass): INFO scoring_int8_bytes. */
+ * the float pass) with their 4-bit copies when kept: INFO
+ * scoring_int8_bytes. */
 size_t serve_model_int8_bytes(const serve_model_t *sm);
+/* "int4" when a scan of one customer goes through the 4-bit prefilter
+ * (SERVE_Q4_MIN_BYTES), else "none": INFO scoring_prefilter. */
+const char *serve_prefilter_name(const serve_model_t *sm);
 
 /* One customer's answer, owned by the batch. Until the phase that computes
  * it has run, rc is RECD_EINVAL. */

@@ -240,6 +240,10 @@ const char *serve_pass_name(const serve_model_t *sm) {
                                     : "int8-avx2";
 }
 
+const char *serve_prefilter_name(const serve_model_t *sm) {
+  return sm->pass == SERVE_PASS_INT8 && sm->q.q4 != NULL ? "int4" : "none";
+}
+
 size_t serve_model_int8_bytes(const serve_model_t *sm) {
   return sm->pass == SERVE_PASS_INT8 ? qmat_bytes(&sm->q) + qmat_bytes(&sm->qc) : 0;
 }

@@ -183,6 +183,9 @@ static const config__def_t config__defs[] = {
   CONFIG__INT_ROW("scan-split-items", scan_split_items, "200000", 0, 2147483647,
                   "catalogue size from which one batch's int8 scan is split over all "
                   "workers (0 = always)"),
+  CONFIG__INT_ROW("scan-prefilter-bytes", scan_prefilter_bytes, "33554432", 0, 2147483647,
+                  "size of the int8 copy of the items from which one customer's scan "
+                  "reads a 4-bit copy first (0 = always)"),
   /* Redis */
   CONFIG__STR_ROW("redis-host", redis_host, "127.0.0.1", 1, 255, 0,
                   "Redis host name or address"),

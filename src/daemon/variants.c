@@ -22,6 +22,7 @@ static int variants__add(variants_t *vs, uv_loop_t *loop, const config_t *cfg, c
   v->percent = percent;
   model_store_opts_t mo = {.model = path, .models_dir = cfg->models_dir};
   serve_opts_default(&mo.serve);
+  mo.serve.q4_min_bytes = (size_t)cfg->scan_prefilter_bytes;
   char err[RECD_ERRLEN];
   int rc = model_store_open(loop, &mo, &v->store, err);
   if (rc != 0)

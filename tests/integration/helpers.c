@@ -619,16 +619,22 @@ void it_expect_error(redisContext *c, const char *prefix, const char *fmt, ...) 
   freeReplyObject(r);
 }
 
-double it_info_num(redisContext *c, const char *section, const char *field) {
+const char *it_info_str(redisContext *c, const char *section, const char *field) {
+  static char buf[512];
   redisReply *r = it_cmd(c, "INFO %s", section);
   IT_CHECK(r->type == REDIS_REPLY_STRING, "r->type == REDIS_REPLY_STRING failed");
   char key[128];
   it_fmt(key, sizeof key, "\n%s:", field);
   const char *p = strstr(r->str, key);
   IT_CHECK(p != NULL, "INFO %s has no field %s", section, field);
-  double v = strtod(p + strlen(key), NULL);
+  p += strlen(key);
+  it_fmt(buf, sizeof buf, "%.*s", (int)strcspn(p, "\r\n"), p);
   freeReplyObject(r);
-  return v;
+  return buf;
+}
+
+double it_info_num(redisContext *c, const char *section, const char *field) {
+  return strtod(it_info_str(c, section, field), NULL);
 }
 
 const char *it_model_info(redisContext *c, const char *field) {

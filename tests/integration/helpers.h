@@ -170,6 +170,8 @@ void it_expect_error(redisContext *c, const char *prefix, const char *fmt, ...);
 /* The value of `field` in INFO's text ("field:value"), as a number; fails the
  * test when it is missing. */
 double it_info_num(redisContext *c, const char *section, const char *field);
+/* An INFO field's text (a static buffer, valid until the next call). */
+const char *it_info_str(redisContext *c, const char *section, const char *field);
 /* The value of a field of MODEL INFO (a static buffer). */
 const char *it_model_info(redisContext *c, const char *field);
 

@@ -1878,11 +1878,14 @@ END_TEST
 
 /* split: NULL for the defaults (below scan-split-items a batch runs on one
  * worker), or a scan-split-items value that splits every batch's int8 scan
- * over both workers: the answers must not change. */
-static void large_catalogue_run(const char *name, const char *split) {
+ * over both workers; prefilter: whether one customer's scan goes through
+ * the 4-bit prefilter (scan-prefilter-bytes 0; by default it would not at
+ * this size): the answers must not change. */
+static void large_catalogue_run(const char *name, const char *split, int prefilter) {
   it_env_t e;
   it_opts_t o = {.model = it_data.synth, .no_import = 1,
-                 .extra = {split ? "--scan-split-items" : NULL, split, NULL}};
+                 .extra = {"--scan-prefilter-bytes", prefilter ? "0" : "33554432",
+                           split ? "--scan-split-items" : NULL, split, NULL}};
   it_env_start(&e, name, &o);
   redisContext *c = e.c;
   ck_assert_str_eq(it_model_info(c, "items"), "60000");
@@ -1963,16 +1966,28 @@ static void large_catalogue_run(const char *name, const char *split) {
   else
     ck_assert_msg(splits == 0, "%g split batches (int8 path %d, split %s)", splits, int8,
                   split ? split : "default");
+  ck_assert_str_eq(it_info_str(c, "stats", "scoring_prefilter"),
+                   int8 && prefilter ? "int4" : "none");
   it_env_stop(&e);
 }
 
 START_TEST(large_catalogue) {
-  large_catalogue_run(__func__, NULL);
+  large_catalogue_run(__func__, NULL, 0);
 }
 END_TEST
 
 START_TEST(large_catalogue_split) {
-  large_catalogue_run(__func__, "0");
+  large_catalogue_run(__func__, "0", 0);
+}
+END_TEST
+
+START_TEST(large_catalogue_prefilter) {
+  large_catalogue_run(__func__, NULL, 1);
+}
+END_TEST
+
+START_TEST(large_catalogue_prefilter_split) {
+  large_catalogue_run(__func__, "0", 1);
 }
 END_TEST
 
@@ -2117,6 +2132,8 @@ static Suite *daemon_suite(void) {
   IT_ADD(s, limits_and_options, 60);
   IT_ADD(s, large_catalogue, 60);
   IT_ADD(s, large_catalogue_split, 60);
+  IT_ADD(s, large_catalogue_prefilter, 60);
+  IT_ADD(s, large_catalogue_prefilter_split, 60);
   IT_ADD(s, bad_data_in_redis, 60);
   IT_ADD(s, popularity_fallback, 60);
   return s;
