@@ -124,17 +124,7 @@ static inline QSCORE_AVX2 int qscore__offer8(const qscore__blk8_t *b, uint32_t b
   _mm256_storeu_ps(vs, v);
   _mm256_storeu_ps(es, e);
   _mm256_storeu_ps(ves, ve);
-  while (hit) {
-    const int j = __builtin_ctz((unsigned)hit);
-    hit &= hit - 1;
-    /* thresh may have risen in a compaction: test again */
-    if (ves[j] >= sel->thresh) {
-      int rc = qsel__push(sel, base + (uint32_t)j, vs[j], es[j]);
-      if (rc != 0)
-        return rc;
-    }
-  }
-  return 0;
+  return qsel__push_hits(sel, base, (unsigned)hit, vs, es, ves);
 }
 
 /* Two blocks (16 items) per step, and within it two customers at a time

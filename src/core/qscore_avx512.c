@@ -99,17 +99,7 @@ static inline QSCORE_AVX512 int qscore__offer16(__m512i dots, __mmask16 valid, _
   _mm512_storeu_ps(vs, v);
   _mm512_storeu_ps(es, e);
   _mm512_storeu_ps(ves, ve);
-  while (hit) {
-    const int j = __builtin_ctz(hit);
-    hit &= hit - 1;
-    /* thresh may have risen in a compaction: test again */
-    if (ves[j] >= sel->thresh) {
-      int rc = qsel__push(sel, base + (uint32_t)j, vs[j], es[j]);
-      if (rc != 0)
-        return rc;
-    }
-  }
-  return 0;
+  return qsel__push_hits(sel, base, hit, vs, es, ves);
 }
 
 /* Masks of the first `left` lanes (rows past hi are not this scan's; past

@@ -30,6 +30,24 @@ static inline int qsel__push(qsel_t *s, uint32_t i, float v, float e) {
   return 0;
 }
 
+/* Pushes the items base + j of a vector kernel's hit mask (lanes whose
+ * v + e reached thresh when tested), from the lanes' scores vs, bounds es
+ * and sums ves, in lane order. 0 or RECD_ENOMEM. */
+static inline int qsel__push_hits(qsel_t *s, uint32_t base, unsigned hit, const float *vs,
+                                  const float *es, const float *ves) {
+  while (hit) {
+    const int j = __builtin_ctz(hit);
+    hit &= hit - 1;
+    /* thresh may have risen in a compaction: test again */
+    if (ves[j] >= s->thresh) {
+      int rc = qsel__push(s, base + (uint32_t)j, vs[j], es[j]);
+      if (rc != 0)
+        return rc;
+    }
+  }
+  return 0;
+}
+
 /* bfloat16 (the top 16 bits of a float) to float: exact. */
 static inline float qscore__bf16(uint16_t h) {
   const uint32_t b = (uint32_t)h << 16;
