@@ -416,8 +416,8 @@ static void qscore__dots8(const uint8_t *restrict blk, uint32_t groups, const in
     }
 }
 
-int qscan__scalar(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
-                         qsel_t *sel, size_t nq) {
+int qscan__scalar(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq, qsel_t *sel,
+                  size_t nq) {
   for (uint32_t base = lo; base < hi; base += 8) {
     const uint32_t end = hi - base > 8 ? base + 8 : hi;
     const uint8_t *blk = qm->q + qmat__block(qm, base);

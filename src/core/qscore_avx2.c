@@ -9,7 +9,11 @@
  * bytes), scaled, compared with the collector's threshold;
  * only the (rare) items above it are appended one by one. The block (8 x
  * kpad bytes) stays in L1 while every customer of the batch is scored
- * against it, so a batch reads the matrix from memory once.
+ * against it, so a batch reads the matrix from memory once; a batch takes
+ * two blocks and two customers per step (qscore__dots8x4).
+ *
+ * Also here: the 4-bit prefilter's kernel for one customer (qscan4__avx2,
+ * qscore.h), which scans the blocks that pass with the same code.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
