@@ -327,6 +327,12 @@ int main(int argc, char **argv) {
     config_free(&cfg);
     return 1;
   }
+  /* Loading the model took this thread seconds at 1M items, and libuv's
+   * clock is only read at the top of a loop iteration: every timer armed
+   * from here on (the Redis connect's 1 s timeout first) would otherwise
+   * count from before the load and fire at once ("connecting ... timed
+   * out", then a reconnect, with the first requests answered degraded). */
+  uv_update_time(&loop);
   /* Rows per batch: enough to amortise one pass over the item matrix, few
    * enough that the slowest customer in a batch does not hold many others. */
   if (batcher_new(&loop, (unsigned)cfg.workers, 64, (uint32_t)cfg.scan_split_items,
