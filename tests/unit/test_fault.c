@@ -1167,13 +1167,16 @@ static void svb_undo(void *c) {
   x->b = NULL;
 }
 
-static void sv_run_all(serve_pass_t pass, const char *tag) {
+/* prefilter: one customer's scans go through the 4-bit prefilter (its
+ * collectors compact more often, its own allocations fail too). */
+static void sv_run_all(serve_pass_t pass, const char *tag, int prefilter) {
   static sv_ctx_t x;
   memset(&x, 0, sizeof x);
   sv_queries(&x);
   serve_opts_default(&x.opts);
   x.opts.automatic = 0;
   x.opts.pass = pass;
+  x.opts.q4_min_bytes = prefilter ? 0 : SIZE_MAX;
   char name[96];
 
   snprintf(name, sizeof name, "serve_model_init (%s)", tag);
@@ -1241,8 +1244,9 @@ static void sv_run_all(serve_pass_t pass, const char *tag) {
 
 START_TEST(test_serve) {
   fx_init();
-  sv_run_all(SERVE_PASS_FLOAT, "float");
-  sv_run_all(SERVE_PASS_INT8, "int8"); /* with the default kernel */
+  sv_run_all(SERVE_PASS_FLOAT, "float", 0);
+  sv_run_all(SERVE_PASS_INT8, "int8", 0); /* with the default kernel */
+  sv_run_all(SERVE_PASS_INT8, "int8 + 4-bit prefilter", 1);
   fx_free();
 }
 END_TEST
