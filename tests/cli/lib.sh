@@ -6,7 +6,20 @@ set -euo pipefail
 BIN="${RECD_BIN_DIR:?RECD_BIN_DIR must point at the build directory}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/recd-cli-XXXXXX")
 REDIS_PID=""
+# A recd a test starts in the background: it sets RECD_PID, and the recd is
+# stopped (SIGTERM, then waited for) by stop_recd or on exit, before the
+# temp dir goes. A test that needs more (its exit status checked) defines
+# its own stop_recd after sourcing this file.
+RECD_PID=""
+stop_recd() {
+  if [ -n "$RECD_PID" ]; then
+    kill "$RECD_PID" 2>/dev/null || true
+    wait "$RECD_PID" 2>/dev/null || true
+    RECD_PID=""
+  fi
+}
 cleanup() {
+  stop_recd
   if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
   rm -rf "$TMP"
 }

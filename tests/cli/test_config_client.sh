@@ -6,15 +6,6 @@
 # client_setname / getname / id / kill_filter). Own redis-server and recd
 # on free ports, recd with a password.
 . "$(dirname "$0")/lib.sh"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 PASS=op-secret-1
 cli() { timeout 10 redis-cli -p "$PORT" -a "$PASS" --no-auth-warning "$@"; }
 

@@ -3,15 +3,6 @@
 # start-up handshake when reading from stdin) and redis-benchmark (a bounded
 # load of RECOMMENDs and PINGs). Own redis-server and recd on free ports.
 . "$(dirname "$0")/lib.sh"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 # Every client call is bounded: a hung daemon fails the test instead of CI.
 cli() { timeout 10 redis-cli -p "$PORT" "$@"; }
 

@@ -12,15 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 CLUSTER_NODE_TIMEOUT=1000 # a quick failover
-RECD_PID=""
 LOAD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
 stop_all() {
   [ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true
   [ -z "${HUNG_PID:-}" ] || kill -CONT "$HUNG_PID" 2>/dev/null || true

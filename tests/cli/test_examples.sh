@@ -7,15 +7,6 @@
 # them (scripts/install-deps.sh), so a missing one is a failure, not a skip.
 . "$(dirname "$0")/lib.sh"
 SRC="${RECD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 PY=/usr/bin/python3 # Debian's interpreter, which python3-redis is installed for
 "$PY" -c 'import redis' || fail "python3-redis is missing (bash scripts/install-deps.sh)"
 command -v node >/dev/null || fail "node is missing (bash scripts/install-deps.sh)"

@@ -9,15 +9,6 @@
 # the source; every bad input is refused with file:line and what was wrong.
 . "$(dirname "$0")/lib.sh"
 T="$BIN/recd-train"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 python3 "$(dirname "$0")/gen_clusters.py" "$TMP/in.csv" "$TMP/items.csv" 300 120 6 1
 # Pinned creation time: identical inputs give identical bytes (README).
 export SOURCE_DATE_EPOCH=1700000000

@@ -5,15 +5,6 @@
 # 400, 431; the connection cap; start-up errors. Own redis-server and recd
 # on free ports.
 . "$(dirname "$0")/lib.sh"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 # Debian's interpreter: python3-prometheus-client is installed for it, and a
 # python3 earlier on PATH (pyenv, venv) would not see it.
 PY=/usr/bin/python3

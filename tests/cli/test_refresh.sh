@@ -5,15 +5,6 @@
 # items, and every old row of the model stays bit for bit the same.
 . "$(dirname "$0")/lib.sh"
 T="$BIN/recd-train"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 python3 "$(dirname "$0")/gen_clusters.py" "$TMP/in.csv" "$TMP/items.csv" 300 120 6 1
 start_redis
 R=(--redis-port "$REDIS_PORT")

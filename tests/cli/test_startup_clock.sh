@@ -13,15 +13,6 @@
 # size (a recd without the fix fails with 1,000,000 items, its load alone
 # being shorter: 1.3 s).
 . "$(dirname "$0")/lib.sh"
-RECD_PID=""
-stop_recd() {
-  if [ -n "$RECD_PID" ]; then
-    kill "$RECD_PID" 2>/dev/null || true
-    wait "$RECD_PID" 2>/dev/null || true
-    RECD_PID=""
-  fi
-}
-trap 'stop_recd; cleanup' EXIT
 
 "$BIN/recd-train" -q --synthetic "${RECD_STARTUP_ITEMS:-500000}" --factors 64 --seed 3 --out "$TMP/m.bin"
 start_redis
