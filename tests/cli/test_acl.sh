@@ -100,7 +100,7 @@ info() { as ops ops-pw INFO stats | tr -d '\r' | sed -n "s/^$1://p"; }
 # 1. storefront: @read @write work; everything else is NOPERM, exactly.
 out=$(as storefront web-pw RECOMMEND user3 COUNT 5)
 [ "$(echo "$out" | wc -l)" = 5 ] || fail "storefront RECOMMEND: $out"
-echo "$out" | grep -qvE '^item[0-9]+$' && fail "RECOMMEND ids: $out"
+grep -qvE '^item[0-9]+$' <<< "$out" && fail "RECOMMEND ids: $out"
 out=$(as storefront web-pw RANK user3 item3 item4)
 grep -q -- item <<<"$out" || fail "storefront RANK: $out"
 out=$(as storefront web-pw SIMILAR item3 COUNT 3)
@@ -152,9 +152,9 @@ grep -q -- 'user=monitoring' <<<"$out" || fail "CLIENT LIST user=: $out"
   "NOPERM this user has no permissions to run the 'experiment|reset' command" ] ||
   fail "monitoring EXPERIMENT RESET"
 list=$(as ops ops-pw ACL LIST)
-echo "$list" | grep -qx "user storefront on #$(printf web-pw | sha256sum | cut -c1-64) +@read +@write" ||
+grep -qx "user storefront on #$(printf web-pw | sha256sum | cut -c1-64) +@read +@write" <<< "$list" ||
   fail "ACL LIST: $list"
-echo "$list" | grep -q 'pw' && fail "ACL LIST shows a password: $list"
+grep -q 'pw' <<< "$list" && fail "ACL LIST shows a password: $list"
 [ "$(as ops ops-pw ACL USERS | sort | tr '\n' ' ')" = "default gone monitoring ops storefront " ] ||
   fail "ACL USERS"
 out=$(as ops ops-pw CONFIG SET requirepass x)
@@ -165,12 +165,12 @@ pass "monitoring: INFO, CONFIG GET, MODEL INFO, CLIENT LIST; ACL LIST hashed; re
 # 4. wrong password, disabled user, unknown user, no AUTH at all.
 before=$(info acl_denied_auth)
 out=$(as storefront wrong PING 2>&1)
-echo "$out" | grep -q "WRONGPASS invalid username-password pair or user is disabled." ||
+grep -q "WRONGPASS invalid username-password pair or user is disabled." <<< "$out" ||
   fail "wrong password: $out"
 out=$(as gone gone-pw PING 2>&1) || true
-echo "$out" | grep -q WRONGPASS || fail "disabled user not refused"
+grep -q WRONGPASS <<< "$out" || fail "disabled user not refused"
 out=$(as nobody x PING 2>&1) || true
-echo "$out" | grep -q WRONGPASS || fail "unknown user not refused"
+grep -q WRONGPASS <<< "$out" || fail "unknown user not refused"
 [ "$(timeout 5 redis-cli -p "$PORT" RECOMMEND user3)" = "NOAUTH Authentication required." ] ||
   fail "default off: RECOMMEND without AUTH"
 after=$(info acl_denied_auth)
@@ -250,11 +250,11 @@ grep -q -- item <<<"$out" || fail "user added by ACL LOAD: $out"
 cp "$TMP/users.acl" "$TMP/good.acl"
 printf 'user late2 on >x +@read\n\nuser broken on +@reed\n' >>"$TMP/users.acl"
 out=$(as ops ops-pw ACL LOAD)
-echo "$out" | grep -q "users.acl:10: user 'broken': unknown category in rule '+@reed'" ||
+grep -q "users.acl:10: user 'broken': unknown category in rule '+@reed'" <<< "$out" ||
   fail "ACL LOAD of a bad file: $out"
-echo "$out" | grep -q "the rules in force stay" || fail "ACL LOAD message: $out"
+grep -q "the rules in force stay" <<< "$out" || fail "ACL LOAD message: $out"
 out=$(as late2 x PING 2>&1) || true
-echo "$out" | grep -q WRONGPASS || fail "a refused file applied its first lines"
+grep -q WRONGPASS <<< "$out" || fail "a refused file applied its first lines"
 out=$(as late late-pw PING)
 grep -qx -- PONG <<<"$out" || fail "old rules lost after a refused ACL LOAD: $out"
 pass "CLIENT KILL USER; ACL LOAD good file applied, bad file refused with its line"

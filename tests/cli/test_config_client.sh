@@ -33,8 +33,8 @@ out=$(cli CONFIG GET max-count)
 [ "$out" = "$(printf 'max-count\n1000')" ] || fail "CONFIG GET max-count: $out"
 out=$(cli CONFIG GET '*')
 [ $(( $(cli CONFIG GET '*' | wc -l) % 2 )) = 0 ] || fail "CONFIG GET * is not pairs"
-echo "$out" | grep -qx port || fail "CONFIG GET * lacks port"
-echo "$out" | grep -q "$PASS" && fail "CONFIG GET * shows the password"
+grep -qx port <<< "$out" || fail "CONFIG GET * lacks port"
+grep -q "$PASS" <<< "$out" && fail "CONFIG GET * shows the password"
 [ "$(cli CONFIG GET requirepass | sed -n 2p)" = "" ] || fail "requirepass not hidden"
 [ "$(cli CONFIG GET 'max-*' | sed -n 'p;n' | sort | tr '\n' ' ')" = \
   "max-count max-per-category max-request-args max-request-bytes " ] ||
@@ -56,7 +56,7 @@ out=$(cli CONFIG SET port 1)
 [ "$out" = "ERR CONFIG SET: 'port' cannot change at run time; restart recd" ] ||
   fail "CONFIG SET port: $out"
 out=$(cli CONFIG SET max-count 9 history-limit -1)
-echo "$out" | grep -q "^ERR CONFIG SET: history-limit: expected an integer" ||
+grep -q "^ERR CONFIG SET: history-limit: expected an integer" <<< "$out" ||
   fail "CONFIG SET bad history-limit: $out"
 [ "$(cli CONFIG GET max-count | sed -n 2p)" = 3 ] || fail "a refused CONFIG SET changed max-count"
 grep -q "CONFIG SET max-count 3" "$TMP/recd.log" || fail "the change is not logged"
@@ -68,16 +68,16 @@ IDLE=$!
 for _ in $(seq 1 100); do [ "$(cli CLIENT LIST | wc -l)" -ge 2 ] && break; sleep 0.05; done
 list=$(cli CLIENT LIST)
 [ "$(echo "$list" | wc -l)" = 2 ] || fail "CLIENT LIST: $list"
-echo "$list" | grep -q '^id=[0-9]* addr=127.0.0.1:[0-9]* laddr=127.0.0.1:'"$PORT"' fd=[0-9]* name= ' ||
+grep -q '^id=[0-9]* addr=127.0.0.1:[0-9]* laddr=127.0.0.1:'"$PORT"' fd=[0-9]* name= ' <<< "$list" ||
   fail "CLIENT LIST line: $list"
-echo "$list" | grep -q 'cmd=client|list user=default' || fail "CLIENT LIST cmd/user: $list"
+grep -q 'cmd=client|list user=default' <<< "$list" || fail "CLIENT LIST cmd/user: $list"
 idle_id=$(echo "$list" | grep -v 'cmd=client|list' | sed 's/^id=\([0-9]*\) .*/\1/')
 [ -n "$idle_id" ] || fail "the idle client is not listed: $list"
 [ "$(cli CLIENT KILL ID "$idle_id")" = 1 ] || fail "CLIENT KILL ID $idle_id"
 [ "$(cli CLIENT LIST | wc -l)" = 1 ] || fail "killed client still listed: $(cli CLIENT LIST)"
 out=$(printf 'CLIENT SETNAME ops\nCLIENT GETNAME\nCLIENT INFO\n' | cli)
-echo "$out" | grep -qx ops || fail "SETNAME/GETNAME: $out"
-echo "$out" | grep -q ' name=ops ' || fail "CLIENT INFO name: $out"
+grep -qx ops <<< "$out" || fail "SETNAME/GETNAME: $out"
+grep -q ' name=ops ' <<< "$out" || fail "CLIENT INFO name: $out"
 kill "$IDLE" 2>/dev/null || true
 wait "$IDLE" 2>/dev/null || true
 pass "redis-cli CLIENT LIST / KILL / SETNAME"
@@ -85,10 +85,10 @@ pass "redis-cli CLIENT LIST / KILL / SETNAME"
 # 4. redis-benchmark: its CONFIG fetch works, so no warning.
 bench() { timeout 120 redis-benchmark -p "$PORT" -a "$PASS" -n 2000 -c 10 "$@" 2>&1 | tr '\r' '\n'; }
 out=$(bench -t ping) || fail "redis-benchmark: $out"
-echo "$out" | grep -qi "could not fetch" && fail "redis-benchmark warns: $(echo "$out" | grep -i fetch)"
-echo "$out" | grep -q 'host configuration "appendonly": no' ||
+grep -qi "could not fetch" <<< "$out" && fail "redis-benchmark warns: $(echo "$out" | grep -i fetch)"
+grep -q 'host configuration "appendonly": no' <<< "$out" ||
   fail "redis-benchmark did not read the config: $(echo "$out" | head -20)"
-echo "$out" | grep -qE 'requests per second' || fail "redis-benchmark output: $out"
+grep -qE 'requests per second' <<< "$out" || fail "redis-benchmark output: $out"
 pass "redis-benchmark fetches CONFIG"
 
 # 5. python3-redis (Debian's): the client library's own calls.

@@ -35,24 +35,24 @@ pass "recd started"
 [ "$(cli ECHO 'a b')" = "a b" ] || fail "ECHO"
 out=$(cli RECOMMEND user3 COUNT 5)
 [ "$(echo "$out" | wc -l)" = 5 ] || fail "RECOMMEND user3 COUNT 5 gave: $out"
-echo "$out" | grep -qvE '^item[0-9]+$' && fail "RECOMMEND ids: $out"
+grep -qvE '^item[0-9]+$' <<< "$out" && fail "RECOMMEND ids: $out"
 # user3 is in cluster 3: its recommendations are items of its own cluster.
 for id in $out; do [ $(( ${id#item} % 6 )) = 3 ] || fail "$id is not in user3's cluster"; done
 hist=$(redis-cli -p "$REDIS_PORT" zrange recd:hist:user3 0 -1)
-for id in $out; do echo "$hist" | grep -qx "$id" && fail "history item $id recommended"; done
+for id in $out; do grep -qx "$id" <<< "$hist" && fail "history item $id recommended"; done
 out=$(cli --no-raw RECOMMEND user3 COUNT 2 WITHSCORES)
-echo "$out" | grep -qE '^1\) "item[0-9]+"$' || fail "--no-raw output: $out"
+grep -qE '^1\) "item[0-9]+"$' <<< "$out" || fail "--no-raw output: $out"
 [ "$(cli SIMILAR nosuch | wc -c)" -le 1 ] || fail "SIMILAR of an unknown item is not empty"
 cli MODEL INFO | grep -qx 120 || fail "MODEL INFO items"
 out=$(cli RECOMMEND user3 COUNT abc)
-echo "$out" | grep -q "COUNT must be an integer" || fail "error text: $out"
+grep -q "COUNT must be an integer" <<< "$out" || fail "error text: $out"
 out=$(cli NOSUCHCMD)
-echo "$out" | grep -q "unknown command" || fail "unknown command: $out"
+grep -q "unknown command" <<< "$out" || fail "unknown command: $out"
 info=$(cli INFO)
 for s in Server Clients Model Stats Redis; do
-  echo "$info" | grep -q "^# $s" || fail "INFO lacks # $s"
+  grep -q "^# $s" <<< "$info" || fail "INFO lacks # $s"
 done
-echo "$info" | grep -q '^cmdstat_recommend:calls=' || fail "INFO lacks cmdstat_recommend"
+grep -q '^cmdstat_recommend:calls=' <<< "$info" || fail "INFO lacks cmdstat_recommend"
 cli INFO stats | grep -q '^# Server' && fail "INFO stats shows other sections"
 pass "redis-cli commands and INFO"
 
@@ -69,15 +69,15 @@ before=$(cli INFO stats | sed -n 's/^cmdstat_recommend:calls=\([0-9]*\),failed=\
 # (-q still draws progress with carriage returns: one line per update here)
 bench() { timeout 120 redis-benchmark -p "$PORT" -n 2000 -c 10 -q "$@" 2>&1 | tr '\r' '\n'; }
 out=$(bench recommend user3) || fail "redis-benchmark recommend: $out"
-echo "$out" | grep -qE '^recommend user3: [0-9.]+ requests per second' ||
+grep -qE '^recommend user3: [0-9.]+ requests per second' <<< "$out" ||
   fail "redis-benchmark output: $out"
 after=$(cli INFO stats | sed -n 's/^cmdstat_recommend:calls=\([0-9]*\),failed=\([0-9]*\).*/\1 \2/p')
 [ $(( ${after% *} - ${before% *} )) -ge 2000 ] || fail "recd counted $before -> $after RECOMMENDs"
 [ "${after#* }" = "${before#* }" ] || fail "failed RECOMMENDs: $before -> $after"
 echo "$out" | grep 'requests per second'
 out=$(bench -t ping) || fail "redis-benchmark ping: $out"
-echo "$out" | grep -qE '^PING_INLINE: [0-9.]+ requests per second' || fail "PING_INLINE: $out"
-echo "$out" | grep -qE '^PING_MBULK: [0-9.]+ requests per second' || fail "PING_MBULK: $out"
+grep -qE '^PING_INLINE: [0-9.]+ requests per second' <<< "$out" || fail "PING_INLINE: $out"
+grep -qE '^PING_MBULK: [0-9.]+ requests per second' <<< "$out" || fail "PING_MBULK: $out"
 echo "$out" | grep 'requests per second'
 [ "$(cli PING)" = PONG ] || fail "recd after the benchmarks"
 pass "redis-benchmark"

@@ -101,7 +101,7 @@ for u in "${USERS_ON[@]}"; do
   [ "$(echo "$out" | wc -l)" = 5 ] || fail "$u: $out"
   for id in $out; do
     [ $(( ${id#item} % 6 )) = $(( n % 6 )) ] || fail "$id is not in $u's cluster"
-    echo "$hist" | grep -qx "$id" && fail "history item $id recommended to $u"
+    grep -qx "$id" <<< "$hist" && fail "history item $id recommended to $u"
   done
 done
 # The keys of one customer are on several masters (no hash tags).
@@ -205,7 +205,7 @@ out=$(cli SIMILAR item3 COUNT 5 FOR user3 WITHMETA)
 [ "$(echo "$out" | sed -n 2p)" = similar ] || fail "SIMILAR FOR: $out"
 hist=$(history_of user3)
 for id in $(echo "$out" | tail -n +11); do
-  echo "$hist" | grep -qx "$id" && fail "SIMILAR FOR user3 gave history item $id"
+  grep -qx "$id" <<< "$hist" && fail "SIMILAR FOR user3 gave history item $id"
 done
 top=$(items_of user5 | head -1)
 ccl sadd recd:unavailable "$top" >/dev/null
