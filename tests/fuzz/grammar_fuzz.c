@@ -17,14 +17,7 @@
 
 #include "reco.h"
 #include "recd/model.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      __builtin_trap();                                                                            \
-  } while (0)
+#include "fuzz.h"
 
 #define N_ITEMS 40
 #define MAX_ARGS 64

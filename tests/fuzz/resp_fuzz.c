@@ -21,14 +21,7 @@
 #include <string.h>
 
 #include "recd/resp.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      __builtin_trap();                                                                            \
-  } while (0)
+#include "fuzz.h"
 
 typedef struct run {
   uint64_t hash;   /* FNV-1a over the transcript */

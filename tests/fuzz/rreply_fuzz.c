@@ -25,14 +25,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rreply.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      __builtin_trap();                                                                            \
-  } while (0)
+#include "fuzz.h"
 
 #define FUZZ_MAX_COUNT 100000
 

@@ -38,14 +38,7 @@
 
 #include "config.h"
 #include "tls.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      __builtin_trap();                                                                            \
-  } while (0)
+#include "fuzz.h"
 
 static tls_server_t server;
 static SSL_CTX *client_ctx;
