@@ -87,12 +87,21 @@ struct serve_batch {
   int8_t *XQ;          /* n x qquery_bytes(): the quantized vectors */
   qquery_t *qq;        /* the rows' queries, contiguous for qscan */
   qsel_t *sel;         /* parts x rows collectors: part p's at p * rows */
+  _Atomic uint32_t *bar; /* per row, the best threshold any part has
+                            reached (float bits; serve__bar_share); in
+                            sel's allocation */
   /* float */
   float *S;            /* rows x n_items first-pass scores */
   int rows_rc;                        /* serve_batch_rows()'s result */
   int scan_rc[SERVE_MAX_PARTS];       /* a part's first failure */
   uint64_t scanned[SERVE_MAX_PARTS];  /* items a part has covered */
 };
+
+static uint32_t serve__float_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
 
 /* ---- the model ------------------------------------------------------- */
 
@@ -572,10 +581,13 @@ int serve_batch_rows(serve_batch_t *b) {
     if (b->S == NULL)
       rc = RECD_ENOMEM;
   } else {
-    b->sel = calloc(b->rows * b->parts, sizeof *b->sel);
+    b->sel = calloc(1, b->rows * b->parts * sizeof *b->sel + b->rows * sizeof *b->bar);
     if (b->sel == NULL) {
       rc = RECD_ENOMEM;
     } else {
+      b->bar = (_Atomic uint32_t *)(void *)(b->sel + b->rows * b->parts);
+      for (size_t r = 0; r < b->rows; r++)
+        atomic_init(&b->bar[r], serve__float_bits(-INFINITY));
       for (size_t r = 0; r < b->rows; r++)
         b->qq[r] = b->slot[b->row_slot[r]].qq;
       /* One collector per part and row: the parts scan concurrently and
@@ -596,6 +608,38 @@ int serve_batch_rows(serve_batch_t *b) {
 }
 
 /* ---- phase 3 --------------------------------------------------------- */
+
+/* The parts of a split scan share their thresholds. Why: each part's
+ * collector sees only its share of the items, so its own bar rises as if
+ * the catalogue were that much smaller and lets more blocks through to be
+ * re-read (and with the 4-bit prefilter, each passing block is a random
+ * read of the int8 copy); and every part would warm up on its own. Valid:
+ * a part's threshold is below the want-th best lower bound of `want`
+ * items it holds (qsel_t), the merge in phase 4 keeps them, so an item
+ * under it cannot reach the final top `want` whichever part meets it; and
+ * the answer is the same, since every item of the global top `want` by
+ * lower bound is above every such threshold and is never skipped. Shared
+ * at chunk boundaries: a part raises its collectors' thresholds to the
+ * best published before it scans [lo, hi), and publishes its own after. */
+static void serve__bar_share(serve_batch_t *b, qsel_t *sel, int publish) {
+  for (size_t r = 0; r < b->rows; r++) {
+    uint32_t cur = atomic_load_explicit(&b->bar[r], memory_order_relaxed);
+    float best;
+    memcpy(&best, &cur, sizeof best);
+    if (!publish) {
+      if (best > sel[r].thresh)
+        sel[r].thresh = best;
+      continue;
+    }
+    const float t = sel[r].thresh; /* NaN never wins: !(NaN > best) */
+    while (t > best) {
+      if (atomic_compare_exchange_weak_explicit(&b->bar[r], &cur, serve__float_bits(t),
+                                                memory_order_relaxed, memory_order_relaxed))
+        break;
+      memcpy(&best, &cur, sizeof best);
+    }
+  }
+}
 
 int serve_batch_scan(serve_batch_t *b, unsigned part, uint32_t lo, uint32_t hi) {
   const serve_model_t *sm = b->sm;
@@ -623,7 +667,12 @@ int serve_batch_scan(serve_batch_t *b, unsigned part, uint32_t lo, uint32_t hi) 
     for (size_t r = gemm_rows; r < b->rows; r++)
       score_items(Y, b->stride, len, k, b->X + r * b->stride, b->S + r * b->n_items + lo);
   } else {
-    rc = qscan(sm->isa, b->qm, lo, hi, b->qq, b->sel + (size_t)part * b->rows, b->rows);
+    qsel_t *sel = b->sel + (size_t)part * b->rows;
+    if (b->parts > 1)
+      serve__bar_share(b, sel, 0);
+    rc = qscan(sm->isa, b->qm, lo, hi, b->qq, sel, b->rows);
+    if (b->parts > 1 && rc == 0)
+      serve__bar_share(b, sel, 1);
   }
   if (rc != 0 && b->scan_rc[part] == 0)
     b->scan_rc[part] = rc; /* the part's candidates are incomplete */
