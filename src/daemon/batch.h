@@ -19,7 +19,9 @@
  * out among workers: from `split_items` items on (int8 pass), a job's
  * pieces run on every worker at once and claim customers to fold in and
  * chunks of the catalogue to scan from shared counters, so that one
- * customer's answer uses every core.
+ * customer's answer uses every core. The loop thread, which queued the
+ * job, takes part too until the pool's pieces have all begun: a halted
+ * vCPU's thread takes about a millisecond to wake on a VM.
  */
 #ifndef RECD_DAEMON_BATCH_H
 #define RECD_DAEMON_BATCH_H
@@ -51,10 +53,12 @@ typedef struct batcher batcher_t;
 /* max_inflight: jobs running at once (the pool's threads: `workers`);
  * max_rows: customers per job at most (further capped by
  * serve_batch_capacity on the float pass); split_items: catalogue size
- * from which an int8 job's scan is split over all max_inflight workers.
- * 0 or RECD_ENOMEM. */
+ * from which an int8 job's scan is split over all max_inflight workers;
+ * help_ns: how long the loop thread, right after queueing a split job,
+ * at most takes part in it until every pool piece has begun (0: never;
+ * `scan-loop-help-us`). 0 or RECD_ENOMEM. */
 int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, uint32_t split_items,
-                batcher_t **out);
+                uint64_t help_ns, batcher_t **out);
 /* Queues it; done() fires later (never from inside this call). */
 void batcher_submit(batcher_t *b, batch_item_t *it);
 /* Closes the handles; the batcher is freed once they are closed and every
@@ -67,6 +71,8 @@ void batcher_close(batcher_t *b);
 typedef struct batcher_stats {
   uint64_t jobs, rows, max_rows_seen;
   uint64_t split_jobs; /* jobs whose scan ran on every worker at once */
+  uint64_t helped_jobs, helped_chunks; /* split jobs the loop thread took
+                                          part in, and chunks it scanned */
 } batcher_stats_t;
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out);
 

@@ -183,6 +183,9 @@ static const config__def_t config__defs[] = {
   CONFIG__INT_ROW("scan-split-items", scan_split_items, "200000", 0, 2147483647,
                   "catalogue size from which one batch's int8 scan is split over all "
                   "workers (0 = always)"),
+  CONFIG__INT_ROW("scan-loop-help-us", scan_loop_help_us, "3000", 0, 1000000,
+                  "longest the event-loop thread scans a split batch alongside the "
+                  "workers, until they have all started (0 = never)"),
   CONFIG__INT_ROW("scan-prefilter-bytes", scan_prefilter_bytes, "33554432", 0, 2147483647,
                   "size of the int8 copy of the items from which one customer's scan "
                   "reads a 4-bit copy first (0 = always)"),

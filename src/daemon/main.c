@@ -336,7 +336,7 @@ int main(int argc, char **argv) {
   /* Rows per batch: enough to amortise one pass over the item matrix, few
    * enough that the slowest customer in a batch does not hold many others. */
   if (batcher_new(&loop, (unsigned)cfg.workers, 64, (uint32_t)cfg.scan_split_items,
-                  &s->batcher) != 0) {
+                  (uint64_t)cfg.scan_loop_help_us * 1000u, &s->batcher) != 0) {
     fprintf(stderr, "recd: out of memory\n");
     return 1;
   }

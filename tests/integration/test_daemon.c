@@ -1968,6 +1968,11 @@ static void large_catalogue_run(const char *name, const char *split, int prefilt
                   split ? split : "default");
   ck_assert_str_eq(it_info_str(c, "stats", "scoring_prefilter"),
                    int8 && prefilter ? "int4" : "none");
+  /* the loop thread helps only split batches, and scans a chunk at least
+   * in each it counts (whether it gets to one is the scheduler's call) */
+  const double helped = it_info_num(c, "stats", "scoring_split_loop_batches");
+  ck_assert_msg(helped <= splits, "%g helped of %g split batches", helped, splits);
+  ck_assert(it_info_num(c, "stats", "scoring_split_loop_chunks") >= helped);
   it_env_stop(&e);
 }
 

@@ -128,7 +128,7 @@ static void run(serve_pass_t pass, unsigned workers, unsigned rows, uint32_t spl
   uv_loop_t loop;
   ck_assert_int_eq(uv_loop_init(&loop), 0);
   batcher_t *b;
-  ck_assert_int_eq(batcher_new(&loop, workers, rows, split, &b), 0);
+  ck_assert_int_eq(batcher_new(&loop, workers, rows, split, 3000000, &b), 0);
   static cust_t cust[N_CUST];
   n_done = 0;
   for (size_t j = 0; j < N_CUST; j++) {
@@ -178,6 +178,84 @@ START_TEST(int8_pass_split) {
 }
 END_TEST
 
+/* A pool thread held until its semaphore is posted. */
+typedef struct blocker {
+  uv_work_t w;
+  uv_sem_t go;
+  int began;
+} blocker_t;
+
+static void blocker_work(uv_work_t *w) {
+  blocker_t *bl = w->data;
+  __atomic_store_n(&bl->began, 1, __ATOMIC_SEQ_CST);
+  uv_sem_wait(&bl->go);
+}
+
+static void blocker_after(uv_work_t *w, int status) {
+  (void)w;
+  ck_assert_int_eq(status, 0);
+}
+
+/* Every pool thread busy (as with a reload): the loop thread, which helps
+ * each split job of up to two customers until the pool's pieces begin,
+ * scans the whole first job alone and answers it exactly; the pieces that
+ * start later find the work done. Without the help the job would wait for
+ * the pool. Only the budget could stop it here: nothing else is pending on
+ * the loop. */
+START_TEST(int8_split_loop_thread_helps) {
+  serve_opts_t so;
+  serve_opts_default(&so);
+  so.automatic = 0;
+  so.pass = SERVE_PASS_INT8;
+  serve_model_t sm;
+  ck_assert_int_eq(serve_model_init(&sm, m, &so), 0);
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  enum { POOL = 2 }; /* UV_THREADPOOL_SIZE, set in main() */
+  static blocker_t bl[POOL];
+  for (int i = 0; i < POOL; i++) {
+    ck_assert_int_eq(uv_sem_init(&bl[i].go, 0), 0);
+    bl[i].began = 0;
+    bl[i].w.data = &bl[i];
+    ck_assert_int_eq(uv_queue_work(&loop, &bl[i].w, blocker_work, blocker_after), 0);
+  }
+  for (int i = 0; i < POOL; i++) /* both threads are held */
+    while (!__atomic_load_n(&bl[i].began, __ATOMIC_SEQ_CST))
+      uv_sleep(1);
+  batcher_t *b;
+  ck_assert_int_eq(batcher_new(&loop, 2, 2, 0, UINT64_MAX / 2, &b), 0);
+  static cust_t cust[N_CUST];
+  n_done = 0;
+  for (size_t j = 0; j < N_CUST; j++) {
+    make_cust(&cust[j], &sm, j, 1);
+    batcher_submit(b, &cust[j].it);
+  }
+  /* one turn: the check callback dispatches the first job and helps */
+  uv_run(&loop, UV_RUN_NOWAIT);
+  batcher_stats_t st;
+  batcher_get_stats(b, &st);
+  ck_assert_uint_eq(st.split_jobs, 1);
+  ck_assert_uint_eq(st.helped_jobs, 1);
+  ck_assert_uint_eq(st.helped_chunks, 1); /* N_ITEMS: one chunk, all of it */
+  ck_assert_int_eq(n_done, 0);           /* answered when the pieces are back */
+  for (int i = 0; i < POOL; i++)
+    uv_sem_post(&bl[i].go);
+  while (n_done < N_CUST)
+    uv_run(&loop, UV_RUN_ONCE);
+  batcher_get_stats(b, &st);
+  ck_assert_uint_eq(st.rows, N_CUST);
+  ck_assert_uint_ge(st.helped_jobs, 1);
+  batcher_close(b);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  for (int i = 0; i < POOL; i++)
+    uv_sem_destroy(&bl[i].go);
+  for (size_t j = 0; j < N_CUST; j++)
+    check_against_serve_one(&cust[j], j);
+  serve_model_free(&sm);
+}
+END_TEST
+
 START_TEST(closed_with_jobs_in_flight) {
   uint64_t split;
   run(SERVE_PASS_INT8, 2, 3, 0, 1, &split);
@@ -186,6 +264,9 @@ START_TEST(closed_with_jobs_in_flight) {
 END_TEST
 
 int main(void) {
+  /* a known pool size, for int8_split_loop_thread_helps: libuv reads it
+   * when the pool first starts */
+  setenv("UV_THREADPOOL_SIZE", "2", 1);
   Suite *s = suite_create("batcher");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
@@ -193,6 +274,7 @@ int main(void) {
   tcase_add_test(tc, float_pass_batches);
   tcase_add_test(tc, int8_pass_whole);
   tcase_add_test(tc, int8_pass_split);
+  tcase_add_test(tc, int8_split_loop_thread_helps);
   tcase_add_test(tc, closed_with_jobs_in_flight);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -246,7 +246,7 @@ END_TEST
 
 /* ---- (b) the configuration ---------------------------------------------- */
 
-#define SNAP_KEYS 64
+#define SNAP_KEYS 80
 #define SNAP_LEN 160
 
 /* Every key's value as config_format() gives it: reads every field, so a
