@@ -172,32 +172,44 @@ int QSCORE_AVX2 qscan__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
   return 0;
 }
 
-/* The 8 stored-nibble dot products of a 4-bit block with one query (the
- * offset 8 not yet removed): per 32 bytes, the low nibbles are group 2p
- * and the high ones group 2p + 1 of the int8 layout, so they meet the
- * query's bytes exactly as QSCORE_GROUPS's. Each vpmaddubsw lane is at
- * most 2 x 15 x 63 = 1890, so sixteen of them (8 pairs, 64 factors) add
- * in int16 (30240 < 32767) before one vpmaddwd widens them. */
-static inline QSCORE_AVX2 __m256i qscore4__dots8(const uint8_t *blk, uint32_t pairs,
-                                                 const int8_t *xq) {
+/* The 8 stored-nibble dot products of 4-bit blocks b0 and b1 with one
+ * query (the offset 8 not yet removed), into d0 and d1: per 32 bytes, the
+ * low nibbles are group 2p and the high ones group 2p + 1 of the int8
+ * layout, so they meet the query's bytes exactly as QSCORE_GROUPS's. Each
+ * vpmaddubsw lane is at most 2 x 15 x 63 = 1890, so sixteen of them (8
+ * pairs, 64 factors) add in int16 (30240 < 32767) before one vpmaddwd
+ * widens them. Two blocks at a time: each query load feeds both, and the
+ * two chains overlap (single thread, 1M items: 6-11% faster than one
+ * block per step). b1 == NULL: b0 alone. */
+static inline QSCORE_AVX2 void qscore4__dots8x2(const uint8_t *b0, const uint8_t *b1,
+                                                uint32_t pairs, const int8_t *xq, __m256i *d0,
+                                                __m256i *d1) {
   const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0f);
-  __m256i acc = _mm256_setzero_si256();
+  __m256i c0 = _mm256_setzero_si256(), c1 = c0;
   for (uint32_t p0 = 0; p0 < pairs; p0 += 8) {
     const uint32_t end = pairs - p0 > 8 ? p0 + 8 : pairs;
-    __m256i a16 = _mm256_setzero_si256();
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
     for (uint32_t p = p0; p < end; p++) {
-      const __m256i v = _mm256_load_si256((const __m256i *)(blk + 32 * (size_t)p));
-      const __m256i lo = _mm256_and_si256(v, low);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-      a16 = _mm256_add_epi16(
-          a16, _mm256_add_epi16(
-                   _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * (size_t)p))),
-                   _mm256_maddubs_epi16(
-                       hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * (size_t)p + 32)))));
+      const __m256i q0 = _mm256_loadu_si256((const __m256i *)(xq + 64 * (size_t)p));
+      const __m256i q1 = _mm256_loadu_si256((const __m256i *)(xq + 64 * (size_t)p + 32));
+      const __m256i v0 = _mm256_load_si256((const __m256i *)(b0 + 32 * (size_t)p));
+      a0 = _mm256_add_epi16(
+          a0, _mm256_add_epi16(
+                  _mm256_maddubs_epi16(_mm256_and_si256(v0, low), q0),
+                  _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), low), q1)));
+      if (b1 != NULL) {
+        const __m256i v1 = _mm256_load_si256((const __m256i *)(b1 + 32 * (size_t)p));
+        a1 = _mm256_add_epi16(
+            a1, _mm256_add_epi16(
+                    _mm256_maddubs_epi16(_mm256_and_si256(v1, low), q0),
+                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), low), q1)));
+      }
     }
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a16, ones));
+    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(a0, ones));
+    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(a1, ones));
   }
-  return acc;
+  *d0 = c0;
+  *d1 = c1;
 }
 
 /* 8 bfloat16s widened to floats (exact: a 16-bit shift). */
@@ -227,35 +239,57 @@ static QSCORE_AVX2 int qscan4__flush_avx2(const qmat_t *qm, uint32_t hi, const q
   return 0;
 }
 
+/* Block base's 4-bit scores plus bounds, v + e, from its stored-nibble
+ * dots: qscore__value4, then qquery_item_bound, then their sum. */
+static inline QSCORE_AVX2 __m256 qscore4__ve8(const qmat_t *qm, uint32_t base, __m256i dots,
+                                              const qquery_t *qq) {
+  const __m256i d = _mm256_sub_epi32(dots, _mm256_set1_epi32(qq->corr / 8));
+  const __m256 v = _mm256_mul_ps(
+      _mm256_cvtepi32_ps(d), _mm256_mul_ps(qscore4__bf16x8(qm->scale4 + base), _mm256_set1_ps(qq->sx)));
+  const __m256 e =
+      _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(qq->ea), qscore4__bf16x8(qm->resid4 + base)),
+                    _mm256_mul_ps(_mm256_set1_ps(qq->eb), qscore4__bf16x8(qm->norm16 + base)));
+  return _mm256_add_ps(v, e);
+}
+
+/* Block base's test against the threshold as it is now (NaN is not below
+ * it); a block that passes is queued and its int8 rows prefetched, and
+ * the blocks due by then are scanned. */
+static inline QSCORE_AVX2 int qscan4__test(const qmat_t *qm, uint32_t base, uint32_t hi,
+                                           __m256 ve, const qquery_t *qq, qsel_t *sel,
+                                           qscore4_lag_t *lag) {
+  const int valid = hi - base >= 8 ? 0xff : (1 << (hi - base)) - 1;
+  const int pass =
+      _mm256_movemask_ps(_mm256_cmp_ps(ve, _mm256_set1_ps(sel->thresh), _CMP_NLT_UQ)) & valid;
+  if (pass != 0) {
+    qscore4__push(lag, base);
+    const uint32_t kpad = qm->kpad;
+    const char *b8 = (const char *)(qm->q + (size_t)base * kpad);
+    for (uint32_t o = 0; o < 8 * kpad; o += 64)
+      _mm_prefetch(b8 + o, _MM_HINT_T0);
+    _mm_prefetch((const char *)(qm->scale + base), _MM_HINT_T0);
+    _mm_prefetch((const char *)(qm->resid + base), _MM_HINT_T0);
+    _mm_prefetch((const char *)(qm->norm + base), _MM_HINT_T0);
+  }
+  return lag->n > 0 ? qscan4__flush_avx2(qm, hi, qq, sel, lag, base) : 0;
+}
+
+/* Two blocks' dots per step, then each block tested in turn exactly as
+ * one at a time (the dots do not depend on the threshold; the test of the
+ * second block sees what the first one's queue flushing raised). */
 int QSCORE_AVX2 qscan4__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
                              qsel_t *sel) {
   const uint32_t kpad = qm->kpad, pairs = kpad / 8;
   qscore4_lag_t lag = {.n = 0};
   int rc;
-  const __m256i corr4 = _mm256_set1_epi32(qq->corr / 8);
-  const __m256 sx = _mm256_set1_ps(qq->sx), ea = _mm256_set1_ps(qq->ea),
-               eb = _mm256_set1_ps(qq->eb);
-  for (uint32_t base = lo; base < hi; base += 8) {
-    const __m256i d =
-        _mm256_sub_epi32(qscore4__dots8(qm->q4 + (size_t)base * (kpad / 2), pairs, qq->xq), corr4);
-    const __m256 v =
-        _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(qscore4__bf16x8(qm->scale4 + base), sx));
-    const __m256 e = _mm256_add_ps(_mm256_mul_ps(ea, qscore4__bf16x8(qm->resid4 + base)),
-                                   _mm256_mul_ps(eb, qscore4__bf16x8(qm->norm16 + base)));
-    const int valid = hi - base >= 8 ? 0xff : (1 << (hi - base)) - 1;
-    const int pass = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_add_ps(v, e),
-                                                      _mm256_set1_ps(sel->thresh), _CMP_NLT_UQ)) &
-                     valid;
-    if (pass != 0) {
-      qscore4__push(&lag, base);
-      const char *b8 = (const char *)(qm->q + (size_t)base * kpad);
-      for (uint32_t o = 0; o < 8 * kpad; o += 64)
-        _mm_prefetch(b8 + o, _MM_HINT_T0);
-      _mm_prefetch((const char *)(qm->scale + base), _MM_HINT_T0);
-      _mm_prefetch((const char *)(qm->resid + base), _MM_HINT_T0);
-      _mm_prefetch((const char *)(qm->norm + base), _MM_HINT_T0);
-    }
-    if ((rc = qscan4__flush_avx2(qm, hi, qq, sel, &lag, base)) != 0)
+  for (uint32_t base = lo; base < hi; base += 16) {
+    const uint8_t *b0 = qm->q4 + (size_t)base * (kpad / 2);
+    const int two = hi - base > 8;
+    __m256i d0, d1;
+    qscore4__dots8x2(b0, two ? b0 + (size_t)4 * kpad : NULL, pairs, qq->xq, &d0, &d1);
+    if ((rc = qscan4__test(qm, base, hi, qscore4__ve8(qm, base, d0, qq), qq, sel, &lag)) != 0 ||
+        (two && (rc = qscan4__test(qm, base + 8, hi, qscore4__ve8(qm, base + 8, d1, qq), qq, sel,
+                                   &lag)) != 0))
       return rc;
   }
   return qscan4__flush_avx2(qm, hi, qq, sel, &lag, UINT32_MAX);
