@@ -98,9 +98,12 @@ typedef struct qmat {
   uint16_t *norm16; /* norm[i] rounded up to bfloat16 */
 } qmat_t;
 
-/* Builds the int8 copy of Y (n rows of k floats at stride ldy).
- * 0 or RECD_ENOMEM. */
+/* Builds the int8 copy of Y (n rows of k floats at stride ldy), with its
+ * 4-bit copy. 0 or RECD_ENOMEM. */
 int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
+/* The same, the 4-bit copy only when with_q4 (else q4 stays NULL, as after
+ * qmat_drop_q4, and its rows are never computed). */
+int qmat_build_with(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k, int with_q4);
 
 /* The int8 copy of the L2-normalised rows, for SIMILAR (a cosine is the
  * dot product of normalised rows): row i is built from the floats z_i =
@@ -113,6 +116,8 @@ int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k);
  * candidates and never raise a collector's bar. 0 or RECD_ENOMEM. */
 int qmat_build_cosine(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
                       const float *norms, float norm_min, float norm_max);
+int qmat_build_cosine_with(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
+                           const float *norms, float norm_min, float norm_max, int with_q4);
 void qmat_free(qmat_t *qm);
 /* Frees the 4-bit copy: scans of one customer then read the int8 copy
  * alone (benchmarks and tests compare the two ways). */
@@ -121,6 +126,9 @@ void qmat_drop_q4(qmat_t *qm);
  * int8 copy's alone. */
 size_t qmat_bytes(const qmat_t *qm);
 size_t qmat_bytes_int8(const qmat_t *qm);
+/* What qmat_bytes_int8 will say of a copy of n rows of k factors, before
+ * building it. */
+size_t qmat_bytes_int8_for(uint32_t n, uint32_t k);
 
 /* One customer's quantized vector. */
 typedef struct qquery {

@@ -24,8 +24,8 @@ size_t qquery_bytes(const qmat_t *qm) {
 }
 
 /* The storage of a build: every row zero (64), scales, norms and residuals
- * 0. 0 or RECD_ENOMEM. */
-static int qmat__alloc(qmat_t *qm, uint32_t n, uint32_t k) {
+ * 0; the 4-bit copy's with with_q4. 0 or RECD_ENOMEM. */
+static int qmat__alloc(qmat_t *qm, uint32_t n, uint32_t k, int with_q4) {
   memset(qm, 0, sizeof *qm);
   qm->n = n;
   qm->k = k;
@@ -36,7 +36,7 @@ static int qmat__alloc(qmat_t *qm, uint32_t n, uint32_t k) {
   qm->norm = calloc(rows ? rows : 8, sizeof *qm->norm);
   qm->resid = calloc(rows ? rows : 8, sizeof *qm->resid);
   if (qm->q == NULL || qm->scale == NULL || qm->norm == NULL || qm->resid == NULL ||
-      qmat4__alloc(qm, rows ? rows : 8) != 0) {
+      (with_q4 && qmat4__alloc(qm, rows ? rows : 8) != 0)) {
     qmat_free(qm);
     return RECD_ENOMEM;
   }
@@ -86,20 +86,30 @@ static void qmat__row(qmat_t *qm, uint32_t i, const float *y) {
   qm->resid[i] = r;
   if (r > qm->max_resid)
     qm->max_resid = r;
-  qmat4__row(qm, i, y, yn);
+  if (qm->q4 != NULL)
+    qmat4__row(qm, i, y, yn);
 }
 
-int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
-  if (qmat__alloc(qm, n, k) != 0)
+int qmat_build_with(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k, int with_q4) {
+  if (qmat__alloc(qm, n, k, with_q4) != 0)
     return RECD_ENOMEM;
   for (uint32_t i = 0; i < n; i++)
     qmat__row(qm, i, Y + (size_t)i * ldy);
   return 0;
 }
 
+int qmat_build(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k) {
+  return qmat_build_with(qm, Y, ldy, n, k, 1);
+}
+
 int qmat_build_cosine(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
                       const float *norms, float norm_min, float norm_max) {
-  if (qmat__alloc(qm, n, k) != 0)
+  return qmat_build_cosine_with(qm, Y, ldy, n, k, norms, norm_min, norm_max, 1);
+}
+
+int qmat_build_cosine_with(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32_t k,
+                           const float *norms, float norm_min, float norm_max, int with_q4) {
+  if (qmat__alloc(qm, n, k, with_q4) != 0)
     return RECD_ENOMEM;
   float *z = malloc((k ? k : 1) * sizeof *z);
   if (z == NULL) {
@@ -113,7 +123,8 @@ int qmat_build_cosine(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, uint32
        * threshold test passes and the collector drops like a filtered
        * item, so the row never takes a place in anyone's top. */
       qm->scale[i] = NAN;
-      qm->scale4[i] = 0x7fc0; /* NaN too: the prefilter passes it on */
+      if (qm->q4 != NULL)
+        qm->scale4[i] = 0x7fc0; /* NaN too: the prefilter passes it on */
       continue;
     }
     /* z_i = y_i / |y_i| in float, factor by factor: the rounding that
@@ -139,8 +150,13 @@ void qmat_free(qmat_t *qm) {
   memset(qm, 0, sizeof *qm);
 }
 
+size_t qmat_bytes_int8_for(uint32_t n, uint32_t k) {
+  const size_t kpad = (k + 7u) & ~7u; /* as qmat__alloc */
+  return qmat__rows(n) * (kpad + 3 * sizeof(float)); /* bytes, scale, norm, resid */
+}
+
 size_t qmat_bytes_int8(const qmat_t *qm) {
-  return qmat__rows(qm->n) * (qm->kpad + 3 * sizeof(float)); /* bytes, scale, norm, resid */
+  return qmat_bytes_int8_for(qm->n, qm->k);
 }
 
 size_t qmat_bytes(const qmat_t *qm) {

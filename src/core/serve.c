@@ -211,21 +211,18 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
   if (pass == SERVE_PASS_INT8) {
     const float *Y = model_item_factors(m);
     const uint32_t stride = model_stride(m), n = model_n_items(m), k = model_factors(m);
-    if (qmat_build(&sm->q, Y, stride, n, k) != 0 ||
-        qmat_build_cosine(&sm->qc, Y, stride, n, k, model_item_norms(m), REC_SIMILAR_NORM_MIN,
-                          REC_SIMILAR_NORM_MAX) != 0) {
+    /* The 4-bit copies only for a catalogue whose int8 copy is this large
+     * (SERVE_Q4_MIN_BYTES says why); built with the rows, as they are
+     * read once. */
+    const int q4 = qmat_bytes_int8_for(n, k) >= o->q4_min_bytes;
+    if (qmat_build_with(&sm->q, Y, stride, n, k, q4) != 0 ||
+        qmat_build_cosine_with(&sm->qc, Y, stride, n, k, model_item_norms(m),
+                               REC_SIMILAR_NORM_MIN, REC_SIMILAR_NORM_MAX, q4) != 0) {
       qmat_free(&sm->q); /* both are safe to free once zeroed */
       rec_families_free(&sm->families);
       free(sm->depth);
       memset(sm, 0, sizeof *sm);
       return RECD_ENOMEM;
-    }
-    /* The 4-bit copies only for a catalogue whose int8 copy is this large
-     * (SERVE_Q4_MIN_BYTES says why); built with the rows either way, as
-     * they are read once. */
-    if (qmat_bytes_int8(&sm->q) < o->q4_min_bytes) {
-      qmat_drop_q4(&sm->q);
-      qmat_drop_q4(&sm->qc);
     }
   }
   return 0;

@@ -653,6 +653,52 @@ START_TEST(test_q4_copy) {
 }
 END_TEST
 
+/* Built without its 4-bit copy (what serve_model_init does below
+ * scan-prefilter-bytes): the int8 copy is byte for byte the one built with
+ * it, and qmat_bytes_int8_for() foretold its size; the same for the
+ * cosine copy, whose zero row has no 4-bit scale to mark. */
+static void same_int8(const qmat_t *a, const qmat_t *b) {
+  const size_t rows = (a->n + 7) / 8 * 8;
+  ck_assert_uint_eq(a->kpad, b->kpad);
+  ck_assert_int_eq(memcmp(a->q, b->q, rows * a->kpad), 0);
+  ck_assert_int_eq(memcmp(a->scale, b->scale, rows * sizeof *a->scale), 0);
+  ck_assert_int_eq(memcmp(a->norm, b->norm, rows * sizeof *a->norm), 0);
+  ck_assert_int_eq(memcmp(a->resid, b->resid, rows * sizeof *a->resid), 0);
+  ck_assert(memcmp(&a->max_norm, &b->max_norm, sizeof a->max_norm) == 0 &&
+            memcmp(&a->max_resid, &b->max_resid, sizeof a->max_resid) == 0);
+}
+
+START_TEST(test_build_without_q4) {
+  const uint32_t n = 21, k = 10;
+  float Y[21 * 10], norms[21];
+  tu_randn(Y, n * k, 67, 1.0f);
+  for (uint32_t a = 0; a < k; a++)
+    Y[4 * k + a] = 0.0f; /* a zero row */
+  for (uint32_t i = 0; i < n; i++) {
+    double s = 0;
+    for (uint32_t a = 0; a < k; a++)
+      s += (double)Y[i * k + a] * Y[i * k + a];
+    norms[i] = (float)sqrt(s);
+  }
+  qmat_t with, without;
+  ck_assert_int_eq(qmat_build(&with, Y, k, n, k), 0);
+  ck_assert_int_eq(qmat_build_with(&without, Y, k, n, k, 0), 0);
+  ck_assert(without.q4 == NULL && without.scale4 == NULL && without.resid4 == NULL &&
+            without.norm16 == NULL && with.q4 != NULL);
+  same_int8(&with, &without);
+  ck_assert_uint_eq(qmat_bytes(&without), qmat_bytes_int8(&without));
+  ck_assert_uint_eq(qmat_bytes_int8_for(n, k), qmat_bytes_int8(&with));
+  qmat_free(&with);
+  qmat_free(&without);
+  ck_assert_int_eq(qmat_build_cosine(&with, Y, k, n, k, norms, 1e-20f, 1e20f), 0);
+  ck_assert_int_eq(qmat_build_cosine_with(&without, Y, k, n, k, norms, 1e-20f, 1e20f, 0), 0);
+  ck_assert(without.q4 == NULL && isnan(without.scale[4]));
+  same_int8(&with, &without);
+  qmat_free(&with);
+  qmat_free(&without);
+}
+END_TEST
+
 START_TEST(test_isa_names) {
   for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++)
     for (int j = 0; j < isa; j++)
@@ -682,6 +728,7 @@ static Suite *qscore_suite(void) {
   tcase_add_test(tc, test_kernels_largest_dots);
   tcase_add_test(tc, test_prefilter_kernels_identical);
   tcase_add_test(tc, test_q4_copy);
+  tcase_add_test(tc, test_build_without_q4);
   tcase_add_test(tc, test_isa_names);
   suite_add_tcase(s, tc);
   return s;
