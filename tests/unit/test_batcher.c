@@ -114,28 +114,39 @@ static void check_against_serve_one(cust_t *c, size_t j) {
   free(c->got.reasons);
 }
 
+/* The served model on `pass`, chosen rather than automatic. */
+static void serve_model_on(serve_model_t *sm, serve_pass_t pass) {
+  serve_opts_t so;
+  serve_opts_default(&so);
+  so.automatic = 0;
+  so.pass = pass;
+  ck_assert_int_eq(serve_model_init(sm, m, &so), 0);
+}
+
+/* Submits the N_CUST customers (some SIMILARs with `similar`); nothing is
+ * answered from inside a submission. */
+static void submit_all(batcher_t *b, const serve_model_t *sm, cust_t *cust, int similar) {
+  n_done = 0;
+  for (size_t j = 0; j < N_CUST; j++) {
+    make_cust(&cust[j], sm, j, similar);
+    batcher_submit(b, &cust[j].it);
+  }
+  ck_assert_int_eq(n_done, 0);
+}
+
 /* Serves N_CUST customers through a batcher of `workers` x `rows` on pass
  * `pass`, split from `split` items, closing it right after the submissions
  * when `close_early`. */
 static void run(serve_pass_t pass, unsigned workers, unsigned rows, uint32_t split,
                 int close_early, uint64_t *split_jobs) {
-  serve_opts_t so;
-  serve_opts_default(&so);
-  so.automatic = 0;
-  so.pass = pass;
   serve_model_t sm;
-  ck_assert_int_eq(serve_model_init(&sm, m, &so), 0);
+  serve_model_on(&sm, pass);
   uv_loop_t loop;
   ck_assert_int_eq(uv_loop_init(&loop), 0);
   batcher_t *b;
   ck_assert_int_eq(batcher_new(&loop, workers, rows, split, 3000000, &b), 0);
   static cust_t cust[N_CUST];
-  n_done = 0;
-  for (size_t j = 0; j < N_CUST; j++) {
-    make_cust(&cust[j], &sm, j, pass == SERVE_PASS_INT8);
-    batcher_submit(b, &cust[j].it);
-  }
-  ck_assert_int_eq(n_done, 0); /* never from inside submit */
+  submit_all(b, &sm, cust, pass == SERVE_PASS_INT8);
   batcher_stats_t st;
   batcher_get_stats(b, &st);
   if (close_early)
@@ -203,12 +214,8 @@ static void blocker_after(uv_work_t *w, int status) {
  * the pool. Only the budget could stop it here: nothing else is pending on
  * the loop. */
 START_TEST(int8_split_loop_thread_helps) {
-  serve_opts_t so;
-  serve_opts_default(&so);
-  so.automatic = 0;
-  so.pass = SERVE_PASS_INT8;
   serve_model_t sm;
-  ck_assert_int_eq(serve_model_init(&sm, m, &so), 0);
+  serve_model_on(&sm, SERVE_PASS_INT8);
   uv_loop_t loop;
   ck_assert_int_eq(uv_loop_init(&loop), 0);
   enum { POOL = 2 }; /* UV_THREADPOOL_SIZE, set in main() */
@@ -225,11 +232,7 @@ START_TEST(int8_split_loop_thread_helps) {
   batcher_t *b;
   ck_assert_int_eq(batcher_new(&loop, 2, 2, 0, UINT64_MAX / 2, &b), 0);
   static cust_t cust[N_CUST];
-  n_done = 0;
-  for (size_t j = 0; j < N_CUST; j++) {
-    make_cust(&cust[j], &sm, j, 1);
-    batcher_submit(b, &cust[j].it);
-  }
+  submit_all(b, &sm, cust, 1);
   /* one turn: the check callback dispatches the first job and helps */
   uv_run(&loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
