@@ -132,10 +132,13 @@ int qmat_build_cosine_with(qmat_t *qm, const float *Y, size_t ldy, uint32_t n, u
     for (uint32_t a = 0; a < k; a++)
       z[a] = y[a] / ni;
     qmat__row(qm, i, z);
-    if (!(ni >= norm_min && ni <= norm_max))
+    if (!(ni >= norm_min && ni <= norm_max)) {
       /* No proven bound for this row: an infinite one keeps it a
        * candidate whatever its score, and never raises a bar. */
-      qm->resid[i] = qm->max_resid = INFINITY, qm->resid4[i] = 0x7f80;
+      qm->resid[i] = qm->max_resid = INFINITY;
+      if (qm->q4 != NULL)
+        qm->resid4[i] = 0x7f80;
+    }
   }
   free(z);
   return 0;
