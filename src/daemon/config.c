@@ -201,6 +201,9 @@ static const config__def_t config__defs[] = {
                   "seed nodes of a Redis Cluster, \"host:port host:port ...\" (any of its "
                   "nodes; the slot map names the masters); instead of redis-host/redis-port/"
                   "redis-socket; empty = one Redis"),
+  CONFIG__INT_ROW("redis-cluster-refresh-ms", redis_cluster_refresh_ms, "5000", 100, 3600000,
+                  "how often the cluster's slot map is read again (also at once on a MOVED, "
+                  "and every 200 ms while a slot has no master)"),
   CONFIG__STR_ROW("redis-user", redis_user, "", 0, 255, 0,
                   "Redis 6+ ACL user recd authenticates as (AUTH redis-user "
                   "redis-password); empty = AUTH with redis-password alone"),

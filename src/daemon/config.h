@@ -158,6 +158,7 @@ typedef struct config {
   bool exclude_history;              /* never recommend past items */
   int workers;                       /* scoring threads */
   int scan_split_items;              /* split a batch's scan from this many items */
+  int redis_cluster_refresh_ms;      /* slot map re-read period (rcluster.h) */
   int scan_loop_help_us;             /* the loop thread helps a split scan (batch.h) */
   int scan_prefilter_bytes;          /* the 4-bit prefilter from this int8 copy size */
   /* Redis */

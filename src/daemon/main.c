@@ -346,6 +346,7 @@ int main(int argc, char **argv) {
   ro.port = cfg.redis_port;
   ro.socket = cfg.redis_socket[0] ? cfg.redis_socket : NULL;
   ro.cluster_nodes = cfg.redis_cluster_nodes; /* "" = one Redis */
+  ro.cluster_refresh_ms = (unsigned)cfg.redis_cluster_refresh_ms;
   ro.password = cfg.redis_password;
   ro.user = cfg.redis_user;
   ro.prefix = cfg.key_prefix;

@@ -73,14 +73,20 @@ pass "option errors"
 start_cluster
 "$BIN/recd-train" -q --import --csv "$TMP/in.csv" --items "$TMP/items.csv" \
   --redis-cluster-nodes "$CLUSTER_NODES"
-# One seed is enough, and a dead one is skipped.
-start_recd --redis-cluster-nodes "127.0.0.1:1 127.0.0.1:${CLUSTER_PORTS[3]}"
+# One seed is enough, and a dead one is skipped. The map is read again every
+# redis-cluster-refresh-ms (the default, 5 s, would not show in a test).
+start_recd --redis-cluster-nodes "127.0.0.1:1 127.0.0.1:${CLUSTER_PORTS[3]}" \
+  --redis-cluster-refresh-ms 150
 wait_connected 1
 [ "$(info_field redis_mode)" = cluster ] || fail "INFO redis_mode: $(info_field redis_mode)"
 [ "$(info_field redis_cluster_masters)" = 3 ] || fail "INFO redis_cluster_masters"
 [ "$(info_field redis_cluster_masters_connected)" = 3 ] || fail "INFO masters connected"
-[ "$(info_field redis_cluster_map_refreshes)" -ge 1 ] || fail "INFO map refreshes"
-pass "recd reads the slot map from a seed and connects to the 3 masters"
+r0=$(info_field redis_cluster_map_refreshes)
+[ "$r0" -ge 1 ] || fail "INFO map refreshes"
+sleep 1.2
+r1=$(info_field redis_cluster_map_refreshes)
+[ "$r1" -ge $((r0 + 3)) ] || fail "the slot map read $r0 then $r1 times in 1.2 s at 150 ms"
+pass "recd reads the slot map from a seed, connects to the 3 masters and reads it again every redis-cluster-refresh-ms"
 
 # 2. RECOMMEND: a customer on each master, personalized from histories in
 #    the cluster: items of the customer's own cluster, none of the history.

@@ -158,7 +158,7 @@ START_TEST(test_defaults) {
     "experiment-refresh-ms"};
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++)
     ck_assert_int_ge(config_format(&c, design[i], NULL, 0), 0);
-  ck_assert_uint_eq(config_count(), 65);
+  ck_assert_uint_eq(config_count(), 66);
   ck_assert_ptr_null(config_name(config_count()));
   ck_assert(config_is_secret(0) == false);
   config_free(&c);
@@ -745,7 +745,7 @@ static void set_unusual(config_t *c) {
     {"history-limit", "100000"}, {"max-count", "1"}, {"exclude-history", "no"},
     {"workers", "256"}, {"scan-split-items", "0"}, {"scan-loop-help-us", "1000000"},
     {"scan-prefilter-bytes", "0"},
-    {"redis-host", "::1"}, {"redis-port", "1"},
+    {"redis-host", "::1"}, {"redis-port", "1"}, {"redis-cluster-refresh-ms", "3600000"},
     {"redis-socket", "/run/redis.sock"}, {"redis-password", "'\"\n\r"},
     {"key-prefix", "#"}, {"redis-timeout-ms", "60000"}, {"feedback-timeout-ms", "1"},
     {"redis-reconnect-max-ms", "10"}, {"unavailable-refresh-ms", "3600000"},
