@@ -39,6 +39,7 @@
 #include "publish.h"
 #include "redis_io.h"
 #include "refresh.h"
+#include "sentinel_lookup.h"
 #include "recipe.h"
 #include "report.h"
 #include "scorer.h"
@@ -60,6 +61,9 @@ typedef struct train_cfg {
   const char *csv, *items, *out, *report, *info;
   int skip_bad;
   redis_opts_t redis;
+  /* --redis-sentinels: the primary they name, looked up once at start */
+  const char *sentinels, *master_name, *sentinel_password;
+  cluster_node_t primary;
   params_t params;
   uint32_t threads;
   int loss;
@@ -155,6 +159,10 @@ static void usage(FILE *fp) {
 "  --redis-timeout-ms MS  (5000)  --redis-user USER  Redis 6 ACL user (AUTH USER PASS)\n"
 "  --redis-cluster-nodes \"HOST:PORT ...\"  a Redis Cluster's seed nodes instead of\n"
 "                         one server: every master is read, keys go to their slot\n"
+"  --redis-sentinels \"HOST:PORT ...\"  --redis-master-name NAME  the primary that\n"
+"                         Redis Sentinel names, looked up once at start (and checked\n"
+"                         with ROLE) instead of --redis-host/--redis-port\n"
+"  --redis-sentinel-password PASS  the sentinels' own password (AUTH)\n"
 "output:\n"
 "  --out MODEL            model file to write (atomically)\n"
 "  --report FILE          hold-out figures as JSON\n"
@@ -253,7 +261,7 @@ enum {
   OPT_RTIMEOUT, OPT_OUT, OPT_REPORT, OPT_FACTORS, OPT_ITER, OPT_LAMBDA, OPT_ALPHA, OPT_CONF,
   OPT_EPS, OPT_REGEXP, OPT_CG, OPT_SEED, OPT_THREADS, OPT_LOSS, OPT_HOLDOUT, OPT_HLIMIT,
   OPT_EASEMAX, OPT_EASEGRID, OPT_IMPORT, OPT_SYNTH, OPT_INFO, OPT_REFRESH, OPT_MODEL, OPT_MINUSERS,
-  OPT_EVALREFRESH, OPT_EVALCART, OPT_RCLUSTER, OPT_RUSER,
+  OPT_EVALREFRESH, OPT_EVALCART, OPT_RCLUSTER, OPT_RUSER, OPT_RSENTINELS, OPT_RMASTER, OPT_RSENTPASS,
   OPT_KEEP, OPT_COMPARE, OPT_MAXDROP, OPT_HISTORY, OPT_MAXDRIFT, OPT_DRIFTDAYS, OPT_MINDATA,
   OPT_HALFLIFE, OPT_SPLIT, OPT_RECENT, OPT_FALLBACK, OPT_TUNE, OPT_TUNETRIALS, OPT_TUNESECS,
   OPT_SETTINGS, OPT_RETUNE, OPT_EXPORTFACTORS, OPT_IMPORTFACTORS, OPT_FACTORIDS
@@ -271,6 +279,9 @@ static const struct option train_options[] = {
   {"key-prefix", required_argument, NULL, OPT_PREFIX},
   {"redis-timeout-ms", required_argument, NULL, OPT_RTIMEOUT},
   {"redis-cluster-nodes", required_argument, NULL, OPT_RCLUSTER},
+  {"redis-sentinels", required_argument, NULL, OPT_RSENTINELS},
+  {"redis-master-name", required_argument, NULL, OPT_RMASTER},
+  {"redis-sentinel-password", required_argument, NULL, OPT_RSENTPASS},
   {"out", required_argument, NULL, OPT_OUT},
   {"report", required_argument, NULL, OPT_REPORT},
   {"factors", required_argument, NULL, OPT_FACTORS},
@@ -388,6 +399,9 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     case OPT_RTIMEOUT: bad = opt_u32("redis-timeout-ms", optarg, 1, 3600000, &u);
       c->redis.timeout_ms = (int)u; break;
     case OPT_RCLUSTER: c->redis.cluster_nodes = optarg; break;
+    case OPT_RSENTINELS: c->sentinels = optarg; break;
+    case OPT_RMASTER: c->master_name = optarg; break;
+    case OPT_RSENTPASS: c->sentinel_password = optarg; break;
     case OPT_OUT: c->out = optarg; break;
     case OPT_REPORT: c->report = optarg; break;
     case OPT_FACTORS: bad = opt_u32("factors", optarg, 1, MODEL_MAX_FACTORS, &c->params.factors);
@@ -546,6 +560,35 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
     fprintf(stderr, "recd-train: --items goes with --csv (Redis categories come from %sitem:<id>)\n",
             c->redis.prefix);
     return -1;
+  }
+  if ((c->sentinels != NULL) != (c->master_name != NULL)) {
+    fprintf(stderr, "recd-train: --redis-sentinels and --redis-master-name go together\n");
+    return -1;
+  }
+  if (c->sentinel_password != NULL && c->sentinels == NULL) {
+    fprintf(stderr, "recd-train: --redis-sentinel-password goes with --redis-sentinels\n");
+    return -1;
+  }
+  if (c->sentinels != NULL) {
+    const char *other = single != NULL ? single
+                        : c->redis.cluster_nodes != NULL ? "redis-cluster-nodes" : NULL;
+    if (other != NULL) {
+      fprintf(stderr, "recd-train: --redis-sentinels and --%s: the sentinels name the server\n",
+              other);
+      return -1;
+    }
+    if (c->master_name[0] == '\0') {
+      fprintf(stderr, "recd-train: --redis-master-name: empty\n");
+      return -1;
+    }
+    cluster_node_t *s;
+    size_t n_s;
+    char err[RECD_ERRLEN];
+    if (cluster_parse_nodes(c->sentinels, &s, &n_s, err) != 0) {
+      fprintf(stderr, "recd-train: --redis-sentinels: %s\n", err);
+      return -1;
+    }
+    free(s);
   }
   if (c->redis.cluster_nodes != NULL) {
     if (single != NULL) {
@@ -1232,6 +1275,17 @@ int main(int argc, char **argv) {
       (cfg.mode == MODE_TRAIN || cfg.mode == MODE_SYNTHETIC || cfg.mode == MODE_REFRESH ||
        cfg.mode == MODE_IMPORT_FACTORS))
     rc = publish_begin(&g_pub, cfg.out, cfg.keep, stderr, errbuf);
+  /* Behind Sentinel: the primary now, then as if given with --redis-host. */
+  if (rc == 0 && cfg.sentinels != NULL &&
+      (rc = sentinel_lookup_primary(cfg.sentinels, cfg.master_name,
+                                    cfg.sentinel_password ? cfg.sentinel_password : "",
+                                    &cfg.redis, &cfg.primary, errbuf)) == 0) {
+    cfg.redis.host = cfg.primary.host;
+    cfg.redis.port = cfg.primary.port;
+    if (!cfg.quiet)
+      fprintf(stderr, "recd-train: the sentinels name %s:%d as the primary \"%s\"\n",
+              cfg.primary.host, cfg.primary.port, cfg.master_name);
+  }
   if (rc == 0) {
     switch (cfg.mode) {
     case MODE_IMPORT: rc = cmd_import(&cfg, errbuf); break;

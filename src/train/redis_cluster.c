@@ -56,9 +56,8 @@ static const char *link__name(const redis_link_t *l, int i, char *buf, size_t ca
   return buf;
 }
 
-/* Connects to host:port (or the Unix socket) and AUTHs. */
-static int link__connect(const redis_opts_t *o, const char *host, int port, const char *sock,
-                         redisContext **out, char *errbuf) {
+int redis_node_connect(const redis_opts_t *o, const char *host, int port, const char *sock,
+                       redisContext **out, char *errbuf) {
   struct timeval tv = {.tv_sec = o->timeout_ms / 1000,
                        .tv_usec = (o->timeout_ms % 1000) * 1000};
   redisContext *c = sock ? redisConnectUnixWithTimeout(sock, tv)
@@ -118,7 +117,7 @@ static int link__conn(redis_link_t *l, int i, redisContext **out, char *errbuf) 
   if (link__grow(l) != 0)
     return recd_errf(errbuf, RECD_ENOMEM, "out of memory");
   if (l->conn[i] == NULL) {
-    int rc = link__connect(l->o, l->map.nodes[i].host, l->map.nodes[i].port,
+    int rc = redis_node_connect(l->o, l->map.nodes[i].host, l->map.nodes[i].port,
                            l->cluster ? NULL : l->o->socket, &l->conn[i], errbuf);
     if (rc != 0)
       return rc;
@@ -175,7 +174,7 @@ static int link__refresh(redis_link_t *l, char *errbuf) {
   rc = RECD_EREDIS;
   for (size_t i = 0; i < n_seeds && rc != 0; i++) {
     redisContext *c = NULL;
-    rc = link__connect(l->o, seeds[i].host, seeds[i].port, NULL, &c, why);
+    rc = redis_node_connect(l->o, seeds[i].host, seeds[i].port, NULL, &c, why);
     if (rc == 0) {
       rc = link__load_slots(l, c, seeds[i].host, why);
       redisFree(c);

@@ -31,6 +31,10 @@
  * master it names. 0 or RECD_EREDIS / RECD_EINVAL / RECD_ENOMEM. */
 int redis_link_open(const redis_opts_t *o, redis_link_t **out, char *errbuf);
 void redis_link_close(redis_link_t *l);
+/* One connection to host:port (or the Unix socket sock), with o's timeout,
+ * AUTHed with o's password (and user). 0 or RECD_EREDIS / RECD_ENOMEM. */
+int redis_node_connect(const redis_opts_t *o, const char *host, int port, const char *sock,
+                       redisContext **out, char *errbuf);
 int redis_link_is_cluster(const redis_link_t *l);
 /* Masters of the slot map (1 for a single server). */
 size_t redis_link_n_masters(const redis_link_t *l);
