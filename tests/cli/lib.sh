@@ -18,8 +18,14 @@ stop_recd() {
     RECD_PID=""
   fi
 }
+# Other background processes of a test (servers, sentinels, load
+# generators): `PIDS+=($!)`; they are stopped on exit, after the recd.
+PIDS=()
 cleanup() {
   stop_recd
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
   rm -rf "$TMP"
 }

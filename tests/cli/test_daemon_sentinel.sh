@@ -23,15 +23,7 @@
 #      use it and answers degraded, never with an error;
 #   5. configuration errors name the key.
 . "$(dirname "$0")/lib.sh"
-PIDS=()
 declare -A SPID # sentinel port -> pid
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  cleanup
-}
-trap stop_all EXIT
 PW=primary-pw
 SPW=sentinel-pw
 NAME=recdmaster

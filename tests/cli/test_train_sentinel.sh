@@ -12,14 +12,6 @@
 #      no sentinel reachable, and the option conflicts.
 . "$(dirname "$0")/lib.sh"
 T="$BIN/recd-train"
-PIDS=()
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  cleanup
-}
-trap stop_all EXIT
 PW=data-pw
 SPW=sentinel-pw
 NAME=shop
