@@ -31,6 +31,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rattach.h"
+#include "sentinel_reply.h"
 #include "recd/cluster_slot.h"
 
 enum {
@@ -351,16 +352,6 @@ static sentinel__link_t *sentinel__link_new(sentinel_t *s, int kind, size_t idx,
 static void sentinel__role_cb(rclient_t *rc, rclient_status_t st, const redisReply *rep,
                               const char *errstr, void *arg);
 
-/* "master", "slave", "sentinel" or NULL from a ROLE reply. */
-static const char *sentinel__role_of(const redisReply *r, char *buf, size_t size) {
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-      r->element[0]->type != REDIS_REPLY_STRING)
-    return NULL;
-  snprintf(buf, size, "%.*s", (int)(r->element[0]->len > 32 ? 32 : r->element[0]->len),
-           r->element[0]->str);
-  return buf;
-}
-
 static void sentinel__free(sentinel_t *s) {
   free(s->nodes);
   free(s->ok);
@@ -403,7 +394,7 @@ static void sentinel__role_cb(rclient_t *rc, rclient_status_t st, const redisRep
   if (st != RCLIENT_OK)
     return; /* a lost connection is the state callback's business */
   char role[40];
-  const char *name = sentinel__role_of(rep, role, sizeof role);
+  const char *name = sentinel_reply_role(rep, role, sizeof role);
   if (name != NULL && strcmp(name, "master") == 0)
     return;
   s->stats.not_master++;
@@ -508,31 +499,6 @@ static void sentinel__ask(sentinel_t *s) {
     sentinel__round_failed(s);
 }
 
-/* An address from a get-master-addr-by-name reply: 1 (host, port set),
- * 0 for nil (the sentinel does not know the name), -1 for anything else. */
-static int sentinel__parse_addr(const redisReply *r, char *host, size_t hsize, int *port) {
-  if (r->type == REDIS_REPLY_NIL)
-    return 0;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-      r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-      r->element[0]->len == 0 || r->element[0]->len >= hsize || r->element[1]->len > 5 ||
-      memchr(r->element[0]->str, '\0', r->element[0]->len) != NULL)
-    return -1;
-  int p = 0;
-  for (size_t i = 0; i < r->element[1]->len; i++) {
-    const char c = r->element[1]->str[i];
-    if (c < '0' || c > '9')
-      return -1;
-    p = p * 10 + (c - '0');
-  }
-  if (p < 1 || p > 65535)
-    return -1;
-  memcpy(host, r->element[0]->str, r->element[0]->len);
-  host[r->element[0]->len] = '\0';
-  *port = p;
-  return 1;
-}
-
 /* A sentinel's answer to the query (r NULL: it failed with err). */
 static int sentinel__answer(sentinel_t *s, const sentinel__link_t *l, const redisReply *r,
                             const char *err, char *host, int *port) {
@@ -548,7 +514,7 @@ static int sentinel__answer(sentinel_t *s, const sentinel__link_t *l, const redi
                   sentinel__errlen(r), r->str);
     return -1;
   }
-  const int got = sentinel__parse_addr(r, host, CLUSTER_HOST_MAX + 1, port);
+  const int got = sentinel_reply_addr(r, host, CLUSTER_HOST_MAX + 1, port);
   if (got == 0) {
     sentinel__set_ok(s, l->idx, 0);
     sentinel__log(s, RCLIENT_LOG_WARNING,
@@ -586,7 +552,7 @@ static void sentinel__on_probe(sentinel_t *s, sentinel__link_t *l, const redisRe
                                const char *err) {
   s->asking = NULL;
   char role[40];
-  const char *name = r ? sentinel__role_of(r, role, sizeof role) : NULL;
+  const char *name = r ? sentinel_reply_role(r, role, sizeof role) : NULL;
   if (name != NULL && strcmp(name, "master") == 0) {
     s->state = SENTINEL__IDLE;
     s->failures = 0;

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "recd/csv.h"
 #include "recd/err.h"
 #include "redis_cluster.h"
+#include "sentinel_reply.h"
 
 /* One sentinel's answer for `name`: the address it names in *primary. */
 static int sentinel__ask(const cluster_node_t *s, const char *name, const char *password,
@@ -25,25 +25,14 @@ static int sentinel__ask(const cluster_node_t *s, const char *name, const char *
     rc = recd_errf(why, RECD_EREDIS, "%s:%d: %s", s->host, s->port, c->errstr);
   else if (r->type == REDIS_REPLY_ERROR)
     rc = recd_errf(why, RECD_EREDIS, "%s:%d: %s", s->host, s->port, r->str);
-  else if (r->type == REDIS_REPLY_NIL)
-    rc = recd_errf(why, RECD_EREDIS, "%s:%d: no primary named \"%s\"", s->host, s->port, name);
-  else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-           r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-           r->element[0]->len == 0 || r->element[0]->len > CLUSTER_HOST_MAX)
-    rc = recd_errf(why, RECD_EREDIS, "%s:%d: SENTINEL get-master-addr-by-name: not an address",
-                   s->host, s->port);
   else {
-    uint64_t port;
-    if (csv_parse_u64(r->element[1]->str, r->element[1]->len, &port) != 0 || port < 1 ||
-        port > 65535) {
-      rc = recd_errf(why, RECD_EREDIS, "%s:%d: the primary's port \"%.*s\" is not a port",
-                     s->host, s->port, (int)(r->element[1]->len > 16 ? 16 : r->element[1]->len),
-                     r->element[1]->str);
-    } else {
-      memcpy(primary->host, r->element[0]->str, r->element[0]->len);
-      primary->host[r->element[0]->len] = '\0';
-      primary->port = (int)port;
-    }
+    const int got = sentinel_reply_addr(r, primary->host, sizeof primary->host, &primary->port);
+    if (got == 0)
+      rc = recd_errf(why, RECD_EREDIS, "%s:%d: no primary named \"%s\"", s->host, s->port,
+                     name);
+    else if (got < 0)
+      rc = recd_errf(why, RECD_EREDIS,
+                     "%s:%d: SENTINEL get-master-addr-by-name: not an address", s->host, s->port);
   }
   freeReplyObject(r);
   redisFree(c);
@@ -57,11 +46,13 @@ static int sentinel__is_primary(const cluster_node_t *p, const redis_opts_t *o, 
   if (rc != 0)
     return rc;
   redisReply *r = redisCommand(c, "ROLE");
+  char role[40];
+  const char *name = sentinel_reply_role(r, role, sizeof role);
   if (r == NULL)
     rc = recd_errf(why, RECD_EREDIS, "%s:%d: %s", p->host, p->port, c->errstr);
-  else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-           r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0)
-    rc = recd_errf(why, RECD_EREDIS, "%s:%d is not a primary (ROLE)", p->host, p->port);
+  else if (name == NULL || strcmp(name, "master") != 0)
+    rc = recd_errf(why, RECD_EREDIS, "%s:%d is not a primary (ROLE): %s", p->host, p->port,
+                   name != NULL ? name : "unreadable");
   freeReplyObject(r);
   redisFree(c);
   return rc;
@@ -86,9 +77,11 @@ int sentinel_lookup_primary(const char *sentinels, const char *name,
       rc = sentinel__is_primary(primary, o, why);
     if (rc == RECD_ENOMEM)
       break;
-    if (rc != 0 && used + 3 < sizeof all) {
-      int w = snprintf(all + used, sizeof all - used, "%s%s", used ? "; " : "", why);
-      used = w < 0 ? used : used + (size_t)w >= sizeof all ? sizeof all - 1 : used + (size_t)w;
+    if (rc != 0 && used + 1 < sizeof all) { /* snprintf cuts what does not fit */
+      const int w = snprintf(all + used, sizeof all - used, "%s%s", used ? "; " : "", why);
+      used += w > 0 ? (size_t)w : 0;
+      if (used >= sizeof all)
+        used = sizeof all - 1;
     }
   }
   free(s);
