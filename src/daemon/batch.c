@@ -1,8 +1,8 @@
 /* batch.c - see batch.h. */
 #include "batch.h"
 
-#include <stdatomic.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* Items per chunk of a split scan (a multiple of SERVE_SCAN_ALIGN): 1 MB
@@ -12,11 +12,11 @@
 
 /* The loop thread helps split jobs of at most this many customers
  * (batch__help). A batch grows only under load, and then the workers are
- * awake and the loop has network work: helping a batch of ~20 customers at
- * 1M items and 50 connections cost 3-5% of the RECOMMENDs per second,
- * even when it stopped at the first sign of pending I/O. */
+ * awake and the loop has network work. (Helping batches of ~20 at 1M items
+ * and 50 connections first measured 3-5% fewer RECOMMENDs/s, but that
+ * turned out to be the order of the runs, bench/README.md; the limit is
+ * kept because there is nothing to gain there.) */
 #define BATCH_HELP_MAX_ROWS 2u
-
 
 struct batcher {
   uv_loop_t *loop;
@@ -67,23 +67,38 @@ static inline void batch__cpu_relax(void) {
 #endif
 }
 
+/* The loop thread's piece stops once every pool piece has begun, when
+ * the loop has anything else to do (its epoll descriptor is readable: a
+ * client's bytes, a Redis reply, a piece coming back), or when its budget
+ * (`scan-loop-help-us`) is spent. Why the second: when there is network
+ * work, every request's would wait behind the helper; one poll() per
+ * chunk costs about a microsecond against ~40 us of scanning. Pool pieces
+ * (helping 0) never stop early. */
+static int batch__leave(batch_job_t *job, int helping, uint64_t t0) {
+  if (!helping)
+    return 0;
+  if (atomic_load(&job->started) == job->parts || uv_hrtime() - t0 >= job->b->help_ns)
+    return 1;
+  struct pollfd pfd = {.fd = uv_backend_fd(job->b->loop), .events = POLLIN};
+  return pfd.fd >= 0 && poll(&pfd, 1, 0) != 0;
+}
+
 /* Scan part p: takes chunks of BATCH_CHUNK_ITEMS items from the job's
  * shared counter until none are left, or, for the loop thread's piece,
- * until help_done() says so (checked before each chunk). Fixed halves made
+ * until batch__leave() says so (checked before each chunk). Fixed halves made
  * one request wait for the slower part: on a busy or virtualised machine
  * the second worker sometimes starts a few milliseconds late (measured:
  * the 90th percentile of the start lag was 2.6 ms on this 2-vCPU VM), and
  * with chunks the first part simply scans more of them. Returns the
  * chunks it scanned. */
-static uint32_t batch__scan_part(batch_job_t *job, unsigned p,
-                                 int (*help_done)(batch_job_t *job, uint64_t t0), uint64_t t0) {
+static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint64_t t0) {
   const uint32_t n = serve_batch_n_items(job->sb);
   const uint32_t chunks = (n + BATCH_CHUNK_ITEMS - 1) / BATCH_CHUNK_ITEMS;
   uint32_t mine = 0;
   if (serve_batch_n_rows(job->sb) == 0)
     return 0; /* everyone was answered by the fold (popularity) */
   for (;;) {
-    if (help_done != NULL && help_done(job, t0))
+    if (batch__leave(job, helping, t0))
       return mine;
     const uint32_t c = atomic_fetch_add(&job->next_chunk, 1);
     if (c >= chunks)
@@ -107,14 +122,15 @@ static uint32_t batch__scan_part(batch_job_t *job, unsigned p,
  *  4. the last piece out of the scan finishes every row.
  * A piece that starts late (the pool busy with a reload) finds the work
  * taken and only takes part in the count. The loop thread's piece
- * (batch__help) leaves early, at any point, once help_done() says so.
+ * (batch__help, helping 1) leaves early, at any point, once
+ * batch__leave() says so.
  * Returns the chunks this piece scanned. */
-static uint32_t batch__split(batch_job_t *job, unsigned p, rec_ws_t *ws,
-                             int (*help_done)(batch_job_t *job, uint64_t t0), uint64_t t0) {
+static uint32_t batch__split(batch_job_t *job, unsigned p, rec_ws_t *ws, int helping,
+                             uint64_t t0) {
   const unsigned n = (unsigned)job->n;
   uint32_t chunks = 0;
   for (;;) {
-    if (help_done != NULL && help_done(job, t0))
+    if (batch__leave(job, helping, t0))
       goto out;
     const unsigned j = atomic_fetch_add(&job->next_fold, 1);
     if (j >= n)
@@ -126,11 +142,11 @@ static uint32_t batch__split(batch_job_t *job, unsigned p, rec_ws_t *ws,
     }
   }
   while (!atomic_load(&job->rows_ready)) {
-    if (help_done != NULL && help_done(job, t0))
+    if (batch__leave(job, helping, t0))
       goto out;
     batch__cpu_relax();
   }
-  chunks = batch__scan_part(job, p, help_done, t0);
+  chunks = batch__scan_part(job, p, helping, t0);
 out:
   /* Every piece counts here exactly once. A helper that left before the
    * rows were ready is never the last: the pool's pieces count only after
@@ -151,7 +167,7 @@ static void batch__work(uv_work_t *w) {
     serve_batch_run(job->sb, &ws);
   } else {
     atomic_fetch_add(&job->started, 1);
-    (void)batch__split(job, part->idx, &ws, NULL, 0);
+    (void)batch__split(job, part->idx, &ws, 0, 0);
   }
   rec_ws_free(&ws);
 }
@@ -207,32 +223,17 @@ static unsigned batch__run(batch_job_t *job) {
   return job->parts;
 }
 
-/* The loop thread's piece stops once every pool piece has begun, when
- * the loop has anything else to do (its epoll descriptor is readable: a
- * client's bytes, a Redis reply, a piece coming back), or when its budget
- * (`scan-loop-help-us`) is spent. Why the second: on a busy daemon the
- * vCPUs are awake and the helper gains nothing, while every request's
- * network work would wait behind it (measured at 1M items, 50
- * connections: 4-5% fewer RECOMMEND/s without this check); one poll()
- * per chunk costs about a microsecond against ~40 us of scanning. */
-static int batch__help_done(batch_job_t *job, uint64_t t0) {
-  if (atomic_load(&job->started) == job->parts || uv_hrtime() - t0 >= job->b->help_ns)
-    return 1;
-  struct pollfd pfd = {.fd = uv_backend_fd(job->b->loop), .events = POLLIN};
-  return pfd.fd >= 0 && poll(&pfd, 1, 0) != 0;
-}
-
 /* The loop thread takes part in the split job it has just queued, until
  * the pool's pieces have all begun. Why: a split job is dispatched only
  * when every worker is idle, and on a VM an idle vCPU is halted; waking a
  * second pool thread took about 1 ms on average on the 2-vCPU VM (the
  * first 22 us), while the loop thread is awake and would otherwise only
- * wait in epoll. Bounded (batch__help_done), so the network is never left
+ * wait in epoll. Bounded (batch__leave), so the network is never left
  * for long; whatever the loop thread leaves, the pool's pieces do. */
 static void batch__help(batch_job_t *job) {
   rec_ws_t ws;
   rec_ws_init(&ws);
-  const uint32_t chunks = batch__split(job, job->parts, &ws, batch__help_done, uv_hrtime());
+  const uint32_t chunks = batch__split(job, job->parts, &ws, 1, uv_hrtime());
   rec_ws_free(&ws);
   job->b->st.helped_jobs += chunks > 0;
   job->b->st.helped_chunks += chunks;
