@@ -23,13 +23,18 @@ size_t qquery_bytes(const qmat_t *qm) {
   return (size_t)8 * qm->kpad;
 }
 
+/* Row bytes: k padded to whole groups of 8 factors. */
+static size_t qmat__kpad(uint32_t k) {
+  return (k + 7u) & ~(size_t)7u;
+}
+
 /* The storage of a build: every row zero (64), scales, norms and residuals
  * 0; the 4-bit copy's with with_q4. 0 or RECD_ENOMEM. */
 static int qmat__alloc(qmat_t *qm, uint32_t n, uint32_t k, int with_q4) {
   memset(qm, 0, sizeof *qm);
   qm->n = n;
   qm->k = k;
-  qm->kpad = (k + 7u) & ~7u;
+  qm->kpad = (uint32_t)qmat__kpad(k);
   const size_t rows = qmat__rows(n), bytes = (rows ? rows : 8) * qm->kpad;
   qm->q = aligned_alloc(64, bytes);
   qm->scale = calloc(rows ? rows : 8, sizeof *qm->scale);
@@ -154,8 +159,7 @@ void qmat_free(qmat_t *qm) {
 }
 
 size_t qmat_bytes_int8_for(uint32_t n, uint32_t k) {
-  const size_t kpad = (k + 7u) & ~7u; /* as qmat__alloc */
-  return qmat__rows(n) * (kpad + 3 * sizeof(float)); /* bytes, scale, norm, resid */
+  return qmat__rows(n) * (qmat__kpad(k) + 3 * sizeof(float)); /* bytes, scale, norm, resid */
 }
 
 size_t qmat_bytes_int8(const qmat_t *qm) {

@@ -179,8 +179,8 @@ int QSCORE_AVX2 qscan__avx2(const qmat_t *qm, uint32_t lo, uint32_t hi, const qq
  * vpmaddubsw lane is at most 2 x 15 x 63 = 1890, so sixteen of them (8
  * pairs, 64 factors) add in int16 (30240 < 32767) before one vpmaddwd
  * widens them. Two blocks at a time: each query load feeds both, and the
- * two chains overlap (single thread, 1M items: 6-11% faster than one
- * block per step). b1 == NULL: b0 alone. */
+ * two chains overlap (single thread, 1M items: 9-12% less time than
+ * one block per step). b1 == NULL: b0 alone. */
 static inline QSCORE_AVX2 void qscore4__dots8x2(const uint8_t *b0, const uint8_t *b1,
                                                 uint32_t pairs, const int8_t *xq, __m256i *d0,
                                                 __m256i *d1) {

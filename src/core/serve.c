@@ -88,7 +88,7 @@ struct serve_batch {
   qquery_t *qq;        /* the rows' queries, contiguous for qscan */
   qsel_t *sel;         /* parts x rows collectors: part p's at p * rows */
   _Atomic uint32_t *bar; /* per row, the best threshold any part has
-                            reached (float bits; serve__bar_share); in
+                            reached (float bits; serve__bar_take); in
                             sel's allocation */
   /* float */
   float *S;            /* rows x n_items first-pass scores */
@@ -606,7 +606,8 @@ int serve_batch_rows(serve_batch_t *b) {
 
 /* ---- phase 3 --------------------------------------------------------- */
 
-/* The parts of a split scan share their thresholds. Why: each part's
+/* The parts of a split scan share their thresholds (serve__bar_take
+ * before a range, serve__bar_publish after). Why: each part's
  * collector sees only its share of the items, so its own bar rises as if
  * the catalogue were that much smaller and lets more blocks through to be
  * re-read (and with the 4-bit prefilter, each passing block is a random
@@ -618,23 +619,28 @@ int serve_batch_rows(serve_batch_t *b) {
  * lower bound is above every such threshold and is never skipped. Shared
  * at chunk boundaries: a part raises its collectors' thresholds to the
  * best published before it scans [lo, hi), and publishes its own after. */
-static void serve__bar_share(serve_batch_t *b, qsel_t *sel, int publish) {
+static float serve__bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+static void serve__bar_take(const serve_batch_t *b, qsel_t *sel) {
   for (size_t r = 0; r < b->rows; r++) {
-    uint32_t cur = atomic_load_explicit(&b->bar[r], memory_order_relaxed);
-    float best;
-    memcpy(&best, &cur, sizeof best);
-    if (!publish) {
-      if (best > sel[r].thresh)
-        sel[r].thresh = best;
-      continue;
-    }
+    const float best = serve__bits_float(atomic_load_explicit(&b->bar[r], memory_order_relaxed));
+    if (best > sel[r].thresh)
+      sel[r].thresh = best;
+  }
+}
+
+static void serve__bar_publish(serve_batch_t *b, const qsel_t *sel) {
+  for (size_t r = 0; r < b->rows; r++) {
     const float t = sel[r].thresh; /* NaN never wins: !(NaN > best) */
-    while (t > best) {
-      if (atomic_compare_exchange_weak_explicit(&b->bar[r], &cur, serve__float_bits(t),
-                                                memory_order_relaxed, memory_order_relaxed))
-        break;
-      memcpy(&best, &cur, sizeof best);
-    }
+    uint32_t cur = atomic_load_explicit(&b->bar[r], memory_order_relaxed);
+    while (t > serve__bits_float(cur) &&
+           !atomic_compare_exchange_weak_explicit(&b->bar[r], &cur, serve__float_bits(t),
+                                                  memory_order_relaxed, memory_order_relaxed))
+      ; /* cur now holds the value another part published: compare again */
   }
 }
 
@@ -666,10 +672,10 @@ int serve_batch_scan(serve_batch_t *b, unsigned part, uint32_t lo, uint32_t hi) 
   } else {
     qsel_t *sel = b->sel + (size_t)part * b->rows;
     if (b->parts > 1)
-      serve__bar_share(b, sel, 0);
+      serve__bar_take(b, sel);
     rc = qscan(sm->isa, b->qm, lo, hi, b->qq, sel, b->rows);
     if (b->parts > 1 && rc == 0)
-      serve__bar_share(b, sel, 1);
+      serve__bar_publish(b, sel);
   }
   if (rc != 0 && b->scan_rc[part] == 0)
     b->scan_rc[part] = rc; /* the part's candidates are incomplete */

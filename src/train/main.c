@@ -372,6 +372,20 @@ static int parse_grid(const char *v, train_cfg_t *c) {
   return c->n_ease_grid ? 0 : -1;
 }
 
+/* A "host:port ..." list given with --opt parses (cluster_parse_nodes),
+ * or the reason is printed. 0 or -1. */
+static int check_node_list(const char *opt, const char *list) {
+  cluster_node_t *nodes;
+  size_t n;
+  char err[RECD_ERRLEN];
+  if (cluster_parse_nodes(list, &nodes, &n, err) != 0) {
+    fprintf(stderr, "recd-train: --%s: %s\n", opt, err);
+    return -1;
+  }
+  free(nodes);
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, train_cfg_t *c) {
   int ch;
   uint32_t u;
@@ -581,14 +595,8 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
       fprintf(stderr, "recd-train: --redis-master-name: empty\n");
       return -1;
     }
-    cluster_node_t *s;
-    size_t n_s;
-    char err[RECD_ERRLEN];
-    if (cluster_parse_nodes(c->sentinels, &s, &n_s, err) != 0) {
-      fprintf(stderr, "recd-train: --redis-sentinels: %s\n", err);
+    if (check_node_list("redis-sentinels", c->sentinels) != 0)
       return -1;
-    }
-    free(s);
   }
   if (c->redis.cluster_nodes != NULL) {
     if (single != NULL) {
@@ -596,14 +604,8 @@ static int parse_args(int argc, char **argv, train_cfg_t *c) {
               "or one server, not both\n", single);
       return -1;
     }
-    cluster_node_t *seeds;
-    size_t n_seeds;
-    char err[RECD_ERRLEN];
-    if (cluster_parse_nodes(c->redis.cluster_nodes, &seeds, &n_seeds, err) != 0) {
-      fprintf(stderr, "recd-train: --redis-cluster-nodes: %s\n", err);
+    if (check_node_list("redis-cluster-nodes", c->redis.cluster_nodes) != 0)
       return -1;
-    }
-    free(seeds);
   }
   return 0;
 }
