@@ -65,12 +65,22 @@ typedef enum serve_pass {
   SERVE_PASS_INT8 = 1   /* the fused int8 scan (qscore.h) */
 } serve_pass_t;
 
-/* Catalogue size from which the int8 pass is chosen (serve_opts_default):
- * below it the float matrix stays in cache and sgemv is about as fast;
- * above, the fused scan reads a quarter of the bytes and is 3-4x faster
- * per customer (0.25 vs 1.9 ms at 100k items, k = 64, bench/README.md)
- * for ~+30% memory at k = 64, with the same answers. */
+/* The int8 pass is chosen (serve_opts_default) for catalogues of
+ * SERVE_INT8_MIN_ITEMS items or more, and for smaller ones whose float
+ * rows (items x k x 4 bytes) reach SERVE_INT8_MIN_BYTES: 8,192 items at
+ * k = 64, 2,048 at k = 256. Below both the float rows stay in the core's
+ * own cache and one sgemm for a batch costs no more; above, the fused scan
+ * reads a quarter of the bytes and skips the full score buffer, for ~+30%
+ * memory at k = 64, with the same answers (0.25 vs 1.9 ms per customer at
+ * 100k items, k = 64). Why a size too: the float pass's cost per customer
+ * grows with k, the int8 pass's fixed part (the exact re-scoring of a few
+ * candidates) much less. At 3,706 items and k = 256 (3.8 MB) the int8 pass
+ * answered 15-17% more RECOMMENDs/s at 50 connections on two real data
+ * sets, 8-9% more at 6,000 items, k = 128 and 10,000 items, k = 64; at
+ * 0.9 MB (k = 64) and 1.7 MB (k = 256) the two were equal within the noise
+ * (bench/README.md). */
 #define SERVE_INT8_MIN_ITEMS 20000u
+#define SERVE_INT8_MIN_BYTES ((size_t)2 << 20)
 /* The int8 copy's size (its bytes and per-row numbers) from which a scan
  * of one customer goes through the 4-bit prefilter (qscore.h). Below it
  * the int8 copy sits in the last-level cache and the scan is bound by its
@@ -91,17 +101,20 @@ typedef enum serve_pass {
 
 typedef struct serve_opts {
   serve_pass_t pass;        /* used when !automatic */
-  int automatic;            /* choose: int8 from int8_min_items items on,
+  int automatic;            /* choose: int8 from int8_min_items items or
+                               int8_min_bytes of float item rows
+                               (items x k x 4) on,
                                when isa is not QSCORE_SCALAR (the portable
                                kernel is slower than sgemv: without AVX2 the
                                int8 copy would only cost memory) */
   uint32_t int8_min_items;
+  size_t int8_min_bytes;
   qscore_isa_t isa;         /* the int8 scan's kernel */
   size_t q4_min_bytes;      /* the 4-bit prefilter from this int8 copy
                                size on (SIZE_MAX: never) */
 } serve_opts_t;
 
-/* automatic, SERVE_INT8_MIN_ITEMS, qscore_isa_default(),
+/* automatic, SERVE_INT8_MIN_ITEMS, SERVE_INT8_MIN_BYTES, qscore_isa_default(),
  * SERVE_Q4_MIN_BYTES. */
 void serve_opts_default(serve_opts_t *o);
 

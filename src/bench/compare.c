@@ -30,7 +30,8 @@
  *
  * The fused int8 pass (qscore.h: the int8 copy of the items scanned with
  * the candidate collectors, then rec_select_candidates' exact re-scoring),
- * which is what the daemon runs for catalogues of 20k items and more, is
+ * which is what the daemon runs for catalogues of 20k items and more
+ * (or 2 MiB of float rows: SERVE_INT8_MIN_BYTES), is
  * timed on the same queries three ways: one customer on one thread; one
  * customer with the scan split in two parts over two threads (a persistent
  * helper thread scans part 1 while this one scans part 0, two barrier
@@ -563,7 +564,8 @@ int bench_compare_main(int argc, char **argv) {
     goto out;
   r.X = X;
   /* Both passes forced, whatever the catalogue's size: the float one
-   * (what the daemon runs below 20k items or without AVX2) and the fused
+   * (what the daemon runs below 20k items and 2 MiB of float rows, or
+   * without AVX2) and the fused
    * int8 one with the CPU's best kernel. */
   serve_opts_t so;
   serve_opts_default(&so);

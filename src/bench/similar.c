@@ -5,11 +5,12 @@
  *
  *   float   rec_similar_q: one sgemv over the float items, the cosines,
  *           the top C + 8 and the exact re-scoring (the daemon's pass
- *           below 20,000 items, or without AVX2);
+ *           below 20,000 items and 2 MiB of float rows, or
+ *           without AVX2);
  *   int8    a batch of one through serve.h: the scan of the int8 copy of
  *           the normalised items with its proven bound, then the exact
  *           cosines of the candidates (the daemon's pass from 20,000
- *           items, before a batch is split over the workers);
+ *           items or 2 MiB of float rows, before a batch is split over the workers);
  *   int8 xB B queries in one batch, per query (the daemon under load);
  *
  * and fails (exit 1) when any answer differs from the float one, ids or

@@ -110,6 +110,7 @@ void serve_opts_default(serve_opts_t *o) {
   o->pass = SERVE_PASS_FLOAT;
   o->automatic = 1;
   o->int8_min_items = SERVE_INT8_MIN_ITEMS;
+  o->int8_min_bytes = SERVE_INT8_MIN_BYTES;
   o->isa = qscore_isa_default();
   o->q4_min_bytes = SERVE_Q4_MIN_BYTES;
 }
@@ -176,6 +177,11 @@ static void serve__depth_learn(const serve_model_t *sm, const rec_query_t *q, si
   atomic_store_explicit(ratio, next, memory_order_relaxed);
 }
 
+/* The float item rows' bytes as the first pass reads them (SERVE_INT8_MIN_BYTES). */
+static size_t serve__float_bytes(const model_t *m) {
+  return (size_t)model_n_items(m) * model_factors(m) * sizeof(float);
+}
+
 int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o) {
   serve_opts_t def;
   if (o == NULL) {
@@ -187,7 +193,9 @@ int serve_model_init(serve_model_t *sm, const model_t *m, const serve_opts_t *o)
   if (o->automatic)
     /* The portable kernel is slower than sgemv: without a vector kernel
      * the int8 copy would only cost memory. */
-    pass = model_n_items(m) >= o->int8_min_items && o->isa != QSCORE_SCALAR &&
+    pass = (model_n_items(m) >= o->int8_min_items ||
+            serve__float_bytes(m) >= o->int8_min_bytes) &&
+                   o->isa != QSCORE_SCALAR &&
                    qscore_isa_supported(o->isa)
                ? SERVE_PASS_INT8
                : SERVE_PASS_FLOAT;

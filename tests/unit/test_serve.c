@@ -503,9 +503,12 @@ START_TEST(test_model_choice) {
   serve_opts_default(&o);
   ck_assert_int_eq(o.automatic, 1);
   ck_assert_uint_eq(o.int8_min_items, SERVE_INT8_MIN_ITEMS);
+  ck_assert_uint_eq(o.int8_min_bytes, SERVE_INT8_MIN_BYTES);
   ck_assert_int_eq(o.isa, qscore_isa_default());
   serve_model_t sm;
-  /* defaults: N is far below SERVE_INT8_MIN_ITEMS */
+  /* defaults: N is far below SERVE_INT8_MIN_ITEMS, its rows below
+   * SERVE_INT8_MIN_BYTES */
+  ck_assert_uint_lt((size_t)N * K * sizeof(float), SERVE_INT8_MIN_BYTES);
   ck_assert_int_eq(serve_model_init(&sm, m, NULL), 0);
   ck_assert_int_eq(sm.pass, SERVE_PASS_FLOAT);
   ck_assert_ptr_eq(sm.m, m);
@@ -534,6 +537,17 @@ START_TEST(test_model_choice) {
     o.isa = QSCORE_AVX2;
   }
   o.int8_min_items = N + 1;
+  ck_assert_int_eq(serve_model_init(&sm, m, &o), 0);
+  ck_assert_int_eq(sm.pass, SERVE_PASS_FLOAT);
+  serve_model_free(&sm);
+  /* or from int8_min_bytes of float rows (N x K x 4) on, fewer items */
+  o.int8_min_bytes = (size_t)N * K * sizeof(float);
+  if (avx2) {
+    ck_assert_int_eq(serve_model_init(&sm, m, &o), 0);
+    ck_assert_int_eq(sm.pass, SERVE_PASS_INT8);
+    serve_model_free(&sm);
+  }
+  o.int8_min_bytes++;
   ck_assert_int_eq(serve_model_init(&sm, m, &o), 0);
   ck_assert_int_eq(sm.pass, SERVE_PASS_FLOAT);
   serve_model_free(&sm);
