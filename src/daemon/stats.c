@@ -52,10 +52,14 @@ uint64_t stats_hist_quantile(const stats_hist_t *h, double q) {
   return h->max_us;
 }
 
-uint64_t stats_now_us(void) {
+uint64_t stats_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t stats_now_us(void) {
+  return stats_now_ns() / 1000u;
 }
 
 void cmd_stats_record(cmd_stats_t *st, uint64_t us, int failed) {

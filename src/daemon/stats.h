@@ -36,5 +36,7 @@ void cmd_stats_record(cmd_stats_t *st, uint64_t us, int failed);
 
 /* Monotonic clock in microseconds. */
 uint64_t stats_now_us(void);
+/* The same clock in nanoseconds. */
+uint64_t stats_now_ns(void);
 
 #endif
