@@ -163,13 +163,15 @@ static inline float qquery_item_bound(const qquery_t *qq, float resid, float nor
 
 /* The collector of one customer's candidates. Set up by qsel_init(); the
  * scan offers item i, with its score v_i and bound e_i, when v_i + e_i >=
- * thresh, and when the buffer is full it is compacted: filtered items are
- * dropped; with key = v + the category adjustment, lo = key - e - slack,
- * hi = key + e + slack (slack: the error of the exact re-scoring itself)
- * and L the want-th best lo among the rest, so are items whose hi is below
- * L; thresh rises to match. An item whose hi is below L cannot beat any of
- * the want items whose lo is at least L, L only grows as items are seen,
- * so no item that can reach the final top `want` is ever dropped. */
+ * thresh. An offered item the filter removes is dropped at once; the
+ * others are kept with key = v + the category adjustment, lo = key - e -
+ * slack and hi = key + e + slack (slack: the error of the exact re-scoring
+ * itself). L, the want-th best lo so far, is kept up to date offer by
+ * offer (a heap of the want best), and thresh rises with it; when the
+ * buffer is full it is compacted: items whose hi is below L are dropped.
+ * An item whose hi is below L cannot beat any of the want items whose lo
+ * is at least L, L only grows as items are seen, so no item that can
+ * reach the final top `want` is ever dropped. */
 typedef struct qsel {
   const topk_filter_t *f; /* may be NULL: no filter */
   size_t want;
@@ -178,22 +180,24 @@ typedef struct qsel {
   float thresh;           /* items with v + e below this are not offered */
   size_t n, cap;
   size_t lim;             /* compact when n reaches this (<= cap) */
-  size_t checked;         /* [0, checked) passed the filter; key[] holds
-                             their adjusted scores */
-  uint32_t *idx;          /* candidates: item index ... */
+  uint32_t *idx;          /* candidates (all passed the filter): item index ... */
   float *s;               /* ... approximate (unadjusted) score ... */
-  float *err;             /* ... and its bound e_i */
-  float *key;             /* cap floats of scratch for the compaction ... */
-  double *tmp;            /* ... and cap doubles */
+  float *err;             /* ... its bound e_i ... */
+  float *key;             /* ... and its adjusted score */
+  double *best;           /* the hn (<= want) best lo so far, a min-heap:
+                             best[0] is L once hn == want */
+  size_t hn;
 } qsel_t;
 
 /* want >= 1; f (may be NULL) must outlive the collector. 0 or RECD_ENOMEM. */
 int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float slack);
 void qsel_free(qsel_t *s);
-/* Applies the filter and the bar now (see qsel_t). After the scan, one
- * call leaves exactly the candidates to re-score: every item offered that
- * passes the filter and whose hi reaches the want-th best lo. 0 or
- * RECD_ENOMEM. */
+/* Offers item i with approximate score v and bound e (the scan's kernels,
+ * through qsel__push). 0 or RECD_ENOMEM. */
+int qsel_offer(qsel_t *s, uint32_t i, float v, float e);
+/* Applies the bar now (see qsel_t). After the scan, one call leaves
+ * exactly the candidates to re-score: every item offered that passes the
+ * filter and whose hi reaches the want-th best lo. 0 or RECD_ENOMEM. */
 int qsel_compact(qsel_t *s);
 /* Moves src's candidates into dst (both collectors of the same customer
  * over disjoint item ranges), then compacts dst. 0 or RECD_ENOMEM. */

@@ -226,13 +226,11 @@ int qsel_init(qsel_t *s, const topk_filter_t *f, size_t want, float slack) {
   for (uint32_t c = 0; f != NULL && f->cat_adjust != NULL && c < f->n_slots; c++)
     if (f->cat_adjust[c] > s->amax)
       s->amax = f->cat_adjust[c];
-  /* Room for the top `want` and the near misses of a few compactions:
-   * on random scores a compaction keeps a few times want items. The first
-   * compactions come early (lim): the bar they set is what keeps the rest
-   * of the scan from offering items at all, and a compaction of a small
-   * buffer is cheap. */
-  s->lim = 2 * s->want + 64;
-  if (qsel__grow(s, 4 * s->want + 1024) != 0) {
+  /* Room for the top `want` and the near misses: with the bar kept up to
+   * date offer by offer, a scan offers a few times `want` items. */
+  s->lim = 4 * s->want + 1024;
+  s->best = malloc(s->want * sizeof *s->best);
+  if (s->best == NULL || qsel__grow(s, s->lim) != 0) {
     qsel_free(s);
     return RECD_ENOMEM;
   }
@@ -244,11 +242,11 @@ void qsel_free(qsel_t *s) {
   free(s->s);
   free(s->err);
   free(s->key);
-  free(s->tmp);
+  free(s->best);
   s->idx = NULL;
   s->s = s->err = s->key = NULL;
-  s->tmp = NULL;
-  s->n = s->cap = s->lim = s->checked = 0;
+  s->best = NULL;
+  s->n = s->cap = s->lim = s->hn = 0;
 }
 
 /* Resizes *p to n elements of sz bytes; on failure *p is left as it was
@@ -261,15 +259,14 @@ static int qsel__resize(void **p, size_t n, size_t sz) {
   return 0;
 }
 
-/* The five parallel arrays to cap entries (never smaller). */
+/* The four parallel arrays to cap entries (never smaller). */
 static int qsel__grow(qsel_t *s, size_t cap) {
   if (cap <= s->cap)
     return 0;
   if (qsel__resize((void **)&s->idx, cap, sizeof *s->idx) != 0 ||
       qsel__resize((void **)&s->s, cap, sizeof *s->s) != 0 ||
       qsel__resize((void **)&s->err, cap, sizeof *s->err) != 0 ||
-      qsel__resize((void **)&s->key, cap, sizeof *s->key) != 0 ||
-      qsel__resize((void **)&s->tmp, cap, sizeof *s->tmp) != 0)
+      qsel__resize((void **)&s->key, cap, sizeof *s->key) != 0)
     return RECD_ENOMEM;
   s->cap = cap;
   return 0;
@@ -289,12 +286,11 @@ static int qsel__excluded(const topk_filter_t *f, uint32_t i) {
   return lo < f->n_exclude && f->exclude[lo] == i;
 }
 
-/* The adjusted score of candidate j, or -INFINITY when the filter removes
- * it (NaN is reported as -INFINITY too: it never ranks). */
-static float qsel__key(const qsel_t *s, size_t j) {
+/* The adjusted score of item i of approximate score v, or -INFINITY when
+ * the filter removes it (NaN is reported as -INFINITY too: it never
+ * ranks). */
+static float qsel__key(const qsel_t *s, uint32_t i, float v) {
   const topk_filter_t *f = s->f;
-  const uint32_t i = s->idx[j];
-  float v = s->s[j];
   if (f != NULL) {
     if (qsel__excluded(f, i))
       return -INFINITY;
@@ -306,61 +302,84 @@ static float qsel__key(const qsel_t *s, size_t j) {
   return isnan(v) ? -INFINITY : v;
 }
 
-/* The r-th largest (0-based) of a[0..n), r < n, no NaN; reorders a.
- * Wirth's selection: linear on average, and the arrays are a few thousand
- * floats. */
-static double qsel__nth_largest(double *a, size_t n, size_t r) {
-  ptrdiff_t l = 0, m = (ptrdiff_t)n - 1;
-  const ptrdiff_t k = (ptrdiff_t)r;
-  while (l < m) {
-    const double x = a[k];
-    ptrdiff_t i = l, j = m;
-    do {
-      while (a[i] > x)
-        i++;
-      while (x > a[j])
-        j--;
-      if (i <= j) {
-        const double t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-        i++;
-        j--;
-      }
-    } while (i <= j);
-    if (j < k)
-      l = i;
-    if (k < i)
-      m = j;
+/* Counts lo (key - e - slack, in double: exact enough that its own
+ * rounding needs no allowance; the float key's rounding is in slack) among
+ * the want best, and raises thresh to the bar L once there are want of
+ * them. A NaN lo (an infinite key and bound) never raises the bar. */
+static void qsel__count(qsel_t *s, double lo) {
+  double *h = s->best;
+  if (!(lo > -INFINITY))
+    return;
+  size_t p;
+  if (s->hn < s->want) {
+    /* sift up from the new leaf */
+    p = s->hn++;
+    while (p > 0 && h[(p - 1) / 2] > lo) {
+      h[p] = h[(p - 1) / 2];
+      p = (p - 1) / 2;
+    }
+    h[p] = lo;
+    if (s->hn < s->want)
+      return;
+  } else {
+    if (!(lo > h[0]))
+      return;
+    /* replace the root, sift down */
+    p = 0;
+    for (;;) {
+      size_t c = 2 * p + 1;
+      if (c >= s->hn)
+        break;
+      if (c + 1 < s->hn && h[c + 1] < h[c])
+        c++;
+      if (!(h[c] < lo))
+        break;
+      h[p] = h[c];
+      p = c;
+    }
+    h[p] = lo;
   }
-  return a[k];
+  /* The scan compares v + e with thresh, unadjusted: an item with
+   * v + e < thresh has hi < bar whatever its category. The relative pad
+   * covers the float rounding of v + e and of v + adjustment (a few ulps
+   * at these magnitudes); it only lets a few more near misses in. */
+  const double bar = h[0];
+  const double t = bar - s->slack - s->amax;
+  const double pad = (fabs(t) + fabs(bar) + s->amax + s->slack) * 0x1p-20;
+  const float th = (float)(t - pad);
+  if (th > s->thresh || isnan(s->thresh))
+    s->thresh = th;
+}
+
+int qsel_offer(qsel_t *s, uint32_t i, float v, float e) {
+  /* The filter at once (each item is looked up once, as it comes): an
+   * item it removes never takes room nor counts towards the bar. */
+  const float key = qsel__key(s, i, v);
+  if (key == -INFINITY)
+    return 0;
+  if (s->n >= s->lim) {
+    int rc = qsel_compact(s);
+    if (rc != 0)
+      return rc;
+  }
+  s->idx[s->n] = i;
+  s->s[s->n] = v;
+  s->err[s->n] = e;
+  s->key[s->n] = key;
+  s->n++;
+  /* Why the bar is kept up to date here rather than at compactions: a
+   * stale bar lets through every item above it until the next compaction,
+   * and those offers and compactions were a third of a scan's time at
+   * 3,659 items, k = 256 (bench/README.md). */
+  qsel__count(s, (double)key - e - s->slack);
+  return 0;
 }
 
 int qsel_compact(qsel_t *s) {
-  size_t kept = 0;
-  for (size_t j = 0; j < s->n; j++) {
-    /* Entries kept by the last compaction were filtered then and their
-     * keys are known: only the items offered since are looked up (the
-     * filter's binary search and category load were a tenth of a busy
-     * daemon's time when every compaction redid them all). */
-    const float v = j < s->checked ? s->key[j] : qsel__key(s, j);
-    if (v == -INFINITY)
-      continue; /* filtered: it can never be answered */
-    s->idx[kept] = s->idx[j];
-    s->s[kept] = s->s[j];
-    s->err[kept] = s->err[j];
-    s->key[kept] = v;
-    kept++;
-  }
-  s->n = kept;
-  if (kept >= s->want) {
-    /* lo and hi in double: exact enough that their own rounding needs no
-     * allowance (the float key's rounding is in slack). */
-    for (size_t j = 0; j < kept; j++)
-      s->tmp[j] = (double)s->key[j] - s->err[j] - s->slack;
-    const double bar = qsel__nth_largest(s->tmp, kept, s->want - 1);
+  if (s->hn == s->want) {
+    const double bar = s->best[0];
     size_t n = 0;
-    for (size_t j = 0; j < kept; j++) {
+    for (size_t j = 0; j < s->n; j++) {
       if (!((double)s->key[j] + s->err[j] + s->slack >= bar))
         continue;
       s->idx[n] = s->idx[j];
@@ -370,17 +389,7 @@ int qsel_compact(qsel_t *s) {
       n++;
     }
     s->n = n;
-    /* The scan compares v + e with thresh, unadjusted: an item with
-     * v + e < thresh has hi < bar whatever its category. The relative pad
-     * covers the float rounding of v + e and of v + adjustment (a few ulps
-     * at these magnitudes); it only lets a few more near misses in. */
-    const double t = bar - s->slack - s->amax;
-    const double pad = (fabs(t) + fabs(bar) + s->amax + s->slack) * 0x1p-20;
-    const float th = (float)(t - pad);
-    if (th > s->thresh || isnan(s->thresh))
-      s->thresh = th;
   }
-  s->checked = s->n;
   /* The next compaction when the buffer has grown by twice what this one
    * kept (at least), so that compaction work stays linear in the items
    * offered; the buffer is grown to keep that room (degenerate models,
@@ -400,12 +409,15 @@ int qsel_merge(qsel_t *dst, qsel_t *src) {
     return RECD_ENOMEM;
   if (dst->lim < dst->n + src->n + 1)
     dst->lim = dst->n + src->n + 1;
-  if (src->n > 0) {
-    memcpy(dst->idx + dst->n, src->idx, src->n * sizeof *dst->idx);
-    memcpy(dst->s + dst->n, src->s, src->n * sizeof *dst->s);
-    memcpy(dst->err + dst->n, src->err, src->n * sizeof *dst->err);
+  /* src's items passed the same filter; their lo count in dst's bar */
+  for (size_t j = 0; j < src->n; j++) {
+    dst->idx[dst->n] = src->idx[j];
+    dst->s[dst->n] = src->s[j];
+    dst->err[dst->n] = src->err[j];
+    dst->key[dst->n] = src->key[j];
+    dst->n++;
+    qsel__count(dst, (double)src->key[j] - src->err[j] - dst->slack);
   }
-  dst->n += src->n;
   src->n = 0;
   return qsel_compact(dst);
 }
@@ -530,8 +542,8 @@ static int qscan__int8(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t
 /* One customer through the 4-bit prefilter. A collector without a bar yet
  * (a fresh one: the daemon scans a large catalogue in chunks, and only the
  * first finds it so) sees the first items of the range through the int8
- * scan and a compaction first: the threshold that leaves is what lets the
- * prefilter skip blocks from the start (on 1M random items, scanned whole,
+ * scan first: the threshold they set is what lets the prefilter skip
+ * blocks from the start (on 1M random items, scanned whole,
  * the blocks that pass fall from 2.9% to 2.0% of the rest; the warm-up
  * costs its int8 bytes instead of its 4-bit ones). */
 static int qscan__prefiltered(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, uint32_t hi,
@@ -542,8 +554,6 @@ static int qscan__prefiltered(qscore_isa_t isa, const qmat_t *qm, uint32_t lo, u
     warm = hi - lo > w ? lo + (w & ~7u) : hi;
   }
   int rc = qscan__int8(isa, qm, lo, warm, qq, sel, 1);
-  if (rc == 0 && warm > lo)
-    rc = qsel_compact(sel);
   if (rc != 0)
     return rc;
 #if defined(__x86_64__) || defined(__i386__)

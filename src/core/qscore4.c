@@ -109,8 +109,6 @@ static int qscan4__flush(const qmat_t *qm, uint32_t hi, const qquery_t *qq, qsel
   while (qscore4__due(lag, base)) {
     const uint32_t b = qscore4__pop(lag);
     int rc = qscan__scalar(qm, b, hi - b > 8 ? b + 8 : hi, qq, sel, 1);
-    if (rc == 0)
-      rc = qscore4__settle(sel);
     if (rc != 0)
       return rc;
   }

@@ -231,8 +231,6 @@ static QSCORE_AVX2 int qscan4__flush_avx2(const qmat_t *qm, uint32_t hi, const q
     const qscore__blk8_t m = qscore__blk8(qm, b, hi);
     int rc = qscore__offer8(
         &m, b, qscore__dots8(qm->q + (size_t)b * qm->kpad, qm->kpad / 4, qq->xq), qq, sel);
-    if (rc == 0)
-      rc = qscore4__settle(sel);
     if (rc != 0)
       return rc;
   }

@@ -15,19 +15,10 @@ static inline float qscore__value(int32_t dot, float scale_i, float sx) {
   return (float)dot * (scale_i * sx);
 }
 
-/* Appends a candidate (score v, bound e) that passed thresh; compacts a
- * full buffer first. 0 or RECD_ENOMEM. */
+/* Offers a candidate (score v, bound e) that passed thresh (qsel_offer).
+ * 0 or RECD_ENOMEM. */
 static inline int qsel__push(qsel_t *s, uint32_t i, float v, float e) {
-  if (s->n >= s->lim) {
-    int rc = qsel_compact(s);
-    if (rc != 0)
-      return rc;
-  }
-  s->idx[s->n] = i;
-  s->s[s->n] = v;
-  s->err[s->n] = e;
-  s->n++;
-  return 0;
+  return qsel_offer(s, i, v, e);
 }
 
 /* Pushes the items base + j of a vector kernel's hit mask (lanes whose
@@ -38,7 +29,7 @@ static inline int qsel__push_hits(qsel_t *s, uint32_t base, unsigned hit, const 
   while (hit) {
     const int j = __builtin_ctz(hit);
     hit &= hit - 1;
-    /* thresh may have risen in a compaction: test again */
+    /* thresh may have risen with the lanes before: test again */
     if (ves[j] >= s->thresh) {
       int rc = qsel__push(s, base + (uint32_t)j, vs[j], es[j]);
       if (rc != 0)
@@ -87,15 +78,6 @@ static inline uint32_t qscore4__pop(qscore4_lag_t *l) {
   l->head = (l->head + 1) % QSCORE4_LAG;
   l->n--;
   return b;
-}
-/* After a waiting block's int8 scan: compact as soon as 8 items were
- * offered since the last compaction. Why: the threshold, which decides
- * which blocks pass the 4-bit test, only rises in a compaction, and the
- * collector's usual pace (when the buffer has tripled) lets it lag far
- * behind the scores seen on a sparse stream of offers; on 1M random items
- * this halves the blocks that pass (4.8% to 2.9%, with 48 compactions). */
-static inline int qscore4__settle(qsel_t *s) {
-  return s->n >= s->checked + 8 ? qsel_compact(s) : 0;
 }
 static inline void qscore4__push(qscore4_lag_t *l, uint32_t base) {
   l->base[(l->head + l->n) % QSCORE4_LAG] = base;

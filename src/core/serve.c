@@ -118,7 +118,7 @@ void serve_opts_default(serve_opts_t *o) {
 /* The depth of a capped walk. With MAXPERCATEGORY or ONEPERGROUP the walk
  * reads an unknown prefix of the filtered ranking, and the int8 pass must
  * collect it up front: a collector of depth d costs about d items of
- * compaction work per block (collecting 4x too deep was a third of a busy
+ * collector work per block (collecting 4x too deep was a third of a busy
  * daemon's time at 100k items, measured with perf), and one too shallow
  * costs a second scan of the catalogue for that customer (serve__deepen).
  * How deep walks read depends on the catalogue (how many categories, how

@@ -272,6 +272,39 @@ static void check_scan(uint32_t n, uint32_t k, uint64_t seed, int ties) {
   free(top);
 }
 
+/* The collector's bar follows the offers one by one (qsel_t): once `want`
+ * items that pass the filter were offered, thresh is the bar of the
+ * want-th best lo, with no compaction in between; an item the filter
+ * removes is not kept and never raises it, whatever its score; a NaN score
+ * is never kept; compaction then drops exactly the items whose hi is
+ * below the bar. */
+START_TEST(test_bar_follows_offers) {
+  uint32_t excl[1] = {7};
+  topk_filter_t f = {.exclude = excl, .n_exclude = 1};
+  qsel_t s;
+  ck_assert_int_eq(qsel_init(&s, &f, 2, 0.0f), 0);
+  ck_assert(s.thresh == -INFINITY);
+  ck_assert_int_eq(qsel_offer(&s, 7, 100.0f, 0.0f), 0); /* excluded */
+  ck_assert_int_eq(qsel_offer(&s, 1, NAN, 0.0f), 0);    /* never ranks */
+  ck_assert_uint_eq(s.n, 0);
+  ck_assert_int_eq(qsel_offer(&s, 2, 5.0f, 1.0f), 0);   /* lo 4, hi 6 */
+  ck_assert(s.thresh == -INFINITY);                     /* one of two */
+  ck_assert_int_eq(qsel_offer(&s, 3, 3.0f, 0.5f), 0);   /* lo 2.5, hi 3.5 */
+  /* bar 2.5: thresh just below it (the relative pad) */
+  ck_assert(s.thresh < 2.5f && s.thresh > 2.49f);
+  ck_assert_int_eq(qsel_offer(&s, 4, 9.0f, 0.5f), 0);   /* lo 8.5: bar 4 */
+  ck_assert(s.thresh < 4.0f && s.thresh > 3.99f);
+  ck_assert_int_eq(qsel_offer(&s, 5, 1.0f, 0.25f), 0);  /* hi 1.25 < 4 */
+  ck_assert_uint_eq(s.n, 4);
+  ck_assert_int_eq(qsel_compact(&s), 0); /* drops 3 (hi 3.5) and 5 */
+  ck_assert_uint_eq(s.n, 2);
+  ck_assert_uint_eq(s.idx[0], 2);
+  ck_assert_uint_eq(s.idx[1], 4);
+  ck_assert(s.thresh < 4.0f && s.thresh > 3.99f);
+  qsel_free(&s);
+}
+END_TEST
+
 START_TEST(test_scan_candidates_are_exact_set) {
   check_scan(20011, 64, 1, 0);
   check_scan(5003, 100, 2, 0);
@@ -724,6 +757,7 @@ static Suite *qscore_suite(void) {
   tcase_set_timeout(tc, 180);
   tcase_add_test(tc, test_bound_holds);
   tcase_add_test(tc, test_zero_query);
+  tcase_add_test(tc, test_bar_follows_offers);
   tcase_add_test(tc, test_scan_candidates_are_exact_set);
   tcase_add_test(tc, test_scan_batch_equals_single);
   tcase_add_test(tc, test_kernels_bit_identical);
