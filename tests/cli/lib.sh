@@ -38,9 +38,35 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # (redis-benchmark's output did, once in a few runs).
 pass() { echo "ok: $*"; }
 
-# A free TCP port on 127.0.0.1 (bind to port 0 and read what the kernel gave).
+# A free TCP port on 127.0.0.1, drawn at random below the kernel's ephemeral
+# range and checked by binding it. Not bind(0): a port of the ephemeral range
+# can become the source port of any outgoing connection (the load tests open
+# thousands) before the test's server binds it (tests/unit/testutil.c, the
+# same rule for the C tests).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 - <<'PY'
+import random, socket
+try:
+    eph = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    eph = 32768
+def take(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return s.getsockname()[1]
+    except OSError:
+        return None
+    finally:
+        s.close()
+port = None
+if eph - 10000 >= 1000:
+    for _ in range(100):
+        port = take(random.randrange(10000, eph))
+        if port:
+            break
+print(port or take(0))
+PY
 }
 
 # Starts redis-server on a free loopback port, no persistence; sets REDIS_PORT.

@@ -192,15 +192,7 @@ int it_run(char *const argv[], const char *log, long timeout_ms) {
 }
 
 int it_free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  IT_CHECK(fd >= 0, "socket: %s", strerror(errno));
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  IT_CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
-  socklen_t len = sizeof a;
-  IT_CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0, "getsockname: %s", strerror(errno));
-  close(fd);
-  return ntohs(a.sin_port);
+  return tu_free_port(); /* testutil.c: below the ephemeral range, and why */
 }
 
 long it_proc_kb(pid_t pid, const char *field) {

@@ -14,24 +14,62 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "recd/err.h"
 #include "recd/model.h"
 #include "recd/rng.h"
 
-int tu_free_port(void) {
+/* Binds a TCP socket to 127.0.0.1:port (0: the kernel picks) and returns
+ * the port, or -1 when it is taken. */
+static int tu__try_port(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   ck_assert_int_ge(fd, 0);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  int got = -1;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    got = ntohs(sa.sin_port);
+  }
   close(fd);
-  return ntohs(sa.sin_port);
+  return got;
+}
+
+/* Ports are drawn at random from TU_PORT_MIN up to the kernel's ephemeral
+ * range (net.ipv4.ip_local_port_range), not taken from bind(0): a port of
+ * that range can become the source port of any outgoing connection (the
+ * load tests open thousands) between this check and the server's own
+ * bind, which now and then kept a test's server from starting. */
+#define TU_PORT_MIN 10000
+
+int tu_free_port(void) {
+  int eph = 32768;
+  FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  if (fp != NULL) {
+    if (fscanf(fp, "%d", &eph) != 1)
+      eph = 32768;
+    fclose(fp);
+  }
+  if (eph - TU_PORT_MIN >= 1000) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* distinct per process and call: parallel tests draw different ports */
+    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
+    for (int tries = 0; tries < 100; tries++) {
+      const int port = TU_PORT_MIN + (int)(rand_r(&seed) % (unsigned)(eph - TU_PORT_MIN));
+      if (tu__try_port(port) == port)
+        return port;
+    }
+  }
+  const int port = tu__try_port(0);
+  ck_assert_int_gt(port, 0);
+  return port;
 }
 
 int tu_redis_spawn(int port, const char *const *extra) {

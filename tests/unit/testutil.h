@@ -8,8 +8,9 @@
 #include "recd/model.h"
 #include "recd/serve.h"
 
-/* A loopback TCP port nobody listens on right now (bound to port 0 and
- * released). Aborts the test on failure. */
+/* A loopback TCP port nobody uses right now (checked by binding it),
+ * below the kernel's ephemeral range (testutil.c says why). Aborts the
+ * test on failure. */
 int tu_free_port(void);
 
 /* Starts redis-server on loopback `port` without persistence, with the
