@@ -167,7 +167,10 @@ size_t qmat_bytes_int8(const qmat_t *qm) {
 }
 
 size_t qmat_bytes(const qmat_t *qm) {
-  const size_t q4 = qm->q4 != NULL ? qmat__rows(qm->n) * (qm->kpad / 2 + 3 * sizeof(uint16_t)) : 0;
+  /* nibbles, scale and residual per row, the norm per block of 8 */
+  const size_t q4 = qm->q4 != NULL ? qmat__rows(qm->n) * (qm->kpad / 2 + 2 * sizeof(uint16_t)) +
+                                         qmat__rows(qm->n) / 8 * sizeof(uint16_t)
+                                   : 0;
   return qmat_bytes_int8(qm) + q4;
 }
 

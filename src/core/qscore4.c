@@ -34,7 +34,7 @@ int qmat4__alloc(qmat_t *qm, size_t rows) {
   qm->q4 = aligned_alloc(64, bytes ? bytes : 64);
   qm->scale4 = calloc(rows, sizeof *qm->scale4);
   qm->resid4 = calloc(rows, sizeof *qm->resid4);
-  qm->norm16 = calloc(rows, sizeof *qm->norm16);
+  qm->norm16 = calloc((rows + 7) / 8, sizeof *qm->norm16);
   if (qm->q4 == NULL || qm->scale4 == NULL || qm->resid4 == NULL || qm->norm16 == NULL)
     return RECD_ENOMEM; /* the caller frees what was allocated */
   memset(qm->q4, 0x88, bytes ? bytes : 64); /* both nibbles the stored zero */
@@ -76,7 +76,12 @@ void qmat4__row(qmat_t *qm, uint32_t i, const float *y, float norm) {
   }
   qm->scale4[i] = th;
   qm->resid4[i] = qscore4__bf16_up((float)(sqrt(resid) * (1.0 + 0x1p-20)));
-  qm->norm16[i] = qscore4__bf16_up(norm);
+  /* The block's largest: the bit patterns of non-negative bfloat16s
+   * order as their values, and NaN's (0x7fc0) above every one of them, so
+   * a NaN norm makes the block's bound NaN: it passes. */
+  const uint16_t nb = qscore4__bf16_up(norm);
+  if (nb > qm->norm16[i / 8])
+    qm->norm16[i / 8] = nb;
 }
 
 /* The 8 stored-nibble dot products of one block (the offset 8 not yet
@@ -99,7 +104,7 @@ static void qscore4__dots8(const uint8_t *restrict blk, uint32_t pairs,
 static float qscore4__hi(const qmat_t *qm, uint32_t i, int32_t dot, const qquery_t *qq) {
   const float v = qscore__value4(dot - qq->corr / 8, qm->scale4[i], qq->sx);
   const float e =
-      qquery_item_bound(qq, qscore__bf16(qm->resid4[i]), qscore__bf16(qm->norm16[i]));
+      qquery_item_bound(qq, qscore__bf16(qm->resid4[i]), qscore__bf16(qm->norm16[i / 8]));
   return v + e;
 }
 
@@ -141,7 +146,7 @@ void qscore_items4(const qmat_t *qm, const float *x, float *out, float *err, int
     qscore4__dots8(qm->q4 + (size_t)(base / 8) * 4 * qm->kpad, qm->kpad / 8, qq.xq, acc);
     for (uint32_t i = base; i < qm->n && i < base + 8; i++) {
       out[i] = qscore__value4(acc[i - base] - qq.corr / 8, qm->scale4[i], qq.sx);
-      err[i] = qquery_item_bound(&qq, qscore__bf16(qm->resid4[i]), qscore__bf16(qm->norm16[i]));
+      err[i] = qquery_item_bound(&qq, qscore__bf16(qm->resid4[i]), qscore__bf16(qm->norm16[i / 8]));
     }
   }
 }

@@ -246,7 +246,8 @@ static inline QSCORE_AVX2 __m256 qscore4__ve8(const qmat_t *qm, uint32_t base, _
       _mm256_cvtepi32_ps(d), _mm256_mul_ps(qscore4__bf16x8(qm->scale4 + base), _mm256_set1_ps(qq->sx)));
   const __m256 e =
       _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(qq->ea), qscore4__bf16x8(qm->resid4 + base)),
-                    _mm256_mul_ps(_mm256_set1_ps(qq->eb), qscore4__bf16x8(qm->norm16 + base)));
+                    _mm256_mul_ps(_mm256_set1_ps(qq->eb),
+                                  _mm256_set1_ps(qscore__bf16(qm->norm16[base / 8]))));
   return _mm256_add_ps(v, e);
 }
 

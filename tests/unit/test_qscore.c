@@ -621,23 +621,34 @@ START_TEST(test_q4_copy) {
   qmat_t qm;
   ck_assert_int_eq(qmat_build(&qm, Y, k, n, k), 0);
   ck_assert_uint_eq(qm.kpad, 16);
-  ck_assert_uint_eq(qmat_bytes(&qm), qmat_bytes_int8(&qm) + 16 * (16 / 2 + 6));
+  /* per row: nibbles, scale and residual; per block of 8: the norm */
+  ck_assert_uint_eq(qmat_bytes(&qm), qmat_bytes_int8(&qm) + 16 * (16 / 2 + 4) + 2 * 2);
   for (uint32_t i = 0; i < 16; i++) {
     uint32_t b;
     float f;
     b = (uint32_t)qm.scale4[i] << 16;
     memcpy(&f, &b, 4);
     if (i >= n || i == 3) {
-      ck_assert(f == 0.0f && qm.resid4[i] == 0 && qm.norm16[i] == (i == 3 ? 0 : 0));
+      ck_assert(f == 0.0f && qm.resid4[i] == 0);
       continue;
     }
     float m = 0;
     for (uint32_t a = 0; a < k; a++)
       m = fabsf(Y[i * k + a]) > m ? fabsf(Y[i * k + a]) : m;
     ck_assert(f >= m / 7.0f && f <= m / 7.0f * 1.01f); /* rounded up, by less than 2^-7 */
-    b = (uint32_t)qm.norm16[i] << 16;
+    b = (uint32_t)qm.norm16[i / 8] << 16; /* its block's: at least its own */
     memcpy(&f, &b, 4);
     ck_assert(f >= qm.norm[i]);
+  }
+  /* and no more than its block's largest, rounded up (the padding rows'
+   * and the zero row's norms are 0) */
+  for (uint32_t blk = 0; blk < 2; blk++) {
+    float mx = 0.0f, f;
+    for (uint32_t i = 8 * blk; i < 8 * blk + 8 && i < n; i++)
+      mx = qm.norm[i] > mx ? qm.norm[i] : mx;
+    const uint32_t b = (uint32_t)qm.norm16[blk] << 16;
+    memcpy(&f, &b, 4);
+    ck_assert(f >= mx && f <= mx * 1.01f);
   }
   /* the padding rows' nibbles (items 11-15 of the second block) are the
    * stored zero */
