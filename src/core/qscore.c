@@ -354,6 +354,21 @@ static void qsel__count(qsel_t *s, double lo) {
     s->thresh = th;
 }
 
+/* Appends a candidate that passed the filter (adjusted score key) to a
+ * buffer with room for it, and counts its lo towards the bar. Why the bar
+ * is kept up to date here rather than at compactions: a stale bar lets
+ * through every item above it until the next compaction, and those offers
+ * and compactions were a third of a scan's time at 3,659 items, k = 256
+ * (bench/README.md). */
+static void qsel__keep(qsel_t *s, uint32_t i, float v, float e, float key) {
+  s->idx[s->n] = i;
+  s->s[s->n] = v;
+  s->err[s->n] = e;
+  s->key[s->n] = key;
+  s->n++;
+  qsel__count(s, (double)key - e - s->slack);
+}
+
 int qsel_offer(qsel_t *s, uint32_t i, float v, float e) {
   /* The filter at once (each item is looked up once, as it comes): an
    * item it removes never takes room nor counts towards the bar. */
@@ -365,16 +380,7 @@ int qsel_offer(qsel_t *s, uint32_t i, float v, float e) {
     if (rc != 0)
       return rc;
   }
-  s->idx[s->n] = i;
-  s->s[s->n] = v;
-  s->err[s->n] = e;
-  s->key[s->n] = key;
-  s->n++;
-  /* Why the bar is kept up to date here rather than at compactions: a
-   * stale bar lets through every item above it until the next compaction,
-   * and those offers and compactions were a third of a scan's time at
-   * 3,659 items, k = 256 (bench/README.md). */
-  qsel__count(s, (double)key - e - s->slack);
+  qsel__keep(s, i, v, e, key);
   return 0;
 }
 
@@ -413,14 +419,8 @@ int qsel_merge(qsel_t *dst, qsel_t *src) {
   if (dst->lim < dst->n + src->n + 1)
     dst->lim = dst->n + src->n + 1;
   /* src's items passed the same filter; their lo count in dst's bar */
-  for (size_t j = 0; j < src->n; j++) {
-    dst->idx[dst->n] = src->idx[j];
-    dst->s[dst->n] = src->s[j];
-    dst->err[dst->n] = src->err[j];
-    dst->key[dst->n] = src->key[j];
-    dst->n++;
-    qsel__count(dst, (double)src->key[j] - src->err[j] - dst->slack);
-  }
+  for (size_t j = 0; j < src->n; j++)
+    qsel__keep(dst, src->idx[j], src->s[j], src->err[j], src->key[j]);
   src->n = 0;
   return qsel_compact(dst);
 }
