@@ -47,8 +47,10 @@ struct batch_job {
   uint32_t *sim;            /* SIMILAR jobs: the query items */
   size_t n;
   serve_batch_t *sb;
-  unsigned parts;           /* pieces on the pool: 1, or every worker */
+  unsigned split;           /* 1: the work is shared out (batch__split) */
+  unsigned parts;           /* pieces queued on the pool at dispatch */
   unsigned helper;          /* 1: the loop thread is piece `parts` too */
+  unsigned slots;           /* parts + helper: the pieces that count out */
   unsigned pending, weight;
   int failed;               /* RECD_E*: answer every item with it */
   batch_part_t part[SERVE_MAX_PARTS];
@@ -58,7 +60,6 @@ struct batch_job {
   atomic_int rows_ready;    /* serve_batch_rows() is done */
   atomic_uint next_chunk;   /* the next chunk of items to scan */
   atomic_uint scanned;      /* pieces done scanning */
-  atomic_uint started;      /* pool pieces that have begun */
 };
 
 static inline void batch__cpu_relax(void) {
@@ -67,17 +68,16 @@ static inline void batch__cpu_relax(void) {
 #endif
 }
 
-/* The loop thread's piece stops once every pool piece has begun, when
- * the loop has anything else to do (its epoll descriptor is readable: a
- * client's bytes, a Redis reply, a piece coming back), or when its budget
- * (`scan-loop-help-us`) is spent. Why the second: when there is network
- * work, every request's would wait behind the helper; one poll() per
- * chunk costs about a microsecond against ~40 us of scanning. Pool pieces
- * (helping 0) never stop early. */
+/* The loop thread's piece stops when the loop has anything else to do
+ * (its epoll descriptor is readable: a client's bytes, a Redis reply, a
+ * piece coming back), or when its budget (`scan-loop-help-us`) is spent:
+ * when there is network work, every request's would wait behind the
+ * helper; one poll() per chunk costs about a microsecond against ~40 us
+ * of scanning. Pool pieces (helping 0) never stop early. */
 static int batch__leave(batch_job_t *job, int helping, uint64_t t0) {
   if (!helping)
     return 0;
-  if (atomic_load(&job->started) == job->parts || uv_hrtime() - t0 >= job->b->help_ns)
+  if (uv_hrtime() - t0 >= job->b->help_ns)
     return 1;
   struct pollfd pfd = {.fd = uv_backend_fd(job->b->loop), .events = POLLIN};
   return pfd.fd >= 0 && poll(&pfd, 1, 0) != 0;
@@ -111,6 +111,16 @@ static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint
   }
 }
 
+/* Work of a split job nobody has claimed yet: customers to fold in, or
+ * the scan not begun (the rows are not ready), or chunks left. */
+static int batch__unclaimed(batch_job_t *job) {
+  if (atomic_load(&job->next_fold) < job->n || !atomic_load(&job->rows_ready))
+    return 1;
+  const uint32_t n = serve_batch_n_items(job->sb);
+  return serve_batch_n_rows(job->sb) > 0 &&
+         atomic_load(&job->next_chunk) < (n + BATCH_CHUNK_ITEMS - 1) / BATCH_CHUNK_ITEMS;
+}
+
 /* One piece of a split job. Every piece is queued at once and the work is
  * claimed from the job's counters, so a job costs one trip to the pool and
  * back instead of one per phase (on a 2-vCPU VM each wake-up of an idle
@@ -126,9 +136,10 @@ static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint
  * batch__leave() says so.
  * Returns the chunks this piece scanned. */
 static uint32_t batch__split(batch_job_t *job, unsigned p, rec_ws_t *ws, int helping,
-                             uint64_t t0) {
+                             uint64_t t0, int *relieve) {
   const unsigned n = (unsigned)job->n;
   uint32_t chunks = 0;
+  *relieve = 0;
   for (;;) {
     if (batch__leave(job, helping, t0))
       goto out;
@@ -148,10 +159,17 @@ static uint32_t batch__split(batch_job_t *job, unsigned p, rec_ws_t *ws, int hel
   }
   chunks = batch__scan_part(job, p, helping, t0);
 out:
+  /* A helper that left with chunks still unclaimed hands its place to a
+   * pool piece (batch__help), which counts for it: the pool pieces
+   * already running would finish the job, but with one thread fewer. */
+  if (helping && batch__unclaimed(job)) {
+    *relieve = 1;
+    return chunks;
+  }
   /* Every piece counts here exactly once. A helper that left before the
    * rows were ready is never the last: the pool's pieces count only after
    * them. */
-  if (atomic_fetch_add(&job->scanned, 1) + 1 == job->parts + job->helper)
+  if (atomic_fetch_add(&job->scanned, 1) + 1 == job->slots)
     for (size_t r = 0; r < serve_batch_n_rows(job->sb); r++)
       serve_batch_finish(job->sb, r, ws);
   return chunks;
@@ -163,11 +181,11 @@ static void batch__work(uv_work_t *w) {
   batch_job_t *job = part->job;
   rec_ws_t ws;
   rec_ws_init(&ws);
-  if (job->parts == 1) {
+  if (!job->split) {
     serve_batch_run(job->sb, &ws);
   } else {
-    atomic_fetch_add(&job->started, 1);
-    (void)batch__split(job, part->idx, &ws, 0, 0);
+    int relieve;
+    (void)batch__split(job, part->idx, &ws, 0, 0, &relieve);
   }
   rec_ws_free(&ws);
 }
@@ -207,33 +225,50 @@ static void batch__after(uv_work_t *w, int status) {
     batch__complete(job);
 }
 
-/* Queues the job's pieces. On a failure (cannot happen with a valid loop
- * and callbacks) the pieces already queued complete normally and the job
- * fails; returns the pieces queued. */
+/* Queues piece p of the job on the pool: 0, or RECD_EINVAL (cannot
+ * happen with a valid loop and callbacks). */
+static int batch__queue(batch_job_t *job, unsigned p) {
+  job->part[p].job = job;
+  job->part[p].idx = p;
+  job->part[p].work.data = &job->part[p];
+  return uv_queue_work(job->b->loop, &job->part[p].work, batch__work, batch__after) == 0
+             ? 0
+             : RECD_EINVAL;
+}
+
+/* Queues the job's pieces. On a failure the pieces already queued
+ * complete normally and the job fails; returns the pieces queued. */
 static unsigned batch__run(batch_job_t *job) {
-  for (unsigned p = 0; p < job->parts; p++) {
-    job->part[p].job = job;
-    job->part[p].idx = p;
-    job->part[p].work.data = &job->part[p];
-    if (uv_queue_work(job->b->loop, &job->part[p].work, batch__work, batch__after) != 0) {
+  for (unsigned p = 0; p < job->parts; p++)
+    if (batch__queue(job, p) != 0) {
       job->failed = RECD_EINVAL;
       return p;
     }
-  }
   return job->parts;
 }
 
-/* The loop thread takes part in the split job it has just queued, until
- * the pool's pieces have all begun. Why: a split job is dispatched only
- * when every worker is idle, and on a VM an idle vCPU is halted; waking a
- * second pool thread took about 1 ms on average on the 2-vCPU VM (the
- * first 22 us), while the loop thread is awake and would otherwise only
- * wait in epoll. Bounded (batch__leave), so the network is never left
- * for long; whatever the loop thread leaves, the pool's pieces do. */
+/* The loop thread is one of the split job's pieces: the job it has just
+ * queued has a piece on every worker but one, and the loop thread scans
+ * in the last one's place. Why: a split job is dispatched only when every
+ * worker is idle, and on a VM an idle vCPU is halted; waking a second pool
+ * thread took about 1 ms on average on the 2-vCPU VM (the first 22 us),
+ * and once woken it competed for a vCPU with the loop thread, which is
+ * awake and would otherwise only wait in epoll. Bounded (batch__leave), so
+ * the network is never left for long: when the loop thread leaves with
+ * work unclaimed, a pool piece takes its place (its slot, `parts`). */
 static void batch__help(batch_job_t *job) {
   rec_ws_t ws;
   rec_ws_init(&ws);
-  const uint32_t chunks = batch__split(job, job->parts, &ws, 1, uv_hrtime());
+  int relieve;
+  uint32_t chunks = batch__split(job, job->parts, &ws, 1, uv_hrtime(), &relieve);
+  if (relieve) {
+    if (batch__queue(job, job->parts) == 0) {
+      job->pending++;
+      job->b->st.relieved_jobs++;
+    } else { /* no pool piece: the rest is the loop thread's after all */
+      chunks += batch__split(job, job->parts, &ws, 0, 0, &relieve);
+    }
+  }
   rec_ws_free(&ws);
   job->b->st.helped_jobs += chunks > 0;
   job->b->st.helped_chunks += chunks;
@@ -242,7 +277,7 @@ static void batch__help(batch_job_t *job) {
 /* The next job from the head of the queue: up to the batch capacity of
  * items answered with the same model, all RECOMMENDs or all SIMILARs. NULL
  * when out of memory (the items stay queued). */
-static batch_job_t *batch__take(batcher_t *b, unsigned parts, unsigned helper) {
+static batch_job_t *batch__take(batcher_t *b, unsigned slots, unsigned helper) {
   const serve_model_t *sm = b->head->model;
   const int similar = b->head->similar;
   const size_t cap = serve_batch_capacity(sm, b->max_rows);
@@ -261,7 +296,8 @@ static batch_job_t *batch__take(batcher_t *b, unsigned parts, unsigned helper) {
   job->vec = vec;
   job->qv = qv;
   job->sim = sim;
-  job->parts = parts;
+  job->split = slots > 1;
+  job->slots = slots;
   /* Every queued item of the head's model and kind, in order (the others
    * keep theirs, the first of them now at the head): a storefront's mix of
    * RECOMMEND and SIMILAR, or of variants, still makes full batches. */
@@ -283,15 +319,14 @@ static batch_job_t *batch__take(batcher_t *b, unsigned parts, unsigned helper) {
   if (*link == NULL)
     b->tail = last;
   job->helper = helper && job->n <= BATCH_HELP_MAX_ROWS;
+  job->parts = slots - job->helper;
   atomic_init(&job->next_fold, 0);
   atomic_init(&job->folded, 0);
   atomic_init(&job->rows_ready, 0);
   atomic_init(&job->next_chunk, 0);
   atomic_init(&job->scanned, 0);
-  atomic_init(&job->started, 0);
-  job->failed = similar ? serve_batch_new_similar(sm, job->qv, job->sim, job->n, parts + job->helper,
-                                                  &job->sb)
-                        : serve_batch_new(sm, job->qv, job->n, parts + job->helper, &job->sb);
+  job->failed = similar ? serve_batch_new_similar(sm, job->qv, job->sim, job->n, slots, &job->sb)
+                        : serve_batch_new(sm, job->qv, job->n, slots, &job->sb);
   return job;
 }
 
@@ -300,25 +335,26 @@ static batch_job_t *batch__take(batcher_t *b, unsigned parts, unsigned helper) {
 static void batch__dispatch(batcher_t *b) {
   while (b->head != NULL && b->inflight < b->max_inflight) {
     const serve_model_t *sm = b->head->model;
-    unsigned parts = 1;
+    unsigned slots = 1; /* pieces: one per worker */
     if (sm->pass == SERVE_PASS_INT8 && model_n_items(sm->m) >= b->split_items &&
         b->max_inflight > 1)
-      parts = b->max_inflight < SERVE_MAX_PARTS ? b->max_inflight : SERVE_MAX_PARTS;
-    if (parts > 1 && b->inflight > 0)
+      slots = b->max_inflight < SERVE_MAX_PARTS ? b->max_inflight : SERVE_MAX_PARTS;
+    if (slots > 1 && b->inflight > 0)
       return; /* the next completion dispatches it */
-    /* the loop thread helps split jobs (batch__help), except at shutdown
-     * (dispatched from the pool's callbacks, nothing left to wait for) */
-    const unsigned helper = parts > 1 && parts < SERVE_MAX_PARTS && !b->closing && b->help_ns > 0;
-    batch_job_t *job = batch__take(b, parts, helper);
+    /* the loop thread takes a split job's last piece (batch__help), except
+     * at shutdown (dispatched from the pool's callbacks, nothing left to
+     * wait for) */
+    const unsigned helper = slots > 1 && !b->closing && b->help_ns > 0;
+    batch_job_t *job = batch__take(b, slots, helper);
     if (job == NULL)
       return; /* retried at the next completion or submission */
-    job->weight = parts > 1 ? b->max_inflight : 1;
+    job->weight = slots > 1 ? b->max_inflight : 1;
     b->inflight += job->weight;
     b->st.jobs++;
     b->st.rows += job->n;
     if (job->n > b->st.max_rows_seen)
       b->st.max_rows_seen = job->n;
-    if (parts > 1)
+    if (slots > 1)
       b->st.split_jobs++;
     if (job->failed != 0) {
       batch__complete(job);

@@ -19,9 +19,11 @@
  * out among workers: from `split_items` items on (int8 pass), a job's
  * pieces run on every worker at once and claim customers to fold in and
  * chunks of the catalogue to scan from shared counters, so that one
- * customer's answer uses every core. The loop thread, which queued the
- * job, takes part too until the pool's pieces have all begun: a halted
- * vCPU's thread takes about a millisecond to wake on a VM.
+ * customer's answer uses every core. For a job of one or two customers
+ * (an unloaded daemon's) the loop thread, which queued it, is one of the
+ * pieces, in place of a worker that would have to be woken (a halted
+ * vCPU's thread takes about a millisecond to wake on a VM); it hands its
+ * place to the pool as soon as the loop has network work.
  */
 #ifndef RECD_DAEMON_BATCH_H
 #define RECD_DAEMON_BATCH_H
@@ -55,8 +57,7 @@ typedef struct batcher batcher_t;
  * serve_batch_capacity on the float pass); split_items: catalogue size
  * from which an int8 job's scan is split over all max_inflight workers;
  * help_ns: how long the loop thread, right after queueing a split job,
- * at most takes part in it until every pool piece has begun (0: never;
- * `scan-loop-help-us`). 0 or RECD_ENOMEM. */
+ * at most takes part in it (0: never; `scan-loop-help-us`). 0 or RECD_ENOMEM. */
 int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, uint32_t split_items,
                 uint64_t help_ns, batcher_t **out);
 /* Queues it; done() fires later (never from inside this call). */
@@ -73,6 +74,8 @@ typedef struct batcher_stats {
   uint64_t split_jobs; /* jobs whose scan ran on every worker at once */
   uint64_t helped_jobs, helped_chunks; /* split jobs the loop thread took
                                           part in, and chunks it scanned */
+  uint64_t relieved_jobs; /* helped jobs the loop thread left with work
+                             unclaimed, to a pool piece in its place */
 } batcher_stats_t;
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out);
 

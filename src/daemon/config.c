@@ -184,8 +184,8 @@ static const config__def_t config__defs[] = {
                   "catalogue size from which one batch's int8 scan is split over all "
                   "workers (0 = always)"),
   CONFIG__INT_ROW("scan-loop-help-us", scan_loop_help_us, "3000", 0, 1000000,
-                  "longest the event-loop thread scans a split batch alongside the "
-                  "workers, until they have all started (0 = never)"),
+                  "longest the event-loop thread scans a split batch of one or two "
+                  "customers in the place of a worker (0 = never)"),
   CONFIG__INT_ROW("scan-prefilter-bytes", scan_prefilter_bytes, "33554432", 0, 2147483647,
                   "size of the int8 copy of the items from which one customer's scan "
                   "reads a 4-bit copy first (0 = always)"),

@@ -150,12 +150,14 @@ int info_render(server_t *s, const char *section, reply_buf_t *out) {
     info__printf(&o, "scoring_batches:%llu\r\nscoring_batch_rows:%llu\r\n"
                  "scoring_batch_rows_avg:%.2f\r\nscoring_batch_rows_max:%llu\r\n"
                  "scoring_split_batches:%llu\r\nscoring_split_loop_batches:%llu\r\n"
-                 "scoring_split_loop_chunks:%llu\r\nscoring_first_pass:%s\r\n"
+                 "scoring_split_loop_chunks:%llu\r\nscoring_split_loop_relieved:%llu\r\n"
+                 "scoring_first_pass:%s\r\n"
                  "scoring_int8_bytes:%zu\r\nscoring_prefilter:%s\r\n",
                  (unsigned long long)bs.jobs, (unsigned long long)bs.rows,
                  bs.jobs ? (double)bs.rows / (double)bs.jobs : 0.0,
                  (unsigned long long)bs.max_rows_seen, (unsigned long long)bs.split_jobs,
                  (unsigned long long)bs.helped_jobs, (unsigned long long)bs.helped_chunks,
+                 (unsigned long long)bs.relieved_jobs,
                  serve_pass_name(&control->sm), serve_model_int8_bytes(&control->sm),
                  serve_prefilter_name(&control->sm));
     commands_foreach(info__cmdstat, &o);
