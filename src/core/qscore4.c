@@ -31,13 +31,16 @@ static uint16_t qscore4__bf16_up(float f) {
 
 int qmat4__alloc(qmat_t *qm, size_t rows) {
   const size_t bytes = (rows * (qm->kpad / 2) + 63) & ~(size_t)63;
-  qm->q4 = aligned_alloc(64, bytes ? bytes : 64);
-  qm->scale4 = calloc(rows, sizeof *qm->scale4);
-  qm->resid4 = calloc(rows, sizeof *qm->resid4);
-  qm->norm16 = calloc((rows + 7) / 8, sizeof *qm->norm16);
+  qm->q4 = qscore__alloc_big(bytes ? bytes : 64);
+  qm->scale4 = qscore__alloc_big(rows * sizeof *qm->scale4);
+  qm->resid4 = qscore__alloc_big(rows * sizeof *qm->resid4);
+  qm->norm16 = qscore__alloc_big((rows + 7) / 8 * sizeof *qm->norm16);
   if (qm->q4 == NULL || qm->scale4 == NULL || qm->resid4 == NULL || qm->norm16 == NULL)
     return RECD_ENOMEM; /* the caller frees what was allocated */
   memset(qm->q4, 0x88, bytes ? bytes : 64); /* both nibbles the stored zero */
+  memset(qm->scale4, 0, rows * sizeof *qm->scale4);
+  memset(qm->resid4, 0, rows * sizeof *qm->resid4);
+  memset(qm->norm16, 0, (rows + 7) / 8 * sizeof *qm->norm16);
   return 0;
 }
 

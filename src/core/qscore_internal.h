@@ -84,6 +84,10 @@ static inline void qscore4__push(qscore4_lag_t *l, uint32_t base) {
   l->n++;
 }
 
+/* Memory (not zeroed) for the copies' arrays, 64-byte aligned, on
+ * transparent huge pages when large (qscore.c); freed with free(). */
+void *qscore__alloc_big(size_t bytes);
+
 /* The int8 scan of one customer over [lo, hi) (qscore.c): what the 4-bit
  * kernels run on a block that passes. */
 int qscan__scalar(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq, qsel_t *sel,
