@@ -22,6 +22,9 @@ struct batcher {
   uv_loop_t *loop;
   uv_idle_t idle;   /* keeps the loop from blocking while a dispatch waits */
   uv_check_t check; /* dispatches after this iteration's I/O callbacks */
+  uv_idle_t rejoin_idle;   /* the same for the loop thread's return ... */
+  uv_check_t rejoin_check; /* ... to the split job it left (batch__help) */
+  struct batch_job *rejoin; /* that job, or NULL */
   batch_item_t *head, *tail;
   size_t queued;
   unsigned inflight, max_inflight, max_rows;
@@ -51,6 +54,10 @@ struct batch_job {
   unsigned parts;           /* pieces queued on the pool at dispatch */
   unsigned helper;          /* 1: the loop thread is piece `parts` too */
   unsigned slots;           /* parts + helper: the pieces that count out */
+  uint64_t help_t0;         /* when the loop thread began to help */
+  int away;                 /* the loop thread left for network work and
+                               comes back (counted in pending meanwhile) */
+  int helped;               /* it scanned a chunk (INFO) */
   unsigned pending, weight;
   int failed;               /* RECD_E*: answer every item with it */
   batch_part_t part[SERVE_MAX_PARTS];
@@ -159,9 +166,10 @@ static uint32_t batch__split(batch_job_t *job, unsigned p, rec_ws_t *ws, int hel
   }
   chunks = batch__scan_part(job, p, helping, t0);
 out:
-  /* A helper that left with chunks still unclaimed hands its place to a
-   * pool piece (batch__help), which counts for it: the pool pieces
-   * already running would finish the job, but with one thread fewer. */
+  /* A helper that left with work still unclaimed keeps its place open:
+   * it comes back, or a pool piece counts for it (batch__help); the pool
+   * pieces already running would finish the job, but with one thread
+   * fewer. */
   if (helping && batch__unclaimed(job)) {
     *relieve = 1;
     return chunks;
@@ -193,6 +201,11 @@ static void batch__work(uv_work_t *w) {
 static void batch__dispatch(batcher_t *b);
 static void batch__after(uv_work_t *w, int status);
 static void batch__maybe_free(batcher_t *b);
+static void batch__on_rejoin(uv_check_t *h);
+
+static void batch__on_idle(uv_idle_t *h) {
+  (void)h; /* exists only so that the loop does not block in poll */
+}
 
 /* The job's items are answered (or failed): hand them back. */
 static void batch__complete(batch_job_t *job) {
@@ -225,6 +238,16 @@ static void batch__after(uv_work_t *w, int status) {
     batch__complete(job);
 }
 
+/* The loop thread's piece has counted out (batch__split): if it had left
+ * and come back, its hold on the job goes, and it may be the last. */
+static void batch__helper_out(batch_job_t *job) {
+  if (job->away) {
+    job->away = 0;
+    if (--job->pending == 0)
+      batch__complete(job);
+  }
+}
+
 /* Queues piece p of the job on the pool: 0, or RECD_EINVAL (cannot
  * happen with a valid loop and callbacks). */
 static int batch__queue(batch_job_t *job, unsigned p) {
@@ -254,24 +277,46 @@ static unsigned batch__run(batch_job_t *job) {
  * thread took about 1 ms on average on the 2-vCPU VM (the first 22 us),
  * and once woken it competed for a vCPU with the loop thread, which is
  * awake and would otherwise only wait in epoll. Bounded (batch__leave), so
- * the network is never left for long: when the loop thread leaves with
- * work unclaimed, a pool piece takes its place (its slot, `parts`). */
+ * the network is never left waiting for more than a chunk: when the loop
+ * has network work the loop thread leaves with its slot open and comes
+ * back after that iteration's I/O callbacks (batch__on_rejoin: at 1M
+ * items and 2 connections each request's bytes and Redis reply made it
+ * leave, and a worker woken to take its place started a millisecond
+ * later); once its budget is spent (or at shutdown) a pool piece takes
+ * its slot (`parts`) instead. */
 static void batch__help(batch_job_t *job) {
+  batcher_t *b = job->b;
   rec_ws_t ws;
   rec_ws_init(&ws);
   int relieve;
-  uint32_t chunks = batch__split(job, job->parts, &ws, 1, uv_hrtime(), &relieve);
-  if (relieve) {
-    if (batch__queue(job, job->parts) == 0) {
-      job->pending++;
-      job->b->st.relieved_jobs++;
-    } else { /* no pool piece: the rest is the loop thread's after all */
-      chunks += batch__split(job, job->parts, &ws, 0, 0, &relieve);
+  const uint32_t chunks = batch__split(job, job->parts, &ws, 1, job->help_t0, &relieve);
+  b->st.helped_chunks += chunks;
+  if (chunks > 0 && !job->helped) {
+    job->helped = 1;
+    b->st.helped_jobs++;
+  }
+  if (relieve && !b->closing && uv_hrtime() - job->help_t0 < b->help_ns) {
+    if (!job->away) {
+      job->away = 1;
+      job->pending++; /* the loop thread's slot, until it counts out */
     }
+    b->rejoin = job;
+    uv_idle_start(&b->rejoin_idle, batch__on_idle);
+    uv_check_start(&b->rejoin_check, batch__on_rejoin);
+  } else if (relieve) {
+    if (batch__queue(job, job->parts) == 0) {
+      if (!job->away)
+        job->pending++; /* (an away slot's count passes to the piece) */
+      job->away = 0;
+      b->st.relieved_jobs++;
+    } else { /* no pool piece: the rest is the loop thread's after all */
+      b->st.helped_chunks += batch__split(job, job->parts, &ws, 0, 0, &relieve);
+      batch__helper_out(job);
+    }
+  } else {
+    batch__helper_out(job);
   }
   rec_ws_free(&ws);
-  job->b->st.helped_jobs += chunks > 0;
-  job->b->st.helped_chunks += chunks;
 }
 
 /* The next job from the head of the queue: up to the batch capacity of
@@ -365,13 +410,23 @@ static void batch__dispatch(batcher_t *b) {
       batch__complete(job);
       return;
     }
-    if (job->helper && job->failed == 0)
+    if (job->helper && job->failed == 0) {
+      job->help_t0 = uv_hrtime();
       batch__help(job);
+    }
   }
 }
 
-static void batch__on_idle(uv_idle_t *h) {
-  (void)h; /* exists only so that the loop does not block in poll */
+
+/* The loop thread returns to the split job it left for network work. */
+static void batch__on_rejoin(uv_check_t *h) {
+  batcher_t *b = h->data;
+  uv_idle_stop(&b->rejoin_idle);
+  uv_check_stop(&b->rejoin_check);
+  batch_job_t *job = b->rejoin;
+  b->rejoin = NULL;
+  if (job != NULL)
+    batch__help(job);
 }
 
 static void batch__on_check(uv_check_t *h) {
@@ -393,8 +448,10 @@ int batcher_new(uv_loop_t *loop, unsigned max_inflight, unsigned max_rows, uint3
   b->help_ns = help_ns;
   uv_idle_init(loop, &b->idle);
   uv_check_init(loop, &b->check);
-  b->idle.data = b->check.data = b;
-  b->handles_open = 2;
+  uv_idle_init(loop, &b->rejoin_idle);
+  uv_check_init(loop, &b->rejoin_check);
+  b->idle.data = b->check.data = b->rejoin_idle.data = b->rejoin_check.data = b;
+  b->handles_open = 4;
   *out = b;
   return 0;
 }
@@ -438,12 +495,21 @@ static void batch__closed(uv_handle_t *h) {
 
 void batcher_close(batcher_t *b) {
   b->closing = 1;
+  /* A split job the loop thread was to come back to: it helps once more,
+   * and whatever it leaves goes to the pool (closing). */
+  if (b->rejoin != NULL) {
+    batch_job_t *job = b->rejoin;
+    b->rejoin = NULL;
+    batch__help(job);
+  }
   /* Items queued for this iteration's uv_check would never be dispatched
    * once the handles are closed: they go now (and the rest as jobs
    * complete). */
   batch__dispatch(b);
   uv_close((uv_handle_t *)&b->idle, batch__closed);
   uv_close((uv_handle_t *)&b->check, batch__closed);
+  uv_close((uv_handle_t *)&b->rejoin_idle, batch__closed);
+  uv_close((uv_handle_t *)&b->rejoin_check, batch__closed);
 }
 
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out) {

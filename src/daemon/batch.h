@@ -22,8 +22,9 @@
  * customer's answer uses every core. For a job of one or two customers
  * (an unloaded daemon's) the loop thread, which queued it, is one of the
  * pieces, in place of a worker that would have to be woken (a halted
- * vCPU's thread takes about a millisecond to wake on a VM); it hands its
- * place to the pool as soon as the loop has network work.
+ * vCPU's thread takes about a millisecond to wake on a VM); it steps out
+ * to serve network work and comes back, and hands its place to the pool
+ * once its budget is spent.
  */
 #ifndef RECD_DAEMON_BATCH_H
 #define RECD_DAEMON_BATCH_H

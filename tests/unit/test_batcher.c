@@ -10,6 +10,8 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "batch.h"
@@ -314,6 +316,91 @@ START_TEST(int8_split_loop_thread_hands_over) {
 }
 END_TEST
 
+/* Network work pending (a readable socket the loop watches): the loop
+ * thread leaves its piece before its first chunk, serves the socket, and
+ * comes back after that iteration's I/O callbacks to scan the job itself
+ * (both pool threads are held): no pool piece takes its place. The
+ * socket's callback reads its byte only the second time, so that it is
+ * still readable when the first job is dispatched (the check phase comes
+ * after the poll phase). */
+static int poll_calls, poll_reads;
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  char c;
+  int fd = *(int *)h->data;
+  if (++poll_calls < 2)
+    return;
+  ck_assert_int_eq(read(fd, &c, 1), 1);
+  poll_reads++;
+}
+
+START_TEST(int8_split_loop_thread_comes_back) {
+  serve_model_t sm;
+  serve_model_on(&sm, SERVE_PASS_INT8);
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  enum { POOL = 2 };
+  static blocker_t bl[POOL];
+  for (int i = 0; i < POOL; i++) {
+    ck_assert_int_eq(uv_sem_init(&bl[i].go, 0), 0);
+    bl[i].began = 0;
+    bl[i].w.data = &bl[i];
+    ck_assert_int_eq(uv_queue_work(&loop, &bl[i].w, blocker_work, blocker_after), 0);
+  }
+  for (int i = 0; i < POOL; i++)
+    while (!__atomic_load_n(&bl[i].began, __ATOMIC_SEQ_CST))
+      uv_sleep(1);
+  int sv[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  uv_poll_t poll;
+  ck_assert_int_eq(uv_poll_init(&loop, &poll, sv[0]), 0);
+  poll.data = &sv[0];
+  ck_assert_int_eq(uv_poll_start(&poll, UV_READABLE, on_readable), 0);
+  poll_calls = poll_reads = 0;
+  batcher_t *b;
+  ck_assert_int_eq(batcher_new(&loop, 2, 2, 0, UINT64_MAX / 2, &b), 0);
+  static cust_t cust[N_CUST];
+  submit_all(b, &sm, cust, 1);
+  ck_assert_int_eq(write(sv[1], "x", 1), 1); /* network work */
+  /* one turn: the check callback dispatches the first job; its piece
+   * leaves at once, since the socket is still readable */
+  uv_run(&loop, UV_RUN_NOWAIT);
+  ck_assert_int_eq(poll_calls, 1);
+  batcher_stats_t st;
+  batcher_get_stats(b, &st);
+  ck_assert_uint_eq(st.split_jobs, 1);
+  ck_assert_uint_eq(st.helped_chunks, 0);
+  ck_assert_uint_eq(st.relieved_jobs, 0);
+  /* the next: the socket is served, then the loop thread comes back */
+  uv_run(&loop, UV_RUN_NOWAIT);
+  ck_assert_int_eq(poll_reads, 1);
+  batcher_get_stats(b, &st);
+  ck_assert_uint_eq(st.helped_jobs, 1);
+  ck_assert_uint_eq(st.helped_chunks, 1); /* N_ITEMS: one chunk, all of it */
+  ck_assert_uint_eq(st.relieved_jobs, 0);
+  ck_assert_int_eq(n_done, 0); /* answered when the pool's piece is back */
+  uv_poll_stop(&poll);
+  uv_close((uv_handle_t *)&poll, NULL);
+  for (int i = 0; i < POOL; i++)
+    uv_sem_post(&bl[i].go);
+  while (n_done < N_CUST)
+    uv_run(&loop, UV_RUN_ONCE);
+  batcher_get_stats(b, &st);
+  ck_assert_uint_eq(st.rows, N_CUST);
+  batcher_close(b);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  close(sv[0]);
+  close(sv[1]);
+  for (int i = 0; i < POOL; i++)
+    uv_sem_destroy(&bl[i].go);
+  for (size_t j = 0; j < N_CUST; j++)
+    check_against_serve_one(&cust[j], j);
+  serve_model_free(&sm);
+}
+END_TEST
+
 START_TEST(closed_with_jobs_in_flight) {
   uint64_t split;
   run(SERVE_PASS_INT8, 2, 3, 0, 1, &split);
@@ -334,6 +421,7 @@ int main(void) {
   tcase_add_test(tc, int8_pass_split);
   tcase_add_test(tc, int8_split_loop_thread_helps);
   tcase_add_test(tc, int8_split_loop_thread_hands_over);
+  tcase_add_test(tc, int8_split_loop_thread_comes_back);
   tcase_add_test(tc, closed_with_jobs_in_flight);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
