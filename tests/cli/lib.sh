@@ -42,31 +42,11 @@ pass() { echo "ok: $*"; }
 # range and checked by binding it. Not bind(0): a port of the ephemeral range
 # can become the source port of any outgoing connection (the load tests open
 # thousands) before the test's server binds it (tests/unit/testutil.c, the
-# same rule for the C tests).
+# same rule for the C tests). The rule is tests/free_port.py's, which the
+# benchmarks use too; its path is resolved now, as a test may cd later.
+RECD_FREE_PORT_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/free_port.py"
 free_port() {
-  python3 - <<'PY'
-import random, socket
-try:
-    eph = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except (OSError, ValueError, IndexError):
-    eph = 32768
-def take(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return s.getsockname()[1]
-    except OSError:
-        return None
-    finally:
-        s.close()
-port = None
-if eph - 10000 >= 1000:
-    for _ in range(100):
-        port = take(random.randrange(10000, eph))
-        if port:
-            break
-print(port or take(0))
-PY
+  python3 "$RECD_FREE_PORT_PY"
 }
 
 # Starts redis-server on a free loopback port, no persistence; sets REDIS_PORT.
