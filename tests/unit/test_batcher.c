@@ -209,55 +209,78 @@ static void blocker_after(uv_work_t *w, int status) {
   ck_assert_int_eq(status, 0);
 }
 
-/* Every pool thread busy (as with a reload): the loop thread, which helps
- * each split job of up to two customers until the pool's pieces begin,
- * scans the whole first job alone and answers it exactly; the pieces that
- * start later find the work done. Without the help the job would wait for
- * the pool. Only the budget could stop it here: nothing else is pending on
- * the loop. */
-START_TEST(int8_split_loop_thread_helps) {
+/* A batcher on a loop whose pool threads are all held by blockers until
+ * held_release(), with the N_CUST customers submitted (some SIMILARs):
+ * what the loop thread does alone shows in the stats before the release. */
+enum { POOL = 2 }; /* UV_THREADPOOL_SIZE, set in main() */
+typedef struct held {
   serve_model_t sm;
-  serve_model_on(&sm, SERVE_PASS_INT8);
   uv_loop_t loop;
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  enum { POOL = 2 }; /* UV_THREADPOOL_SIZE, set in main() */
-  static blocker_t bl[POOL];
-  for (int i = 0; i < POOL; i++) {
-    ck_assert_int_eq(uv_sem_init(&bl[i].go, 0), 0);
-    bl[i].began = 0;
-    bl[i].w.data = &bl[i];
-    ck_assert_int_eq(uv_queue_work(&loop, &bl[i].w, blocker_work, blocker_after), 0);
-  }
-  for (int i = 0; i < POOL; i++) /* both threads are held */
-    while (!__atomic_load_n(&bl[i].began, __ATOMIC_SEQ_CST))
-      uv_sleep(1);
+  blocker_t bl[POOL];
   batcher_t *b;
-  ck_assert_int_eq(batcher_new(&loop, 2, 2, 0, UINT64_MAX / 2, &b), 0);
-  static cust_t cust[N_CUST];
-  submit_all(b, &sm, cust, 1);
-  /* one turn: the check callback dispatches the first job and helps */
-  uv_run(&loop, UV_RUN_NOWAIT);
+  cust_t cust[N_CUST];
+} held_t;
+
+static void held_start(held_t *h, unsigned max_rows, uint64_t help_ns) {
+  serve_model_on(&h->sm, SERVE_PASS_INT8);
+  ck_assert_int_eq(uv_loop_init(&h->loop), 0);
+  for (int i = 0; i < POOL; i++) {
+    ck_assert_int_eq(uv_sem_init(&h->bl[i].go, 0), 0);
+    h->bl[i].began = 0;
+    h->bl[i].w.data = &h->bl[i];
+    ck_assert_int_eq(uv_queue_work(&h->loop, &h->bl[i].w, blocker_work, blocker_after), 0);
+  }
+  for (int i = 0; i < POOL; i++) /* every thread is held */
+    while (!__atomic_load_n(&h->bl[i].began, __ATOMIC_SEQ_CST))
+      uv_sleep(1);
+  ck_assert_int_eq(batcher_new(&h->loop, 2, max_rows, 0, help_ns, &h->b), 0);
+  submit_all(h->b, &h->sm, h->cust, 1);
+}
+
+/* Lets the pool go and runs the loop until every customer is answered. */
+static void held_release(held_t *h) {
+  for (int i = 0; i < POOL; i++)
+    uv_sem_post(&h->bl[i].go);
+  while (n_done < N_CUST)
+    uv_run(&h->loop, UV_RUN_ONCE);
   batcher_stats_t st;
-  batcher_get_stats(b, &st);
+  batcher_get_stats(h->b, &st);
+  ck_assert_uint_eq(st.rows, N_CUST);
+}
+
+/* Closes everything and checks every answer against serve_one's. */
+static void held_finish(held_t *h) {
+  batcher_close(h->b);
+  ck_assert_int_eq(uv_run(&h->loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&h->loop), 0);
+  for (int i = 0; i < POOL; i++)
+    uv_sem_destroy(&h->bl[i].go);
+  for (size_t j = 0; j < N_CUST; j++)
+    check_against_serve_one(&h->cust[j], j);
+  serve_model_free(&h->sm);
+}
+
+/* Every pool thread busy (as with a reload): the loop thread, one of each
+ * split job's pieces for jobs of up to two customers, scans the whole
+ * first job alone and answers it exactly; the pool's piece that starts
+ * later finds the work done. Without it the job would wait for the pool.
+ * Only the budget could stop it here: nothing else is pending on the
+ * loop. */
+START_TEST(int8_split_loop_thread_helps) {
+  static held_t h;
+  held_start(&h, 2, UINT64_MAX / 2);
+  /* one turn: the check callback dispatches the first job and helps */
+  uv_run(&h.loop, UV_RUN_NOWAIT);
+  batcher_stats_t st;
+  batcher_get_stats(h.b, &st);
   ck_assert_uint_eq(st.split_jobs, 1);
   ck_assert_uint_eq(st.helped_jobs, 1);
   ck_assert_uint_eq(st.helped_chunks, 1); /* N_ITEMS: one chunk, all of it */
   ck_assert_int_eq(n_done, 0);           /* answered when the pieces are back */
-  for (int i = 0; i < POOL; i++)
-    uv_sem_post(&bl[i].go);
-  while (n_done < N_CUST)
-    uv_run(&loop, UV_RUN_ONCE);
-  batcher_get_stats(b, &st);
-  ck_assert_uint_eq(st.rows, N_CUST);
+  held_release(&h);
+  batcher_get_stats(h.b, &st);
   ck_assert_uint_ge(st.helped_jobs, 1);
-  batcher_close(b);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  for (int i = 0; i < POOL; i++)
-    uv_sem_destroy(&bl[i].go);
-  for (size_t j = 0; j < N_CUST; j++)
-    check_against_serve_one(&cust[j], j);
-  serve_model_free(&sm);
+  held_finish(&h);
 }
 END_TEST
 
@@ -266,53 +289,25 @@ END_TEST
  * runs one piece more than it was first given; every answer is still the
  * exact one, and the job is answered only once that piece is back. */
 START_TEST(int8_split_loop_thread_hands_over) {
-  serve_model_t sm;
-  serve_model_on(&sm, SERVE_PASS_INT8);
-  uv_loop_t loop;
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  enum { POOL = 2 };
-  static blocker_t bl[POOL];
-  for (int i = 0; i < POOL; i++) {
-    ck_assert_int_eq(uv_sem_init(&bl[i].go, 0), 0);
-    bl[i].began = 0;
-    bl[i].w.data = &bl[i];
-    ck_assert_int_eq(uv_queue_work(&loop, &bl[i].w, blocker_work, blocker_after), 0);
-  }
-  for (int i = 0; i < POOL; i++)
-    while (!__atomic_load_n(&bl[i].began, __ATOMIC_SEQ_CST))
-      uv_sleep(1);
-  batcher_t *b;
-  ck_assert_int_eq(batcher_new(&loop, 2, 1, 0, 1, &b), 0);
-  static cust_t cust[N_CUST];
-  submit_all(b, &sm, cust, 1);
-  uv_run(&loop, UV_RUN_NOWAIT);
+  static held_t h;
+  held_start(&h, 1, 1);
+  uv_run(&h.loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
-  batcher_get_stats(b, &st);
+  batcher_get_stats(h.b, &st);
   ck_assert_uint_eq(st.split_jobs, 1);
   ck_assert_uint_eq(st.helped_jobs, 0); /* it left before its first chunk */
   ck_assert_uint_eq(st.helped_chunks, 0);
   ck_assert_uint_eq(st.relieved_jobs, 1);
   ck_assert_int_eq(n_done, 0);
-  for (int i = 0; i < POOL; i++)
-    uv_sem_post(&bl[i].go);
-  while (n_done < N_CUST)
-    uv_run(&loop, UV_RUN_ONCE);
-  batcher_get_stats(b, &st);
-  ck_assert_uint_eq(st.rows, N_CUST);
+  held_release(&h);
+  batcher_get_stats(h.b, &st);
   ck_assert_uint_eq(st.jobs, N_CUST); /* one customer per job (max_rows 1) */
   /* the later jobs find a free pool: a piece may (rarely: the loop thread
    * preempted right after queueing) claim all the work before the loop
    * thread looks */
   ck_assert_uint_ge(st.relieved_jobs, 1);
   ck_assert_uint_le(st.relieved_jobs, N_CUST);
-  batcher_close(b);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
-  for (int i = 0; i < POOL; i++)
-    uv_sem_destroy(&bl[i].go);
-  for (size_t j = 0; j < N_CUST; j++)
-    check_against_serve_one(&cust[j], j);
-  serve_model_free(&sm);
+  held_finish(&h);
 }
 END_TEST
 
@@ -336,68 +331,39 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 }
 
 START_TEST(int8_split_loop_thread_comes_back) {
-  serve_model_t sm;
-  serve_model_on(&sm, SERVE_PASS_INT8);
-  uv_loop_t loop;
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  enum { POOL = 2 };
-  static blocker_t bl[POOL];
-  for (int i = 0; i < POOL; i++) {
-    ck_assert_int_eq(uv_sem_init(&bl[i].go, 0), 0);
-    bl[i].began = 0;
-    bl[i].w.data = &bl[i];
-    ck_assert_int_eq(uv_queue_work(&loop, &bl[i].w, blocker_work, blocker_after), 0);
-  }
-  for (int i = 0; i < POOL; i++)
-    while (!__atomic_load_n(&bl[i].began, __ATOMIC_SEQ_CST))
-      uv_sleep(1);
+  static held_t h;
+  held_start(&h, 2, UINT64_MAX / 2);
   int sv[2];
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   uv_poll_t poll;
-  ck_assert_int_eq(uv_poll_init(&loop, &poll, sv[0]), 0);
+  ck_assert_int_eq(uv_poll_init(&h.loop, &poll, sv[0]), 0);
   poll.data = &sv[0];
   ck_assert_int_eq(uv_poll_start(&poll, UV_READABLE, on_readable), 0);
   poll_calls = poll_reads = 0;
-  batcher_t *b;
-  ck_assert_int_eq(batcher_new(&loop, 2, 2, 0, UINT64_MAX / 2, &b), 0);
-  static cust_t cust[N_CUST];
-  submit_all(b, &sm, cust, 1);
   ck_assert_int_eq(write(sv[1], "x", 1), 1); /* network work */
   /* one turn: the check callback dispatches the first job; its piece
    * leaves at once, since the socket is still readable */
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&h.loop, UV_RUN_NOWAIT);
   ck_assert_int_eq(poll_calls, 1);
   batcher_stats_t st;
-  batcher_get_stats(b, &st);
+  batcher_get_stats(h.b, &st);
   ck_assert_uint_eq(st.split_jobs, 1);
   ck_assert_uint_eq(st.helped_chunks, 0);
   ck_assert_uint_eq(st.relieved_jobs, 0);
   /* the next: the socket is served, then the loop thread comes back */
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&h.loop, UV_RUN_NOWAIT);
   ck_assert_int_eq(poll_reads, 1);
-  batcher_get_stats(b, &st);
+  batcher_get_stats(h.b, &st);
   ck_assert_uint_eq(st.helped_jobs, 1);
   ck_assert_uint_eq(st.helped_chunks, 1); /* N_ITEMS: one chunk, all of it */
   ck_assert_uint_eq(st.relieved_jobs, 0);
   ck_assert_int_eq(n_done, 0); /* answered when the pool's piece is back */
   uv_poll_stop(&poll);
   uv_close((uv_handle_t *)&poll, NULL);
-  for (int i = 0; i < POOL; i++)
-    uv_sem_post(&bl[i].go);
-  while (n_done < N_CUST)
-    uv_run(&loop, UV_RUN_ONCE);
-  batcher_get_stats(b, &st);
-  ck_assert_uint_eq(st.rows, N_CUST);
-  batcher_close(b);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  held_release(&h);
+  held_finish(&h);
   close(sv[0]);
   close(sv[1]);
-  for (int i = 0; i < POOL; i++)
-    uv_sem_destroy(&bl[i].go);
-  for (size_t j = 0; j < N_CUST; j++)
-    check_against_serve_one(&cust[j], j);
-  serve_model_free(&sm);
 }
 END_TEST
 
