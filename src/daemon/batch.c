@@ -50,10 +50,10 @@ struct batch_job {
   uint32_t *sim;            /* SIMILAR jobs: the query items */
   size_t n;
   serve_batch_t *sb;
-  unsigned split;           /* 1: the work is shared out (batch__split) */
   unsigned parts;           /* pieces queued on the pool at dispatch */
   unsigned helper;          /* 1: the loop thread is piece `parts` too */
-  unsigned slots;           /* parts + helper: the pieces that count out */
+  unsigned slots;           /* parts + helper: the pieces that count out;
+                               more than one: the work is shared out */
   uint64_t help_t0;         /* when the loop thread began to help */
   int away;                 /* the loop thread left for network work and
                                comes back (counted in pending meanwhile) */
@@ -189,7 +189,7 @@ static void batch__work(uv_work_t *w) {
   batch_job_t *job = part->job;
   rec_ws_t ws;
   rec_ws_init(&ws);
-  if (!job->split) {
+  if (job->slots == 1) { /* not split: one piece runs the whole job */
     serve_batch_run(job->sb, &ws);
   } else {
     int relieve;
@@ -341,7 +341,6 @@ static batch_job_t *batch__take(batcher_t *b, unsigned slots, unsigned helper) {
   job->vec = vec;
   job->qv = qv;
   job->sim = sim;
-  job->split = slots > 1;
   job->slots = slots;
   /* Every queued item of the head's model and kind, in order (the others
    * keep theirs, the first of them now at the head): a storefront's mix of
