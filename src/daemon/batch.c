@@ -5,10 +5,22 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* Items per chunk of a split scan (a multiple of SERVE_SCAN_ALIGN): 1 MB
- * of the int8 copy at k = 64, so a split 1M-item scan has 61 chunks to
- * share out. */
-#define BATCH_CHUNK_ITEMS 16384u
+/* Items per chunk of a split scan (multiples of SERVE_SCAN_ALIGN): about
+ * a 32nd of the catalogue, between these bounds. At most 1 MB of the int8
+ * copy at k = 64, so a split 1M-item scan has 61 chunks to share out; at
+ * 100k items 25 chunks of 4096, not 7 of 16384: the last chunk, which one
+ * piece scans alone while the other has nothing left to claim, is that
+ * much shorter (100k items, 50 connections: 2% more RECOMMENDs/s than
+ * 16384, median of six alternating rounds, within the noise). Not
+ * smaller: the loop thread polls its epoll descriptor once per chunk when
+ * it helps, and each chunk is a round of the shared bar. */
+#define BATCH_CHUNK_MIN 4096u
+#define BATCH_CHUNK_MAX 16384u
+
+static uint32_t batch__chunk_items(uint32_t n) {
+  uint32_t c = (n / 32 + SERVE_SCAN_ALIGN - 1) / SERVE_SCAN_ALIGN * SERVE_SCAN_ALIGN;
+  return c < BATCH_CHUNK_MIN ? BATCH_CHUNK_MIN : c > BATCH_CHUNK_MAX ? BATCH_CHUNK_MAX : c;
+}
 
 /* The loop thread helps split jobs of at most this many customers
  * (batch__help). A batch grows only under load, and then the workers are
@@ -58,7 +70,7 @@ struct batch_job {
   int away;                 /* the loop thread left for network work and
                                comes back (counted in pending meanwhile) */
   int helped;               /* it scanned a chunk (INFO) */
-  unsigned pending, weight;
+  unsigned pending;
   int failed;               /* RECD_E*: answer every item with it */
   batch_part_t part[SERVE_MAX_PARTS];
   /* split jobs: the pieces claim work from these counters */
@@ -90,7 +102,7 @@ static int batch__leave(batch_job_t *job, int helping, uint64_t t0) {
   return pfd.fd >= 0 && poll(&pfd, 1, 0) != 0;
 }
 
-/* Scan part p: takes chunks of BATCH_CHUNK_ITEMS items from the job's
+/* Scan part p: takes chunks of batch__chunk_items() items from the job's
  * shared counter until none are left, or, for the loop thread's piece,
  * until batch__leave() says so (checked before each chunk). Fixed halves made
  * one request wait for the slower part: on a busy or virtualised machine
@@ -99,8 +111,8 @@ static int batch__leave(batch_job_t *job, int helping, uint64_t t0) {
  * with chunks the first part simply scans more of them. Returns the
  * chunks it scanned. */
 static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint64_t t0) {
-  const uint32_t n = serve_batch_n_items(job->sb);
-  const uint32_t chunks = (n + BATCH_CHUNK_ITEMS - 1) / BATCH_CHUNK_ITEMS;
+  const uint32_t n = serve_batch_n_items(job->sb), size = batch__chunk_items(n);
+  const uint32_t chunks = (n + size - 1) / size;
   uint32_t mine = 0;
   if (serve_batch_n_rows(job->sb) == 0)
     return 0; /* everyone was answered by the fold (popularity) */
@@ -110,8 +122,8 @@ static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint
     const uint32_t c = atomic_fetch_add(&job->next_chunk, 1);
     if (c >= chunks)
       return mine;
-    const uint32_t lo = c * BATCH_CHUNK_ITEMS;
-    const uint32_t hi = n - lo > BATCH_CHUNK_ITEMS ? lo + BATCH_CHUNK_ITEMS : n;
+    const uint32_t lo = c * size;
+    const uint32_t hi = n - lo > size ? lo + size : n;
     mine++;
     if (serve_batch_scan(job->sb, p, lo, hi) != 0)
       return mine; /* remembered by the batch: every row fails */
@@ -123,9 +135,8 @@ static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint
 static int batch__unclaimed(batch_job_t *job) {
   if (atomic_load(&job->next_fold) < job->n || !atomic_load(&job->rows_ready))
     return 1;
-  const uint32_t n = serve_batch_n_items(job->sb);
-  return serve_batch_n_rows(job->sb) > 0 &&
-         atomic_load(&job->next_chunk) < (n + BATCH_CHUNK_ITEMS - 1) / BATCH_CHUNK_ITEMS;
+  const uint32_t n = serve_batch_n_items(job->sb), size = batch__chunk_items(n);
+  return serve_batch_n_rows(job->sb) > 0 && atomic_load(&job->next_chunk) < (n + size - 1) / size;
 }
 
 /* One piece of a split job. Every piece is queued at once and the work is
@@ -210,7 +221,7 @@ static void batch__on_idle(uv_idle_t *h) {
 /* The job's items are answered (or failed): hand them back. */
 static void batch__complete(batch_job_t *job) {
   batcher_t *b = job->b;
-  b->inflight -= job->weight;
+  b->inflight--;
   for (size_t j = 0; j < job->n; j++) {
     const serve_answer_t failed = {.rc = job->failed};
     const serve_answer_t *a = job->failed ? &failed : serve_batch_answer(job->sb, j);
@@ -272,8 +283,9 @@ static unsigned batch__run(batch_job_t *job) {
 
 /* The loop thread is one of the split job's pieces: the job it has just
  * queued has a piece on every worker but one, and the loop thread scans
- * in the last one's place. Why: a split job is dispatched only when every
- * worker is idle, and on a VM an idle vCPU is halted; waking a second pool
+ * in the last one's place. Why: it does so only for a job dispatched when
+ * no other runs, so every worker is idle, and on a VM an idle vCPU is
+ * halted; waking a second pool
  * thread took about 1 ms on average on the 2-vCPU VM (the first 22 us),
  * and once woken it competed for a vCPU with the loop thread, which is
  * awake and would otherwise only wait in epoll. Bounded (batch__leave), so
@@ -374,8 +386,14 @@ static batch_job_t *batch__take(batcher_t *b, unsigned slots, unsigned helper) {
   return job;
 }
 
-/* Starts jobs while workers are free. A job whose scan is split takes
- * every worker, so it starts only when all are free. */
+/* Starts jobs while fewer than max_inflight are running. A split job has
+ * a piece on every worker, and it may start while another job runs: its
+ * pieces queue behind that job's, and each worker that runs out of the
+ * first job's chunks goes on to the second's. (Waiting until every worker
+ * was free left one worker alone with the last chunks and rows of a big
+ * job while the other had nothing to do, about 15% of the time at 100k
+ * items and 50 connections; overlapping measured 10% more RECOMMENDs/s
+ * there, bench/README.md.) */
 static void batch__dispatch(batcher_t *b) {
   while (b->head != NULL && b->inflight < b->max_inflight) {
     const serve_model_t *sm = b->head->model;
@@ -383,17 +401,15 @@ static void batch__dispatch(batcher_t *b) {
     if (sm->pass == SERVE_PASS_INT8 && model_n_items(sm->m) >= b->split_items &&
         b->max_inflight > 1)
       slots = b->max_inflight < SERVE_MAX_PARTS ? b->max_inflight : SERVE_MAX_PARTS;
-    if (slots > 1 && b->inflight > 0)
-      return; /* the next completion dispatches it */
-    /* the loop thread takes a split job's last piece (batch__help), except
-     * at shutdown (dispatched from the pool's callbacks, nothing left to
-     * wait for) */
-    const unsigned helper = slots > 1 && !b->closing && b->help_ns > 0;
+    /* the loop thread takes a split job's last piece (batch__help) when
+     * the job is the only one (the workers are idle, so their vCPUs may be
+     * halted), except at shutdown (dispatched from the pool's callbacks,
+     * nothing left to wait for) */
+    const unsigned helper = slots > 1 && !b->closing && b->help_ns > 0 && b->inflight == 0;
     batch_job_t *job = batch__take(b, slots, helper);
     if (job == NULL)
       return; /* retried at the next completion or submission */
-    job->weight = slots > 1 ? b->max_inflight : 1;
-    b->inflight += job->weight;
+    b->inflight++;
     b->st.jobs++;
     b->st.rows += job->n;
     if (job->n > b->st.max_rows_seen)

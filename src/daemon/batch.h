@@ -16,15 +16,16 @@
  * SIMILAR): consecutive queued items of the same model and kind.
  *
  * This module only queues, runs jobs on the pool and shares a job's work
- * out among workers: from `split_items` items on (int8 pass), a job's
- * pieces run on every worker at once and claim customers to fold in and
+ * out among workers: from `split_items` items on (int8 pass), a job has a
+ * piece on every worker, and the pieces claim customers to fold in and
  * chunks of the catalogue to scan from shared counters, so that one
- * customer's answer uses every core. For a job of one or two customers
- * (an unloaded daemon's) the loop thread, which queued it, is one of the
- * pieces, in place of a worker that would have to be woken (a halted
- * vCPU's thread takes about a millisecond to wake on a VM); it steps out
- * to serve network work and comes back, and hands its place to the pool
- * once its budget is spent.
+ * customer's answer uses every core, and a worker done with one job's
+ * chunks goes on to the next job's. For a job of one or two customers
+ * dispatched while no other runs (an unloaded daemon's) the loop thread,
+ * which queued it, is one of the pieces, in place of a worker that would
+ * have to be woken (a halted vCPU's thread takes about a millisecond to
+ * wake on a VM); it steps out to serve network work and comes back, and
+ * hands its place to the pool once its budget is spent.
  */
 #ifndef RECD_DAEMON_BATCH_H
 #define RECD_DAEMON_BATCH_H

@@ -180,7 +180,7 @@ static const config__def_t config__defs[] = {
               CONFIG__RUNTIME,
               "never recommend items already in the customer's history"),
   CONFIG__INT_ROW("workers", workers, "2", 1, 256, "scoring threads"),
-  CONFIG__INT_ROW("scan-split-items", scan_split_items, "200000", 0, 2147483647,
+  CONFIG__INT_ROW("scan-split-items", scan_split_items, "100000", 0, 2147483647,
                   "catalogue size from which one batch's int8 scan is split over all "
                   "workers (0 = always)"),
   CONFIG__INT_ROW("scan-loop-help-us", scan_loop_help_us, "3000", 0, 1000000,

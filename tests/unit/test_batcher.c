@@ -269,11 +269,13 @@ static void held_finish(held_t *h) {
 START_TEST(int8_split_loop_thread_helps) {
   static held_t h;
   held_start(&h, 2, UINT64_MAX / 2);
-  /* one turn: the check callback dispatches the first job and helps */
+  /* one turn: the check callback dispatches the first job and helps, then
+   * a second one, whose pieces queue on the pool: the loop thread helps
+   * only a job that runs alone */
   uv_run(&h.loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
   batcher_get_stats(h.b, &st);
-  ck_assert_uint_eq(st.split_jobs, 1);
+  ck_assert_uint_eq(st.split_jobs, 2);
   ck_assert_uint_eq(st.helped_jobs, 1);
   ck_assert_uint_eq(st.helped_chunks, 1); /* N_ITEMS: one chunk, all of it */
   ck_assert_int_eq(n_done, 0);           /* answered when the pieces are back */
@@ -294,7 +296,7 @@ START_TEST(int8_split_loop_thread_hands_over) {
   uv_run(&h.loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
   batcher_get_stats(h.b, &st);
-  ck_assert_uint_eq(st.split_jobs, 1);
+  ck_assert_uint_eq(st.split_jobs, 2); /* the second without the loop thread */
   ck_assert_uint_eq(st.helped_jobs, 0); /* it left before its first chunk */
   ck_assert_uint_eq(st.helped_chunks, 0);
   ck_assert_uint_eq(st.relieved_jobs, 1);
@@ -347,7 +349,7 @@ START_TEST(int8_split_loop_thread_comes_back) {
   ck_assert_int_eq(poll_calls, 1);
   batcher_stats_t st;
   batcher_get_stats(h.b, &st);
-  ck_assert_uint_eq(st.split_jobs, 1);
+  ck_assert_uint_eq(st.split_jobs, 2); /* the second without the loop thread */
   ck_assert_uint_eq(st.helped_chunks, 0);
   ck_assert_uint_eq(st.relieved_jobs, 0);
   /* the next: the socket is served, then the loop thread comes back */
@@ -364,6 +366,32 @@ START_TEST(int8_split_loop_thread_comes_back) {
   held_finish(&h);
   close(sv[0]);
   close(sv[1]);
+}
+END_TEST
+
+/* Split jobs overlap: with both pool threads busy, two split jobs are
+ * dispatched at once (as many as there are workers, never more), each
+ * with a piece on every worker, so four pieces wait for two threads; the
+ * loop thread takes no part (budget 0). Once the pool is free, a thread
+ * done with one job's chunks goes on to the other's, and every answer is
+ * the exact one. */
+START_TEST(int8_split_jobs_overlap) {
+  static held_t h;
+  held_start(&h, 4, 0);
+  uv_run(&h.loop, UV_RUN_NOWAIT);
+  batcher_stats_t st;
+  batcher_get_stats(h.b, &st);
+  ck_assert_uint_eq(st.jobs, 2);
+  ck_assert_uint_eq(st.split_jobs, 2);
+  ck_assert_uint_eq(st.rows, 8);
+  ck_assert_uint_eq(st.helped_jobs, 0);
+  ck_assert_int_eq(n_done, 0);
+  held_release(&h);
+  batcher_get_stats(h.b, &st);
+  ck_assert_uint_eq(st.split_jobs, st.jobs);
+  ck_assert_uint_eq(st.helped_jobs, 0);
+  ck_assert_uint_le(st.max_rows_seen, 4);
+  held_finish(&h);
 }
 END_TEST
 
@@ -388,6 +416,7 @@ int main(void) {
   tcase_add_test(tc, int8_split_loop_thread_helps);
   tcase_add_test(tc, int8_split_loop_thread_hands_over);
   tcase_add_test(tc, int8_split_loop_thread_comes_back);
+  tcase_add_test(tc, int8_split_jobs_overlap);
   tcase_add_test(tc, closed_with_jobs_in_flight);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
