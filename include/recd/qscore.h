@@ -208,6 +208,18 @@ int qsel_compact(qsel_t *s);
  * over disjoint item ranges), then compacts dst. 0 or RECD_ENOMEM. */
 int qsel_merge(qsel_t *dst, qsel_t *src);
 
+/* For collectors of one customer over disjoint ranges (a split scan), to
+ * share what they have seen: the j-th best lo counted so far (1 <= j <=
+ * want; -INFINITY while fewer than j are counted). If each of P collectors
+ * holds ceil(want / P) items whose lo is at least L_p, their union holds
+ * want of them at least min_p L_p, all kept to the merge (an item among a
+ * collector's want best is never compacted away), so min_p L_p is a bar
+ * for every one of them. Costs a copy and a selection of want doubles. */
+double qsel_kth_lo(const qsel_t *s, size_t j);
+/* Raises s's threshold to what the bar `bar` allows (the rule qsel_t's
+ * own bar follows); a lower or NaN bar changes nothing. */
+void qsel_raise_bar(qsel_t *s, double bar);
+
 /* Instruction sets of the scan (QSCORE_ISA_COUNT: how many). */
 typedef enum qscore_isa {
   QSCORE_SCALAR = 0,

@@ -5,6 +5,7 @@
 #include "recd/qscore.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -372,16 +373,64 @@ static void qsel__count(qsel_t *s, double lo) {
     }
     h[p] = lo;
   }
+  qsel_raise_bar(s, h[0]);
+}
+
+void qsel_raise_bar(qsel_t *s, double bar) {
+  if (!(bar > -INFINITY))
+    return; /* (NaN too) */
   /* The scan compares v + e with thresh, unadjusted: an item with
    * v + e < thresh has hi < bar whatever its category. The relative pad
    * covers the float rounding of v + e and of v + adjustment (a few ulps
    * at these magnitudes); it only lets a few more near misses in. */
-  const double bar = h[0];
   const double t = bar - s->slack - s->amax;
   const double pad = (fabs(t) + fabs(bar) + s->amax + s->slack) * 0x1p-20;
   const float th = (float)(t - pad);
   if (th > s->thresh || isnan(s->thresh))
     s->thresh = th;
+}
+
+double qsel_kth_lo(const qsel_t *s, size_t j) {
+  if (j == 0 || j > s->hn)
+    return -INFINITY;
+  if (j == s->hn)
+    return s->best[0]; /* the min-heap's root (never NaN: qsel__count
+                          skips those) */
+  /* the j-th largest of the heap's hn values, the k-th smallest (from 0),
+   * by selection on a copy (hn <= want, small next to a chunk's scan) */
+  double stack[64], *t = s->hn <= 64 ? stack : malloc(s->hn * sizeof *t);
+  if (t == NULL)
+    return -INFINITY; /* no bar is always valid */
+  memcpy(t, s->best, s->hn * sizeof *t);
+  const ptrdiff_t k = (ptrdiff_t)(s->hn - j);
+  ptrdiff_t lo = 0, hi = (ptrdiff_t)s->hn - 1;
+  while (lo < hi) {
+    /* Hoare's partition around the middle value: [lo, q] <= pivot <=
+     * [q + 1, hi], lo <= q < hi */
+    const double pivot = t[lo + (hi - lo) / 2];
+    ptrdiff_t a = lo - 1, b = hi + 1;
+    for (;;) {
+      do
+        a++;
+      while (t[a] < pivot);
+      do
+        b--;
+      while (t[b] > pivot);
+      if (a >= b)
+        break;
+      const double x = t[a];
+      t[a] = t[b];
+      t[b] = x;
+    }
+    if (k <= b)
+      hi = b;
+    else
+      lo = b + 1;
+  }
+  const double v = t[k];
+  if (t != stack)
+    free(t);
+  return v;
 }
 
 /* Appends a candidate that passed the filter (adjusted score key) to a

@@ -90,6 +90,9 @@ struct serve_batch {
   _Atomic uint32_t *bar; /* per row, the best threshold any part has
                             reached (float bits; serve__bar_take); in
                             sel's allocation */
+  _Atomic uint64_t *qlo; /* per part and row (part * rows + r), the
+                            part's ceil(want / parts)-th best lo (double
+                            bits; serve__bar_take); there too */
   /* float */
   float *S;            /* rows x n_items first-pass scores */
   int rows_rc;                        /* serve_batch_rows()'s result */
@@ -101,6 +104,18 @@ static uint32_t serve__float_bits(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);
   return u;
+}
+
+static uint64_t serve__double_bits(double f) {
+  uint64_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+static double serve__bits_double(uint64_t u) {
+  double f;
+  memcpy(&f, &u, sizeof f);
+  return f;
 }
 
 /* ---- the model ------------------------------------------------------- */
@@ -586,13 +601,18 @@ int serve_batch_rows(serve_batch_t *b) {
     if (b->S == NULL)
       rc = RECD_ENOMEM;
   } else {
-    b->sel = calloc(1, b->rows * b->parts * sizeof *b->sel + b->rows * sizeof *b->bar);
+    b->sel = calloc(1, b->rows * b->parts * (sizeof *b->sel + sizeof *b->qlo) +
+                           b->rows * sizeof *b->bar);
     if (b->sel == NULL) {
       rc = RECD_ENOMEM;
     } else {
-      b->bar = (_Atomic uint32_t *)(void *)(b->sel + b->rows * b->parts);
+      /* (qlo first: qsel_t's alignment suits 8-byte atomics) */
+      b->qlo = (_Atomic uint64_t *)(void *)(b->sel + b->rows * b->parts);
+      b->bar = (_Atomic uint32_t *)(void *)(b->qlo + b->rows * b->parts);
       for (size_t r = 0; r < b->rows; r++)
         atomic_init(&b->bar[r], serve__float_bits(-INFINITY));
+      for (size_t j = 0; j < b->rows * b->parts; j++)
+        atomic_init(&b->qlo[j], serve__double_bits(-INFINITY));
       for (size_t r = 0; r < b->rows; r++)
         b->qq[r] = b->slot[b->row_slot[r]].qq;
       /* One collector per part and row: the parts scan concurrently and
@@ -626,7 +646,13 @@ int serve_batch_rows(serve_batch_t *b) {
  * the answer is the same, since every item of the global top `want` by
  * lower bound is above every such threshold and is never skipped. Shared
  * at chunk boundaries: a part raises its collectors' thresholds to the
- * best published before it scans [lo, hi), and publishes its own after. */
+ * best published before it scans [lo, hi), and publishes its own after.
+ * Each part also publishes its ceil(want / parts)-th best lo, and the
+ * smallest of the parts' is a bar for all (qsel_kth_lo): the want-th best
+ * of everything the parts have seen, near enough, where the best
+ * threshold alone is the want-th best of one part's share (2 parts, 100k
+ * items, random queries: 325 offers per customer with the threshold
+ * alone, 294 with both, 263 unsplit; at 1M, 515, 436 and 384). */
 static float serve__bits_float(uint32_t u) {
   float f;
   memcpy(&f, &u, sizeof f);
@@ -638,10 +664,17 @@ static void serve__bar_take(const serve_batch_t *b, qsel_t *sel) {
     const float best = serve__bits_float(atomic_load_explicit(&b->bar[r], memory_order_relaxed));
     if (best > sel[r].thresh)
       sel[r].thresh = best;
+    double q = INFINITY;
+    for (unsigned p = 0; p < b->parts && q > -INFINITY; p++) {
+      const double v =
+          serve__bits_double(atomic_load_explicit(&b->qlo[p * b->rows + r], memory_order_relaxed));
+      q = v < q ? v : q;
+    }
+    qsel_raise_bar(&sel[r], q); /* -INFINITY: a part has nothing yet */
   }
 }
 
-static void serve__bar_publish(serve_batch_t *b, const qsel_t *sel) {
+static void serve__bar_publish(serve_batch_t *b, unsigned part, const qsel_t *sel) {
   for (size_t r = 0; r < b->rows; r++) {
     const float t = sel[r].thresh; /* NaN never wins: !(NaN > best) */
     uint32_t cur = atomic_load_explicit(&b->bar[r], memory_order_relaxed);
@@ -649,6 +682,10 @@ static void serve__bar_publish(serve_batch_t *b, const qsel_t *sel) {
            !atomic_compare_exchange_weak_explicit(&b->bar[r], &cur, serve__float_bits(t),
                                                   memory_order_relaxed, memory_order_relaxed))
       ; /* cur now holds the value another part published: compare again */
+    /* only this part writes its slot, and its k-th best only grows */
+    const size_t k = (sel[r].want + b->parts - 1) / b->parts;
+    atomic_store_explicit(&b->qlo[part * b->rows + r], serve__double_bits(qsel_kth_lo(&sel[r], k)),
+                          memory_order_relaxed);
   }
 }
 
@@ -683,7 +720,7 @@ int serve_batch_scan(serve_batch_t *b, unsigned part, uint32_t lo, uint32_t hi) 
       serve__bar_take(b, sel);
     rc = qscan(sm->isa, b->qm, lo, hi, b->qq, sel, b->rows);
     if (b->parts > 1 && rc == 0)
-      serve__bar_publish(b, sel);
+      serve__bar_publish(b, part, sel);
   }
   if (rc != 0 && b->scan_rc[part] == 0)
     b->scan_rc[part] = rc; /* the part's candidates are incomplete */

@@ -305,6 +305,55 @@ START_TEST(test_bar_follows_offers) {
 }
 END_TEST
 
+/* qsel_kth_lo is the j-th best lo the collector has counted (against a
+ * sort of every lo offered, many of them equal, with wants below and
+ * above its 64-value stack copy), -INFINITY for j beyond what it has
+ * counted or 0; qsel_raise_bar puts thresh where the collector's own bar
+ * would, and never lowers it. */
+START_TEST(test_kth_lo_and_raise_bar) {
+  const size_t wants[] = {1, 2, 7, 64, 65, 300};
+  uint64_t st = 12345;
+  for (size_t w = 0; w < sizeof wants / sizeof *wants; w++) {
+    const size_t want = wants[w];
+    qsel_t s;
+    ck_assert_int_eq(qsel_init(&s, NULL, want, 0.0f), 0);
+    ck_assert(qsel_kth_lo(&s, 1) == -INFINITY);
+    double *lo = malloc(3 * want * sizeof *lo);
+    for (size_t i = 0; i < 3 * want; i++) {
+      st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+      const float v = (float)((st >> 40) % 50) / 4.0f; /* many ties */
+      ck_assert_int_eq(qsel_offer(&s, (uint32_t)i, v, 0.5f), 0);
+      lo[i] = (double)v - 0.5;
+      double *sorted = malloc((i + 1) * sizeof *sorted);
+      memcpy(sorted, lo, (i + 1) * sizeof *sorted);
+      qsort(sorted, i + 1, sizeof *sorted, cmp_desc);
+      for (size_t j = 1; j <= want + 1; j++) {
+        const double want_lo = j <= i + 1 && j <= want ? sorted[j - 1] : -INFINITY;
+        ck_assert_msg(qsel_kth_lo(&s, j) == want_lo, "want %zu, %zu offers, j %zu", want, i + 1,
+                      j);
+      }
+      free(sorted);
+    }
+    ck_assert(qsel_kth_lo(&s, 0) == -INFINITY);
+    free(lo);
+    qsel_free(&s);
+  }
+  qsel_t s;
+  ck_assert_int_eq(qsel_init(&s, NULL, 2, 0.0f), 0);
+  qsel_raise_bar(&s, -INFINITY);
+  qsel_raise_bar(&s, NAN);
+  ck_assert(s.thresh == -INFINITY);
+  qsel_raise_bar(&s, 4.0);
+  ck_assert(s.thresh < 4.0f && s.thresh > 3.99f); /* as test_bar_follows_offers */
+  qsel_raise_bar(&s, 1.0);
+  ck_assert(s.thresh < 4.0f && s.thresh > 3.99f); /* never lowered */
+  ck_assert_int_eq(qsel_offer(&s, 1, 2.0f, 0.0f), 0); /* below thresh: kept, */
+  ck_assert_uint_eq(s.n, 1);                            /* offers are not tested */
+  ck_assert(s.thresh < 4.0f && s.thresh > 3.99f);
+  qsel_free(&s);
+}
+END_TEST
+
 START_TEST(test_scan_candidates_are_exact_set) {
   check_scan(20011, 64, 1, 0);
   check_scan(5003, 100, 2, 0);
@@ -769,6 +818,7 @@ static Suite *qscore_suite(void) {
   tcase_add_test(tc, test_bound_holds);
   tcase_add_test(tc, test_zero_query);
   tcase_add_test(tc, test_bar_follows_offers);
+  tcase_add_test(tc, test_kth_lo_and_raise_bar);
   tcase_add_test(tc, test_scan_candidates_are_exact_set);
   tcase_add_test(tc, test_scan_batch_equals_single);
   tcase_add_test(tc, test_kernels_bit_identical);
