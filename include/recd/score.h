@@ -36,7 +36,16 @@ typedef struct topk_filter {
                                    -INFINITY removes the category (a CATEGORY
                                    filter is every other slot at -INFINITY) */
   uint32_t n_slots;             /* entries of cat_adjust */
+  /* Optional (topk_filter_hint): bit i % 512 is set for every item i of
+   * exclude, so an item whose bit is clear is not in it without a search
+   * (the scan's collector looks up each item it keeps). */
+  int hinted;
+  uint64_t exclude_hint[8];
 } topk_filter_t;
+
+/* Sets f's exclude_hint from its exclude list (call again whenever the
+ * list changes). */
+void topk_filter_hint(topk_filter_t *f);
 
 /* Selects the `want` best items of scores[0..n) that pass the filter, after
  * category adjustment, into idx_out/score_out (best first; score_out may be

@@ -309,6 +309,10 @@ static int qsel__grow(qsel_t *s, size_t cap) {
 static int qsel__excluded(const topk_filter_t *f, uint32_t i) {
   if (f->exclude_bits != NULL && (f->exclude_bits[i / 64] >> (i % 64)) & 1)
     return 1;
+  /* The hint first: the search's unpredictable branches were half of
+   * qsel_offer's time at 100k items and 50 connections. */
+  if (f->hinted && !((f->exclude_hint[(i / 64) % 8] >> (i % 64)) & 1))
+    return 0;
   size_t lo = 0, hi = f->n_exclude; /* sorted: binary search */
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;

@@ -209,6 +209,7 @@ int rec_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *q, float
   free(fams);
   qsort(r->excl, n_excl, sizeof *r->excl, rec__cmp_u32);
   r->f = (topk_filter_t){.exclude = r->excl, .n_exclude = n_excl, .exclude_bits = q->unavailable};
+  topk_filter_hint(&r->f);
   if (rec__category_rules(m, q, scale, r->cat_adjust)) {
     r->f.item_category = model_item_categories(m);
     r->f.cat_adjust = r->cat_adjust;
@@ -782,6 +783,7 @@ int rec_similar_rules_init(rec_rules_t *r, const model_t *m, const rec_query_t *
   r->excl = e;
   r->f.exclude = e;
   r->f.n_exclude++;
+  topk_filter_hint(&r->f);
   return 0;
 }
 

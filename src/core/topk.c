@@ -25,6 +25,8 @@
  */
 #include "recd/score.h"
 
+#include <string.h>
+
 #include <math.h>
 
 /* What a key is made of; has_cat is a compile-time constant in each
@@ -186,4 +188,11 @@ size_t topk_select(const float *scores, uint32_t n, const topk_filter_t *f, size
     return topk__scan(&s, n, f, want, idx_out, score_out, 1);
   }
   return topk__scan(&s, n, f, want, idx_out, score_out, 0);
+}
+
+void topk_filter_hint(topk_filter_t *f) {
+  memset(f->exclude_hint, 0, sizeof f->exclude_hint);
+  for (size_t j = 0; j < f->n_exclude; j++)
+    f->exclude_hint[(f->exclude[j] / 64) % 8] |= 1ULL << (f->exclude[j] % 64);
+  f->hinted = 1;
 }

@@ -305,6 +305,33 @@ START_TEST(test_bar_follows_offers) {
 }
 END_TEST
 
+/* A hinted filter (topk_filter_hint) excludes exactly the items of its
+ * list: those whose hint bit is shared with an excluded item (i and
+ * i + 512) are still kept; the hint follows the list when it is set again
+ * for a longer one. */
+START_TEST(test_exclusion_hint) {
+  uint32_t excl[4] = {3, 515, 1027, 70000};
+  topk_filter_t f = {.exclude = excl, .n_exclude = 3};
+  topk_filter_hint(&f);
+  ck_assert(f.hinted);
+  for (int pass = 0; pass < 2; pass++) {
+    qsel_t s;
+    ck_assert_int_eq(qsel_init(&s, &f, 100, 0.0f), 0);
+    const uint32_t items[] = {3, 4, 515, 1027, 1539, 2, 70000, 70001};
+    for (size_t j = 0; j < sizeof items / sizeof *items; j++)
+      ck_assert_int_eq(qsel_offer(&s, items[j], 1.0f + (float)j, 0.0f), 0);
+    const uint32_t kept0[] = {4, 1539, 2, 70000, 70001}, kept1[] = {4, 1539, 2, 70001};
+    const uint32_t *kept = pass == 0 ? kept0 : kept1;
+    ck_assert_uint_eq(s.n, pass == 0 ? 5 : 4);
+    for (size_t j = 0; j < s.n; j++)
+      ck_assert_uint_eq(s.idx[j], kept[j]);
+    qsel_free(&s);
+    f.n_exclude = 4; /* 70000 joins: hinted again */
+    topk_filter_hint(&f);
+  }
+}
+END_TEST
+
 /* qsel_kth_lo is the j-th best lo the collector has counted (against a
  * sort of every lo offered, many of them equal, with wants below and
  * above its 64-value stack copy), -INFINITY for j beyond what it has
@@ -819,6 +846,7 @@ static Suite *qscore_suite(void) {
   tcase_add_test(tc, test_zero_query);
   tcase_add_test(tc, test_bar_follows_offers);
   tcase_add_test(tc, test_kth_lo_and_raise_bar);
+  tcase_add_test(tc, test_exclusion_hint);
   tcase_add_test(tc, test_scan_candidates_are_exact_set);
   tcase_add_test(tc, test_scan_batch_equals_single);
   tcase_add_test(tc, test_kernels_bit_identical);
