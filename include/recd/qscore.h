@@ -192,6 +192,10 @@ typedef struct qsel {
   double *best;           /* the hn (<= want) best lo so far, a min-heap:
                              best[0] is L once hn == want */
   size_t hn;
+  uint64_t changes;       /* heap updates so far (qsel_kth_lo's cache: */
+  uint64_t kth_at;        /* the count it last answered at, */
+  size_t kth_j;           /* for this j, */
+  double kth_lo;          /* this) */
 } qsel_t;
 
 /* want >= 1; f (may be NULL) must outlive the collector. 0 or RECD_ENOMEM. */
@@ -214,8 +218,9 @@ int qsel_merge(qsel_t *dst, qsel_t *src);
  * holds ceil(want / P) items whose lo is at least L_p, their union holds
  * want of them at least min_p L_p, all kept to the merge (an item among a
  * collector's want best is never compacted away), so min_p L_p is a bar
- * for every one of them. Costs a copy and a selection of want doubles. */
-double qsel_kth_lo(const qsel_t *s, size_t j);
+ * for every one of them. Costs a copy and a selection of want doubles
+ * when the collector's best have changed since the last call. */
+double qsel_kth_lo(qsel_t *s, size_t j);
 /* Raises s's threshold to what the bar `bar` allows (the rule qsel_t's
  * own bar follows); a lower or NaN bar changes nothing. */
 void qsel_raise_bar(qsel_t *s, double bar);

@@ -357,6 +357,7 @@ static void qsel__count(qsel_t *s, double lo) {
       p = (p - 1) / 2;
     }
     h[p] = lo;
+    s->changes++;
     if (s->hn < s->want)
       return;
   } else {
@@ -376,6 +377,7 @@ static void qsel__count(qsel_t *s, double lo) {
       p = c;
     }
     h[p] = lo;
+    s->changes++;
   }
   qsel_raise_bar(s, h[0]);
 }
@@ -394,9 +396,11 @@ void qsel_raise_bar(qsel_t *s, double bar) {
     s->thresh = th;
 }
 
-double qsel_kth_lo(const qsel_t *s, size_t j) {
+double qsel_kth_lo(qsel_t *s, size_t j) {
   if (j == 0 || j > s->hn)
     return -INFINITY;
+  if (j == s->kth_j && s->changes == s->kth_at)
+    return s->kth_lo; /* the best are as they were */
   if (j == s->hn)
     return s->best[0]; /* the min-heap's root (never NaN: qsel__count
                           skips those) */
@@ -434,6 +438,9 @@ double qsel_kth_lo(const qsel_t *s, size_t j) {
   const double v = t[k];
   if (t != stack)
     free(t);
+  s->kth_j = j;
+  s->kth_at = s->changes;
+  s->kth_lo = v;
   return v;
 }
 

@@ -674,7 +674,7 @@ static void serve__bar_take(const serve_batch_t *b, qsel_t *sel) {
   }
 }
 
-static void serve__bar_publish(serve_batch_t *b, unsigned part, const qsel_t *sel) {
+static void serve__bar_publish(serve_batch_t *b, unsigned part, qsel_t *sel) {
   for (size_t r = 0; r < b->rows; r++) {
     const float t = sel[r].thresh; /* NaN never wins: !(NaN > best) */
     uint32_t cur = atomic_load_explicit(&b->bar[r], memory_order_relaxed);

@@ -335,8 +335,8 @@ END_TEST
 /* qsel_kth_lo is the j-th best lo the collector has counted (against a
  * sort of every lo offered, many of them equal, with wants below and
  * above its 64-value stack copy), -INFINITY for j beyond what it has
- * counted or 0; qsel_raise_bar puts thresh where the collector's own bar
- * would, and never lowers it. */
+ * counted or 0, also when asked again (its cache); qsel_raise_bar puts
+ * thresh where the collector's own bar would, and never lowers it. */
 START_TEST(test_kth_lo_and_raise_bar) {
   const size_t wants[] = {1, 2, 7, 64, 65, 300};
   uint64_t st = 12345;
@@ -354,6 +354,9 @@ START_TEST(test_kth_lo_and_raise_bar) {
       double *sorted = malloc((i + 1) * sizeof *sorted);
       memcpy(sorted, lo, (i + 1) * sizeof *sorted);
       qsort(sorted, i + 1, sizeof *sorted, cmp_desc);
+      /* the last call of the previous offer asked j = want: cached,
+       * whether this offer changed the want best or not */
+      ck_assert(qsel_kth_lo(&s, want) == (i + 1 >= want ? sorted[want - 1] : -INFINITY));
       for (size_t j = 1; j <= want + 1; j++) {
         const double want_lo = j <= i + 1 && j <= want ? sorted[j - 1] : -INFINITY;
         ck_assert_msg(qsel_kth_lo(&s, j) == want_lo, "want %zu, %zu offers, j %zu", want, i + 1,
