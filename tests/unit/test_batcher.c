@@ -237,6 +237,15 @@ static void held_start(held_t *h, unsigned max_rows, uint64_t help_ns) {
   submit_all(h->b, &h->sm, h->cust, 1);
 }
 
+/* held_start, then one turn of the loop (its check callback dispatches
+ * the first jobs), then the stats. */
+static void held_first_turn(held_t *h, unsigned max_rows, uint64_t help_ns,
+                            batcher_stats_t *st) {
+  held_start(h, max_rows, help_ns);
+  uv_run(&h->loop, UV_RUN_NOWAIT);
+  batcher_get_stats(h->b, st);
+}
+
 /* Lets the pool go and runs the loop until every customer is answered. */
 static void held_release(held_t *h) {
   for (int i = 0; i < POOL; i++)
@@ -268,13 +277,11 @@ static void held_finish(held_t *h) {
  * loop. */
 START_TEST(int8_split_loop_thread_helps) {
   static held_t h;
-  held_start(&h, 2, UINT64_MAX / 2);
   /* one turn: the check callback dispatches the first job and helps, then
    * a second one, whose pieces queue on the pool: the loop thread helps
    * only a job that runs alone */
-  uv_run(&h.loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
-  batcher_get_stats(h.b, &st);
+  held_first_turn(&h, 2, UINT64_MAX / 2, &st);
   ck_assert_uint_eq(st.split_jobs, 2);
   ck_assert_uint_eq(st.helped_jobs, 1);
   ck_assert_uint_eq(st.helped_chunks, 1); /* N_ITEMS: one chunk, all of it */
@@ -292,10 +299,8 @@ END_TEST
  * exact one, and the job is answered only once that piece is back. */
 START_TEST(int8_split_loop_thread_hands_over) {
   static held_t h;
-  held_start(&h, 1, 1);
-  uv_run(&h.loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
-  batcher_get_stats(h.b, &st);
+  held_first_turn(&h, 1, 1, &st);
   ck_assert_uint_eq(st.split_jobs, 2); /* the second without the loop thread */
   ck_assert_uint_eq(st.helped_jobs, 0); /* it left before its first chunk */
   ck_assert_uint_eq(st.helped_chunks, 0);
@@ -377,10 +382,8 @@ END_TEST
  * the exact one. */
 START_TEST(int8_split_jobs_overlap) {
   static held_t h;
-  held_start(&h, 4, 0);
-  uv_run(&h.loop, UV_RUN_NOWAIT);
   batcher_stats_t st;
-  batcher_get_stats(h.b, &st);
+  held_first_turn(&h, 4, 0, &st);
   ck_assert_uint_eq(st.jobs, 2);
   ck_assert_uint_eq(st.split_jobs, 2);
   ck_assert_uint_eq(st.rows, 8);
