@@ -25,9 +25,8 @@
  */
 #include "recd/score.h"
 
-#include <string.h>
-
 #include <math.h>
+#include <string.h>
 
 /* What a key is made of; has_cat is a compile-time constant in each
  * instantiation of topk__scan, so the no-category scan has no category

@@ -17,9 +17,11 @@
 #define BATCH_CHUNK_MIN 4096u
 #define BATCH_CHUNK_MAX 16384u
 
-static uint32_t batch__chunk_items(uint32_t n) {
+/* The chunks of a scan of n items, and (size) their items each. */
+static uint32_t batch__chunks(uint32_t n, uint32_t *size) {
   uint32_t c = (n / 32 + SERVE_SCAN_ALIGN - 1) / SERVE_SCAN_ALIGN * SERVE_SCAN_ALIGN;
-  return c < BATCH_CHUNK_MIN ? BATCH_CHUNK_MIN : c > BATCH_CHUNK_MAX ? BATCH_CHUNK_MAX : c;
+  *size = c < BATCH_CHUNK_MIN ? BATCH_CHUNK_MIN : c > BATCH_CHUNK_MAX ? BATCH_CHUNK_MAX : c;
+  return (n + *size - 1) / *size;
 }
 
 /* The loop thread helps split jobs of at most this many customers
@@ -102,7 +104,7 @@ static int batch__leave(batch_job_t *job, int helping, uint64_t t0) {
   return pfd.fd >= 0 && poll(&pfd, 1, 0) != 0;
 }
 
-/* Scan part p: takes chunks of batch__chunk_items() items from the job's
+/* Scan part p: takes chunks (batch__chunks) from the job's
  * shared counter until none are left, or, for the loop thread's piece,
  * until batch__leave() says so (checked before each chunk). Fixed halves made
  * one request wait for the slower part: on a busy or virtualised machine
@@ -111,8 +113,9 @@ static int batch__leave(batch_job_t *job, int helping, uint64_t t0) {
  * with chunks the first part simply scans more of them. Returns the
  * chunks it scanned. */
 static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint64_t t0) {
-  const uint32_t n = serve_batch_n_items(job->sb), size = batch__chunk_items(n);
-  const uint32_t chunks = (n + size - 1) / size;
+  const uint32_t n = serve_batch_n_items(job->sb);
+  uint32_t size;
+  const uint32_t chunks = batch__chunks(n, &size);
   uint32_t mine = 0;
   if (serve_batch_n_rows(job->sb) == 0)
     return 0; /* everyone was answered by the fold (popularity) */
@@ -135,8 +138,9 @@ static uint32_t batch__scan_part(batch_job_t *job, unsigned p, int helping, uint
 static int batch__unclaimed(batch_job_t *job) {
   if (atomic_load(&job->next_fold) < job->n || !atomic_load(&job->rows_ready))
     return 1;
-  const uint32_t n = serve_batch_n_items(job->sb), size = batch__chunk_items(n);
-  return serve_batch_n_rows(job->sb) > 0 && atomic_load(&job->next_chunk) < (n + size - 1) / size;
+  uint32_t size;
+  return serve_batch_n_rows(job->sb) > 0 &&
+         atomic_load(&job->next_chunk) < batch__chunks(serve_batch_n_items(job->sb), &size);
 }
 
 /* One piece of a split job. Every piece is queued at once and the work is
@@ -285,10 +289,9 @@ static unsigned batch__run(batch_job_t *job) {
  * queued has a piece on every worker but one, and the loop thread scans
  * in the last one's place. Why: it does so only for a job dispatched when
  * no other runs, so every worker is idle, and on a VM an idle vCPU is
- * halted; waking a second pool
- * thread took about 1 ms on average on the 2-vCPU VM (the first 22 us),
- * and once woken it competed for a vCPU with the loop thread, which is
- * awake and would otherwise only wait in epoll. Bounded (batch__leave), so
+ * halted; waking a second pool thread took about 1 ms on average on the
+ * 2-vCPU VM (the first 22 us), and once woken it competed for a vCPU with
+ * the loop thread, which is awake and would otherwise only wait in epoll. Bounded (batch__leave), so
  * the network is never left waiting for more than a chunk: when the loop
  * has network work the loop thread leaves with its slot open and comes
  * back after that iteration's I/O callbacks (batch__on_rejoin: at 1M
@@ -390,10 +393,11 @@ static batch_job_t *batch__take(batcher_t *b, unsigned slots, unsigned helper) {
  * a piece on every worker, and it may start while another job runs: its
  * pieces queue behind that job's, and each worker that runs out of the
  * first job's chunks goes on to the second's. (Waiting until every worker
- * was free left one worker alone with the last chunks and rows of a big
- * job while the other had nothing to do, about 15% of the time at 100k
- * items and 50 connections; overlapping measured 10% more RECOMMENDs/s
- * there, bench/README.md.) */
+ * was free left one worker the only runnable thread 13% of the time at
+ * 100k items and 50 connections, with the last chunks and rows of a big
+ * job while the other had nothing to do; overlapping: 9-10%, and 7,441
+ * against 7,020 RECOMMENDs/s, medians of six alternating rounds,
+ * bench/README.md.) */
 static void batch__dispatch(batcher_t *b) {
   while (b->head != NULL && b->inflight < b->max_inflight) {
     const serve_model_t *sm = b->head->model;
