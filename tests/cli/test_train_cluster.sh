@@ -105,18 +105,31 @@ src=$(cluster_master_of "$key")
 slot=$(ccli "$src" cluster keyslot "$key")
 dst=$(cluster_masters | grep -vx "$src" | head -1)
 moved0=$(errorstat "$src" MOVED)
+# Until recd-train --import (started before) holds a connection to every
+# master: it has read the slot map by then. A normal client on one master
+# alone could be its seed connection, open before the map is read (under a
+# loaded CI a slot could then move before the map was read, and no MOVED
+# would happen); its connections to the others open only after.
+wait_connected_everywhere() {
+  local i m ok
+  for i in $(seq 1 200); do
+    ok=1
+    for m in $(cluster_masters); do
+      [ "$(ccli "$m" client list | grep -v 'cmd=client' | grep -c 'flags=N')" -ge 1 ] || ok=0
+    done
+    [ "$ok" = 1 ] && return 0
+    kill -0 "$imp" 2>/dev/null || fail "recd-train --import exited before it connected"
+    sleep 0.05
+  done
+  fail "recd-train did not connect to every master"
+}
 mkfifo "$TMP/fifo"
 "$T" -q --import --csv "$TMP/fifo" --key-prefix mv: --redis-cluster-nodes "$CLUSTER_NODES" \
   2>"$TMP/mvlog" &
 imp=$!
 trap 'kill "$imp" 2>/dev/null || true; stop_cluster; cleanup' EXIT
-# Once it is connected to every master (its connection is the source's only
-# normal client besides redis-cli's own), the slot moves.
-for i in $(seq 1 200); do
-  [ "$(ccli "$src" client list | grep -v 'cmd=client' | grep -c 'flags=N')" -ge 1 ] && break
-  [ "$i" = 200 ] && fail "recd-train did not connect to $src"
-  sleep 0.05
-done
+# Once it is connected to every master, the slot moves.
+wait_connected_everywhere
 cluster_move_slot "$slot" "$src" "$dst" finish
 cat "$TMP/in.csv" > "$TMP/fifo"
 wait "$imp" || { cat "$TMP/mvlog"; fail "import with a stale slot map"; }
@@ -146,11 +159,7 @@ import_waiting() { # import_waiting PREFIX: recd-train --import on a FIFO, conne
   "$T" -q --import --csv "$TMP/fifo" --key-prefix "$1" --redis-cluster-nodes "$CLUSTER_NODES" \
     2>"$TMP/downlog" &
   imp=$!
-  for i in $(seq 1 200); do
-    [ "$(ccli "$owner" client list | grep -v 'cmd=client' | grep -c 'flags=N')" -ge 1 ] && break
-    [ "$i" = 200 ] && fail "recd-train did not connect to $owner"
-    sleep 0.05
-  done
+  wait_connected_everywhere
 }
 down0=$(errorstat "$owner" CLUSTERDOWN)
 import_waiting down:
