@@ -18,6 +18,7 @@ PACKAGES=(
   libopenblas-dev liblapacke-dev zlib1g-dev # BLAS/LAPACK, CRC32
   libsystemd-dev systemd                    # sd_notify; systemd-analyze for the unit checks
   check valgrind                            # unit tests; valgrind-clean shutdown test
+  libsimde-dev                              # the AVX-512 kernel's test on any CPU (test_qscore)
   strace                                    # epoll_ctl count (tests/cli/test_redis_syscalls.sh)
   redis-server redis-tools                  # tests and demo
   python3                                   # data conversion scripts

@@ -43,11 +43,19 @@
  */
 #if defined(__x86_64__) || defined(__i386__)
 
+#ifndef QSCORE_AVX512_EMULATED
 #include <immintrin.h>
+#endif
 
 #include "qscore_internal.h"
 
+#ifndef QSCORE_AVX512_EMULATED
 #define QSCORE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#else
+/* tests/unit/qscore_avx512_emu.c: this source on SIMDe's portable
+ * versions of the same intrinsics (already included), no target needed. */
+#define QSCORE_AVX512
+#endif
 
 /* The 16 dot products of blocks b0 (lanes 0-7) and b1 (lanes 8-15) with one
  * query: the query's bytes are loaded once for both blocks; two

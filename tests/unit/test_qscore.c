@@ -13,6 +13,45 @@
 #include "recd/rng.h"
 #include "testutil.h"
 
+/* The kernels the tests compare: each ISA's that this CPU runs, and, when
+ * the suite is built with SIMDe (qscore_avx512_emu.c), the AVX-512 VNNI
+ * kernel's source on SIMDe's portable intrinsics, on any CPU with AVX2
+ * (it scans one customer with the AVX2 kernel, as on real AVX-512). */
+enum { KERNEL_AVX512_EMU = QSCORE_ISA_COUNT, KERNEL_COUNT };
+#ifdef RECD_TEST_AVX512_EMU
+int qscan__avx512_emu(const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq, qsel_t *sel,
+                      size_t nq);
+#endif
+
+static int kernel_available(int kern) {
+  if (kern < QSCORE_ISA_COUNT)
+    return qscore_isa_supported((qscore_isa_t)kern);
+#ifdef RECD_TEST_AVX512_EMU
+  return qscore_isa_supported(QSCORE_AVX2);
+#else
+  return 0;
+#endif
+}
+
+static const char *kernel_name(int kern) {
+  return kern == KERNEL_AVX512_EMU ? "avx512-on-simde" : qscore_isa_name((qscore_isa_t)kern);
+}
+
+/* qscan() on kernel kern. The emulated kernel is the int8 scan alone:
+ * callers give it models without the 4-bit copy or batches. */
+static int kernel_scan(int kern, const qmat_t *qm, uint32_t lo, uint32_t hi, const qquery_t *qq,
+                       qsel_t *sel, size_t nq) {
+#ifdef RECD_TEST_AVX512_EMU
+  if (kern == KERNEL_AVX512_EMU) {
+    ck_assert(nq > 1 || qm->q4 == NULL);
+    if (hi > qm->n) /* qscan()'s own checks */
+      hi = qm->n;
+    return lo >= hi || nq == 0 ? 0 : qscan__avx512_emu(qm, lo, hi, qq, sel, nq);
+  }
+#endif
+  return qscan((qscore_isa_t)kern, qm, lo, hi, qq, sel, nq);
+}
+
 static void check_bound(uint32_t n, uint32_t k, float sd, uint64_t seed, int adversarial) {
   float *Y = malloc((size_t)n * k * sizeof *Y), *x = malloc(k * sizeof *x);
   float *out = malloc(n * sizeof *out), *out4 = malloc(n * sizeof *out4);
@@ -406,19 +445,19 @@ START_TEST(test_scan_batch_equals_single) {
   int8_t xq[5][512];
   qquery_t qq[5];
   qsel_t many[5], one;
-  for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
-    if (!qscore_isa_supported((qscore_isa_t)isa))
+  for (int kern = QSCORE_SCALAR; kern < KERNEL_COUNT; kern++) {
+    if (!kernel_available(kern))
       continue;
     for (int r = 0; r < 5; r++) {
       qq[r].xq = xq[r];
       qquery_prepare(&qm, X + r * k, &qq[r]);
       ck_assert_int_eq(qsel_init(&many[r], NULL, 10, 0.0f), 0);
     }
-    ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, qq, many, 5), 0);
+    ck_assert_int_eq(kernel_scan(kern, &qm, 0, n, qq, many, 5), 0);
     for (int r = 0; r < 5; r++) {
       ck_assert_int_eq(qsel_compact(&many[r]), 0);
       ck_assert_int_eq(qsel_init(&one, NULL, 10, many[r].slack), 0);
-      ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, &qq[r], &one, 1), 0);
+      ck_assert_int_eq(kernel_scan(kern, &qm, 0, n, &qq[r], &one, 1), 0);
       ck_assert_int_eq(qsel_compact(&one), 0);
       ck_assert_uint_eq(one.n, many[r].n);
       ck_assert(one.n >= 10);
@@ -517,13 +556,13 @@ static void check_kernels(uint32_t n, uint32_t k, int kind, uint64_t seed) {
   for (size_t g = 0; g < sizeof ranges / sizeof *ranges; g++) {
     const uint32_t lo = ranges[g][0], hi = ranges[g][1] < n ? ranges[g][1] : n;
     qsel_t ref[NQ];
-    for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
-      if (!qscore_isa_supported((qscore_isa_t)isa))
+    for (int isa = QSCORE_SCALAR; isa < KERNEL_COUNT; isa++) {
+      if (!kernel_available(isa))
         continue;
       qsel_t got[NQ];
       for (int r = 0; r < NQ; r++)
         ck_assert_int_eq(qsel_init(&got[r], NULL, (size_t)n + 1, 0.0f), 0);
-      ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, lo, hi, qq, got, NQ), 0);
+      ck_assert_int_eq(kernel_scan(isa, &qm, lo, hi, qq, got, NQ), 0);
       for (int r = 0; r < NQ; r++) {
         /* every item but those whose v + e is NaN (overflowing extremes) */
         const qsel_t *a = &got[r];
@@ -536,7 +575,7 @@ static void check_kernels(uint32_t n, uint32_t k, int kind, uint64_t seed) {
           ck_assert_msg(j < a->n && a->idx[j] == i && memcmp(&a->s[j], &v, 4) == 0 &&
                             memcmp(&a->err[j], &e, 4) == 0,
                         "%s n=%u k=%u kind %d [%u,%u) r %d: item %u score %a, portable %a",
-                        qscore_isa_name((qscore_isa_t)isa), n, k, kind, lo, hi, r, i,
+                        kernel_name(isa), n, k, kind, lo, hi, r, i,
                         j < a->n ? (double)a->s[j] : 0.0, (double)v);
           if (isa != QSCORE_SCALAR) /* and the portable scan's, bit for bit */
             ck_assert(ref[r].idx[j] == i && memcmp(&ref[r].s[j], &a->s[j], 4) == 0 &&
@@ -544,7 +583,7 @@ static void check_kernels(uint32_t n, uint32_t k, int kind, uint64_t seed) {
           j++;
         }
         ck_assert_msg(j == a->n, "%s n=%u k=%u kind %d [%u,%u) r %d: %zu items, want %zu",
-                      qscore_isa_name((qscore_isa_t)isa), n, k, kind, lo, hi, r, a->n, j);
+                      kernel_name(isa), n, k, kind, lo, hi, r, a->n, j);
         if (isa == QSCORE_SCALAR)
           ref[r] = got[r];
         else
@@ -563,7 +602,9 @@ static void check_kernels(uint32_t n, uint32_t k, int kind, uint64_t seed) {
 
 START_TEST(test_kernels_bit_identical) {
   if (!qscore_isa_supported(QSCORE_AVX512))
-    printf("test_qscore: no AVX-512 VNNI on this CPU: its kernel is not tested here\n");
+    printf("test_qscore: no AVX-512 VNNI on this CPU: its kernel is tested on SIMDe's "
+           "portable intrinsics only%s\n",
+           kernel_available(KERNEL_AVX512_EMU) ? "" : ", and this build has no SIMDe: not at all");
   if (!qscore_isa_supported(QSCORE_AVX2))
     printf("test_qscore: no AVX2 on this CPU: its kernel is not tested here\n");
   const uint32_t ks[] = {1, 4, 8, 12, 16, 24, 64, 100, 256, 1024};
@@ -594,14 +635,15 @@ START_TEST(test_kernels_largest_dots) {
   qquery_t qq[2] = {{.xq = xq}, {.xq = xq}};
   qquery_prepare(&qm, x, &qq[0]);
   qq[1] = qq[0];
-  for (int isa = QSCORE_SCALAR; isa < QSCORE_ISA_COUNT; isa++) {
-    if (!qscore_isa_supported((qscore_isa_t)isa))
+  for (int isa = QSCORE_SCALAR; isa < KERNEL_COUNT; isa++) {
+    if (!kernel_available(isa))
       continue;
-    for (size_t nq = 1; nq <= 2; nq++) {
+    /* (one customer goes through the 4-bit copy: kernel_scan) */
+    for (size_t nq = isa == KERNEL_AVX512_EMU ? 2 : 1; nq <= 2; nq++) {
       qsel_t s[2];
       for (size_t r = 0; r < nq; r++)
         ck_assert_int_eq(qsel_init(&s[r], NULL, n + 1, 0.0f), 0);
-      ck_assert_int_eq(qscan((qscore_isa_t)isa, &qm, 0, n, qq, s, nq), 0);
+      ck_assert_int_eq(kernel_scan(isa, &qm, 0, n, qq, s, nq), 0);
       for (size_t r = 0; r < nq; r++) {
         ck_assert_uint_eq(s[r].n, n);
         for (size_t j = 0; j < n; j++) {
@@ -610,7 +652,7 @@ START_TEST(test_kernels_largest_dots) {
           const float want =
               (float)((i % 2 ? -1.0 : 1.0) * 63 * 63 * 1024) * (qm.scale[i] * qq[0].sx);
           ck_assert_msg(s[r].s[j] == want, "%s nq %zu item %u: %a want %a",
-                        qscore_isa_name((qscore_isa_t)isa), nq, i, (double)s[r].s[j], (double)want);
+                        kernel_name(isa), nq, i, (double)s[r].s[j], (double)want);
         }
         qsel_free(&s[r]);
       }
