@@ -286,6 +286,17 @@ ALS_INLINE void als__gemm_loops(const float *restrict Gp, uint32_t k, uint32_t k
  * sums fit the 32 registers of AVX-512. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define ALS_X86_VERSIONS 1
+/* The AVX-512 version's target, and whether this CPU runs it (libgcc's
+ * check includes the OS's zmm state). tests/unit/als_wide_emu.c compiles
+ * this file a second time with both set to "any CPU": the same wide
+ * kernels, as generic vector code (the same element-wise IEEE operations,
+ * no FMA), so that test_als checks them where AVX-512 is missing. */
+#ifndef ALS_WIDE_TARGET
+#define ALS_WIDE_TARGET __attribute__((target("avx512f,avx512vl")))
+#define ALS_WIDE_SUPPORTED()                                                   \
+  (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&      \
+   __builtin_cpu_supports("avx512vl"))
+#endif
 typedef float als__v16 __attribute__((vector_size(64)));
 typedef float als__v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define ALS_V16_ZERO ((als__v16){0})
@@ -619,7 +630,7 @@ als__cg_group_avx2(als__row_t *rw, uint32_t m, const float *fixed, uint32_t stri
 }
 
 /* 16-float vectors, and 32 registers: observations 8 at a time. */
-__attribute__((target("avx512f,avx512vl"))) static void
+ALS_WIDE_TARGET static void
 als__cg_group_avx512(als__row_t *rw, uint32_t m, const float *fixed, uint32_t stride,
                      const float *Gp, uint32_t k, uint32_t cg_steps) {
   als__cg_group_body(rw, m, fixed, stride, Gp, k, cg_steps, ALS_ISA_AVX512);
@@ -631,9 +642,8 @@ int als_isa_supported(als_isa_t isa) {
   __builtin_cpu_init();
   if (isa == ALS_ISA_AVX2)
     return __builtin_cpu_supports("avx2");
-  if (isa == ALS_ISA_AVX512) /* libgcc's check includes the OS's zmm state */
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512vl");
+  if (isa == ALS_ISA_AVX512)
+    return ALS_WIDE_SUPPORTED();
 #endif
   return isa == ALS_ISA_BASELINE;
 }

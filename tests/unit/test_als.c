@@ -18,6 +18,40 @@
 #include "recd/score.h"
 #include "testutil.h"
 
+#ifdef RECD_TEST_ALS_WIDE_EMU
+/* als.c's AVX-512 version compiled for any CPU (als_wide_emu.c). */
+int als_wide_emu_update_side_isa(const csr_t *obs, float *rows, const float *fixed,
+                                 uint32_t n_fixed, uint32_t stride, const params_t *p,
+                                 uint32_t threads, als_isa_t isa);
+#endif
+
+/* The versions compared: each ISA's that this CPU runs, then (when built
+ * with als_wide_emu.c) the AVX-512 one as generic code, on any CPU. */
+enum { ALS_WIDE_EMU = ALS_ISA_COUNT, ALS_VERSIONS };
+
+static int version_available(int v) {
+#ifdef RECD_TEST_ALS_WIDE_EMU
+  if (v == ALS_WIDE_EMU)
+    return 1;
+#endif
+  return v < ALS_ISA_COUNT && als_isa_supported((als_isa_t)v);
+}
+
+static const char *version_name(int v) {
+  return v == ALS_WIDE_EMU ? "avx512-as-generic" : als_isa_name((als_isa_t)v);
+}
+
+static int version_update_side(int v, const csr_t *obs, float *rows, const float *fixed,
+                               uint32_t n_fixed, uint32_t stride, const params_t *p,
+                               uint32_t threads) {
+#ifdef RECD_TEST_ALS_WIDE_EMU
+  if (v == ALS_WIDE_EMU)
+    return als_wide_emu_update_side_isa(obs, rows, fixed, n_fixed, stride, p, threads,
+                                        ALS_ISA_AVX512);
+#endif
+  return als_update_side_isa(obs, rows, fixed, n_fixed, stride, p, threads, (als_isa_t)v);
+}
+
 /* Random sparse users x items CSR with weights in [1, 5]. */
 static void random_csr(csr_t *m, uint32_t users, uint32_t items, double density,
                        uint64_t seed) {
@@ -426,8 +460,10 @@ START_TEST(test_cg_bits_match_reference_on_every_isa) {
       free(G);
     }
     int ran = 0;
-    for (int isa = 0; isa < ALS_ISA_COUNT; isa++) {
-      if (!als_isa_supported((als_isa_t)isa)) {
+    for (int isa = 0; isa < ALS_VERSIONS; isa++) {
+      if (isa == ALS_WIDE_EMU && !version_available(isa))
+        continue;
+      if (!version_available(isa)) {
         ck_assert_int_eq(als_update_side_isa(&m, got[0], fixed[0], nrow[1], stride, &p, 1,
                                              (als_isa_t)isa),
                          RECD_EINVAL);
@@ -439,12 +475,12 @@ START_TEST(test_cg_bits_match_reference_on_every_isa) {
           const csr_t *obs = side == 0 ? &m : &mt;
           size_t bytes = (size_t)nrow[side] * stride * sizeof(float);
           memcpy(got[side], start[side], bytes);
-          ck_assert_int_eq(als_update_side_isa(obs, got[side], fixed[side], nrow[1 - side],
-                                               stride, &p, threads, (als_isa_t)isa),
+          ck_assert_int_eq(version_update_side(isa, obs, got[side], fixed[side],
+                                               nrow[1 - side], stride, &p, threads),
                            0);
           ck_assert_msg(memcmp(got[side], want[side], bytes) == 0,
                         "k %u side %d isa %s threads %u: not the reference's bits", k, side,
-                        als_isa_name((als_isa_t)isa), threads);
+                        version_name(isa), threads);
         }
     }
     ck_assert_int_ge(ran, 1);
