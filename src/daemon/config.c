@@ -6,13 +6,16 @@
  * parser that user values go through and cannot be out of range), its bounds
  * and where it lives in config_t. Parsing, formatting, --help and the dump
  * all walk the table; only the cross-field rules in config_validate() are
- * written out by hand.
+ * written out by hand. This file holds the table, parsing and setting;
+ * config_validate.c the rules across keys, config_print.c the config as
+ * text (--help, CONFIG GET, the dump); config_internal.h what they share.
  *
  * Every setter parses into a temporary first and touches the config only
  * once the new value is known to be good and fully allocated, so a bad value
  * or an allocation failure leaves the old value in place.
  */
 #include "config.h"
+#include "config_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,47 +27,10 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "recd/cluster_slot.h"
-
 #include "acl.h"
 
 /* ------------------------------------------------------------------------ */
 /* The table                                                                 */
-
-typedef enum config__type {
-  CONFIG__INT,    /* int field, decimal, in [min, max] */
-  CONFIG__SIZE,   /* size_t field, bytes with optional unit, in [min, max] */
-  CONFIG__BOOL,   /* bool field, yes/no */
-  CONFIG__ENUM,   /* int field, index into names[] */
-  CONFIG__OCTAL,  /* unsigned field, octal digits, in [min, max] */
-  CONFIG__STRING, /* char * field, length in [min, max] bytes */
-  CONFIG__ADDRS,  /* config_addrs_t field, [min, max] IP literals */
-  CONFIG__DOUBLE, /* double field, a finite decimal number in [min, max] */
-  CONFIG__VARIANTS, /* config_variants_t field, appended "name path percent"
-                      triples, at most max in all */
-  CONFIG__USERS    /* config_users_t field, appended ACL user lines (acl.h),
-                      at most max in all */
-} config__type_t;
-
-/* Row flags. */
-#define CONFIG__SECRET 1u   /* a password: redacted in dumps, hidden by INFO */
-#define CONFIG__PATH 2u     /* a file system path (only changes --help) */
-/* CONFIG SET may change it while the daemon runs (config_set_runtime):
- * only keys read on the loop thread, per request or per event, and copied
- * by nothing at start-up, so that a new value takes effect for the next
- * request and nothing keeps the old one (see config_cmd.c). */
-#define CONFIG__RUNTIME 4u
-
-typedef struct config__def {
-  const char *name;          /* the key, lower case, as in DESIGN.md */
-  config__type_t type;
-  size_t offset;             /* of the field in config_t */
-  const char *deflt;         /* default, written as in recd.conf */
-  long long min, max;        /* see config__type_t */
-  const char *const *names;  /* CONFIG__ENUM: values, NULL-terminated */
-  unsigned flags;
-  const char *help;          /* one line for --help and systemd/recd.conf */
-} config__def_t;
 
 /* A Unix socket path must fit sun_path with its terminating NUL; checking it
  * here turns a confusing bind() failure at startup into a message that names
@@ -83,7 +49,7 @@ static const char *const config__loglevels[] = {"debug", "verbose", "notice",
                                                 "warning", NULL};
 static const char *const config__unknown_items[] = {"count", "warn", NULL};
 /* In config_tls_auth_t order. */
-static const char *const config__tls_auth[] = {"no", "yes", "optional", NULL};
+const char *const config__tls_auth[] = {"no", "yes", "optional", NULL};
 
 #define CONFIG__ROW(name, type, field, deflt, min, max, names, flags, help) \
   {name, type, offsetof(config_t, field), deflt, min, max, names, flags, help}
@@ -105,7 +71,7 @@ static const char *const config__tls_auth[] = {"no", "yes", "optional", NULL};
  * command must fit in the query buffer, a reply in the output buffer) and a
  * ceiling that keeps arithmetic on it safe (ms * 1000 in int64, sizes within
  * a 32-bit size_t). */
-static const config__def_t config__defs[] = {
+const config__def_t config__defs[] = {
   /* clients */
   CONFIG__INT_ROW("port", port, "7070", 0, 65535,
                   "TCP port for RESP clients; 0 = no TCP listener"),
@@ -308,6 +274,7 @@ static const config__def_t config__defs[] = {
 };
 
 #define CONFIG__NDEFS (sizeof config__defs / sizeof config__defs[0])
+const size_t config__ndefs = CONFIG__NDEFS;
 
 /* Most tokens kept from one line: the key and the most values a key takes
  * (bind's addresses, or CONFIG_VARIANT_MAX variant triples on one line).
@@ -321,14 +288,11 @@ static const config__def_t config__defs[] = {
   (CONFIG__MAX_VALUES0 > CONFIG_USER_TOK_MAX ? CONFIG__MAX_VALUES0 : CONFIG_USER_TOK_MAX)
 #define CONFIG__MAX_TOK (1 + CONFIG__MAX_VALUES)
 
-/* Longest slice of a bad value quoted back in a message, so that a huge
- * value cannot push the key name out of the RECD_ERRLEN buffer. */
-#define CONFIG__SHOW_MAX 48
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-static int config__isblank(char c) {
+int config__isblank(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '\n';
 }
 
@@ -338,7 +302,7 @@ static char config__lower(char c) {
 
 /* ASCII case-insensitive equality of s[0, len) with the C string name; the
  * locale must not decide which keys exist. */
-static int config__name_eq(const char *s, size_t len, const char *name) {
+int config__name_eq(const char *s, size_t len, const char *name) {
   size_t n = strlen(name);
   if (len != n)
     return 0;
@@ -348,7 +312,7 @@ static int config__name_eq(const char *s, size_t len, const char *name) {
   return 1;
 }
 
-static const config__def_t *config__find(const char *key, size_t len) {
+const config__def_t *config__find(const char *key, size_t len) {
   for (size_t i = 0; i < CONFIG__NDEFS; i++)
     if (config__name_eq(key, len, config__defs[i].name))
       return &config__defs[i];
@@ -359,7 +323,7 @@ static void *config__field(config_t *cfg, const config__def_t *d) {
   return (char *)cfg + d->offset;
 }
 
-static const void *config__cfield(const config_t *cfg, const config__def_t *d) {
+const void *config__cfield(const config_t *cfg, const config__def_t *d) {
   return (const char *)cfg + d->offset;
 }
 
@@ -374,7 +338,7 @@ static int config__hexval(char c) {
  * quote and backslash become escapes, and the text is cut after
  * CONFIG__SHOW_MAX bytes with "...". out holds at least 4 * CONFIG__SHOW_MAX
  * + 4 bytes. */
-static void config__show(const char *s, size_t len, char *out) {
+void config__show(const char *s, size_t len, char *out) {
   size_t o = 0;
   size_t n = len > CONFIG__SHOW_MAX ? CONFIG__SHOW_MAX : len;
   for (size_t i = 0; i < n; i++) {
@@ -399,11 +363,10 @@ static void config__show(const char *s, size_t len, char *out) {
   out[o] = '\0';
 }
 
-#define CONFIG__SHOW_BUF (4 * CONFIG__SHOW_MAX + 4)
 
 /* Writes a size the way an operator would: the largest binary unit that
  * divides it exactly ("1gb", "64kb"), else plain bytes. */
-static void config__fmt_size(unsigned long long v, char *out, size_t size) {
+void config__fmt_size(unsigned long long v, char *out, size_t size) {
   if (v != 0 && v % CONFIG__GB == 0)
     snprintf(out, size, "%llugb", v / CONFIG__GB);
   else if (v != 0 && v % CONFIG__MB == 0)
@@ -415,7 +378,7 @@ static void config__fmt_size(unsigned long long v, char *out, size_t size) {
 }
 
 /* A bound of a number as an operator writes it: "0", "100", "1e9". */
-static void config__fmt_bound(long long v, char *out, size_t size) {
+void config__fmt_bound(long long v, char *out, size_t size) {
   long long m = v;
   int e = 0;
   while (m != 0 && m % 10 == 0) {
@@ -429,7 +392,7 @@ static void config__fmt_bound(long long v, char *out, size_t size) {
 }
 
 /* "an integer in [0, 65535]" etc.: what a valid value of d looks like. */
-static void config__expect(const config__def_t *d, char *out, size_t size) {
+void config__expect(const config__def_t *d, char *out, size_t size) {
   char lo[32], hi[32];
   switch (d->type) {
   case CONFIG__INT:
@@ -617,7 +580,7 @@ static int config__parse_double(const char *s, size_t len, double *out) {
 
 /* The shortest text that strtod() reads back as v: integers in full
  * ("1000000000", not "1e+09"), else %.<p>g with the least p that is exact. */
-static void config__fmt_double(double v, char *out, size_t size) {
+void config__fmt_double(double v, char *out, size_t size) {
   if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {
     snprintf(out, size, "%.0f", v);
     return;
@@ -632,7 +595,7 @@ static void config__fmt_double(double v, char *out, size_t size) {
 /* A variant name: 1 to CONFIG_VARIANT_NAME_MAX bytes of [A-Za-z0-9_.:-], so
  * that it can be a field of a Redis key and of the counters' hash fields
  * ('|' is their separator) without escaping. */
-static int config__variant_name_ok(const char *s, size_t len) {
+int config__variant_name_ok(const char *s, size_t len) {
   if (len == 0 || len > CONFIG_VARIANT_NAME_MAX)
     return 0;
   for (size_t i = 0; i < len; i++) {
@@ -1360,256 +1323,6 @@ int config_load_file(config_t *cfg, const char *path, char *errbuf) {
   return err;
 }
 
-/* The variant rules: a list the setters could only have built well (the
- * guards, for a hand-edited config_t), then the two rules that need every
- * line: the percents sum to 100 (each customer gets exactly one variant)
- * and `model` is empty (a second way to name the served model would leave
- * the operator guessing which one runs). */
-static int config__validate_variants(const config_t *cfg, char *errbuf) {
-  const config_variants_t *vs = &cfg->variants;
-  if (vs->n > CONFIG_VARIANT_MAX)
-    return recd_errf(errbuf, RECD_EINVAL, "variant: at most %d variants, got %zu",
-                     CONFIG_VARIANT_MAX, vs->n);
-  char show[CONFIG__SHOW_BUF];
-  unsigned sum = 0;
-  for (size_t i = 0; i < vs->n; i++) {
-    if (vs->name[i] == NULL || vs->path[i] == NULL)
-      return recd_errf(errbuf, RECD_EINVAL, "variant: %zu not set", i + 1);
-    size_t nlen = strlen(vs->name[i]);
-    config__show(vs->name[i], nlen, show);
-    if (!config__variant_name_ok(vs->name[i], nlen))
-      return recd_errf(errbuf, RECD_EINVAL, "variant: expected a name of 1 to %d bytes of "
-                       "[A-Za-z0-9_.:-], got '%s'", CONFIG_VARIANT_NAME_MAX, show);
-    for (size_t j = 0; j < i; j++)
-      if (strcmp(vs->name[j], vs->name[i]) == 0)
-        return recd_errf(errbuf, RECD_EINVAL, "variant: variant '%s' is given twice", show);
-    if (vs->path[i][0] == '\0')
-      return recd_errf(errbuf, RECD_EINVAL, "variant: model path of '%s' must not be empty",
-                       show);
-    if (vs->percent[i] > 100)
-      return recd_errf(errbuf, RECD_EINVAL, "variant: percent of '%s': expected an integer "
-                       "in [0, 100], got %u", show, vs->percent[i]);
-    sum += vs->percent[i];
-  }
-  if (vs->n == 0)
-    return 0;
-  if (cfg->model[0] != '\0') {
-    config__show(cfg->model, strlen(cfg->model), show);
-    return recd_errf(errbuf, RECD_EINVAL, "model and variant are exclusive: with variants, "
-                     "every model is named by its variant line (model is '%s')", show);
-  }
-  if (sum != 100) {
-    /* "a 50 + b 40", cut with "..." where it would not fit the message. */
-    char list[160];
-    size_t o = 0;
-    for (size_t i = 0; i < vs->n; i++) {
-      char item[CONFIG_VARIANT_NAME_MAX + 16];
-      int w = snprintf(item, sizeof item, "%s%s %u", i ? " + " : "", vs->name[i],
-                       vs->percent[i]);
-      if (w < 0 || o + (size_t)w + 5 > sizeof list) {
-        memcpy(list + o, " ...", 5);
-        o += 4;
-        break;
-      }
-      memcpy(list + o, item, (size_t)w + 1);
-      o += (size_t)w;
-    }
-    list[o] = '\0';
-    return recd_errf(errbuf, RECD_EINVAL, "variant: percents must sum to 100, got %u (%s)",
-                     sum, list);
-  }
-  return 0;
-}
-
-/* The tls-* rules that need no file: the files themselves are read by the
- * daemon (tls_creds_load(), also run by --test-config). */
-static int config__validate_tls(const config_t *cfg, char *errbuf) {
-  /* tls-protocols: blank-separated TLSv1.2 / TLSv1.3 (case-insensitive, as
-   * Redis); older versions are not offered at all. */
-  const char *p = cfg->tls_protocols;
-  int words = 0;
-  while (*p != '\0') {
-    while (config__isblank(*p))
-      p++;
-    size_t n = 0;
-    while (p[n] != '\0' && !config__isblank(p[n]))
-      n++;
-    if (n == 0)
-      break;
-    if (!config__name_eq(p, n, "tlsv1.2") && !config__name_eq(p, n, "tlsv1.3")) {
-      char show[CONFIG__SHOW_BUF];
-      config__show(p, n, show);
-      return recd_errf(errbuf, RECD_EINVAL,
-                       "tls-protocols: expected TLSv1.2 and/or TLSv1.3, got '%s'", show);
-    }
-    words++;
-    p += n;
-  }
-  if (words == 0)
-    return recd_errf(errbuf, RECD_EINVAL, "tls-protocols: expected TLSv1.2 and/or TLSv1.3");
-  if (cfg->tls_auth_clients < CONFIG_TLS_AUTH_NO || cfg->tls_auth_clients > CONFIG_TLS_AUTH_OPTIONAL)
-    return recd_errf(errbuf, RECD_EINVAL, "tls-auth-clients: expected one of no, yes, optional");
-  /* metrics-tls serves the metrics port with the same certificate and
-   * client-certificate policy; it means nothing without a metrics port. */
-  const int metrics_tls = cfg->metrics_tls && cfg->metrics_port != 0;
-  if (cfg->tls_port == 0 && !metrics_tls)
-    return 0;
-  if (cfg->tls_port != 0 && cfg->tls_port == cfg->port)
-    return recd_errf(errbuf, RECD_EINVAL, "tls-port and port are both %d", cfg->port);
-  if (cfg->tls_port != 0 && cfg->tls_port == cfg->metrics_port)
-    return recd_errf(errbuf, RECD_EINVAL, "metrics-port and tls-port are both %d",
-                     cfg->tls_port);
-  if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
-    if (cfg->tls_port == 0)
-      return recd_errf(errbuf, RECD_EINVAL, "metrics-tls yes needs tls-cert-file and "
-                       "tls-key-file");
-    return recd_errf(errbuf, RECD_EINVAL, "tls-port %d needs tls-cert-file and tls-key-file",
-                     cfg->tls_port);
-  }
-  /* Redis's rule: asking for client certificates without a CA to check
-   * them against is a configuration mistake, not "anyone goes". */
-  if (cfg->tls_auth_clients != CONFIG_TLS_AUTH_NO && cfg->tls_ca_cert_file[0] == '\0')
-    return recd_errf(errbuf, RECD_EINVAL,
-                     "tls-auth-clients %s needs tls-ca-cert-file (the CA that signs client "
-                     "certificates); or set tls-auth-clients no",
-                     config__tls_auth[cfg->tls_auth_clients]);
-  return 0;
-}
-
-/* Redis Cluster mode: a well-formed seed list, and nothing else that
- * would say where Redis is. */
-static int config__validate_cluster(const config_t *cfg, char *errbuf) {
-  if (cfg->redis_cluster_nodes[0] == '\0')
-    return 0;
-  cluster_node_t *nodes = NULL;
-  size_t n = 0;
-  char perr[RECD_ERRLEN];
-  int err = cluster_parse_nodes(cfg->redis_cluster_nodes, &nodes, &n, perr);
-  free(nodes);
-  if (err == RECD_ENOMEM)
-    return recd_errf(errbuf, err, "redis-cluster-nodes: out of memory");
-  if (err != 0)
-    return recd_errf(errbuf, err, "redis-cluster-nodes: %s", perr);
-  if (cfg->redis_socket[0] != '\0')
-    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and redis-socket: a cluster "
-                     "is reached over TCP at its nodes; remove redis-socket");
-  if (cfg->redis_sentinels[0] != '\0')
-    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and redis-sentinels: a Redis "
-                     "Cluster fails over by itself; use one or the other");
-  /* redis-host/redis-port would be ignored: refused rather than silently
-   * unused (their defaults, as a dump writes them, pass). */
-  if (strcmp(cfg->redis_host, "127.0.0.1") != 0 || cfg->redis_port != 6379)
-    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and %s: the seed nodes say "
-                     "where the cluster is; remove %s",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port");
-  return 0;
-}
-
-/* Sentinel mode: both keys or neither, a well-formed list, and nothing that
- * would say where Redis is besides the sentinels. */
-static int config__validate_sentinel(const config_t *cfg, char *errbuf) {
-  const int have_list = cfg->redis_sentinels[0] != '\0';
-  const int have_name = cfg->redis_master_name[0] != '\0';
-  if (!have_list && !have_name) {
-    if (cfg->redis_sentinel_password[0] != '\0')
-      return recd_errf(errbuf, RECD_EINVAL, "redis-sentinel-password is set but "
-                       "redis-sentinels is empty (it is the sentinels' password)");
-    return 0;
-  }
-  if (!have_list || !have_name)
-    return recd_errf(errbuf, RECD_EINVAL, "%s is set but %s is empty: Sentinel needs both "
-                     "(redis-sentinels \"host:port ...\" and redis-master-name NAME)",
-                     have_list ? "redis-sentinels" : "redis-master-name",
-                     have_list ? "redis-master-name" : "redis-sentinels");
-  cluster_node_t *nodes = NULL;
-  size_t n = 0;
-  char perr[RECD_ERRLEN];
-  int err = cluster_parse_nodes(cfg->redis_sentinels, &nodes, &n, perr);
-  free(nodes);
-  if (err == RECD_ENOMEM)
-    return recd_errf(errbuf, err, "redis-sentinels: out of memory");
-  if (err != 0)
-    return recd_errf(errbuf, err, "redis-sentinels: %s", perr);
-  if (n > CONFIG_SENTINELS_MAX)
-    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels: %zu sentinels, at most %d", n,
-                     CONFIG_SENTINELS_MAX);
-  /* The name is one token of a sentinel's +switch-master messages. */
-  for (const char *p = cfg->redis_master_name; *p; p++)
-    if ((unsigned char)*p <= ' ' || *p == 0x7f)
-      return recd_errf(errbuf, RECD_EINVAL, "redis-master-name: '%s' has a blank or a "
-                       "control character (sentinel names are one word)",
-                       cfg->redis_master_name);
-  if (cfg->redis_socket[0] != '\0')
-    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels and redis-socket: the sentinels "
-                     "name the primary's TCP address; remove redis-socket");
-  /* redis-host/redis-port would be ignored: refused rather than silently
-   * unused (their defaults, as a dump writes them, pass). */
-  if (strcmp(cfg->redis_host, "127.0.0.1") != 0 || cfg->redis_port != 6379)
-    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels and %s: the sentinels name the "
-                     "primary; remove %s",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port");
-  return 0;
-}
-
-int config_validate(const config_t *cfg, char *errbuf) {
-  /* Cheap guards for a config_t edited by hand rather than through the
-   * setters: the daemon indexes bind.addr[] and uses the strings as is. */
-  if (cfg->bind.n < 1 || cfg->bind.n > CONFIG_BIND_MAX)
-    return recd_errf(errbuf, RECD_EINVAL, "bind: expected 1 to %d addresses",
-                     CONFIG_BIND_MAX);
-  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
-    const config__def_t *d = &config__defs[i];
-    if (d->type == CONFIG__STRING && *(char *const *)config__cfield(cfg, d) == NULL)
-      return recd_errf(errbuf, RECD_EINVAL, "%s: not set", d->name);
-    if (d->type == CONFIG__DOUBLE) {
-      double x = *(const double *)config__cfield(cfg, d);
-      if (!(x >= (double)d->min && x <= (double)d->max)) { /* NaN too */
-        char expect[128];
-        config__expect(d, expect, sizeof expect);
-        return recd_errf(errbuf, RECD_EINVAL, "%s: expected %s, got %g", d->name, expect, x);
-      }
-    }
-  }
-  if (cfg->key_prefix[0] == '\0')
-    return recd_errf(errbuf, RECD_EINVAL, "key-prefix: must not be empty");
-  if (cfg->experiment_salt[0] == '\0')
-    return recd_errf(errbuf, RECD_EINVAL, "experiment-salt: must not be empty");
-  if (cfg->redis_host[0] == '\0' && cfg->redis_socket[0] == '\0')
-    return recd_errf(errbuf, RECD_EINVAL, "redis-host: must not be empty");
-
-  /* The cross-field rules. */
-  if (cfg->port == 0 && cfg->unixsocket[0] == '\0' && cfg->tls_port == 0)
-    return recd_errf(errbuf, RECD_EINVAL,
-                     "nothing to listen on: port is 0 and unixsocket is empty");
-  if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->port)
-    return recd_errf(errbuf, RECD_EINVAL, "metrics-port and port are both %d",
-                     cfg->port);
-  int tls_err = config__validate_tls(cfg, errbuf);
-  if (tls_err != 0)
-    return tls_err;
-  if (cfg->unixsocket[0] != '\0' && strcmp(cfg->unixsocket, cfg->redis_socket) == 0)
-    return recd_errf(errbuf, RECD_EINVAL,
-                     "unixsocket and redis-socket are the same path; recd would "
-                     "replace Redis's socket with its own");
-  const int sentinel_err = config__validate_sentinel(cfg, errbuf);
-  if (sentinel_err != 0)
-    return sentinel_err;
-  const int cluster_err = config__validate_cluster(cfg, errbuf);
-  if (cluster_err != 0)
-    return cluster_err;
-  if (cfg->pidfile[0] != '\0' && strcmp(cfg->pidfile, cfg->unixsocket) == 0)
-    return recd_errf(errbuf, RECD_EINVAL, "pidfile and unixsocket are the same path");
-  /* Rotation counts impressions: without them a shown limit would never
-   * leave anything out. */
-  if (!cfg->track_impressions && (cfg->shown_limit > 0 || cfg->track_shown))
-    return recd_errf(errbuf, RECD_EINVAL, "%s needs track-impressions yes (items shown are "
-                     "counted in the impressions)",
-                     cfg->shown_limit > 0 ? "shown-limit" : "track-shown");
-  return config__validate_variants(cfg, errbuf);
-}
-
 static int config__is_opt(const char *a, const char *opt) {
   return config__name_eq(a, strlen(a), opt);
 }
@@ -1675,277 +1388,6 @@ int config_parse_args(config_t *cfg, int argc, char *const argv[], char *errbuf)
   if (err != 0)
     return err;
   return test ? CONFIG_ARGS_TEST : CONFIG_ARGS_RUN;
-}
-
-/* "<0..65535>", "<yes|no>", ...: the value syntax of d for --help. */
-static void config__hint(const config__def_t *d, char *out, size_t size) {
-  char lo[32], hi[32];
-  switch (d->type) {
-  case CONFIG__INT:
-    snprintf(out, size, "<%lld..%lld>", d->min, d->max);
-    break;
-  case CONFIG__SIZE:
-    config__fmt_size((unsigned long long)d->min, lo, sizeof lo);
-    config__fmt_size((unsigned long long)d->max, hi, sizeof hi);
-    snprintf(out, size, "<size %s..%s>", lo, hi);
-    break;
-  case CONFIG__DOUBLE:
-    config__fmt_bound(d->min, lo, sizeof lo);
-    config__fmt_bound(d->max, hi, sizeof hi);
-    snprintf(out, size, "<number %s..%s>", lo, hi);
-    break;
-  case CONFIG__VARIANTS:
-    snprintf(out, size, "<\"name path percent\">");
-    break;
-  case CONFIG__USERS:
-    snprintf(out, size, "<\"name rule ...\">");
-    break;
-  case CONFIG__BOOL:
-    snprintf(out, size, "<yes|no>");
-    break;
-  case CONFIG__ENUM: {
-    size_t o = (size_t)snprintf(out, size, "<");
-    for (size_t i = 0; d->names[i] != NULL && o < size; i++)
-      o += (size_t)snprintf(out + o, size - o, "%s%s", i ? "|" : "", d->names[i]);
-    if (o < size)
-      snprintf(out + o, size - o, ">");
-    break;
-  }
-  case CONFIG__OCTAL:
-    snprintf(out, size, "<octal mode>");
-    break;
-  case CONFIG__STRING:
-    snprintf(out, size, "%s", (d->flags & CONFIG__PATH) ? "<path>"
-                              : (d->flags & CONFIG__SECRET) ? "<password>" : "<string>");
-    break;
-  case CONFIG__ADDRS:
-    snprintf(out, size, "<\"addr [addr ...]\">");
-    break;
-  }
-}
-
-void config_usage(FILE *fp, const char *progname) {
-  fprintf(fp,
-          "Usage: %s [/path/to/recd.conf] [--key value ...]\n"
-          "       %s --help | --version\n"
-          "\n"
-          "Reads the config file (if the first argument is not an option), then\n"
-          "applies the --key value overrides in order; the last value of a key wins.\n"
-          "--test-config checks the result, prints it and exits without serving.\n"
-          "Every key below is also a 'key value' line of recd.conf. Sizes take the\n"
-          "units of redis.conf: k = 1000, kb = 1024, m, mb, g, gb.\n"
-          "\n",
-          progname, progname);
-  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
-    const config__def_t *d = &config__defs[i];
-    char hint[96];
-    config__hint(d, hint, sizeof hint);
-    fprintf(fp, "  --%s %s  (default: %s)\n      %s\n", d->name, hint,
-            d->deflt[0] != '\0' ? d->deflt : "\"\"", d->help);
-  }
-}
-
-/* Output sink with snprintf semantics: counts everything, stores what fits;
- * or, when fp is set, writes everything to fp. */
-typedef struct config__out {
-  char *buf;
-  size_t size;
-  size_t len;
-  FILE *fp;
-} config__out_t;
-
-static void config__put(config__out_t *o, const char *s, size_t n) {
-  if (o->fp != NULL) {
-    fwrite(s, 1, n, o->fp);
-  } else if (o->len < o->size) {
-    size_t room = o->size - 1 - o->len;
-    memcpy(o->buf + o->len, s, n < room ? n : room);
-    o->buf[o->len + (n < room ? n : room)] = '\0';
-  }
-  o->len += n;
-}
-
-static void config__puts(config__out_t *o, const char *s) {
-  config__put(o, s, strlen(s));
-}
-
-/* Writes s as one recd.conf token: bare when that reads back the same,
- * otherwise in double quotes with escapes. */
-static void config__token(config__out_t *o, const char *s) {
-  int bare = s[0] != '\0';
-  for (const char *p = s; *p != '\0' && bare; p++) {
-    unsigned char c = (unsigned char)*p;
-    if (config__isblank(*p) || c == '"' || c == '\'' || c == '\\' || c < 0x20 || c == 0x7f)
-      bare = 0;
-  }
-  if (bare) {
-    config__puts(o, s);
-    return;
-  }
-  config__puts(o, "\"");
-  for (const char *p = s; *p != '\0'; p++) {
-    unsigned char c = (unsigned char)*p;
-    char esc[8];
-    switch (c) {
-    case '"': config__puts(o, "\\\""); break;
-    case '\\': config__puts(o, "\\\\"); break;
-    case '\n': config__puts(o, "\\n"); break;
-    case '\r': config__puts(o, "\\r"); break;
-    case '\t': config__puts(o, "\\t"); break;
-    default:
-      if (c < 0x20 || c == 0x7f) {
-        snprintf(esc, sizeof esc, "\\x%02x", c);
-        config__puts(o, esc);
-      } else {
-        config__put(o, (const char *)p, 1);
-      }
-    }
-  }
-  config__puts(o, "\"");
-}
-
-/* Variant i as "name path percent", the path quoted when it needs it. */
-static void config__variant(config__out_t *o, const config_variants_t *vs, size_t i) {
-  char num[32];
-  config__token(o, vs->name[i] != NULL ? vs->name[i] : "");
-  config__puts(o, " ");
-  config__token(o, vs->path[i] != NULL ? vs->path[i] : "");
-  snprintf(num, sizeof num, " %u", vs->percent[i]);
-  config__puts(o, num);
-}
-
-/* The raw value of d in cfg, as config_format() documents it. */
-static void config__format_def(const config_t *cfg, const config__def_t *d,
-                               config__out_t *o) {
-  const void *f = config__cfield(cfg, d);
-  char num[64];
-  switch (d->type) {
-  case CONFIG__INT:
-    snprintf(num, sizeof num, "%d", *(const int *)f);
-    config__puts(o, num);
-    break;
-  case CONFIG__SIZE:
-    snprintf(num, sizeof num, "%zu", *(const size_t *)f);
-    config__puts(o, num);
-    break;
-  case CONFIG__OCTAL:
-    snprintf(num, sizeof num, "%04o", *(const unsigned *)f);
-    config__puts(o, num);
-    break;
-  case CONFIG__BOOL:
-    config__puts(o, *(const bool *)f ? "yes" : "no");
-    break;
-  case CONFIG__ENUM: {
-    int v = *(const int *)f;
-    if (v >= d->min && v <= d->max) {
-      config__puts(o, d->names[v]);
-    } else {
-      snprintf(num, sizeof num, "%d", v);
-      config__puts(o, num);
-    }
-    break;
-  }
-  case CONFIG__STRING: {
-    const char *s = *(char *const *)f;
-    config__puts(o, s != NULL ? s : "");
-    break;
-  }
-  case CONFIG__ADDRS: {
-    const config_addrs_t *a = f;
-    for (int i = 0; i < a->n && i < CONFIG_BIND_MAX; i++) {
-      if (i > 0)
-        config__puts(o, " ");
-      config__puts(o, a->addr[i]);
-    }
-    break;
-  }
-  case CONFIG__DOUBLE:
-    config__fmt_double(*(const double *)f, num, sizeof num);
-    config__puts(o, num);
-    break;
-  case CONFIG__VARIANTS: {
-    const config_variants_t *vs = f;
-    for (size_t i = 0; i < vs->n && i < CONFIG_VARIANT_MAX; i++) {
-      if (i > 0)
-        config__puts(o, " ");
-      config__variant(o, vs, i);
-    }
-    break;
-  }
-  case CONFIG__USERS: { /* the stored lines need no quotes (acl.h) */
-    const config_users_t *us = f;
-    for (size_t i = 0; i < us->n && i < CONFIG_USER_MAX; i++) {
-      if (i > 0)
-        config__puts(o, " ; ");
-      config__puts(o, us->line[i] != NULL ? us->line[i] : "");
-    }
-    break;
-  }
-  }
-}
-
-int config_format(const config_t *cfg, const char *key, char *buf, size_t size) {
-  const config__def_t *d = config__find(key, strlen(key));
-  if (d == NULL)
-    return RECD_ENOTFOUND;
-  config__out_t o = {buf, size, 0, NULL};
-  if (buf != NULL && size > 0)
-    buf[0] = '\0';
-  config__format_def(cfg, d, &o);
-  return o.len > INT_MAX ? INT_MAX : (int)o.len;
-}
-
-int config_dump(const config_t *cfg, FILE *fp, int flags) {
-  config__out_t out = {NULL, 0, 0, fp};
-  for (size_t i = 0; i < CONFIG__NDEFS; i++) {
-    const config__def_t *d = &config__defs[i];
-    const void *f = config__cfield(cfg, d);
-    if (d->type == CONFIG__VARIANTS) {
-      /* One line per variant, as an operator writes them; "" for none, so
-       * that the key is visible in --test-config's output and a dump of a
-       * config without variants empties the list it is loaded into. */
-      const config_variants_t *vs = f;
-      if (vs->n == 0)
-        fprintf(fp, "%s \"\"\n", d->name);
-      for (size_t j = 0; j < vs->n && j < CONFIG_VARIANT_MAX; j++) {
-        fprintf(fp, "%s ", d->name);
-        config__variant(&out, vs, j);
-        fputc('\n', fp);
-      }
-    } else if (d->type == CONFIG__USERS) {
-      /* One line per user, as for variants ("" for none). */
-      const config_users_t *us = f;
-      if (us->n == 0)
-        fprintf(fp, "%s \"\"\n", d->name);
-      for (size_t j = 0; j < us->n && j < CONFIG_USER_MAX; j++)
-        fprintf(fp, "%s %s\n", d->name, us->line[j] != NULL ? us->line[j] : "");
-    } else if (d->type == CONFIG__STRING) {
-      const char *s = *(char *const *)f;
-      if (s == NULL)
-        s = "";
-      /* Commented out rather than replaced by a placeholder, so that a
-       * redacted dump still loads (without the secret). */
-      if ((d->flags & CONFIG__SECRET) && (flags & CONFIG_DUMP_REDACT) && s[0] != '\0') {
-        fprintf(fp, "# %s (redacted)\n", d->name);
-        continue;
-      }
-      fprintf(fp, "%s ", d->name);
-      config__token(&out, s);
-      fputc('\n', fp);
-    } else if (d->type == CONFIG__SIZE) {
-      char num[64];
-      config__fmt_size(*(const size_t *)f, num, sizeof num);
-      fprintf(fp, "%s %s\n", d->name, num);
-    } else {
-      /* Numbers, yes/no, enum names and IP literals never need quotes. */
-      char val[CONFIG_BIND_MAX * 64];
-      config__out_t o = {val, sizeof val, 0, NULL};
-      val[0] = '\0';
-      config__format_def(cfg, d, &o);
-      fprintf(fp, "%s %s\n", d->name, val);
-    }
-  }
-  return ferror(fp) ? RECD_EIO : 0;
 }
 
 size_t config_count(void) {
