@@ -141,7 +141,7 @@ static void *rreply__string(const redisReadTask *t, char *str, size_t len) {
 
 static void *rreply__array(const redisReadTask *t, int elements) {
   const size_t n = elements > 0 ? (size_t)elements : 0;
-  if (n > SIZE_MAX / sizeof(redisReply *))
+  if (n > RREPLY_MAX_ELEMENTS) /* rreply.h */
     return NULL;
   size_t arena = n > RREPLY__FIRST_MAX / RREPLY__PER_ELEMENT ? RREPLY__FIRST_MAX
                                                              : n * RREPLY__PER_ELEMENT;

@@ -21,6 +21,17 @@
 
 #include <hiredis/hiredis.h>
 
+/* Most elements an array may declare (at any depth). hiredis 0.14 takes a
+ * declared count up to INT_MAX on trust, and an element array is allocated
+ * in full before any element arrives: a broken or hostile server sending
+ * "*2147483647" made the daemon allocate and zero 16 GB. The largest
+ * replies recd asks for are sets of item ids (recd:unavailable, a
+ * customer's hidden set) and a customer's impressions, so 16M elements is
+ * far past any real one (16x a 1M-item catalogue). A larger count is
+ * refused: the reader fails with hiredis's "Out of memory" error, and the
+ * connection is dropped and reconnected like any other failure. */
+#define RREPLY_MAX_ELEMENTS ((size_t)1 << 24)
+
 /* The object functions (read.h): install with rreply_use(), or pass to
  * redisReaderCreateWithFunctions(). */
 extern redisReplyObjectFunctions rreply_functions;

@@ -183,6 +183,36 @@ START_TEST(errors_and_partial_replies_free_cleanly) {
 }
 END_TEST
 
+/* A declared count past RREPLY_MAX_ELEMENTS is refused at once, before
+ * any element arrives and without allocating for it (at INT_MAX that was
+ * 16 GB, zeroed), at the top and nested; the largest count allowed is
+ * still taken. */
+START_TEST(huge_declared_arrays_are_refused) {
+  const char *const bad[] = {"*2147483647\r\n", "*16777217\r\n",
+                             "*2\r\n:1\r\n*2147483647\r\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    redisReader *r = redisReaderCreateWithFunctions(&rreply_functions);
+    ck_assert_int_eq(redisReaderFeed(r, bad[i], strlen(bad[i])), REDIS_OK);
+    void *reply = NULL;
+    ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_ERR);
+    ck_assert_ptr_null(reply);
+    ck_assert_int_ne(r->err, 0);
+    redisReaderFree(r);
+  }
+  /* RREPLY_MAX_ELEMENTS itself is taken: the array is built and waits for
+   * its elements (a partial reply, freed with the reader) */
+  char head[32];
+  snprintf(head, sizeof head, "*%zu\r\n:7\r\n", RREPLY_MAX_ELEMENTS);
+  redisReader *r = redisReaderCreateWithFunctions(&rreply_functions);
+  ck_assert_int_eq(redisReaderFeed(r, head, strlen(head)), REDIS_OK);
+  void *reply = NULL;
+  ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
+  ck_assert_ptr_null(reply);
+  ck_assert_int_eq(r->err, 0);
+  redisReaderFree(r);
+}
+END_TEST
+
 /* rreply_use() on a real (unconnected) context's reader. */
 START_TEST(use_installs_the_functions) {
   redisContext *c = redisConnectUnix("/nonexistent/recd-test.sock");
@@ -198,6 +228,7 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, every_shape_is_the_same_tree);
   tcase_add_test(tc, long_replies_span_blocks);
+  tcase_add_test(tc, huge_declared_arrays_are_refused);
   tcase_add_test(tc, errors_and_partial_replies_free_cleanly);
   tcase_add_test(tc, use_installs_the_functions);
   suite_add_tcase(s, tc);
