@@ -105,7 +105,8 @@ struct rclient {
                                              outstanding */
   int drop_requested;         /* the zero-delay state timer is a drop asked
                                  for where freeing was unsafe, not a timeout */
-  unsigned attempt;           /* failed attempts since last CONNECTED */
+  unsigned attempt;           /* connections lost or failed since the
+                                 last one that answered (rclient__answered) */
 
   /* options (strings point into the same allocation as the struct) */
   const char *host;
@@ -286,11 +287,19 @@ static void rclient__drop(rclient_t *c) {
     redisAsyncFree(ac);
 }
 
+/* A reply came (not AUTH's): only now does the backoff start again from
+ * reconnect_min_ms. Resetting it on connect let a server that accepts
+ * connections but breaks every one with its first reply (a reply hiredis
+ * cannot read, rreply.h's limit) be reconnected every 50-100 ms, each time
+ * logged, forever. */
+static void rclient__answered(rclient_t *c) {
+  c->attempt = 0;
+}
+
 static void rclient__connected(rclient_t *c) {
   uv_timer_stop(&c->state_timer);
   rclient__set_state(c, RCLIENT_CONNECTED);
   c->stats.connects++;
-  c->attempt = 0;
   rclient__log(c, RCLIENT_LOG_NOTICE, "redis: connected to %s", c->where);
   /* A restarted Redis may hold a different set: read it now, then every
    * refresh_ms from here. */
@@ -486,6 +495,7 @@ static void rclient__refresh_cb(redisAsyncContext *ac, void *reply, void *priv) 
     rclient__lost(c, ac);
     return;
   }
+  rclient__answered(c);
   rclient__refresh_apply(c, set, reply);
 }
 
@@ -943,7 +953,12 @@ static void rclient__reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
   if (rep == NULL) {
     rclient__lost(r->c, ac);
     rclient__req_fail(r, RCLIENT_UNAVAILABLE, "connection to Redis lost");
-  } else if (part == RCLIENT__F_PREF) {
+    if (r->got == r->sent)
+      rclient__finish(r, NULL);
+    return;
+  }
+  rclient__answered(r->c);
+  if (part == RCLIENT__F_PREF) {
     rclient__parse_prefs(r, rep);
   } else if (part == RCLIENT__F_HIDDEN && r->status == RCLIENT_OK) {
     rclient__copy_strs(r, rep, 0, &r->hidden);

@@ -84,7 +84,8 @@ typedef struct rcluster__node {
   int seed;
   int target;                 /* named by a redirection since the last map */
   int drop_requested;         /* the zero-delay timer is a drop, not a timeout */
-  unsigned attempt;           /* failed attempts since last CONNECTED */
+  unsigned attempt;           /* connections lost or failed since the
+                                 last one that answered (rcluster__progress) */
   size_t inflight;            /* commands on ac not answered yet */
   uint64_t progress_ms;       /* uv_now() of the last reply, or of the send
                                  that made inflight 1 */
@@ -706,7 +707,6 @@ static void rcluster__connected(rcluster__node_t *n) {
   rcluster_t *cl = n->cl;
   uv_timer_stop(&n->timer);
   n->state = RCLIENT_CONNECTED;
-  n->attempt = 0;
   n->last_err[0] = '\0';
   cl->stats.connects++;
   rcluster__log(cl, RCLIENT_LOG_NOTICE, "redis cluster: connected to %s%s", n->name,
@@ -830,7 +830,12 @@ static void rcluster__connect(rcluster__node_t *n) {
 /* ---- commands ---------------------------------------------------------- */
 
 /* A node answered: it is not (or no longer) hung. */
+/* A reply came: the node answers. Only now does its reconnect backoff
+ * start again from reconnect_min_ms, as rclient's does (rclient__answered):
+ * a node that breaks every connection with its first reply is retried at
+ * the backoff's pace. */
 static void rcluster__progress(rcluster__node_t *n) {
+  n->attempt = 0;
   n->progress_ms = uv_now(n->cl->loop);
   if (!n->stalled)
     return;

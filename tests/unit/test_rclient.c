@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1231,6 +1232,75 @@ START_TEST(test_connection_reset) {
 }
 END_TEST
 
+/* A server that accepts every connection and answers its first bytes
+ * with an array declaring 2^31 - 1 elements, which the client's reader
+ * refuses (rreply.h), then waits for the client to hang up. */
+typedef struct huge_srv {
+  int lfd;
+  volatile int stop;
+} huge_srv_t;
+
+static void huge_srv_run(void *arg) {
+  huge_srv_t *h = arg;
+  while (!h->stop) {
+    struct pollfd p = {.fd = h->lfd, .events = POLLIN};
+    if (poll(&p, 1, 20) <= 0)
+      continue;
+    int cfd = accept(h->lfd, NULL, NULL);
+    if (cfd < 0)
+      continue;
+    char buf[4096];
+    struct pollfd q = {.fd = cfd, .events = POLLIN};
+    if (poll(&q, 1, 1000) > 0 && read(cfd, buf, sizeof buf) > 0 &&
+        write(cfd, "*2147483647\r\n", 13) == 13)
+      while (poll(&q, 1, 1000) > 0 && read(cfd, buf, sizeof buf) > 0)
+        ;
+    close(cfd);
+  }
+}
+
+/* A server whose every connection breaks on its first reply: reconnects
+ * back off as after failed connects. (The backoff used to start again at
+ * each connect, so such a server was reconnected every 50-100 ms, each
+ * time logged "connected", for as long as it ran.) */
+START_TEST(test_backoff_when_every_connection_breaks) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(lfd, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(lfd, 16), 0);
+  socklen_t len = sizeof sa;
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  huge_srv_t h = {.lfd = lfd};
+  uv_thread_t th;
+  ck_assert_int_eq(uv_thread_create(&th, huge_srv_run, &h), 0);
+
+  tloop_t t;
+  tl_init(&t);
+  tredis_t fake = {0};
+  fake.port = ntohs(sa.sin_port);
+  rclient_opts_t o = test_opts(&t, &fake);
+  o.reconnect_min_ms = 100; /* the daemon's defaults */
+  o.reconnect_max_ms = 2000;
+  rclient_t *c = new_client(&t, &o);
+  tl_run_for(&t, 1500);
+  rclient_stats_t st;
+  rclient_get_stats(c, &st);
+  /* delays of 50-100, 100-200, 200-400, 400-800 and 800-1600 ms: at most
+   * 5 connects in 1.5 s (reset at each connect: 15 to 30) */
+  ck_assert_uint_ge(st.connects, 2);
+  ck_assert_msg(st.connects <= 5, "%llu connects in 1.5 s", (unsigned long long)st.connects);
+  ck_assert_msg(strstr(t.log, "Out of memory") != NULL, "log: %s", t.log);
+  tl_finish(&t, c);
+  h.stop = 1;
+  uv_thread_join(&th);
+  close(lfd);
+}
+END_TEST
+
 START_TEST(test_unix_socket) {
   char *dir = tu_mkdtemp();
   tredis_t r = {0};
@@ -1276,6 +1346,7 @@ static Suite *rclient_suite(void) {
   tcase_add_test(tc, test_close_from_callback);
   tcase_add_test(tc, test_connect_failures);
   tcase_add_test(tc, test_connection_reset);
+  tcase_add_test(tc, test_backoff_when_every_connection_breaks);
   tcase_add_test(tc, test_unix_socket);
   suite_add_tcase(s, tc);
   return s;
