@@ -1116,6 +1116,23 @@ static int attempts_reached(const void *p) {
   return st.reconnect_attempts >= a->want;
 }
 
+/* A listening TCP socket on a free loopback port (*port), that nobody
+ * serves: connects complete from its backlog. */
+static int listen_loopback(int *port) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(lfd, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(lfd, 16), 0);
+  socklen_t len = sizeof sa;
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  *port = ntohs(sa.sin_port);
+  return lfd;
+}
+
 START_TEST(test_connect_failures) {
   tloop_t t;
   tl_init(&t);
@@ -1141,18 +1158,10 @@ START_TEST(test_connect_failures) {
   /* A listener that never answers: the TCP handshake completes from the
    * backlog, AUTH never gets a reply, connect_timeout_ms cuts it short. */
   tl_init(&t);
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(lfd, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-  ck_assert_int_eq(listen(lfd, 16), 0);
-  socklen_t len = sizeof sa;
-  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  int port;
+  const int lfd = listen_loopback(&port);
   tredis_t mute = {0};
-  mute.port = ntohs(sa.sin_port);
+  mute.port = port;
   o = test_opts(&t, &mute);
   o.password = "pw";
   o.connect_timeout_ms = 150;
@@ -1188,21 +1197,13 @@ END_TEST
  * as a poll error; the client must still fail what is pending and
  * reconnect (the hiredis 0.14 adapter alone would swallow it). */
 START_TEST(test_connection_reset) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(lfd, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-  ck_assert_int_eq(listen(lfd, 16), 0);
-  socklen_t len = sizeof sa;
-  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  int port;
+  const int lfd = listen_loopback(&port);
 
   tloop_t t;
   tl_init(&t);
   tredis_t fake = {0};
-  fake.port = ntohs(sa.sin_port);
+  fake.port = port;
   rclient_opts_t o = test_opts(&t, &fake);
   rclient_t *c = new_client(&t, &o);
   /* no AUTH: CONNECTED as soon as the handshake completes from the backlog */
@@ -1264,16 +1265,8 @@ static void huge_srv_run(void *arg) {
  * each connect, so such a server was reconnected every 50-100 ms, each
  * time logged "connected", for as long as it ran.) */
 START_TEST(test_backoff_when_every_connection_breaks) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(lfd, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-  ck_assert_int_eq(listen(lfd, 16), 0);
-  socklen_t len = sizeof sa;
-  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  int port;
+  const int lfd = listen_loopback(&port);
   huge_srv_t h = {.lfd = lfd};
   uv_thread_t th;
   ck_assert_int_eq(uv_thread_create(&th, huge_srv_run, &h), 0);
@@ -1281,7 +1274,7 @@ START_TEST(test_backoff_when_every_connection_breaks) {
   tloop_t t;
   tl_init(&t);
   tredis_t fake = {0};
-  fake.port = ntohs(sa.sin_port);
+  fake.port = port;
   rclient_opts_t o = test_opts(&t, &fake);
   o.reconnect_min_ms = 100; /* the daemon's defaults */
   o.reconnect_max_ms = 2000;
