@@ -106,6 +106,12 @@ static uint32_t serve__float_bits(float f) {
   return u;
 }
 
+static float serve__bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
 static uint64_t serve__double_bits(double f) {
   uint64_t u;
   memcpy(&u, &f, sizeof u);
@@ -653,12 +659,6 @@ int serve_batch_rows(serve_batch_t *b) {
  * threshold alone is the want-th best of one part's share (2 parts, 100k
  * items, random queries: 325 offers per customer with the threshold
  * alone, 294 with both, 263 unsplit; at 1M, 515, 436 and 384). */
-static float serve__bits_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 static void serve__bar_take(const serve_batch_t *b, qsel_t *sel) {
   for (size_t r = 0; r < b->rows; r++) {
     const float best = serve__bits_float(atomic_load_explicit(&b->bar[r], memory_order_relaxed));

@@ -291,14 +291,14 @@ static unsigned batch__run(batch_job_t *job) {
  * no other runs, so every worker is idle, and on a VM an idle vCPU is
  * halted; waking a second pool thread took about 1 ms on average on the
  * 2-vCPU VM (the first 22 us), and once woken it competed for a vCPU with
- * the loop thread, which is awake and would otherwise only wait in epoll. Bounded (batch__leave), so
- * the network is never left waiting for more than a chunk: when the loop
- * has network work the loop thread leaves with its slot open and comes
- * back after that iteration's I/O callbacks (batch__on_rejoin: at 1M
- * items and 2 connections each request's bytes and Redis reply made it
- * leave, and a worker woken to take its place started a millisecond
- * later); once its budget is spent (or at shutdown) a pool piece takes
- * its slot (`parts`) instead. */
+ * the loop thread, which is awake and would otherwise only wait in epoll.
+ * Bounded (batch__leave), so the network is never left waiting for more
+ * than a chunk: when the loop has network work the loop thread leaves with
+ * its slot open and comes back after that iteration's I/O callbacks
+ * (batch__on_rejoin: at 1M items and 2 connections each request's bytes
+ * and Redis reply made it leave, and a worker woken to take its place
+ * started a millisecond later); once its budget is spent (or at shutdown)
+ * a pool piece takes its slot (`parts`) instead. */
 static void batch__help(batch_job_t *job) {
   batcher_t *b = job->b;
   rec_ws_t ws;

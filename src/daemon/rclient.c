@@ -953,19 +953,16 @@ static void rclient__reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
   if (rep == NULL) {
     rclient__lost(r->c, ac);
     rclient__req_fail(r, RCLIENT_UNAVAILABLE, "connection to Redis lost");
-    if (r->got == r->sent)
-      rclient__finish(r, NULL);
-    return;
-  }
-  rclient__answered(r->c);
-  if (part == RCLIENT__F_PREF) {
-    rclient__parse_prefs(r, rep);
-  } else if (part == RCLIENT__F_HIDDEN && r->status == RCLIENT_OK) {
-    rclient__copy_strs(r, rep, 0, &r->hidden);
-  } else if (part == RCLIENT__F_IMP && r->status == RCLIENT_OK) {
-    rclient__copy_strs(r, rep, 1, &r->imp);
-  } else if (part == RCLIENT__F_TIME && r->status == RCLIENT_OK) {
-    rclient__parse_times(r, rep);
+  } else {
+    rclient__answered(r->c);
+    if (part == RCLIENT__F_PREF)
+      rclient__parse_prefs(r, rep);
+    else if (part == RCLIENT__F_HIDDEN && r->status == RCLIENT_OK)
+      rclient__copy_strs(r, rep, 0, &r->hidden);
+    else if (part == RCLIENT__F_IMP && r->status == RCLIENT_OK)
+      rclient__copy_strs(r, rep, 1, &r->imp);
+    else if (part == RCLIENT__F_TIME && r->status == RCLIENT_OK)
+      rclient__parse_times(r, rep);
   }
   if (r->got == r->sent)
     rclient__finish(r, part == RCLIENT__F_HIST || part < 0 ? rep : NULL);

@@ -829,11 +829,10 @@ static void rcluster__connect(rcluster__node_t *n) {
 
 /* ---- commands ---------------------------------------------------------- */
 
-/* A node answered: it is not (or no longer) hung. */
-/* A reply came: the node answers. Only now does its reconnect backoff
- * start again from reconnect_min_ms, as rclient's does (rclient__answered):
- * a node that breaks every connection with its first reply is retried at
- * the backoff's pace. */
+/* A node answered: it is not (or no longer) hung, and only now does its
+ * reconnect backoff start again from reconnect_min_ms, as rclient's does
+ * (rclient__answered): a node that breaks every connection with its first
+ * reply is retried at the backoff's pace. */
 static void rcluster__progress(rcluster__node_t *n) {
   n->attempt = 0;
   n->progress_ms = uv_now(n->cl->loop);
