@@ -127,34 +127,48 @@ static int config__validate_tls(const config_t *cfg, char *errbuf) {
   return 0;
 }
 
+/* key's "host:port ..." list is well formed; *n: how many it names. */
+static int config__node_list(const char *key, const char *list, size_t *n, char *errbuf) {
+  cluster_node_t *nodes = NULL;
+  char perr[RECD_ERRLEN];
+  *n = 0;
+  int err = cluster_parse_nodes(list, &nodes, n, perr);
+  free(nodes);
+  if (err == RECD_ENOMEM)
+    return recd_errf(errbuf, err, "%s: out of memory", key);
+  if (err != 0)
+    return recd_errf(errbuf, err, "%s: %s", key, perr);
+  return 0;
+}
+
+/* redis-host/redis-port would be ignored beside key (whose reason is
+ * `why`): refused rather than silently unused (their defaults, as a dump
+ * writes them, pass). */
+static int config__no_host_port(const config_t *cfg, const char *key, const char *why,
+                                char *errbuf) {
+  if (strcmp(cfg->redis_host, "127.0.0.1") == 0 && cfg->redis_port == 6379)
+    return 0;
+  const char *which = strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port";
+  return recd_errf(errbuf, RECD_EINVAL, "%s and %s: %s; remove %s", key, which, why, which);
+}
+
 /* Redis Cluster mode: a well-formed seed list, and nothing else that
  * would say where Redis is. */
 static int config__validate_cluster(const config_t *cfg, char *errbuf) {
   if (cfg->redis_cluster_nodes[0] == '\0')
     return 0;
-  cluster_node_t *nodes = NULL;
-  size_t n = 0;
-  char perr[RECD_ERRLEN];
-  int err = cluster_parse_nodes(cfg->redis_cluster_nodes, &nodes, &n, perr);
-  free(nodes);
-  if (err == RECD_ENOMEM)
-    return recd_errf(errbuf, err, "redis-cluster-nodes: out of memory");
+  size_t n;
+  int err = config__node_list("redis-cluster-nodes", cfg->redis_cluster_nodes, &n, errbuf);
   if (err != 0)
-    return recd_errf(errbuf, err, "redis-cluster-nodes: %s", perr);
+    return err;
   if (cfg->redis_socket[0] != '\0')
     return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and redis-socket: a cluster "
                      "is reached over TCP at its nodes; remove redis-socket");
   if (cfg->redis_sentinels[0] != '\0')
     return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and redis-sentinels: a Redis "
                      "Cluster fails over by itself; use one or the other");
-  /* redis-host/redis-port would be ignored: refused rather than silently
-   * unused (their defaults, as a dump writes them, pass). */
-  if (strcmp(cfg->redis_host, "127.0.0.1") != 0 || cfg->redis_port != 6379)
-    return recd_errf(errbuf, RECD_EINVAL, "redis-cluster-nodes and %s: the seed nodes say "
-                     "where the cluster is; remove %s",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port");
-  return 0;
+  return config__no_host_port(cfg, "redis-cluster-nodes",
+                              "the seed nodes say where the cluster is", errbuf);
 }
 
 /* Sentinel mode: both keys or neither, a well-formed list, and nothing that
@@ -173,15 +187,10 @@ static int config__validate_sentinel(const config_t *cfg, char *errbuf) {
                      "(redis-sentinels \"host:port ...\" and redis-master-name NAME)",
                      have_list ? "redis-sentinels" : "redis-master-name",
                      have_list ? "redis-master-name" : "redis-sentinels");
-  cluster_node_t *nodes = NULL;
-  size_t n = 0;
-  char perr[RECD_ERRLEN];
-  int err = cluster_parse_nodes(cfg->redis_sentinels, &nodes, &n, perr);
-  free(nodes);
-  if (err == RECD_ENOMEM)
-    return recd_errf(errbuf, err, "redis-sentinels: out of memory");
+  size_t n;
+  int err = config__node_list("redis-sentinels", cfg->redis_sentinels, &n, errbuf);
   if (err != 0)
-    return recd_errf(errbuf, err, "redis-sentinels: %s", perr);
+    return err;
   if (n > CONFIG_SENTINELS_MAX)
     return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels: %zu sentinels, at most %d", n,
                      CONFIG_SENTINELS_MAX);
@@ -194,14 +203,7 @@ static int config__validate_sentinel(const config_t *cfg, char *errbuf) {
   if (cfg->redis_socket[0] != '\0')
     return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels and redis-socket: the sentinels "
                      "name the primary's TCP address; remove redis-socket");
-  /* redis-host/redis-port would be ignored: refused rather than silently
-   * unused (their defaults, as a dump writes them, pass). */
-  if (strcmp(cfg->redis_host, "127.0.0.1") != 0 || cfg->redis_port != 6379)
-    return recd_errf(errbuf, RECD_EINVAL, "redis-sentinels and %s: the sentinels name the "
-                     "primary; remove %s",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port",
-                     strcmp(cfg->redis_host, "127.0.0.1") != 0 ? "redis-host" : "redis-port");
-  return 0;
+  return config__no_host_port(cfg, "redis-sentinels", "the sentinels name the primary", errbuf);
 }
 
 int config_validate(const config_t *cfg, char *errbuf) {
